@@ -1,0 +1,67 @@
+"""Settings from environment variables and `.env` (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_POSTCODE_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nl_pc4.csv"
+
+
+class Settings(BaseSettings):
+    """Every setting of the system; built once in `run_bot.py` and injected."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: str = Field(default="development", description="development or production")
+    database_url: str = "sqlite:///./data/burgernet.db"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    telegram_bot_token: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_secret: str | None = None
+    telegram_bot_username: str = "BurgernetBot"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_sms_from: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_voice_from: str | None = None
+    twilio_api_base_url: str | None = None
+
+    rasa_url: str | None = None
+    rasa_timeout_s: float = 0.5
+
+    controlroom_webhook_url: str | None = None
+    controlroom_webhook_secret: str | None = None
+    controlroom_phone: str | None = None
+
+    api_token: str | None = None
+    data_key: str | None = None
+    data_key_file: Path = Path("./data/data.key")
+
+    postcode_data: Path = DEFAULT_POSTCODE_DATA
+    simulator: bool = True
+
+    privacy_statement_version: str = "2026-1"
+    flow_timeout_minutes: int = 30
+    timezone: str = "Europe/Amsterdam"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            missing = [n for n in ("data_key", "api_token") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"production needs {', '.join(n.upper() for n in missing)}")
+            if self.simulator:
+                raise ValueError("production needs SIMULATOR=false")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

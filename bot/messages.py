@@ -1,0 +1,85 @@
+"""Channel-agnostic messages: what flows read and write, whatever the provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ChannelKind(StrEnum):
+    """A way a person reaches us and we reach them."""
+
+    TELEGRAM = "telegram"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    VOICE = "voice"
+
+
+@dataclass(frozen=True)
+class GeoPoint:
+    """A latitude/longitude pair in WGS84."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One message from a person, normalised at the channel's edge."""
+
+    channel: ChannelKind
+    sender: str
+    """Phone number (E.164) for SMS/WhatsApp/voice, the chat id for Telegram."""
+    text: str
+    received_at: datetime
+    provider_id: str | None = None
+    location: GeoPoint | None = None
+    media: tuple[str, ...] = ()
+    contact_phone: str | None = None
+    """A phone number the sender shared as their own (Telegram contact)."""
+    reply_to_provider_id: str | None = None
+    start_payload: str | None = None
+    """Deep-link payload, e.g. `BN-4821` from `/start BN-4821`."""
+    group_id: str | None = None
+    """Set when the message was written in a group chat rather than a private one."""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message to a person; `buttons` become a reply keyboard where the channel has one."""
+
+    channel: ChannelKind
+    recipient: str
+    text: str
+    buttons: tuple[str, ...] = ()
+    request_contact: bool = False
+    request_location: bool = False
+    template_sid: str | None = None
+    template_variables: Mapping[str, str] | None = None
+
+
+class DeliveryStatus(StrEnum):
+    """Where a message is on its way to a person."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's receipt for a message we sent."""
+
+    channel: ChannelKind
+    provider_id: str
+    status: DeliveryStatus
+    error_code: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -1,0 +1,87 @@
+"""Engine and sessions; SQLite gets WAL, foreign keys and a busy timeout. Nothing is built at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+SessionFactory = Callable[[], Session]
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether a database URL points at SQLite."""
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Build the engine for a database URL, creating the SQLite file's folder when needed."""
+    if is_sqlite(url):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def session_factory(engine: Engine) -> SessionFactory:
+    """A callable that opens a new session on the engine."""
+
+    def open_session() -> Session:
+        return Session(engine, expire_on_commit=False)
+
+    return open_session
+
+
+@contextmanager
+def transaction(factory: SessionFactory) -> Iterator[Session]:
+    """One unit of work: commit when the block ends, roll back when it raises."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database schema to `revision` with alembic."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the database schema back to `revision`."""
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def alembic_config(url: str) -> Any:
+    """The alembic configuration for our migrations folder and a database URL."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg

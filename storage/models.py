@@ -1,0 +1,135 @@
+"""The tables. Personal data (phone, name, chat id) is stored encrypted, with a keyed hash to find it."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bot.messages import ChannelKind
+
+
+def enum_type(enum: type[StrEnum]) -> sa.Enum:
+    """A portable enum column: the lower-case values as VARCHAR, no database enum type."""
+    return sa.Enum(enum, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+
+
+class ParticipantStatus(StrEnum):
+    """Where a registration stands."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    EXPIRED = "expired"
+
+
+class Participant(SQLModel, table=True):
+    """A person in the network. Erased fields become NULL; the row stays as an anonymous count."""
+
+    __tablename__ = "participant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: ParticipantStatus = Field(
+        default=ParticipantStatus.PENDING, index=True, sa_type=enum_type(ParticipantStatus)
+    )
+    name_enc: str | None = None
+    phone_enc: str | None = None
+    phone_hash: str | None = Field(default=None, index=True)
+    language: str = "nl"
+    preferred_channel: ChannelKind | None = Field(default=None, sa_type=enum_type(ChannelKind))
+    consent_version: str | None = None
+    consent_at: datetime | None = None
+    created_at: datetime
+    confirmed_at: datetime | None = Field(default=None, index=True)
+    ended_at: datetime | None = None
+
+
+class ChannelIdentity(SQLModel, table=True):
+    """One way to reach a person: a phone number on SMS or WhatsApp, a chat on Telegram."""
+
+    __tablename__ = "channel_identity"
+    __table_args__ = (UniqueConstraint("channel", "address_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int | None = Field(
+        default=None, foreign_key="participant.id", index=True, ondelete="SET NULL"
+    )
+    channel: ChannelKind = Field(sa_type=enum_type(ChannelKind))
+    address_hash: str
+    address_enc: str | None = None
+    language: str = "nl"
+    opted_out: bool = False
+    opted_out_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    created_at: datetime
+
+
+class Address(SQLModel, table=True):
+    """A place where a person wants alerts; slot 1 is home, slots 2-3 may have a weekly window."""
+
+    __tablename__ = "address"
+    __table_args__ = (UniqueConstraint("participant_id", "slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True, ondelete="CASCADE")
+    slot: int = 1
+    postcode: str
+    house_number: int
+    addition: str | None = None
+    lat: float = Field(index=True)
+    lon: float
+    municipality_code: str = Field(index=True)
+    municipality_name: str
+    place: str
+    window_days: str | None = None
+    """Weekdays the address counts, as ISO digits, e.g. `12345` for Monday to Friday."""
+    window_start: time | None = None
+    window_end: time | None = None
+
+
+class ConversationState(SQLModel, table=True):
+    """Where one identity is in a flow; `version` guards against two workers handling it at once."""
+
+    __tablename__ = "conversation_state"
+
+    identity_id: int = Field(foreign_key="channel_identity.id", primary_key=True, ondelete="CASCADE")
+    flow: str
+    step: str
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime
+    version: int = 0
+
+
+class AuditEvent(SQLModel, table=True):
+    """An append-only record of who did what; never holds personal data in clear."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor: str
+    event: str = Field(index=True)
+    subject: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OptOut(SQLModel, table=True):
+    """A number that said STOP: only its keyed hash is kept, so the opt-out outlives the erasure."""
+
+    __tablename__ = "opt_out"
+
+    phone_hash: str = Field(primary_key=True)
+    at: datetime
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """A provider event already handled (Twilio MessageSid, Telegram update_id), to process each once."""
+
+    __tablename__ = "processed_event"
+
+    key: str = Field(primary_key=True)
+    at: datetime = Field(index=True)
