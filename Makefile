@@ -1,0 +1,48 @@
+# burgernet-bot: `make run` serves everything on SQLite with the simulator; `make test` checks everything.
+# Both set themselves up on a fresh machine (Python 3.11 needed; the venv and packages are made here).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck unit install migrate bench nlu-eval console clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import fastapi, sqlmodel, telegram, twilio, sklearn, apscheduler"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) run_bot.py migrate
+
+run: migrate
+	$(PY) run_bot.py serve
+
+console: migrate
+	$(PY) run_bot.py console
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: install
+	$(PY) -m bench
+
+nlu-eval: install
+	$(PY) -m nlu.evaluate
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,91 @@
+"""Shared fixtures: a fresh database per test (SQLite, or PostgreSQL when DATABASE_URL says so)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import load_settings
+from storage.crypto import DataVault, new_data_key
+from storage.db import SessionFactory, make_engine, migrate, session_factory
+from storage.geo import PostcodeBook
+
+POSTGRES_ENV = "DATABASE_URL"
+
+
+def _fresh_postgres_database(base_url: str) -> Iterator[str]:
+    """A new, empty database on the server of `base_url`, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database: PostgreSQL when DATABASE_URL is a postgres URL, else SQLite in tmp."""
+    base = os.environ.get(POSTGRES_ENV, "")
+    if base.startswith("postgresql"):
+        for url in _fresh_postgres_database(base):
+            migrate(url)
+            yield url
+        return
+    url = f"sqlite:///{tmp_path / 'test.db'}"
+    migrate(url)
+    yield url
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[SessionFactory]:
+    """A session factory on the test's own database."""
+    engine = make_engine(database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def book() -> PostcodeBook:
+    """The real PC4 table from the shared open data."""
+    return PostcodeBook.load(Path(load_settings().postcode_data))
+
+
+@pytest.fixture
+def vault() -> DataVault:
+    """A vault with a fresh random key."""
+    return DataVault(new_data_key())
+
+
+class FixedClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward by a timedelta's keyword arguments."""
+        from datetime import timedelta
+
+        self.now = self.now + timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """Friday 2026-11-20 15:30 Amsterdam time (14:30 UTC)."""
+    return FixedClock(datetime(2026, 11, 20, 14, 30, tzinfo=UTC))
