@@ -10,7 +10,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 GEONAMES_NL_URL = "https://download.geonames.org/export/zip/NL.zip"
-PC4_COLUMNS = ["pc4", "lat", "lon", "plaatsen", "gemeentecode", "gemeentenaam", "provincie", "alle_gemeentecodes"]
+PC4_COLUMNS = [
+    "pc4",
+    "lat",
+    "lon",
+    "plaatsen",
+    "gemeentecode",
+    "gemeentenaam",
+    "provincie",
+    "alle_gemeentecodes",
+]
 
 Progress = Callable[[int], None]
 
