@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck unit install migrate bench nlu-eval console clean
+.PHONY: run test lint typecheck unit unit-postgres install migrate bench nlu-eval console clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,17 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# The same suite again on PostgreSQL: TEST_POSTGRES_URL, else a throw-away server on loopback when the
+# PostgreSQL binaries are here (.ci/run installs them); required in CI, skipped with a note elsewhere.
+unit-postgres: install
+	@url="$(TEST_POSTGRES_URL)"; \
+	if [ -z "$$url" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then url=$$(scripts/pg_test_server.sh start); fi; \
+	if [ -n "$$url" ]; then \
+	  echo "== test suite on PostgreSQL ($$url)"; DATABASE_URL="$$url" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS); \
+	elif [ "$(CI)" = "true" ]; then echo "CI needs PostgreSQL: apt-get install postgresql" >&2; exit 1; \
+	else echo "== PostgreSQL not installed here: the PostgreSQL run is skipped (CI runs it)"; fi
+
+test: lint typecheck unit unit-postgres
 
 bench: install
 	$(PY) -m bench
