@@ -1,0 +1,93 @@
+"""TwiML for voice alerts: speak the alert, then "press 1 for the control room, or speak your tip"."""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from bot.texts import Catalogue
+
+SAY_LANGUAGES = {"nl": "nl-NL", "en": "en-GB"}
+DEFAULT_LANGUAGE = "nl"
+GATHER_TIMEOUT_S = 6
+RECORD_MAX_S = 120
+MAX_TWIML_CHARS = 4000  # Twilio refuses longer inline TwiML on calls.create
+CONTROLROOM_DIGIT = "1"
+
+
+def say_language(lang: str) -> str:
+    """Twilio's `<Say language>` for one of our catalogue languages (Dutch when unknown)."""
+    return SAY_LANGUAGES.get(lang, SAY_LANGUAGES[DEFAULT_LANGUAGE])
+
+
+def catalogue_language(lang: str) -> str:
+    """One of our languages for a language given in a callback URL (Dutch when unknown)."""
+    return lang if lang in SAY_LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _gather(response: VoiceResponse, *, lang: str, catalogue: Catalogue, gather_url: str) -> None:
+    # actionOnEmptyResult: the action is called on silence too, so it can offer a recording instead.
+    gather = response.gather(
+        input="dtmf speech",
+        action=gather_url,
+        method="POST",
+        num_digits=1,
+        timeout=GATHER_TIMEOUT_S,
+        speech_timeout="auto",
+        language=say_language(lang),
+        action_on_empty_result=True,
+    )
+    gather.say(catalogue.render(lang, "voice.gather_prompt"), language=say_language(lang))
+
+
+def alert_twiml(*, text: str, lang: str, catalogue: Catalogue, gather_url: str) -> str:
+    """The call that carries an alert: the alert text, then the gather for a tip or the control room."""
+    response = VoiceResponse()
+    response.say(text, language=say_language(lang))
+    _gather(response, lang=lang, catalogue=catalogue, gather_url=gather_url)
+    return str(response)
+
+
+def inbound_twiml(*, lang: str, catalogue: Catalogue, gather_url: str) -> str:
+    """A person calls our number: greet, then the same gather as after an alert."""
+    response = VoiceResponse()
+    response.say(catalogue.render(lang, "voice.greeting"), language=say_language(lang))
+    _gather(response, lang=lang, catalogue=catalogue, gather_url=gather_url)
+    return str(response)
+
+
+def connect_twiml(*, lang: str, catalogue: Catalogue, controlroom_phone: str) -> str:
+    """The caller pressed 1: connect them to the control room."""
+    response = VoiceResponse()
+    response.say(catalogue.render(lang, "voice.connecting"), language=say_language(lang))
+    response.dial(controlroom_phone)
+    return str(response)
+
+
+def record_twiml(*, lang: str, catalogue: Catalogue, recording_url: str) -> str:
+    """Nothing understood (or no control room to connect to): record the tip after a beep."""
+    response = VoiceResponse()
+    response.say(catalogue.render(lang, "voice.record_prompt"), language=say_language(lang))
+    response.record(
+        action=recording_url,
+        method="POST",
+        max_length=RECORD_MAX_S,
+        finish_on_key="#",
+        play_beep=True,
+        timeout=5,
+    )
+    # Reached only when nothing was recorded.
+    response.say(catalogue.render(lang, "voice.goodbye"), language=say_language(lang))
+    return str(response)
+
+
+def thanks_twiml(*, lang: str, catalogue: Catalogue) -> str:
+    """The tip arrived: thank the caller and hang up."""
+    response = VoiceResponse()
+    response.say(catalogue.render(lang, "voice.thanks"), language=say_language(lang))
+    response.hangup()
+    return str(response)
+
+
+def empty_twiml() -> str:
+    """An empty `<Response/>`: we answer through the REST API, not in the webhook's reply."""
+    return str(VoiceResponse())

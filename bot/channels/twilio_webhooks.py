@@ -1,0 +1,209 @@
+"""Twilio's webhooks: checked (size, type, signature) before anything is parsed, then handed on."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from starlette.datastructures import MultiDict
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from bot.channels import twilio_voice as voice
+from bot.channels.twilio_payloads import (
+    BadPayload,
+    parse_message,
+    parse_recording,
+    parse_speech,
+    parse_status,
+    status_key,
+)
+from bot.messages import IncomingMessage, StatusUpdate
+from bot.texts import Catalogue
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+PREFIX = "/webhooks/twilio"
+SMS_PATH = f"{PREFIX}/sms"
+WHATSAPP_PATH = f"{PREFIX}/whatsapp"
+STATUS_PATH = f"{PREFIX}/status"
+VOICE_PATH = f"{PREFIX}/voice"
+GATHER_PATH = f"{PREFIX}/voice/gather"
+RECORDING_PATH = f"{PREFIX}/voice/recording"
+TWIML_TYPE = "application/xml"
+SEEN_MEMORY = 10_000
+
+MessageHandler = Callable[[IncomingMessage], Awaitable[Any]]
+StatusHandler = Callable[[StatusUpdate], Awaitable[Any]]
+FirstTime = Callable[[str], bool]
+Lang = Annotated[str, Query(max_length=8)]
+T = TypeVar("T")
+
+
+class RecentKeys:
+    """In-memory 'seen before?' for receipts when no persistent check is wired (bounded, oldest forgotten)."""
+
+    def __init__(self, size: int = SEEN_MEMORY) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def __call__(self, key: str) -> bool:
+        """True the first time a key is seen."""
+        if key in self._keys:
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
+
+
+async def _read_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        log.warning("twilio webhook %s refused: content type is not a form", request.url.path)
+        raise HTTPException(415, "form data expected")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, "body too large")
+    body = bytearray()
+    # Counted while streaming: a missing or false Content-Length must not let a large body through.
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, "body too large")
+    return bytes(body)
+
+
+@dataclass(frozen=True)
+class SignedForms:
+    """Reads a webhook's form and checks `X-Twilio-Signature` against the public URL Twilio called."""
+
+    validator: RequestValidator
+    public_base_url: str
+
+    def url_for(self, request: Request) -> str:
+        """The URL Twilio signed: our public base URL, the path and the query exactly as sent."""
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        url = self.public_base_url.rstrip("/") + request.url.path
+        return f"{url}?{query}" if query else url
+
+    async def read(self, request: Request) -> MultiDict:
+        """The verified form; 415 for another content type, 413 over 64 KiB, 403 for a bad signature."""
+        body = await _read_body(request)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            log.warning("twilio webhook %s refused: no signature header", request.url.path)
+            raise HTTPException(403, "signature required")
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError as exc:
+            log.warning("twilio webhook %s refused: body is not UTF-8", request.url.path)
+            raise HTTPException(400, "body is not UTF-8") from exc
+        form = MultiDict(pairs)
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        if not self.validator.validate(self.url_for(request), form, signature, algorithm):
+            log.warning("twilio webhook %s refused: signature does not match", request.url.path)
+            raise HTTPException(403, "signature does not match")
+        return form
+
+
+def twiml(body: str) -> Response:
+    """A TwiML answer."""
+    return Response(content=body, media_type=TWIML_TYPE)
+
+
+def _parsed(parse: Callable[[], T], path: str) -> T:
+    try:
+        return parse()
+    except BadPayload as exc:
+        log.warning("twilio webhook %s refused: %s", path, exc)
+        raise HTTPException(400, str(exc)) from exc
+
+
+def twilio_webhook_router(
+    *,
+    forms: SignedForms,
+    on_message: MessageHandler,
+    on_status: StatusHandler,
+    first_time: FirstTime,
+    clock: Callable[[], datetime],
+    catalogue: Catalogue,
+    controlroom_phone: str | None,
+) -> APIRouter:
+    """The Twilio webhooks: SMS, WhatsApp, delivery status and the voice callbacks."""
+    router = APIRouter(tags=["twilio"])
+    public = forms.public_base_url.rstrip("/")
+
+    def callback_url(path: str, lang: str) -> str:
+        return f"{public}{path}?lang={lang}"
+
+    @router.post(SMS_PATH)
+    @router.post(WHATSAPP_PATH)
+    async def message(request: Request) -> Response:
+        """An SMS or WhatsApp message; answered through the REST API, so the TwiML stays empty."""
+        form = await forms.read(request)
+        incoming = _parsed(lambda: parse_message(form, received_at=clock()), request.url.path)
+        await on_message(incoming)
+        return twiml(voice.empty_twiml())
+
+    @router.post(STATUS_PATH)
+    async def status(request: Request) -> Response:
+        """A delivery receipt for a message or call; each (sid, status) is handed on once."""
+        form = await forms.read(request)
+        update = _parsed(lambda: parse_status(form), request.url.path)
+        if update is None:
+            log.info("twilio status callback with an untracked status ignored")
+        elif first_time(status_key(form)):
+            await on_status(update)
+        return twiml(voice.empty_twiml())
+
+    @router.post(VOICE_PATH)
+    async def call(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
+        """A person calls our number: greet and offer the control room or a spoken tip."""
+        await forms.read(request)
+        lang = voice.catalogue_language(lang)
+        return twiml(
+            voice.inbound_twiml(lang=lang, catalogue=catalogue, gather_url=callback_url(GATHER_PATH, lang))
+        )
+
+    @router.post(GATHER_PATH)
+    async def gather(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
+        """After the prompt: 1 connects to the control room, speech becomes a tip, else record one."""
+        form = await forms.read(request)
+        lang = voice.catalogue_language(lang)
+        if form.get("Digits") == voice.CONTROLROOM_DIGIT and controlroom_phone:
+            return twiml(
+                voice.connect_twiml(lang=lang, catalogue=catalogue, controlroom_phone=controlroom_phone)
+            )
+        if form.get("SpeechResult", "").strip():
+            incoming = _parsed(lambda: parse_speech(form, received_at=clock()), request.url.path)
+            await on_message(incoming)
+            return twiml(voice.thanks_twiml(lang=lang, catalogue=catalogue))
+        return twiml(
+            voice.record_twiml(
+                lang=lang, catalogue=catalogue, recording_url=callback_url(RECORDING_PATH, lang)
+            )
+        )
+
+    @router.post(RECORDING_PATH)
+    async def recording(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
+        """A recorded tip: its URL goes on as the tip's media."""
+        form = await forms.read(request)
+        lang = voice.catalogue_language(lang)
+        incoming = _parsed(lambda: parse_recording(form, received_at=clock()), request.url.path)
+        await on_message(incoming)
+        return twiml(voice.thanks_twiml(lang=lang, catalogue=catalogue))
+
+    return router

@@ -1,0 +1,778 @@
+"""Twilio channel: real webhook payloads (signed, wrongly signed, unsigned); sends against the fake API."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.request_validator import RequestValidator
+
+from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError, SendError
+from bot.channels.twilio import TwilioChannel, TwilioNotConfigured, send_error, with_buttons
+from bot.channels.twilio_http import HttpxTwilioClient, rewrite_url
+from bot.channels.twilio_payloads import caller_of
+from bot.config import Settings, load_settings
+from bot.inbox import Inbox
+from bot.messages import (
+    ChannelKind,
+    DeliveryStatus,
+    GeoPoint,
+    IncomingMessage,
+    OutgoingMessage,
+    StatusUpdate,
+)
+from bot.texts import Catalogue
+from storage.db import SessionFactory
+from tests.conftest import FixedClock
+from tests.fakes.twilio_api import FakeTwilioApi
+
+TESTDATA = Path(__file__).parent / "testdata" / "twilio"
+ACCOUNT_SID = "ACa1b2c3d4e5f60718293a4b5c6d7e8f90"
+AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+PUBLIC = "https://bot.example.nl"
+OUR_NUMBER = "+3197010254321"
+CONTROLROOM = "+31534800000"
+CITIZEN = "+31612345678"
+
+
+def payload(name: str) -> dict[str, str]:
+    """One stored Twilio webhook form."""
+    data: dict[str, str] = json.loads((TESTDATA / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def sign(url: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    """The X-Twilio-Signature Twilio would send for this URL and form."""
+    signature: str = RequestValidator(token).compute_signature(url, form)
+    return signature
+
+
+@dataclass
+class Recorder:
+    """What the channel handed on."""
+
+    messages: list[IncomingMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+
+    async def on_message(self, message: IncomingMessage) -> None:
+        self.messages.append(message)
+
+    async def on_status(self, update: StatusUpdate) -> None:
+        self.statuses.append(update)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilioApi]:
+    with FakeTwilioApi(ACCOUNT_SID, AUTH_TOKEN) as api:
+        yield api
+
+
+def make_settings(api_base: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_sms_from": OUR_NUMBER,
+        "twilio_whatsapp_from": OUR_NUMBER,
+        "twilio_voice_from": OUR_NUMBER,
+        "twilio_api_base_url": api_base,
+        "public_base_url": PUBLIC,
+        "controlroom_phone": CONTROLROOM,
+    }
+    return load_settings(**(values | overrides))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def channel(fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock) -> AsyncIterator[TwilioChannel]:
+    twilio = TwilioChannel(make_settings(fake.base_url), recorder.on_message, recorder.on_status, clock)
+    yield twilio
+    await twilio.aclose()
+
+
+@pytest.fixture
+async def client(channel: TwilioChannel) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.include_router(channel.router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
+        yield http
+
+
+async def post(
+    client: httpx.AsyncClient,
+    path: str,
+    form: dict[str, str],
+    *,
+    signature: str | None = "valid",
+    signed_url: str | None = None,
+) -> httpx.Response:
+    """POST a form as Twilio does; `signature` is "valid", None (no header) or a literal value."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+    if signature == "valid":
+        headers["X-Twilio-Signature"] = sign(signed_url or PUBLIC + path, form)
+    elif signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    return await client.post(path, content=urlencode(form).encode("utf-8"), headers=headers)
+
+
+def verbs(twiml: str) -> list[tuple[str, dict[str, str], str]]:
+    """The TwiML's verbs in order, nested ones after their parent: (tag, attributes, text)."""
+    root = ET.fromstring(twiml)
+    assert root.tag == "Response"
+    return [(el.tag, dict(el.attrib), (el.text or "").strip()) for el in root.iter() if el is not root]
+
+
+# --- inbound: the table of real payloads --------------------------------------------------------
+
+MEDIA_URL = (
+    f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/"
+    "MM5d4c3b2a1908f7e6d5c4b3a291807f6e/Media/ME0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+)
+RECORDING_URL = (
+    f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d"
+)
+
+MESSAGE_CASES = [
+    pytest.param(
+        "sms_text",
+        "/webhooks/twilio/sms",
+        {"channel": ChannelKind.SMS, "sender": CITIZEN, "text": "AANMELDEN",
+         "provider_id": "SM3f1c2a9b8e7d6c5b4a39281706f5e4d3", "location": None, "media": ()},
+        id="sms-text",
+    ),
+    pytest.param(
+        "sms_unicode",
+        "/webhooks/twilio/sms",
+        {"channel": ChannelKind.SMS, "sender": "+31687654321",
+         "text": "Ik zag hem bij de brug 👀 richting centrum, geëvacueerde straat"},
+        id="sms-unicode",
+    ),
+    pytest.param(
+        "whatsapp_text",
+        "/webhooks/twilio/whatsapp",
+        {"channel": ChannelKind.WHATSAPP, "sender": CITIZEN, "text": "Ja",
+         "provider_id": "SM7c6b5a493827160f5e4d3c2b1a098877"},
+        id="whatsapp-text",
+    ),
+    pytest.param(
+        "whatsapp_media",
+        "/webhooks/twilio/whatsapp",
+        {"channel": ChannelKind.WHATSAPP, "sender": CITIZEN, "text": "Deze auto stond er net",
+         "media": (MEDIA_URL,), "reply_to_provider_id": "SMfeedfacecafebeef0123456789abcdef"},
+        id="whatsapp-media",
+    ),
+    pytest.param(
+        "whatsapp_location",
+        "/webhooks/twilio/whatsapp",
+        {"channel": ChannelKind.WHATSAPP, "sender": CITIZEN, "text": "",
+         "location": GeoPoint(52.2215, 6.8937)},
+        id="whatsapp-location",
+    ),
+    pytest.param(
+        "whatsapp_button",
+        "/webhooks/twilio/whatsapp",
+        {"channel": ChannelKind.WHATSAPP, "text": "JA",
+         "reply_to_provider_id": "SMabcabcabcabcabcabcabcabcabcabcab"},
+        id="whatsapp-template-button",
+    ),
+    pytest.param(
+        "whatsapp_text",
+        "/webhooks/twilio/sms",
+        {"channel": ChannelKind.WHATSAPP, "sender": CITIZEN},
+        id="whatsapp-on-the-sms-url-is-still-whatsapp",
+    ),
+    pytest.param(
+        "voice_gather_speech",
+        "/webhooks/twilio/voice/gather",
+        {"channel": ChannelKind.VOICE, "sender": CITIZEN,
+         "text": "Ik zag een meisje met een roze jas bij het station richting de markt lopen.",
+         "provider_id": "CA0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a:speech",
+         "reply_to_provider_id": "CA0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"},
+        id="voice-speech-tip",
+    ),
+    pytest.param(
+        "voice_recording",
+        "/webhooks/twilio/voice/recording",
+        {"channel": ChannelKind.VOICE, "sender": CITIZEN, "text": "", "media": (RECORDING_URL,),
+         "provider_id": "RE4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d"},
+        id="voice-recorded-tip",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "path", "expected"), MESSAGE_CASES)
+async def test_inbound_message(
+    client: httpx.AsyncClient, recorder: Recorder, clock: FixedClock, name: str, path: str, expected: dict
+) -> None:
+    form = payload(name)
+    response = await post(client, path, form)
+    assert response.status_code == 200
+    assert len(recorder.messages) == 1
+    message = recorder.messages[0]
+    assert {key: getattr(message, key) for key in expected} == expected
+    assert message.received_at == clock.now
+    assert message.raw["AccountSid"] == ACCOUNT_SID
+
+
+STATUS_CASES = [
+    pytest.param("status_sms_queued", ChannelKind.SMS, DeliveryStatus.QUEUED, None, id="sms-queued"),
+    pytest.param("status_sms_sent", ChannelKind.SMS, DeliveryStatus.SENT, None, id="sms-sent"),
+    pytest.param("status_sms_delivered", ChannelKind.SMS, DeliveryStatus.DELIVERED, None, id="sms-delivered"),
+    pytest.param(
+        "status_sms_undelivered", ChannelKind.SMS, DeliveryStatus.UNDELIVERED, "30003", id="sms-undelivered"
+    ),
+    pytest.param("status_sms_failed", ChannelKind.SMS, DeliveryStatus.FAILED, "30008", id="sms-failed"),
+    pytest.param("status_whatsapp_read", ChannelKind.WHATSAPP, DeliveryStatus.READ, None, id="whatsapp-read"),
+    pytest.param(
+        "status_call_completed", ChannelKind.VOICE, DeliveryStatus.DELIVERED, None, id="call-completed"
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "status", "error_code"), STATUS_CASES)
+async def test_status_callback(
+    client: httpx.AsyncClient,
+    recorder: Recorder,
+    name: str,
+    kind: ChannelKind,
+    status: DeliveryStatus,
+    error_code: str | None,
+) -> None:
+    form = payload(name)
+    response = await post(client, "/webhooks/twilio/status", form)
+    assert response.status_code == 200
+    assert recorder.messages == []
+    [update] = recorder.statuses
+    sid = form.get("MessageSid") or form["CallSid"]
+    assert (update.channel, update.provider_id, update.status, update.error_code) == (
+        kind,
+        sid,
+        status,
+        error_code,
+    )
+
+
+ALL_WEBHOOKS = [
+    pytest.param(name, path, id=name)
+    for name, path in [
+        ("sms_text", "/webhooks/twilio/sms"),
+        ("sms_unicode", "/webhooks/twilio/sms"),
+        ("whatsapp_text", "/webhooks/twilio/whatsapp"),
+        ("whatsapp_media", "/webhooks/twilio/whatsapp"),
+        ("whatsapp_location", "/webhooks/twilio/whatsapp"),
+        ("whatsapp_button", "/webhooks/twilio/whatsapp"),
+        ("status_sms_queued", "/webhooks/twilio/status"),
+        ("status_sms_sent", "/webhooks/twilio/status"),
+        ("status_sms_delivered", "/webhooks/twilio/status"),
+        ("status_sms_undelivered", "/webhooks/twilio/status"),
+        ("status_sms_failed", "/webhooks/twilio/status"),
+        ("status_whatsapp_read", "/webhooks/twilio/status"),
+        ("status_call_completed", "/webhooks/twilio/status"),
+        ("voice_inbound", "/webhooks/twilio/voice"),
+        ("voice_gather_digits", "/webhooks/twilio/voice/gather"),
+        ("voice_gather_speech", "/webhooks/twilio/voice/gather"),
+        ("voice_gather_empty", "/webhooks/twilio/voice/gather"),
+        ("voice_recording", "/webhooks/twilio/voice/recording"),
+    ]
+]
+
+
+def test_every_stored_payload_is_in_the_table() -> None:
+    stored = {p.stem for p in TESTDATA.glob("*.json")}
+    assert stored == {p.values[0] for p in ALL_WEBHOOKS}
+
+
+@pytest.mark.parametrize(("name", "path"), ALL_WEBHOOKS)
+async def test_valid_signature_is_answered_with_twiml(
+    client: httpx.AsyncClient, name: str, path: str
+) -> None:
+    response = await post(client, path, payload(name))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    assert ET.fromstring(response.text).tag == "Response"
+
+
+BAD_SIGNATURES = [
+    pytest.param({"signature": None}, id="missing"),
+    pytest.param({"signature": ""}, id="empty"),
+    pytest.param({"signature": "bm90IGEgc2lnbmF0dXJlIGF0IGFsbA=="}, id="garbage"),
+    pytest.param({"signed_url": "http://bot.example.nl/webhooks/twilio/other"}, id="signed-for-another-url"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_SIGNATURES)
+@pytest.mark.parametrize(("name", "path"), ALL_WEBHOOKS)
+async def test_bad_signature_is_refused(
+    client: httpx.AsyncClient, recorder: Recorder, name: str, path: str, bad: dict[str, Any]
+) -> None:
+    response = await post(client, path, payload(name), **bad)
+    assert response.status_code == 403
+    assert recorder.messages == [] and recorder.statuses == []
+
+
+async def test_signature_by_another_token_is_refused(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("sms_text")
+    other = sign(PUBLIC + "/webhooks/twilio/sms", form, token="f" * 32)
+    response = await post(client, "/webhooks/twilio/sms", form, signature=other)
+    assert response.status_code == 403
+    assert recorder.messages == []
+
+
+async def test_tampered_form_is_refused(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("sms_text")
+    signature = sign(PUBLIC + "/webhooks/twilio/sms", form)
+    tampered = form | {"Body": "STOP"}
+    response = await post(client, "/webhooks/twilio/sms", tampered, signature=signature)
+    assert response.status_code == 403
+    assert recorder.messages == []
+
+
+async def test_wrong_content_type_is_415(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("sms_text")
+    response = await client.post(
+        "/webhooks/twilio/sms",
+        json=form,
+        headers={"X-Twilio-Signature": sign(PUBLIC + "/webhooks/twilio/sms", form)},
+    )
+    assert response.status_code == 415
+    assert recorder.messages == []
+
+
+async def test_body_over_64_kib_is_413(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("sms_text") | {"Body": "x" * (64 * 1024)}
+    response = await post(client, "/webhooks/twilio/sms", form)
+    assert response.status_code == 413
+    assert recorder.messages == []
+
+
+async def test_signed_form_without_sender_is_400(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = {k: v for k, v in payload("sms_text").items() if k != "From"}
+    response = await post(client, "/webhooks/twilio/sms", form)
+    assert response.status_code == 400
+    assert recorder.messages == []
+
+
+async def test_status_callback_is_handed_on_once_per_sid_and_status(
+    client: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    sent, delivered = payload("status_sms_sent"), payload("status_sms_delivered")
+    for form in (sent, sent, delivered, delivered):
+        assert (await post(client, "/webhooks/twilio/status", form)).status_code == 200
+    assert [u.status for u in recorder.statuses] == [DeliveryStatus.SENT, DeliveryStatus.DELIVERED]
+
+
+async def test_duplicate_sms_webhook_is_handled_once_by_the_inbox(
+    fake: FakeTwilioApi, sessions: SessionFactory, clock: FixedClock
+) -> None:
+    handled: list[IncomingMessage] = []
+
+    async def handle(message: IncomingMessage) -> list[OutgoingMessage]:
+        handled.append(message)
+        return [OutgoingMessage(channel=message.channel, recipient=message.sender, text="Welkom")]
+
+    senders: dict[ChannelKind, Any] = {}
+    inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=clock)
+    twilio = TwilioChannel(make_settings(fake.base_url), inbox.receive, Recorder().on_status, clock)
+    senders.update(dict.fromkeys(twilio.kinds, twilio))
+    app = FastAPI()
+    app.include_router(twilio.router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
+        for _ in range(2):
+            assert (await post(http, "/webhooks/twilio/sms", payload("sms_text"))).status_code == 200
+    await twilio.aclose()
+    assert len(handled) == 1
+    assert [(m["To"], m["Body"]) for m in fake.messages()] == [(CITIZEN, "Welkom")]
+
+
+# --- voice TwiML --------------------------------------------------------------------------------
+
+
+async def test_gather_digit_1_dials_the_control_room(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    response = await post(client, "/webhooks/twilio/voice/gather", payload("voice_gather_digits"))
+    catalogue = Catalogue.load()
+    assert [(tag, text) for tag, _, text in verbs(response.text)] == [
+        ("Say", catalogue.render("nl", "voice.connecting")),
+        ("Dial", CONTROLROOM),
+    ]
+    assert recorder.messages == []
+
+
+async def test_gather_speech_thanks_and_hangs_up(client: httpx.AsyncClient) -> None:
+    response = await post(client, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
+    assert [tag for tag, _, _ in verbs(response.text)] == ["Say", "Hangup"]
+    assert verbs(response.text)[0][2] == Catalogue.load().render("nl", "voice.thanks")
+
+
+async def test_gather_without_input_offers_a_recording(client: httpx.AsyncClient) -> None:
+    response = await post(client, "/webhooks/twilio/voice/gather", payload("voice_gather_empty"))
+    found = verbs(response.text)
+    assert [tag for tag, _, _ in found] == ["Say", "Record", "Say"]
+    record = found[1][1]
+    assert record["action"] == f"{PUBLIC}/webhooks/twilio/voice/recording?lang=nl"
+    assert record["finishOnKey"] == "#"
+
+
+async def test_gather_in_english_keeps_the_query_in_the_signature(client: httpx.AsyncClient) -> None:
+    path = "/webhooks/twilio/voice/gather?lang=en"
+    form = payload("voice_gather_speech")
+    response = await post(client, path, form)
+    assert response.status_code == 200
+    [(tag, attrs, text), _] = verbs(response.text)
+    assert (attrs["language"], text) == ("en-GB", Catalogue.load().render("en", "voice.thanks"))
+    # The same form signed for the URL without its query does not pass.
+    unsigned_query = sign(PUBLIC + "/webhooks/twilio/voice/gather", form)
+    assert (await post(client, path, form, signature=unsigned_query)).status_code == 403
+
+
+async def test_inbound_call_greets_and_gathers(client: httpx.AsyncClient) -> None:
+    response = await post(client, "/webhooks/twilio/voice", payload("voice_inbound"))
+    found = verbs(response.text)
+    assert [tag for tag, _, _ in found] == ["Say", "Gather", "Say"]
+    gather = found[1][1]
+    assert gather["input"] == "dtmf speech"
+    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
+
+
+async def test_digit_1_without_a_control_room_phone_offers_a_recording(
+    fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
+) -> None:
+    twilio = TwilioChannel(
+        make_settings(fake.base_url, controlroom_phone=None), recorder.on_message, recorder.on_status, clock
+    )
+    app = FastAPI()
+    app.include_router(twilio.router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
+        response = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_digits"))
+    await twilio.aclose()
+    assert "Dial" not in [tag for tag, _, _ in verbs(response.text)]
+    assert "Record" in [tag for tag, _, _ in verbs(response.text)]
+
+
+# --- sending through the fake REST API ----------------------------------------------------------
+
+
+async def test_sms_is_sent_with_status_callback_and_segments(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    receipt = await channel.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Welkom!"))
+    [sent] = fake.messages()
+    assert sent == {
+        "To": CITIZEN,
+        "From": OUR_NUMBER,
+        "Body": "Welkom!",
+        "StatusCallback": f"{PUBLIC}/webhooks/twilio/status",
+    }
+    assert receipt.provider_id == fake.requests[-1].sid
+    assert receipt.provider_id.startswith("SM") and len(receipt.provider_id) == 34
+    assert receipt.segments == 1
+    assert all(r.authorized for r in fake.requests)
+
+
+SEGMENT_CASES = [
+    pytest.param("a" * 160, 1, id="gsm7-160"),
+    pytest.param("a" * 161, 2, id="gsm7-161"),
+    pytest.param("ë" * 71, 2, id="ucs2-71"),
+    pytest.param("🚨" * 35, 1, id="emoji-70-units"),
+]
+
+
+@pytest.mark.parametrize(("text", "segments"), SEGMENT_CASES)
+async def test_sms_receipt_counts_segments(channel: TwilioChannel, text: str, segments: int) -> None:
+    receipt = await channel.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text=text))
+    assert receipt.segments == segments
+
+
+async def test_sms_from_a_messaging_service(
+    fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
+) -> None:
+    service = "MG" + "1" * 32
+    twilio = TwilioChannel(
+        make_settings(fake.base_url, twilio_sms_from=service), recorder.on_message, recorder.on_status, clock
+    )
+    await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+    await twilio.aclose()
+    [sent] = fake.messages()
+    assert sent["MessagingServiceSid"] == service and "From" not in sent
+
+
+async def test_whatsapp_adds_the_prefix(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    receipt = await channel.send(
+        OutgoingMessage(
+            channel=ChannelKind.WHATSAPP, recipient=CITIZEN, text="Klopt dit?", buttons=("JA", "NEE")
+        )
+    )
+    [sent] = fake.messages()
+    assert (sent["From"], sent["To"], sent["Body"]) == (
+        f"whatsapp:{OUR_NUMBER}",
+        f"whatsapp:{CITIZEN}",
+        "Klopt dit? (JA/NEE)",
+    )
+    assert receipt.segments == 1
+
+
+async def test_whatsapp_template_uses_content_sid(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    template = "HX" + "a" * 32
+    await channel.send(
+        OutgoingMessage(
+            channel=ChannelKind.WHATSAPP,
+            recipient=CITIZEN,
+            text="Burgernet: vermist meisje",
+            template_sid=template,
+            template_variables={"1": "vermist meisje (8)", "2": "BN-4821"},
+        )
+    )
+    [sent] = fake.messages()
+    assert sent["ContentSid"] == template
+    assert json.loads(sent["ContentVariables"]) == {"1": "vermist meisje (8)", "2": "BN-4821"}
+    assert "Body" not in sent
+
+
+BUTTON_CASES = [
+    pytest.param("Klopt dit?", ("JA", "NEE"), "Klopt dit? (JA/NEE)", id="suffix-added"),
+    pytest.param("Antwoord JA of NEE.", ("JA", "NEE"), "Antwoord JA of NEE.", id="already-named"),
+    pytest.param("Antwoord ja of nee.", ("JA", "NEE"), "Antwoord ja of nee.", id="named-in-lower-case"),
+    pytest.param("Neem je JAS mee? NEE", ("JA", "NEE"), "Neem je JAS mee? NEE (JA/NEE)", id="word-not-part"),
+    pytest.param("Hallo", (), "Hallo", id="no-buttons"),
+]
+
+
+@pytest.mark.parametrize(("text", "buttons", "expected"), BUTTON_CASES)
+def test_with_buttons(text: str, buttons: tuple[str, ...], expected: str) -> None:
+    assert with_buttons(text, buttons) == expected
+
+
+FAILURE_CASES = [
+    pytest.param({"status": 400, "code": 21610}, RecipientOptedOut, "21610", None, id="21610-opted-out"),
+    pytest.param(
+        {"status": 429, "code": 20429, "retry_after": 7}, RetryableSendError, "20429", 7.0, id="429"
+    ),
+    pytest.param({"status": 429, "code": 20429}, RetryableSendError, "20429", None, id="429-no-retry-after"),
+    pytest.param({"status": 500, "code": 20500}, RetryableSendError, "20500", None, id="500"),
+    pytest.param(
+        {"status": 503, "body": "<html>down</html>"}, RetryableSendError, "503", None, id="503-html"
+    ),
+    pytest.param(
+        {"status": 400, "code": 21211}, PermanentSendError, "21211", None, id="21211-invalid-number"
+    ),
+    pytest.param({"status": 400, "code": 21614}, PermanentSendError, "21614", None, id="21614-not-mobile"),
+    pytest.param(
+        {"status": 400, "code": 63016}, PermanentSendError, "63016", None, id="63016-outside-window"
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", [ChannelKind.SMS, ChannelKind.WHATSAPP])
+@pytest.mark.parametrize(("failure", "error", "code", "retry_after"), FAILURE_CASES)
+async def test_send_failure_becomes_a_send_error(
+    channel: TwilioChannel,
+    fake: FakeTwilioApi,
+    kind: ChannelKind,
+    failure: dict[str, Any],
+    error: type[SendError],
+    code: str,
+    retry_after: float | None,
+) -> None:
+    fake.fail_next(1, **failure)
+    with pytest.raises(SendError) as raised:
+        await channel.send(OutgoingMessage(channel=kind, recipient=CITIZEN, text="Hoi"))
+    assert type(raised.value) is error
+    assert (raised.value.code, raised.value.retry_after) == (code, retry_after)
+    # The failure was for one request only: the retry goes through.
+    receipt = await channel.send(OutgoingMessage(channel=kind, recipient=CITIZEN, text="Hoi"))
+    assert receipt.provider_id.startswith("SM")
+
+
+async def test_number_opted_out_at_twilio(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    fake.opt_out(CITIZEN)
+    with pytest.raises(RecipientOptedOut):
+        await channel.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+    assert fake.messages() == []
+
+
+async def test_wrong_credentials_are_permanent(
+    fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
+) -> None:
+    twilio = TwilioChannel(
+        make_settings(fake.base_url, twilio_auth_token="f" * 32),
+        recorder.on_message,
+        recorder.on_status,
+        clock,
+    )
+    with pytest.raises(PermanentSendError) as raised:
+        await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+    await twilio.aclose()
+    assert raised.value.code == "20003"
+
+
+async def test_unreachable_api_is_retryable(recorder: Recorder, clock: FixedClock) -> None:
+    with FakeTwilioApi(ACCOUNT_SID, AUTH_TOKEN) as gone:
+        base = gone.base_url
+    twilio = TwilioChannel(make_settings(base), recorder.on_message, recorder.on_status, clock)
+    with pytest.raises(RetryableSendError) as raised:
+        await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+    await twilio.aclose()
+    assert raised.value.code == "unreachable"
+
+
+async def test_timeout_is_retryable(recorder: Recorder, clock: FixedClock) -> None:
+    def time_out(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    http = HttpxTwilioClient(transport=httpx.MockTransport(time_out))
+    twilio = TwilioChannel(
+        make_settings("http://127.0.0.1:9"), recorder.on_message, recorder.on_status, clock, http
+    )
+    with pytest.raises(RetryableSendError):
+        await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+    await http.aclose()
+
+
+class RewritingSyncClient(TwilioHttpClient):
+    """twilio's own blocking client, sent to the fake: proves the thread path works too."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(timeout=5)
+        self.base_url = base_url
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
+        return super().request(method, rewrite_url(url, self.base_url), *args, **kwargs)
+
+
+async def test_blocking_http_client_runs_in_a_thread(
+    fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
+) -> None:
+    sync = RewritingSyncClient(fake.base_url)
+    twilio = TwilioChannel(make_settings(fake.base_url), recorder.on_message, recorder.on_status, clock, sync)
+    receipt = await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+    assert receipt.provider_id == fake.requests[-1].sid
+    fake.fail_next(1, status=400, code=21610)
+    with pytest.raises(RecipientOptedOut):
+        await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
+
+
+REWRITE_CASES = [
+    pytest.param(
+        "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json",
+        "http://127.0.0.1:8123",
+        "http://127.0.0.1:8123/2010-04-01/Accounts/AC1/Messages.json",
+        id="api-host",
+    ),
+    pytest.param(
+        "https://content.twilio.com/v1/Content?PageSize=50",
+        "http://127.0.0.1:8123/fake/",
+        "http://127.0.0.1:8123/fake/v1/Content?PageSize=50",
+        id="other-twilio-host-with-prefix-and-query",
+    ),
+    pytest.param(
+        "https://example.com/x", "http://127.0.0.1:8123", "https://example.com/x", id="not-twilio-untouched"
+    ),
+    pytest.param(
+        "https://eviltwilio.com/x",
+        "http://127.0.0.1:8123",
+        "https://eviltwilio.com/x",
+        id="lookalike-untouched",
+    ),
+    pytest.param(
+        "https://api.twilio.com/2010-04-01/x", None, "https://api.twilio.com/2010-04-01/x", id="no-base-url"
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "base", "expected"), REWRITE_CASES)
+def test_rewrite_url(url: str, base: str | None, expected: str) -> None:
+    assert rewrite_url(url, base) == expected
+
+
+ERROR_CASES = [
+    pytest.param(400, 21610, RecipientOptedOut, id="opted-out"),
+    pytest.param(429, 20429, RetryableSendError, id="throttled"),
+    pytest.param(502, None, RetryableSendError, id="bad-gateway"),
+    pytest.param(400, 21211, PermanentSendError, id="invalid-number"),
+    pytest.param(404, 20404, PermanentSendError, id="not-found"),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "error"), ERROR_CASES)
+def test_send_error_mapping(status: int, code: int | None, error: type[SendError]) -> None:
+    assert type(send_error(status, code)) is error
+
+
+def test_channel_refuses_missing_credentials(clock: FixedClock, recorder: Recorder) -> None:
+    with pytest.raises(TwilioNotConfigured):
+        TwilioChannel(
+            make_settings("http://127.0.0.1:9", twilio_auth_token=None),
+            recorder.on_message,
+            recorder.on_status,
+            clock,
+        )
+
+
+# --- voice calls --------------------------------------------------------------------------------
+
+
+async def test_voice_alert_call_twiml(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    alert = "Burgernet: vermist meisje van 8, blond haar, roze jas, omgeving station."
+    receipt = await channel.call(CITIZEN, alert, "nl")
+    [call] = fake.calls()
+    assert (call["To"], call["From"], call["StatusCallback"]) == (
+        CITIZEN,
+        OUR_NUMBER,
+        f"{PUBLIC}/webhooks/twilio/status",
+    )
+    assert receipt.provider_id.startswith("CA")
+    found = verbs(call["Twiml"])
+    assert [tag for tag, _, _ in found] == ["Say", "Gather", "Say"]
+    (_, say, said), (_, gather, _), (_, prompt, prompted) = found
+    assert (say["language"], said) == ("nl-NL", alert)
+    assert gather["input"] == "dtmf speech"
+    assert gather["language"] == "nl-NL"
+    assert gather["numDigits"] == "1"
+    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
+    assert prompted == "Druk 1 om direct met de meldkamer verbonden te worden, of spreek uw tip in."
+    assert prompt["language"] == "nl-NL"
+
+
+async def test_voice_alert_in_english(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    await channel.call(CITIZEN, "Missing girl", "en")
+    found = verbs(fake.calls()[0]["Twiml"])
+    assert found[0][1]["language"] == "en-GB"
+    assert found[2][2] == Catalogue.load().render("en", "voice.gather_prompt")
+
+
+async def test_voice_message_through_send_places_a_call(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    text = "Let op: <inbraak> & vlucht"
+    receipt = await channel.send(OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text=text))
+    [call] = fake.calls()
+    assert verbs(call["Twiml"])[0][2] == text  # escaped in XML, intact once parsed
+    assert receipt.provider_id.startswith("CA")
+    assert fake.messages() == []
+
+
+async def test_voice_call_failure_is_retryable(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    fake.fail_next(1, status=503, code=20503)
+    with pytest.raises(RetryableSendError):
+        await channel.call(CITIZEN, "Alert", "nl")
+
+
+CALLER_CASES = [
+    pytest.param("voice_inbound", CITIZEN, id="inbound-call-from"),
+    pytest.param("voice_gather_digits", CITIZEN, id="outbound-call-to"),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), CALLER_CASES)
+def test_caller_is_the_citizen_whichever_way_the_call_goes(name: str, expected: str) -> None:
+    assert caller_of(payload(name)) == expected
