@@ -133,3 +133,87 @@ class ProcessedEvent(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     at: datetime = Field(index=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scheduler (issue 6: scheduler/, storage/reconfirmations.py, storage/reports.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class ReconfirmRequest(SQLModel, table=True):
+    """An open "do you want to stay?" question to a participant; gone once answered or expired."""
+
+    __tablename__ = "reconfirm_request"
+
+    participant_id: int = Field(foreign_key="participant.id", primary_key=True, ondelete="CASCADE")
+    asked_at: datetime = Field(index=True)
+    expires_at: datetime = Field(index=True)
+    reminders: int = 0
+    last_sent_at: datetime | None = Field(default=None, index=True)
+    """When a question or reminder last went out (None: nobody to send it to); caps the rate per minute."""
+
+
+class MunicipalityReport(SQLModel, table=True):
+    """A month's figures for one municipality, as municipalities put them in their annual report."""
+
+    __tablename__ = "municipality_report"
+    __table_args__ = (UniqueConstraint("period", "municipality_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(index=True, max_length=7)
+    """The month, `YYYY-MM`."""
+    municipality_code: str
+    municipality_name: str
+    participants: int = 0
+    new: int = 0
+    expired: int = 0
+    unsubscribed: int = 0
+    actions: int = 0
+    reach: int = 0
+    tips: int = 0
+    solved: int = 0
+    created_at: datetime
+
+
+# --------------------------------------------------------------------------------------------------
+# Control room operators and their sessions (issue 7: bot/controlroom/, storage/operators.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class OperatorRole(StrEnum):
+    """What a control-room account may do."""
+
+    OPERATOR = "operator"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+class Operator(SQLModel, table=True):
+    """A control-room account: an operator, a municipality's coordinator or an admin."""
+
+    __tablename__ = "operator"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=64)
+    password_hash: str
+    role: OperatorRole = Field(sa_type=enum_type(OperatorRole))
+    municipalities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """CBS codes a coordinator looks after; empty for the other roles."""
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    active: bool = True
+    created_at: datetime
+
+
+class OperatorSession(SQLModel, table=True):
+    """A server-side login session; the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "operator_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    operator_id: int = Field(foreign_key="operator.id", index=True, ondelete="CASCADE")
+    csrf_token: str = Field(max_length=64)
+    language: str = "nl"
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    last_seen: datetime
