@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -109,12 +110,15 @@ def caller_of(form: Mapping[str, str]) -> str:
 def parse_speech(form: Mapping[str, str], *, received_at: datetime) -> IncomingMessage:
     """A tip spoken after the gather prompt, as Twilio's speech recognition heard it."""
     call_sid = _required(form, "CallSid")
+    text = _required(form, "SpeechResult").strip()
+    # One call can carry several answers; a retried webhook carries the same words, so it dedupes.
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return IncomingMessage(
         channel=ChannelKind.VOICE,
         sender=caller_of(form),
-        text=_required(form, "SpeechResult").strip(),
+        text=text,
         received_at=received_at,
-        provider_id=f"{call_sid}:speech",
+        provider_id=f"{call_sid}:speech:{digest}",
         # The call's sid is the alert's delivery id when we placed the call: it links the tip to the action.
         reply_to_provider_id=call_sid,
         raw=dict(form),

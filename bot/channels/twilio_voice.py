@@ -88,6 +88,26 @@ def thanks_twiml(*, lang: str, catalogue: Catalogue) -> str:
     return str(response)
 
 
+def replies_twiml(*, texts: list[str], lang: str, catalogue: Catalogue, gather_url: str) -> str:
+    """Speak the bot's replies to what the caller said, and listen once more for an answer to them."""
+    response = VoiceResponse()
+    for text in texts:
+        response.say(text, language=say_language(lang))
+    # No actionOnEmptyResult here: silence after the replies ends the call politely.
+    response.gather(
+        input="dtmf speech",
+        action=gather_url,
+        method="POST",
+        num_digits=1,
+        timeout=GATHER_TIMEOUT_S,
+        speech_timeout="auto",
+        language=say_language(lang),
+    )
+    response.say(catalogue.render(lang, "voice.goodbye"), language=say_language(lang))
+    response.hangup()
+    return str(response)
+
+
 def empty_twiml() -> str:
     """An empty `<Response/>`: we answer through the REST API, not in the webhook's reply."""
     return str(VoiceResponse())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
@@ -50,6 +51,41 @@ StatusHandler = Callable[[StatusUpdate], Awaitable[Any]]
 FirstTime = Callable[[str], bool]
 Lang = Annotated[str, Query(max_length=8)]
 T = TypeVar("T")
+
+
+@dataclass
+class CallReplies:
+    """Replies to what a caller said, collected while the call waits for our TwiML, to be spoken in it."""
+
+    caller: str
+    call_sid: str
+    texts: list[str] = field(default_factory=list)
+    open: bool = True
+
+    def take(self, recipient: str, text: str) -> str | None:
+        """Keep a reply for this caller while the webhook runs; its receipt id, or None when not ours."""
+        if not self.open or recipient != self.caller:
+            return None
+        self.texts.append(text)
+        return f"{self.call_sid}:say:{len(self.texts)}"
+
+
+# Set while a voice webhook hands a caller's words on: replies sent meanwhile (in the same task) are
+# spoken in the call instead of placing a new call back to the person.
+CALL_REPLIES: ContextVar[CallReplies | None] = ContextVar("twilio_call_replies", default=None)
+
+
+async def _hand_on_call_input(
+    on_message: MessageHandler, incoming: IncomingMessage, call_sid: str
+) -> list[str]:
+    replies = CallReplies(caller=incoming.sender, call_sid=call_sid)
+    token = CALL_REPLIES.set(replies)
+    try:
+        await on_message(incoming)
+    finally:
+        replies.open = False
+        CALL_REPLIES.reset(token)
+    return replies.texts
 
 
 class RecentKeys:
@@ -149,6 +185,13 @@ def twilio_webhook_router(
     def callback_url(path: str, lang: str) -> str:
         return f"{public}{path}?lang={lang}"
 
+    def _answer(said: list[str], lang: str) -> str:
+        if not said:
+            return voice.thanks_twiml(lang=lang, catalogue=catalogue)
+        return voice.replies_twiml(
+            texts=said, lang=lang, catalogue=catalogue, gather_url=callback_url(GATHER_PATH, lang)
+        )
+
     @router.post(SMS_PATH)
     @router.post(WHATSAPP_PATH)
     async def message(request: Request) -> Response:
@@ -189,8 +232,8 @@ def twilio_webhook_router(
             )
         if form.get("SpeechResult", "").strip():
             incoming = _parsed(lambda: parse_speech(form, received_at=clock()), request.url.path)
-            await on_message(incoming)
-            return twiml(voice.thanks_twiml(lang=lang, catalogue=catalogue))
+            said = await _hand_on_call_input(on_message, incoming, form.get("CallSid", ""))
+            return twiml(_answer(said, lang))
         return twiml(
             voice.record_twiml(
                 lang=lang, catalogue=catalogue, recording_url=callback_url(RECORDING_PATH, lang)
@@ -203,7 +246,7 @@ def twilio_webhook_router(
         form = await forms.read(request)
         lang = voice.catalogue_language(lang)
         incoming = _parsed(lambda: parse_recording(form, received_at=clock()), request.url.path)
-        await on_message(incoming)
-        return twiml(voice.thanks_twiml(lang=lang, catalogue=catalogue))
+        said = await _hand_on_call_input(on_message, incoming, form.get("CallSid", ""))
+        return twiml(_answer(said, lang))
 
     return router

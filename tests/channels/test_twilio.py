@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
@@ -145,6 +146,10 @@ RECORDING_URL = (
     f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d"
 )
 
+SPEECH_DIGEST = hashlib.sha256(payload("voice_gather_speech")["SpeechResult"].encode("utf-8")).hexdigest()[
+    :12
+]
+
 MESSAGE_CASES = [
     pytest.param(
         "sms_text",
@@ -199,7 +204,7 @@ MESSAGE_CASES = [
         "/webhooks/twilio/voice/gather",
         {"channel": ChannelKind.VOICE, "sender": CITIZEN,
          "text": "Ik zag een meisje met een roze jas bij het station richting de markt lopen.",
-         "provider_id": "CA0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a:speech",
+         "provider_id": "CA0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a:speech:" + SPEECH_DIGEST,
          "reply_to_provider_id": "CA0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"},
         id="voice-speech-tip",
     ),
@@ -395,6 +400,42 @@ async def test_duplicate_sms_webhook_is_handled_once_by_the_inbox(
     await twilio.aclose()
     assert len(handled) == 1
     assert [(m["To"], m["Body"]) for m in fake.messages()] == [(CITIZEN, "Welkom")]
+
+
+async def test_replies_to_a_caller_are_spoken_in_the_call_not_a_call_back(
+    fake: FakeTwilioApi, sessions: SessionFactory, clock: FixedClock
+) -> None:
+    async def handle(message: IncomingMessage) -> list[OutgoingMessage]:
+        return [
+            OutgoingMessage(channel=message.channel, recipient=message.sender, text="Dank u, tip ontvangen."),
+            OutgoingMessage(
+                channel=message.channel, recipient=message.sender, text="Welke kant ging zij op?"
+            ),
+        ]
+
+    senders: dict[ChannelKind, Any] = {}
+    inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=clock)
+    twilio = TwilioChannel(make_settings(fake.base_url), inbox.receive, Recorder().on_status, clock)
+    senders.update(dict.fromkeys(twilio.kinds, twilio))
+    app = FastAPI()
+    app.include_router(twilio.router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
+        first = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
+        again = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
+        # Outside a call's webhook a VOICE message is an alert: that one places a call.
+        await twilio.send(OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text="Alert"))
+    await twilio.aclose()
+    found = verbs(first.text)
+    assert [(tag, text) for tag, _, text in found if tag == "Say"] == [
+        ("Say", "Dank u, tip ontvangen."),
+        ("Say", "Welke kant ging zij op?"),
+        ("Say", Catalogue.load().render("nl", "voice.goodbye")),
+    ]
+    assert [tag for tag, _, _ in found] == ["Say", "Say", "Gather", "Say", "Hangup"]
+    assert "actionOnEmptyResult" not in found[2][1]
+    # The retried webhook is a duplicate for the inbox: no replies, a plain thank-you.
+    assert [tag for tag, _, _ in verbs(again.text)] == ["Say", "Hangup"]
+    assert [c["Twiml"].count("Alert") for c in fake.calls()] == [1]
 
 
 # --- voice TwiML --------------------------------------------------------------------------------
