@@ -1,0 +1,170 @@
+"""What the control room needs from the wired system, and the page helpers every route shares."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from argon2 import PasswordHasher
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
+from storage.crypto import DataVault
+from storage.db import SessionFactory
+from storage.geo import PostcodeBook
+from storage.models import Operator, OperatorRole, OperatorSession
+
+TEMPLATES = Path(__file__).parent / "templates"
+PREFIX = "/controlroom"
+SESSION_COOKIE = "cr_session"
+PRE_COOKIE = "cr_pre"
+LANG_COOKIE = "cr_lang"
+
+
+class RuntimeLike(Protocol):
+    """The parts of `bot.runtime.Runtime` the control room reads."""
+
+    settings: Settings
+    clock: Clock
+    sessions: SessionFactory
+    vault: DataVault
+    book: PostcodeBook
+    catalogue: Catalogue
+
+
+@dataclass
+class ControlRoom:
+    """Everything the control-room routes use, built once per app."""
+
+    settings: Settings
+    clock: Clock
+    sessions: SessionFactory
+    vault: DataVault
+    book: PostcodeBook
+    catalogue: Catalogue
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    stream_poll_s: float = 0.5
+    stream_heartbeat_s: float = 15.0
+    templates: Jinja2Templates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates.env.globals["prefix"] = PREFIX
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies get `Secure` when the public address is https."""
+        return self.settings.public_base_url.lower().startswith("https://")
+
+    @property
+    def tile_url(self) -> str | None:
+        """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws a plain background."""
+        value = getattr(self.settings, "controlroom_tile_url", None)
+        return str(value) if value else None
+
+
+@dataclass
+class Visitor:
+    """A logged-in operator on this request."""
+
+    operator: Operator
+    row: OperatorSession
+    token: str
+
+    @property
+    def language(self) -> str:
+        """The page language chosen in this session."""
+        return self.row.language if self.row.language in LANGUAGES else DEFAULT_LANGUAGE
+
+    @property
+    def role(self) -> OperatorRole:
+        """The account's role."""
+        return self.operator.role
+
+    @property
+    def csrf(self) -> str:
+        """The session's CSRF token, put in every form."""
+        return self.row.csrf_token
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this operator."""
+        return f"operator:{self.operator.username}"
+
+
+def room(request: Request) -> ControlRoom:
+    """The control room from the app state (set by `controlroom_router`)."""
+    value: ControlRoom = request.scope["controlroom"]
+    return value
+
+
+def translator(catalogue: Catalogue, lang: str) -> Any:
+    """`t("controlroom.key", **params)` for templates; a missing key shows the key, never crashes a page."""
+
+    def t(key: str, **params: Any) -> str:
+        full = key if key.startswith(("controlroom.", "action.")) else f"controlroom.{key}"
+        try:
+            return catalogue.render(lang, full, **params)
+        except MissingText:
+            return full
+
+    return t
+
+
+def render(
+    request: Request,
+    name: str,
+    *,
+    lang: str,
+    visitor: Visitor | None = None,
+    csrf: str | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page from a template, with the translator, the visitor and the CSRF token in its context."""
+    cr = room(request)
+    response = cr.templates.TemplateResponse(
+        request,
+        name,
+        {
+            "t": translator(cr.catalogue, lang),
+            "lang": lang,
+            "visitor": visitor,
+            "csrf": csrf if csrf is not None else (visitor.csrf if visitor else ""),
+            **context,
+        },
+        status_code=status_code,
+    )
+    response.headers.update(security_headers(cr))
+    return response
+
+
+def security_headers(cr: ControlRoom) -> dict[str, str]:
+    """No inline script, no framing, no referrer; images from here and, when set, the tile server."""
+    images = "'self' data:"
+    if cr.tile_url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(cr.tile_url.replace("{", "").replace("}", ""))
+        images += f" {parts.scheme}://{parts.netloc}"
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; "
+            "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "no-store",
+    }
+
+
+def new_token() -> str:
+    """A random token for cookies and forms."""
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,65 @@
+"""`controlroom_router(runtime)`: every control-room page under /controlroom, on one APIRouter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from bot.controlroom.auth import AnyVisitor
+from bot.controlroom.deps import PREFIX, ControlRoom, RuntimeLike
+from storage.models import OperatorRole
+
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {"controlroom.css": "text/css", "controlroom.js": "text/javascript"}
+
+
+def controlroom_router(
+    runtime: RuntimeLike,
+    *,
+    hasher: PasswordHasher | None = None,
+    stream_poll_s: float = 0.5,
+) -> APIRouter:
+    """The control room for a wired runtime; include it in the app as it is (its prefix is /controlroom)."""
+    from bot.controlroom import pages_actions, pages_admin, pages_auth, pages_figures
+
+    cr = ControlRoom(
+        settings=runtime.settings,
+        clock=runtime.clock,
+        sessions=runtime.sessions,
+        vault=runtime.vault,
+        book=runtime.book,
+        catalogue=runtime.catalogue,
+        hasher=hasher or PasswordHasher(),
+        stream_poll_s=stream_poll_s,
+    )
+
+    def attach(request: Request) -> None:
+        request.scope["controlroom"] = cr
+
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(attach)], include_in_schema=False)
+
+    @router.get("/static/{name}")
+    async def static(name: str) -> Response:
+        """The stylesheet and the script (no build step)."""
+        if name not in STATIC_FILES:
+            raise HTTPException(status_code=404)
+        return FileResponse(
+            STATIC / name,
+            media_type=STATIC_FILES[name],
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    @router.get("/")
+    async def home(visitor: AnyVisitor) -> Response:
+        """Operators start at the actions, coordinators at their figures."""
+        target = "figures" if visitor.role == OperatorRole.COORDINATOR else "actions"
+        return RedirectResponse(f"{PREFIX}/{target}", status_code=303)
+
+    router.include_router(pages_auth.router)
+    router.include_router(pages_actions.router)
+    router.include_router(pages_figures.router)
+    router.include_router(pages_admin.router)
+    return router
