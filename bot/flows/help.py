@@ -1,0 +1,46 @@
+"""One-message answers: help, a greeting, the friendly fallback, and switching language."""
+
+from __future__ import annotations
+
+from bot.flows.engine import FlowContext
+from bot.messages import OutgoingMessage
+
+LANGUAGE_KEYWORDS = {
+    "english": "en",
+    "engels": "en",
+    "/english": "en",
+    "nederlands": "nl",
+    "dutch": "nl",
+    "/nederlands": "nl",
+    "/dutch": "nl",
+}
+
+
+def show_help(ctx: FlowContext) -> list[OutgoingMessage]:
+    """What the bot can do, with the keywords; different for participants and others."""
+    key = "help.registered" if ctx.participant is not None else "help.unregistered"
+    return [ctx.say(key)]
+
+
+def greet(ctx: FlowContext) -> list[OutgoingMessage]:
+    """A hello back, pointing to the next useful thing."""
+    key = "greet.registered" if ctx.participant is not None else "greet.unregistered"
+    return [ctx.say(key)]
+
+
+def not_understood(ctx: FlowContext) -> list[OutgoingMessage]:
+    """The friendly fallback for anything we cannot place."""
+    if not ctx.text:
+        return [ctx.say("fallback.empty")]
+    key = "fallback.registered" if ctx.participant is not None else "fallback.unregistered"
+    return [ctx.say(key)]
+
+
+def switch_language(ctx: FlowContext, lang: str) -> list[OutgoingMessage]:
+    """Set the person's language (identity and participant) and confirm in that language."""
+    ctx.identity.language = lang
+    ctx.session.add(ctx.identity)
+    if ctx.participant is not None:
+        ctx.participant.language = lang
+        ctx.session.add(ctx.participant)
+    return [ctx.say("language.switched")]

@@ -1,0 +1,245 @@
+"""Registration: consent (16+), name, address, phone number, preferred channel, welcome.
+
+Nothing is stored as a participant until the last answer: an abandoned sign-up leaves only its
+conversation state, which expires. Name and phone are kept encrypted in that state meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+
+from bot.flows.engine import (
+    Answer,
+    BadAnswer,
+    Finish,
+    Flow,
+    FlowContext,
+    Goto,
+    Retry,
+    Step,
+    Transition,
+    yes_or_no,
+)
+from bot.flows.places import address_from_data, confirm_place, read_address
+from bot.messages import ChannelKind, OutgoingMessage
+from storage.participants import Registration, identities_of, register_participant
+from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
+
+MAX_NAME = 60
+SKIP_WORDS = frozenset(
+    {"-", "overslaan", "sla over", "geen", "nee", "skip", "no", "none", "geen naam", "n.v.t."}
+)
+NAME_PUNCTUATION = frozenset(" -'.’")
+ALERT_CHANNELS = (ChannelKind.TELEGRAM, ChannelKind.WHATSAPP, ChannelKind.SMS)
+
+
+class RegistrationStep(StrEnum):
+    """The steps of registration, in order."""
+
+    CONSENT = "consent"
+    NAME = "name"
+    ADDRESS = "address"
+    CONFIRM_PLACE = "confirm_place"
+    PHONE = "phone"
+    CONFIRM_PHONE = "confirm_phone"
+    CHANNEL = "channel"
+
+
+class RegistrationFlow(Flow):
+    """Sign a person up (or update them when they register again)."""
+
+    name = "registration"
+    intents = ("register",)
+
+    def steps(self) -> Mapping[str, Step]:
+        """The table of steps."""
+        return {
+            RegistrationStep.CONSENT: Step(self.ask_consent, self.on_consent),
+            RegistrationStep.NAME: Step(self.ask_name, self.on_name),
+            RegistrationStep.ADDRESS: Step(self.ask_address, self.on_address),
+            RegistrationStep.CONFIRM_PLACE: Step(self.ask_confirm_place, self.on_confirm_place),
+            RegistrationStep.PHONE: Step(self.ask_phone, self.on_phone),
+            RegistrationStep.CONFIRM_PHONE: Step(self.ask_confirm_phone, self.on_confirm_phone),
+            RegistrationStep.CHANNEL: Step(self.ask_channel, self.on_channel),
+        }
+
+    def begin(self, ctx: FlowContext) -> Transition:
+        """Start with the privacy statement; say so when this updates an existing registration."""
+        ctx.data["update"] = ctx.participant is not None
+        return Goto(RegistrationStep.CONSENT)
+
+    # consent -------------------------------------------------------------------------------
+    def ask_consent(self, ctx: FlowContext) -> OutgoingMessage:
+        """The short privacy statement and the consent question (16+)."""
+        key = "registration.consent_update" if ctx.data.get("update") else "registration.consent"
+        return ctx.ask_yes_no(key, version=ctx.services.settings.privacy_statement_version)
+
+    def on_consent(self, ctx: FlowContext) -> Transition:
+        """JA records when consent was given; NEE ends the sign-up with nothing stored."""
+        answer = yes_or_no(ctx.text)
+        if answer is Answer.NO:
+            return Finish((ctx.say("registration.no_consent"),))
+        if answer is None:
+            return Retry(ctx.say("registration.consent_retry"))
+        ctx.data["consent_at"] = ctx.now.isoformat()
+        return Goto(RegistrationStep.NAME)
+
+    # name ----------------------------------------------------------------------------------
+    def ask_name(self, ctx: FlowContext) -> OutgoingMessage:
+        """Ask for a name, which may be skipped."""
+        return ctx.say("registration.ask_name", buttons=(ctx.t("registration.skip_button"),))
+
+    def on_name(self, ctx: FlowContext) -> Transition:
+        """Keep a plausible name (encrypted), or none."""
+        text = " ".join(ctx.text.split())
+        if (
+            text.casefold().strip(" .!") in SKIP_WORDS
+            or text.casefold() == ctx.t("registration.skip_button").casefold()
+        ):
+            ctx.data["name_enc"] = None
+            return Goto(RegistrationStep.ADDRESS)
+        if not text:
+            return Retry(ctx.say("registration.name_empty"))
+        if len(text) > MAX_NAME:
+            return Retry(ctx.say("registration.name_too_long", max=MAX_NAME))
+        if not all(ch.isalpha() or ch in NAME_PUNCTUATION for ch in text) or not any(
+            ch.isalpha() for ch in text
+        ):
+            return Retry(ctx.say("registration.name_invalid"))
+        ctx.data["name_enc"] = ctx.services.vault.encrypt(text)
+        return Goto(RegistrationStep.ADDRESS)
+
+    # address -------------------------------------------------------------------------------
+    def ask_address(self, ctx: FlowContext) -> OutgoingMessage:
+        """Ask for postcode and house number (again, after a NEE)."""
+        key = "address.ask_again" if ctx.data.get("address_denied") else "address.ask_home"
+        return ctx.say(key)
+
+    def on_address(self, ctx: FlowContext) -> Transition:
+        """Validate the address and look up its place."""
+        ctx.data["address"] = read_address(ctx)
+        return Goto(RegistrationStep.CONFIRM_PLACE)
+
+    def ask_confirm_place(self, ctx: FlowContext) -> OutgoingMessage:
+        """Show the place we found for the postcode."""
+        return confirm_place(ctx, ctx.data["address"])
+
+    def on_confirm_place(self, ctx: FlowContext) -> Transition:
+        """JA goes on to the phone number; NEE asks for the address again."""
+        answer = yes_or_no(ctx.text)
+        if answer is None:
+            return Retry(ctx.say("common.yes_no_retry"))
+        if answer is Answer.NO:
+            ctx.data.pop("address", None)
+            ctx.data["address_denied"] = True
+            return Goto(RegistrationStep.ADDRESS)
+        return self._to_phone(ctx)
+
+    # phone ---------------------------------------------------------------------------------
+    def _to_phone(self, ctx: FlowContext) -> Transition:
+        if ctx.message.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP):
+            try:
+                phone = parse_mobile(ctx.message.sender)
+            except InvalidPhoneNumber as exc:
+                return Finish((ctx.say(f"registration.sender_{exc.reason}"),))
+            ctx.data["phone_enc"] = ctx.services.vault.encrypt(phone)
+            ctx.data["phone_masked"] = mask_phone(phone)
+            return Goto(RegistrationStep.CONFIRM_PHONE)
+        return Goto(RegistrationStep.PHONE)
+
+    def ask_phone(self, ctx: FlowContext) -> OutgoingMessage:
+        """Ask a Telegram user for their mobile number, offering the share-contact button."""
+        return ctx.say("registration.ask_phone", request_contact=True)
+
+    def on_phone(self, ctx: FlowContext) -> Transition:
+        """Accept a shared contact or a typed Dutch/EU mobile number."""
+        raw = ctx.message.contact_phone or ctx.text
+        if ctx.message.contact_phone and raw[:1] not in ("+", "0"):
+            raw = "+" + raw  # Telegram sends a shared contact's number without the plus
+        if not raw.strip():
+            return Retry(ctx.say("registration.phone_empty"))
+        try:
+            phone = parse_mobile(raw)
+        except InvalidPhoneNumber as exc:
+            return Retry(ctx.say(f"registration.phone_{exc.reason}"))
+        ctx.data["phone_enc"] = ctx.services.vault.encrypt(phone)
+        ctx.data["phone_masked"] = mask_phone(phone)
+        return Goto(RegistrationStep.CHANNEL)
+
+    def ask_confirm_phone(self, ctx: FlowContext) -> OutgoingMessage:
+        """On SMS and WhatsApp: confirm that the number they write from is theirs."""
+        return ctx.ask_yes_no("registration.confirm_phone", phone=ctx.data["phone_masked"])
+
+    def on_confirm_phone(self, ctx: FlowContext) -> Transition:
+        """JA goes on to the channel; NEE ends: only the owner of a number can sign it up."""
+        answer = yes_or_no(ctx.text)
+        if answer is None:
+            return Retry(ctx.say("common.yes_no_retry"))
+        if answer is Answer.NO:
+            return Finish((ctx.say("registration.phone_denied"),))
+        return Goto(RegistrationStep.CHANNEL)
+
+    # channel -------------------------------------------------------------------------------
+    def channel_options(self, ctx: FlowContext) -> list[ChannelKind]:
+        """The channels we can reach the person on: this one, their number's, their other chats."""
+        options = [ctx.message.channel, ChannelKind.WHATSAPP, ChannelKind.SMS]
+        if ctx.participant is not None:
+            options += [i.channel for i in identities_of(ctx.session, participant=ctx.participant)]
+        return [c for c in dict.fromkeys(options) if c in ALERT_CHANNELS]
+
+    def ask_channel(self, ctx: FlowContext) -> OutgoingMessage:
+        """Ask how alerts should arrive, with a button per channel."""
+        labels = tuple(ctx.t(f"channels.{c.value}") for c in self.channel_options(ctx))
+        return ctx.say("registration.ask_channel", buttons=labels, options=", ".join(labels))
+
+    def on_channel(self, ctx: FlowContext) -> Transition:
+        """Store the registration and welcome the person."""
+        chosen = self._chosen_channel(ctx)
+        phone = ctx.services.vault.decrypt(ctx.data["phone_enc"])
+        name_enc = ctx.data.get("name_enc")
+        registration = Registration(
+            name=ctx.services.vault.decrypt(name_enc) if name_enc else None,
+            phone=phone,
+            address=address_from_data(ctx.data["address"]),
+            preferred_channel=chosen,
+            consent_version=ctx.services.settings.privacy_statement_version,
+            consent_at=datetime.fromisoformat(ctx.data["consent_at"]),
+            language=ctx.lang,
+        )
+        participant, created = register_participant(
+            ctx.session,
+            vault=ctx.services.vault,
+            identity=ctx.identity,
+            registration=registration,
+            now=ctx.now,
+        )
+        ctx.participant = participant
+        key = "registration.welcome" if created else "registration.updated"
+        return Finish(
+            (ctx.say(key, channel=ctx.t(f"channels.{chosen.value}"), place=ctx.data["address"]["place"]),)
+        )
+
+    def _chosen_channel(self, ctx: FlowContext) -> ChannelKind:
+        options = self.channel_options(ctx)
+        value = " ".join(ctx.text.casefold().split()).strip(" .!")
+        if value.isdigit() and 1 <= int(value) <= len(options):
+            return options[int(value) - 1]
+        for channel in options:
+            names = {channel.value, ctx.t(f"channels.{channel.value}").casefold(), *_ALIASES.get(channel, ())}
+            if value in names:
+                return channel
+        raise BadAnswer(
+            ctx.say(
+                "registration.channel_retry",
+                options=", ".join(ctx.t(f"channels.{c.value}") for c in options),
+            )
+        )
+
+
+_ALIASES = {
+    ChannelKind.WHATSAPP: ("whats app", "wa", "whatsap", "app"),
+    ChannelKind.SMS: ("sms'je", "tekst", "text", "sms bericht", "sms-bericht"),
+    ChannelKind.TELEGRAM: ("tg", "telegram app"),
+}

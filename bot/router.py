@@ -1,0 +1,317 @@
+"""From an incoming message to replies: keywords first, then the active flow, then the NLU intent.
+
+Each message is handled in one database transaction that begins by locking the sender's identity
+row, so one person's messages are handled one after the other even across worker processes, and a
+step that fails leaves nothing half-written. A conversation changed by someone else meanwhile
+(`StaleState`) or a locked database is retried on fresh state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from bot.channels.segments import GSM7_BASIC, GSM7_EXTENSION, is_gsm7
+from bot.config import Settings
+from bot.flows.address import AddressFlow
+from bot.flows.engine import (
+    Engine,
+    Flow,
+    FlowContext,
+    Services,
+    StaleState,
+    clean_text,
+    clear_state,
+    is_expired,
+    load_state,
+    normalise,
+)
+from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
+from bot.flows.mydata import show_my_data
+from bot.flows.registration import RegistrationFlow
+from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.texts import Catalogue
+from nlu.types import Intent, Parser, ParseResult
+from storage.crypto import DataVault
+from storage.db import SessionFactory, transaction
+from storage.geo import PostcodeBook
+from storage.models import ConversationState
+from storage.participants import current_participant, find_identity, touch_identity
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4
+MAX_NLU_TEXT = 500
+INTENT_THRESHOLD = 0.5
+
+
+class Keyword(StrEnum):
+    """Single-word commands that work on every channel, at any moment."""
+
+    STOP = "stop"
+    START = "start"
+    HELP = "help"
+    MY_DATA = "my_data"
+    ADDRESS = "address"
+    CANCEL = "cancel"
+    LANGUAGE = "language"
+
+
+# Twilio's standard opt-out words plus the Dutch ones; CANCEL is an opt-out word there, so the
+# word that only ends the current conversation is ANNULEER.
+KEYWORDS: dict[str, Keyword] = {
+    **dict.fromkeys(
+        [
+            "stop",
+            "stoppen",
+            "uit",
+            "afmelden",
+            "stopall",
+            "unsubscribe",
+            "end",
+            "quit",
+            "cancel",
+            "/stop",
+            "/afmelden",
+            "/unsubscribe",
+        ],
+        Keyword.STOP,
+    ),
+    **dict.fromkeys(["start", "aanmelden", "unstop", "/start", "/aanmelden", "/register"], Keyword.START),
+    **dict.fromkeys(["help", "hulp", "info", "/help", "/hulp", "/info"], Keyword.HELP),
+    **dict.fromkeys(
+        [
+            "mijn gegevens",
+            "mijngegevens",
+            "/mijngegevens",
+            "/gegevens",
+            "my data",
+            "mydata",
+            "/mydata",
+            "my details",
+        ],
+        Keyword.MY_DATA,
+    ),
+    **dict.fromkeys(
+        ["adres", "address", "/adres", "/address", "adres wijzigen", "change address"], Keyword.ADDRESS
+    ),
+    **dict.fromkeys(
+        ["annuleer", "annuleren", "afbreken", "cancel flow", "/annuleer", "/cancel", "stop flow"],
+        Keyword.CANCEL,
+    ),
+    **dict.fromkeys(LANGUAGE_KEYWORDS, Keyword.LANGUAGE),
+}
+
+
+_SMS_LOOKALIKES = str.maketrans(
+    {"‘": "'", "’": "'", "“": '"', "”": '"', "…": "...", "–": "-", "—": "-", "\u00a0": " "}
+)
+
+
+def fold_for_sms(text: str) -> str:
+    """Replace characters outside GSM-7 by their plain letter (Súdwest-Fryslân → Sudwest-Fryslan).
+
+    One such character would switch the whole SMS to UCS-2 and more than double its parts; letters
+    without a GSM-7 form (Arabic, Chinese) are kept, the person wrote them.
+    """
+    if is_gsm7(text):
+        return text
+    folded = []
+    for ch in text.translate(_SMS_LOOKALIKES):
+        if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
+            folded.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        folded.append(base if base and is_gsm7(base) else ch)
+    return "".join(folded)
+
+
+class _NeedsIntent(Exception):
+    """The message reached the NLU stage before it was parsed; parse it and handle it again."""
+
+
+def keyword_of(text: str) -> Keyword | None:
+    """The keyword a message is, if it is one (case, spaces, punctuation and `@botname` ignored)."""
+    value = normalise(text)
+    if value.startswith("/"):
+        command, _, rest = value.partition(" ")
+        value = command.split("@", 1)[0]
+        if rest and value != "/start":
+            return None
+    return KEYWORDS.get(value)
+
+
+class Router:
+    """Turns each incoming message into replies, keeping the conversation state in the database."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        vault: DataVault,
+        book: PostcodeBook,
+        parser: Parser,
+        catalogue: Catalogue,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        flows: Sequence[Flow] = (),
+    ) -> None:
+        self._sessions = sessions
+        self._parser = parser
+        self._clock = clock
+        self._settings = settings
+        self.services = Services(vault=vault, book=book, catalogue=catalogue, settings=settings, clock=clock)
+        builtin: list[Flow] = [RegistrationFlow(), AddressFlow(), UnsubscribeFlow()]
+        table = {flow.name: flow for flow in [*builtin, *flows]}
+        self.engine = Engine(table)
+        self._intent_flows = {intent: flow.name for flow in table.values() for intent in flow.intents}
+        self._interceptors = [f for f in flows if type(f).intercepts is not Flow.intercepts]
+
+    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        """The replies to one message; never raises (a failure becomes an apology)."""
+        parsed: ParseResult | None = None
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return await asyncio.to_thread(self._handle_once, message, parsed)
+            except _NeedsIntent:
+                parsed = await self._parse(clean_text(message.text))
+            except (StaleState, IntegrityError, OperationalError) as exc:
+                log.warning(
+                    "retrying a %s message (attempt %d): %s", message.channel, attempt + 1, type(exc).__name__
+                )
+            except Exception:
+                log.exception("handling a %s message failed", message.channel)
+                return [self._apology(message)]
+        return [self._apology(message)]
+
+    async def _parse(self, text: str) -> ParseResult:
+        try:
+            return await self._parser.parse(text[:MAX_NLU_TEXT])
+        except Exception:
+            log.exception("the NLU parser failed; treating the message as not understood")
+            return ParseResult(text=text, intent=Intent("out_of_scope", 0.0))
+
+    def _handle_once(self, message: IncomingMessage, parsed: ParseResult | None) -> list[OutgoingMessage]:
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            identity = touch_identity(
+                session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
+            )
+            ctx = FlowContext(
+                session=session,
+                services=self.services,
+                message=message,
+                identity=identity,
+                participant=current_participant(session, identity=identity),
+                now=now,
+                text=clean_text(message.text),
+                parsed=parsed,
+            )
+            assert identity.id is not None
+            state = load_state(session, identity_id=identity.id)
+            notes: list[OutgoingMessage] = []
+            if state is not None and not self.engine.knows(state):
+                clear_state(session, current=state)
+                state = None
+            if state is not None and is_expired(
+                state, now=now, timeout_minutes=self._settings.flow_timeout_minutes
+            ):
+                clear_state(session, current=state)
+                state = None
+                notes.append(ctx.say("router.expired"))
+            replies = notes + self._route(ctx, state)
+        if message.channel is ChannelKind.SMS:
+            replies = [replace(r, text=fold_for_sms(r.text)) for r in replies]
+        return replies
+
+    def _route(self, ctx: FlowContext, state: ConversationState | None) -> list[OutgoingMessage]:
+        message = ctx.message
+        keyword = keyword_of(ctx.text)
+        if keyword is Keyword.STOP:
+            if state is not None:
+                clear_state(ctx.session, current=state)
+            return stop_now(ctx)
+        for flow in self._interceptors:
+            if flow.intercepts(ctx):
+                return self.engine.start(ctx, flow, state)
+        if message.group_id is not None:
+            # In a group we only speak when a flow claimed the message; chatter is not for us.
+            return []
+        if keyword is not None:
+            return self._keyword(ctx, keyword, state)
+        if state is not None:
+            return self.engine.advance(ctx, state)
+        if not ctx.text:
+            return not_understood(ctx)
+        if ctx.parsed is None:
+            raise _NeedsIntent
+        return self._intent(ctx)
+
+    def _keyword(
+        self, ctx: FlowContext, keyword: Keyword, state: ConversationState | None
+    ) -> list[OutgoingMessage]:
+        flows = self.engine.flows
+        if keyword is Keyword.START:
+            notes = [ctx.say("router.opted_in")] if opt_in(ctx) else []
+            return notes + self.engine.start(ctx, flows[RegistrationFlow.name], state)
+        if keyword is Keyword.ADDRESS:
+            return self.engine.start(ctx, flows[AddressFlow.name], state)
+        if keyword is Keyword.CANCEL:
+            if state is None:
+                return [ctx.say("router.nothing_to_cancel")]
+            clear_state(ctx.session, current=state)
+            return [ctx.say("router.cancelled")]
+        if keyword is Keyword.HELP:
+            replies = show_help(ctx)
+        elif keyword is Keyword.MY_DATA:
+            replies = show_my_data(ctx)
+        else:
+            replies = switch_language(ctx, LANGUAGE_KEYWORDS[normalise(ctx.text).split("@", 1)[0]])
+        if state is not None:
+            replies.append(self.engine.reprompt(ctx, state))
+        return replies
+
+    def _intent(self, ctx: FlowContext) -> list[OutgoingMessage]:
+        assert ctx.parsed is not None
+        intent = (
+            ctx.parsed.intent.name if ctx.parsed.intent.confidence >= INTENT_THRESHOLD else "out_of_scope"
+        )
+        flow_name = self._intent_flows.get(intent)
+        if flow_name is not None:
+            return self.engine.start(ctx, self.engine.flows[flow_name], None)
+        if intent == "my_data":
+            return show_my_data(ctx)
+        if intent == "help":
+            return show_help(ctx)
+        if intent == "greet":
+            return greet(ctx)
+        if intent in ("affirm", "deny"):
+            return [ctx.say("router.nothing_pending")]
+        if intent == "give_tip":
+            return [ctx.say("router.no_action_for_tip")]
+        return not_understood(ctx)
+
+    def _apology(self, message: IncomingMessage) -> OutgoingMessage:
+        lang = "nl"
+        try:
+            with self._sessions() as session:
+                identity = find_identity(
+                    session, vault=self.services.vault, channel=message.channel, address=message.sender
+                )
+                if identity is not None:
+                    lang = identity.language
+        except Exception:
+            log.warning("could not read the language for an apology")
+        return OutgoingMessage(
+            channel=message.channel,
+            recipient=message.sender,
+            text=self.services.catalogue.render(lang, "router.error"),
+        )

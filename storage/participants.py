@@ -1,0 +1,387 @@
+"""Store functions for people: channel identities, registrations, addresses, erasure, opt-outs, audit.
+
+Every function takes the caller's session and keyword-only arguments and never commits: the caller's
+transaction (one per conversation step) decides what becomes durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from bot.messages import ChannelKind
+from storage.crypto import DataVault
+from storage.models import (
+    Address,
+    AuditEvent,
+    ChannelIdentity,
+    ConversationState,
+    OptOut,
+    Participant,
+    ParticipantStatus,
+)
+from storage.phones import InvalidPhoneNumber, to_e164
+
+MAX_ADDRESSES = 3
+PHONE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
+LIVE_STATUSES = frozenset({ParticipantStatus.PENDING, ParticipantStatus.ACTIVE})
+
+
+class AddressLimitReached(Exception):
+    """A participant already has the maximum number of addresses."""
+
+
+@dataclass(frozen=True)
+class NewAddress:
+    """An address as a flow collected it: postcode and number as given, place from the postcode table."""
+
+    postcode: str
+    house_number: int
+    addition: str | None
+    lat: float
+    lon: float
+    municipality_code: str
+    municipality_name: str
+    place: str
+    window_days: str | None = None
+    window_start: time | None = None
+    window_end: time | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Everything the registration flow collected, ready to store."""
+
+    name: str | None
+    phone: str
+    address: NewAddress
+    preferred_channel: ChannelKind
+    consent_version: str
+    consent_at: datetime
+    language: str
+
+
+def canonical_address(channel: ChannelKind, address: str) -> str:
+    """The form of a sender address we hash: E.164 for phone channels, the chat id as is otherwise."""
+    address = address.strip()
+    if channel in PHONE_CHANNELS:
+        if address.lower().startswith("whatsapp:"):
+            address = address.split(":", 1)[1]
+        try:
+            return to_e164(address)
+        except InvalidPhoneNumber:
+            return address
+    return address
+
+
+def phone_hash(*, vault: DataVault, phone: str) -> str:
+    """The keyed hash of an E.164 number; equal to the address hash of its SMS/WhatsApp identities."""
+    return vault.lookup_hash(phone)
+
+
+def find_identity(
+    session: Session, *, vault: DataVault, channel: ChannelKind, address: str
+) -> ChannelIdentity | None:
+    """The identity for a channel and sender address, if we have seen it."""
+    key = vault.lookup_hash(canonical_address(channel, address))
+    return session.exec(
+        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key)
+    ).first()
+
+
+def touch_identity(
+    session: Session,
+    *,
+    vault: DataVault,
+    channel: ChannelKind,
+    address: str,
+    now: datetime,
+    language: str = "nl",
+) -> ChannelIdentity:
+    """Find or create the sender's identity and mark it seen.
+
+    The UPDATE comes first on purpose: it takes the row lock on PostgreSQL (the write lock on SQLite)
+    so two workers handling the same person's messages run one after the other.
+    """
+    canonical = canonical_address(channel, address)
+    key = vault.lookup_hash(canonical)
+    session.execute(
+        update(ChannelIdentity)
+        .where(col(ChannelIdentity.channel) == channel, col(ChannelIdentity.address_hash) == key)
+        .values(last_inbound_at=now)
+    )
+    identity = session.exec(
+        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key)
+    ).first()
+    if identity is None:
+        identity = ChannelIdentity(
+            channel=channel,
+            address_hash=key,
+            address_enc=vault.encrypt(canonical),
+            language=language,
+            last_inbound_at=now,
+            created_at=now,
+        )
+        session.add(identity)
+        session.flush()
+    elif identity.address_enc is None:
+        # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
+        identity.address_enc = vault.encrypt(canonical)
+        session.add(identity)
+    return identity
+
+
+def current_participant(session: Session, *, identity: ChannelIdentity) -> Participant | None:
+    """The live (pending or active) participant behind an identity, or None."""
+    if identity.participant_id is None:
+        return None
+    participant = session.get(Participant, identity.participant_id)
+    if participant is None or participant.status not in LIVE_STATUSES:
+        return None
+    return participant
+
+
+def find_participant_by_phone(session: Session, *, vault: DataVault, phone: str) -> Participant | None:
+    """The live participant registered with this E.164 number, or None."""
+    key = phone_hash(vault=vault, phone=phone)
+    return session.exec(
+        select(Participant).where(
+            Participant.phone_hash == key, col(Participant.status).in_(list(LIVE_STATUSES))
+        )
+    ).first()
+
+
+def identities_of(session: Session, *, participant: Participant) -> list[ChannelIdentity]:
+    """Every channel identity linked to a participant, in the order they were made."""
+    return list(
+        session.exec(
+            select(ChannelIdentity)
+            .where(ChannelIdentity.participant_id == participant.id)
+            .order_by(col(ChannelIdentity.id))
+        )
+    )
+
+
+def addresses_of(session: Session, *, participant: Participant) -> list[Address]:
+    """A participant's addresses by slot (1 is home)."""
+    return list(
+        session.exec(
+            select(Address).where(Address.participant_id == participant.id).order_by(col(Address.slot))
+        )
+    )
+
+
+def link_identity(
+    session: Session,
+    *,
+    vault: DataVault,
+    participant: Participant,
+    channel: ChannelKind,
+    address: str,
+    now: datetime,
+) -> ChannelIdentity:
+    """Make sure the participant is reachable on a channel at an address (creating the identity if new)."""
+    canonical = canonical_address(channel, address)
+    identity = find_identity(session, vault=vault, channel=channel, address=canonical)
+    if identity is None:
+        identity = ChannelIdentity(
+            channel=channel,
+            address_hash=vault.lookup_hash(canonical),
+            created_at=now,
+            language=participant.language,
+        )
+    identity.participant_id = participant.id
+    identity.address_enc = vault.encrypt(canonical)
+    identity.opted_out = False
+    identity.opted_out_at = None
+    session.add(identity)
+    session.flush()
+    return identity
+
+
+def register_participant(
+    session: Session,
+    *,
+    vault: DataVault,
+    identity: ChannelIdentity,
+    registration: Registration,
+    now: datetime,
+) -> tuple[Participant, bool]:
+    """Store a registration; returns the participant and whether it was new.
+
+    The same phone number always lands on the same participant (registering twice updates), and the
+    identity the person wrote from is linked to it. A number that had opted out is opted back in.
+    """
+    key = phone_hash(vault=vault, phone=registration.phone)
+    participant = find_participant_by_phone(session, vault=vault, phone=registration.phone)
+    if participant is None:
+        participant = current_participant(session, identity=identity)
+    created = participant is None
+    if participant is None:
+        participant = Participant(created_at=now)
+    participant.status = ParticipantStatus.ACTIVE
+    participant.name_enc = vault.encrypt(registration.name) if registration.name else None
+    participant.phone_enc = vault.encrypt(registration.phone)
+    participant.phone_hash = key
+    participant.language = registration.language
+    participant.preferred_channel = registration.preferred_channel
+    participant.consent_version = registration.consent_version
+    participant.consent_at = registration.consent_at
+    participant.confirmed_at = now
+    participant.ended_at = None
+    session.add(participant)
+    session.flush()
+
+    identity.participant_id = participant.id
+    identity.opted_out = False
+    identity.opted_out_at = None
+    identity.language = registration.language
+    session.add(identity)
+    if registration.preferred_channel in PHONE_CHANNELS:
+        link_identity(
+            session,
+            vault=vault,
+            participant=participant,
+            channel=registration.preferred_channel,
+            address=registration.phone,
+            now=now,
+        )
+    clear_opt_out(session, phone_hash=key)
+    set_address(session, participant=participant, slot=1, address=registration.address)
+    audit(
+        session,
+        now=now,
+        actor=f"identity:{identity.id}",
+        event="participant_registered" if created else "participant_updated",
+        subject=f"participant:{participant.id}",
+        detail={
+            "channel": identity.channel.value,
+            "preferred_channel": registration.preferred_channel.value,
+            "consent_version": registration.consent_version,
+        },
+    )
+    return participant, created
+
+
+def set_address(session: Session, *, participant: Participant, slot: int, address: NewAddress) -> Address:
+    """Put an address in a slot (1..3), replacing what was there."""
+    if not 1 <= slot <= MAX_ADDRESSES:
+        raise AddressLimitReached(slot)
+    row = session.exec(
+        select(Address).where(Address.participant_id == participant.id, Address.slot == slot)
+    ).first()
+    if row is None:
+        assert participant.id is not None
+        row = Address(participant_id=participant.id, slot=slot, **_address_fields(address))
+    else:
+        for name, value in _address_fields(address).items():
+            setattr(row, name, value)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_address(session: Session, *, participant: Participant, address: NewAddress) -> Address:
+    """Put an extra address in the first free slot. Raises AddressLimitReached."""
+    used = {a.slot for a in addresses_of(session, participant=participant)}
+    free = [slot for slot in range(2, MAX_ADDRESSES + 1) if slot not in used]
+    if not free:
+        raise AddressLimitReached(MAX_ADDRESSES)
+    return set_address(session, participant=participant, slot=free[0], address=address)
+
+
+def remove_address(session: Session, *, participant: Participant, slot: int) -> None:
+    """Remove an extra address (never the home address) and close the gap in the slots."""
+    if slot == 1:
+        raise ValueError("the home address can be replaced, not removed")
+    session.execute(
+        delete(Address).where(col(Address.participant_id) == participant.id, col(Address.slot) == slot)
+    )
+    session.flush()
+    for row in addresses_of(session, participant=participant):
+        if row.slot > slot:
+            row.slot -= 1
+            session.add(row)
+            session.flush()
+
+
+def erase_participant(session: Session, *, participant: Participant, now: datetime, reason: str) -> None:
+    """Erase a participant's personal data; the row stays as an anonymous count with its end date.
+
+    Name, phone, addresses and conversation state go; identities keep only their keyed hash (so the
+    person is recognised as opted out) and are unlinked. `reason` is unsubscribed or expired.
+    """
+    identities = identities_of(session, participant=participant)
+    for identity in identities:
+        session.execute(delete(ConversationState).where(col(ConversationState.identity_id) == identity.id))
+        identity.address_enc = None
+        identity.participant_id = None
+        session.add(identity)
+    session.execute(delete(Address).where(col(Address.participant_id) == participant.id))
+    participant.name_enc = None
+    participant.phone_enc = None
+    participant.phone_hash = None
+    participant.preferred_channel = None
+    participant.status = ParticipantStatus.EXPIRED if reason == "expired" else ParticipantStatus.UNSUBSCRIBED
+    participant.ended_at = now
+    session.add(participant)
+    session.flush()
+    audit(
+        session,
+        now=now,
+        actor="system",
+        event="participant_erased",
+        subject=f"participant:{participant.id}",
+        detail={"reason": reason, "identities": len(identities)},
+    )
+
+
+def record_opt_out(session: Session, *, phone_hash: str, now: datetime) -> None:
+    """Remember that a number said STOP (only its keyed hash)."""
+    if session.get(OptOut, phone_hash) is None:
+        session.add(OptOut(phone_hash=phone_hash, at=now))
+        session.flush()
+
+
+def clear_opt_out(session: Session, *, phone_hash: str) -> None:
+    """Forget an opt-out: the number opted back in."""
+    session.execute(delete(OptOut).where(col(OptOut.phone_hash) == phone_hash))
+
+
+def is_opted_out(session: Session, *, phone_hash: str) -> bool:
+    """Whether a number said STOP and has not opted back in."""
+    return session.get(OptOut, phone_hash) is not None
+
+
+def audit(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    event: str,
+    subject: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Append an audit event (never personal data in clear)."""
+    session.add(AuditEvent(at=now, actor=actor, event=event, subject=subject, detail=dict(detail or {})))
+
+
+def _address_fields(address: NewAddress) -> dict[str, Any]:
+    return {
+        "postcode": address.postcode,
+        "house_number": address.house_number,
+        "addition": address.addition,
+        "lat": address.lat,
+        "lon": address.lon,
+        "municipality_code": address.municipality_code,
+        "municipality_name": address.municipality_name,
+        "place": address.place,
+        "window_days": address.window_days,
+        "window_start": address.window_start,
+        "window_end": address.window_end,
+    }

@@ -1,0 +1,124 @@
+"""Transcript tests: `converse(identity, ["START", "7511 AB 12", "JA"])` runs messages through the router."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+from sqlmodel import SQLModel, select
+
+from bot.config import Settings, load_settings
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.router import Router
+from bot.texts import Catalogue
+from nlu.keywords import KeywordParser
+from storage.crypto import DataVault
+from storage.db import SessionFactory
+from storage.geo import PostcodeBook
+from tests.conftest import FixedClock
+
+SMS_PHONE = "+31612345678"
+WHATSAPP_PHONE = "+31687654321"
+TELEGRAM_CHAT = "424242"
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is chatting: a channel and the sender address on it."""
+
+    channel: ChannelKind
+    sender: str
+
+
+SMS = Person(ChannelKind.SMS, SMS_PHONE)
+WHATSAPP = Person(ChannelKind.WHATSAPP, WHATSAPP_PHONE)
+TELEGRAM = Person(ChannelKind.TELEGRAM, TELEGRAM_CHAT)
+
+T = TypeVar("T", bound=SQLModel)
+Message = str | IncomingMessage
+Converse = Callable[[Person, Sequence[Message]], Awaitable[list[list[OutgoingMessage]]]]
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    """The real catalogues."""
+    return Catalogue.load()
+
+
+@pytest.fixture
+def settings(tmp_path: object) -> Settings:
+    """Default settings (30-minute flow timeout, privacy statement 2026-1)."""
+    return load_settings(privacy_statement_version="2026-1", flow_timeout_minutes=30)
+
+
+@pytest.fixture
+def router(
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    catalogue: Catalogue,
+    settings: Settings,
+    clock: FixedClock,
+) -> Router:
+    """The router on the test's own database, with the keyword parser."""
+    return Router(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=KeywordParser(),
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def converse(router: Router, clock: FixedClock) -> Converse:
+    """Send messages one by one as a person; the replies to each, in order."""
+
+    async def run(person: Person, messages: Sequence[Message]) -> list[list[OutgoingMessage]]:
+        transcript = []
+        for item in messages:
+            message = item if isinstance(item, IncomingMessage) else incoming(person, item, clock)
+            transcript.append(await router.handle(message))
+            clock.advance(seconds=20)
+        return transcript
+
+    return run
+
+
+def incoming(person: Person, text: str, clock: FixedClock, **extra: object) -> IncomingMessage:
+    """A message from a person at the clock's time."""
+    return IncomingMessage(
+        channel=person.channel,
+        sender=person.sender,
+        text=text,
+        received_at=clock(),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def texts(replies: Sequence[OutgoingMessage]) -> list[str]:
+    """The texts of one turn's replies."""
+    return [r.text for r in replies]
+
+
+def last(transcript: Sequence[Sequence[OutgoingMessage]]) -> OutgoingMessage:
+    """The last reply of the last turn."""
+    return transcript[-1][-1]
+
+
+def rows(sessions: SessionFactory, model: type[T]) -> list[T]:
+    """Every row of a table, freshly read."""
+    with sessions() as session:
+        return list(session.exec(select(model)))
+
+
+def register_steps(
+    person: Person, *, name: str = "Jan", address: str = "7511 AB 12", channel: str = "SMS"
+) -> list[Message]:
+    """The messages of a complete registration on the person's channel."""
+    phone_step: list[Message] = ["JA"] if person.channel is not ChannelKind.TELEGRAM else ["06 12345678"]
+    return ["START", "JA", name, address, "JA", *phone_step, channel]

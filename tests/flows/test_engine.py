@@ -1,0 +1,112 @@
+"""The engine's state: compare-and-set on the version, so two workers never both advance a conversation."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.channels.segments import count_segments
+from bot.flows.engine import Answer, StaleState, clear_state, load_state, set_state, yes_or_no
+from bot.messages import ChannelKind
+from bot.router import fold_for_sms
+from storage.crypto import DataVault
+from storage.db import SessionFactory, transaction
+from storage.participants import touch_identity
+from tests.conftest import FixedClock
+from tests.flows.conftest import Converse, Person, last
+
+
+def make_identity(sessions: SessionFactory, vault: DataVault, clock: FixedClock) -> int:
+    with transaction(sessions) as session:
+        identity = touch_identity(
+            session, vault=vault, channel=ChannelKind.SMS, address="+31612345678", now=clock()
+        )
+        assert identity.id is not None
+        set_state(
+            session,
+            identity_id=identity.id,
+            flow="registration",
+            step="name",
+            data={},
+            now=clock(),
+            current=None,
+        )
+        return identity.id
+
+
+def test_a_second_writer_with_an_old_version_is_refused(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    identity_id = make_identity(sessions, vault, clock)
+    with sessions() as first, sessions() as second:
+        mine, theirs = load_state(first, identity_id=identity_id), load_state(second, identity_id=identity_id)
+        assert mine is not None and theirs is not None
+        set_state(
+            first,
+            identity_id=identity_id,
+            flow="registration",
+            step="address",
+            data={},
+            now=clock(),
+            current=mine,
+        )
+        first.commit()
+        with pytest.raises(StaleState):
+            set_state(
+                second,
+                identity_id=identity_id,
+                flow="registration",
+                step="phone",
+                data={},
+                now=clock(),
+                current=theirs,
+            )
+        second.rollback()
+    with sessions() as session:
+        state = load_state(session, identity_id=identity_id)
+        assert state is not None and (state.step, state.version) == ("address", 2)
+
+
+def test_clearing_a_state_someone_else_changed_is_refused(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    identity_id = make_identity(sessions, vault, clock)
+    with sessions() as first, sessions() as second:
+        mine, theirs = load_state(first, identity_id=identity_id), load_state(second, identity_id=identity_id)
+        assert mine is not None and theirs is not None
+        set_state(
+            first,
+            identity_id=identity_id,
+            flow="registration",
+            step="address",
+            data={},
+            now=clock(),
+            current=mine,
+        )
+        first.commit()
+        with pytest.raises(StaleState):
+            clear_state(second, current=theirs)
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [("JA", Answer.YES), ("ja!", Answer.YES), (" Yes ", Answer.YES), ("klopt", Answer.YES),
+     ("👍", Answer.YES),
+     ("NEE", Answer.NO), ("no.", Answer.NO), ("klopt niet", Answer.NO), ("", None), ("jaaaaa nee", None)],
+)  # fmt: skip
+def test_yes_or_no(text: str, answer: Answer | None) -> None:
+    assert yes_or_no(text) is answer
+
+
+def test_sms_texts_fold_to_gsm7() -> None:
+    assert fold_for_sms("Is dit Wâlterswâld, gemeente Súdwest-Fryslân? ’t Klopt…") == (
+        "Is dit Walterswald, gemeente Sudwest-Fryslan? 't Klopt..."
+    )
+    assert fold_for_sms("Naam: مريم") == "Naam: مريم"
+
+
+async def test_frisian_place_names_keep_the_sms_welcome_within_two_parts(converse: Converse) -> None:
+    person = Person(ChannelKind.SMS, "+31611112222")
+    transcript = await converse(person, ["START", "JA", "-", "8711 AB 1", "JA", "JA", "SMS"])
+    assert "Súdwest-Fryslân" not in transcript[3][0].text
+    assert "Sudwest-Fryslan" in transcript[3][0].text
+    assert count_segments(last(transcript).text).segments <= 2

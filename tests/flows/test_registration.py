@@ -1,0 +1,291 @@
+"""Registration transcripts: the happy path on each channel, updates, and every bad answer at every step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.messages import ChannelKind, IncomingMessage
+from bot.texts import Catalogue
+from storage.crypto import DataVault
+from storage.db import SessionFactory
+from storage.models import Address, AuditEvent, ChannelIdentity, ConversationState, OptOut, Participant
+from storage.models import ParticipantStatus as Status
+from tests.conftest import FixedClock
+from tests.flows.conftest import (
+    SMS,
+    SMS_PHONE,
+    TELEGRAM,
+    TELEGRAM_CHAT,
+    WHATSAPP,
+    Converse,
+    Person,
+    last,
+    register_steps,
+    rows,
+    texts,
+)
+
+CONSENT_AT = datetime(2026, 11, 20, 14, 30, 20, tzinfo=UTC)
+
+
+async def test_sms_registration_happy_path(
+    converse: Converse, catalogue: Catalogue, sessions: SessionFactory, vault: DataVault
+) -> None:
+    t = converse
+    transcript = await t(SMS, ["START", "JA", "Jan", "7511 AB 12", "JA", "JA", "SMS"])
+    nl = lambda key, **p: catalogue.render("nl", key, **p)  # noqa: E731
+    assert texts(transcript[0]) == [nl("registration.consent", version="2026-1")]
+    assert transcript[0][0].buttons == ("JA", "NEE")
+    assert texts(transcript[1]) == [nl("registration.ask_name")]
+    assert texts(transcript[2]) == [nl("address.ask_home")]
+    assert texts(transcript[3]) == ["7511 AB 12: is dit Enschede, gemeente Enschede? (JA/NEE)"]
+    assert texts(transcript[4]) == [nl("registration.confirm_phone", phone="+31 6 ****5678")]
+    assert texts(transcript[5]) == [nl("registration.ask_channel", options="SMS, WhatsApp")]
+    assert transcript[5][0].buttons == ("SMS", "WhatsApp")
+    assert texts(transcript[6]) == [nl("registration.welcome", channel="SMS", place="Enschede")]
+    assert "STOP" in transcript[6][0].text
+
+    [participant] = rows(sessions, Participant)
+    assert participant.status is Status.ACTIVE
+    assert participant.name_enc and vault.decrypt(participant.name_enc) == "Jan"
+    assert participant.phone_enc and vault.decrypt(participant.phone_enc) == SMS_PHONE
+    assert participant.phone_hash == vault.lookup_hash(SMS_PHONE)
+    assert participant.preferred_channel is ChannelKind.SMS
+    assert participant.consent_version == "2026-1"
+    assert participant.consent_at == CONSENT_AT
+    [address] = rows(sessions, Address)
+    assert (address.slot, address.postcode, address.house_number, address.addition) == (
+        1,
+        "7511 AB",
+        12,
+        None,
+    )
+    assert (address.place, address.municipality_name, address.municipality_code) == (
+        "Enschede",
+        "Enschede",
+        "0153",
+    )
+    [identity] = rows(sessions, ChannelIdentity)
+    assert identity.participant_id == participant.id and identity.channel is ChannelKind.SMS
+    assert rows(sessions, ConversationState) == []
+    assert "participant_registered" in [e.event for e in rows(sessions, AuditEvent)]
+    raw = str([(p.name_enc, p.phone_enc) for p in rows(sessions, Participant)])
+    assert "Jan" not in raw and "612345678" not in raw
+
+
+async def test_telegram_registration_with_shared_contact(
+    converse: Converse, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    contact = IncomingMessage(
+        channel=ChannelKind.TELEGRAM,
+        sender=TELEGRAM_CHAT,
+        text="",
+        received_at=clock(),
+        contact_phone="31612345678",
+    )
+    transcript = await converse(
+        TELEGRAM, ["/start", "ja", "overslaan", "7511ab 12-a", "ja", contact, "Telegram"]
+    )
+    assert transcript[4][0].request_contact is True
+    assert transcript[5][0].buttons == ("Telegram", "WhatsApp", "SMS")
+    assert "Telegram" in last(transcript).text
+    [participant] = rows(sessions, Participant)
+    assert participant.name_enc is None
+    assert participant.phone_enc and vault.decrypt(participant.phone_enc) == SMS_PHONE
+    assert participant.preferred_channel is ChannelKind.TELEGRAM
+    [address] = rows(sessions, Address)
+    assert (address.house_number, address.addition) == (12, "A")
+
+
+async def test_telegram_typed_number_and_whatsapp_preference_links_a_whatsapp_identity(
+    converse: Converse, sessions: SessionFactory, vault: DataVault
+) -> None:
+    await converse(TELEGRAM, register_steps(TELEGRAM, channel="WhatsApp"))
+    [participant] = rows(sessions, Participant)
+    assert participant.preferred_channel is ChannelKind.WHATSAPP
+    identities = {i.channel: i for i in rows(sessions, ChannelIdentity)}
+    assert set(identities) == {ChannelKind.TELEGRAM, ChannelKind.WHATSAPP}
+    assert {i.participant_id for i in identities.values()} == {participant.id}
+    whatsapp = identities[ChannelKind.WHATSAPP]
+    assert whatsapp.address_enc and vault.decrypt(whatsapp.address_enc) == SMS_PHONE
+
+
+async def test_whatsapp_registration_in_english(converse: Converse, catalogue: Catalogue) -> None:
+    transcript = await converse(
+        WHATSAPP, ["ENGLISH", "START", "yes", "Anna", "1012 ab 5", "yes", "yes", "whatsapp"]
+    )
+    assert transcript[1][0].buttons == ("YES", "NO")
+    assert last(transcript).text == catalogue.render(
+        "en", "registration.welcome", channel="WhatsApp", place="Amsterdam"
+    )
+
+
+async def test_registering_twice_updates_the_same_participant(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    await converse(SMS, register_steps(SMS))
+    transcript = await converse(SMS, register_steps(SMS, name="Jan B", address="1012 AB 5"))
+    assert transcript[0][0].text == catalogue.render("nl", "registration.consent_update", version="2026-1")
+    assert last(transcript).text == catalogue.render(
+        "nl", "registration.updated", channel="SMS", place="Amsterdam"
+    )
+    assert len(rows(sessions, Participant)) == 1
+    [address] = rows(sessions, Address)
+    assert address.postcode == "1012 AB"
+    assert len(rows(sessions, ChannelIdentity)) == 1
+
+
+async def test_second_channel_links_to_the_same_participant(
+    converse: Converse, sessions: SessionFactory
+) -> None:
+    await converse(SMS, register_steps(SMS))
+    await converse(TELEGRAM, register_steps(TELEGRAM, channel="Telegram"))
+    [participant] = rows(sessions, Participant)
+    assert participant.preferred_channel is ChannelKind.TELEGRAM
+    linked = {i.channel for i in rows(sessions, ChannelIdentity) if i.participant_id == participant.id}
+    assert linked == {ChannelKind.SMS, ChannelKind.TELEGRAM}
+
+
+async def test_opted_out_number_that_registers_again_is_opted_back_in(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    await converse(SMS, [*register_steps(SMS), "STOP"])
+    assert len(rows(sessions, OptOut)) == 1
+    transcript = await converse(SMS, register_steps(SMS))
+    assert transcript[0][0].text == catalogue.render("nl", "router.opted_in")
+    assert rows(sessions, OptOut) == []
+    [identity] = rows(sessions, ChannelIdentity)
+    assert identity.opted_out is False
+    live = [p for p in rows(sessions, Participant) if p.status is Status.ACTIVE]
+    assert len(live) == 1
+
+
+async def test_no_consent_stores_nothing(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    transcript = await converse(SMS, ["START", "NEE"])
+    assert last(transcript).text == catalogue.render("nl", "registration.no_consent")
+    assert rows(sessions, Participant) == [] and rows(sessions, ConversationState) == []
+
+
+async def test_nee_at_the_place_asks_for_the_address_again(converse: Converse, catalogue: Catalogue) -> None:
+    transcript = await converse(SMS, ["START", "JA", "Jan", "7511 AB 12", "NEE", "7512 AB 3", "JA"])
+    assert texts(transcript[4]) == [catalogue.render("nl", "address.ask_again")]
+    assert transcript[5][0].text.startswith("7512 AB 3: is dit Enschede")
+    assert transcript[6][0].text.startswith("We sturen berichten naar")
+
+
+async def test_nee_at_the_senders_number_stops_without_storing(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    transcript = await converse(SMS, ["START", "JA", "Jan", "7511 AB 12", "JA", "NEE"])
+    assert last(transcript).text == catalogue.render("nl", "registration.phone_denied")
+    assert rows(sessions, Participant) == [] and rows(sessions, ConversationState) == []
+
+
+@pytest.mark.parametrize(
+    ("sender", "key"),
+    [
+        ("+31534800000", "registration.sender_not_mobile"),
+        ("+3225551234", "registration.sender_not_mobile"),
+        ("+12025550123", "registration.sender_not_eu"),
+    ],
+    ids=["dutch-landline", "belgian-landline", "us-number"],
+)
+async def test_sms_from_a_number_we_cannot_alert_ends_politely(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue, sender: str, key: str
+) -> None:
+    person = Person(ChannelKind.SMS, sender)
+    transcript = await converse(person, ["START", "JA", "-", "7511 AB 12", "JA"])
+    assert last(transcript).text == catalogue.render("nl", key)
+    assert rows(sessions, Participant) == [] and rows(sessions, ConversationState) == []
+
+
+# Bad answers at each step: the step is repeated with an explanation, nothing is stored, nothing crashes.
+LONG = "x" * 5000
+CONSENT = ["START"]
+NAME = ["START", "JA"]
+ADDRESS = ["START", "JA", "-"]
+PLACE = ["START", "JA", "-", "7511 AB 12"]
+PHONE = ["START", "JA", "-", "7511 AB 12", "JA"]
+CHANNEL = ["START", "JA", "-", "7511 AB 12", "JA", "06 12345678"]
+
+
+@pytest.mark.parametrize(
+    ("before", "answer", "key", "params"),
+    [
+        (CONSENT, "", "registration.consent_retry", {}),
+        (CONSENT, "🙂🙂", "registration.consent_retry", {}),
+        (CONSENT, LONG, "registration.consent_retry", {}),
+        (CONSENT, "نعم", "registration.consent_retry", {}),
+        (CONSENT, "'; DROP TABLE participant; --", "registration.consent_retry", {}),
+        (NAME, "", "registration.name_empty", {}),
+        (NAME, "🙂", "registration.name_invalid", {}),
+        (NAME, LONG, "registration.name_too_long", {"max": 60}),
+        (NAME, "<script>alert(1)</script>", "registration.name_invalid", {}),
+        (NAME, "Robert'); DROP TABLE participant;--", "registration.name_invalid", {}),
+        (ADDRESS, "", "address.empty", {}),
+        (ADDRESS, "🏠", "address.bad_format", {}),
+        (ADDRESS, LONG, "address.bad_format", {}),
+        (ADDRESS, "北京市", "address.bad_format", {}),
+        (ADDRESS, "<b>7511 AB 12</b>", "address.bad_format", {}),
+        (ADDRESS, "75111 AB 12", "address.bad_format", {}),
+        (ADDRESS, "7511 12", "address.missing_letters", {}),
+        (ADDRESS, "7511 SA 12", "address.bad_format", {}),
+        (ADDRESS, "7511 AB", "address.missing_number", {"postcode": "7511 AB"}),
+        (ADDRESS, "1000 AA 1", "address.unknown_postcode", {"postcode": "1000 AA"}),
+        (ADDRESS, "7511 AB 0", "address.bad_number", {}),
+        (ADDRESS, "7511 AB 100000", "address.bad_number", {}),
+        (ADDRESS, "7511 AB 12 %$#", "address.bad_number", {}),
+        (PLACE, "misschien", "common.yes_no_retry", {}),
+        (PLACE, "", "common.yes_no_retry", {}),
+        (PHONE, "", "registration.phone_empty", {}),
+        (PHONE, "bel me maar", "registration.phone_not_a_number", {}),
+        (PHONE, "0612", "registration.phone_not_a_number", {}),
+        (PHONE, LONG, "registration.phone_not_a_number", {}),
+        (PHONE, "053 480 0000", "registration.phone_not_mobile", {}),
+        (PHONE, "+32 2 555 12 34", "registration.phone_not_mobile", {}),
+        (PHONE, "+1 202 555 0123", "registration.phone_not_eu", {}),
+        (CHANNEL, "postduif", "registration.channel_retry", {"options": "Telegram, WhatsApp, SMS"}),
+        (CHANNEL, "", "registration.channel_retry", {"options": "Telegram, WhatsApp, SMS"}),
+        (CHANNEL, "9", "registration.channel_retry", {"options": "Telegram, WhatsApp, SMS"}),
+    ],
+    ids=lambda v: v[:20] if isinstance(v, str) else None,
+)
+async def test_bad_answers_are_explained_and_the_step_repeats(
+    converse: Converse,
+    sessions: SessionFactory,
+    catalogue: Catalogue,
+    before: list[str],
+    answer: str,
+    key: str,
+    params: dict[str, object],
+) -> None:
+    transcript = await converse(TELEGRAM, [*before, answer])
+    question = transcript[-2][-1]
+    [reply] = transcript[-1]
+    assert reply.text == catalogue.render("nl", key, **params)
+    assert reply.buttons == question.buttons
+    assert reply.request_contact == question.request_contact
+    [state] = rows(sessions, ConversationState)
+    assert state.flow == "registration"
+    assert rows(sessions, Participant) == []
+
+
+async def test_house_number_99999_is_a_valid_number(converse: Converse) -> None:
+    transcript = await converse(TELEGRAM, [*ADDRESS, "7511 AB 99999"])
+    assert last(transcript).text.startswith("7511 AB 99999: is dit Enschede")
+
+
+async def test_the_flow_goes_on_after_a_bad_answer(converse: Converse, sessions: SessionFactory) -> None:
+    await converse(TELEGRAM, [*ADDRESS, "9999", "7511 AB 12", "JA", "12345", "06 12345678", "1"])
+    assert len(rows(sessions, Participant)) == 1
+
+
+async def test_a_bad_answer_in_english_is_explained_in_english(
+    converse: Converse, catalogue: Catalogue
+) -> None:
+    transcript = await converse(TELEGRAM, ["ENGLISH", "START", "yes", "-", "1000 AA 1"])
+    assert last(transcript).text == catalogue.render("en", "address.unknown_postcode", postcode="1000 AA")

@@ -1,0 +1,90 @@
+"""The catalogues: Dutch and English have the same keys and placeholders; chat texts fit an SMS budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.channels.segments import count_segments, is_gsm7
+from bot.texts import Catalogue
+
+# The areas whose texts are replies in a conversation, and so may go out as SMS.
+CONVERSATION_AREAS = (
+    "common", "channels", "router", "registration", "address", "unsubscribe", "mydata", "help", "greet",
+    "fallback", "language",
+)  # fmt: skip
+# Long but realistic values for every placeholder (the longest PC4 place and municipality names).
+SAMPLE = {
+    "version": "2026-12",
+    "place": "Sint Michielsgestel-Noord",
+    "municipality": "Alphen-Chaam-Baarle-Nassau",
+    "address": "7511 AB 12345-ABCD",
+    "postcode": "7511 AB",
+    "phone": "+31 6 ****5678",
+    "channel": "WhatsApp",
+    "options": "Telegram, WhatsApp, SMS",
+    "max": 60,
+    "slot": 3,
+    "window": "ma, wo, vr 08:30-17:30",
+    "name": "Johanna Wilhelmina",
+    "preferred": "WhatsApp",
+    "channels": "SMS, Telegram, WhatsApp",
+    "consent_date": "20-11-2026",
+}
+THREE_ADDRESSES = "\n".join(f"{n}. 7511 AB 12-A, Sint Michielsgestel (ma-vr 09:00-17:00)" for n in (1, 2, 3))
+# My data lists up to three addresses; it may take three parts.
+LONGER = {"mydata.summary": 3}
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return Catalogue.load()
+
+
+def conversation_keys(catalogue: Catalogue) -> list[str]:
+    return sorted(k for k in catalogue.keys("nl") if k.split(".", 1)[0] in CONVERSATION_AREAS)
+
+
+def test_same_keys_in_both_languages(catalogue: Catalogue) -> None:
+    assert catalogue.keys("nl") == catalogue.keys("en")
+
+
+def test_same_placeholders_in_both_languages(catalogue: Catalogue) -> None:
+    different = {
+        key: (catalogue.placeholders("nl", key), catalogue.placeholders("en", key))
+        for key in catalogue.keys("nl")
+        if catalogue.placeholders("nl", key) != catalogue.placeholders("en", key)
+    }
+    assert different == {}
+
+
+def test_no_empty_conversation_texts(catalogue: Catalogue) -> None:
+    for lang in ("nl", "en"):
+        assert [
+            k for k in conversation_keys(catalogue) if not catalogue.render(lang, k, **SAMPLE, addresses="-")
+        ] == []
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_conversation_texts_fit_their_sms_budget(catalogue: Catalogue, lang: str) -> None:
+    too_long = {}
+    for key in conversation_keys(catalogue):
+        text = catalogue.render(lang, key, **SAMPLE, addresses=THREE_ADDRESSES)
+        count = count_segments(text)
+        if count.segments > LONGER.get(key, 2):
+            too_long[key] = (count.segments, len(text))
+    assert too_long == {}
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_conversation_texts_are_plain_gsm7(catalogue: Catalogue, lang: str) -> None:
+    # One character outside GSM-7 would make an SMS UCS-2: 70 characters a part instead of 160.
+    assert [
+        k
+        for k in conversation_keys(catalogue)
+        if not is_gsm7(catalogue.render(lang, k, **SAMPLE, addresses=""))
+    ] == []
+
+
+def test_conversation_areas_exist(catalogue: Catalogue) -> None:
+    areas = {k.split(".", 1)[0] for k in catalogue.keys("nl")}
+    assert set(CONVERSATION_AREAS) <= areas
