@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from sqlmodel import select
 
 from bot.channels.segments import count_segments
+from bot.config import Settings
 from bot.flows.engine import Answer, StaleState, clear_state, load_state, set_state, yes_or_no
 from bot.messages import ChannelKind
-from bot.router import fold_for_sms
+from bot.router import Router, fold_for_sms
+from bot.texts import Catalogue
+from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
-from storage.db import SessionFactory, transaction
+from storage.db import SessionFactory, make_engine, session_factory, transaction
+from storage.geo import PostcodeBook
+from storage.models import ConversationState
 from storage.participants import touch_identity
 from tests.conftest import FixedClock
-from tests.flows.conftest import Converse, Person, last
+from tests.flows.conftest import Converse, Person, incoming, last
 
 
 def make_identity(sessions: SessionFactory, vault: DataVault, clock: FixedClock) -> int:
@@ -110,3 +118,36 @@ async def test_frisian_place_names_keep_the_sms_welcome_within_two_parts(convers
     assert "Súdwest-Fryslân" not in transcript[3][0].text
     assert "Sudwest-Fryslan" in transcript[3][0].text
     assert count_segments(last(transcript).text).segments <= 2
+
+
+async def test_two_workers_handle_one_persons_messages_one_after_the_other(
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    catalogue: Catalogue,
+    settings: Settings,
+    clock: FixedClock,
+    database_url: str,
+) -> None:
+    # Two routers on their own engines stand for two worker processes sharing the database.
+    other_engine = make_engine(database_url)
+    routers = [
+        Router(sessions=factory, vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
+               settings=settings, clock=clock)
+        for factory in (sessions, session_factory(other_engine))
+    ]  # fmt: skip
+    person = Person(ChannelKind.SMS, "+31611112222")
+    await routers[0].handle(incoming(person, "START", clock))
+    await routers[1].handle(incoming(person, "JA", clock))
+    first, second = await asyncio.gather(
+        routers[0].handle(incoming(person, "Jan", clock)), routers[1].handle(incoming(person, "Piet", clock))
+    )
+    other_engine.dispose()
+    answers = sorted([first[0].text, second[0].text])
+    # One of them was the name; the other then arrived at the address step and was explained there.
+    assert answers == sorted(
+        [catalogue.render("nl", "address.ask_home"), catalogue.render("nl", "address.bad_format")]
+    )
+    with sessions() as session:
+        [state] = session.exec(select(ConversationState)).all()
+        assert (state.step, state.version) == ("address", 4)

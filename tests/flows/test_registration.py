@@ -254,6 +254,7 @@ CHANNEL = ["START", "JA", "-", "7511 AB 12", "JA", "06 12345678"]
     ],
     ids=lambda v: v[:20] if isinstance(v, str) else None,
 )
+@pytest.mark.parametrize("lang", ["nl", "en"])
 async def test_bad_answers_are_explained_and_the_step_repeats(
     converse: Converse,
     sessions: SessionFactory,
@@ -262,11 +263,13 @@ async def test_bad_answers_are_explained_and_the_step_repeats(
     answer: str,
     key: str,
     params: dict[str, object],
+    lang: str,
 ) -> None:
-    transcript = await converse(TELEGRAM, [*before, answer])
+    language = ["ENGLISH"] if lang == "en" else []
+    transcript = await converse(TELEGRAM, [*language, *before, answer])
     question = transcript[-2][-1]
     [reply] = transcript[-1]
-    assert reply.text == catalogue.render("nl", key, **params)
+    assert reply.text == catalogue.render(lang, key, **params)
     assert reply.buttons == question.buttons
     assert reply.request_contact == question.request_contact
     [state] = rows(sessions, ConversationState)
