@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,8 +13,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
+from bot.controlroom.tipfeed import NoTipFeed, TipFeed
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -49,13 +52,22 @@ class ControlRoom:
     book: PostcodeBook
     catalogue: Catalogue
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    tips: TipFeed = field(default_factory=NoTipFeed)
+    on_queued: Callable[[], None] | None = None
     stream_poll_s: float = 0.5
     stream_heartbeat_s: float = 15.0
     templates: Jinja2Templates = field(init=False)
+    texts: AlertTexts = field(init=False)
 
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["prefix"] = PREFIX
+        self.texts = AlertTexts(self.catalogue)
+
+    def wake(self) -> None:
+        """Tell the dispatcher that deliveries were queued."""
+        if self.on_queued is not None:
+            self.on_queued()
 
     @property
     def secure_cookies(self) -> bool:

@@ -1,23 +1,446 @@
-"""Actions: list, new-action form, preview, launch, the live page of an action, close."""
+"""Actions: list, new-action form, preview with recipients and cost, launch, the live page, close."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from datetime import UTC, timedelta
+from typing import Annotated, Any
 
-from bot.controlroom.auth import ActionVisitor
-from bot.controlroom.deps import render
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from bot.alerts import estimate_cost
+from bot.api.actions import ActionIn, CloseIn
+from bot.controlroom.auth import ActionPoster, ActionVisitor
+from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
+from bot.controlroom.live import action_events, progress_of, recipient_groups
+from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
+from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable
+from bot.messages import ChannelKind
+from bot.targeting import Circle, Municipalities, parse_area, select_recipients
+from storage.actions import (
+    ActionDraft,
+    ActionNotFound,
+    ActionStateError,
+    Target,
+    close_action,
+    create_action,
+    get_action,
+    launch_action,
+    list_actions,
+    tipster_identity_ids,
+)
+from storage.db import transaction
+from storage.geo import InvalidPostcode, UnknownPostcode
+from storage.models import Action, ActionOutcome, ActionStatus, ActionType, DeliveryKind
+from storage.participants import audit
 
 router = APIRouter()
+FORM_FIELDS = (
+    *("type", "headline", "description", "instruction", "area_kind", "lat", "lon", "radius_m"),
+    *("postcode", "municipalities", "expires_minutes"),
+)
+
+
+def _load(session: Session, action_id: int) -> Action:
+    try:
+        return get_action(session, action_id=action_id)
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+
+
+def _wants_json(request: Request) -> bool:
+    return request.headers.get("x-requested-with") == "fetch"
 
 
 @router.get("/actions", response_class=HTMLResponse)
 async def actions(request: Request, visitor: ActionVisitor) -> HTMLResponse:
-    """Every action, active first."""
-    return render(request, "figures.html", lang=visitor.language, visitor=visitor, section="actions")
+    """Every action, the active ones first."""
+    cr = room(request)
+    with cr.sessions() as session:
+        every = list_actions(session, limit=300)
+    active = [a for a in every if a.status == ActionStatus.ACTIVE]
+    others = [a for a in every if a.status != ActionStatus.ACTIVE]
+    return render(
+        request,
+        "actions.html",
+        lang=visitor.language,
+        visitor=visitor,
+        section="actions",
+        active=active,
+        others=others,
+    )
+
+
+def _form_map(cr: ControlRoom) -> MapView:
+    view = view_for(centre=NL_CENTRE, zoom=NL_ZOOM, width=520, height=500, tile_url=cr.tile_url)
+    view.outline = outline_path(view, ((p.lat, p.lon) for p in cr.book))
+    return view
+
+
+def _form_page(
+    request: Request,
+    visitor: Visitor,
+    values: dict[str, str],
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    cr = room(request)
+    return render(
+        request,
+        "action_new.html",
+        lang=visitor.language,
+        visitor=visitor,
+        section="actions",
+        values=values,
+        error=error,
+        types=list(ActionType),
+        map=_form_map(cr),
+        status_code=status_code,
+    )
 
 
 @router.get("/actions/new", response_class=HTMLResponse)
 async def new_action(request: Request, visitor: ActionVisitor) -> HTMLResponse:
     """The new-action form."""
-    return render(request, "figures.html", lang=visitor.language, visitor=visitor, section="actions")
+    defaults = {"type": "missing_person", "area_kind": "circle", "radius_m": "2000", "expires_minutes": "120"}
+    return _form_page(request, visitor, defaults)
+
+
+@router.get("/postcode")
+async def postcode(request: Request, visitor: ActionVisitor, pc: str = "") -> JSONResponse:
+    """The centre of a postcode area, for the form's lookup button."""
+    cr = room(request)
+    try:
+        place = cr.book.lookup(pc)
+    except (InvalidPostcode, UnknownPostcode):
+        message = cr.catalogue.render(visitor.language, "controlroom.form.unknown_postcode", postcode=pc[:10])
+        return JSONResponse({"error": message}, status_code=404)
+    return JSONResponse(
+        {"lat": place.lat, "lon": place.lon, "place": place.place, "municipality": place.municipality_name}
+    )
+
+
+def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str, Any]:
+    if values.get("area_kind") == "municipalities":
+        return {"municipalities": values.get("municipalities", "").replace(";", ",").split(",")}
+    lat, lon = values.get("lat", "").strip(), values.get("lon", "").strip()
+    if (not lat or not lon) and values.get("postcode", "").strip():
+        try:
+            place = cr.book.lookup(values["postcode"])
+        except (InvalidPostcode, UnknownPostcode):
+            raise ValueError(
+                cr.catalogue.render(
+                    lang, "controlroom.form.unknown_postcode", postcode=values["postcode"][:10]
+                )
+            ) from None
+        lat, lon = str(place.lat), str(place.lon)
+        values["lat"], values["lon"] = lat, lon
+    return {"circle": {"lat": lat or "nan", "lon": lon or "nan", "radius_m": values.get("radius_m", "")}}
+
+
+def _problem_text(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"] if x not in ("circle",))
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+@router.post("/actions")
+async def create(request: Request, visitor: ActionPoster) -> Response:
+    """Store the form as a draft action and show its preview; nothing is sent yet."""
+    cr = room(request)
+    form = await request.form()
+    values = {name: str(form.get(name, "")) for name in FORM_FIELDS}
+    now = cr.clock()
+
+    def invalid(problem: str) -> HTMLResponse:
+        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=problem)
+        return _form_page(request, visitor, values, error=message, status_code=422)
+
+    try:
+        minutes = int(values["expires_minutes"] or "0")
+        body = ActionIn.model_validate(
+            {
+                "type": values["type"],
+                "headline": values["headline"],
+                "description": values["description"],
+                "instruction": values["instruction"],
+                "area": _area(cr, values, visitor.language),
+                "expires_at": now + timedelta(minutes=minutes),
+            }
+        )
+    except ValidationError as exc:
+        return invalid(_problem_text(exc))
+    except ValueError as exc:
+        return invalid(str(exc))
+    if minutes <= 0:
+        return invalid("expires_minutes > 0")
+    area: dict[str, Any]
+    if body.area.circle is not None:
+        area = {"circle": body.area.circle.model_dump()}
+    else:
+        codes = []
+        for name in body.area.municipalities or []:
+            if name.strip():
+                try:
+                    codes.append(cr.book.municipality_code(name))
+                except LookupError:
+                    return invalid(f"municipalities: {name.strip()[:60]}")
+        area = {"municipalities": sorted(set(codes))}
+    draft = ActionDraft(
+        type=body.type,
+        headline=body.headline,
+        description=body.description,
+        instruction=body.instruction,
+        area=area,
+        expires_at=body.expires_at.astimezone(UTC),
+    )
+    probe = Action(
+        code="BN-XXXX",
+        type=draft.type,
+        headline=draft.headline,
+        description=draft.description,
+        instruction=draft.instruction,
+        area=area,
+        created_at=now,
+        expires_at=draft.expires_at,
+    )
+    problems = cr.texts.problems(probe)
+    if problems:
+        return invalid("; ".join(f"{p.field}: {p.message}" for p in problems))
+    with transaction(cr.sessions) as session:
+        action = create_action(session, draft=draft, now=now, created_by=visitor.actor)
+        audit(session, now=now, actor=visitor.actor, event="action_created", subject=f"action:{action.id}")
+    return RedirectResponse(f"{PREFIX}/actions/{action.id}", status_code=303)
+
+
+def _action_map(cr: ControlRoom, session: Session, action: Action) -> MapView:
+    area = parse_area(action.area)
+    if isinstance(area, Circle):
+        view = view_for(centre=(area.lat, area.lon), radius_m=area.radius_m, tile_url=cr.tile_url)
+    else:
+        places = [p for p in cr.book if p.municipality_code in set(area.codes)]
+        if places:
+            lat = sum(p.lat for p in places) / len(places)
+            lon = sum(p.lon for p in places) / len(places)
+            far = max(_approx_m(lat, lon, p.lat, p.lon) for p in places)
+            view = view_for(centre=(lat, lon), radius_m=far + 1000, tile_url=cr.tile_url)
+            view.circle = None
+        else:
+            view = view_for(centre=NL_CENTRE, zoom=NL_ZOOM, tile_url=cr.tile_url)
+    view.outline = outline_path(view, ((p.lat, p.lon) for p in cr.book))
+    if action.status != ActionStatus.DRAFT:
+        for group in recipient_groups(session, cr.book, action_id=action.id or 0):
+            view.add_dot(
+                group.lat, group.lon, label=str(group.count), kind="recipients", r=4 + group.count**0.5
+            )
+    return view
+
+
+def _approx_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    from storage.geo import distance_m
+
+    return distance_m(lat1, lon1, lat2, lon2)
+
+
+@router.get("/actions/{action_id}", response_class=HTMLResponse)
+async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTMLResponse:
+    """A draft shows its preview (recipients per channel, cost, launch); a launched action its live page."""
+    cr = room(request)
+    now = cr.clock()
+    with cr.sessions() as session:
+        action = _load(session, action_id)
+        view = _action_map(cr, session, action)
+        if action.status == ActionStatus.DRAFT:
+            area = parse_area(action.area)
+            assert isinstance(area, Circle | Municipalities)
+            recipients = select_recipients(session, area=area, at=now, timezone=cr.settings.timezone)
+            estimate = estimate_cost(cr.texts, action, recipients, settings=cr.settings, now=now)
+            sms = cr.texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang="nl")
+            return render(
+                request,
+                "action_preview.html",
+                lang=visitor.language,
+                visitor=visitor,
+                section="actions",
+                action=action,
+                estimate=estimate,
+                sms_text=sms,
+                sms_segments=cr.texts.sms_segments(sms),
+                map=view,
+                error=request.query_params.get("error"),
+            )
+        progress = progress_of(session, action_id=action_id)
+    tips = cr.tips.tips(action_id=action_id)
+    for tip in tips:
+        if tip.lat is not None and tip.lon is not None:
+            view.add_dot(tip.lat, tip.lon, label=f"#{tip.id}", kind="tip")
+    return render(
+        request,
+        "action_live.html",
+        lang=visitor.language,
+        visitor=visitor,
+        section="actions",
+        action=action,
+        progress=progress,
+        tips=list(reversed(tips)),
+        tips_available=cr.tips.available,
+        last_tip=max((t.id for t in tips), default=0),
+        map=view,
+        outcomes=list(ActionOutcome),
+        flash=request.query_params.get("flash"),
+    )
+
+
+@router.post("/actions/{action_id}/launch")
+async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Launch after the explicit confirmation: the alert is queued for everyone in the area, nearest first."""
+    cr = room(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return RedirectResponse(f"{PREFIX}/actions/{action_id}?error=confirm", status_code=303)
+    now = cr.clock()
+    with transaction(cr.sessions) as session:
+        action = _load(session, action_id)
+        area = parse_area(action.area)
+        assert isinstance(area, Circle | Municipalities)
+        recipients = select_recipients(session, area=area, at=now, timezone=cr.settings.timezone)
+        targets = [
+            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+            for r in recipients
+        ]
+        try:
+            queued = launch_action(session, action=action, targets=targets, now=now)
+        except ActionStateError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="action_launched",
+            subject=f"action:{action_id}",
+            detail={"recipients": queued},
+        )
+    cr.wake()
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/close")
+async def close(
+    request: Request,
+    visitor: ActionPoster,
+    action_id: int,
+    outcome: Annotated[str, Form()],
+    closing_text: Annotated[str, Form(max_length=600)],
+) -> Response:
+    """End the action; the recipients get the closing text, the tipsters the result."""
+    cr = room(request)
+    try:
+        body = CloseIn(outcome=ActionOutcome(outcome), closing_text=closing_text)
+    except (ValueError, ValidationError):
+        raise HTTPException(status_code=422, detail="choose an outcome and write a closing text") from None
+    now = cr.clock()
+    with transaction(cr.sessions) as session:
+        action = _load(session, action_id)
+        try:
+            queued = close_action(
+                session,
+                action=action,
+                outcome=body.outcome,
+                closing_text=body.closing_text,
+                now=now,
+                tipster_identities=tipster_identity_ids(session, action_id=action_id),
+            )
+        except ActionStateError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="action_closed",
+            subject=f"action:{action_id}",
+            detail={"outcome": body.outcome.value, "closing_messages": queued},
+        )
+    cr.wake()
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.get("/actions/{action_id}/stream")
+async def stream(
+    request: Request, visitor: ActionVisitor, action_id: int, after: int = 0
+) -> StreamingResponse:
+    """Server-sent events: delivery progress and new tips; resumes after `Last-Event-ID` (the last tip id)."""
+    cr = room(request)
+    with cr.sessions() as session:
+        _load(session, action_id)
+    last_id = request.headers.get("last-event-id", "")
+    start = int(last_id) if last_id.isdigit() else max(after, 0)
+    return StreamingResponse(
+        action_events(cr, action_id=action_id, after=start, disconnected=request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/actions/{action_id}/tips/{tip_id}/mark")
+async def mark_tip(request: Request, visitor: ActionPoster, action_id: int, tip_id: int) -> Response:
+    """Mark a tip useful or not useful."""
+    cr = room(request)
+    form = await request.form()
+    useful = form.get("useful") == "yes"
+    try:
+        tip = cr.tips.mark(action_id=action_id, tip_id=tip_id, useful=useful, actor=visitor.actor)
+    except TipNotFound:
+        raise HTTPException(status_code=404) from None
+    except TipsUnavailable:
+        raise HTTPException(status_code=503, detail="tips are not wired") from None
+    if _wants_json(request):
+        return JSONResponse(tip.to_json())
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}#tip-{tip_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/tips/{tip_id}/reply")
+async def reply_tip(
+    request: Request,
+    visitor: ActionPoster,
+    action_id: int,
+    tip_id: int,
+    text: Annotated[str, Form(min_length=1, max_length=600)],
+) -> Response:
+    """Send a question to the tipster, on their channel."""
+    cr = room(request)
+    try:
+        await cr.tips.reply(action_id=action_id, tip_id=tip_id, text=text.strip(), actor=visitor.actor)
+    except TipNotFound:
+        raise HTTPException(status_code=404) from None
+    except TipsUnavailable:
+        raise HTTPException(status_code=503, detail="tips are not wired") from None
+    message = cr.catalogue.render(visitor.language, "controlroom.tip.replied")
+    if _wants_json(request):
+        return JSONResponse({"ok": True, "message": message})
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}?flash={message}#tip-{tip_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/tips/{tip_id}/phone")
+async def tip_phone(request: Request, visitor: ActionPoster, action_id: int, tip_id: int) -> Response:
+    """The tipster's phone number; the view itself goes into the audit log."""
+    cr = room(request)
+    try:
+        phone = cr.tips.phone(action_id=action_id, tip_id=tip_id, actor=visitor.actor)
+    except TipNotFound:
+        raise HTTPException(status_code=404) from None
+    except TipsUnavailable:
+        raise HTTPException(status_code=503, detail="tips are not wired") from None
+    with transaction(cr.sessions) as session:
+        audit(
+            session,
+            now=cr.clock(),
+            actor=visitor.actor,
+            event="tip_phone_viewed",
+            subject=f"tip:{tip_id}",
+            detail={"action_id": action_id},
+        )
+    return JSONResponse({"phone": phone}, headers={"Cache-Control": "no-store"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -10,6 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from bot.controlroom.auth import AnyVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, RuntimeLike
+from bot.controlroom.tipfeed import NoTipFeed, TipFeed
 from storage.models import OperatorRole
 
 STATIC = Path(__file__).parent / "static"
@@ -20,12 +22,29 @@ def controlroom_router(
     runtime: RuntimeLike,
     *,
     hasher: PasswordHasher | None = None,
+    tips: TipFeed | None = None,
+    on_queued: Callable[[], None] | None = None,
     stream_poll_s: float = 0.5,
 ) -> APIRouter:
-    """The control room for a wired runtime; include it in the app as it is (its prefix is /controlroom)."""
-    from bot.controlroom import pages_actions, pages_admin, pages_auth, pages_figures
+    """The control room for a wired runtime; include it in the app as it is (its prefix is /controlroom).
 
-    cr = ControlRoom(
+    `tips` is the tip handling (issue 5); `on_queued` wakes the dispatcher after a launch or a close.
+    """
+    return routes_for(
+        make_controlroom(runtime, hasher=hasher, tips=tips, on_queued=on_queued, stream_poll_s=stream_poll_s)
+    )
+
+
+def make_controlroom(
+    runtime: RuntimeLike,
+    *,
+    hasher: PasswordHasher | None = None,
+    tips: TipFeed | None = None,
+    on_queued: Callable[[], None] | None = None,
+    stream_poll_s: float = 0.5,
+) -> ControlRoom:
+    """The control room's shared objects, taken from the runtime."""
+    return ControlRoom(
         settings=runtime.settings,
         clock=runtime.clock,
         sessions=runtime.sessions,
@@ -33,8 +52,15 @@ def controlroom_router(
         book=runtime.book,
         catalogue=runtime.catalogue,
         hasher=hasher or PasswordHasher(),
+        tips=tips or NoTipFeed(),
+        on_queued=on_queued,
         stream_poll_s=stream_poll_s,
     )
+
+
+def routes_for(cr: ControlRoom) -> APIRouter:
+    """Every control-room route, sharing one `ControlRoom`."""
+    from bot.controlroom import pages_actions, pages_admin, pages_auth, pages_figures
 
     def attach(request: Request) -> None:
         request.scope["controlroom"] = cr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +14,9 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from bot.config import Settings, load_settings
-from bot.controlroom import controlroom_router
+from bot.controlroom.deps import ControlRoom
+from bot.controlroom.router import make_controlroom, routes_for
+from bot.controlroom.tipfeed import TipNotFound, TipView
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
@@ -52,9 +56,15 @@ def runtime(
 
 
 @pytest.fixture
-def app(runtime: FakeRuntime) -> FastAPI:
+def cr(runtime: FakeRuntime, tips: FakeTipFeed) -> ControlRoom:
+    """The control room's shared objects, with a cheap hasher, the fake tips and a fast stream."""
+    return make_controlroom(runtime, hasher=cheap_hasher(), tips=tips, stream_poll_s=0.02)
+
+
+@pytest.fixture
+def app(runtime: FakeRuntime, cr: ControlRoom) -> FastAPI:
     """An app holding only the control room, plus three accounts."""
-    hasher = cheap_hasher()
+    hasher = cr.hasher
     with transaction(runtime.sessions) as session:
         for name, role, munis in (
             ("olga", OperatorRole.OPERATOR, ()),
@@ -71,7 +81,7 @@ def app(runtime: FakeRuntime) -> FastAPI:
                 hasher=hasher,
             )
     application = FastAPI()
-    application.include_router(controlroom_router(runtime, hasher=hasher, stream_poll_s=0.02))
+    application.include_router(routes_for(cr))
     return application
 
 
@@ -104,3 +114,61 @@ async def page_csrf(client: httpx.AsyncClient, path: str = "/controlroom/figures
     response = await client.get(path)
     assert response.status_code == 200, response.text
     return csrf_of(response.text)
+
+
+class FakeTipFeed:
+    """Tips held in memory, standing in for tip handling (issue 5)."""
+
+    available = True
+
+    def __init__(self) -> None:
+        self.items: list[TipView] = []
+        self.replies: list[tuple[int, str, str]] = []
+        self.phones: dict[int, str] = {}
+
+    def add(self, action_id: int, text: str, **fields: Any) -> TipView:
+        """Store a tip as if a tipster just sent it."""
+        tip = TipView(
+            id=len(self.items) + 1,
+            action_id=action_id,
+            channel=fields.pop("channel", "sms"),
+            received_at=fields.pop("received_at", datetime(2026, 11, 20, 14, 31, tzinfo=UTC)),
+            text=text,
+            reporter=fields.pop("reporter", f"R-{len(self.items) + 1:04d}"),
+            **fields,
+        )
+        self.items.append(tip)
+        return tip
+
+    def _find(self, action_id: int, tip_id: int) -> TipView:
+        for tip in self.items:
+            if tip.id == tip_id and tip.action_id == action_id:
+                return tip
+        raise TipNotFound(tip_id)
+
+    def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
+        """The action's tips after an id."""
+        return [t for t in self.items if t.action_id == action_id and t.id > after][:limit]
+
+    def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
+        """Record a verdict."""
+        tip = self._find(action_id, tip_id)
+        marked = replace(tip, verdict="useful" if useful else "not_useful")
+        self.items[self.items.index(tip)] = marked
+        return marked
+
+    async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
+        """Remember the reply."""
+        self._find(action_id, tip_id)
+        self.replies.append((tip_id, text, actor))
+
+    def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
+        """The tipster's number."""
+        self._find(action_id, tip_id)
+        return self.phones.get(tip_id, "+31612345678")
+
+
+@pytest.fixture
+def tips() -> FakeTipFeed:
+    """The in-memory tip feed the test app uses."""
+    return FakeTipFeed()

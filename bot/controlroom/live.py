@@ -1,0 +1,155 @@
+"""The live view of an action: delivery progress per channel, recipients grouped by area, the SSE stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.controlroom.deps import ControlRoom
+from bot.messages import DeliveryStatus
+from storage.actions import delivery_counts
+from storage.geo import PostcodeBook
+from storage.models import Action, Address, Delivery, DeliveryKind
+
+# What the bar shows: the provider's statuses folded into four stages.
+STAGES: dict[str, tuple[DeliveryStatus, ...]] = {
+    "queued": (DeliveryStatus.QUEUED, DeliveryStatus.SENDING),
+    "sent": (DeliveryStatus.SENT,),
+    "delivered": (DeliveryStatus.DELIVERED, DeliveryStatus.READ),
+    "failed": (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED),
+}
+# A group on the map shows only when it holds at least this many people: never a single participant.
+MIN_GROUP = 5
+
+
+@dataclass(frozen=True)
+class ChannelProgress:
+    """One channel's alert deliveries, by stage."""
+
+    channel: str
+    total: int
+    stages: dict[str, int]
+
+    def percent(self, stage: str) -> float:
+        """The share of a stage, for the bar's width."""
+        return round(100.0 * self.stages.get(stage, 0) / self.total, 2) if self.total else 0.0
+
+    def offset(self, stage: str) -> float:
+        """Where a stage's part of the bar starts."""
+        before = list(STAGES)[: list(STAGES).index(stage)]
+        return round(sum(self.percent(s) for s in before), 2)
+
+
+def progress_of(session: Session, *, action_id: int) -> list[ChannelProgress]:
+    """The alert's deliveries per channel and stage."""
+    counts = delivery_counts(session, action_id=action_id).by_kind.get(DeliveryKind.ALERT.value, {})
+    out = []
+    for channel in sorted(counts):
+        statuses = counts[channel]
+        stages = {stage: sum(statuses.get(s.value, 0) for s in members) for stage, members in STAGES.items()}
+        out.append(ChannelProgress(channel, sum(statuses.values()), stages))
+    return out
+
+
+def progress_json(progress: list[ChannelProgress]) -> dict[str, Any]:
+    """The progress event's data."""
+    return {p.channel: {"total": p.total, **p.stages} for p in progress}
+
+
+@dataclass(frozen=True)
+class RecipientGroup:
+    """Recipients of an action in one four-digit postcode area."""
+
+    pc4: str
+    lat: float
+    lon: float
+    count: int
+
+
+def recipient_groups(
+    session: Session, book: PostcodeBook, *, action_id: int, minimum: int = MIN_GROUP
+) -> list[RecipientGroup]:
+    """Where the alert's recipients live, counted per PC4 area; small groups are left out (privacy)."""
+    pc4 = func.substr(Address.postcode, 1, 4)
+    rows = session.execute(
+        select(pc4, func.count(func.distinct(Delivery.participant_id)))
+        .join(Address, Address.participant_id == Delivery.participant_id)  # type: ignore[arg-type]
+        .where(
+            Delivery.action_id == action_id,  # type: ignore[arg-type]
+            Delivery.kind == DeliveryKind.ALERT.value,  # type: ignore[arg-type]
+            Address.slot == 1,  # type: ignore[arg-type]
+        )
+        .group_by(pc4)
+    ).all()
+    groups = []
+    for code, count in rows:
+        if count < minimum:
+            continue
+        try:
+            place = book.lookup(str(code))
+        except (LookupError, ValueError):
+            continue
+        groups.append(RecipientGroup(str(code), place.lat, place.lon, int(count)))
+    return groups
+
+
+def _event(event: str, data: Any, event_id: int | None = None) -> str:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return "\n".join(lines) + "\n\n"
+
+
+async def action_events(
+    cr: ControlRoom,
+    *,
+    action_id: int,
+    after: int,
+    disconnected: Callable[[], Awaitable[bool]],
+    max_polls: int | None = None,
+) -> AsyncIterator[str]:
+    """Progress whenever it changes and every tip after `after`, each tip with its id as the event id.
+
+    The store is polled, so tips stored by another worker process show up too, and a browser that
+    reconnects with `Last-Event-ID` gets exactly the tips it missed.
+    """
+    yield "retry: 2000\n\n"
+    last_progress: dict[str, Any] | None = None
+    last_status: str | None = None
+    idle = 0.0
+    polls = 0
+    while True:
+        if await disconnected():
+            return
+        with cr.sessions() as session:
+            progress = progress_json(progress_of(session, action_id=action_id))
+            action = session.get(Action, action_id)
+            status = action.status.value if action is not None else "gone"
+        if progress != last_progress:
+            last_progress = progress
+            yield _event("progress", progress)
+            idle = 0.0
+        if status != last_status:
+            if last_status is not None:
+                yield _event("status", {"status": status})
+            last_status = status
+        for tip in cr.tips.tips(action_id=action_id, after=after):
+            after = max(after, tip.id)
+            yield _event("tip", tip.to_json(), tip.id)
+            idle = 0.0
+        polls += 1
+        if max_polls is not None and polls >= max_polls:
+            return
+        await asyncio.sleep(cr.stream_poll_s)
+        idle += cr.stream_poll_s
+        if idle >= cr.stream_heartbeat_s:
+            idle = 0.0
+            yield ": keep-alive\n\n"

@@ -1,0 +1,92 @@
+"""How the control room reads and answers tips, without knowing how tips are stored (issue 5 owns that).
+
+The tips module provides a `TipFeed`; until it is wired, `NoTipFeed` keeps the action page working and
+says that tips will show up there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class TipNotFound(LookupError):
+    """No tip with that id (for this action)."""
+
+
+class TipsUnavailable(RuntimeError):
+    """Tip handling is not wired into this control room."""
+
+
+@dataclass(frozen=True)
+class TipView:
+    """A tip as an operator sees it: structured fields, raw text, photos, a pseudonymous reporter."""
+
+    id: int
+    action_id: int
+    channel: str
+    received_at: datetime
+    text: str
+    reporter: str
+    seen_at: str | None = None
+    location: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    direction: str | None = None
+    description: str | None = None
+    vehicle_plate: str | None = None
+    media: list[str] = field(default_factory=list)
+    verdict: str | None = None
+    """`useful`, `not_useful` or None."""
+    has_phone: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The tip for the page's script (the server-sent event's data)."""
+        data = asdict(self)
+        data["received_at"] = self.received_at.isoformat()
+        return data
+
+
+class TipFeed(Protocol):
+    """What the control room needs from tip handling."""
+
+    available: bool
+
+    def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
+        """The action's tips with an id above `after`, oldest first."""
+        ...
+
+    def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
+        """Record an operator's verdict on a tip. Raises TipNotFound."""
+        ...
+
+    async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
+        """Send an operator's question to the tipster on their channel. Raises TipNotFound."""
+        ...
+
+    def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
+        """The tipster's phone number (the control room audits the view). Raises TipNotFound."""
+        ...
+
+
+class NoTipFeed:
+    """No tip handling wired: no tips, and every tip action refused."""
+
+    available = False
+
+    def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
+        """No tips."""
+        return []
+
+    def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
+        """Refused."""
+        raise TipsUnavailable()
+
+    async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
+        """Refused."""
+        raise TipsUnavailable()
+
+    def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
+        """Refused."""
+        raise TipsUnavailable()

@@ -1,0 +1,287 @@
+"""The action pages over HTTP: form, preview, launch, live progress, tips, close, escaping, roles."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlmodel import select
+
+from bot.controlroom.deps import ControlRoom
+from bot.controlroom.live import action_events
+from bot.messages import ChannelKind, DeliveryStatus
+from storage.crypto import DataVault
+from storage.db import SessionFactory, transaction
+from storage.models import Action, ActionStatus, AuditEvent, Delivery
+from tests.actions.conftest import seed_person
+from tests.conftest import FixedClock
+from tests.controlroom.conftest import FakeTipFeed, csrf_of, login
+
+ENSCHEDE = (52.2215, 6.8937)
+FAR = (52.37, 4.89)  # Amsterdam
+
+
+def _seed(sessions: SessionFactory, vault: DataVault, now: datetime) -> None:
+    for _ in range(3):
+        seed_person(sessions, vault, now, at=ENSCHEDE, channels=[ChannelKind.TELEGRAM])
+    for _ in range(2):
+        seed_person(sessions, vault, now, at=ENSCHEDE, channels=[ChannelKind.SMS])
+    seed_person(sessions, vault, now, at=FAR, channels=[ChannelKind.SMS])
+
+
+async def _create(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
+    form = await client.get("/controlroom/actions/new")
+    data = {
+        "csrf_token": csrf_of(form.text),
+        "type": "missing_person",
+        "headline": "Vermist: jongen (8) in rode jas",
+        "description": "Tim, 1.30 m, blond, rode jas, blauwe fiets.",
+        "instruction": "Bel 112 als u hem ziet.",
+        "area_kind": "circle",
+        "postcode": "7511",
+        "radius_m": "2000",
+        "expires_minutes": "120",
+        **fields,
+    }
+    return await client.post("/controlroom/actions", data=data)
+
+
+async def _launched(client: httpx.AsyncClient) -> int:
+    created = await _create(client)
+    assert created.status_code == 303, created.text
+    path = created.headers["location"]
+    preview = await client.get(path)
+    launched = await client.post(
+        f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"}
+    )
+    assert launched.status_code == 303
+    return int(path.rsplit("/", 1)[1])
+
+
+async def test_preview_counts_recipients_per_channel_and_prices_sms(
+    client: httpx.AsyncClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    _seed(sessions, vault, clock())
+    await login(client, "olga")
+    created = await _create(client)
+    assert created.status_code == 303
+    preview = await client.get(created.headers["location"])
+    assert preview.status_code == 200
+    counts = dict(re.findall(r'data-channel="(\w+)">(\d+)<', preview.text))
+    assert counts["telegram"] == "3" and counts["sms"] == "2", "Amsterdam is outside the circle"
+    assert re.search(r'id="preview-total">5<', preview.text)
+    assert "€ 0.00" not in re.search(r'id="preview-cost">([^<]*)<', preview.text).group(1)  # type: ignore[union-attr]
+    with sessions() as session:
+        (action,) = session.exec(select(Action))
+    assert action.status == ActionStatus.DRAFT and action.created_by == "operator:olga"
+
+
+async def test_launch_needs_the_confirmation(
+    client: httpx.AsyncClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    _seed(sessions, vault, clock())
+    await login(client, "olga")
+    path = (await _create(client)).headers["location"]
+    preview = await client.get(path)
+    refused = await client.post(f"{path}/launch", data={"csrf_token": csrf_of(preview.text)})
+    assert refused.status_code == 303 and "error=confirm" in refused.headers["location"]
+    with sessions() as session:
+        assert session.exec(select(Delivery)).first() is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"postcode": "1000"}, "1000", id="unknown-postcode"),
+        pytest.param({"radius_m": "60000"}, "50 km", id="radius-too-large"),
+        pytest.param({"headline": "  "}, "headline", id="empty-headline"),
+        pytest.param(
+            {"area_kind": "municipalities", "municipalities": "Atlantis"}, "Atlantis", id="municipality"
+        ),
+        pytest.param({"expires_minutes": "0"}, "expires", id="no-lifetime"),
+    ],
+)
+async def test_invalid_form_is_shown_again_with_the_problem(
+    client: httpx.AsyncClient, fields: dict[str, str], message: str
+) -> None:
+    await login(client, "olga")
+    response = await _create(client, **fields)
+    assert response.status_code == 422
+    assert message in response.text
+    assert 'id="action-form"' in response.text
+
+
+async def test_launch_queues_deliveries_and_the_stream_reports_progress(
+    cr: ControlRoom,
+    client: httpx.AsyncClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,  # type: ignore[no-untyped-def]
+) -> None:
+    _seed(sessions, vault, clock())
+    await login(client, "olga")
+    action_id = await _launched(client)
+    live = await client.get(f"/controlroom/actions/{action_id}")
+    assert live.status_code == 200 and 'data-channel="telegram"' in live.text
+    events = action_events(cr, action_id=action_id, after=0, disconnected=_never, max_polls=1)
+    first = [e async for e in events]
+    assert any('"telegram":{"total":3,"queued":3,"sent":0,"delivered":0,"failed":0}' in e for e in first)
+    with transaction(sessions) as session:
+        session.execute(update(Delivery).values(status=DeliveryStatus.DELIVERED.value))
+    again = [
+        e async for e in action_events(cr, action_id=action_id, after=0, disconnected=_never, max_polls=1)
+    ]
+    assert any('"telegram":{"total":3,"queued":0,"sent":0,"delivered":3,"failed":0}' in e for e in again)
+
+
+async def test_stream_sends_tips_after_the_last_event_id_only(
+    cr: ControlRoom,
+    client: httpx.AsyncClient,
+    tips: FakeTipFeed,  # type: ignore[no-untyped-def]
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    for n in range(3):
+        tips.add(action_id, f"tip {n}")
+    events = [
+        e async for e in action_events(cr, action_id=action_id, after=1, disconnected=_never, max_polls=1)
+    ]
+    tip_events = [e for e in events if "event: tip" in e]
+    assert [e.splitlines()[0] for e in tip_events] == ["id: 2", "id: 3"]
+
+
+async def test_stream_resumes_from_last_event_id_header(
+    app,
+    client: httpx.AsyncClient,
+    tips: FakeTipFeed,  # type: ignore[no-untyped-def]
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    for text in ("eerste", "tweede", "derde"):
+        tips.add(action_id, text)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar)
+    body = await _read_stream(app, f"/controlroom/actions/{action_id}/stream", cookie, last_event_id="2")
+    assert re.findall(r"^id: (\d+)$", body, re.MULTILINE) == ["3"]
+    assert "event: progress" in body
+
+
+async def _read_stream(app, path: str, cookie: str, *, last_event_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Call the app as a server would and hang up after a moment (the ASGI transport would wait forever)."""
+    import asyncio
+
+    chunks: list[bytes] = []
+    asked = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(0.3)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))  # type: ignore[arg-type]
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8080"),
+            (b"cookie", cookie.encode()),
+            (b"last-event-id", last_event_id.encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8080),
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    return b"".join(chunks).decode()
+
+
+async def test_script_in_headline_and_tip_is_escaped(client: httpx.AsyncClient, tips: FakeTipFeed) -> None:
+    await login(client, "olga")
+    created = await _create(client, headline="<script>alert(1)</script>")
+    action_id = int(created.headers["location"].rsplit("/", 1)[1])
+    preview = await client.get(created.headers["location"])
+    await client.post(
+        f"/controlroom/actions/{action_id}/launch",
+        data={"csrf_token": csrf_of(preview.text), "confirm": "yes"},
+    )
+    tips.add(action_id, "<img src=x onerror=alert(2)>", location="<b>bij de Jumbo</b>")
+    for path in ("/controlroom/actions", f"/controlroom/actions/{action_id}"):
+        page = (await client.get(path)).text
+        assert "<script>alert(1)</script>" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    live = (await client.get(f"/controlroom/actions/{action_id}")).text
+    assert "<img src=x" not in live and "&lt;img src=x onerror=alert(2)&gt;" in live
+    assert "<b>bij de Jumbo</b>" not in live
+
+
+async def test_mark_reply_and_phone_view_is_audited(
+    client: httpx.AsyncClient, tips: FakeTipFeed, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    tip = tips.add(action_id, "Jongen gezien bij station", has_phone=True)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    token = csrf_of(page.text)
+    base = f"/controlroom/actions/{action_id}/tips/{tip.id}"
+    headers = {"X-Requested-With": "fetch"}
+    marked = await client.post(f"{base}/mark", data={"csrf_token": token, "useful": "yes"}, headers=headers)
+    assert marked.json()["verdict"] == "useful"
+    replied = await client.post(
+        f"{base}/reply", data={"csrf_token": token, "text": "Welke kant op?"}, headers=headers
+    )
+    assert replied.status_code == 200 and tips.replies == [(tip.id, "Welke kant op?", "operator:olga")]
+    phone = await client.post(f"{base}/phone", data={"csrf_token": token}, headers=headers)
+    assert phone.json() == {"phone": "+31612345678"}
+    with sessions() as session:
+        viewed = session.exec(select(AuditEvent).where(AuditEvent.event == "tip_phone_viewed")).all()
+    assert [(e.actor, e.subject) for e in viewed] == [("operator:olga", f"tip:{tip.id}")]
+    assert "+316" not in repr(viewed[0].detail)
+    refused = await client.post(f"{base}/reply", data={"text": "zonder token"}, headers=headers)
+    assert refused.status_code == 403
+
+
+async def test_close_sets_the_outcome(client: httpx.AsyncClient, sessions: SessionFactory) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    closed = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={"csrf_token": csrf_of(page.text), "outcome": "found", "closing_text": "Tim is terecht."},
+    )
+    assert closed.status_code == 303
+    with sessions() as session:
+        action = session.get(Action, action_id)
+    assert action is not None and action.status == ActionStatus.CLOSED and action.outcome == "found"
+
+
+@pytest.mark.parametrize("suffix", ["", "/stream"], ids=["page", "stream"])
+async def test_coordinator_never_sees_an_action_or_its_tips(
+    app,
+    client: httpx.AsyncClient,
+    suffix: str,  # type: ignore[no-untyped-def]
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080")
+    async with other:
+        await login(other, "cor")
+        response = await other.get(f"/controlroom/actions/{action_id}{suffix}")
+    assert response.status_code == 403
+
+
+async def _never() -> bool:
+    return False
