@@ -29,6 +29,8 @@ from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, ConversationState, Participant
 
 Clock = Callable[[], datetime]
+MAX_RETRIES = 5
+RETRIES_KEY = "_retries"
 
 
 class StaleState(RuntimeError):
@@ -277,6 +279,13 @@ class Engine:
         if isinstance(transition, Retry):
             if step is None:
                 raise RuntimeError(f"flow {flow.name} cannot retry before it started")
+            retries = int(ctx.data.get(RETRIES_KEY, 0)) + 1
+            if retries > MAX_RETRIES:
+                # Five wrong answers in a row: likely an auto-responder or someone stuck; stop asking.
+                if current is not None:
+                    clear_state(ctx.session, current=current)
+                return [ctx.say("router.too_many_retries")]
+            ctx.data[RETRIES_KEY] = retries
             prompt = flow.steps()[step].prompt(ctx)
             assert ctx.identity.id is not None
             # Saving on a retry too: it bumps the version and keeps the flow from expiring.
@@ -291,6 +300,7 @@ class Engine:
             )
             return [replace(transition.say, buttons=prompt.buttons, request_contact=prompt.request_contact)]
         next_step = transition.step.value
+        ctx.data.pop(RETRIES_KEY, None)
         prompt = flow.steps()[next_step].prompt(ctx)
         assert ctx.identity.id is not None
         set_state(

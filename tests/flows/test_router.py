@@ -327,3 +327,20 @@ async def test_replies_go_to_the_sender_on_its_channel(converse: Converse) -> No
 async def test_group_chatter_gets_no_reply(router: Router, clock: FixedClock) -> None:
     message = incoming(TELEGRAM, "hallo allemaal", clock, group_id="-100123")
     assert await router.handle(message) == []
+
+
+async def test_five_wrong_answers_in_a_row_end_the_conversation(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    transcript = await converse(SMS, ["START", *["ik rij nu, ik bel u later"] * 6])
+    assert [t[0].text for t in transcript[1:6]] == [catalogue.render("nl", "registration.consent_retry")] * 5
+    assert texts(transcript[6]) == [catalogue.render("nl", "router.too_many_retries")]
+    assert rows(sessions, ConversationState) == []
+
+
+async def test_a_good_answer_resets_the_count_of_wrong_ones(
+    converse: Converse, sessions: SessionFactory
+) -> None:
+    await converse(SMS, ["START", *["?"] * 4, "JA", *["🙂"] * 4])
+    [state] = rows(sessions, ConversationState)
+    assert (state.step, state.data["_retries"]) == ("name", 4)
