@@ -1,0 +1,116 @@
+"""The built-in parser: char n-gram TF-IDF + logistic regression, trained at start-up from `nlu/data/nlu.yml`.
+
+Offline and fast (well under a millisecond a message): the default when no Rasa server is configured,
+and Rasa's fallback when it is down. Entities come from the rules in `nlu/entities.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from scipy.sparse import hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from nlu.dutch_time import AMSTERDAM
+from nlu.entities import extract_tip_entities
+from nlu.training import TRAINING_FILE, TrainingData, load_training_data
+from nlu.types import Entity, Intent, ParseResult
+
+OUT_OF_SCOPE: Final = "out_of_scope"
+# Chosen by 5-fold cross-validation on nlu.yml (0.25 scored best of 0, 0.2, 0.25, 0.3, 0.35, 0.4).
+DEFAULT_THRESHOLD: Final = 0.25
+MAX_TEXT: Final = 2000
+RANKING_SIZE: Final = 10
+
+
+def normalise(text: str) -> str:
+    """What the classifier sees: lower case, no accents, digits as 0, single spaces."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"\d", "0", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+class BuiltinParser:
+    """Classifies intents with a linear model over character and word n-grams; entities by rule.
+
+    When the best intent's probability is below `threshold`, the intent is `out_of_scope`.
+    """
+
+    def __init__(
+        self,
+        data: TrainingData,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        clock: Callable[[], datetime] = utc_now,
+        timezone: str = AMSTERDAM,
+        with_entities: bool = True,
+    ) -> None:
+        self._threshold = threshold
+        self._clock = clock
+        self._timezone = timezone
+        self._with_entities = with_entities
+        texts = [normalise(e.text) for e in data.examples]
+        labels = [e.intent for e in data.examples]
+        self._chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=1)
+        self._words = TfidfVectorizer(
+            analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
+        )
+        features = hstack([self._chars.fit_transform(texts), self._words.fit_transform(texts)]).tocsr()
+        # saga trains in a fraction of the time lbfgs needs on these sparse features (~0.5 s against ~3 s).
+        self._model = LogisticRegression(C=10.0, solver="saga", max_iter=3000, random_state=0)
+        self._model.fit(features, labels)
+        self._labels: list[str] = [str(c) for c in self._model.classes_]
+        # Scoring by hand (a sparse dot product) skips scikit-learn's per-call validation: ~10x faster.
+        self._coef = np.asarray(self._model.coef_).T
+        self._intercept = np.asarray(self._model.intercept_)
+
+    @classmethod
+    def from_file(cls, path: Path = TRAINING_FILE, **options: object) -> BuiltinParser:
+        """Train on a Rasa NLU file (default `nlu/data/nlu.yml`)."""
+        return cls(load_training_data(path), **options)  # type: ignore[arg-type]
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        """The intents the model knows."""
+        return tuple(self._labels)
+
+    def classify(self, text: str) -> tuple[Intent, ...]:
+        """Every intent with its probability, best first."""
+        clean = normalise(text[:MAX_TEXT])
+        if not clean:
+            return (Intent(OUT_OF_SCOPE, 1.0),)
+        row = hstack([self._chars.transform([clean]), self._words.transform([clean])]).tocsr()
+        scores = np.asarray(row @ self._coef).ravel() + self._intercept
+        if len(self._labels) == 2:  # scikit-learn keeps one column for two classes
+            scores = np.array([-scores[0], scores[0]])
+        scores = np.exp(scores - scores.max())
+        probs = scores / scores.sum()
+        order = np.argsort(-probs)[:RANKING_SIZE]
+        return tuple(Intent(self._labels[i], float(probs[i])) for i in order)
+
+    def parse_sync(self, text: str, received_at: datetime | None = None) -> ParseResult:
+        """Parse one message; times in entities are resolved against `received_at` (default: now)."""
+        ranking = self.classify(text)
+        best = ranking[0]
+        intent = best if best.confidence >= self._threshold else Intent(OUT_OF_SCOPE, 1.0 - best.confidence)
+        entities: tuple[Entity, ...] = ()
+        if self._with_entities and text.strip():
+            entities = extract_tip_entities(text[:MAX_TEXT], received_at or self._clock(), self._timezone)
+        return ParseResult(text=text, intent=intent, entities=entities, intent_ranking=ranking)
+
+    async def parse(self, text: str) -> ParseResult:
+        """Parse one message (the `Parser` protocol); CPU-bound and sub-millisecond, so no thread hop."""
+        return self.parse_sync(text)

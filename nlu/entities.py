@@ -1,0 +1,297 @@
+"""Rule-based entities in a citizen's tip: time seen, place, direction, plate, description, postcode, code.
+
+Rules, not a model: operators need the same answer every time, it must run offline in well under a
+millisecond, and each rule can be checked on a table of real-looking tips (tests/nlu/test_entities.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from nlu.dutch_time import AMSTERDAM, find_times
+from nlu.plates import find_plates
+from nlu.types import Entity
+
+MAX_TEXT: Final = 2000
+EXTRACTOR: Final = "builtin_rules"
+
+# Entity names shared with nlu.yml, domain.yml and the tip flow.
+TIME_SEEN: Final = "time_seen"
+PLACE: Final = "place"
+DIRECTION: Final = "direction"
+VEHICLE_PLATE: Final = "vehicle_plate"
+DESCRIPTION: Final = "description"
+POSTCODE: Final = "postcode"
+ACTION_CODE: Final = "action_code"
+ENTITY_NAMES: Final = (TIME_SEEN, PLACE, DIRECTION, VEHICLE_PLATE, DESCRIPTION, POSTCODE, ACTION_CODE)
+
+_F = re.IGNORECASE
+
+
+def _words(*names: str) -> str:
+    return "|".join(sorted({re.escape(n) for n in names}, key=len, reverse=True))
+
+
+# --- action codes and postcodes ----------------------------------------------------------------------
+
+_ACTION_CODE = re.compile(r"(?<![\w-])BN[-\s]?(\d{4})(?![\w-])", _F)
+_POSTCODE = re.compile(r"(?<![\w-])([1-9]\d{3})(?:\s?([A-Z]{2})|([a-z]{2}))(?![\w-])")
+_NEVER_ISSUED_POSTCODE: Final = frozenset({"SA", "SD", "SS"})
+
+
+@dataclass(frozen=True)
+class Span:
+    """A found entity before it becomes an `Entity`: where, what, and its normalised value."""
+
+    entity: str
+    start: int
+    end: int
+    value: str
+
+
+def find_action_codes(text: str) -> list[Span]:
+    """Action codes such as `bn 4821` or `BN-4821`, normalised to `BN-4821`."""
+    return [Span(ACTION_CODE, m.start(), m.end(), f"BN-{m.group(1)}") for m in _ACTION_CODE.finditer(text)]
+
+
+def find_postcodes(text: str) -> list[Span]:
+    """Dutch postcodes (`7511 AB`, `7511ab`), normalised to `7511 AB`."""
+    found = []
+    for m in _POSTCODE.finditer(text):
+        letters = (m.group(2) or m.group(3)).upper()
+        if letters not in _NEVER_ISSUED_POSTCODE:
+            found.append(Span(POSTCODE, m.start(), m.end(), f"{m.group(1)} {letters}"))
+    return found
+
+
+# --- direction ---------------------------------------------------------------------------------------
+
+_STOP_WORDS: Final = (
+    "en", "met", "op", "in", "bij", "om", "rond", "toen", "die", "dat", "hij", "zij", "ze", "want", "maar",
+    "terwijl", "vanaf", "over", "via", "ongeveer", "uur", "gisteren", "vandaag", "net", "weg", "gegaan",
+    "gelopen", "gereden", "gefietst", "gerend", "and", "with", "at", "around", "when", "he", "she", "they",
+    "was", "is", "zag", "gezien", "rijden", "lopen", "fietsen", "rennen", "heen", "toe", "af", "of", "ik",
+    "we", "wij", "een", "ook", "nog", "daarna", "then", "on", "to", "a", "by", "his", "her", "hun", "zijn",
+)
+_STOP = _words(*_STOP_WORDS)
+# A short noun phrase: up to three words (road numbers and hyphenated names included), no stop words.
+_NP = rf"(?:(?!(?:{_STOP})\b)[\w'’-]+(?:\s+(?!(?:{_STOP})\b)[\w'’-]+){{0,2}})"
+_ARTICLE = r"(?:(?:de|het|den|'t|the)\s+)?"
+_COMPASS = r"(?:noord|zuid|oost|west|noordoost|noordwest|zuidoost|zuidwest)"
+_MOTION_VERBS = _words(
+    "rende", "renden", "liep", "liepen", "fietste", "fietsten", "reed", "reden", "ging", "gingen",
+    "vluchtte", "vluchtten", "vertrok", "vertrokken", "sprintte", "scheurde", "scheurden", "wandelde",
+    "wandelden", "racete", "crossten", "crosste", "vandoor", "ervandoor", "weg", "rent", "loopt", "rijdt",
+    "fietst", "gaat", "ran", "walked", "drove", "cycled", "went", "fled", "headed", "running", "driving",
+    "bus", "trein", "tram", "metro", "taxi",
+)
+_DIRECTION_RULES: Final = (
+    re.compile(rf"(?<![\w-])(?:in\s+de\s+)?richting\s+(?:van\s+)?{_ARTICLE}(?P<np>{_NP})", _F),
+    re.compile(
+        rf"(?<![\w-])(?:in\s+the\s+direction\s+of|(?:heading\s+)?towards?|heading(?:\s+to)?)\s+"
+        rf"{_ARTICLE}(?P<np>{_NP})",
+        _F,
+    ),
+    re.compile(rf"(?<![\w-])naar\s+het\s+(?P<np>{_COMPASS}en)(?![\w-])", _F),
+    re.compile(rf"(?<![\w-])in\s+(?P<np>{_COMPASS}elijke)\s+richting(?![\w-])", _F),
+    re.compile(rf"(?<![\w-])(?P<np>{_COMPASS}waarts|(?:north|south|east|west)(?:bound|wards?))(?![\w-])", _F),
+    re.compile(r"(?<![\w-])(?:de\s+)?(?P<np>[AN]\d{1,3})\s+op(?![\w-])", _F),
+    re.compile(
+        rf"(?<![\w-])(?:{_MOTION_VERBS})(?:\s+[\w'-]+){{0,3}}?\s+(?:naar|to|into)\s+{_ARTICLE}(?P<np>{_NP})",
+        _F,
+    ),
+)
+
+
+def find_directions(text: str) -> list[Span]:
+    """Where someone went: "richting centrum", "naar het noorden", "de A12 op", "rende naar de Jumbo"."""
+    return _apply(DIRECTION, _DIRECTION_RULES, text)
+
+
+# --- place -------------------------------------------------------------------------------------------
+
+_STREET_SUFFIXES = (
+    "straat", "weg", "laan", "plein", "singel", "gracht", "kade", "dijk", "pad", "steeg", "hof", "markt",
+    "dreef", "baan", "wal", "boulevard", "allee", "park", "veld", "brug", "haven", "poort", "dam",
+    "plantsoen", "erf", "hoven", "burg", "straatje",
+)
+_NOT_STREETS: Final = frozenset({"onderweg", "halfweg", "omweg", "loopbaan", "weg", "straat"})
+_STREET = rf"\w{{2,}}(?:{_words(*_STREET_SUFFIXES)})(?:\s+\d{{1,4}}(?:\s?[a-zA-Z](?![\w]))?)?"
+# "Burgemeester van Roijensingel", "Oude Markt": capitalised words before the street word.
+_NAMED_STREET = rf"(?:[A-Z][\w'.]*\s+(?:(?:[A-Z][\w'.]*|van|de|der|den|'t)\s+){{0,2}})?[A-Z]{_STREET}"
+_LANDMARKS = _words(
+    "centraal station", "station", "treinstation", "metrostation", "busstation", "jumbo", "albert heijn",
+    "ah", "lidl", "aldi", "plus", "coop", "spar", "dirk", "vomar", "hoogvliet", "hema", "kruidvat", "etos",
+    "action",
+    "mcdonalds", "mcdonald's", "mac", "burger king", "kfc", "school", "basisschool", "middelbare school",
+    "kerk", "moskee", "bieb", "bibliotheek", "park", "speeltuin", "winkelcentrum", "markt", "plein",
+    "ziekenhuis", "tankstation", "benzinepomp", "pomp", "shell", "bp", "esso", "tinq", "snackbar",
+    "cafetaria", "friettent", "bushalte", "halte", "tramhalte", "brug", "rotonde", "kruispunt",
+    "stoplichten", "stoplicht", "viaduct", "tunnel", "parkeerplaats", "parkeergarage", "sporthal",
+    "sportpark",
+    "voetbalveld", "gemeentehuis", "stadhuis", "politiebureau", "begraafplaats", "kerkhof", "bos", "vijver",
+    "haven", "strand", "centrum", "snelweg", "flat", "flats", "supermarkt", "apotheek", "huisartsenpost",
+    "bakker", "slager", "kapper", "pizzeria", "hotel", "camping", "zwembad", "skatebaan", "fietsenstalling",
+    "pinautomaat", "geldautomaat", "bank", "postkantoor", "kinderboerderij", "gamma", "praxis", "karwei",
+    "ikea", "blokker", "primark", "mediamarkt", "bouwmarkt", "dierenwinkel", "uitgaansgebied", "kroeg",
+    "bankje", "café", "cafe", "nachtwinkel", "sportschool", "universiteit", "hogeschool", "bioscoop",
+    "theater", "playground", "train station", "supermarket", "church", "mosque", "library", "hospital",
+    "gas station", "petrol station", "bus stop", "bridge", "roundabout", "crossing", "car park",
+    "town hall", "police station", "cemetery", "woods", "forest", "pond", "harbour", "beach", "city centre",
+    "shopping centre", "mall", "pharmacy", "bakery", "garage", "parking lot",
+)
+_PREPOSITIONS = _words(
+    "bij", "aan", "op", "in", "voor", "achter", "naast", "tegenover", "nabij", "vlakbij", "vlak bij", "langs",
+    "ter hoogte van", "in de buurt van", "van", "rond", "rondom", "onder", "uit", "door", "over", "hoek",
+    "op de hoek van", "thv", "at", "near", "outside", "behind", "by", "next to", "opposite", "on", "in",
+    "in front of", "around", "from",
+)
+_PLACE_RULES: Final = (
+    re.compile(rf"(?<![\w-])(?P<np>{_NAMED_STREET})(?![\w-])"),
+    re.compile(rf"(?<![\w-])(?P<np>{_STREET})(?![\w-])", _F),
+    re.compile(
+        rf"(?<![\w-])(?:{_PREPOSITIONS})\s+(?:(?:de|het|den|'t|the|a|an|een)\s+)?"
+        rf"(?P<np>(?:(?:[A-Z][\w'-]*)\s+)?(?:{_LANDMARKS}))(?![\w-])",
+        _F,
+    ),
+    re.compile(r"(?<![\w-])(?:op|on)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
+    re.compile(
+        r"(?<![\w-])(?:in|te|uit|bij|in de buurt van|near)\s+(?P<np>[A-Z][a-z]+(?:[- ][A-Z][a-z]+)?)(?![\w-])"
+    ),
+)
+_NOT_PLACES: Final = frozenset(
+    {
+        "ik", "het", "de", "een", "hij", "zij", "ze", "we", "wij", "jullie", "i", "the", "he", "she", "they",
+        "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag", "burgernet",
+        "januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+        "november", "december", "nederland", "ok", "oke", "ja", "nee", "hallo", "hoi", "help", "stop",
+    }
+)
+
+
+def find_places(text: str) -> list[Span]:
+    """Where something was seen: streets ("Kerkstraat 12"), landmarks ("bij de Jumbo"), towns, roads."""
+    spans = _apply(PLACE, _PLACE_RULES, text)
+    return [s for s in spans if s.value.lower() not in _NOT_PLACES and s.value.lower() not in _NOT_STREETS]
+
+
+# --- description -------------------------------------------------------------------------------------
+
+_COLOURS = _words(
+    "rood", "rode", "roodachtig", "donkerrood", "donkerrode", "bordeaux", "blauw", "blauwe", "donkerblauw",
+    "donkerblauwe", "lichtblauw", "lichtblauwe", "zwart", "zwarte", "wit", "witte", "grijs", "grijze",
+    "donkergrijs", "donkergrijze", "lichtgrijs", "lichtgrijze", "antraciet", "antracietkleurige", "groen",
+    "groene", "donkergroen", "donkergroene", "legergroen", "legergroene", "geel", "gele", "oranje", "paars",
+    "paarse", "roze", "bruin", "bruine", "beige", "zilver", "zilveren", "zilverkleurig", "zilverkleurige",
+    "goud", "gouden", "camouflage", "donker", "donkere", "licht", "lichte", "felgekleurde", "gestreepte",
+    "geruite", "red", "blue", "black", "white", "grey", "gray", "green", "yellow", "orange", "purple",
+    "pink", "brown", "silver", "dark", "light", "navy",
+)
+_ADJECTIVES = _words(
+    "leren", "lange", "lang", "korte", "kort", "grote", "groot", "kleine", "klein", "oude", "oud", "nieuwe",
+    "sportieve", "dikke", "dunne", "slanke", "getinte", "gespierde", "kale", "blonde", "blond", "krullend",
+    "lelijke", "opvallende", "gehavende", "beschadigde", "gedeukte", "elektrische", "tall", "short", "big",
+    "small", "old", "leather", "fat", "thin", "bald", "blond", "young", "jonge",
+)
+_CLOTHING = _words(
+    "jas", "jasje", "jack", "winterjas", "regenjas", "capuchon", "capuchontrui", "hoodie", "trui", "sweater",
+    "vest", "bodywarmer", "broek", "spijkerbroek", "jeans", "joggingbroek", "trainingsbroek", "trainingspak",
+    "pak", "korte broek", "short", "pet", "petje", "muts", "mutsje", "bivakmuts", "helm", "sjaal",
+    "sneakers", "schoenen", "laarzen", "gympen", "rugzak", "tas", "schoudertas", "sporttas", "shirt",
+    "t-shirt", "overhemd", "blouse", "jurk", "rok", "hesje", "handschoenen", "bril", "zonnebril",
+    "mondkapje", "jacket", "coat", "hood", "hoodie", "trousers", "pants", "cap", "hat", "beanie",
+    "backpack", "bag", "shoes", "dress", "skirt", "gloves", "glasses", "mask", "scarf",
+    "baard", "snor", "beard", "tattoo", "staartje", "paardenstaart",
+)
+# "haar" is also "her": only with a colour or an adjective ("blond haar") is it hair.
+_HAIR = _words("haar", "hair", "krullen", "curls")
+# English "van" is Dutch "of": a van only with a colour or an adjective ("white van").
+_NEEDS_MODIFIER = rf"{_HAIR}|van"
+_VEHICLES = _words(
+    "auto", "wagen", "personenauto", "busje", "bus", "bestelbus", "bestelbusje", "bestelauto", "bestelwagen",
+    "scooter", "scootertje", "brommer", "snorfiets", "fatbike", "fiets", "e-bike", "motor", "motorfiets",
+    "quad", "vrachtwagen", "truck", "taxi", "stationwagen", "suv", "cabrio", "car", "bike",
+    "motorbike", "bicycle", "moped", "rollator", "koevoet", "balaclava", "balaclavas", "bivakmutsen",
+)
+_BRANDS = _words(
+    "bmw", "audi", "mercedes", "volkswagen", "vw", "golf", "polo", "opel", "astra", "corsa", "ford",
+    "fiesta", "focus", "toyota", "yaris", "peugeot", "renault", "clio", "citroen", "citroën", "kia",
+    "hyundai", "skoda", "seat", "volvo", "tesla", "fiat", "nissan", "mazda", "mini", "porsche", "vespa",
+    "piaggio", "transit", "sprinter", "caddy",
+)
+_PERSONS = _words("man", "vrouw", "jongen", "meisje", "jongens", "mannen", "vrouwen", "kind", "guy", "woman",
+                  "boy", "girl", "men", "kerel", "gast", "persoon")
+_MODIFIER = rf"(?:{_COLOURS}|{_ADJECTIVES})"
+_DESCRIPTION_RULES: Final = (
+    re.compile(
+        rf"(?<![\w-])(?P<np>(?:{_MODIFIER}\s+(?:en\s+)?){{1,3}}(?:(?:{_BRANDS})\s+)?"
+        rf"(?:{_CLOTHING}|{_VEHICLES}|{_BRANDS}|{_PERSONS}|{_NEEDS_MODIFIER}))(?![\w-])",
+        _F,
+    ),
+    re.compile(rf"(?<![\w-])(?P<np>(?:{_BRANDS})(?:\s+(?:{_BRANDS}|{_VEHICLES}))?)(?![\w-])", _F),
+    re.compile(rf"(?<![\w-])(?P<np>{_CLOTHING}|{_VEHICLES})(?![\w-])", _F),
+    re.compile(rf"(?<![\w-])(?:in\s+het\s+)?(?P<np>(?:{_COLOURS})\s+gekleed)(?![\w-])", _F),
+)
+
+
+def find_descriptions(text: str) -> list[Span]:
+    """Clothing, colours, vehicles and looks: "rode jas", "zwarte BMW", "witte bestelbus", "blond haar"."""
+    spans = _apply(DESCRIPTION, _DESCRIPTION_RULES, text)
+    return [Span(s.entity, s.start, s.end, s.value.lower()) for s in spans]
+
+
+# --- putting it together -----------------------------------------------------------------------------
+
+
+def _apply(entity: str, rules: Iterable[re.Pattern[str]], text: str) -> list[Span]:
+    """Each rule's `np` group as a span; earlier rules win where spans overlap."""
+    spans: list[Span] = []
+    for rule in rules:
+        for m in rule.finditer(text):
+            start, end = m.span("np")
+            value = re.sub(r"\s+", " ", m.group("np")).strip(" ,")
+            if value and all(end <= s.start or start >= s.end for s in spans):
+                spans.append(Span(entity, start, end, value))
+    return spans
+
+
+def _time_spans(text: str, received_at: datetime, tz: str) -> list[Span]:
+    found = find_times(text, received_at, tz)
+    return [Span(TIME_SEEN, m.start, m.end, m.value.isoformat()) for m in found[:1]]
+
+
+def _plate_spans(text: str) -> list[Span]:
+    return [Span(VEHICLE_PLATE, p.start, p.end, p.value) for p in find_plates(text)]
+
+
+def find_spans(text: str, received_at: datetime, tz: str = AMSTERDAM) -> list[Span]:
+    """Every entity in `text`, without overlaps (codes, plates and postcodes first), in text order."""
+    text = text[:MAX_TEXT]
+    finders: list[Callable[[str], list[Span]]] = [
+        find_action_codes,
+        find_postcodes,  # before plates: "7522NB" is a postcode; its sidecode-2 reading is from the 1950s
+        _plate_spans,
+        lambda t: _time_spans(t, received_at, tz),
+        find_directions,
+        find_places,
+        find_descriptions,
+    ]
+    kept: list[Span] = []
+    for finder in finders:
+        for span in finder(text):
+            if all(span.end <= k.start or span.start >= k.end for k in kept):
+                kept.append(span)
+    kept.sort(key=lambda s: (s.start, s.end))
+    return kept
+
+
+def extract_tip_entities(text: str, received_at: datetime, tz: str = AMSTERDAM) -> tuple[Entity, ...]:
+    """The entities of a tip as `Entity` values; `time_seen` is an ISO datetime in `tz`, at most one."""
+    return tuple(
+        Entity(entity=s.entity, value=s.value, start=s.start, end=s.end, extractor=EXTRACTOR)
+        for s in find_spans(text, received_at, tz)
+    )
