@@ -117,14 +117,15 @@ def room(request: Request) -> ControlRoom:
 
 
 def translator(catalogue: Catalogue, lang: str) -> Any:
-    """`t("controlroom.key", **params)` for templates; a missing key shows the key, never crashes a page."""
+    """`t(key)` for templates: `controlroom.<key>` first, else the catalogue's own key (`action.type.x`)."""
 
     def t(key: str, **params: Any) -> str:
-        full = key if key.startswith(("controlroom.", "action.")) else f"controlroom.{key}"
-        try:
-            return catalogue.render(lang, full, **params)
-        except MissingText:
-            return full
+        for full in (f"controlroom.{key}", key):
+            try:
+                return catalogue.render(lang, full, **params)
+            except MissingText:
+                continue
+        return key
 
     return t
 
