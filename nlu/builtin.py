@@ -73,9 +73,34 @@ class BuiltinParser:
         self._model = LogisticRegression(C=10.0, solver="saga", max_iter=3000, random_state=0)
         self._model.fit(features, labels)
         self._labels: list[str] = [str(c) for c in self._model.classes_]
-        # Scoring by hand (a sparse dot product) skips scikit-learn's per-call validation: ~10x faster.
+        # Scoring one text by hand (n-grams, dictionary look-ups, one small matrix product) skips
+        # scikit-learn's per-call validation and sparse-matrix building: ~20x faster, same numbers.
         self._coef = np.asarray(self._model.coef_).T
         self._intercept = np.asarray(self._model.intercept_)
+        self._blocks = [
+            (self._chars.build_analyzer(), self._chars.vocabulary_, self._chars.idf_, 0),
+            (self._words.build_analyzer(), self._words.vocabulary_, self._words.idf_, len(self._chars.idf_)),
+        ]
+
+    def features(self, clean: str) -> tuple[np.ndarray, np.ndarray]:
+        """The TF-IDF features of a normalised text as (column indices, values), as scikit-learn's."""
+        all_indices: list[int] = []
+        all_values: list[float] = []
+        for analyze, vocabulary, idf, offset in self._blocks:
+            counts: dict[int, int] = {}
+            for gram in analyze(clean):
+                index = vocabulary.get(gram)
+                if index is not None:
+                    counts[index] = counts.get(index, 0) + 1
+            if not counts:
+                continue
+            indices = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            values = tf * idf[indices]
+            values /= np.sqrt(values @ values)
+            all_indices.extend((indices + offset).tolist())
+            all_values.extend(values.tolist())
+        return np.asarray(all_indices, dtype=np.int64), np.asarray(all_values, dtype=np.float64)
 
     @classmethod
     def from_file(cls, path: Path = TRAINING_FILE, **options: object) -> BuiltinParser:
@@ -92,13 +117,23 @@ class BuiltinParser:
         clean = normalise(text[:MAX_TEXT])
         if not clean:
             return (Intent(OUT_OF_SCOPE, 1.0),)
-        row = hstack([self._chars.transform([clean]), self._words.transform([clean])]).tocsr()
-        scores = np.asarray(row @ self._coef).ravel() + self._intercept
-        if len(self._labels) == 2:  # scikit-learn keeps one column for two classes
-            scores = np.array([-scores[0], scores[0]])
+        indices, values = self.features(clean)
+        scores = values @ self._coef[indices] + self._intercept
+        if len(self._labels) == 2:  # scikit-learn keeps one column for two classes: sigmoid = softmax(0, d)
+            scores = np.array([0.0, scores[0]])
         scores = np.exp(scores - scores.max())
-        probs = scores / scores.sum()
-        order = np.argsort(-probs)[:RANKING_SIZE]
+        return self._ranking(scores / scores.sum())
+
+    def classify_reference(self, text: str) -> tuple[Intent, ...]:
+        """The same as `classify` through scikit-learn's own (slower) path: checks the fast one."""
+        clean = normalise(text[:MAX_TEXT])
+        if not clean:
+            return (Intent(OUT_OF_SCOPE, 1.0),)
+        row = hstack([self._chars.transform([clean]), self._words.transform([clean])]).tocsr()
+        return self._ranking(np.asarray(self._model.predict_proba(row))[0])
+
+    def _ranking(self, probs: np.ndarray) -> tuple[Intent, ...]:
+        order = np.argsort(-probs, kind="stable")[:RANKING_SIZE]
         return tuple(Intent(self._labels[i], float(probs[i])) for i in order)
 
     def parse_sync(self, text: str, received_at: datetime | None = None) -> ParseResult:

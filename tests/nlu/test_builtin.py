@@ -79,6 +79,17 @@ def test_ranking_is_sorted_probabilities(parser: BuiltinParser) -> None:
     assert result.intent == result.intent_ranking[0]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["hallo", "ik zag een man in een rode jas", "BN-4821 12-BBJ-3 gisteravond", "xyz", "ééé ßß", "ja ja ja"],
+)
+def test_fast_scoring_equals_scikit_learn(parser: BuiltinParser, text: str) -> None:
+    fast = parser.classify(text)
+    reference = parser.classify_reference(text)
+    assert [i.name for i in fast] == [i.name for i in reference]
+    assert [i.confidence for i in fast] == pytest.approx([i.confidence for i in reference], abs=1e-9)
+
+
 def test_low_confidence_becomes_out_of_scope(parser: BuiltinParser) -> None:
     assert parser.parse_sync("ik wil me aanmelden").intent.name == "register"
     strict = BuiltinParser.from_file(threshold=0.999, with_entities=False)
@@ -113,6 +124,10 @@ def test_two_intents_train_and_classify() -> None:
     small = BuiltinParser(data, threshold=0.0, with_entities=False)
     assert small.parse_sync("hallo daar").intent.name == "greet"
     assert {i.name for i in small.parse_sync("ja").intent_ranking} == {"greet", "affirm"}
+    for text in ("hallo daar", "ja"):
+        assert [i.confidence for i in small.classify(text)] == pytest.approx(
+            [i.confidence for i in small.classify_reference(text)], abs=1e-9
+        )
 
 
 @pytest.mark.parametrize(
