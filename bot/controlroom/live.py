@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.controlroom.deps import ControlRoom
+from bot.controlroom.tipfeed import TipView
 from bot.messages import DeliveryStatus
 from storage.actions import delivery_counts
 from storage.geo import PostcodeBook
@@ -99,6 +100,14 @@ def recipient_groups(
     return groups
 
 
+def _poll(cr: ControlRoom, action_id: int, after: int) -> tuple[dict[str, Any], str, list[TipView]]:
+    with cr.sessions() as session:
+        progress = progress_json(progress_of(session, action_id=action_id))
+        action = session.get(Action, action_id)
+        status = action.status.value if action is not None else "gone"
+    return progress, status, cr.tips.tips(action_id=action_id, after=after)
+
+
 def _event(event: str, data: Any, event_id: int | None = None) -> str:
     lines = []
     if event_id is not None:
@@ -129,10 +138,8 @@ async def action_events(
     while True:
         if await disconnected():
             return
-        with cr.sessions() as session:
-            progress = progress_json(progress_of(session, action_id=action_id))
-            action = session.get(Action, action_id)
-            status = action.status.value if action is not None else "gone"
+        # In a worker thread: many open pages poll at once and the event loop must stay free.
+        progress, status, tips = await asyncio.to_thread(_poll, cr, action_id, after)
         if progress != last_progress:
             last_progress = progress
             yield _event("progress", progress)
@@ -141,7 +148,7 @@ async def action_events(
             if last_status is not None:
                 yield _event("status", {"status": status})
             last_status = status
-        for tip in cr.tips.tips(action_id=action_id, after=after):
+        for tip in tips:
             after = max(after, tip.id)
             yield _event("tip", tip.to_json(), tip.id)
             idle = 0.0

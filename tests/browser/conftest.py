@@ -54,6 +54,38 @@ def _need_chromium() -> None:
     pytest.skip(f"{CHROMIUM} is missing")
 
 
+class Served:
+    """A uvicorn server in a thread on 127.0.0.1, which a test can take down and bring back on its port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Serve (on a free port the first time, on the same port afterwards)."""
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        self.port = server.servers[0].sockets[0].getsockname()[1]
+        self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        """Drop every connection at once, as a network failure or a server restart would."""
+        assert self._server is not None and self._thread is not None
+        self._server.should_exit = True
+        self._server.force_exit = True
+        self._thread.join(timeout=10)
+
+
 @dataclass
 class LiveRoom:
     """The running control room and the handles a test moves it with."""
@@ -63,6 +95,7 @@ class LiveRoom:
     tips: FakeTipFeed
     dispatcher: Dispatcher
     sessions: SessionFactory
+    served: Served
 
     def drain(self) -> None:
         """Let the dispatcher send everything queued (to the simulator, as a provider would).
@@ -130,21 +163,12 @@ def live_room(
     )
     app = FastAPI()
     app.include_router(routes_for(cr))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    served = Served(app)
+    served.start()
     try:
-        yield LiveRoom(f"http://127.0.0.1:{port}", cr, tips, dispatcher, sessions)
+        yield LiveRoom(f"http://127.0.0.1:{served.port}", cr, tips, dispatcher, sessions, served)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        served.stop()
 
 
 @pytest.fixture
