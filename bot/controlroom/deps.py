@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 from fastapi import Request
@@ -62,7 +64,14 @@ class ControlRoom:
     def __post_init__(self) -> None:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["prefix"] = PREFIX
+        self.templates.env.filters["local"] = self.local_time
+        self.templates.env.globals["timezone"] = self.settings.timezone
         self.texts = AlertTexts(self.catalogue)
+
+    def local_time(self, value: datetime, fmt: str = "%d-%m %H:%M") -> str:
+        """A stored (UTC) time as the control room's wall clock shows it."""
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(ZoneInfo(self.settings.timezone)).strftime(fmt)
 
     def wake(self) -> None:
         """Tell the dispatcher that deliveries were queued."""

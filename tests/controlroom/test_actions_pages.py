@@ -77,6 +77,8 @@ async def test_preview_counts_recipients_per_channel_and_prices_sms(
     with sessions() as session:
         (action,) = session.exec(select(Action))
     assert action.status == ActionStatus.DRAFT and action.created_by == "operator:olga"
+    listing = await client.get("/controlroom/actions")
+    assert "20-11 15:30" in listing.text, "times in Amsterdam time (the clock says 14:30 UTC)"
 
 
 async def test_launch_needs_the_confirmation(

@@ -124,7 +124,7 @@ function setupFetchForm(form) {
 }
 
 /* ---- the live action page ---- */
-function tipElement(tip, labels, csrf, actionId, active, prefix) {
+function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   const li = document.createElement("li");
   li.className = "tip new" + (tip.verdict ? " " + tip.verdict : "");
   li.id = `tip-${tip.id}`;
@@ -132,7 +132,7 @@ function tipElement(tip, labels, csrf, actionId, active, prefix) {
   li.tabIndex = -1;
   const h = document.createElement("h3");
   const at = new Date(tip.received_at);
-  h.textContent = `#${tip.id} · ${at.toLocaleTimeString("nl-NL")} · ${tip.channel} · ${labels.reporter} ${tip.reporter}`;
+  h.textContent = `#${tip.id} · ${at.toLocaleTimeString("nl-NL", {timeZone})} · ${tip.channel} · ${labels.reporter} ${tip.reporter}`;
   li.append(h);
   const dl = document.createElement("dl");
   for (const field of ["seen_at", "location", "direction", "description", "vehicle_plate"]) {
@@ -228,7 +228,7 @@ function setupLive(live) {
     const tip = JSON.parse(event.data);
     if (seen.has(String(tip.id))) return;
     seen.add(String(tip.id));
-    list.prepend(tipElement(tip, labels, list.dataset.csrf, list.dataset.action, list.dataset.active === "yes", prefix));
+    list.prepend(tipElement(tip, labels, list.dataset.csrf, list.dataset.action, list.dataset.active === "yes", prefix, list.dataset.timezone));
     document.getElementById("no-tips").hidden = true;
     document.getElementById("tip-count").textContent = String(seen.size);
     addTipDot(map, tip);
