@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
+from bot.config import Settings
 from bot.controlroom.auth import AdminPoster, AdminVisitor
 from bot.controlroom.deps import PREFIX, render, room
 from storage.db import transaction
@@ -141,3 +142,34 @@ async def unlock(request: Request, visitor: AdminPoster, operator_id: int) -> Re
     except UnknownOperator:
         raise HTTPException(status_code=404) from None
     return RedirectResponse(f"{PREFIX}/operators", status_code=303)
+
+
+SECRET_WORDS = ("token", "secret", "key", "password", "auth", "sid")
+
+
+def visible_settings(settings: Settings) -> list[tuple[str, str]]:
+    """Every setting by its environment name, secrets masked and passwords in URLs removed."""
+    rows = []
+    for name, value in sorted(settings.model_dump().items()):
+        shown = str(value)
+        if value and any(word in name for word in SECRET_WORDS):
+            shown = "••••••"
+        elif isinstance(value, str) and "@" in value and "://" in value:
+            scheme, rest = value.split("://", 1)
+            shown = f"{scheme}://••••••@{rest.rsplit('@', 1)[1]}"
+        rows.append((name.upper(), shown))
+    return rows
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, visitor: AdminVisitor) -> HTMLResponse:
+    """The running settings (read-only; they come from the environment), secrets masked."""
+    cr = room(request)
+    return render(
+        request,
+        "settings.html",
+        lang=visitor.language,
+        visitor=visitor,
+        section="settings",
+        rows=visible_settings(cr.settings),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -79,3 +80,53 @@ async def test_audit_log_filters_by_event_and_actor(
     assert "action:1" in by_actor.text and "tip:7" not in by_actor.text
     bad = await client.get("/controlroom/audit?since=yesterday")
     assert bad.status_code == 422
+
+
+async def test_settings_page_masks_secrets(client: httpx.AsyncClient, runtime) -> None:  # type: ignore[no-untyped-def]
+    runtime.settings.api_token = "very-secret-token"
+    runtime.settings.database_url = "postgresql+psycopg://bot:hunter2@db.example/burgernet"
+    await login(client, "ada")
+    page = await client.get("/controlroom/settings")
+    assert page.status_code == 200
+    assert "very-secret-token" not in page.text and "hunter2" not in page.text
+    assert "API_TOKEN" in page.text and "db.example/burgernet" in page.text
+    await login(client, "olga")
+    assert (await client.get("/controlroom/settings")).status_code == 403
+
+
+async def test_coordinator_counts_only_actions_that_reached_their_municipality(
+    client: httpx.AsyncClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    from storage.actions import ActionDraft, Target, create_action, launch_action
+    from storage.models import ActionType
+
+    enschede = seed_person(sessions, vault, clock(), municipality="0153")
+    amsterdam = seed_person(sessions, vault, clock(), at=(52.37, 4.89), municipality="0363")
+    for person, lat_lon in ((enschede, (52.22, 6.89)), (amsterdam, (52.37, 4.89))):
+        with transaction(sessions) as session:
+            action = create_action(
+                session,
+                draft=ActionDraft(
+                    type=ActionType.ROBBERY,
+                    headline="Overval",
+                    description="Twee mannen op een scooter",
+                    instruction="",
+                    area={"circle": {"lat": lat_lon[0], "lon": lat_lon[1], "radius_m": 1000}},
+                    expires_at=clock.advance(minutes=1) + timedelta(hours=1),
+                ),
+                now=clock(),
+                created_by="test",
+            )
+            channel, identity = next(iter(person.identities.items()))
+            launch_action(
+                session,
+                action=action,
+                targets=[Target(person.participant_id, identity, channel, "nl")],
+                now=clock(),
+            )
+    await login(client, "cor")
+    coordinator = _csv((await client.get("/controlroom/figures.csv?table=actions")).text)
+    await login(client, "olga")
+    everyone = _csv((await client.get("/controlroom/figures.csv?table=actions")).text)
+    assert coordinator[1][:2] == ["2026-11", "1"]
+    assert everyone[1][:2] == ["2026-11", "2"]
