@@ -17,6 +17,7 @@ from bot.messages import DeliveryStatus
 from storage.actions import delivery_counts
 from storage.geo import PostcodeBook
 from storage.models import Action, Address, Delivery, DeliveryKind
+from storage.operators import SessionInvalid, find_session
 
 # What the bar shows: the provider's statuses folded into four stages.
 STAGES: dict[str, tuple[DeliveryStatus, ...]] = {
@@ -100,6 +101,15 @@ def recipient_groups(
     return groups
 
 
+def _session_alive(cr: ControlRoom, token: str) -> bool:
+    with cr.sessions() as session:
+        try:
+            find_session(session, token=token, now=cr.clock())
+        except SessionInvalid:
+            return False
+    return True
+
+
 def _poll(cr: ControlRoom, action_id: int, after: int) -> tuple[dict[str, Any], str, list[TipView]]:
     with cr.sessions() as session:
         progress = progress_json(progress_of(session, action_id=action_id))
@@ -123,12 +133,14 @@ async def action_events(
     action_id: int,
     after: int,
     disconnected: Callable[[], Awaitable[bool]],
+    session_token: str | None = None,
     max_polls: int | None = None,
 ) -> AsyncIterator[str]:
     """Progress whenever it changes and every tip after `after`, each tip with its id as the event id.
 
     The store is polled, so tips stored by another worker process show up too, and a browser that
-    reconnects with `Last-Event-ID` gets exactly the tips it missed.
+    reconnects with `Last-Event-ID` gets exactly the tips it missed. With `session_token` the stream
+    ends (event `logout`) as soon as that session is gone: logged out, expired or the account blocked.
     """
     yield "retry: 2000\n\n"
     last_progress: dict[str, Any] | None = None
@@ -139,6 +151,9 @@ async def action_events(
         if await disconnected():
             return
         # In a worker thread: many open pages poll at once and the event loop must stay free.
+        if session_token is not None and not await asyncio.to_thread(_session_alive, cr, session_token):
+            yield _event("logout", {})
+            return
         progress, status, tips = await asyncio.to_thread(_poll, cr, action_id, after)
         if progress != last_progress:
             last_progress = progress

@@ -379,7 +379,13 @@ async def stream(
     last_id = request.headers.get("last-event-id", "")
     start = int(last_id) if last_id.isdigit() else max(after, 0)
     return StreamingResponse(
-        action_events(cr, action_id=action_id, after=start, disconnected=request.is_disconnected),
+        action_events(
+            cr,
+            action_id=action_id,
+            after=start,
+            disconnected=request.is_disconnected,
+            session_token=visitor.token,
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

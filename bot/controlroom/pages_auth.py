@@ -45,7 +45,7 @@ def _login_page(request: Request, *, error: str | None = None, status_code: int 
         error=error,
         status_code=status_code,
     )
-    set_cookie(response, room(request), PRE_COOKIE, token, max_age=3600)
+    set_cookie(response, room(request), PRE_COOKIE, token, max_age=12 * 3600)
     return response
 
 

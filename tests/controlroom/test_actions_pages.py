@@ -287,3 +287,27 @@ async def test_coordinator_never_sees_an_action_or_its_tips(
 
 async def _never() -> bool:
     return False
+
+
+async def test_stream_ends_when_the_session_ends(cr: ControlRoom, client: httpx.AsyncClient) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    token = client.cookies.get("cr_session")
+    assert token
+    alive = [
+        e
+        async for e in action_events(
+            cr, action_id=action_id, after=0, disconnected=_never, session_token=token, max_polls=1
+        )
+    ]
+    assert not any("event: logout" in e for e in alive)
+    page = await client.get("/controlroom/actions")
+    await client.post("/controlroom/logout", data={"csrf_token": csrf_of(page.text)})
+    ended = [
+        e
+        async for e in action_events(
+            cr, action_id=action_id, after=0, disconnected=_never, session_token=token, max_polls=5
+        )
+    ]
+    assert ended[-1].startswith("event: logout")
+    assert not any("event: progress" in e for e in ended)

@@ -224,6 +224,7 @@ function setupLive(live) {
   source.addEventListener("error", () => { banner.hidden = false; });
   source.addEventListener("progress", (event) => updateProgress(JSON.parse(event.data)));
   source.addEventListener("status", () => { source.close(); window.location.reload(); });
+  source.addEventListener("logout", () => { source.close(); window.location.reload(); });
   source.addEventListener("tip", (event) => {
     const tip = JSON.parse(event.data);
     if (seen.has(String(tip.id))) return;
