@@ -15,7 +15,7 @@ from nlu.factory import make_parser
 from nlu.training import TEST_FILE, TrainingData, TrainingExample
 from nlu.types import ParseResult
 
-# Measured on nlu/data/test.yml: accuracy 0.952, macro F1 0.951 (84 sentences). The bar sits a little
+# Measured on nlu/data/test.yml: accuracy 0.976, macro F1 0.975 (84 sentences). The bar sits a little
 # below, so that a data change that costs more than a sentence or two fails here.
 MIN_ACCURACY = 0.90
 MIN_MACRO_F1 = 0.90
