@@ -26,6 +26,8 @@ AMSTERDAM: Final = "Europe/Amsterdam"
 # A clock time this far after the message still counts as today (phones and clocks disagree).
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 MAX_TEXT: Final = 2000
+# An explicit date further back than this is a misreading, not a tip.
+MAX_AGE: Final = timedelta(days=366)
 
 NUMBER_WORDS: Final[dict[str, int]] = {
     "een": 1, "één": 1, "eén": 1, "one": 1, "twee": 2, "two": 2, "drie": 3, "three": 3, "vier": 4,
@@ -535,7 +537,8 @@ def _explicit_dates(text: str, now: datetime) -> list[TimeMention]:
             value = dateparser.parse(match.group(0), languages=["nl", "en"], settings=settings)
         except (ValueError, OverflowError, TypeError):
             continue
-        if value is not None:
+        # dateparser reads "12-13" as the year 1913: a tip speaks of the past year, not of history.
+        if value is not None and now - MAX_AGE <= value <= now + timedelta(days=1):
             value = value.astimezone(now.tzinfo)
             found.append(TimeMention(match.start(), match.end(), match.group(0), value))
     return found

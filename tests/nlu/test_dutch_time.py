@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlu.dutch_time import find_time, find_times, resolve_time
 
@@ -174,3 +176,25 @@ def test_first_of_several_times() -> None:
 def test_naive_message_time_is_refused() -> None:
     with pytest.raises(ValueError):
         find_times("om 9 uur", datetime(2026, 11, 20, 15, 30))
+
+
+TOKENS = [
+    "om", "rond", "half", "kwart", "over", "voor", "uur", "u", "geleden", "terug", "minuten", "min", "een",
+    "gisteren", "gisteravond", "vannacht", "vanochtend", "vandaag", "maandag", "zondagavond", "afgelopen",
+    "'s", "avonds", "at", "pm", "am", "ago", "hours", "past", "to", "quarter", "net", "zojuist", "tien",
+    "twaalf", "dertien", "0", "00", "9", "12", "13", "23", "24", "25", "59", "60", "99", "999", ":", ".",
+    "-", "/", "3 maart", "31-02", "29-02-2025", "12-13", "jan", "dagen", "weken", "kwartier", "anderhalf",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(TOKENS), max_size=12),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+)
+def test_random_time_words_never_raise(words: list[str], received_at: datetime) -> None:
+    text = " ".join(words)
+    for mention in find_times(text, received_at):
+        assert mention.value.tzinfo is not None
+        assert text[mention.start : mention.end] == mention.text
+        assert abs(mention.value - received_at) < timedelta(days=400)
