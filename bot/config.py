@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -50,6 +51,23 @@ class Settings(BaseSettings):
     privacy_statement_version: str = "2026-1"
     flow_timeout_minutes: int = 30
     timezone: str = "Europe/Amsterdam"
+
+    # The scheduler (scheduler/): reconfirmation, expiry, sign-up clean-up, retention, reports.
+    scheduler_enabled: bool = True
+    scheduler_leader_poll_seconds: float = 5.0
+    reconfirm_after_days: int = 365
+    reconfirm_reminder_days: list[int] = [7, 14]
+    expire_after_days: int = 30
+    reconfirm_per_minute: int = 60
+    reconfirm_batch_expire: int = 500
+    reconfirm_whatsapp_template: str | None = None
+    quiet_hours_start: time = time(22, 0)
+    quiet_hours_end: time = time(8, 0)
+    signup_timeout_hours: int = 24
+    retention_days: int = 30
+    audit_retention_days: int = 365
+    processed_event_retention_days: int = 7
+    delivery_stuck_minutes: int = 15
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:

@@ -1,0 +1,74 @@
+"""The answer to "Wilt u deelnemer blijven? Antwoord JA": JA keeps the registration, NEE leaves.
+
+The question goes out from the scheduler days before the answer may come, far past a flow's
+30-minute timeout, so the open question lives in `ReconfirmRequest` and this flow claims the answer
+(`intercepts`) whenever the person has an open question and is not in another conversation. Only an
+explicit yes counts as a sign of life; STOP is the router's and erases at once as always.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from bot.flows.engine import Finish, Flow, FlowContext, Retry, Step, Transition, load_state, normalise
+from bot.flows.unsubscribe import opt_out
+from bot.messages import OutgoingMessage
+from storage.reconfirmations import confirm, open_request
+
+YES = frozenset(
+    {"ja", "j", "jaa", "ja graag", "jazeker", "ja hoor", "ja blijven", "blijven", "yes", "y", "👍"}
+)
+NO = frozenset({"nee", "n", "neen", "nee bedankt", "no", "no thanks", "👎"})
+
+
+class ReconfirmStep(StrEnum):
+    """The one step: the answer to the question."""
+
+    ANSWER = "answer"
+
+
+class ReconfirmFlow(Flow):
+    """Takes the JA or NEE to the yearly reconfirmation question."""
+
+    name = "reconfirm"
+
+    def steps(self) -> Mapping[str, Step]:
+        """The table of steps."""
+        return {ReconfirmStep.ANSWER: Step(self.ask, self.on_answer)}
+
+    def intercepts(self, ctx: FlowContext) -> bool:
+        """A plain JA or NEE from a participant with an open question, outside any other conversation."""
+        if ctx.participant is None or ctx.participant.id is None or ctx.message.group_id is not None:
+            return False
+        if normalise(ctx.text) not in YES | NO:
+            return False
+        assert ctx.identity.id is not None
+        if load_state(ctx.session, identity_id=ctx.identity.id) is not None:
+            # The JA belongs to the question of the conversation going on (e.g. "is this your address?").
+            return False
+        return open_request(ctx.session, participant_id=ctx.participant.id) is not None
+
+    def begin(self, ctx: FlowContext) -> Transition:
+        """The intercepted message is the answer itself."""
+        return self.on_answer(ctx)
+
+    def ask(self, ctx: FlowContext) -> OutgoingMessage:
+        """The short form of the question (the scheduler sends the full one)."""
+        return ctx.say(
+            "reconfirm.retry", buttons=(ctx.t("reconfirm.button_yes"), ctx.t("reconfirm.button_no"))
+        )
+
+    def on_answer(self, ctx: FlowContext) -> Transition:
+        """JA: stay for another year. NEE: leave, erased as on unsubscribe."""
+        answer = normalise(ctx.text)
+        participant = ctx.participant
+        if participant is None:
+            return Finish()
+        if answer in YES:
+            confirm(ctx.session, participant=participant, now=ctx.now)
+            return Finish((ctx.say("reconfirm.stay"),))
+        if answer in NO:
+            opt_out(ctx, source="reconfirm")
+            return Finish((ctx.say("reconfirm.left"),))
+        return Retry(ctx.say("reconfirm.retry"))

@@ -1,0 +1,130 @@
+"""Scheduler fixtures: the real router (to register people as they would), a fake channel, job context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from sqlmodel import SQLModel, select
+
+from bot.channels.base import SendReceipt
+from bot.config import Settings, load_settings
+from bot.flows.reconfirm import ReconfirmFlow
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.router import Router
+from bot.texts import Catalogue
+from nlu.keywords import KeywordParser
+from scheduler.jobs import JobContext
+from storage.crypto import DataVault
+from storage.db import SessionFactory
+from storage.geo import PostcodeBook
+from storage.models import Participant
+from tests.conftest import FixedClock
+
+
+@dataclass
+class FakeChannel:
+    """Records what would have been sent, on every text channel."""
+
+    kinds: frozenset[ChannelKind] = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.TELEGRAM})
+    sent: list[OutgoingMessage] = field(default_factory=list)
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        """Keep the message."""
+        self.sent.append(message)
+        return SendReceipt(provider_id=f"fake-{len(self.sent)}")
+
+    def to(self, recipient: str) -> list[OutgoingMessage]:
+        """What one recipient got."""
+        return [m for m in self.sent if m.recipient == recipient]
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    """The real catalogues."""
+    return Catalogue.load()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Default scheduler settings on the test's database."""
+    return load_settings(database_url=database_url, reconfirm_per_minute=60)
+
+
+@pytest.fixture
+def channel() -> FakeChannel:
+    """The fake channel."""
+    return FakeChannel()
+
+
+@pytest.fixture
+def router(
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    catalogue: Catalogue,
+    settings: Settings,
+    clock: FixedClock,
+) -> Router:
+    """The router with the reconfirmation flow, as the runtime wires it."""
+    return Router(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=KeywordParser(),
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+        flows=[ReconfirmFlow()],
+    )
+
+
+@pytest.fixture
+def job_context(
+    sessions: SessionFactory,
+    settings: Settings,
+    clock: FixedClock,
+    vault: DataVault,
+    catalogue: Catalogue,
+    channel: FakeChannel,
+    book: PostcodeBook,
+) -> JobContext:
+    """The jobs' context on the test's database and clock."""
+    senders = dict.fromkeys(channel.kinds, channel)
+    return JobContext(
+        sessions=sessions,
+        settings=settings,
+        clock=clock,
+        vault=vault,
+        catalogue=catalogue,
+        senders=senders,
+        book=book,
+    )
+
+
+async def say(router: Router, clock: FixedClock, phone: str, texts: Sequence[str]) -> list[OutgoingMessage]:
+    """Send texts by SMS from a phone; the replies to the last one."""
+    replies: list[OutgoingMessage] = []
+    for text in texts:
+        replies = await router.handle(
+            IncomingMessage(channel=ChannelKind.SMS, sender=phone, text=text, received_at=clock())
+        )
+        clock.advance(seconds=20)
+    return replies
+
+
+async def register(
+    router: Router, clock: FixedClock, phone: str, *, name: str = "Jan", address: str = "7511 AB 12"
+) -> None:
+    """A complete registration by SMS, as a citizen does it."""
+    await say(router, clock, phone, ["START", "JA", name, address, "JA", "JA", "SMS"])
+
+
+T = type[SQLModel]
+
+
+def rows(sessions: SessionFactory, model: type[Participant]) -> list[Participant]:
+    """Every participant, freshly read."""
+    with sessions() as session:
+        return list(session.exec(select(model).order_by(model.id)))  # type: ignore[arg-type]
