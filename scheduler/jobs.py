@@ -233,15 +233,17 @@ async def reconfirm(ctx: JobContext) -> JobResult:
             )
             for request in reminders:
                 participant = session.get(Participant, request.participant_id)
-                to = None
-                if participant is not None:
-                    to = reach_of(
-                        identities_of(session, participant=participant),
-                        vault=ctx.vault,
-                        preferred=participant.preferred_channel,
-                    )
+                if participant is None or participant.status is not ParticipantStatus.ACTIVE:
+                    # Left meanwhile (STOP): the question is moot.
+                    store.close_request(session, participant_id=request.participant_id)
+                    continue
+                to = reach_of(
+                    identities_of(session, participant=participant),
+                    vault=ctx.vault,
+                    preferred=participant.preferred_channel,
+                )
                 store.record_reminder(session, request=request, now=now, sent=to is not None)
-                if to is None or participant is None:
+                if to is None:
                     result.add("unreachable")
                     continue
                 outgoing.append(

@@ -374,8 +374,9 @@ class SchedulerService:
                 elif not await asyncio.to_thread(self._leader.holds):
                     log.warning("scheduler lost its leader lock; stepping down")
                     self._step_down()
-            except sa.exc.DBAPIError as exc:
-                log.warning("scheduler leader check failed: %s", type(exc).__name__)
+            except Exception as exc:
+                # The database went away or the job store failed: step down and try again later.
+                log.warning("scheduler leadership check failed: %s", type(exc).__name__)
                 self._step_down()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self._poll)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from bot.flows.engine import Finish, Flow, FlowContext, Retry, Step, Transition, load_state, normalise
 from bot.flows.unsubscribe import opt_out
 from bot.messages import OutgoingMessage
-from storage.reconfirmations import confirm, open_request
+from storage.reconfirmations import close_request, confirm, open_request
 
 YES = frozenset(
     {"ja", "j", "jaa", "ja graag", "jazeker", "ja hoor", "ja blijven", "blijven", "yes", "y", "👍"}
@@ -69,6 +69,8 @@ class ReconfirmFlow(Flow):
             confirm(ctx.session, participant=participant, now=ctx.now)
             return Finish((ctx.say("reconfirm.stay"),))
         if answer in NO:
+            assert participant.id is not None
+            close_request(ctx.session, participant_id=participant.id)
             opt_out(ctx, source="reconfirm")
             return Finish((ctx.say("reconfirm.left"),))
         return Retry(ctx.say("reconfirm.retry"))

@@ -321,3 +321,18 @@ def test_reconfirmation_sms_fit_two_gsm7_segments(catalogue: Catalogue, lang: st
     text = catalogue.render(lang, f"reconfirm.{key}", expires="31-12-2026")
     counted = count_segments(text)
     assert counted.segments <= 2 and counted.encoding.value == "GSM-7"
+
+
+async def test_stop_after_the_question_ends_the_reminders(
+    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+) -> None:
+    await register(router, clock, ANNE)
+    clock.advance(days=366)
+    await reconfirm(job_context)
+    await say(router, clock, ANNE, ["STOP"])
+    clock.advance(days=8)
+    result = await reconfirm(job_context)
+    assert len(channel.to(ANNE)) == 1 and result.counts.get("reminded") is None
+    with sessions() as session:
+        assert session.exec(select(ReconfirmRequest)).all() == []
+    assert participant(sessions).status is ParticipantStatus.UNSUBSCRIBED
