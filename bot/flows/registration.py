@@ -24,7 +24,7 @@ from bot.flows.engine import (
 )
 from bot.flows.places import address_from_data, confirm_place, read_address
 from bot.messages import ChannelKind, OutgoingMessage
-from storage.participants import Registration, identities_of, register_participant
+from storage.participants import Registration, find_participant_by_phone, identities_of, register_participant
 from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
 
 MAX_NAME = 60
@@ -164,6 +164,12 @@ class RegistrationFlow(Flow):
             phone = parse_mobile(raw)
         except InvalidPhoneNumber as exc:
             return Retry(ctx.say(f"registration.phone_{exc.reason}"))
+        if not ctx.message.contact_phone:
+            owner = find_participant_by_phone(ctx.session, vault=ctx.services.vault, phone=phone)
+            if owner is not None and (ctx.participant is None or owner.id != ctx.participant.id):
+                # A typed number proves nothing; only a shared contact (Telegram checks it is the
+                # sender's own) may join this chat to someone else's registration.
+                return Retry(ctx.say("registration.phone_taken"))
         ctx.data["phone_enc"] = ctx.services.vault.encrypt(phone)
         ctx.data["phone_masked"] = mask_phone(phone)
         return Goto(RegistrationStep.CHANNEL)

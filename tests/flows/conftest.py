@@ -36,8 +36,16 @@ SMS = Person(ChannelKind.SMS, SMS_PHONE)
 WHATSAPP = Person(ChannelKind.WHATSAPP, WHATSAPP_PHONE)
 TELEGRAM = Person(ChannelKind.TELEGRAM, TELEGRAM_CHAT)
 
+
+@dataclass(frozen=True)
+class Contact:
+    """A phone number shared with Telegram's "share my number" button (the sender's own)."""
+
+    phone: str
+
+
 T = TypeVar("T", bound=SQLModel)
-Message = str | IncomingMessage
+Message = str | IncomingMessage | Contact
 Converse = Callable[[Person, Sequence[Message]], Awaitable[list[list[OutgoingMessage]]]]
 
 
@@ -81,7 +89,12 @@ def converse(router: Router, clock: FixedClock) -> Converse:
     async def run(person: Person, messages: Sequence[Message]) -> list[list[OutgoingMessage]]:
         transcript = []
         for item in messages:
-            message = item if isinstance(item, IncomingMessage) else incoming(person, item, clock)
+            if isinstance(item, IncomingMessage):
+                message = item
+            elif isinstance(item, Contact):
+                message = incoming(person, "", clock, contact_phone=item.phone)
+            else:
+                message = incoming(person, item, clock)
             transcript.append(await router.handle(message))
             clock.advance(seconds=20)
         return transcript
@@ -120,5 +133,5 @@ def register_steps(
     person: Person, *, name: str = "Jan", address: str = "7511 AB 12", channel: str = "SMS"
 ) -> list[Message]:
     """The messages of a complete registration on the person's channel."""
-    phone_step: list[Message] = ["JA"] if person.channel is not ChannelKind.TELEGRAM else ["06 12345678"]
+    phone_step: list[Message] = ["JA"] if person.channel is not ChannelKind.TELEGRAM else [Contact(SMS_PHONE)]
     return ["START", "JA", name, address, "JA", *phone_step, channel]

@@ -138,10 +138,17 @@ async def test_registering_twice_updates_the_same_participant(
 
 
 async def test_second_channel_links_to_the_same_participant(
-    converse: Converse, sessions: SessionFactory
+    converse: Converse, sessions: SessionFactory, clock: FixedClock
 ) -> None:
     await converse(SMS, register_steps(SMS))
-    await converse(TELEGRAM, register_steps(TELEGRAM, channel="Telegram"))
+    contact = IncomingMessage(
+        channel=ChannelKind.TELEGRAM,
+        sender=TELEGRAM_CHAT,
+        text="",
+        received_at=clock(),
+        contact_phone=SMS_PHONE,
+    )
+    await converse(TELEGRAM, ["/start", "ja", "Jan", "7511 AB 12", "ja", contact, "Telegram"])
     [participant] = rows(sessions, Participant)
     assert participant.preferred_channel is ChannelKind.TELEGRAM
     linked = {i.channel for i in rows(sessions, ChannelIdentity) if i.participant_id == participant.id}
@@ -292,3 +299,23 @@ async def test_a_bad_answer_in_english_is_explained_in_english(
 ) -> None:
     transcript = await converse(TELEGRAM, ["ENGLISH", "START", "yes", "-", "1000 AA 1"])
     assert last(transcript).text == catalogue.render("en", "address.unknown_postcode", postcode="1000 AA")
+
+
+async def test_a_typed_number_cannot_take_over_someone_elses_registration(
+    converse: Converse, sessions: SessionFactory, vault: DataVault, catalogue: Catalogue, clock: FixedClock
+) -> None:
+    await converse(SMS, register_steps(SMS))
+    stranger = Person(ChannelKind.TELEGRAM, "999")
+    transcript = await converse(stranger, ["/start", "ja", "-", "1012 AB 5", "ja", "06 12345678"])
+    assert texts(transcript[-1]) == [catalogue.render("nl", "registration.phone_taken")]
+    assert transcript[-1][0].request_contact is True
+    [participant] = rows(sessions, Participant)
+    [address] = rows(sessions, Address)
+    assert address.postcode == "7511 AB"
+    # The owner, sharing the contact from their own Telegram account, may link it.
+    contact = IncomingMessage(
+        channel=ChannelKind.TELEGRAM, sender="999", text="", received_at=clock(), contact_phone="+31612345678"
+    )
+    await converse(stranger, [contact, "Telegram"])
+    assert len(rows(sessions, Participant)) == 1
+    assert {i.participant_id for i in rows(sessions, ChannelIdentity)} == {participant.id}
