@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
 MAX_NLU_TEXT = 500
 INTENT_THRESHOLD = 0.5
+RETRY_PAUSE_S = 0.05
 
 
 class Keyword(StrEnum):
@@ -134,6 +135,10 @@ def fold_for_sms(text: str) -> str:
     return "".join(folded)
 
 
+class StorageUnavailable(RuntimeError):
+    """The database stayed locked or unreachable; the message was not handled and may be retried."""
+
+
 class _NeedsIntent(Exception):
     """The message reached the NLU stage before it was parsed; parse it and handle it again."""
 
@@ -176,20 +181,30 @@ class Router:
         self._interceptors = [f for f in flows if type(f).intercepts is not Flow.intercepts]
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
-        """The replies to one message; never raises (a failure becomes an apology)."""
+        """The replies to one message; a failing step becomes an apology.
+
+        Raises StorageUnavailable when the database stays locked or unreachable, so that the webhook
+        can answer 503 and the provider delivers the message again later.
+        """
         parsed: ParseResult | None = None
+        unavailable: OperationalError | None = None
         for attempt in range(MAX_ATTEMPTS):
             try:
                 return await asyncio.to_thread(self._handle_once, message, parsed)
             except _NeedsIntent:
                 parsed = await self._parse(clean_text(message.text))
             except (StaleState, IntegrityError, OperationalError) as exc:
+                unavailable = exc if isinstance(exc, OperationalError) else None
                 log.warning(
                     "retrying a %s message (attempt %d): %s", message.channel, attempt + 1, type(exc).__name__
                 )
+                if unavailable is not None:
+                    await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
             except Exception:
                 log.exception("handling a %s message failed", message.channel)
                 return [self._apology(message)]
+        if unavailable is not None:
+            raise StorageUnavailable("the database stayed unavailable") from unavailable
         return [self._apology(message)]
 
     async def _parse(self, text: str) -> ParseResult:

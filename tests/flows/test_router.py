@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +12,12 @@ from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.flows.engine import Flow, FlowContext, Goto, Step, Transition
 from bot.messages import ChannelKind
-from bot.router import Keyword, Router, keyword_of
+from bot.router import Keyword, Router, StorageUnavailable, keyword_of
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from nlu.types import ParseResult
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, make_engine, session_factory
 from storage.geo import PostcodeBook
 from storage.models import AuditEvent, ChannelIdentity, ConversationState, Participant
 from storage.participants import audit
@@ -344,3 +345,23 @@ async def test_a_good_answer_resets_the_count_of_wrong_ones(
     await converse(SMS, ["START", *["?"] * 4, "JA", *["🙂"] * 4])
     [state] = rows(sessions, ConversationState)
     assert (state.step, state.data["_retries"]) == ("name", 4)
+
+
+async def test_an_unreachable_database_raises_so_the_provider_retries(
+    vault: DataVault,
+    book: PostcodeBook,
+    catalogue: Catalogue,
+    settings: Settings,
+    clock: FixedClock,
+    tmp_path: Path,
+) -> None:
+    # A database file in a folder that does not exist cannot be opened: sqlite raises OperationalError.
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing.db'}")
+    (tmp_path / "missing.db").mkdir()
+    router = Router(
+        sessions=session_factory(engine), vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
+        settings=settings, clock=clock,
+    )  # fmt: skip
+    with pytest.raises(StorageUnavailable):
+        await router.handle(incoming(SMS, "START", clock))
+    engine.dispose()
