@@ -341,6 +341,11 @@ class SchedulerService:
         self.leading = asyncio.Event()
 
     @property
+    def is_running(self) -> bool:
+        """Whether the service is up (leading, or standing by to take over): for `/healthz`."""
+        return self._task is not None and not self._task.done()
+
+    @property
     def is_leader(self) -> bool:
         """Whether this process runs the schedule now."""
         return self._scheduler is not None

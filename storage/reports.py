@@ -183,12 +183,20 @@ def _tips(session: Session, action_ids: list[int]) -> dict[int, int]:
 
 
 def save(session: Session, *, period: Period, rows: Iterable[MunicipalityReport]) -> int:
-    """Replace a period's stored figures (running the report twice gives the same rows)."""
-    session.execute(sa.delete(MunicipalityReport).where(col(MunicipalityReport.period) == period.label))
+    """Store a period's figures in place of earlier ones (running the report twice gives the same rows)."""
+    existing = {r.municipality_code: r for r in stored(session, period=period.label)}
     count = 0
     for row in rows:
-        session.add(row)
         count += 1
+        old = existing.pop(row.municipality_code, None)
+        if old is None:
+            session.add(row)
+            continue
+        for name in (*FIGURES, "municipality_name", "created_at"):
+            setattr(old, name, getattr(row, name))
+        session.add(old)
+    for gone in existing.values():
+        session.delete(gone)
     session.flush()
     return count
 

@@ -89,6 +89,7 @@ async def test_leader_stores_its_jobs_in_our_database_and_a_second_takes_over(
     try:
         await asyncio.wait_for(first.ran.wait(), 10)
         assert leader.is_leader and not standby.is_leader
+        assert leader.is_running and standby.is_running
         stored = stored_next_runs(database_url)
         assert list(stored) == ["probe"] and stored["probe"] is not None
         assert second.runs == 0
