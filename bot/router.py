@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
 
 from bot.channels.segments import GSM7_BASIC, GSM7_EXTENSION, is_gsm7
 from bot.config import Settings
@@ -43,8 +44,15 @@ from nlu.types import Intent, Parser, ParseResult
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
-from storage.models import ConversationState
-from storage.participants import current_participant, find_identity, touch_identity
+from storage.models import ChannelIdentity, ConversationState, Participant
+from storage.participants import (
+    PHONE_CHANNELS,
+    canonical_address,
+    current_participant,
+    find_identity,
+    find_participant_by_phone,
+    touch_identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +233,7 @@ class Router:
                 services=self.services,
                 message=message,
                 identity=identity,
-                participant=current_participant(session, identity=identity),
+                participant=self._participant(session, identity, message),
                 now=now,
                 text=clean_text(message.text),
                 parsed=parsed,
@@ -246,6 +254,24 @@ class Router:
         if message.channel is ChannelKind.SMS:
             replies = [replace(r, text=fold_for_sms(r.text)) for r in replies]
         return replies
+
+    def _participant(
+        self, session: Session, identity: ChannelIdentity, message: IncomingMessage
+    ) -> Participant | None:
+        """The sender's participant; an SMS/WhatsApp number registered elsewhere is linked on first contact.
+
+        The carrier vouches for the sender's number, so a message from it may act for the participant
+        registered with it (e.g. on Telegram): STOP from that phone erases, MIJN GEGEVENS shows.
+        """
+        participant = current_participant(session, identity=identity)
+        if participant is not None or message.channel not in PHONE_CHANNELS:
+            return participant
+        phone = canonical_address(message.channel, message.sender)
+        participant = find_participant_by_phone(session, vault=self.services.vault, phone=phone)
+        if participant is not None:
+            identity.participant_id = participant.id
+            session.add(identity)
+        return participant
 
     def _route(self, ctx: FlowContext, state: ConversationState | None) -> list[OutgoingMessage]:
         message = ctx.message

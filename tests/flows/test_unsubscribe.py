@@ -128,3 +128,13 @@ async def test_start_after_stop_opts_back_in(
 async def test_stop_in_english(converse: Converse, catalogue: Catalogue) -> None:
     transcript = await converse(Person(ChannelKind.SMS, "+31611112222"), ["ENGLISH", "UNSUBSCRIBE"])
     assert texts(transcript[-1]) == [catalogue.render("en", "unsubscribe.stopped_unregistered")]
+
+
+async def test_stop_from_the_registered_phone_erases_a_telegram_registration(
+    converse: Converse, sessions: SessionFactory, vault: DataVault, catalogue: Catalogue
+) -> None:
+    await converse(TELEGRAM, register_steps(TELEGRAM, channel="Telegram"))
+    transcript = await converse(SMS, ["MIJN GEGEVENS", "STOP"])
+    assert transcript[0][0].text.startswith("Dit weten we van u:")
+    assert texts(transcript[1]) == [catalogue.render("nl", "unsubscribe.stopped")]
+    assert_erased(sessions, vault)
