@@ -2,7 +2,7 @@
 # Rasa Open Source 3.6.21 lives in its own venv, .rasa-venv (RASA_VENV overrides), see docs/rasa.md.
 RASA_PORT ?= 5005
 
-.PHONY: rasa rasa-venv rasa-train rasa-test rasa-bench
+.PHONY: rasa rasa-venv rasa-train rasa-test rasa-bench rasa-eval
 
 # Builds .rasa-venv once (~2 min, 2.5 GB); afterwards a no-op.
 rasa-venv:
@@ -23,3 +23,7 @@ rasa-test: install rasa-venv
 # Latency of /model/parse through RasaParser, next to the built-in parser.
 rasa-bench: install rasa-venv
 	$(PY) -m bench.rasa_bench
+
+# `make nlu-eval` with Rasa: the built-in parser and Rasa side by side on nlu/data/test.yml.
+rasa-eval: install rasa-venv
+	$(PY) -m nlu.rasa_server eval --host 127.0.0.1 --port $(RASA_PORT)

@@ -100,12 +100,16 @@ def train(paths: RasaPaths) -> Path:
         done = subprocess.run(cmd, env=paths.env(), stdout=log_file, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0 or not model.exists():
             raise RasaServerError(f"rasa train failed ({done.returncode}):\n{_tail(log_file)}")
+    # Models of older project files are 30+ MB each and never used again.
+    for stale in paths.models.glob("nlu-*.tar.gz"):
+        if stale != model:
+            stale.unlink(missing_ok=True)
     return model
 
 
 @contextlib.contextmanager
 def serve(
-    paths: RasaPaths, model: Path, *, port: int, host: str = "127.0.0.1", ready_timeout_s: float = 240.0
+    paths: RasaPaths, model: Path, *, port: int, host: str = "127.0.0.1", ready_timeout_s: float = 600.0
 ) -> Iterator[RunningRasa]:
     """Run `rasa run --enable-api` on `model` until the block ends; yields it once `/model/parse` answers."""
     cmd = [
@@ -161,9 +165,12 @@ def _tail(log_file: IO[bytes], limit: int = 4000) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m nlu.rasa_server train|serve [--port 5005]`: train, and serve in the foreground."""
+    """`python -m nlu.rasa_server train|serve|eval [--port 5005]`: train; serve in the foreground; or score.
+
+    `eval` serves Rasa just long enough for `nlu.evaluate` to score it next to the built-in parser.
+    """
     parser = argparse.ArgumentParser(prog="python -m nlu.rasa_server", description=__doc__)
-    parser.add_argument("command", choices=["train", "serve"])
+    parser.add_argument("command", choices=["train", "serve", "eval"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5005)
     args = parser.parse_args(argv)
@@ -178,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         return 0
     started = time.monotonic()
+    if args.command == "eval":
+        from nlu import evaluate
+
+        with serve(paths, model, port=args.port, host=args.host) as rasa:
+            print(f"Rasa up in {time.monotonic() - started:.1f} s", flush=True)
+            return evaluate.main(["--rasa-url", rasa.url])
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     with serve(paths, model, port=args.port, host=args.host) as rasa:
