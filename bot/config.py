@@ -52,6 +52,34 @@ class Settings(BaseSettings):
     flow_timeout_minutes: int = 30
     timezone: str = "Europe/Amsterdam"
 
+    # Actions and their fan-out (bot/dispatch.py); rates are messages per second, 0 = no limit.
+    dispatch_rate_limits: bool = True
+    dispatch_rate_telegram: float = 30.0
+    dispatch_rate_sms: float = 10.0
+    dispatch_rate_whatsapp: float = 80.0
+    dispatch_rate_voice: float = 1.0
+    dispatch_concurrency: int = 64
+    dispatch_batch_size: int = 500
+    dispatch_max_attempts: int = 5
+    dispatch_backoff_base_s: float = 5.0
+    dispatch_backoff_max_s: float = 300.0
+    dispatch_claim_timeout_s: float = 120.0
+    dispatch_poll_interval_s: float = 0.5
+    price_sms_segment_eur: float = 0.075
+    price_voice_minute_eur: float = 0.12
+    price_whatsapp_template_eur: float = 0.05
+    price_whatsapp_session_eur: float = 0.0
+    whatsapp_window_hours: int = 24
+    whatsapp_template_default: str | None = None
+    whatsapp_template_missing_person: str | None = None
+    whatsapp_template_robbery: str | None = None
+    whatsapp_template_hit_and_run: str | None = None
+    whatsapp_template_burglary: str | None = None
+    whatsapp_template_stolen_vehicle: str | None = None
+    whatsapp_template_other: str | None = None
+    whatsapp_template_closing: str | None = None
+    action_max_radius_m: float = 50_000.0
+
     # The scheduler (scheduler/): reconfirmation, expiry, sign-up clean-up, retention, reports.
     scheduler_enabled: bool = True
     scheduler_leader_poll_seconds: float = 5.0

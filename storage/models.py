@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from bot.messages import ChannelKind
+from bot.messages import ChannelKind, DeliveryStatus
 
 
 def enum_type(enum: type[StrEnum]) -> sa.Enum:
@@ -133,6 +133,138 @@ class ProcessedEvent(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     at: datetime = Field(index=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Actions and their outbox (issue 4: bot/dispatch.py, bot/targeting.py, storage/actions.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class ActionType(StrEnum):
+    """What happened (the kinds of Burgernet action)."""
+
+    MISSING_PERSON = "missing_person"
+    ROBBERY = "robbery"
+    HIT_AND_RUN = "hit_and_run"
+    BURGLARY = "burglary"
+    STOLEN_VEHICLE = "stolen_vehicle"
+    OTHER = "other"
+
+
+class ActionStatus(StrEnum):
+    """Where an action stands: draft → active → closed or cancelled."""
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class ActionOutcome(StrEnum):
+    """How an action ended."""
+
+    FOUND = "found"
+    ARRESTED = "arrested"
+    NO_RESULT = "no_result"
+    CANCELLED = "cancelled"
+
+
+class Urgency(StrEnum):
+    """CAP 1.2 urgency."""
+
+    IMMEDIATE = "immediate"
+    EXPECTED = "expected"
+    FUTURE = "future"
+    PAST = "past"
+    UNKNOWN = "unknown"
+
+
+class Severity(StrEnum):
+    """CAP 1.2 severity."""
+
+    EXTREME = "extreme"
+    SEVERE = "severe"
+    MODERATE = "moderate"
+    MINOR = "minor"
+    UNKNOWN = "unknown"
+
+
+class Certainty(StrEnum):
+    """CAP 1.2 certainty."""
+
+    OBSERVED = "observed"
+    LIKELY = "likely"
+    POSSIBLE = "possible"
+    UNLIKELY = "unlikely"
+    UNKNOWN = "unknown"
+
+
+class DeliveryKind(StrEnum):
+    """Which message of an action a delivery carries."""
+
+    ALERT = "alert"
+    CLOSING = "closing"
+    TIP_RESULT = "tip_result"
+
+
+class Action(SQLModel, table=True):
+    """One alert of the control room: what, where, until when, and how it ended (CAP 1.2-like)."""
+
+    __tablename__ = "action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=16)
+    type: ActionType = Field(sa_type=enum_type(ActionType))
+    headline: str
+    description: str = ""
+    instruction: str = ""
+    area: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """`{"circle": {"lat", "lon", "radius_m"}}` or `{"municipalities": [codes]}`."""
+    urgency: Urgency = Field(default=Urgency.IMMEDIATE, sa_type=enum_type(Urgency))
+    severity: Severity = Field(default=Severity.SEVERE, sa_type=enum_type(Severity))
+    certainty: Certainty = Field(default=Certainty.OBSERVED, sa_type=enum_type(Certainty))
+    status: ActionStatus = Field(default=ActionStatus.DRAFT, index=True, sa_type=enum_type(ActionStatus))
+    outcome: ActionOutcome | None = Field(default=None, sa_type=enum_type(ActionOutcome))
+    closing_text: str | None = None
+    created_by: str = "api"
+    created_at: datetime
+    launched_at: datetime | None = None
+    expires_at: datetime = Field(index=True)
+    closed_at: datetime | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """One outbox row: one message of an action to one person, on the channel it currently tries."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("action_id", "participant_id", "kind"),
+        sa.Index("ix_delivery_queue", "status", "channel", "rank"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", ondelete="CASCADE")
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", ondelete="CASCADE")
+    identity_id: int | None = Field(default=None, foreign_key="channel_identity.id", ondelete="SET NULL")
+    kind: DeliveryKind = Field(default=DeliveryKind.ALERT, sa_type=enum_type(DeliveryKind))
+    channel: ChannelKind = Field(sa_type=enum_type(ChannelKind))
+    language: str = "nl"
+    rank: int = 0
+    """Position in the fan-out, nearest first."""
+    distance_m: float | None = None
+    status: DeliveryStatus = Field(default=DeliveryStatus.QUEUED, sa_type=enum_type(DeliveryStatus))
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    provider_id: str | None = Field(default=None, index=True)
+    segments: int | None = None
+    error_code: str | None = None
+    tried: str = ""
+    """Identity ids already given up on, comma-separated, so a fallback never loops."""
+    created_at: datetime
+    sent_at: datetime | None = None
+    updated_at: datetime
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,230 @@
+"""The texts of an action per channel and language, from the catalogue: alert, closing, tip result.
+
+Chat channels (Telegram, WhatsApp) get the full text; SMS is squeezed into at most two segments by
+shortening the description, then the headline; voice gets a text to speak. Typographic characters the
+control room pastes in (curly quotes, dashes) are replaced so an SMS stays GSM-7 (160 characters a part,
+not 70).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.channels.segments import count_segments
+from bot.config import Settings
+from bot.messages import ChannelKind
+from bot.targeting import Recipient
+from bot.texts import Catalogue
+from storage.models import Action, ActionOutcome, DeliveryKind
+
+MAX_SMS_SEGMENTS = 2
+CHAT_LIMITS = {ChannelKind.TELEGRAM: 4096, ChannelKind.WHATSAPP: 1600}
+VOICE_CHARS_PER_MINUTE = 800  # Dutch TTS speaks about 13-14 characters a second
+ELLIPSIS = "..."
+_GSM_FRIENDLY = str.maketrans(
+    {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " "}
+)
+_SPACES = re.compile(r"[ \t]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class TextProblem:
+    """A text of an action that does not fit a channel: which field, and why."""
+
+    field: str
+    message: str
+
+
+def gsm_friendly(text: str) -> str:
+    """Replace typographic characters that would force an SMS into UCS-2."""
+    return text.translate(_GSM_FRIENDLY)
+
+
+def _tidy(text: str) -> str:
+    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _shorten(text: str, keep: int) -> str:
+    """The first `keep` characters of a text cut at a word, with an ellipsis; empty when nothing is left."""
+    if keep <= len(ELLIPSIS):
+        return ""
+    cut = text[: keep - len(ELLIPSIS)].rsplit(" ", 1)[0].rstrip(" ,.;:")
+    return cut + ELLIPSIS if cut else ""
+
+
+class AlertTexts:
+    """Builds every text an action sends, in the recipient's language and for their channel."""
+
+    def __init__(self, catalogue: Catalogue, *, max_sms_segments: int = MAX_SMS_SEGMENTS) -> None:
+        self._catalogue = catalogue
+        self._max_sms_segments = max_sms_segments
+
+    @staticmethod
+    def style(channel: ChannelKind) -> str:
+        """Which catalogue variant a channel uses: chat, sms or voice."""
+        if channel is ChannelKind.SMS:
+            return "sms"
+        if channel is ChannelKind.VOICE:
+            return "voice"
+        return "chat"
+
+    def _params(self, action: Action, kind: DeliveryKind, lang: str) -> dict[str, str]:
+        outcome = action.outcome or ActionOutcome.NO_RESULT
+        return {
+            "code": action.code,
+            "type": self._catalogue.render(lang, f"action.type.{action.type.value}"),
+            "headline": action.headline.strip(),
+            "description": action.description.strip(),
+            "instruction": action.instruction.strip(),
+            "outcome": self._catalogue.render(lang, f"action.outcome.{outcome.value}"),
+            "closing_text": (action.closing_text or "").strip(),
+        }
+
+    def _render(self, kind: DeliveryKind, style: str, lang: str, params: dict[str, str]) -> str:
+        return _tidy(self._catalogue.render(lang, f"action.{kind.value}.{style}", **params))
+
+    def text(self, action: Action, *, kind: DeliveryKind, channel: ChannelKind, lang: str) -> str:
+        """The text of one message of an action on a channel."""
+        params = self._params(action, kind, lang)
+        style = self.style(channel)
+        if style != "sms":
+            return self._render(kind, style, lang, params)
+        params = {k: gsm_friendly(v) for k, v in params.items()}
+        # Shorten the free texts, longest-lived first, until the SMS fits its segments.
+        for field in ("description", "closing_text", "instruction", "headline"):
+            text = self._render(kind, style, lang, params)
+            if self.sms_segments(text) <= self._max_sms_segments:
+                return text
+            params[field] = self._fit(kind, lang, params, field)
+        return self._render(kind, style, lang, params)
+
+    def _fit(self, kind: DeliveryKind, lang: str, params: dict[str, str], field: str) -> str:
+        """The longest word-cut prefix of one field with which the SMS fits (empty if none does)."""
+        original = params[field]
+        low, high, best = 0, len(original), ""
+        while low <= high:
+            mid = (low + high) // 2
+            candidate = _shorten(original, mid) if mid < len(original) else original
+            trial = self._render(kind, "sms", lang, {**params, field: candidate})
+            if self.sms_segments(trial) <= self._max_sms_segments:
+                best, low = candidate, mid + 1
+            else:
+                high = mid - 1
+        return best
+
+    @staticmethod
+    def sms_segments(text: str) -> int:
+        """How many SMS parts a text needs."""
+        return count_segments(text).segments
+
+    @staticmethod
+    def voice_minutes(text: str) -> int:
+        """Billed minutes of a call that speaks the text (rounded up, at least one)."""
+        return max(1, math.ceil(len(text) / VOICE_CHARS_PER_MINUTE))
+
+    def template_variables(self, action: Action, *, kind: DeliveryKind, lang: str) -> dict[str, str]:
+        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline, 4 instruction or outcome."""
+        params = self._params(action, kind, lang)
+        fourth = params["instruction"] if kind is DeliveryKind.ALERT else params["outcome"]
+        return {"1": params["code"], "2": params["type"], "3": params["headline"], "4": fourth}
+
+    def problems(self, action: Action, *, languages: tuple[str, ...] = ("nl", "en")) -> list[TextProblem]:
+        """The fields of an action whose text does not fit a channel, with a message for each."""
+        found: list[TextProblem] = []
+        for lang in languages:
+            for channel, limit in CHAT_LIMITS.items():
+                length = len(self.text(action, kind=DeliveryKind.ALERT, channel=channel, lang=lang))
+                if length > limit:
+                    found.append(
+                        TextProblem(
+                            "description",
+                            f"the {channel.value} alert would be {length} characters; the limit is {limit}",
+                        )
+                    )
+            bare = action.model_copy(update={"description": "", "instruction": ""})
+            sms = self.text(bare, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang=lang)
+            if action.headline.strip() and gsm_friendly(action.headline.strip()) not in sms:
+                found.append(
+                    TextProblem(
+                        "headline",
+                        f"the headline does not fit in an SMS of {self._max_sms_segments} parts; shorten it",
+                    )
+                )
+        unique = {(p.field, p.message): p for p in found}
+        return list(unique.values())
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What an action's alert will cost, by channel, at the configured prices (EUR)."""
+
+    recipients: int
+    per_channel: dict[str, int]
+    sms_segments: int
+    voice_minutes: int
+    whatsapp_templates: int
+    whatsapp_sessions: int
+    cost_eur: dict[str, float]
+    total_eur: float
+
+
+def estimate_cost(
+    texts: AlertTexts,
+    action: Action,
+    recipients: Sequence[Recipient],
+    *,
+    settings: Settings,
+    now: datetime,
+) -> CostEstimate:
+    """Count recipients per first channel and price the alert: SMS per segment, voice per minute,
+    WhatsApp per template message (outside the 24-hour window) or session message."""
+    per_channel: dict[str, int] = {kind.value: 0 for kind in ChannelKind}
+    sms_segments = voice_minutes = templates = sessions = 0
+    segments_by_lang: dict[str, int] = {}
+    minutes_by_lang: dict[str, int] = {}
+    window = timedelta(hours=settings.whatsapp_window_hours)
+    for person in recipients:
+        channel = person.first.channel
+        per_channel[channel.value] += 1
+        lang = person.language
+        if channel is ChannelKind.SMS:
+            if lang not in segments_by_lang:
+                text = texts.text(action, kind=DeliveryKind.ALERT, channel=channel, lang=lang)
+                segments_by_lang[lang] = texts.sms_segments(text)
+            sms_segments += segments_by_lang[lang]
+        elif channel is ChannelKind.VOICE:
+            if lang not in minutes_by_lang:
+                text = texts.text(action, kind=DeliveryKind.ALERT, channel=channel, lang=lang)
+                minutes_by_lang[lang] = texts.voice_minutes(text)
+            voice_minutes += minutes_by_lang[lang]
+        elif channel is ChannelKind.WHATSAPP:
+            inbound = person.first.last_inbound_at
+            if inbound is not None and now - inbound < window:
+                sessions += 1
+            else:
+                templates += 1
+    cost = {
+        "sms": round(sms_segments * settings.price_sms_segment_eur, 2),
+        "voice": round(voice_minutes * settings.price_voice_minute_eur, 2),
+        "whatsapp": round(
+            templates * settings.price_whatsapp_template_eur + sessions * settings.price_whatsapp_session_eur,
+            2,
+        ),
+        "telegram": 0.0,
+    }
+    return CostEstimate(
+        recipients=len(recipients),
+        per_channel=per_channel,
+        sms_segments=sms_segments,
+        voice_minutes=voice_minutes,
+        whatsapp_templates=templates,
+        whatsapp_sessions=sessions,
+        cost_eur=cost,
+        total_eur=round(sum(cost.values()), 2),
+    )

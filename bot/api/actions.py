@@ -1,0 +1,384 @@
+"""REST API for actions: create, preview and launch, close, read with delivery counts, list.
+
+Mounted by the app under `/api/v1`; every route needs the bearer `API_TOKEN`. Invalid input answers
+422 in FastAPI's shape (`{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`), one entry per field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+
+from bot.alerts import AlertTexts, estimate_cost
+from bot.api.auth import api_token_guard
+from bot.clock import Clock
+from bot.config import Settings
+from bot.messages import ChannelKind
+from bot.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
+from storage.actions import (
+    ActionDraft,
+    ActionNotFound,
+    ActionStateError,
+    DeliveryCounts,
+    Target,
+    close_action,
+    create_action,
+    delivery_counts,
+    get_action,
+    launch_action,
+    list_actions,
+    tipster_identity_ids,
+)
+from storage.db import SessionFactory, transaction
+from storage.geo import PostcodeBook, in_netherlands
+from storage.models import (
+    Action,
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
+    Certainty,
+    DeliveryKind,
+    Severity,
+    Urgency,
+)
+from storage.participants import audit
+
+MAX_HEADLINE = 160
+UNPROCESSABLE = 422
+MAX_DESCRIPTION = 1200
+MAX_INSTRUCTION = 300
+MAX_CLOSING = 600
+
+
+class CircleIn(BaseModel):
+    """A point (WGS84) and a radius in metres."""
+
+    lat: float
+    lon: float
+    radius_m: float
+
+    @field_validator("radius_m")
+    @classmethod
+    def _radius(cls, value: float) -> float:
+        if not 0 < value <= 50_000:
+            raise ValueError("radius_m must be more than 0 and at most 50 km (50000 m)")
+        return value
+
+    @model_validator(mode="after")
+    def _inside(self) -> CircleIn:
+        if not in_netherlands(self.lat, self.lon):
+            raise ValueError(f"the point {self.lat}, {self.lon} lies outside the Netherlands")
+        return self
+
+
+class AreaIn(BaseModel):
+    """Either a circle or a list of municipalities (CBS codes such as `0153` or names)."""
+
+    circle: CircleIn | None = None
+    municipalities: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> AreaIn:
+        if (self.circle is None) == (self.municipalities is None):
+            raise ValueError("give exactly one of 'circle' or 'municipalities'")
+        if self.municipalities is not None and not [m for m in self.municipalities if m.strip()]:
+            raise ValueError("municipalities must name at least one municipality")
+        return self
+
+
+def _not_blank(value: str, name: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    return value.strip()
+
+
+class ActionIn(BaseModel):
+    """A new action, as the control room describes it."""
+
+    type: ActionType
+    headline: str = Field(max_length=MAX_HEADLINE)
+    description: str = Field(max_length=MAX_DESCRIPTION)
+    instruction: str = Field(default="", max_length=MAX_INSTRUCTION)
+    area: AreaIn
+    expires_at: AwareDatetime
+    urgency: Urgency = Urgency.IMMEDIATE
+    severity: Severity = Severity.SEVERE
+    certainty: Certainty = Certainty.OBSERVED
+
+    @field_validator("headline")
+    @classmethod
+    def _headline(cls, value: str) -> str:
+        return _not_blank(value, "headline")
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return _not_blank(value, "description")
+
+
+class CloseIn(BaseModel):
+    """How an action ended and the closing text the recipients get."""
+
+    outcome: ActionOutcome
+    closing_text: str = Field(max_length=MAX_CLOSING)
+
+    @field_validator("closing_text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _not_blank(value, "closing_text")
+
+
+class DeliveryCountsOut(BaseModel):
+    """Deliveries of one kind: total, per status, per channel and status."""
+
+    total: int
+    by_status: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+
+
+class ActionOut(BaseModel):
+    """An action as the API shows it (CAP 1.2-like fields), with its delivery counts when asked."""
+
+    id: int
+    code: str
+    type: ActionType
+    headline: str
+    description: str
+    instruction: str
+    area: dict[str, Any]
+    urgency: Urgency
+    severity: Severity
+    certainty: Certainty
+    status: ActionStatus
+    outcome: ActionOutcome | None
+    closing_text: str | None
+    created_at: datetime
+    launched_at: datetime | None
+    expires_at: datetime
+    closed_at: datetime | None
+    deliveries: dict[str, DeliveryCountsOut] | None = None
+
+
+class PreviewOut(BaseModel):
+    """Who a launch would reach, per channel, and what it would cost (EUR)."""
+
+    action_id: int
+    recipients: int
+    per_channel: dict[str, int]
+    sms_segments: int
+    voice_minutes: int
+    whatsapp_templates: int
+    whatsapp_sessions: int
+    cost_eur: dict[str, float]
+    total_eur: float
+    sms_text: str
+
+
+def _invalid(loc: list[str | int], message: str) -> dict[str, Any]:
+    return {"loc": ["body", *loc], "msg": message, "type": "value_error"}
+
+
+def _out(action: Action, counts: DeliveryCounts | None = None) -> ActionOut:
+    deliveries = None
+    if counts is not None:
+        deliveries = {
+            kind.value: DeliveryCountsOut(
+                total=counts.total(kind),
+                by_status=counts.by_status(kind),
+                by_channel=counts.by_kind.get(kind.value, {}),
+            )
+            for kind in DeliveryKind
+        }
+    return ActionOut(
+        id=action.id or 0,
+        code=action.code,
+        type=action.type,
+        headline=action.headline,
+        description=action.description,
+        instruction=action.instruction,
+        area=action.area,
+        urgency=action.urgency,
+        severity=action.severity,
+        certainty=action.certainty,
+        status=action.status,
+        outcome=action.outcome,
+        closing_text=action.closing_text,
+        created_at=action.created_at,
+        launched_at=action.launched_at,
+        expires_at=action.expires_at,
+        closed_at=action.closed_at,
+        deliveries=deliveries,
+    )
+
+
+def _targets(recipients: list[Recipient]) -> list[Target]:
+    return [
+        Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+        for r in recipients
+    ]
+
+
+def actions_router(
+    *,
+    sessions: SessionFactory,
+    settings: Settings,
+    clock: Clock,
+    book: PostcodeBook,
+    texts: AlertTexts,
+    on_queued: Callable[[], None] | None = None,
+) -> APIRouter:
+    """The `/api/v1/actions` routes; `on_queued` runs after deliveries were queued (wakes the dispatcher)."""
+    router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=[Depends(api_token_guard(settings))])
+
+    def wake() -> None:
+        if on_queued is not None:
+            on_queued()
+
+    def resolve_area(area: AreaIn) -> dict[str, Any]:
+        if area.circle is not None:
+            return {"circle": area.circle.model_dump()}
+        codes: list[str] = []
+        problems = []
+        for n, name in enumerate(area.municipalities or []):
+            if not name.strip():
+                continue
+            try:
+                codes.append(book.municipality_code(name))
+            except LookupError:
+                problems.append(
+                    _invalid(["area", "municipalities", n], f"unknown municipality: {name.strip()[:60]}")
+                )
+        if problems:
+            raise HTTPException(UNPROCESSABLE, detail=problems)
+        return {"municipalities": sorted(set(codes))}
+
+    def load(session: Any, action_id: int) -> Action:
+        try:
+            return get_action(session, action_id=action_id)
+        except ActionNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}") from exc
+
+    @router.post("/actions", status_code=status.HTTP_201_CREATED)
+    def create(body: ActionIn) -> ActionOut:
+        """Create a draft action; nothing is sent until it is launched."""
+        now = clock()
+        problems = []
+        if body.expires_at.astimezone(UTC) <= now:
+            problems.append(_invalid(["expires_at"], "expires_at must be in the future"))
+        area = resolve_area(body.area)
+        draft = ActionDraft(
+            type=body.type,
+            headline=body.headline,
+            description=body.description,
+            instruction=body.instruction,
+            area=area,
+            expires_at=body.expires_at.astimezone(UTC),
+            urgency=body.urgency,
+            severity=body.severity,
+            certainty=body.certainty,
+        )
+        probe = Action(
+            code="BN-XXXX",
+            type=draft.type,
+            headline=draft.headline,
+            description=draft.description,
+            instruction=draft.instruction,
+            area=area,
+            created_at=now,
+            expires_at=draft.expires_at,
+        )
+        problems.extend(_invalid([p.field], p.message) for p in texts.problems(probe))
+        if problems:
+            raise HTTPException(UNPROCESSABLE, detail=problems)
+        with transaction(sessions) as session:
+            action = create_action(session, draft=draft, now=now, created_by="api")
+            audit(session, now=now, actor="api", event="action_created", subject=f"action:{action.id}")
+            return _out(action, DeliveryCounts({}))
+
+    @router.get("/actions")
+    def index(
+        status_: Annotated[ActionStatus | None, Query(alias="status")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[ActionOut]:
+        """Actions, newest first."""
+        with sessions() as session:
+            return [_out(a) for a in list_actions(session, status=status_, limit=limit)]
+
+    @router.get("/actions/{action_id}")
+    def show(action_id: int) -> ActionOut:
+        """One action with its deliveries counted per kind, status and channel."""
+        with sessions() as session:
+            action = load(session, action_id)
+            return _out(action, delivery_counts(session, action_id=action_id))
+
+    @router.post("/actions/{action_id}/launch", response_model=None)
+    def launch(action_id: int, dry_run: bool = False) -> ActionOut | PreviewOut:
+        """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices."""
+        now = clock()
+        with transaction(sessions) as session:
+            action = load(session, action_id)
+            area = parse_area(action.area)
+            assert isinstance(area, Circle | Municipalities)
+            recipients = select_recipients(session, area=area, at=now, timezone=settings.timezone)
+            if dry_run:
+                estimate = estimate_cost(texts, action, recipients, settings=settings, now=now)
+                return PreviewOut(
+                    action_id=action_id,
+                    recipients=estimate.recipients,
+                    per_channel=estimate.per_channel,
+                    sms_segments=estimate.sms_segments,
+                    voice_minutes=estimate.voice_minutes,
+                    whatsapp_templates=estimate.whatsapp_templates,
+                    whatsapp_sessions=estimate.whatsapp_sessions,
+                    cost_eur=estimate.cost_eur,
+                    total_eur=estimate.total_eur,
+                    sms_text=texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang="nl"),
+                )
+            try:
+                queued = launch_action(session, action=action, targets=_targets(recipients), now=now)
+            except ActionStateError as exc:
+                raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+            audit(
+                session,
+                now=now,
+                actor="api",
+                event="action_launched",
+                subject=f"action:{action_id}",
+                detail={"recipients": queued},
+            )
+        wake()
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/close")
+    def close(action_id: int, body: CloseIn) -> ActionOut:
+        """End the action; everyone who got the alert gets the closing text, tipsters the result."""
+        now = clock()
+        with transaction(sessions) as session:
+            action = load(session, action_id)
+            try:
+                queued = close_action(
+                    session,
+                    action=action,
+                    outcome=body.outcome,
+                    closing_text=body.closing_text,
+                    now=now,
+                    tipster_identities=tipster_identity_ids(session, action_id=action_id),
+                )
+            except ActionStateError as exc:
+                raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+            audit(
+                session,
+                now=now,
+                actor="api",
+                event="action_closed",
+                subject=f"action:{action_id}",
+                detail={"outcome": body.outcome.value, "closing_messages": queued},
+            )
+        wake()
+        return show(action_id)
+
+    return router

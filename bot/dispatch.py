@@ -1,0 +1,563 @@
+"""The outbox worker: claims queued deliveries, sends them within each channel's rate, records the result.
+
+How a delivery moves: `queued` → claimed (`sending`, with the worker's id and time) → sent with the
+provider's id, or back to `queued` with a backoff for a retryable error, or on to the person's next
+channel when the error is permanent (opted out, bad number, no WhatsApp template), or `failed` when no
+channel is left or the tries run out.
+
+Crash safety: a claim is committed before anything is sent, and each result is committed (grouped with
+the results that came in at the same moment) before the worker takes its next row. A worker that dies
+leaves its claimed rows in `sending` without a provider id; `reconcile()` puts them back in the queue
+(on start for SQLite, where one process owns the outbox; after `dispatch_claim_timeout_s` on PostgreSQL,
+where other workers may still be busy with their own claims). The one case that can send a message twice
+is a death in the few milliseconds between the provider accepting a message and the commit of its id:
+the providers offer no idempotency key for a send, and we prefer a rare double alert to a lost one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlmodel import Session
+
+from bot.alerts import AlertTexts
+from bot.channels.base import Channel, RecipientOptedOut, SendError
+from bot.clock import Clock
+from bot.config import Settings
+from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage, StatusUpdate
+from storage.actions import apply_status as store_status
+from storage.actions import fall_back
+from storage.crypto import DataKeyError, DataVault
+from storage.db import SessionFactory, transaction
+from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
+
+log = logging.getLogger(__name__)
+
+DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """Lets `rate` sends a second through, with a burst of a tenth of a second; rate 0 lets all through."""
+
+    def __init__(
+        self, rate: float, *, monotonic: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self.rate = rate
+        self._capacity = max(1.0, rate / 10)
+        self._tokens = 1.0
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._last = monotonic()
+
+    async def acquire(self) -> None:
+        """Wait until one send may go."""
+        if self.rate <= 0:
+            return
+        while True:
+            now = self._monotonic()
+            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            # A hair under one token counts as one: float steps must not make a waiter spin.
+            if self._tokens >= 1 - 1e-9:
+                self._tokens = max(0.0, self._tokens - 1)
+                return
+            await self._sleep((1 - self._tokens) / self.rate)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed delivery with what is needed to send it."""
+
+    id: int
+    action_id: int
+    participant_id: int | None
+    identity_id: int | None
+    kind: DeliveryKind
+    channel: ChannelKind
+    language: str
+    attempts: int
+    tried: str
+    address_enc: str | None
+    last_inbound_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one send."""
+
+    row: Claimed
+    provider_id: str | None = None
+    segments: int | None = None
+    error: SendError | None = None
+
+
+@dataclass
+class DrainReport:
+    """What one `drain()` did."""
+
+    sent: int = 0
+    retried: int = 0
+    fell_back: int = 0
+    failed: int = 0
+
+
+@dataclass
+class _Lane:
+    kind: ChannelKind
+    sender: Channel
+    bucket: TokenBucket
+    queue: asyncio.Queue[Claimed] = field(default_factory=asyncio.Queue)
+    outstanding: int = 0
+
+
+def default_worker_id() -> str:
+    """A worker id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def rate_for(settings: Settings, kind: ChannelKind) -> float:
+    """The configured send rate of a channel (0 = unlimited, also when rate limits are switched off)."""
+    if not settings.dispatch_rate_limits:
+        return 0.0
+    return float(getattr(settings, f"dispatch_rate_{kind.value}", 0.0))
+
+
+def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind) -> str | None:
+    """The WhatsApp template configured for an action type (alert) or for closing messages."""
+    if kind is DeliveryKind.ALERT:
+        sid = getattr(settings, f"whatsapp_template_{action_type.value}", None)
+        return sid or settings.whatsapp_template_default
+    return settings.whatsapp_template_closing or settings.whatsapp_template_default
+
+
+class Dispatcher:
+    """Sends the outbox: per-channel lanes with their own rate, nearest-first, crash-safe claims."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        senders: Mapping[ChannelKind, Channel],
+        clock: Clock,
+        settings: Settings,
+        worker_id: str | None = None,
+        *,
+        vault: DataVault,
+        texts: AlertTexts,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._sessions = sessions
+        self._senders = dict(senders)
+        self._clock = clock
+        self._settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        self._vault = vault
+        self._texts = texts
+        self._monotonic = monotonic
+        self._sleep = sleep
+        with sessions() as session:
+            self._is_sqlite = session.get_bind().dialect.name == "sqlite"
+        self._actions: dict[tuple[int, DeliveryKind], Action] = {}
+        self._message_cache: dict[tuple[int, DeliveryKind, ChannelKind, str], str] = {}
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._flush_scheduled = False
+        self._report = DrainReport()
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the outbox now (called after a launch or a close queued deliveries)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Reconcile, then send whatever becomes due until `stop()`."""
+        self.reconcile(stale_only=not self._is_sqlite)
+        await self._pump(until_idle=False)
+
+    def stop(self) -> None:
+        """Ask `run()` to finish after the sends in flight."""
+        self._stopping = True
+        self.wake()
+
+    async def drain(self) -> DrainReport:
+        """Send everything due now (by the injected clock) and return; for tests and one-shot jobs."""
+        self._report = DrainReport()
+        self._stopping = False
+        await self._pump(until_idle=True)
+        return self._report
+
+    def reconcile(self, *, stale_only: bool = True) -> int:
+        """Put claims of dead workers back in the queue; returns how many.
+
+        `stale_only=False` takes back every claim (SQLite: this process is the only worker).
+        """
+        now = self._clock()
+        d = DELIVERY.c
+        query = update(Delivery).where(d.status == DeliveryStatus.SENDING.value, d.provider_id.is_(None))
+        if stale_only:
+            cutoff = now - timedelta(seconds=self._settings.dispatch_claim_timeout_s)
+            query = query.where(d.claimed_at < cutoff)
+        with transaction(self._sessions) as session:
+            result = session.execute(
+                query.values(
+                    status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None, updated_at=now
+                )
+            )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        if count:
+            log.warning("reconcile: %d claimed deliveries of a stopped worker queued again", count)
+        return count
+
+    # ---- the pump -----------------------------------------------------------------------------
+
+    async def _pump(self, *, until_idle: bool) -> None:
+        self._wake = asyncio.Event()
+        lanes = [
+            _Lane(kind, sender, TokenBucket(rate_for(self._settings, kind), monotonic=self._monotonic))
+            for kind, sender in self._senders.items()
+        ]
+        per_lane = max(1, self._settings.dispatch_concurrency)
+        consumers = [
+            asyncio.create_task(self._consume(lane), name=f"dispatch-{lane.kind.value}-{n}")
+            for lane in lanes
+            for n in range(per_lane)
+        ]
+        batch = max(1, self._settings.dispatch_batch_size)
+        try:
+            while not self._stopping:
+                claimed = 0
+                for lane in lanes:
+                    if lane.queue.qsize() <= batch // 2:
+                        rows = self._claim(lane.kind, batch - lane.queue.qsize())
+                        for row in rows:
+                            lane.queue.put_nowait(row)
+                        lane.outstanding += len(rows)
+                        claimed += len(rows)
+                self._raise_if_consumer_died(consumers)
+                busy = any(lane.outstanding for lane in lanes)
+                if until_idle and not claimed and not busy and not self._pending:
+                    break
+                if claimed and not until_idle:
+                    await asyncio.sleep(0)
+                    continue
+                self._wake.clear()
+                timeout = 0.005 if busy or until_idle else self._settings.dispatch_poll_interval_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            # Finish what is in flight before leaving; unsent claims go back to the queue.
+            for lane in lanes:
+                while not lane.queue.empty():
+                    row = lane.queue.get_nowait()
+                    lane.outstanding -= 1
+                    self._release([row.id])
+            while any(lane.outstanding for lane in lanes):
+                self._raise_if_consumer_died(consumers)
+                await asyncio.sleep(0.005)
+        finally:
+            for task in consumers:
+                task.cancel()
+            await asyncio.gather(*consumers, return_exceptions=True)
+
+    @staticmethod
+    def _raise_if_consumer_died(consumers: Iterable[asyncio.Task[None]]) -> None:
+        for task in consumers:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _consume(self, lane: _Lane) -> None:
+        while True:
+            row = await lane.queue.get()
+            try:
+                outcome = await self._send(lane, row)
+                await self._record(outcome)
+            finally:
+                lane.outstanding -= 1
+                if self._wake is not None and lane.queue.qsize() <= self._settings.dispatch_batch_size // 2:
+                    self._wake.set()
+
+    async def _send(self, lane: _Lane, row: Claimed) -> Outcome:
+        try:
+            message = self._message(row)
+        except SendError as exc:
+            return Outcome(row, error=exc)
+        await lane.bucket.acquire()
+        try:
+            receipt = await lane.sender.send(message)
+        except SendError as exc:
+            return Outcome(row, error=exc)
+        except Exception as exc:  # an adapter bug or a transport error the adapter did not map
+            log.exception("send on %s raised %s", row.channel.value, type(exc).__name__)
+            return Outcome(row, error=SendError(str(exc), code=type(exc).__name__))
+        return Outcome(row, provider_id=receipt.provider_id, segments=receipt.segments)
+
+    # ---- composing ----------------------------------------------------------------------------
+
+    def _action(self, action_id: int, kind: DeliveryKind) -> Action:
+        # Cached per kind: closing messages are queued after the close and must see its outcome.
+        action = self._actions.get((action_id, kind))
+        if action is None:
+            with self._sessions() as session:
+                action = session.get(Action, action_id)
+            if action is None:
+                raise SendError("action is gone", code="action_missing")
+            self._actions[(action_id, kind)] = action
+        return action
+
+    def _message(self, row: Claimed) -> OutgoingMessage:
+        from bot.channels.base import PermanentSendError
+
+        if row.address_enc is None:
+            raise PermanentSendError("identity was erased", code="erased")
+        try:
+            recipient = self._vault.decrypt(row.address_enc)
+        except DataKeyError as exc:
+            raise PermanentSendError("address cannot be decrypted", code="data_key") from exc
+        action = self._action(row.action_id, row.kind)
+        key = (row.action_id, row.kind, row.channel, row.language)
+        text = self._message_cache.get(key)
+        if text is None:
+            text = self._texts.text(action, kind=row.kind, channel=row.channel, lang=row.language)
+            self._message_cache[key] = text
+        if row.channel is ChannelKind.WHATSAPP and not self._in_whatsapp_window(row):
+            sid = template_for(self._settings, action.type, row.kind)
+            if sid is None:
+                raise PermanentSendError("no WhatsApp template configured", code="no_template")
+            variables = self._texts.template_variables(action, kind=row.kind, lang=row.language)
+            return OutgoingMessage(
+                channel=row.channel,
+                recipient=recipient,
+                text=text,
+                template_sid=sid,
+                template_variables=variables,
+            )
+        return OutgoingMessage(channel=row.channel, recipient=recipient, text=text)
+
+    def _in_whatsapp_window(self, row: Claimed) -> bool:
+        if row.last_inbound_at is None:
+            return False
+        return self._clock() - row.last_inbound_at < timedelta(hours=self._settings.whatsapp_window_hours)
+
+    # ---- storage ------------------------------------------------------------------------------
+
+    def _claim(self, kind: ChannelKind, limit: int) -> list[Claimed]:
+        """Mark up to `limit` due deliveries of a channel as ours, nearest first, and load them."""
+        if limit <= 0:
+            return []
+        now = self._clock()
+        d = DELIVERY.c
+        due = (
+            select(d.id)
+            .where(d.status == DeliveryStatus.QUEUED.value, d.channel == kind.value, d.next_attempt_at <= now)
+            .order_by(d.rank, d.id)
+            .limit(limit)
+        )
+        if not self._is_sqlite:
+            due = due.with_for_update(skip_locked=True)
+        with transaction(self._sessions) as session:
+            ids = list(session.scalars(due))
+            if not ids:
+                return []
+            session.execute(
+                update(Delivery)
+                .where(d.id.in_(ids), d.status == DeliveryStatus.QUEUED.value)
+                .values(
+                    status=DeliveryStatus.SENDING.value,
+                    claimed_by=self.worker_id,
+                    claimed_at=now,
+                    updated_at=now,
+                )
+            )
+            return self._load(session, ids)
+
+    def _load(self, session: Session, ids: list[int]) -> list[Claimed]:
+        d = DELIVERY.c
+        i = IDENTITY.c
+        rows = session.execute(
+            select(
+                d.id,
+                d.action_id,
+                d.participant_id,
+                d.identity_id,
+                d.kind,
+                d.channel,
+                d.language,
+                d.attempts,
+                d.tried,
+                i.address_enc,
+                i.last_inbound_at,
+            )
+            .select_from(
+                DELIVERY.outerjoin(
+                    IDENTITY,
+                    i.id == d.identity_id,
+                )
+            )
+            .where(d.id.in_(ids), d.claimed_by == self.worker_id)
+            .order_by(d.rank, d.id)
+        ).all()
+        return [
+            Claimed(
+                id=r[0],
+                action_id=r[1],
+                participant_id=r[2],
+                identity_id=r[3],
+                kind=DeliveryKind(r[4]),
+                channel=ChannelKind(r[5]),
+                language=r[6],
+                attempts=r[7],
+                tried=r[8],
+                address_enc=r[9],
+                last_inbound_at=r[10],
+            )
+            for r in rows
+        ]
+
+    def _release(self, ids: list[int]) -> None:
+        d = DELIVERY.c
+        with transaction(self._sessions) as session:
+            session.execute(
+                update(Delivery)
+                .where(
+                    d.id.in_(ids), d.status == DeliveryStatus.SENDING.value, d.claimed_by == self.worker_id
+                )
+                .values(status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None)
+            )
+
+    async def _record(self, outcome: Outcome) -> None:
+        """Queue the outcome for the next group commit and wait until it is durable."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            self._store([outcome for outcome, _ in pending])
+        except Exception as exc:
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in pending:
+            if not future.done():
+                future.set_result(None)
+
+    def _store(self, outcomes: list[Outcome]) -> None:
+        now = self._clock()
+        d = DELIVERY.c
+        sent = [o for o in outcomes if o.error is None]
+        retry: list[dict[str, Any]] = []
+        with transaction(self._sessions) as session:
+            if sent:
+                session.connection().execute(
+                    update(DELIVERY)
+                    .where(d.id == bindparam("b_id"))
+                    .values(
+                        status=DeliveryStatus.SENT.value,
+                        provider_id=bindparam("b_provider_id"),
+                        segments=bindparam("b_segments"),
+                        attempts=bindparam("b_attempts"),
+                        sent_at=now,
+                        updated_at=now,
+                        error_code=None,
+                        claimed_by=None,
+                    ),
+                    [
+                        {
+                            "b_id": o.row.id,
+                            "b_provider_id": o.provider_id,
+                            "b_segments": o.segments,
+                            "b_attempts": o.row.attempts + 1,
+                        }
+                        for o in sent
+                    ],
+                )
+                self._report.sent += len(sent)
+            for o in outcomes:
+                if o.error is None:
+                    continue
+                attempts = o.row.attempts + 1
+                code = o.error.code or type(o.error).__name__
+                if o.error.retryable and attempts < self._settings.dispatch_max_attempts:
+                    retry.append(
+                        {
+                            "b_id": o.row.id,
+                            "b_attempts": attempts,
+                            "b_next": now + timedelta(seconds=self._backoff(attempts, o.error.retry_after)),
+                            "b_error": code,
+                        }
+                    )
+                    continue
+                if isinstance(o.error, RecipientOptedOut) and o.row.identity_id is not None:
+                    session.execute(
+                        update(ChannelIdentity)
+                        .where(IDENTITY.c.id == o.row.identity_id)
+                        .values(opted_out=True, opted_out_at=now)
+                    )
+                moved = fall_back(
+                    session,
+                    delivery_id=o.row.id,
+                    participant_id=o.row.participant_id if o.row.kind is DeliveryKind.ALERT else None,
+                    identity_id=o.row.identity_id,
+                    tried=o.row.tried,
+                    error_code=code,
+                    now=now,
+                )
+                if moved:
+                    self._report.fell_back += 1
+                else:
+                    session.execute(update(Delivery).where(d.id == o.row.id).values(attempts=attempts))
+                    self._report.failed += 1
+            if retry:
+                session.connection().execute(
+                    update(DELIVERY)
+                    .where(d.id == bindparam("b_id"))
+                    .values(
+                        status=DeliveryStatus.QUEUED.value,
+                        attempts=bindparam("b_attempts"),
+                        next_attempt_at=bindparam("b_next"),
+                        error_code=bindparam("b_error"),
+                        claimed_by=None,
+                        claimed_at=None,
+                        updated_at=now,
+                    ),
+                    retry,
+                )
+                self._report.retried += len(retry)
+        for o in outcomes:
+            if o.error is not None and not o.error.retryable:
+                log.info("delivery %d on %s: %s", o.row.id, o.row.channel.value, o.error.code)
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Seconds before try `attempts + 1`: exponential, capped, at least what the provider asked."""
+        base = self._settings.dispatch_backoff_base_s * 2 ** (attempts - 1)
+        return max(min(base, self._settings.dispatch_backoff_max_s), retry_after or 0.0)
+
+
+def apply_status(sessions: SessionFactory, update_: StatusUpdate, *, clock: Clock) -> bool:
+    """Record a provider's delivery receipt on its delivery (by provider id) in its own transaction."""
+    with transaction(sessions) as session:
+        return store_status(session, receipt=update_, now=clock())

@@ -1,0 +1,424 @@
+"""Store functions for actions and their outbox: create, launch (write deliveries), close, count, receipts.
+
+Like the other store functions these take the caller's session and keyword-only arguments and never
+commit: the caller's transaction decides, so an action's status and its deliveries change together.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlmodel import Session, col
+
+from bot.messages import ChannelKind, DeliveryStatus, StatusUpdate
+from storage.models import (
+    Action,
+    ActionOutcome,
+    ActionStatus,
+    ActionType,
+    Certainty,
+    ChannelIdentity,
+    Delivery,
+    DeliveryKind,
+    Participant,
+    Severity,
+    Urgency,
+)
+
+# No 0/O, 1/I/L, 5/S, 8/B, 2/Z, 6/G: a code read aloud or typed from a lock screen comes back right.
+CODE_ALPHABET = "3479ACDEFHJKMNPRTUVWXY"
+CODE_PREFIX = "BN-"
+CODE_LENGTH = 4
+CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})\b", re.IGNORECASE)
+RECEIVED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
+# Receipts can arrive out of order (delivered before sent); a status never moves backwards.
+_STATUS_ORDER = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.UNDELIVERED: 3,
+    DeliveryStatus.FAILED: 3,
+    DeliveryStatus.DELIVERED: 4,
+    DeliveryStatus.READ: 5,
+}
+
+
+class ActionNotFound(LookupError):
+    """No action with that id or code."""
+
+
+class ActionStateError(Exception):
+    """The action is not in a state that allows this (launching a closed action, closing a draft)."""
+
+
+@dataclass(frozen=True)
+class ActionDraft:
+    """The fields of a new action, validated by the caller."""
+
+    type: ActionType
+    headline: str
+    description: str
+    instruction: str
+    area: Mapping[str, Any]
+    expires_at: datetime
+    urgency: Urgency = Urgency.IMMEDIATE
+    severity: Severity = Severity.SEVERE
+    certainty: Certainty = Certainty.OBSERVED
+
+
+@dataclass(frozen=True)
+class Target:
+    """One person an action goes to: the identity tried first, their language, distance and rank."""
+
+    participant_id: int | None
+    identity_id: int
+    channel: ChannelKind
+    language: str
+    distance_m: float | None = None
+
+
+def normalise_code(text: str) -> str:
+    """`bn4k7p`, `BN 4K7P` → `BN-4K7P`. Raises ValueError when the text holds no code."""
+    match = CODE_PATTERN.search(text or "")
+    if not match:
+        raise ValueError(text)
+    return CODE_PREFIX + match.group(1).upper()
+
+
+def new_code(session: Session, *, rng: random.Random) -> str:
+    """A public code no action has yet."""
+    for _ in range(50):
+        code = CODE_PREFIX + "".join(rng.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if session.scalar(select(col(Action.id)).where(col(Action.code) == code)) is None:
+            return code
+    raise RuntimeError("no free action code after 50 tries")
+
+
+def create_action(
+    session: Session,
+    *,
+    draft: ActionDraft,
+    now: datetime,
+    created_by: str,
+    rng: random.Random | None = None,
+) -> Action:
+    """Store a new draft action with a fresh public code."""
+    action = Action(
+        code=new_code(session, rng=rng or random.SystemRandom()),
+        type=draft.type,
+        headline=draft.headline.strip(),
+        description=draft.description.strip(),
+        instruction=draft.instruction.strip(),
+        area=dict(draft.area),
+        urgency=draft.urgency,
+        severity=draft.severity,
+        certainty=draft.certainty,
+        status=ActionStatus.DRAFT,
+        created_by=created_by,
+        created_at=now,
+        expires_at=draft.expires_at,
+    )
+    session.add(action)
+    session.flush()
+    return action
+
+
+def get_action(session: Session, *, action_id: int) -> Action:
+    """The action with this id. Raises ActionNotFound."""
+    action = session.get(Action, action_id)
+    if action is None:
+        raise ActionNotFound(action_id)
+    return action
+
+
+def find_action_by_code(session: Session, *, code: str) -> Action:
+    """The action with this public code (any case, dash optional). Raises ActionNotFound."""
+    try:
+        wanted = normalise_code(code)
+    except ValueError as exc:
+        raise ActionNotFound(code) from exc
+    action = session.scalars(select(Action).where(col(Action.code) == wanted)).first()
+    if action is None:
+        raise ActionNotFound(code)
+    return action
+
+
+def list_actions(session: Session, *, status: ActionStatus | None = None, limit: int = 100) -> list[Action]:
+    """Actions newest first, optionally only those with one status."""
+    query = select(Action).order_by(col(Action.created_at).desc(), col(Action.id).desc()).limit(limit)
+    if status is not None:
+        query = query.where(col(Action.status) == status.value)
+    return list(session.scalars(query))
+
+
+def write_deliveries(
+    session: Session,
+    *,
+    action_id: int,
+    kind: DeliveryKind,
+    targets: Sequence[Target],
+    now: datetime,
+) -> int:
+    """Queue one delivery per target (in the given order: rank 0 first) with one bulk insert."""
+    if not targets:
+        return 0
+    rows = [
+        {
+            "action_id": action_id,
+            "participant_id": t.participant_id,
+            "identity_id": t.identity_id,
+            "kind": kind.value,
+            "channel": t.channel.value,
+            "language": t.language,
+            "rank": rank,
+            "distance_m": t.distance_m,
+            "status": DeliveryStatus.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "tried": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for rank, t in enumerate(targets)
+    ]
+    session.execute(insert(Delivery), rows)
+    return len(rows)
+
+
+def launch_action(session: Session, *, action: Action, targets: Sequence[Target], now: datetime) -> int:
+    """Make a draft action active and queue its alert to every target, in one transaction."""
+    if action.status is not ActionStatus.DRAFT:
+        raise ActionStateError(f"action {action.code} is {action.status.value}, only a draft can be launched")
+    if action.expires_at <= now:
+        raise ActionStateError(f"action {action.code} expired at {action.expires_at.isoformat()}")
+    # Claim the transition first so two launches of one action cannot both write an outbox.
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.DRAFT.value)
+        .values(status=ActionStatus.ACTIVE.value, launched_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was launched already")
+    action.status, action.launched_at = ActionStatus.ACTIVE, now
+    return write_deliveries(
+        session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
+    )
+
+
+def tipster_identity_ids(session: Session, *, action_id: int) -> list[int]:
+    """The identities that sent a tip for the action, when the tips table (issue 5) exists."""
+    table = Delivery.metadata.tables.get("tip")
+    if table is None or "action_id" not in table.c or "identity_id" not in table.c:
+        return []
+    query = select(table.c.identity_id).where(
+        table.c.action_id == action_id, table.c.identity_id.is_not(None)
+    )
+    return sorted({int(i) for i in session.scalars(query.distinct())})
+
+
+def close_action(
+    session: Session,
+    *,
+    action: Action,
+    outcome: ActionOutcome,
+    closing_text: str,
+    now: datetime,
+    tipster_identities: Iterable[int] = (),
+) -> int:
+    """End an action: stop alerts still queued, queue the closing message to everyone who got the alert,
+    and the result to tipsters who did not. Returns the number of closing messages queued."""
+    if action.status not in (ActionStatus.DRAFT, ActionStatus.ACTIVE):
+        raise ActionStateError(f"action {action.code} is {action.status.value} already")
+    was_active = action.status is ActionStatus.ACTIVE
+    status = ActionStatus.CANCELLED if outcome is ActionOutcome.CANCELLED else ActionStatus.CLOSED
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == action.status.value)
+        .values(status=status.value, outcome=outcome.value, closing_text=closing_text.strip(), closed_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed already")
+    action.status, action.outcome, action.closing_text, action.closed_at = status, outcome, closing_text, now
+    if not was_active:
+        return 0
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    session.execute(
+        update(Delivery)
+        .where(
+            d.action_id == action.id,
+            d.kind == DeliveryKind.ALERT.value,
+            d.status == DeliveryStatus.QUEUED.value,
+        )
+        .values(status=DeliveryStatus.FAILED.value, error_code="action_closed", updated_at=now)
+    )
+    # Whoever got the alert (or may have: a send in flight) gets the closing on the same identity.
+    reached = session.execute(
+        select(d.participant_id, d.identity_id, d.channel, d.language)
+        .where(
+            d.action_id == action.id,
+            d.kind == DeliveryKind.ALERT.value,
+            d.status.in_([s.value for s in (*RECEIVED, DeliveryStatus.SENDING)]),
+            d.identity_id.is_not(None),
+        )
+        .order_by(d.rank)
+    ).all()
+    targets = [Target(pid, iid, ChannelKind(ch), lang) for pid, iid, ch, lang in reached]
+    queued = write_deliveries(
+        session, action_id=action.id or 0, kind=DeliveryKind.CLOSING, targets=targets, now=now
+    )
+    covered = {t.identity_id for t in targets}
+    covered_people = {t.participant_id for t in targets if t.participant_id is not None}
+    wanted = sorted(set(tipster_identities) - covered)
+    if wanted:
+        i = ChannelIdentity.__table__.c  # type: ignore[attr-defined]
+        rows = session.execute(
+            select(i.id, i.participant_id, i.channel, i.language).where(
+                i.id.in_(wanted), i.opted_out.is_(False), i.address_enc.is_not(None)
+            )
+        ).all()
+        tipsters = [
+            Target(pid, iid, ChannelKind(ch), lang)
+            for iid, pid, ch, lang in rows
+            if pid is None or pid not in covered_people
+        ]
+        queued += write_deliveries(
+            session, action_id=action.id or 0, kind=DeliveryKind.TIP_RESULT, targets=tipsters, now=now
+        )
+    return queued
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """How an action's messages stand: per kind, per channel, per status."""
+
+    by_kind: dict[str, dict[str, dict[str, int]]]
+
+    def total(self, kind: DeliveryKind = DeliveryKind.ALERT) -> int:
+        """Every delivery of one kind."""
+        return sum(sum(s.values()) for s in self.by_kind.get(kind.value, {}).values())
+
+    def by_status(self, kind: DeliveryKind = DeliveryKind.ALERT) -> dict[str, int]:
+        """Deliveries of one kind per status, over all channels."""
+        out: dict[str, int] = {}
+        for statuses in self.by_kind.get(kind.value, {}).values():
+            for status, n in statuses.items():
+                out[status] = out.get(status, 0) + n
+        return out
+
+
+def delivery_counts(session: Session, *, action_id: int) -> DeliveryCounts:
+    """Count an action's deliveries per kind, channel and status."""
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(d.kind, d.channel, d.status, func.count())
+        .where(d.action_id == action_id)
+        .group_by(d.kind, d.channel, d.status)
+    ).all()
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for kind, channel, status, n in rows:
+        out.setdefault(str(kind), {}).setdefault(str(channel), {})[str(status)] = int(n)
+    return DeliveryCounts(out)
+
+
+def next_identity(
+    session: Session, *, participant_id: int | None, exclude: Iterable[int]
+) -> tuple[int, ChannelKind] | None:
+    """The person's next reachable identity after those excluded, in the targeting order."""
+    if participant_id is None:
+        return None
+    from bot.targeting import Reach, order_reaches
+
+    i = ChannelIdentity.__table__.c  # type: ignore[attr-defined]
+    skip = set(exclude)
+    p = Participant.__table__.c  # type: ignore[attr-defined]
+    preferred = session.scalar(select(p.preferred_channel).where(p.id == participant_id))
+    rows = session.execute(
+        select(i.id, i.channel).where(
+            i.participant_id == participant_id, i.opted_out.is_(False), i.address_enc.is_not(None)
+        )
+    ).all()
+    reaches = [Reach(int(iid), ChannelKind(ch)) for iid, ch in rows if iid not in skip]
+    if not reaches:
+        return None
+    first = order_reaches(ChannelKind(preferred) if preferred else None, reaches)[0]
+    return first.identity_id, first.channel
+
+
+def fall_back(
+    session: Session,
+    *,
+    delivery_id: int,
+    participant_id: int | None,
+    identity_id: int | None,
+    tried: str,
+    error_code: str | None,
+    now: datetime,
+) -> bool:
+    """Move a delivery to the person's next channel; False (and failed) when there is none left."""
+    given_up = [int(x) for x in tried.split(",") if x]
+    if identity_id is not None:
+        given_up.append(identity_id)
+    nxt = next_identity(session, participant_id=participant_id, exclude=given_up)
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    values: dict[str, Any] = {"error_code": error_code, "updated_at": now}
+    values.update(claimed_by=None, claimed_at=None)
+    if nxt is None:
+        values["status"] = DeliveryStatus.FAILED.value
+    else:
+        values.update(
+            status=DeliveryStatus.QUEUED.value,
+            identity_id=nxt[0],
+            channel=nxt[1].value,
+            attempts=0,
+            next_attempt_at=now,
+            provider_id=None,
+            segments=None,
+            sent_at=None,
+            tried=",".join(str(x) for x in given_up),
+        )
+    session.execute(update(Delivery).where(d.id == delivery_id).values(**values))
+    return nxt is not None
+
+
+def apply_status(session: Session, *, receipt: StatusUpdate, now: datetime) -> bool:
+    """Record a provider's receipt on the delivery with that provider id; a failed alert falls back.
+
+    Returns False when no delivery has that provider id (a reply, not an alert) or the status is older.
+    """
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    row = session.execute(
+        select(d.id, d.status, d.kind, d.participant_id, d.identity_id, d.tried).where(
+            d.provider_id == receipt.provider_id
+        )
+    ).first()
+    if row is None:
+        return False
+    delivery_id, status, kind, participant_id, identity_id, tried = row
+    current = DeliveryStatus(status)
+    if _STATUS_ORDER[receipt.status] <= _STATUS_ORDER[current]:
+        return False
+    failed = receipt.status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED)
+    if failed and kind == DeliveryKind.ALERT.value:
+        moved = fall_back(
+            session,
+            delivery_id=delivery_id,
+            participant_id=participant_id,
+            identity_id=identity_id,
+            tried=tried,
+            error_code=receipt.error_code or receipt.status.value,
+            now=now,
+        )
+        if moved:
+            return True
+    session.execute(
+        update(Delivery)
+        .where(and_(d.id == delivery_id))
+        .values(status=receipt.status.value, error_code=receipt.error_code, updated_at=now)
+    )
+    return True
