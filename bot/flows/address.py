@@ -148,7 +148,7 @@ class AddressFlow(Flow):
         options = self.choices(ctx)
         value = normalise(ctx.text)
         chosen = None
-        if value.isdigit() and 1 <= int(value) <= len(options):
+        if (value.isascii() and value.isdigit()) and 1 <= int(value) <= len(options):
             chosen = options[int(value) - 1]
         for option in options:
             if value == ctx.t(f"address.button_{option.value}").casefold() or value in _CHOICE_WORDS[option]:
@@ -257,7 +257,7 @@ class AddressFlow(Flow):
         """Remember which slot to remove, then confirm."""
         extras = {a.slot for a in addresses_of(ctx.session, participant=self._participant(ctx)) if a.slot > 1}
         value = normalise(ctx.text)
-        if not value.isdigit() or int(value) not in extras:
+        if not (value.isascii() and value.isdigit()) or int(value) not in extras:
             return Retry(ctx.say("address.remove_retry", options=" / ".join(str(s) for s in sorted(extras))))
         ctx.data["remove_slot"] = int(value)
         return Goto(AddressStep.REMOVE_CONFIRM)

@@ -230,7 +230,7 @@ class RegistrationFlow(Flow):
     def _chosen_channel(self, ctx: FlowContext) -> ChannelKind:
         options = self.channel_options(ctx)
         value = " ".join(ctx.text.casefold().split()).strip(" .!")
-        if value.isdigit() and 1 <= int(value) <= len(options):
+        if (value.isascii() and value.isdigit()) and 1 <= int(value) <= len(options):
             return options[int(value) - 1]
         for channel in options:
             names = {channel.value, ctx.t(f"channels.{channel.value}").casefold(), *_ALIASES.get(channel, ())}

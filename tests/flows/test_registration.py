@@ -319,3 +319,13 @@ async def test_a_typed_number_cannot_take_over_someone_elses_registration(
     await converse(stranger, [contact, "Telegram"])
     assert len(rows(sessions, Participant)) == 1
     assert {i.participant_id for i in rows(sessions, ChannelIdentity)} == {participant.id}
+
+
+@pytest.mark.parametrize("answer", ["¹", "٣", "²³", "0", "-1", "1.0"])
+async def test_odd_digits_at_the_channel_choice_are_explained(
+    converse: Converse, catalogue: Catalogue, answer: str
+) -> None:
+    transcript = await converse(TELEGRAM, [*CHANNEL, answer])
+    assert texts(transcript[-1]) == [
+        catalogue.render("nl", "registration.channel_retry", options="Telegram, WhatsApp, SMS")
+    ]

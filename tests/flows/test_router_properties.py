@@ -28,7 +28,20 @@ texts = st.one_of(
     st.text(max_size=300),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=50),
     st.sampled_from(
-        ["STOP", "HULP", "ja", "nee", "ENGLISH", "annuleer", "<script>", "' OR 1=1 --", "\x00", "😀" * 40]
+        [
+            "STOP",
+            "HULP",
+            "ja",
+            "nee",
+            "ENGLISH",
+            "annuleer",
+            "<script>",
+            "' OR 1=1 --",
+            "\x00",
+            "😀" * 40,
+            "¹",
+            "٣",
+        ]
     ),
     st.builds(lambda s, n: s * n, st.text(min_size=1, max_size=3), st.integers(1000, 2000)),
 )
