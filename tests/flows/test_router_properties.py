@@ -63,3 +63,30 @@ async def test_any_text_at_any_step_gets_a_bounded_answer(
         assert reply.text not in apology, repr(text)
         assert reply.recipient == person.sender
         assert count_segments(reply.text).segments <= 3, repr(text)
+
+
+REGISTERED = ["START", "JA", "-", "7511 AB 12", "JA", "JA", "SMS"]
+ADDRESS_PREFIXES = [
+    ["ADRES"],
+    ["ADRES", "TOEVOEGEN"],
+    ["ADRES", "TOEVOEGEN", "1012 AB 5"],
+    ["ADRES", "TOEVOEGEN", "1012 AB 5", "JA"],
+    ["ADRES", "TOEVOEGEN", "1012 AB 5", "JA", "weekend", "ADRES", "VERWIJDEREN"],
+    ["ik wil me afmelden"],
+]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from(ADDRESS_PREFIXES), text=texts)
+async def test_any_text_in_the_participant_flows_gets_a_bounded_answer(
+    router: Router, catalogue: Catalogue, clock: FixedClock, prefix: list[str], text: str
+) -> None:
+    person = Person(ChannelKind.SMS, f"+3162{next(numbers):07d}")
+    for sent in [*REGISTERED, *prefix]:
+        await router.handle(incoming(person, sent, clock))
+    replies = await router.handle(incoming(person, text, clock))
+    apology = {catalogue.render(lang, "router.error") for lang in ("nl", "en")}
+    assert replies, repr(text)
+    for reply in replies:
+        assert reply.text not in apology, repr(text)
+        assert count_segments(reply.text).segments <= 3, repr(text)
