@@ -1,0 +1,354 @@
+"""Telegram through python-telegram-bot: polling or our own webhook in, reply keyboards out.
+
+PTB is the transport only: every update becomes an `IncomingMessage` for `on_message` (in
+practice `Inbox.receive`); the flows never see a Telegram type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from json import JSONDecodeError
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from telegram import (
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.request import BaseRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.channels.base import (
+    PermanentSendError,
+    RecipientOptedOut,
+    RetryableSendError,
+    SendError,
+    SendReceipt,
+)
+from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
+from bot.config import Settings
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.texts import DEFAULT_LANGUAGE, Catalogue
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# 403 descriptions that mean the person does not want us (courier treats them as "contact stopped").
+OPTED_OUT_MARKERS = ("bot was blocked by the user", "user is deactivated", "bot was kicked")
+CHAT_ID = re.compile(r"-?[1-9][0-9]{0,19}")
+SHORT_BUTTON = 16  # characters; up to three short answers (JA/NEE, channels) fit on one row
+
+MessageHandler = Callable[[IncomingMessage], Awaitable[object]]
+Sleep = Callable[[float], Awaitable[None]]
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+class TelegramNotConfigured(ValueError):
+    """TELEGRAM_BOT_TOKEN is needed for the Telegram channel."""
+
+
+class MediaUnavailable(Exception):
+    """A file a person sent could not be fetched from Telegram."""
+
+
+class ChatPacer:
+    """Our own limit of one message per `interval` seconds per chat (Telegram's advice for private chats)."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._interval = interval
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._due: dict[int, float] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def wait(self, chat_id: int) -> None:
+        """Wait until this chat may get its next message, and book the slot after it."""
+        if self._interval <= 0:
+            return
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            now = self._monotonic()
+            due = self._due.get(chat_id, now)
+            if due > now:
+                await self._sleep(due - now)
+            self._due[chat_id] = max(now, due) + self._interval
+            self._forget_past(now)
+        if not lock.locked():
+            self._locks.pop(chat_id, None)
+
+    def _forget_past(self, now: float) -> None:
+        # A fan-out reaches many chats once; keep the table from growing with all of them.
+        if len(self._due) > 10_000:
+            self._due = {chat: due for chat, due in self._due.items() if due > now}
+
+
+def reply_markup(
+    message: OutgoingMessage, *, share_phone: str, share_location: str
+) -> ReplyKeyboardMarkup | ReplyKeyboardRemove:
+    """A one-time reply keyboard for buttons and share requests; otherwise remove any earlier keyboard."""
+    rows: list[list[KeyboardButton]] = []
+    if message.request_contact:
+        rows.append([KeyboardButton(share_phone, request_contact=True)])
+    if message.request_location:
+        rows.append([KeyboardButton(share_location, request_location=True)])
+    buttons = [KeyboardButton(label) for label in message.buttons]
+    if len(buttons) <= 3 and all(len(label) <= SHORT_BUTTON for label in message.buttons):
+        if buttons:
+            rows.append(buttons)
+    else:
+        rows.extend([button] for button in buttons)
+    if not rows:
+        # A keyboard from an earlier question would otherwise stay on screen under free-text questions.
+        return ReplyKeyboardRemove()
+    return ReplyKeyboardMarkup(rows, one_time_keyboard=True, resize_keyboard=True)
+
+
+def send_error(exc: TelegramError) -> SendError:
+    """PTB's error as ours: flood control and network trouble are retryable, a block is an opt-out."""
+    if isinstance(exc, RetryAfter):
+        return RetryableSendError("Telegram flood control", code="429", retry_after=retry_after_seconds(exc))
+    if isinstance(exc, Forbidden):
+        text = exc.message.lower()
+        if any(marker in text for marker in OPTED_OUT_MARKERS):
+            return RecipientOptedOut("the person blocked the bot", code="403")
+        return PermanentSendError("Telegram refused the chat", code="403")
+    if isinstance(exc, BadRequest):
+        # "chat not found", a bad markup, a too-long text: sending again will not help.
+        return PermanentSendError("Telegram refused the message", code="400")
+    if isinstance(exc, InvalidToken):
+        return PermanentSendError("TELEGRAM_BOT_TOKEN was refused", code="401")
+    if isinstance(exc, NetworkError):
+        # TimedOut and Telegram's 5xx answers are NetworkErrors in PTB.
+        return RetryableSendError("Telegram unreachable", code="network")
+    return PermanentSendError(f"Telegram error {type(exc).__name__}", code="telegram")
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """RetryAfter's wait in seconds, whether PTB gives an int or (PTB_TIMEDELTA) a timedelta."""
+    with warnings.catch_warnings():
+        # PTB 22 warns that the int form will become a timedelta; we accept both.
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def file_base_url(api_base_url: str) -> str:
+    """Telegram's file URL next to its API URL (`.../bot` -> `.../file/bot`)."""
+    if api_base_url.endswith("/bot"):
+        return api_base_url.removesuffix("/bot") + "/file/bot"
+    return api_base_url.rstrip("/") + "/file/bot"
+
+
+class TelegramChannel:
+    """Telegram in (polling, or `POST /webhooks/telegram` when TELEGRAM_WEBHOOK_SECRET is set) and out."""
+
+    kinds = frozenset({ChannelKind.TELEGRAM})
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_message: MessageHandler,
+        clock: Callable[[], datetime],
+        *,
+        catalogue: Catalogue | None = None,
+        per_chat_interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        poll_timeout: float = 10.0,
+        request: BaseRequest | None = None,
+    ) -> None:
+        if not settings.telegram_bot_token:
+            raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is required")
+        self._settings = settings
+        self._on_message = on_message
+        self._clock = clock
+        self._catalogue = catalogue or Catalogue.load()
+        self._pacer = ChatPacer(per_chat_interval, monotonic=monotonic, sleep=sleep)
+        self._poll_timeout = poll_timeout
+        self._secret = settings.telegram_webhook_secret or None
+        self._init_lock = asyncio.Lock()
+        self._initialized = False
+        self._app = self._build_application(settings, request)
+
+    @property
+    def webhook_mode(self) -> bool:
+        """True when updates come by webhook (TELEGRAM_WEBHOOK_SECRET set), False when we poll."""
+        return self._secret is not None
+
+    @property
+    def webhook_url(self) -> str:
+        """Where Telegram posts updates in webhook mode."""
+        return self._settings.public_base_url.rstrip("/") + WEBHOOK_PATH
+
+    def _build_application(self, settings: Settings, request: BaseRequest | None) -> AnyApplication:
+        builder = (
+            Application.builder()
+            .token(settings.telegram_bot_token or "")
+            .base_url(settings.telegram_api_base_url)
+            .base_file_url(file_base_url(settings.telegram_api_base_url))
+            # 30 messages/s overall, 20/min per group (Telegram's limits); no retries inside PTB, so a
+            # RetryAfter reaches the dispatcher, which reschedules instead of holding a worker.
+            .rate_limiter(
+                AIORateLimiter(
+                    overall_max_rate=30,
+                    overall_time_period=1,
+                    group_max_rate=20,
+                    group_time_period=60,
+                    max_retries=0,
+                )
+            )
+            # One update at a time: a person's "JA" must not overtake the question it answers.
+            .concurrent_updates(False)
+        )
+        if request is not None:
+            builder = builder.request(request)
+        if self.webhook_mode:
+            builder = builder.updater(None)
+        app = builder.build()
+        app.add_handler(TypeHandler(Update, self._on_update))
+        app.add_error_handler(self._on_error)
+        return app
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def _ensure_initialized(self) -> None:
+        async with self._init_lock:
+            if not self._initialized:
+                await self._app.initialize()  # getMe: also checks the token
+                self._initialized = True
+
+    async def start(self) -> None:
+        """Register the webhook (webhook mode) or start polling; the app's lifespan calls this."""
+        await self._ensure_initialized()
+        if self.webhook_mode:
+            await self._app.bot.set_webhook(
+                url=self.webhook_url, secret_token=self._secret, allowed_updates=list(ALLOWED_UPDATES)
+            )
+            log.info("telegram webhook registered")
+            return
+        await self._app.start()
+        assert self._app.updater is not None
+        await self._app.updater.start_polling(
+            timeout=timedelta(seconds=self._poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
+        )
+        log.info("telegram polling started")
+
+    async def stop(self) -> None:
+        """Stop polling and close the HTTP client (the webhook stays registered for the next start)."""
+        if self._app.updater is not None and self._app.updater.running:
+            await self._app.updater.stop()
+        if self._app.running:
+            await self._app.stop()
+        if self._initialized:
+            await self._app.shutdown()
+            self._initialized = False
+
+    # --- inbound ---------------------------------------------------------------------------------
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.process(update)
+
+    async def _on_error(self, _update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Polling: a failed update is logged and the next one goes on (no personal data in the log).
+        log.error("telegram update failed: %s", type(context.error).__name__)
+
+    async def process(self, update: Update) -> None:
+        """Turn one update into an `IncomingMessage` and hand it on; updates we do not act on are dropped."""
+        message = incoming_from_update(update, received_at=self._clock())
+        if message is None:
+            log.info("telegram update %s ignored (not a message we act on)", update.update_id)
+            return
+        if update.callback_query is not None:
+            await self._answer_callback(update.callback_query.id)
+        await self._on_message(message)
+
+    async def _answer_callback(self, query_id: str) -> None:
+        # Without an answer the button keeps spinning in the person's app.
+        try:
+            await self._app.bot.answer_callback_query(query_id)
+        except TelegramError as exc:
+            log.warning("answerCallbackQuery failed: %s", type(exc).__name__)
+
+    async def webhook_endpoint(self, request: Request) -> Response:
+        """`POST /webhooks/telegram`: check the secret token, then process the update before answering."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if self._secret is None or not hmac.compare_digest(given.encode(), self._secret.encode()):
+            log.warning("telegram webhook refused: %s secret token", "missing" if not given else "wrong")
+            return Response(status_code=403)
+        try:
+            data = await request.json()
+        except (JSONDecodeError, UnicodeDecodeError):
+            return Response(status_code=400)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return Response(status_code=400)
+        update = Update.de_json(data, self._app.bot)
+        try:
+            await self.process(update)
+        except Exception as exc:  # noqa: BLE001 - Telegram retries a non-2xx; the inbox dedupes the retry
+            log.error("telegram update %s failed: %s", update.update_id, type(exc).__name__)
+            return Response(status_code=503)
+        return Response(status_code=200)
+
+    def router(self) -> APIRouter:
+        """The webhook route, for the app to include (answers 403 in polling mode)."""
+        router = APIRouter()
+        router.add_api_route(WEBHOOK_PATH, self.webhook_endpoint, methods=["POST"], include_in_schema=False)
+        return router
+
+    # --- outbound --------------------------------------------------------------------------------
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        """Send one message, paced per chat; raise `RecipientOptedOut` when the person blocked the bot."""
+        if not CHAT_ID.fullmatch(message.recipient):
+            # A phone number would parse as an int too; only a chat id addresses a Telegram chat.
+            raise PermanentSendError("not a Telegram chat id", code="recipient")
+        chat_id = int(message.recipient)
+        markup = reply_markup(
+            message,
+            share_phone=self._label("telegram.share_phone"),
+            share_location=self._label("telegram.share_location"),
+        )
+        try:
+            await self._ensure_initialized()
+            await self._pacer.wait(chat_id)
+            sent = await self._app.bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup)
+        except TelegramError as exc:
+            error = send_error(exc)
+            log.warning("telegram send failed: %s (%s)", type(exc).__name__, error.code)
+            raise error from exc
+        return SendReceipt(provider_id=str(sent.message_id))
+
+    def _label(self, key: str) -> str:
+        # OutgoingMessage carries no language; share buttons are labelled in the default (Dutch).
+        return self._catalogue.render(DEFAULT_LANGUAGE, key)
+
+    async def download(self, file_id: str) -> bytes:
+        """The bytes of a file a person sent (a photo's `media` entry), via getFile."""
+        try:
+            await self._ensure_initialized()
+            file = await self._app.bot.get_file(file_id)
+            return bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            raise MediaUnavailable(type(exc).__name__) from exc
