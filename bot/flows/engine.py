@@ -379,6 +379,14 @@ _NO = {
 }
 
 
+_YES_LEADS = frozenset(
+    {"ja", "jazeker", "yes", "yep", "klopt", "correct", "prima", "akkoord", "ok", "oke", "okay"}
+)
+_NO_LEADS = frozenset({"nee", "neen", "no", "nope"})
+_NEGATIONS = frozenset({"nee", "niet", "geen", "no", "not", "nope", "never", "nooit", "wrong", "fout"})
+MAX_ANSWER_WORDS = 8
+
+
 def normalise(text: str) -> str:
     """Case-folded, accents kept, whitespace collapsed, trailing punctuation dropped."""
     folded = " ".join(text.casefold().split())
@@ -391,6 +399,15 @@ def yes_or_no(text: str) -> Answer | None:
     if value in _YES:
         return Answer.YES
     if value in _NO:
+        return Answer.NO
+    # "ja, dat is mijn nummer" / "nee, verkeerd": the first word decides, unless the rest contradicts it.
+    words = re.findall(r"[\w']+", value)
+    if len(words) < 2 or len(words) > MAX_ANSWER_WORDS:
+        return None
+    first, rest = words[0], set(words[1:])
+    if first in _YES_LEADS and not rest & _NEGATIONS:
+        return Answer.YES
+    if first in _NO_LEADS and not rest & _YES_LEADS:
         return Answer.NO
     return None
 

@@ -95,12 +95,17 @@ def test_clearing_a_state_someone_else_changed_is_refused(
             clear_state(second, current=theirs)
 
 
-@pytest.mark.parametrize(
-    ("text", "answer"),
-    [("JA", Answer.YES), ("ja!", Answer.YES), (" Yes ", Answer.YES), ("klopt", Answer.YES),
-     ("👍", Answer.YES),
-     ("NEE", Answer.NO), ("no.", Answer.NO), ("klopt niet", Answer.NO), ("", None), ("jaaaaa nee", None)],
-)  # fmt: skip
+YES_NO_CASES = [
+    ("JA", Answer.YES), ("ja!", Answer.YES), (" Yes ", Answer.YES), ("klopt", Answer.YES), ("👍", Answer.YES),
+    ("NEE", Answer.NO), ("no.", Answer.NO), ("klopt niet", Answer.NO), ("", None), ("jaaaaa nee", None),
+    ("ja, dat is mijn nummer", Answer.YES), ("Ja hoor dat klopt!", Answer.YES),
+    ("nee, verkeerde plaats", Answer.NO),
+    ("ja nee", None), ("ja maar niet nu", None), ("nee ja", None), ("yes that's right", Answer.YES),
+    ("no, wrong town", Answer.NO), ("ja " * 20, None), ("jammer", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "answer"), YES_NO_CASES)
 def test_yes_or_no(text: str, answer: Answer | None) -> None:
     assert yes_or_no(text) is answer
 
