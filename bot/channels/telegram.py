@@ -46,7 +46,7 @@ from bot.channels.base import (
 from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
 from bot.config import Settings
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
-from bot.texts import DEFAULT_LANGUAGE, Catalogue
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
 
 log = logging.getLogger(__name__)
 
@@ -327,8 +327,8 @@ class TelegramChannel:
         chat_id = int(message.recipient)
         markup = reply_markup(
             message,
-            share_phone=self._label("telegram.share_phone"),
-            share_location=self._label("telegram.share_location"),
+            share_phone=self._label("telegram.share_phone", message.text),
+            share_location=self._label("telegram.share_location", message.text),
         )
         try:
             await self._ensure_initialized()
@@ -340,8 +340,13 @@ class TelegramChannel:
             raise error from exc
         return SendReceipt(provider_id=str(sent.message_id))
 
-    def _label(self, key: str) -> str:
-        # OutgoingMessage carries no language; share buttons are labelled in the default (Dutch).
+    def _label(self, key: str, text: str) -> str:
+        # OutgoingMessage carries no language, but the question names its button ("Tik op 'Deel
+        # mijn nummer'"): use the language whose label the text quotes, else the default (Dutch).
+        for lang in LANGUAGES:
+            label = self._catalogue.render(lang, key)
+            if label in text:
+                return label
         return self._catalogue.render(DEFAULT_LANGUAGE, key)
 
     async def download(self, file_id: str) -> bytes:

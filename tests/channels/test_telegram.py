@@ -339,7 +339,15 @@ KEYBOARDS: dict[str, tuple[OutgoingMessage, dict[str, Any]]] = {
     "share_contact": (
         out(request_contact=True),
         {
-            "keyboard": [[{"text": "Deel mijn telefoonnummer", "request_contact": True}]],
+            "keyboard": [[{"text": "Deel mijn nummer", "request_contact": True}]],
+            "one_time_keyboard": True,
+            "resize_keyboard": True,
+        },
+    ),
+    "share_contact_label_in_the_language_of_the_question": (
+        out(text="Which mobile number? Tap 'Share my number' or type it.", request_contact=True),
+        {
+            "keyboard": [[{"text": "Share my number", "request_contact": True}]],
             "one_time_keyboard": True,
             "resize_keyboard": True,
         },
@@ -364,7 +372,7 @@ async def test_send_shapes_the_reply_keyboard(
     receipt = await sender.send(message)
     [call] = fake.calls_to("sendMessage")
     assert int(call.params["chat_id"]) == ANNA
-    assert call.params["text"] == "Vraag"
+    assert call.params["text"] == message.text
     assert call.json("reply_markup") == keyboard
     assert receipt.provider_id.isdigit()
 
