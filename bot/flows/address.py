@@ -69,6 +69,10 @@ _CHOICE_WORDS = {
 }
 
 
+_MOVED_WORDS = frozenset({"verhuisd", "verhuis", "verhuizen", "verhuizing", "moved", "moving", "relocated"})
+_EXTRA_WORDS = frozenset({"werkadres", "werk", "tweede", "extra", "second", "work", "toevoegen", "add"})
+
+
 def window_text(ctx: FlowContext, address: Address) -> str:
     """An address's window in the person's language, or the word for "always"."""
     if not address.window_days or address.window_start is None or address.window_end is None:
@@ -116,6 +120,12 @@ class AddressFlow(Flow):
         """Only participants have addresses; others are told how to register."""
         if ctx.participant is None:
             return Finish((ctx.say("address.not_registered"),))
+        # A free-text wish that already says what to do skips the menu ("ik ben verhuisd").
+        words = set(normalise(ctx.text).replace(",", " ").split())
+        if words & _MOVED_WORDS:
+            return Goto(AddressStep.HOME)
+        if words & _EXTRA_WORDS and Choice.ADD in self.choices(ctx):
+            return Goto(AddressStep.EXTRA)
         return Goto(AddressStep.CHOOSE)
 
     def _participant(self, ctx: FlowContext) -> Participant:

@@ -163,3 +163,22 @@ async def test_in_english(converse: Converse, sessions: SessionFactory) -> None:
     assert transcript[-5][0].buttons == ("CHANGE", "ADD")
     assert last(transcript).text.startswith("Extra address 1012 AB 5 saved (Mon-Fri 09:00-17:00)")
     assert rows(sessions, Address)[1].window_days == "12345"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("ik ben verhuisd", "address.ask_new_home"),
+        ("we are moving next week", "address.ask_new_home"),
+        ("ik wil een werkadres toevoegen", "address.ask_extra"),
+        ("mijn adres wijzigen", "address.choose"),
+    ],
+)
+async def test_free_text_that_says_what_to_do_skips_the_menu(
+    converse: Converse, catalogue: Catalogue, text: str, key: str
+) -> None:
+    transcript = await converse(SMS, [*REGISTERED, text])
+    expected = catalogue.render(
+        "nl", key, addresses="1. 7511 AB 12, Enschede (woonadres)", options="WIJZIGEN / TOEVOEGEN"
+    )
+    assert texts(transcript[-1]) == [expected]
