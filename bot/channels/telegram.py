@@ -55,6 +55,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # 403 descriptions that mean the person does not want us (courier treats them as "contact stopped").
 OPTED_OUT_MARKERS = ("bot was blocked by the user", "user is deactivated", "bot was kicked")
 CHAT_ID = re.compile(r"-?[1-9][0-9]{0,19}")
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 SHORT_BUTTON = 16  # characters; up to three short answers (JA/NEE, channels) fit on one row
 
 MessageHandler = Callable[[IncomingMessage], Awaitable[object]]
@@ -191,6 +192,9 @@ class TelegramChannel:
         self._pacer = ChatPacer(per_chat_interval, monotonic=monotonic, sleep=sleep)
         self._poll_timeout = poll_timeout
         self._secret = settings.telegram_webhook_secret or None
+        if self._secret is not None and not WEBHOOK_SECRET.fullmatch(self._secret):
+            # Telegram refuses other secrets at setWebhook; say so at start-up, not in a 400 later.
+            raise TelegramNotConfigured("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z, a-z, 0-9, _ and -")
         self._init_lock = asyncio.Lock()
         self._initialized = False
         self._app = self._build_application(settings, request)

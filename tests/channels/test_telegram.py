@@ -445,6 +445,14 @@ def test_no_token_no_channel(fake: FakeTelegramApi, received: Received, catalogu
         TelegramChannel(settings, received, FixedClock(NOW), catalogue=catalogue)
 
 
+@pytest.mark.parametrize("secret", ["with space", "sla/sh", "x" * 257], ids=["space", "slash", "too_long"])
+def test_a_secret_telegram_would_refuse_is_refused_at_start_up(
+    secret: str, fake: FakeTelegramApi, received: Received, catalogue: Catalogue
+) -> None:
+    with pytest.raises(TelegramNotConfigured):
+        TelegramChannel(make_settings(fake, secret=secret), received, FixedClock(NOW), catalogue=catalogue)
+
+
 # --- our own pace of one message per second per chat -----------------------------------------------
 class FakeTime:
     """A monotonic clock that only `sleep` moves."""
