@@ -30,7 +30,7 @@ def greet(ctx: FlowContext) -> list[OutgoingMessage]:
 
 def not_understood(ctx: FlowContext) -> list[OutgoingMessage]:
     """The friendly fallback for anything we cannot place."""
-    if not ctx.text:
+    if not ctx.text and not (ctx.message.media or ctx.message.location or ctx.message.contact_phone):
         return [ctx.say("fallback.empty")]
     key = "fallback.registered" if ctx.participant is not None else "fallback.unregistered"
     return [ctx.say(key)]

@@ -365,3 +365,10 @@ async def test_an_unreachable_database_raises_so_the_provider_retries(
     with pytest.raises(StorageUnavailable):
         await router.handle(incoming(SMS, "START", clock))
     engine.dispose()
+
+
+async def test_a_photo_without_text_outside_an_action_is_not_called_empty(
+    router: Router, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    replies = await router.handle(incoming(TELEGRAM, "", clock, media=("https://files.example/photo.jpg",)))
+    assert [r.text for r in replies] == [catalogue.render("nl", "fallback.unregistered")]
