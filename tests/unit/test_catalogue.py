@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from bot.channels.segments import count_segments, is_gsm7
@@ -88,3 +91,31 @@ def test_conversation_texts_are_plain_gsm7(catalogue: Catalogue, lang: str) -> N
 def test_conversation_areas_exist(catalogue: Catalogue) -> None:
     areas = {k.split(".", 1)[0] for k in catalogue.keys("nl")}
     assert set(CONVERSATION_AREAS) <= areas
+
+
+# Keys built at run time from a variable part, and the values that part takes.
+DYNAMIC_KEYS = {
+    "registration.phone_{}": ("not_a_number", "not_mobile", "not_eu"),
+    "registration.sender_{}": ("not_a_number", "not_mobile", "not_eu"),
+    "channels.{}": ("sms", "whatsapp", "telegram", "voice"),
+    "address.button_{}": ("change", "add", "remove"),
+}
+_LITERAL_KEY = re.compile(
+    r"""(?:\.say|\.t|\.ask_yes_no|render)\(\s*(?:\w+,\s*)?["']([a-z_]+\.[a-z_.]+)["']"""
+)
+_CONDITIONAL_KEY = re.compile(
+    r"""["']((?:registration|address|unsubscribe|help|greet|fallback|mydata|router)\.[a-z_]+)["']"""
+)
+
+
+def test_every_key_the_flows_use_exists(catalogue: Catalogue) -> None:
+    root = Path(__file__).resolve().parents[2]
+    sources = [*(root / "bot" / "flows").glob("*.py"), root / "bot" / "router.py"]
+    used = set()
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        used |= set(_LITERAL_KEY.findall(text)) | set(_CONDITIONAL_KEY.findall(text))
+    for pattern, values in DYNAMIC_KEYS.items():
+        used |= {pattern.format(v) for v in values}
+    assert len(used) > 40
+    assert sorted(k for k in used if not catalogue.has(k, "nl") or not catalogue.has(k, "en")) == []
