@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Rasa up in {time.monotonic() - started:.1f} s", flush=True)
             return evaluate.main(["--rasa-url", rasa.url])
     stop_signals = {signal.SIGINT, signal.SIGTERM}
+    # A shell starts background jobs with SIGINT ignored, and an ignored signal never reaches sigtimedwait.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     with serve(paths, model, port=args.port, host=args.host) as rasa:
         print(
