@@ -306,3 +306,17 @@ async def test_real_rasa(real_rasa_url: str, text: str, intent: str, entities: d
     assert set(entities.items()) <= found
     for e in result.entities:
         assert 0 <= e.start < e.end <= len(text)
+
+
+async def test_factory_uses_rasa_with_builtin_fallback() -> None:
+    from bot.config import load_settings
+    from nlu.factory import make_parser
+
+    down = make_parser(load_settings(rasa_url=f"http://127.0.0.1:{_free_port()}"))
+    builtin = make_parser(load_settings(rasa_url=None))
+    assert isinstance(down, RasaParser)
+    assert not isinstance(builtin, RasaParser)
+    try:
+        assert await down.parse("ik wil me afmelden") == await builtin.parse("ik wil me afmelden")
+    finally:
+        await down.aclose()
