@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.alerts import AlertTexts
@@ -48,34 +49,50 @@ DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
 
 Sleep = Callable[[float], Awaitable[None]]
+FLUSH_DELAY_S = 0.002
+MARK_SENT = (
+    update(DELIVERY)
+    .where(DELIVERY.c.id == bindparam("b_id"))
+    .values(
+        status=DeliveryStatus.SENT.value,
+        provider_id=bindparam("b_provider_id"),
+        segments=bindparam("b_segments"),
+        attempts=bindparam("b_attempts"),
+        sent_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        error_code=None,
+        claimed_by=None,
+    )
+)
 
 
 class TokenBucket:
-    """Lets `rate` sends a second through, with a burst of a tenth of a second; rate 0 lets all through."""
+    """Lets `rate` sends a second through (rate 0: no limit), paced evenly.
+
+    Each caller reserves the next free slot and sleeps until it (a virtual-scheduling token bucket), so
+    waiters do not stampede and a late wake-up does not lose throughput: up to a tenth of a second of
+    slots missed that way may be caught up at once, which is also the largest burst the provider sees.
+    """
 
     def __init__(
         self, rate: float, *, monotonic: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.rate = rate
-        self._capacity = max(1.0, rate / 10)
-        self._tokens = 1.0
+        self._burst = max(0.0, rate / 10 - 1)
         self._monotonic = monotonic
         self._sleep = sleep
-        self._last = monotonic()
+        self._next = monotonic()
 
     async def acquire(self) -> None:
         """Wait until one send may go."""
         if self.rate <= 0:
             return
-        while True:
-            now = self._monotonic()
-            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            # A hair under one token counts as one: float steps must not make a waiter spin.
-            if self._tokens >= 1 - 1e-9:
-                self._tokens = max(0.0, self._tokens - 1)
-                return
-            await self._sleep((1 - self._tokens) / self.rate)
+        interval = 1 / self.rate
+        now = self._monotonic()
+        slot = max(self._next, now - self._burst * interval)
+        self._next = slot + interval
+        if slot > now:
+            await self._sleep(slot - now)
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,7 @@ class _Lane:
     bucket: TokenBucket
     queue: asyncio.Queue[Claimed] = field(default_factory=asyncio.Queue)
     outstanding: int = 0
+    exhausted: bool = False
 
 
 def default_worker_id() -> str:
@@ -170,19 +188,25 @@ class Dispatcher:
         self._monotonic = monotonic
         self._sleep = sleep
         with sessions() as session:
-            self._is_sqlite = session.get_bind().dialect.name == "sqlite"
+            bind = session.get_bind()
+        assert isinstance(bind, Engine), "the dispatcher needs sessions bound to an engine"
+        self._engine: Engine = bind
+        self._is_sqlite = bind.dialect.name == "sqlite"
         self._actions: dict[tuple[int, DeliveryKind], Action] = {}
         self._message_cache: dict[tuple[int, DeliveryKind, ChannelKind, str], str] = {}
         self._wake: asyncio.Event | None = None
+        self._dirty = False
         self._stopping = False
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
-        self._flush_scheduled = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._group_size = max(1, settings.dispatch_concurrency)
         self._report = DrainReport()
 
     # ---- public -------------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Look at the outbox now (called after a launch or a close queued deliveries)."""
+        self._dirty = True
         if self._wake is not None:
             self._wake.set()
 
@@ -241,26 +265,36 @@ class Dispatcher:
         ]
         batch = max(1, self._settings.dispatch_batch_size)
         try:
+            poll = self._settings.dispatch_poll_interval_s
+            last_poll = self._monotonic()
             while not self._stopping:
                 claimed = 0
+                # A lane that came back short is only asked again when rows may have moved (a fallback,
+                # a retry, a wake-up) or the poll interval passed: empty claims cost a transaction each.
+                recheck = self._dirty or self._monotonic() - last_poll >= poll
+                if recheck:
+                    self._dirty = False
+                    last_poll = self._monotonic()
                 for lane in lanes:
-                    if lane.queue.qsize() <= batch // 2:
-                        rows = self._claim(lane.kind, batch - lane.queue.qsize())
-                        for row in rows:
-                            lane.queue.put_nowait(row)
-                        lane.outstanding += len(rows)
-                        claimed += len(rows)
+                    room = batch - lane.queue.qsize()
+                    if room < batch // 2 or (lane.exhausted and not recheck):
+                        continue
+                    rows = self._claim(lane.kind, room)
+                    lane.exhausted = len(rows) < room
+                    for row in rows:
+                        lane.queue.put_nowait(row)
+                    lane.outstanding += len(rows)
+                    claimed += len(rows)
                 self._raise_if_consumer_died(consumers)
                 busy = any(lane.outstanding for lane in lanes)
-                if until_idle and not claimed and not busy and not self._pending:
+                if until_idle and not (claimed or busy or self._pending or self._dirty):
                     break
-                if claimed and not until_idle:
+                if claimed:
                     await asyncio.sleep(0)
                     continue
                 self._wake.clear()
-                timeout = 0.005 if busy or until_idle else self._settings.dispatch_poll_interval_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(self._wake.wait(), 0.05 if until_idle else poll)
             # Finish what is in flight before leaving; unsent claims go back to the queue.
             for lane in lanes:
                 while not lane.queue.empty():
@@ -289,7 +323,8 @@ class Dispatcher:
                 await self._record(outcome)
             finally:
                 lane.outstanding -= 1
-                if self._wake is not None and lane.queue.qsize() <= self._settings.dispatch_batch_size // 2:
+                low = lane.queue.qsize() <= self._settings.dispatch_batch_size // 2
+                if self._wake is not None and ((low and not lane.exhausted) or lane.outstanding == 0):
                     self._wake.set()
 
     async def _send(self, lane: _Lane, row: Claimed) -> Outcome:
@@ -441,16 +476,24 @@ class Dispatcher:
             )
 
     async def _record(self, outcome: Outcome) -> None:
-        """Queue the outcome for the next group commit and wait until it is durable."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Queue the outcome for the next group commit and wait until it is durable.
+
+        The commit runs on the event loop (a thread would wait for the GIL behind the senders), a moment
+        after the first result came in, so that the results of concurrent sends share one transaction.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((outcome, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if len(self._pending) >= self._group_size:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = loop.call_later(FLUSH_DELAY_S, self._flush)
         await future
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         pending, self._pending = self._pending, []
         if not pending:
             return
@@ -464,37 +507,33 @@ class Dispatcher:
         for _, future in pending:
             if not future.done():
                 future.set_result(None)
+        if self._dirty and self._wake is not None:
+            self._wake.set()
 
     def _store(self, outcomes: list[Outcome]) -> None:
         now = self._clock()
         d = DELIVERY.c
-        sent = [o for o in outcomes if o.error is None]
+        sent = [
+            {
+                "b_id": o.row.id,
+                "b_provider_id": o.provider_id,
+                "b_segments": o.segments,
+                "b_attempts": o.row.attempts + 1,
+                "b_now": now,
+            }
+            for o in outcomes
+            if o.error is None
+        ]
+        if len(sent) == len(outcomes):
+            # The common case, kept lean: one executemany on a plain connection, no ORM session.
+            with self._engine.begin() as conn:
+                conn.execute(MARK_SENT, sent)
+            self._report.sent += len(sent)
+            return
         retry: list[dict[str, Any]] = []
         with transaction(self._sessions) as session:
             if sent:
-                session.connection().execute(
-                    update(DELIVERY)
-                    .where(d.id == bindparam("b_id"))
-                    .values(
-                        status=DeliveryStatus.SENT.value,
-                        provider_id=bindparam("b_provider_id"),
-                        segments=bindparam("b_segments"),
-                        attempts=bindparam("b_attempts"),
-                        sent_at=now,
-                        updated_at=now,
-                        error_code=None,
-                        claimed_by=None,
-                    ),
-                    [
-                        {
-                            "b_id": o.row.id,
-                            "b_provider_id": o.provider_id,
-                            "b_segments": o.segments,
-                            "b_attempts": o.row.attempts + 1,
-                        }
-                        for o in sent
-                    ],
-                )
+                session.connection().execute(MARK_SENT, sent)
                 self._report.sent += len(sent)
             for o in outcomes:
                 if o.error is None:
@@ -528,6 +567,7 @@ class Dispatcher:
                 )
                 if moved:
                     self._report.fell_back += 1
+                    self._dirty = True
                 else:
                     session.execute(update(Delivery).where(d.id == o.row.id).values(attempts=attempts))
                     self._report.failed += 1
