@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, select
+from sqlalchemy import Table, and_, select, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session
 
 from bot.messages import ChannelKind
@@ -109,6 +110,22 @@ def in_window(days: str | None, start: time | None, end: time | None, local: dat
     return False
 
 
+def _as_time(value: time | str | None) -> time | None:
+    """A time column's raw value (SQLite gives text) as a time."""
+    if value is None or isinstance(value, time):
+        return value
+    return time.fromisoformat(value)
+
+
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    """A UTC timestamp column's raw value (SQLite gives naive text) as an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def order_reaches(preferred: ChannelKind | None, reaches: Iterable[Reach]) -> list[Reach]:
     """A person's identities in the order to try them: the preferred channel, then the free ones first."""
     rank = {kind: i for i, kind in enumerate(CHANNEL_ORDER)}
@@ -136,13 +153,15 @@ def select_recipients(
             a.lat,
             a.lon,
             a.window_days,
-            a.window_start,
-            a.window_end,
-            p.preferred_channel,
+            # Raw values: converting every row's times and enums costs more than the query itself at 1M
+            # participants; the few that are needed are converted below.
+            type_coerce(a.window_start, NullType()),
+            type_coerce(a.window_end, NullType()),
+            type_coerce(p.preferred_channel, NullType()),
             p.language,
             i.id,
-            i.channel,
-            i.last_inbound_at,
+            type_coerce(i.channel, NullType()),
+            type_coerce(i.last_inbound_at, NullType()),
         )
         .select_from(ADDRESS)
         .join(PARTICIPANT, and_(p.id == a.participant_id, p.status == ParticipantStatus.ACTIVE.value))
@@ -169,7 +188,7 @@ def select_recipients(
         pid, lat, lon, days, start, end, preferred, language, identity_id, channel, inbound = row
         if pid in excluded:
             continue
-        if (days or start) and not in_window(days, start, end, local):
+        if (days or start) and not in_window(days, _as_time(start), _as_time(end), local):
             continue
         if isinstance(area, Circle):
             # Addresses sit on PC4 centres, so many share a point: compute each distance once.
@@ -186,7 +205,7 @@ def select_recipients(
         entry = people.get(pid)
         if entry is None:
             entry = people[pid] = (preferred, language, {})
-        entry[2][identity_id] = Reach(identity_id, ChannelKind(channel), inbound)
+        entry[2][identity_id] = Reach(identity_id, ChannelKind(channel), _as_datetime(inbound))
 
     if isinstance(area, Municipalities) and points:
         # No centre was given: rank from the middle of the recipients' own addresses.

@@ -461,3 +461,26 @@ async def test_unlimited_bucket_never_waits() -> None:
 )
 def test_codes_are_found_in_any_case_with_or_without_dash(text: str, code: str) -> None:
     assert normalise_code(text) == code
+
+
+async def test_run_sends_what_a_launch_queues_after_a_wake_and_stops_cleanly(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts
+) -> None:
+    import asyncio
+
+    people = _people(sessions, vault, clock, 4)
+    channel = FakeChannel(ALL)
+    settings = dispatch_settings(dispatch_poll_interval_s=30.0)  # only the wake-up can make it look
+    dispatcher = _dispatcher(sessions, channel, clock, vault, texts, settings)
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0.02)
+    _launch(sessions, clock)
+    dispatcher.wake()
+    for _ in range(200):
+        if len(channel.sent) == len(people):
+            break
+        await asyncio.sleep(0.005)
+    dispatcher.stop()
+    await asyncio.wait_for(task, 2)
+    assert sorted(channel.recipients()) == sorted(p.addresses[ChannelKind.TELEGRAM] for p in people)
+    assert {r.status for r in _deliveries(sessions)} == {DeliveryStatus.SENT}
