@@ -254,15 +254,15 @@ REAL_CASES = [
     pytest.param("ik ben verhuisd naar een ander adres", "change_address", {}, id="change-address"),
     pytest.param("goedemorgen", "greet", {}, id="greet"),
     pytest.param(
-        "ik zag een man in een rode jas richting het station fietsen",
+        "een vrouw met een blauwe jas liep net richting centrum",
         "give_tip",
-        {"direction": "richting het station", "description": "rode jas"},
+        {"direction": "richting centrum", "description": "blauwe jas"},
         id="tip-direction",
     ),
     pytest.param(
         "de grijze auto met kenteken 12-ABC-3 reed naar het noorden",
         "give_tip",
-        {"vehicle_plate": "12-ABC-3", "description": "grijze auto"},
+        {"vehicle_plate": "12-ABC-3", "description": "grijze auto", "direction": "naar het noorden"},
         id="tip-plate",
     ),
     pytest.param(
