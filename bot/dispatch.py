@@ -81,7 +81,7 @@ class TokenBucket:
         self._burst = max(0.0, rate / 10 - 1)
         self._monotonic = monotonic
         self._sleep = sleep
-        self._next = monotonic()
+        self._next: float | None = None
 
     async def acquire(self) -> None:
         """Wait until one send may go."""
@@ -89,7 +89,8 @@ class TokenBucket:
             return
         interval = 1 / self.rate
         now = self._monotonic()
-        slot = max(self._next, now - self._burst * interval)
+        # The schedule starts at the first send, not when the bucket was made: no burst at the start.
+        slot = now if self._next is None else max(self._next, now - self._burst * interval)
         self._next = slot + interval
         if slot > now:
             await self._sleep(slot - now)
