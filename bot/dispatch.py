@@ -201,6 +201,7 @@ class Dispatcher:
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._group_size = max(1, settings.dispatch_concurrency)
+        self._in_send = 0
         self._report = DrainReport()
 
     # ---- public -------------------------------------------------------------------------------
@@ -334,6 +335,7 @@ class Dispatcher:
         except SendError as exc:
             return Outcome(row, error=exc)
         await lane.bucket.acquire()
+        self._in_send += 1
         try:
             receipt = await lane.sender.send(message)
         except SendError as exc:
@@ -341,6 +343,8 @@ class Dispatcher:
         except Exception as exc:  # an adapter bug or a transport error the adapter did not map
             log.exception("send on %s raised %s", row.channel.value, type(exc).__name__)
             return Outcome(row, error=SendError(str(exc), code=type(exc).__name__))
+        finally:
+            self._in_send -= 1
         return Outcome(row, provider_id=receipt.provider_id, segments=receipt.segments)
 
     # ---- composing ----------------------------------------------------------------------------
@@ -485,7 +489,8 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((outcome, future))
-        if len(self._pending) >= self._group_size:
+        # Nobody else is sending: no result can join this group, so waiting would only cost time.
+        if len(self._pending) >= self._group_size or self._in_send == 0:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = loop.call_later(FLUSH_DELAY_S, self._flush)
