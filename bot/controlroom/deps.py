@@ -35,12 +35,35 @@ LANG_COOKIE = "cr_lang"
 class RuntimeLike(Protocol):
     """The parts of `bot.runtime.Runtime` the control room reads."""
 
-    settings: Settings
-    clock: Clock
-    sessions: SessionFactory
-    vault: DataVault
-    book: PostcodeBook
-    catalogue: Catalogue
+    @property
+    def settings(self) -> Settings:
+        """The runtime's settings."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The runtime's clock."""
+        ...
+
+    @property
+    def sessions(self) -> SessionFactory:
+        """The runtime's sessions."""
+        ...
+
+    @property
+    def vault(self) -> DataVault:
+        """The runtime's vault."""
+        ...
+
+    @property
+    def book(self) -> PostcodeBook:
+        """The runtime's book."""
+        ...
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The runtime's catalogue."""
+        ...
 
 
 @dataclass

@@ -13,11 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from sqlmodel import select
 
 from bot.app import create_app
-from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
+from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings, load_settings
 from bot.messages import ChannelKind
 from bot.runtime import Runtime, build_runtime
@@ -32,6 +31,7 @@ PUBLIC = "https://burgernet.example.nl"
 ANNA = 551234567
 PHONE = "+31612345678"
 TESTDATA = Path(__file__).parent.parent / "channels" / "testdata" / "telegram"
+NO_PACING = {"per_chat_interval": 0}
 ANSWERS = ["/start", "ja", "overslaan", "7511ab 12-a", "ja", "<contact>", "Telegram"]
 
 
@@ -60,22 +60,6 @@ class Running:
     http: httpx.AsyncClient
 
 
-def wire_telegram(runtime: Runtime, app: FastAPI) -> TelegramChannel:
-    """The Telegram channel as run_bot wires it: updates into the inbox, replies through it."""
-    telegram = TelegramChannel(
-        runtime.settings,
-        runtime.inbox.receive,
-        runtime.clock,
-        catalogue=runtime.catalogue,
-        per_chat_interval=0,
-    )
-    runtime.senders.update(dict.fromkeys(telegram.kinds, telegram))
-    app.include_router(telegram.router())
-    runtime.on_start.append(telegram.start)
-    runtime.on_stop.append(telegram.stop)
-    return telegram
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeTelegramApi]:
     with FakeTelegramApi(TOKEN, max_poll_s=0.5) as api:
@@ -101,9 +85,8 @@ def settings(request: pytest.FixtureRequest, database_url: str, fake: FakeTelegr
 
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
-    runtime = build_runtime(settings, clock=clock, run_migrations=False)
+    runtime = build_runtime(settings, clock=clock, run_migrations=False, telegram_options=NO_PACING)
     app = create_app(runtime)
-    wire_telegram(runtime, app)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -175,9 +158,13 @@ async def test_whole_registration(running: Running, fake: FakeTelegramApi, setti
 async def test_webhook_without_the_secret_never_reaches_the_router(
     database_url: str, fake: FakeTelegramApi, clock: FixedClock
 ) -> None:
-    runtime = build_runtime(make_settings(database_url, fake, SECRET), clock=clock, run_migrations=False)
+    runtime = build_runtime(
+        make_settings(database_url, fake, SECRET),
+        clock=clock,
+        run_migrations=False,
+        telegram_options=NO_PACING,
+    )
     app = create_app(runtime)
-    wire_telegram(runtime, app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as http:
         update = updates(first_id=400_000_001)[0]

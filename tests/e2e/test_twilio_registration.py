@@ -12,14 +12,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
-from bot.channels.twilio import TwilioChannel
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind, StatusUpdate
+from bot.messages import ChannelKind
 from bot.runtime import Runtime, build_runtime
 from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
@@ -59,39 +57,16 @@ def settings(database_url: str, fake: FakeTwilioApi) -> Settings:
 
 @dataclass
 class Running:
-    """The app serving on loopback, its runtime, and what it reported as delivery receipts."""
+    """The app serving on loopback as `serve` wires it, and its runtime."""
 
     runtime: Runtime
     http: httpx.AsyncClient
-    statuses: list[StatusUpdate]
-
-
-def wire_twilio(runtime: Runtime, app: FastAPI, statuses: list[StatusUpdate]) -> TwilioChannel:
-    """The Twilio channel as run_bot wires it: replies through the inbox, receipts deduplicated in storage."""
-
-    async def on_status(update: StatusUpdate) -> None:
-        statuses.append(update)
-
-    twilio = TwilioChannel(
-        runtime.settings,
-        runtime.inbox.receive,
-        on_status,
-        runtime.clock,
-        catalogue=runtime.catalogue,
-        first_time=runtime.inbox.first_time,
-    )
-    runtime.senders.update(dict.fromkeys(twilio.kinds, twilio))
-    app.include_router(twilio.router())
-    runtime.on_stop.append(twilio.aclose)
-    return twilio
 
 
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
     runtime = build_runtime(settings, clock=clock, run_migrations=False)
-    statuses: list[StatusUpdate] = []
     app = create_app(runtime)
-    wire_twilio(runtime, app, statuses)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -100,7 +75,7 @@ async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Runnin
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-        yield Running(runtime=runtime, http=http, statuses=statuses)
+        yield Running(runtime=runtime, http=http)
     server.should_exit = True
     await serving
 
@@ -201,7 +176,7 @@ async def test_whole_registration(
     keys = {e.key for e in rows(running, ProcessedEvent)}
     assert {f"{channel}:{form['MessageSid']}" for form in forms} <= keys
 
-    # Twilio reports the welcome delivered (twice, as it may): handed on once.
+    # Twilio reports the welcome delivered (twice, as it may): recorded once.
     receipt = {
         "MessageSid": fake.requests[-1].sid or "",
         "MessageStatus": "delivered",
@@ -212,7 +187,8 @@ async def test_whole_registration(
     }
     for _ in range(2):
         assert (await post_signed(running.http, "/webhooks/twilio/status", receipt)).status_code == 200
-    assert [(s.provider_id, s.status) for s in running.statuses] == [(receipt["MessageSid"], "delivered")]
+    keys = [e.key for e in rows(running, ProcessedEvent) if e.key.startswith("twilio-status:")]
+    assert keys == [f"twilio-status:{receipt['MessageSid']}:delivered"]
 
 
 async def test_unsigned_webhook_never_reaches_the_router(running: Running, fake: FakeTwilioApi) -> None:

@@ -1,0 +1,71 @@
+"""The ASGI app: health, webhooks, simulator, REST API and control room, on one server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import text
+
+from bot.api.actions import actions_router
+from bot.channels.simulator import simulator_router
+from bot.controlroom.router import controlroom_router
+from bot.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The FastAPI app for a wired runtime; starting it starts the runtime's background work."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="burgernet-bot", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+
+    def storage_answers() -> None:
+        with runtime.sessions() as session:
+            session.execute(text("SELECT 1"))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """200 `{"status":"ok"}` once storage answers and the scheduler runs (or is switched off)."""
+        try:
+            await asyncio.to_thread(storage_answers)
+        except Exception:
+            return JSONResponse({"status": "unavailable", "storage": "down"}, status_code=503)
+        scheduler = runtime.scheduler
+        if runtime.settings.scheduler_enabled and (scheduler is None or not scheduler.is_running):
+            return JSONResponse({"status": "starting", "scheduler": "down"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """The simulator when it is on, else the control room."""
+        return RedirectResponse("/simulator" if runtime.settings.simulator else "/controlroom", 303)
+
+    for router in runtime.routers:
+        app.include_router(router)
+    app.include_router(
+        actions_router(
+            sessions=runtime.sessions,
+            settings=runtime.settings,
+            clock=runtime.clock,
+            book=runtime.book,
+            texts=runtime.texts,
+            on_queued=runtime.wake_dispatcher,
+        )
+    )
+    app.include_router(controlroom_router(runtime, tips=runtime.tip_feed, on_queued=runtime.wake_dispatcher))
+    if runtime.settings.simulator:
+        app.include_router(
+            simulator_router(inbox=runtime.inbox, simulator=runtime.simulator, clock=runtime.clock)
+        )
+    return app

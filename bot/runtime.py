@@ -1,0 +1,275 @@
+"""Builds every long-lived object from the settings, in one place, and hands them to the app.
+
+What is wired depends on the settings: Telegram when `TELEGRAM_BOT_TOKEN` is set, Twilio (SMS, WhatsApp,
+voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are; the simulator carries every channel that no
+provider carries while `SIMULATOR=true`. The dispatcher and the scheduler always run with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from sqlalchemy.engine import Engine
+
+from bot.alerts import AlertTexts
+from bot.channels.base import Channel
+from bot.channels.simulator import SimulatorChannel
+from bot.clock import Clock, utcnow
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.flows.engine import Flow
+from bot.flows.reconfirm import ReconfirmFlow
+from bot.inbox import Inbox
+from bot.messages import ChannelKind, StatusUpdate
+from bot.router import Router
+from bot.texts import Catalogue
+from nlu.types import Parser
+from storage.actions import apply_status
+from storage.crypto import DataVault, load_or_create_key
+from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
+from storage.geo import PostcodeBook
+
+if TYPE_CHECKING:
+    from bot.controlroom.tipfeed import TipFeed
+    from scheduler.service import SchedulerService
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class Runtime:
+    """The wired system: storage, catalogue, NLU, router, inbox, channels, outbox and scheduler."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: SessionFactory
+    vault: DataVault
+    book: PostcodeBook
+    catalogue: Catalogue
+    parser: Parser
+    router: Router
+    inbox: Inbox
+    simulator: SimulatorChannel
+    senders: dict[ChannelKind, Channel]
+    texts: AlertTexts
+    dispatcher: Dispatcher
+    scheduler: SchedulerService | None = None
+    tip_feed: TipFeed | None = None
+    routers: list[APIRouter] = field(default_factory=list)
+    """Provider webhooks and feature APIs, included by the app."""
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start background work (polling, dispatcher, scheduler)."""
+        for hook in self.on_start:
+            await hook()
+
+    async def stop(self) -> None:
+        """Stop background work, newest first."""
+        for hook in reversed(self.on_stop):
+            try:
+                await hook()
+            except Exception:
+                log.exception("a stop hook failed; stopping the rest")
+        self.engine.dispose()
+
+    def wake_dispatcher(self) -> None:
+        """Tell the outbox worker that deliveries were queued."""
+        self.dispatcher.wake()
+
+
+def data_key(settings: Settings) -> str:
+    """DATA_KEY from the settings; in development a key kept in a file is made on first use."""
+    if settings.data_key:
+        return settings.data_key
+    if settings.environment == "production":
+        raise RuntimeError("DATA_KEY is required in production")
+    return load_or_create_key(settings.data_key_file)
+
+
+def make_parser(settings: Settings) -> Parser:
+    """The NLU parser the settings ask for (built-in unless RASA_URL is set)."""
+    from nlu.factory import make_parser as factory
+
+    return factory(settings)
+
+
+def _background(
+    name: str, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], None]
+) -> tuple[Hook, Hook]:
+    """Start/stop hooks for a long-running coroutine that ends when `stop()` is called."""
+    task: asyncio.Task[None] | None = None
+
+    async def start() -> None:
+        nonlocal task
+        task = asyncio.create_task(run(), name=name)
+
+    async def finish() -> None:
+        stop()
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return start, finish
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock = utcnow,
+    run_migrations: bool = True,
+    flows: list[Flow] | None = None,
+    telegram_options: dict[str, Any] | None = None,
+    twilio_http: Any = None,
+) -> Runtime:
+    """Wire the whole system from the settings.
+
+    `telegram_options` and `twilio_http` let tests point the providers at local fakes (pacing off, a
+    custom HTTP client); everything else comes from the settings.
+    """
+    if run_migrations:
+        migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    vault = DataVault(data_key(settings))
+    book = PostcodeBook.load(settings.postcode_data)
+    catalogue = Catalogue.load()
+    parser = make_parser(settings)
+    router = Router(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=parser,
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+        flows=[ReconfirmFlow(), *(flows or [])],
+    )
+    simulator = SimulatorChannel()
+    senders: dict[ChannelKind, Channel] = {}
+    if settings.simulator:
+        senders.update(dict.fromkeys(simulator.kinds, simulator))
+    inbox = Inbox(handle=router.handle, senders=senders, sessions=sessions, clock=clock)
+    wiring = _Wiring()
+
+    def wake_dispatcher() -> None:
+        wiring.dispatcher_wake()
+
+    _wire_providers(
+        settings,
+        wiring,
+        senders=senders,
+        inbox=inbox,
+        clock=clock,
+        catalogue=catalogue,
+        on_status=status_recorder(sessions, clock, wake_dispatcher),
+        telegram_options=telegram_options or {},
+        twilio_http=twilio_http,
+    )
+    texts = AlertTexts(catalogue)
+    dispatcher = Dispatcher(sessions, senders, clock, settings, vault=vault, texts=texts)
+    wiring.dispatcher_wake = dispatcher.wake
+    start, stop = _background("dispatcher", dispatcher.run, dispatcher.stop)
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        catalogue=catalogue,
+        parser=parser,
+        router=router,
+        inbox=inbox,
+        simulator=simulator,
+        senders=senders,
+        texts=texts,
+        dispatcher=dispatcher,
+        routers=wiring.routers,
+        on_start=[*wiring.on_start, start],
+        on_stop=[*wiring.on_stop, stop],
+    )
+    from scheduler.service import attach_scheduler
+
+    runtime.scheduler = attach_scheduler(runtime)
+    return runtime
+
+
+@dataclass
+class _Wiring:
+    """What the providers add to the runtime while it is being built."""
+
+    routers: list[APIRouter] = field(default_factory=list)
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    dispatcher_wake: Callable[[], None] = lambda: None
+
+
+def status_recorder(
+    sessions: SessionFactory, clock: Clock, wake: Callable[[], None]
+) -> Callable[[StatusUpdate], Awaitable[None]]:
+    """A handler that applies a provider's delivery receipt to the outbox (a failed alert falls back)."""
+
+    def apply(update: StatusUpdate) -> bool:
+        with transaction(sessions) as session:
+            return apply_status(session, receipt=update, now=clock())
+
+    async def record(update: StatusUpdate) -> None:
+        if await asyncio.to_thread(apply, update):
+            wake()
+
+    return record
+
+
+def _wire_providers(
+    settings: Settings,
+    wiring: _Wiring,
+    *,
+    senders: dict[ChannelKind, Channel],
+    inbox: Inbox,
+    clock: Clock,
+    catalogue: Catalogue,
+    on_status: Callable[[StatusUpdate], Awaitable[None]],
+    telegram_options: dict[str, Any],
+    twilio_http: Any,
+) -> None:
+    if settings.telegram_bot_token:
+        from bot.channels.telegram import TelegramChannel
+
+        telegram = TelegramChannel(settings, inbox.receive, clock, catalogue=catalogue, **telegram_options)
+        senders.update(dict.fromkeys(telegram.kinds, telegram))
+        wiring.routers.append(telegram.router())
+        wiring.on_start.append(telegram.start)
+        wiring.on_stop.append(telegram.stop)
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        from bot.channels.twilio import TwilioChannel
+
+        twilio = TwilioChannel(
+            settings,
+            inbox.receive,
+            on_status,
+            clock,
+            twilio_http,
+            catalogue=catalogue,
+            first_time=inbox.first_time,
+        )
+        senders.update(dict.fromkeys(twilio.kinds, twilio))
+        wiring.routers.append(twilio.router())
+        wiring.on_stop.append(twilio.aclose)
+    missing = [k.value for k in ChannelKind if k not in senders]
+    if missing:
+        log.warning("no provider carries %s: messages on it are not sent", ", ".join(missing))

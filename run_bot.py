@@ -1,0 +1,173 @@
+"""burgernet-bot: the command line. `serve` (default) runs the whole system on one ASGI server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from bot.config import Settings, load_settings
+
+cli = typer.Typer(help="Burgernet citizen alert bots and control room.", no_args_is_help=False)
+console = Console()
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@cli.callback(invoke_without_command=True)
+def main(ctx: typer.Context) -> None:
+    """Serve everything when no command is given."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is None:
+        serve()
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from storage.db import migrate as run_migrations
+
+    settings = _settings()
+    run_migrations(settings.database_url)
+    console.print(f"[green]database up to date[/green] ({settings.database_url.split('@')[-1]})")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="overrides HTTP_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="overrides HTTP_PORT")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="server processes (PostgreSQL only)")] = 1,
+) -> None:
+    """Run the bots, webhooks, simulator, REST API, control room, outbox worker and scheduler."""
+    import uvicorn
+
+    from storage.db import is_sqlite
+    from storage.db import migrate as run_migrations
+
+    settings = _settings()
+    if workers > 1 and is_sqlite(settings.database_url):
+        console.print("[red]--workers needs PostgreSQL[/red]: on SQLite one process owns the outbox")
+        raise typer.Exit(code=2)
+    run_migrations(settings.database_url)
+    bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    base = f"http://{bind_host}:{bind_port}"
+    console.print(f"[bold]burgernet-bot[/bold] on {base}")
+    if settings.simulator:
+        console.print(f"  simulator:    {base}/simulator")
+    console.print(f"  control room: {base}/controlroom{_development_login(settings)}")
+    console.print(f"  health:       {base}/healthz")
+    console.print(f"  API docs:     {base}/docs")
+    # Each worker process builds its own runtime; the outbox and the scheduler's leader lock are shared
+    # through the database.
+    uvicorn.run(
+        "bot.asgi:app_from_environment",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+def _development_login(settings: Settings) -> str:
+    """In development, an admin account on first start so that a newcomer can log in at once."""
+    if settings.environment != "development":
+        return ""
+    from bot.controlroom.dev_account import ensure_development_admin
+
+    username, password = ensure_development_admin(settings)
+    if password is None:
+        return ""
+    return f"   (log in as {username} / {password}; development only)"
+
+
+@cli.command(name="console")
+def chat_console(
+    channel: Annotated[str, typer.Option(help="sms, whatsapp or telegram")] = "sms",
+    sender: Annotated[str, typer.Option(help="phone number or chat id")] = "+31612345678",
+) -> None:
+    """Chat with the bot in the terminal, as a person on a channel."""
+    from bot.clock import utcnow
+    from bot.messages import ChannelKind, IncomingMessage
+    from bot.runtime import build_runtime
+
+    runtime = build_runtime(_settings())
+    kind = ChannelKind(channel)
+    console.print(f"[dim]chatting as {sender} on {kind}; Ctrl-D to leave[/dim]")
+
+    async def turn(text: str) -> None:
+        message = IncomingMessage(channel=kind, sender=sender, text=text, received_at=utcnow())
+        for reply in await runtime.inbox.receive(message, send=False):
+            console.print(f"[cyan]bot>[/cyan] {reply.text}")
+            if reply.buttons:
+                console.print(f"[dim]     [{' | '.join(reply.buttons)}][/dim]")
+
+    while True:
+        try:
+            text = console.input("[green]jij>[/green] ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        asyncio.run(turn(text))
+    runtime.engine.dispose()
+
+
+@cli.command(name="import-postcodes")
+def import_postcodes(
+    source: Annotated[
+        Path | None, typer.Argument(help="GeoNames NL.zip or NL.txt; downloaded if left out")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="where to write the PC4 table")] = Path("data/nl_pc4.csv"),
+) -> None:
+    """Load the official GeoNames postal-code file into the PC4 table (then set POSTCODE_DATA)."""
+    from storage.geo import PostcodeBook
+    from storage.geo_import import GEONAMES_NL_URL, geonames_to_pc4, read_geonames_lines, write_pc4
+
+    if source is None:
+        import httpx
+
+        source = output.parent / "NL.zip"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            httpx.stream("GET", GEONAMES_NL_URL, follow_redirects=True, timeout=60) as response,
+            Progress() as bar,
+        ):
+            response.raise_for_status()
+            task = bar.add_task(
+                "downloading NL.zip", total=int(response.headers.get("content-length", 0)) or None
+            )
+            with source.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+                    bar.advance(task, len(chunk))
+    lines = read_geonames_lines(source)
+    with Progress() as bar:
+        task = bar.add_task("reading postcodes", total=len(lines))
+        rows = geonames_to_pc4(lines, progress=lambda n: bar.advance(task, n))
+    write_pc4(rows, output)
+    book = PostcodeBook.load(output)
+    console.print(
+        f"[green]{len(book)} postcodes in {len(book.municipalities())} municipalities[/green] → {output}\n"
+        f"set POSTCODE_DATA={output}"
+    )
+
+
+def _register_commands() -> None:
+    from bot.controlroom.cli import create_operator_command
+    from scheduler.cli import register
+
+    cli.command(name="create-operator")(create_operator_command)
+    register(cli)
+
+
+_register_commands()
+
+if __name__ == "__main__":
+    cli()
