@@ -14,7 +14,7 @@ from rich.progress import Progress
 from bot.config import Settings, load_settings
 
 cli = typer.Typer(help="Burgernet citizen alert bots and control room.", no_args_is_help=False)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _settings() -> Settings:
