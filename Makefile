@@ -38,11 +38,12 @@ unit: install
 
 # The same suite again on PostgreSQL: TEST_POSTGRES_URL, else a throw-away server on loopback when the
 # PostgreSQL binaries are here (.ci/run installs them); required in CI, skipped with a note elsewhere.
+# The real-Rasa tests do not touch the database: they run once, in the SQLite run.
 unit-postgres: install
 	@url="$(TEST_POSTGRES_URL)"; \
 	if [ -z "$$url" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then url=$$(scripts/pg_test_server.sh start); fi; \
 	if [ -n "$$url" ]; then \
-	  echo "== test suite on PostgreSQL ($$url)"; DATABASE_URL="$$url" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS); \
+	  echo "== test suite on PostgreSQL ($$url)"; DATABASE_URL="$$url" $(VENV)/bin/pytest -q -p no:cacheprovider -m "not rasa" $(PYTEST_ARGS); \
 	elif [ "$(CI)" = "true" ]; then echo "CI needs PostgreSQL: apt-get install postgresql" >&2; exit 1; \
 	else echo "== PostgreSQL not installed here: the PostgreSQL run is skipped (CI runs it)"; fi
 
@@ -54,5 +55,7 @@ bench: install
 nlu-eval: install
 	$(PY) -m nlu.evaluate
 
+include mk/rasa.mk
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .rasa-venv .mypy_cache .ruff_cache .pytest_cache
