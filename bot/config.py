@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     controlroom_webhook_url: str | None = None
     controlroom_webhook_secret: str | None = None
     controlroom_phone: str | None = None
+    controlroom_tile_url: str | None = None
+    """XYZ map tiles for the control room (`https://…/{z}/{x}/{y}.png`); unset draws a plain background."""
 
     api_token: str | None = None
     data_key: str | None = None

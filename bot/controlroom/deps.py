@@ -109,8 +109,7 @@ class ControlRoom:
     @property
     def tile_url(self) -> str | None:
         """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws a plain background."""
-        value = getattr(self.settings, "controlroom_tile_url", None)
-        return str(value) if value else None
+        return self.settings.controlroom_tile_url or None
 
 
 @dataclass
