@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -89,3 +91,32 @@ class FixedClock:
 def clock() -> FixedClock:
     """Friday 2026-11-20 15:30 Amsterdam time (14:30 UTC)."""
     return FixedClock(datetime(2026, 11, 20, 14, 30, tzinfo=UTC))
+
+
+# Several processes on one PostgreSQL (leadership, shared outbox) need a server even in the SQLite run.
+
+
+def _postgres_base() -> str | None:
+    for name in ("DATABASE_URL", "TEST_POSTGRES_URL"):
+        url = os.environ.get(name, "")
+        if url.startswith("postgresql"):
+            return url
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pg_test_server.sh"
+    if shutil.which("bash") and list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        done = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip().startswith("postgresql"):
+            return done.stdout.strip().splitlines()[-1]
+    return None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database; fails in CI without one, skips elsewhere."""
+    base = _postgres_base()
+    if base is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs PostgreSQL for the multi-process tests (DATABASE_URL or initdb)")
+        pytest.skip("no PostgreSQL here (set DATABASE_URL or install postgresql)")
+    for url in _fresh_postgres_database(base):
+        migrate(url)
+        yield url
