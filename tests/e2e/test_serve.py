@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.app import create_app
 from bot.clock import utcnow
 from bot.config import Settings, load_settings
 from bot.runtime import build_runtime
 from storage.crypto import new_data_key
+from tests.e2e.serving import served
 
 TOKEN = "serve-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,18 +43,8 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     runtime = build_runtime(settings, run_migrations=False)
-    app = create_app(runtime)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    async with served(create_app(runtime)) as client:
         yield client
-    server.should_exit = True
-    await serving
 
 
 async def say(http: httpx.AsyncClient, text: str) -> list[dict[str, Any]]:

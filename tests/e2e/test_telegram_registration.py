@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlmodel import select
 
 from bot.app import create_app
@@ -23,6 +22,7 @@ from bot.runtime import Runtime, build_runtime
 from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
 from tests.conftest import FixedClock
+from tests.e2e.serving import served
 from tests.fakes.telegram_api import FakeTelegramApi
 
 TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
@@ -86,18 +86,8 @@ def settings(request: pytest.FixtureRequest, database_url: str, fake: FakeTelegr
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
     runtime = build_runtime(settings, clock=clock, run_migrations=False, telegram_options=NO_PACING)
-    app = create_app(runtime)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with served(create_app(runtime)) as http:
         yield Running(runtime=runtime, http=http)
-    server.should_exit = True
-    await serving
 
 
 def rows(running: Running, model: type[Any]) -> list[Any]:

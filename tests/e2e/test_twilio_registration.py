@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
@@ -22,6 +20,7 @@ from bot.runtime import Runtime, build_runtime
 from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
 from tests.conftest import FixedClock
+from tests.e2e.serving import served
 from tests.fakes.twilio_api import FakeTwilioApi
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -66,18 +65,8 @@ class Running:
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
     runtime = build_runtime(settings, clock=clock, run_migrations=False)
-    app = create_app(runtime)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with served(create_app(runtime)) as http:
         yield Running(runtime=runtime, http=http)
-    server.should_exit = True
-    await serving
 
 
 def twilio_form(channel: ChannelKind, sender: str, text: str) -> dict[str, str]:
