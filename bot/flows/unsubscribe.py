@@ -19,6 +19,7 @@ from storage.participants import (
     identities_of,
     record_opt_out,
 )
+from storage.relays import erase_relays
 
 
 def opt_out(ctx: FlowContext, *, source: str) -> bool:
@@ -31,16 +32,21 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
         hashes.add(ctx.identity.address_hash)
     participant = ctx.participant
     registered = participant is not None
+    relay_identities: list[int] = []
     if participant is not None:
         if participant.phone_hash:
             hashes.add(participant.phone_hash)
         others = identities_of(ctx.session, participant=participant)
+        relay_identities = [i.id for i in others if i.id is not None]
         erase_participant(ctx.session, participant=participant, now=ctx.now, reason="unsubscribed")
         for identity in others:
             identity.opted_out = True
             identity.opted_out_at = ctx.now
             ctx.session.add(identity)
         ctx.participant = None
+    # A coordinator's neighbourhood groups (issue 8) go with them: nothing is relayed on their behalf.
+    assert ctx.identity.id is not None
+    erase_relays(ctx.session, identity_ids=[ctx.identity.id, *relay_identities], now=ctx.now)
     ctx.identity.opted_out = True
     ctx.identity.opted_out_at = ctx.now
     ctx.identity.address_enc = None
