@@ -36,7 +36,8 @@ from storage.relays import queue_relay_alerts, queue_relay_closings
 CODE_ALPHABET = "3479ACDEFHJKMNPRTUVWXY"
 CODE_PREFIX = "BN-"
 CODE_LENGTH = 4
-CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})\b", re.IGNORECASE)
+# The code may be followed by `_`: a relay's Telegram link carries `BN-4821_R7` (issue 8).
+CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})(?![^\W_])", re.IGNORECASE)
 RECEIVED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 # Receipts can arrive out of order (delivered before sent); a status never moves backwards.
 _STATUS_ORDER = {
