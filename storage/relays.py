@@ -27,8 +27,9 @@ RELAY_RULES_VERSION = "2026-1"
 RELAY_KINDS = (DeliveryKind.RELAY_ALERT, DeliveryKind.RELAY_CLOSING)
 # What a relay message counts as once it is out: sent, delivered, read (or in flight: it may be out).
 _REACHED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.SENDING)
-# `TIP BN-4821 R7` (the wa.me text) and `BN-4821_R7` (the t.me start payload): the relay a tip came through.
-RELAY_REF = re.compile(r"(?:^|[\s_])R(\d{1,9})\b", re.IGNORECASE)
+# `TIP BN-4821 R7` (the wa.me text) and `BN-4821_R7` (the t.me start payload): the relay a tip came
+# through. Only right after an action code, so that "een Renault R5" in a tip names no relay.
+RELAY_REF = re.compile(r"\bBN-?\s?[0-9A-Z]{4}(?:\s+|_)R(\d{1,9})\b", re.IGNORECASE)
 DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 RELAY: Table = Relay.__table__  # type: ignore[attr-defined]
 IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
@@ -156,7 +157,7 @@ def relay_for_group(session: Session, *, vault: DataVault, channel: ChannelKind,
 
 
 def relay_ref(text: str) -> int | None:
-    """The relay id in a tip opened from a relayed alert's link (`TIP BN-4821 R7`, `BN-4821_R7`), or None."""
+    """The relay id after the action code in a tip opened from a relay's link (`TIP BN-4821 R7`), or None."""
     match = RELAY_REF.search(text or "")
     return int(match.group(1)) if match else None
 

@@ -35,7 +35,7 @@ from bot.flows.places import read_address
 from bot.messages import OutgoingMessage
 from storage.geo import InvalidPostcode, Place, UnknownPostcode
 from storage.models import Relay, RelayPlatform
-from storage.participants import touch_identity
+from storage.participants import find_identity, touch_identity
 from storage.relays import RELAY_RULES_VERSION, RelayDraft, circle_area, postcode_area, register_relay
 
 START_WORDS = frozenset(
@@ -400,11 +400,25 @@ class RelayGroupFlow(RelayFlow):
         starter = group_member(ctx)
         if starter is None:
             return Finish()
+        if self._taken_by_someone_else(ctx, starter):
+            return Finish((ctx.reply(ctx.t("relay.group_taken")),))
         ctx.data["starter"] = starter
         title = group_title(ctx)
         if title:
             ctx.data["group_name"] = title
         return Goto(RelayStep.RULES)
+
+    def _taken_by_someone_else(self, ctx: FlowContext, starter: str) -> bool:
+        """Whether another member coordinates this group's relay: they alone may change it (or STOP)."""
+        current = ctx.session.exec(
+            select(Relay).where(Relay.group_identity_id == ctx.identity.id, Relay.active == True)  # noqa: E712
+        ).first()
+        if current is None:
+            return False
+        me = find_identity(
+            ctx.session, vault=ctx.services.vault, channel=ctx.message.channel, address=starter
+        )
+        return me is None or me.id != current.coordinator_identity_id
 
     def prompt(
         self, ctx: FlowContext, key: str, *, buttons: tuple[str, ...] = (), **params: Any

@@ -105,9 +105,19 @@ async def test_the_starter_can_cancel(chat: Chat, sessions: SessionFactory, cata
 
 async def test_registering_again_replaces_the_groups_relay(chat: Chat, sessions: SessionFactory) -> None:
     await chat.in_group(REGISTER_GROUP)
-    await chat.in_group(["/buurtapp", "ja", "7511", "60"], user="888002")
+    await chat.in_group(["/buurtapp", "ja", "7511", "60"])
     [relay] = active_relays(sessions)
     assert relay.estimated_members == 60
+
+
+async def test_another_member_cannot_take_over_a_registered_group(
+    chat: Chat, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    await chat.in_group(REGISTER_GROUP)
+    turns = await chat.in_group(["/buurtapp", "ja"], user="888002")
+    assert [texts_of(t) for t in turns] == [[nl(catalogue, "relay.group_taken")], []]
+    [relay] = active_relays(sessions)
+    assert relay.estimated_members == 45
 
 
 async def test_the_group_chat_is_its_own_identity(

@@ -293,3 +293,19 @@ def test_the_link_fits_the_groups_app(
         action, kind=DeliveryKind.RELAY_ALERT, channel=WA, lang="nl", relay=RelayRef(3, platform)
     )
     assert [urlparse(w).netloc for w in text.split() if w.startswith(LINK)] == hosts
+
+
+# (a tip's text) → the relay it names
+RELAY_REFS = {
+    "whatsapp-prefilled": ("TIP BN-K3AH R7", 7),
+    "telegram-start": ("/start BN-K3AH_R12", 12),
+    "lower-case-with-tip": ("tip bn k3ah r7 ik zag hem bij de Jumbo", 7),
+    "no-relay": ("TIP BN-K3AH", None),
+    "a-car-model-is-no-relay": ("BN-K3AH een Renault R5 reed weg", None),
+    "no-code": ("R7", None),
+}
+
+
+@pytest.mark.parametrize(("text", "relay"), RELAY_REFS.values(), ids=RELAY_REFS.keys())
+def test_the_relay_a_tip_came_through(text: str, relay: int | None) -> None:
+    assert relay_ref(text) == relay
