@@ -18,6 +18,7 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from bot.messages import ChannelKind, DeliveryStatus
+from bot.targeting import Circle, parse_area
 from storage.crypto import DataVault
 from storage.geo import Place, distance_m
 from storage.models import Action, ChannelIdentity, Delivery, DeliveryKind, Relay, RelayPlatform
@@ -181,8 +182,6 @@ def touches(
 ) -> bool:
     """Whether a relay's area meets an action's: circles that overlap, a PC4 centre inside the action's
     circle, or a shared municipality when the action names municipalities."""
-    from bot.targeting import Circle, parse_area
-
     area = parse_area(action_area)
     if not isinstance(area, Circle):
         return bool(set(area.codes) & set(municipalities))
