@@ -112,23 +112,22 @@ class AlertTexts:
             links[RelayPlatform.TELEGRAM] = f"https://t.me/{self._telegram_bot}?start={code}_R{relay.relay_id}"
         return links
 
+    def _chosen_links(self, code: str, relay: RelayRef | None) -> list[str]:
+        """The tip links a relay's text carries: the group's own app's, else every one we have."""
+        if relay is None:
+            return []
+        links = self.tip_links(code, relay)
+        return [links[relay.platform]] if relay.platform in links else list(links.values())
+
     def _link_line(self, code: str, relay: RelayRef | None, lang: str) -> str:
         """The sentence with the tip link(s) a relayed alert ends with; empty without a link base."""
-        if relay is None:
-            return ""
-        links = self.tip_links(code, relay)
-        # The group's own app first; a group elsewhere (or an app we are not on) gets what we have.
-        chosen = [links[relay.platform]] if relay.platform in links else list(links.values())
+        chosen = self._chosen_links(code, relay)
         if not chosen:
             return ""
         if len(chosen) == 1:
             return self._catalogue.render(lang, "action.relay_link.one", url=chosen[0])
-        return self._catalogue.render(
-            lang,
-            "action.relay_link.both",
-            whatsapp=links[RelayPlatform.WHATSAPP],
-            telegram=links[RelayPlatform.TELEGRAM],
-        )
+        whatsapp, telegram = chosen
+        return self._catalogue.render(lang, "action.relay_link.both", whatsapp=whatsapp, telegram=telegram)
 
     @staticmethod
     def style(channel: ChannelKind) -> str:
@@ -204,12 +203,18 @@ class AlertTexts:
         """Billed minutes of a call that speaks the text (rounded up, at least one)."""
         return max(1, math.ceil(len(text) / VOICE_CHARS_PER_MINUTE))
 
-    def template_variables(self, action: Action, *, kind: DeliveryKind, lang: str) -> dict[str, str]:
-        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline, 4 instruction or outcome."""
+    def template_variables(
+        self, action: Action, *, kind: DeliveryKind, lang: str, relay: RelayRef | None = None
+    ) -> dict[str, str]:
+        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline, 4 instruction or outcome;
+        for a relay's own template also 5, its tip link."""
         params = self._params(action, kind, lang)
         alert = kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT)
         fourth = params["instruction"] if alert else params["outcome"]
-        return {"1": params["code"], "2": params["type"], "3": params["headline"], "4": fourth}
+        variables = {"1": params["code"], "2": params["type"], "3": params["headline"], "4": fourth}
+        if relay is not None:
+            variables["5"] = next(iter(self._chosen_links(action.code, relay)), "")
+        return variables
 
     def problems(self, action: Action, *, languages: tuple[str, ...] = ("nl", "en")) -> list[TextProblem]:
         """The fields of an action whose text does not fit a channel, with a message for each."""

@@ -158,6 +158,8 @@ def rate_for(settings: Settings, kind: ChannelKind) -> float:
 
 def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind) -> str | None:
     """The WhatsApp template configured for an action type (alert) or for closing messages."""
+    if kind is DeliveryKind.RELAY_ALERT and settings.whatsapp_template_relay:
+        return settings.whatsapp_template_relay
     if kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT):
         sid = getattr(settings, f"whatsapp_template_{action_type.value}", None)
         return sid or settings.whatsapp_template_default
@@ -373,8 +375,12 @@ class Dispatcher:
         action = self._action(row.action_id, row.kind)
         key = (row.action_id, row.kind, row.channel, row.language)
         text = self._message_cache.get(key)
+        relay = self._relay(row) if row.kind in RELAY_KINDS else None
         if row.kind in RELAY_KINDS:
-            text = self._relay_text(row, action)
+            # Issue 8: a relay's text carries its own tip link, so it is not cached per action.
+            text = self._texts.text(
+                action, kind=row.kind, channel=row.channel, lang=row.language, relay=relay
+            )
         elif text is None:
             text = self._texts.text(action, kind=row.kind, channel=row.channel, lang=row.language)
             self._message_cache[key] = text
@@ -382,7 +388,8 @@ class Dispatcher:
             sid = template_for(self._settings, action.type, row.kind)
             if sid is None:
                 raise PermanentSendError("no WhatsApp template configured", code="no_template")
-            variables = self._texts.template_variables(action, kind=row.kind, lang=row.language)
+            own = relay if sid == self._settings.whatsapp_template_relay else None
+            variables = self._texts.template_variables(action, kind=row.kind, lang=row.language, relay=own)
             return OutgoingMessage(
                 channel=row.channel,
                 recipient=recipient,
@@ -392,13 +399,11 @@ class Dispatcher:
             )
         return OutgoingMessage(channel=row.channel, recipient=recipient, text=text)
 
-    def _relay_text(self, row: Claimed, action: Action) -> str:
-        # Issue 8: a relay's text carries its own tip link (relay id, platform), so it is not cached
-        # per action; relays are few per action, so one small read each costs little.
+    def _relay(self, row: Claimed) -> RelayRef | None:
+        # Relays are few per action, so one small read each for the relay's id and platform costs little.
         with self._sessions() as session:
             found = relay_of_delivery(session, delivery_id=row.id)
-        relay = RelayRef(*found) if found is not None else None
-        return self._texts.text(action, kind=row.kind, channel=row.channel, lang=row.language, relay=relay)
+        return RelayRef(*found) if found is not None else None
 
     def _in_whatsapp_window(self, row: Claimed) -> bool:
         if row.last_inbound_at is None:

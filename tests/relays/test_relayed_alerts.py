@@ -309,3 +309,40 @@ RELAY_REFS = {
 @pytest.mark.parametrize(("text", "relay"), RELAY_REFS.values(), ids=RELAY_REFS.keys())
 def test_the_relay_a_tip_came_through(text: str, relay: int | None) -> None:
     assert relay_ref(text) == relay
+
+
+# (the relay template configured) → the template the coordinator gets, and whether it carries the link
+TEMPLATES = {
+    "relay-template": ("HX_relay", "HX_relay", True),
+    "no-relay-template": (None, "HX_missing", False),
+}
+
+
+@pytest.mark.parametrize(("configured", "used", "linked"), TEMPLATES.values(), ids=TEMPLATES.keys())
+async def test_outside_the_whatsapp_window_the_coordinator_gets_a_template(
+    chat: Chat,
+    sessions: SessionFactory,
+    vault: DataVault,
+    settings: Settings,
+    texts: AlertTexts,
+    clock: FixedClock,
+    configured: str | None,
+    used: str,
+    linked: bool,
+) -> None:
+    await register(chat, ["7511"])
+    clock.advance(hours=25)
+    action = launch(sessions, clock)
+    outbox, fake = dispatcher(
+        sessions, vault, settings.model_copy(update={"whatsapp_template_relay": configured}), texts, clock
+    )
+    await outbox.drain()
+
+    [sent] = fake.sent
+    assert sent.template_sid == used and sent.template_variables is not None
+    assert sent.template_variables["1"] == action.code
+    link = sent.template_variables.get("5")
+    assert (link is not None) is linked
+    if link is not None:
+        prefilled = parse_qs(urlparse(link).query)["text"][0]
+        assert normalise_code(prefilled) == action.code and relay_ref(prefilled) == relay_ids(sessions)[0]
