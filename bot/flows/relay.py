@@ -35,8 +35,15 @@ from bot.flows.places import read_address
 from bot.messages import OutgoingMessage
 from storage.geo import InvalidPostcode, Place, UnknownPostcode
 from storage.models import Relay, RelayPlatform
-from storage.participants import find_identity, touch_identity
-from storage.relays import RELAY_RULES_VERSION, RelayDraft, circle_area, postcode_area, register_relay
+from storage.participants import find_identity, identities_of, touch_identity
+from storage.relays import (
+    RELAY_RULES_VERSION,
+    RelayDraft,
+    circle_area,
+    postcode_area,
+    register_relay,
+    relays_of,
+)
 
 START_WORDS = frozenset(
     {
@@ -130,6 +137,32 @@ def read_number(text: str) -> float | None:
 def km_text(km: float) -> str:
     """`1.5` → `1,5`; `2.0` → `2`: how a Dutch reader writes kilometres."""
     return f"{km:g}".replace(".", ",")
+
+
+def relay_summary(ctx: FlowContext) -> list[OutgoingMessage]:
+    """MIJN GEGEVENS for a coordinator: the groups they registered (AVG art. 15), or nothing."""
+    ids = [ctx.identity.id] if ctx.identity.id is not None else []
+    if ctx.participant is not None:
+        ids += [i.id for i in identities_of(ctx.session, participant=ctx.participant) if i.id is not None]
+    lines = []
+    for relay in relays_of(ctx.session, identity_ids=ids):
+        if not relay.active:
+            continue
+        if "circle" in relay.area:
+            km = km_text(float(relay.area["circle"]["radius_m"]) / 1000)
+            area = ctx.t("relay.mydata_circle", km=km)
+        else:
+            area = ", ".join(p["pc4"] for p in relay.area.get("postcodes", ()))
+        lines.append(
+            ctx.t(
+                "relay.mydata_line",
+                name=relay.group_name,
+                platform=ctx.t(f"relay.platform.{relay.platform.value}"),
+                area=area,
+                members=relay.estimated_members,
+            )
+        )
+    return [ctx.say("relay.mydata", groups="\n".join(lines))] if lines else []
 
 
 class RelayFlow(Flow):

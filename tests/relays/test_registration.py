@@ -208,3 +208,33 @@ async def test_in_english(chat: Chat, sessions: SessionFactory, catalogue: Catal
     assert texts_of(turns[-1]) == [catalogue.render("en", "relay.done", name="Roombeek Watch")]
     [relay] = relays(sessions)
     assert relay.language == "en"
+
+
+async def test_my_data_shows_the_groups_a_coordinator_registered(chat: Chat, catalogue: Catalogue) -> None:
+    await chat.say(WA, WHATSAPP_PHONE, REGISTER_7511)
+    await chat.say(
+        WA,
+        WHATSAPP_PHONE,
+        ["BUURTAPP", "JA", "Buurtapp Lasonder", "Anders", "ROND MIJN ADRES", "7511 AB 12", "2", "30", "JA"],
+    )
+    [turn] = await chat.say(WA, WHATSAPP_PHONE, ["MIJN GEGEVENS"])
+    assert texts_of(turn) == [
+        nl(
+            catalogue,
+            "relay.mydata",
+            groups="- Buurtpreventie Roombeek (WhatsApp, 7511, ongeveer 80 leden)\n"
+            "- Buurtapp Lasonder (Anders, 2 km rond uw postcode, ongeveer 30 leden)",
+        )
+    ]
+
+
+async def test_my_data_of_a_registered_coordinator_adds_the_groups(chat: Chat, catalogue: Catalogue) -> None:
+    from tests.flows.conftest import WHATSAPP, register_steps
+
+    await chat.say(
+        WA, WHATSAPP_PHONE, [s for s in register_steps(WHATSAPP, channel="WhatsApp") if isinstance(s, str)]
+    )
+    await chat.say(WA, WHATSAPP_PHONE, REGISTER_7511)
+    [turn] = await chat.say(WA, WHATSAPP_PHONE, ["MIJN GEGEVENS"])
+    assert len(turn) == 2 and turn[0].text.startswith("Dit weten we van u:")
+    assert "Buurtpreventie Roombeek" in turn[1].text
