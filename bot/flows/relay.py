@@ -391,7 +391,11 @@ class RelayFlow(Flow):
             draft=self._draft(ctx, RelayPlatform(ctx.data["platform"])),
             now=ctx.now,
         )
-        return Finish((ctx.say("relay.done", name=ctx.data["group_name"]),))
+        replies = [ctx.say("relay.done", name=ctx.data["group_name"])]
+        if ctx.data["platform"] == RelayPlatform.TELEGRAM.value:
+            # A Telegram group can have the bot post itself, so nobody has to forward anything.
+            replies.append(ctx.say("relay.telegram_hint", bot=ctx.services.settings.telegram_bot_username))
+        return Finish(tuple(replies))
 
 
 class RelayGroupFlow(RelayFlow):

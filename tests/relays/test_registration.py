@@ -238,3 +238,17 @@ async def test_my_data_of_a_registered_coordinator_adds_the_groups(chat: Chat, c
     [turn] = await chat.say(WA, WHATSAPP_PHONE, ["MIJN GEGEVENS"])
     assert len(turn) == 2 and turn[0].text.startswith("Dit weten we van u:")
     assert "Buurtpreventie Roombeek" in turn[1].text
+
+
+async def test_a_telegram_group_coordinator_hears_the_bot_can_post_itself(
+    chat: Chat, catalogue: Catalogue
+) -> None:
+    turns = await chat.say(
+        ChannelKind.TELEGRAM,
+        "424242",
+        ["/buurtapp", "ja", "Buurtapp Lasonder", "Telegram", "7511", "30", "ja"],
+    )
+    assert texts_of(turns[-1]) == [
+        nl(catalogue, "relay.done", name="Buurtapp Lasonder"),
+        nl(catalogue, "relay.telegram_hint", bot="BurgernetTestBot"),
+    ]

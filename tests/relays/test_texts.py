@@ -18,6 +18,7 @@ SAMPLE = {
     "platform": "WhatsApp",
     "area": "7511, 7512, 7513, 7514, 7515, 7516, 7517, 7518, 7521, 7522",
     "members": 100000,
+    "bot": "BurgernetAlertBot",
     "groups": "- Buurtpreventie Roombeek-Noord (WhatsApp, 7511, 7512, 7513, ongeveer 250 leden)",
 }
 
