@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlmodel import Session, col
 
-from bot.messages import ChannelKind, DeliveryStatus
+from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage
 from bot.targeting import Circle, parse_area
 from storage.crypto import DataVault
 from storage.geo import Place, distance_m
@@ -161,6 +161,41 @@ def relay_ref(text: str) -> int | None:
     """The relay id after the action code in a tip opened from a relay's link (`TIP BN-4821 R7`), or None."""
     match = RELAY_REF.search(text or "")
     return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class RelaySource:
+    """The relay a tip came through, and the action when the message itself names it (a reply to a post)."""
+
+    relay_id: int
+    action_id: int | None = None
+
+
+def relay_for_tip(session: Session, *, vault: DataVault, message: IncomingMessage) -> RelaySource:
+    """The relay a tip came through: the `R<id>` of a relay's link (`/start BN-4821_R7`, `TIP BN-4821 R7`),
+    or the Telegram group it was written in (a reply to the bot's post there also names the action).
+
+    Raises RelayNotFound when the message names no active relay.
+    """
+    ref = relay_ref(message.start_payload or "") or relay_ref(message.text)
+    if ref is not None:
+        return RelaySource(get_relay(session, relay_id=ref).id or ref)
+    if message.group_id is None:
+        raise RelayNotFound(message.provider_id)
+    relay = relay_for_group(session, vault=vault, channel=message.channel, group_id=message.group_id)
+    assert relay.id is not None
+    action_id = None
+    if message.reply_to_provider_id is not None:
+        # Telegram numbers messages per chat: the post is the relay's delivery with that message id.
+        d = DELIVERY.c
+        action_id = session.scalar(
+            select(d.action_id).where(
+                d.relay_id == relay.id,
+                d.identity_id == relay.group_identity_id,
+                d.provider_id == message.reply_to_provider_id,
+            )
+        )
+    return RelaySource(relay.id, action_id)
 
 
 def erase_relays(session: Session, *, identity_ids: Iterable[int], now: datetime) -> int:

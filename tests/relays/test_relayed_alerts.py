@@ -15,7 +15,7 @@ from bot.messages import ChannelKind, DeliveryStatus
 from bot.texts import Catalogue
 from storage.actions import delivery_counts, normalise_code
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
 from storage.models import Delivery, DeliveryKind, Relay, RelayPlatform
 from storage.relays import relay_figures, relay_ref
 from tests.actions.conftest import ENSCHEDE, seed_person
@@ -346,3 +346,52 @@ async def test_outside_the_whatsapp_window_the_coordinator_gets_a_template(
     if link is not None:
         prefilled = parse_qs(urlparse(link).query)["text"][0]
         assert normalise_code(prefilled) == action.code and relay_ref(prefilled) == relay_ids(sessions)[0]
+
+
+async def test_the_relay_a_tip_came_through_from_the_message(
+    chat: Chat,
+    sessions: SessionFactory,
+    vault: DataVault,
+    settings: Settings,
+    texts: AlertTexts,
+    clock: FixedClock,
+) -> None:
+    from bot.messages import IncomingMessage
+    from storage.relays import RelayNotFound, RelaySource, relay_for_tip
+    from tests.relays.conftest import group_message
+
+    await chat.in_group(["/buurtapp", "ja", "7511", "45"])
+    action = launch(sessions, clock)
+    outbox, _ = dispatcher(sessions, vault, settings, texts, clock)
+    await outbox.drain()
+    [relay_id] = relay_ids(sessions)
+    with transaction(sessions) as session:
+        # The fake channel's ids are not Telegram's; Telegram answers a post with its message id.
+        row = session.exec(select(Delivery).where(Delivery.kind == DeliveryKind.RELAY_ALERT)).one()
+        row.provider_id = post = "4242"
+        session.add(row)
+
+    def private(text: str, **extra: Any) -> IncomingMessage:
+        return IncomingMessage(channel=WA, sender="+31655501234", text=text, received_at=clock(), **extra)
+
+    cases: dict[str, tuple[IncomingMessage, RelaySource | None]] = {
+        "telegram-start-payload": (
+            private(f"/start {action.code}_R{relay_id}", start_payload=f"{action.code}_R{relay_id}"),
+            RelaySource(relay_id),
+        ),
+        "whatsapp-prefilled": (private(f"TIP {action.code} R{relay_id}"), RelaySource(relay_id)),
+        "reply-to-the-post-in-the-group": (
+            group_message("zag hem", clock, user="888002", reply_to=int(post)),
+            RelaySource(relay_id, action.id),
+        ),
+        "mention-in-the-group": (group_message("@BurgernetTestBot zag hem", clock), RelaySource(relay_id)),
+        "no-relay-named": (private(f"TIP {action.code}"), None),
+        "relay-that-does-not-exist": (private(f"TIP {action.code} R{relay_id + 99}"), None),
+    }
+    with sessions() as session:
+        for case, (message, expected) in cases.items():
+            if expected is None:
+                with pytest.raises(RelayNotFound):
+                    relay_for_tip(session, vault=vault, message=message)
+            else:
+                assert relay_for_tip(session, vault=vault, message=message) == expected, case
