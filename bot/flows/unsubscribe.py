@@ -27,26 +27,24 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
 
     The caller has already ended any active conversation of this identity.
     """
+    # A coordinator's neighbourhood groups (issue 8) go with them: nothing is relayed on their behalf.
+    erase_relays(ctx.session, identity_ids=own_identity_ids(ctx), now=ctx.now)
+
     hashes: set[str] = set()
     if ctx.message.channel in PHONE_CHANNELS:
         hashes.add(ctx.identity.address_hash)
     participant = ctx.participant
     registered = participant is not None
-    relay_identities: list[int] = []
     if participant is not None:
         if participant.phone_hash:
             hashes.add(participant.phone_hash)
         others = identities_of(ctx.session, participant=participant)
-        relay_identities = [i.id for i in others if i.id is not None]
         erase_participant(ctx.session, participant=participant, now=ctx.now, reason="unsubscribed")
         for identity in others:
             identity.opted_out = True
             identity.opted_out_at = ctx.now
             ctx.session.add(identity)
         ctx.participant = None
-    # A coordinator's neighbourhood groups (issue 8) go with them: nothing is relayed on their behalf.
-    assert ctx.identity.id is not None
-    erase_relays(ctx.session, identity_ids=[ctx.identity.id, *relay_identities], now=ctx.now)
     ctx.identity.opted_out = True
     ctx.identity.opted_out_at = ctx.now
     ctx.identity.address_enc = None
@@ -63,6 +61,14 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
         detail={"channel": ctx.message.channel.value, "source": source, "was_registered": registered},
     )
     return registered
+
+
+def own_identity_ids(ctx: FlowContext) -> list[int]:
+    """The sender's identity and, when registered, every identity of their registration."""
+    identities = [ctx.identity]
+    if ctx.participant is not None:
+        identities += identities_of(ctx.session, participant=ctx.participant)
+    return sorted({i.id for i in identities if i.id is not None})
 
 
 def stop_now(ctx: FlowContext) -> list[OutgoingMessage]:
