@@ -73,7 +73,11 @@ MIN_RADIUS_KM, MAX_RADIUS_KM = 0.5, 5.0
 MIN_MEMBERS, MAX_MEMBERS = 2, 100_000
 _SEPARATORS = re.compile(r"[\s,;/&+]+|\b(?:en|and)\b", re.IGNORECASE)
 _PC4 = re.compile(r"[1-9]\d{3}")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_DISTANCE = re.compile(
+    r"(?P<number>\d+(?:[.,]\d+)?)\s*(?P<unit>km|kilometers?|kilometres?|m|meters?|metres?)?\b", re.IGNORECASE
+)
+_COUNT = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+")
 _NAME_BLOCKED = re.compile(r"https?://|www\.|[<>{}\[\]\\]|[\x00-\x1f]", re.IGNORECASE)
 
 
@@ -128,10 +132,25 @@ def read_postcodes(ctx: FlowContext) -> list[Place]:
     return places
 
 
-def read_number(text: str) -> float | None:
-    """The first number in a text (`1,5 km` → 1.5, `ongeveer 80` → 80), else None."""
-    match = _NUMBER.search(text)
-    return float(match.group().replace(",", ".")) if match else None
+def read_km(text: str) -> float | None:
+    """A distance in kilometres (`1,5`, `1.5 km`, `500 m`, `ongeveer 2 kilometer`), else None."""
+    match = _DISTANCE.search(text)
+    if match is None:
+        return None
+    value = float(match.group("number").replace(",", "."))
+    unit = (match.group("unit") or "km").casefold()
+    return value / 1000 if unit in ("m", "meter", "metres", "meters") else value
+
+
+def read_count(text: str) -> int | None:
+    """A whole number (`80`, `ongeveer 80`, `1.000` as Dutch write a thousand), else None (also `2,5`)."""
+    match = _COUNT.search(text)
+    if match is None:
+        return None
+    number = match.group()
+    if _THOUSANDS.fullmatch(number):
+        return int(number.replace(".", ""))
+    return int(number) if number.isdigit() else None
 
 
 def km_text(km: float) -> str:
@@ -322,7 +341,7 @@ class RelayFlow(Flow):
 
     def on_radius(self, ctx: FlowContext) -> Transition:
         """A distance in kilometres within the limits."""
-        km = read_number(ctx.text)
+        km = read_km(ctx.text)
         if km is None or not MIN_RADIUS_KM <= km <= MAX_RADIUS_KM:
             return Retry(ctx.say("relay.radius_bad", min=km_text(MIN_RADIUS_KM), max=km_text(MAX_RADIUS_KM)))
         centre = ctx.data["centre"]
@@ -343,10 +362,10 @@ class RelayFlow(Flow):
 
     def on_members(self, ctx: FlowContext) -> Transition:
         """A whole number of members (`ongeveer 80`, `~80`, `80 leden`)."""
-        number = read_number(ctx.text)
-        if number is None or number != int(number) or not MIN_MEMBERS <= number <= MAX_MEMBERS:
+        number = read_count(ctx.text)
+        if number is None or not MIN_MEMBERS <= number <= MAX_MEMBERS:
             return Retry(ctx.say("relay.members_bad", min=MIN_MEMBERS, max=MAX_MEMBERS))
-        ctx.data["members"] = int(number)
+        ctx.data["members"] = number
         return self._next(ctx, RelayStep.MEMBERS)
 
     # confirm and save ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
+from bot.flows.relay import read_count, read_km
 from bot.messages import ChannelKind
 from bot.texts import Catalogue
 from storage.db import SessionFactory
@@ -252,3 +253,34 @@ async def test_a_telegram_group_coordinator_hears_the_bot_can_post_itself(
         nl(catalogue, "relay.done", name="Buurtapp Lasonder"),
         nl(catalogue, "relay.telegram_hint", bot="BurgernetTestBot"),
     ]
+
+
+# (the answer) → what is read from it
+DISTANCES = {
+    "comma": ("1,5", 1.5),
+    "point-and-km": ("1.5 km", 1.5),
+    "metres": ("500 m", 0.5),
+    "words": ("ongeveer 2 kilometer", 2.0),
+    "none": ("dichtbij", None),
+}
+
+
+@pytest.mark.parametrize(("text", "km"), DISTANCES.values(), ids=DISTANCES.keys())
+def test_reading_a_distance(text: str, km: float | None) -> None:
+    assert read_km(text) == km
+
+
+COUNTS = {
+    "plain": ("80", 80),
+    "about": ("ongeveer 80 leden", 80),
+    "tilde": ("~120", 120),
+    "dutch-thousands": ("1.200", 1200),
+    "range-takes-the-first": ("80-100", 80),
+    "fraction": ("2,5", None),
+    "words": ("veel", None),
+}
+
+
+@pytest.mark.parametrize(("text", "count"), COUNTS.values(), ids=COUNTS.keys())
+def test_reading_a_member_count(text: str, count: int | None) -> None:
+    assert read_count(text) == count
