@@ -19,6 +19,8 @@ SAMPLE = {
     "area": "7511, 7512, 7513, 7514, 7515, 7516, 7517, 7518, 7521, 7522",
     "members": 100000,
     "bot": "BurgernetAlertBot",
+    "relays": 12,
+    "tips": 3,
     "groups": "- Buurtpreventie Roombeek-Noord (WhatsApp, 7511, 7512, 7513, ongeveer 250 leden)",
 }
 
