@@ -466,6 +466,8 @@ class RelayGroupFlow(RelayFlow):
 
     def _taken_by_someone_else(self, ctx: FlowContext, starter: str) -> bool:
         """Whether another member coordinates this group's relay: they alone may change it (or STOP)."""
+        if ctx.identity.opted_out:
+            return False  # the bot was removed from the group since: that registration has lapsed
         current = ctx.session.exec(
             select(Relay).where(Relay.group_identity_id == ctx.identity.id, Relay.active == True)  # noqa: E712
         ).first()

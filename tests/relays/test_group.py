@@ -15,7 +15,7 @@ from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, Relay, RelayPlatform
 from storage.participants import find_identity
@@ -177,3 +177,21 @@ async def test_a_reply_in_the_group_reaches_the_interceptors_with_what_a_tip_nee
         (GROUP_CHAT, "4242", "Ik zag hem bij de Jumbo", "888002"),
         (GROUP_CHAT, None, "@BurgernetTestBot jongen met blauwe jas bij het station", ADMIN),
     ]
+
+
+async def test_after_the_bot_was_removed_another_member_may_register_the_group(
+    chat: Chat, sessions: SessionFactory, vault: DataVault
+) -> None:
+    await chat.in_group(REGISTER_GROUP)
+    with transaction(sessions) as session:
+        # What the dispatcher records when Telegram answers "bot was kicked from the group chat".
+        group = find_identity(session, vault=vault, channel=ChannelKind.TELEGRAM, address=GROUP_CHAT)
+        assert group is not None
+        group.opted_out = True
+        session.add(group)
+    await chat.in_group(["/buurtapp", "ja", "7511", "60"], user="888002")
+    [relay] = active_relays(sessions)
+    assert relay.estimated_members == 60
+    with sessions() as session:
+        group = find_identity(session, vault=vault, channel=ChannelKind.TELEGRAM, address=GROUP_CHAT)
+        assert group is not None and not group.opted_out
