@@ -13,13 +13,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.messages import ChannelKind
 from bot.targeting import Recipient
 from bot.texts import Catalogue
-from storage.models import Action, ActionOutcome, DeliveryKind
+from storage.models import Action, ActionOutcome, DeliveryKind, RelayPlatform
 
 MAX_SMS_SEGMENTS = 2
 CHAT_LIMITS = {ChannelKind.TELEGRAM: 4096, ChannelKind.WHATSAPP: 1600}
@@ -58,12 +59,75 @@ def _shorten(text: str, keep: int) -> str:
     return cut + ELLIPSIS if cut else ""
 
 
-class AlertTexts:
-    """Builds every text an action sends, in the recipient's language and for their channel."""
+@dataclass(frozen=True)
+class RelayRef:
+    """The relay a relayed alert goes to: its id rides in the link, its platform picks the link."""
 
-    def __init__(self, catalogue: Catalogue, *, max_sms_segments: int = MAX_SMS_SEGMENTS) -> None:
+    relay_id: int
+    platform: RelayPlatform
+
+
+def whatsapp_digits(sender: str | None) -> str | None:
+    """`whatsapp:+31 97 0102` → `31970102`: our WhatsApp number as wa.me wants it, or None."""
+    digits = "".join(ch for ch in (sender or "") if ch.isdigit())
+    return digits or None
+
+
+class AlertTexts:
+    """Builds every text an action sends, in the recipient's language and for their channel.
+
+    `whatsapp_number` (digits, as in wa.me links) and `telegram_bot` (the bot's username) are the bases
+    of the tip links in relayed alerts; None leaves that link out.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        max_sms_segments: int = MAX_SMS_SEGMENTS,
+        whatsapp_number: str | None = None,
+        telegram_bot: str | None = None,
+    ) -> None:
         self._catalogue = catalogue
         self._max_sms_segments = max_sms_segments
+        self._whatsapp_number = whatsapp_digits(whatsapp_number)
+        self._telegram_bot = (telegram_bot or "").lstrip("@") or None
+
+    @classmethod
+    def from_settings(cls, catalogue: Catalogue, settings: Settings) -> AlertTexts:
+        """The texts with the tip links of our own WhatsApp number and Telegram bot."""
+        return cls(
+            catalogue,
+            whatsapp_number=settings.twilio_whatsapp_from,
+            telegram_bot=settings.telegram_bot_username,
+        )
+
+    def tip_links(self, code: str, relay: RelayRef) -> dict[RelayPlatform, str]:
+        """The links that open a chat with the bot carrying the action's code and the relay, per platform."""
+        links: dict[RelayPlatform, str] = {}
+        if self._whatsapp_number:
+            text = quote(f"TIP {code} R{relay.relay_id}")
+            links[RelayPlatform.WHATSAPP] = f"https://wa.me/{self._whatsapp_number}?text={text}"
+        if self._telegram_bot:
+            links[RelayPlatform.TELEGRAM] = f"https://t.me/{self._telegram_bot}?start={code}_R{relay.relay_id}"
+        return links
+
+    def _chosen_links(self, code: str, relay: RelayRef | None) -> list[str]:
+        """The tip links a relay's text carries: the group's own app's, else every one we have."""
+        if relay is None:
+            return []
+        links = self.tip_links(code, relay)
+        return [links[relay.platform]] if relay.platform in links else list(links.values())
+
+    def _link_line(self, code: str, relay: RelayRef | None, lang: str) -> str:
+        """The sentence with the tip link(s) a relayed alert ends with; empty without a link base."""
+        chosen = self._chosen_links(code, relay)
+        if not chosen:
+            return ""
+        if len(chosen) == 1:
+            return self._catalogue.render(lang, "action.relay_link.one", url=chosen[0])
+        whatsapp, telegram = chosen
+        return self._catalogue.render(lang, "action.relay_link.both", whatsapp=whatsapp, telegram=telegram)
 
     @staticmethod
     def style(channel: ChannelKind) -> str:
@@ -74,9 +138,12 @@ class AlertTexts:
             return "voice"
         return "chat"
 
-    def _params(self, action: Action, kind: DeliveryKind, lang: str) -> dict[str, str]:
+    def _params(
+        self, action: Action, kind: DeliveryKind, lang: str, relay: RelayRef | None = None
+    ) -> dict[str, str]:
         outcome = action.outcome or ActionOutcome.NO_RESULT
         return {
+            "link": self._link_line(action.code, relay, lang),
             "code": action.code,
             "type": self._catalogue.render(lang, f"action.type.{action.type.value}"),
             "headline": action.headline.strip(),
@@ -89,9 +156,17 @@ class AlertTexts:
     def _render(self, kind: DeliveryKind, style: str, lang: str, params: dict[str, str]) -> str:
         return _tidy(self._catalogue.render(lang, f"action.{kind.value}.{style}", **params))
 
-    def text(self, action: Action, *, kind: DeliveryKind, channel: ChannelKind, lang: str) -> str:
-        """The text of one message of an action on a channel."""
-        params = self._params(action, kind, lang)
+    def text(
+        self,
+        action: Action,
+        *,
+        kind: DeliveryKind,
+        channel: ChannelKind,
+        lang: str,
+        relay: RelayRef | None = None,
+    ) -> str:
+        """The text of one message of an action on a channel (for a relay: with its tip link)."""
+        params = self._params(action, kind, lang, relay)
         style = self.style(channel)
         if style != "sms":
             return self._render(kind, style, lang, params)
@@ -128,11 +203,18 @@ class AlertTexts:
         """Billed minutes of a call that speaks the text (rounded up, at least one)."""
         return max(1, math.ceil(len(text) / VOICE_CHARS_PER_MINUTE))
 
-    def template_variables(self, action: Action, *, kind: DeliveryKind, lang: str) -> dict[str, str]:
-        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline, 4 instruction or outcome."""
+    def template_variables(
+        self, action: Action, *, kind: DeliveryKind, lang: str, relay: RelayRef | None = None
+    ) -> dict[str, str]:
+        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline, 4 instruction or outcome;
+        for a relay's own template also 5, its tip link."""
         params = self._params(action, kind, lang)
-        fourth = params["instruction"] if kind is DeliveryKind.ALERT else params["outcome"]
-        return {"1": params["code"], "2": params["type"], "3": params["headline"], "4": fourth}
+        alert = kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT)
+        fourth = params["instruction"] if alert else params["outcome"]
+        variables = {"1": params["code"], "2": params["type"], "3": params["headline"], "4": fourth}
+        if relay is not None:
+            variables["5"] = next(iter(self._chosen_links(action.code, relay)), "")
+        return variables
 
     def problems(self, action: Action, *, languages: tuple[str, ...] = ("nl", "en")) -> list[TextProblem]:
         """The fields of an action whose text does not fit a channel, with a message for each."""

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     whatsapp_template_stolen_vehicle: str | None = None
     whatsapp_template_other: str | None = None
     whatsapp_template_closing: str | None = None
+    # A relay's alert outside the window (issue 8): the alert's four variables and 5, the tip link.
+    whatsapp_template_relay: str | None = None
     action_max_radius_m: float = 50_000.0
 
     # The scheduler (scheduler/): reconfirmation, expiry, sign-up clean-up, retention, reports.

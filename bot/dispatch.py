@@ -32,7 +32,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.alerts import AlertTexts
+from bot.alerts import AlertTexts, RelayRef
 from bot.channels.base import Channel, RecipientOptedOut, SendError
 from bot.clock import Clock
 from bot.config import Settings
@@ -42,6 +42,7 @@ from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
+from storage.relays import RELAY_KINDS, relay_of_delivery
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,9 @@ def rate_for(settings: Settings, kind: ChannelKind) -> float:
 
 def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind) -> str | None:
     """The WhatsApp template configured for an action type (alert) or for closing messages."""
-    if kind is DeliveryKind.ALERT:
+    if kind is DeliveryKind.RELAY_ALERT and settings.whatsapp_template_relay:
+        return settings.whatsapp_template_relay
+    if kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT):
         sid = getattr(settings, f"whatsapp_template_{action_type.value}", None)
         return sid or settings.whatsapp_template_default
     return settings.whatsapp_template_closing or settings.whatsapp_template_default
@@ -372,14 +375,21 @@ class Dispatcher:
         action = self._action(row.action_id, row.kind)
         key = (row.action_id, row.kind, row.channel, row.language)
         text = self._message_cache.get(key)
-        if text is None:
+        relay = self._relay(row) if row.kind in RELAY_KINDS else None
+        if row.kind in RELAY_KINDS:
+            # Issue 8: a relay's text carries its own tip link, so it is not cached per action.
+            text = self._texts.text(
+                action, kind=row.kind, channel=row.channel, lang=row.language, relay=relay
+            )
+        elif text is None:
             text = self._texts.text(action, kind=row.kind, channel=row.channel, lang=row.language)
             self._message_cache[key] = text
         if row.channel is ChannelKind.WHATSAPP and not self._in_whatsapp_window(row):
             sid = template_for(self._settings, action.type, row.kind)
             if sid is None:
                 raise PermanentSendError("no WhatsApp template configured", code="no_template")
-            variables = self._texts.template_variables(action, kind=row.kind, lang=row.language)
+            own = relay if sid == self._settings.whatsapp_template_relay else None
+            variables = self._texts.template_variables(action, kind=row.kind, lang=row.language, relay=own)
             return OutgoingMessage(
                 channel=row.channel,
                 recipient=recipient,
@@ -388,6 +398,12 @@ class Dispatcher:
                 template_variables=variables,
             )
         return OutgoingMessage(channel=row.channel, recipient=recipient, text=text)
+
+    def _relay(self, row: Claimed) -> RelayRef | None:
+        # Relays are few per action, so one small read each for the relay's id and platform costs little.
+        with self._sessions() as session:
+            found = relay_of_delivery(session, delivery_id=row.id)
+        return RelayRef(*found) if found is not None else None
 
     def _in_whatsapp_window(self, row: Claimed) -> bool:
         if row.last_inbound_at is None:

@@ -186,7 +186,10 @@ class Router:
         table = {flow.name: flow for flow in [*builtin, *flows]}
         self.engine = Engine(table)
         self._intent_flows = {intent: flow.name for flow in table.values() for intent in flow.intents}
-        self._interceptors = [f for f in flows if type(f).intercepts is not Flow.intercepts]
+        self._interceptors = [
+            f for f in flows if not f.group_chat and type(f).intercepts is not Flow.intercepts
+        ]
+        self._group_flows = [f for f in flows if f.group_chat]
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         """The replies to one message; a failing step becomes an apology.
@@ -285,7 +288,7 @@ class Router:
                 return self.engine.start(ctx, flow, state)
         if message.group_id is not None:
             # In a group we only speak when a flow claimed the message; chatter is not for us.
-            return []
+            return self._group_dialogue(ctx) if self._group_flows else []
         if keyword is not None:
             return self._keyword(ctx, keyword, state)
         if state is not None:
@@ -295,6 +298,49 @@ class Router:
         if ctx.parsed is None:
             raise _NeedsIntent
         return self._intent(ctx)
+
+    def _group_dialogue(self, ctx: FlowContext) -> list[OutgoingMessage]:
+        """A dialogue a flow holds with a whole group (issue 8), else nothing.
+
+        Its state is keyed by the group chat's own identity and its replies go to the group; the
+        person who wrote stays in `message.raw` for the flow to tell its starter from the others.
+        """
+        message = ctx.message
+        assert message.group_id is not None
+        group = touch_identity(
+            ctx.session,
+            vault=self.services.vault,
+            channel=message.channel,
+            address=message.group_id,
+            now=ctx.now,
+        )
+        assert group.id is not None
+        in_group = FlowContext(
+            session=ctx.session,
+            services=ctx.services,
+            message=replace(message, sender=message.group_id),
+            identity=group,
+            participant=None,
+            now=ctx.now,
+            text=ctx.text,
+            parsed=ctx.parsed,
+        )
+        state = load_state(ctx.session, identity_id=group.id)
+        if state is not None and (
+            not self.engine.knows(state)
+            or is_expired(state, now=ctx.now, timeout_minutes=self._settings.flow_timeout_minutes)
+        ):
+            clear_state(ctx.session, current=state)
+            state = None
+        for flow in self._group_flows:
+            if flow.intercepts(in_group):
+                return self.engine.start(in_group, flow, state)
+        if state is None or not self.engine.flows[state.flow].hears_in_group(in_group, state.data):
+            return []
+        if keyword_of(ctx.text) is Keyword.CANCEL:
+            clear_state(ctx.session, current=state)
+            return [in_group.say("router.cancelled")]
+        return self.engine.advance(in_group, state)
 
     def _keyword(
         self, ctx: FlowContext, keyword: Keyword, state: ConversationState | None

@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
 from bot.flows.reconfirm import ReconfirmFlow
+from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.inbox import Inbox
 from bot.messages import ChannelKind, StatusUpdate
 from bot.router import Router
@@ -157,7 +158,7 @@ def build_runtime(
         catalogue=catalogue,
         settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow(), *(flows or [])],
+        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *(flows or [])],
     )
     simulator = SimulatorChannel()
     senders: dict[ChannelKind, Channel] = {}
@@ -180,7 +181,8 @@ def build_runtime(
         telegram_options=telegram_options or {},
         twilio_http=twilio_http,
     )
-    texts = AlertTexts(catalogue)
+    # Relayed alerts end with tip links to our own WhatsApp number and Telegram bot (issue 8).
+    texts = AlertTexts.from_settings(catalogue, settings)
     dispatcher = Dispatcher(sessions, senders, clock, settings, vault=vault, texts=texts)
     wiring.dispatcher_wake = dispatcher.wake
     start, stop = _background("dispatcher", dispatcher.run, dispatcher.stop)

@@ -30,12 +30,14 @@ from storage.models import (
     Severity,
     Urgency,
 )
+from storage.relays import queue_relay_alerts, queue_relay_closings
 
 # No 0/O, 1/I/L, 5/S, 8/B, 2/Z, 6/G: a code read aloud or typed from a lock screen comes back right.
 CODE_ALPHABET = "3479ACDEFHJKMNPRTUVWXY"
 CODE_PREFIX = "BN-"
 CODE_LENGTH = 4
-CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})\b", re.IGNORECASE)
+# The code may be followed by `_`: a relay's Telegram link carries `BN-4821_R7` (issue 8).
+CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})(?![^\W_])", re.IGNORECASE)
 RECEIVED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 # Receipts can arrive out of order (delivered before sent); a status never moves backwards.
 _STATUS_ORDER = {
@@ -206,9 +208,13 @@ def launch_action(session: Session, *, action: Action, targets: Sequence[Target]
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise ActionStateError(f"action {action.code} was launched already")
     action.status, action.launched_at = ActionStatus.ACTIVE, now
-    return write_deliveries(
+    queued = write_deliveries(
         session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
     )
+    # Neighbourhood groups in the area (issue 8) get the forward-ready alert in the same transaction;
+    # they are counted apart (storage.relays.relay_figures), so the return stays the participants'.
+    queue_relay_alerts(session, action=action, now=now)
+    return queued
 
 
 def tipster_identity_ids(session: Session, *, action_id: int) -> list[int]:
@@ -247,6 +253,8 @@ def close_action(
     action.status, action.outcome, action.closing_text, action.closed_at = status, outcome, closing_text, now
     if not was_active:
         return 0
+    # Relays that got the alert get the closing too (issue 8), counted apart from the participants'.
+    queue_relay_closings(session, action_id=action.id or 0, now=now)
     d = Delivery.__table__.c  # type: ignore[attr-defined]
     session.execute(
         update(Delivery)

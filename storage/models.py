@@ -205,6 +205,9 @@ class DeliveryKind(StrEnum):
     ALERT = "alert"
     CLOSING = "closing"
     TIP_RESULT = "tip_result"
+    # Relays (issue 8): the forward-ready alert and its closing, to a coordinator or a Telegram group.
+    RELAY_ALERT = "relay_alert"
+    RELAY_CLOSING = "relay_closing"
 
 
 class Action(SQLModel, table=True):
@@ -265,6 +268,8 @@ class Delivery(SQLModel, table=True):
     created_at: datetime
     sent_at: datetime | None = None
     updated_at: datetime
+    relay_id: int | None = Field(default=None, foreign_key="relay.id", ondelete="SET NULL")
+    """The relay a relay_alert/relay_closing goes to (issue 8); None for a participant's delivery."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,3 +354,46 @@ class OperatorSession(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime = Field(index=True)
     last_seen: datetime
+
+
+# --------------------------------------------------------------------------------------------------
+# Neighbourhood groups that relay alerts (issue 8: bot/flows/relay.py, storage/relays.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class RelayPlatform(StrEnum):
+    """Where a neighbourhood group chats."""
+
+    WHATSAPP = "whatsapp"
+    TELEGRAM = "telegram"
+    OTHER = "other"
+
+
+class Relay(SQLModel, table=True):
+    """A neighbourhood group whose coordinator (or the group chat itself) gets alerts to pass on."""
+
+    __tablename__ = "relay"
+
+    id: int | None = Field(default=None, primary_key=True)
+    coordinator_identity_id: int = Field(foreign_key="channel_identity.id", index=True, ondelete="CASCADE")
+    group_identity_id: int | None = Field(
+        default=None, foreign_key="channel_identity.id", index=True, ondelete="SET NULL"
+    )
+    """A Telegram group the bot posts in itself; None when the coordinator forwards by hand."""
+    group_name: str = Field(max_length=64)
+    platform: RelayPlatform = Field(sa_type=enum_type(RelayPlatform))
+    area: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """`{"postcodes": [{"pc4", "lat", "lon"}]}` or `{"circle": {"lat", "lon", "radius_m"}}` (a PC4 centre)."""
+    municipalities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """CBS codes the area lies in, to match actions aimed at municipalities."""
+    estimated_members: int = 0
+    language: str = "nl"
+    rules_version: str
+    rules_at: datetime
+    created_at: datetime
+    active: bool = Field(default=True, index=True)
+
+
+# One relay message per action and kind, like one alert per participant (NULL relay_id: not a relay's).
+_DELIVERY = Delivery.__table__.c  # type: ignore[attr-defined]
+sa.Index("uq_delivery_relay", _DELIVERY.relay_id, _DELIVERY.action_id, _DELIVERY.kind, unique=True)

@@ -46,6 +46,7 @@ from storage.models import (
     Urgency,
 )
 from storage.participants import audit
+from storage.relays import relay_figures
 
 MAX_HEADLINE = 160
 UNPROCESSABLE = 422
@@ -140,6 +141,16 @@ class DeliveryCountsOut(BaseModel):
     by_channel: dict[str, dict[str, int]]
 
 
+class RelaysOut(BaseModel):
+    """What neighbourhood groups did for an action (issue 8): groups and estimated members reached, tips."""
+
+    relays: int
+    estimated_members: int
+    by_status: dict[str, int]
+    closings: int
+    tips: int
+
+
 class ActionOut(BaseModel):
     """An action as the API shows it (CAP 1.2-like fields), with its delivery counts when asked."""
 
@@ -161,6 +172,7 @@ class ActionOut(BaseModel):
     expires_at: datetime
     closed_at: datetime | None
     deliveries: dict[str, DeliveryCountsOut] | None = None
+    relays: RelaysOut | None = None
 
 
 class PreviewOut(BaseModel):
@@ -313,7 +325,9 @@ def actions_router(
         """One action with its deliveries counted per kind, status and channel."""
         with sessions() as session:
             action = load(session, action_id)
-            return _out(action, delivery_counts(session, action_id=action_id))
+            out = _out(action, delivery_counts(session, action_id=action_id))
+            out.relays = RelaysOut(**relay_figures(session, action_id=action_id).as_json())
+            return out
 
     @router.post("/actions/{action_id}/launch", response_model=None)
     def launch(action_id: int, dry_run: bool = False) -> ActionOut | PreviewOut:

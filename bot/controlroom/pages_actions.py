@@ -35,6 +35,7 @@ from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType, DeliveryKind
 from storage.participants import audit
+from storage.relays import relay_figures
 
 router = APIRouter()
 FORM_FIELDS = (
@@ -274,6 +275,7 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
                 error=request.query_params.get("error"),
             )
         progress = progress_of(session, action_id=action_id)
+        relays = relay_figures(session, action_id=action_id)  # issue 8: neighbourhood groups reached
     tips = cr.tips.tips(action_id=action_id)
     for tip in tips:
         if tip.lat is not None and tip.lon is not None:
@@ -286,6 +288,7 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
         section="actions",
         action=action,
         progress=progress,
+        relays=relays,
         tips=list(reversed(tips)),
         tips_available=cr.tips.available,
         last_tip=max((t.id for t in tips), default=0),

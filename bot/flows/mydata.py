@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from bot.flows.address import address_lines
 from bot.flows.engine import FlowContext
+from bot.flows.relay import relay_summary
 from bot.messages import OutgoingMessage
 from storage.participants import audit, identities_of
 from storage.phones import mask_phone
@@ -14,8 +15,9 @@ from storage.phones import mask_phone
 def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
     """The person's data in one message, and an audit record that they asked."""
     participant = ctx.participant
+    groups = relay_summary(ctx)  # issue 8: the neighbourhood groups the person coordinates
     if participant is None:
-        return [ctx.say("mydata.none", channel=ctx.t(f"channels.{ctx.message.channel.value}"))]
+        return groups or [ctx.say("mydata.none", channel=ctx.t(f"channels.{ctx.message.channel.value}"))]
     vault = ctx.services.vault
     name = vault.decrypt(participant.name_enc) if participant.name_enc else ctx.t("mydata.no_name")
     phone = mask_phone(vault.decrypt(participant.phone_enc)) if participant.phone_enc else "-"
@@ -46,5 +48,6 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
             channels=", ".join(channels),
             version=participant.consent_version or "-",
             consent_date=consent_date,
-        )
+        ),
+        *groups,
     ]

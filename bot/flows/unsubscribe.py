@@ -19,6 +19,7 @@ from storage.participants import (
     identities_of,
     record_opt_out,
 )
+from storage.relays import erase_relays
 
 
 def opt_out(ctx: FlowContext, *, source: str) -> bool:
@@ -26,6 +27,9 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
 
     The caller has already ended any active conversation of this identity.
     """
+    # A coordinator's neighbourhood groups (issue 8) go with them: nothing is relayed on their behalf.
+    erase_relays(ctx.session, identity_ids=own_identity_ids(ctx), now=ctx.now)
+
     hashes: set[str] = set()
     if ctx.message.channel in PHONE_CHANNELS:
         hashes.add(ctx.identity.address_hash)
@@ -57,6 +61,14 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
         detail={"channel": ctx.message.channel.value, "source": source, "was_registered": registered},
     )
     return registered
+
+
+def own_identity_ids(ctx: FlowContext) -> list[int]:
+    """The sender's identity and, when registered, every identity of their registration."""
+    identities = [ctx.identity]
+    if ctx.participant is not None:
+        identities += identities_of(ctx.session, participant=ctx.participant)
+    return sorted({i.id for i in identities if i.id is not None})
 
 
 def stop_now(ctx: FlowContext) -> list[OutgoingMessage]:

@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import SQLModel, select
 
 from bot.config import Settings, load_settings
+from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
 from bot.router import Router
 from bot.texts import Catalogue
@@ -106,6 +107,8 @@ def router(
         catalogue=catalogue,
         settings=settings,
         clock=clock,
+        # The relay flows (issue 8) are documented in docs/flows.md, whose transcripts run here.
+        flows=[RelayFlow(), RelayGroupFlow()],
     )
 
 
