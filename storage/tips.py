@@ -1,0 +1,530 @@
+"""Store functions for tips: create and extend (with their forward rows), list, claim forwards, questions.
+
+Like the other store functions these take the caller's session and keyword-only arguments and never
+commit: the caller's transaction (one conversation step, one API call, one worker result) decides. A tip
+and its forward row are always written together, so a stored tip is always forwarded and a forwarded
+tip is always stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from bot.messages import ChannelKind, GeoPoint
+from storage.actions import RECEIVED
+from storage.crypto import DataVault
+from storage.models import (
+    Action,
+    ActionStatus,
+    ChannelIdentity,
+    Delivery,
+    DeliveryKind,
+    Participant,
+    Tip,
+    TipForward,
+    TipMessage,
+)
+
+CREATED = "tip.created"
+UPDATED = "tip.updated"
+PENDING, DONE, SKIPPED = "pending", "done", "skipped"
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+REPORTER_PREFIX = "R-"
+SEPARATOR = "\n"
+
+
+class TipNotFound(LookupError):
+    """No tip with that id (for that action)."""
+
+
+class TipHasNoChannel(Exception):
+    """The tipster cannot be reached any more (erased, opted out)."""
+
+
+@dataclass(frozen=True)
+class TipFacts:
+    """What the NLU found in one message of a tip; None where it found nothing."""
+
+    seen_at: datetime | None = None
+    location_text: str | None = None
+    location: GeoPoint | None = None
+    direction: str | None = None
+    description: str | None = None
+    vehicle_plate: str | None = None
+    intent: str | None = None
+    media: tuple[str, ...] = field(default=())
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A stored datetime as aware UTC (SQLite gives naive ones back)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sender_hash(*, vault: DataVault, channel: ChannelKind, address: str) -> str:
+    """The keyed hash of one sender on one channel."""
+    return vault.lookup_hash(f"tip-sender:{channel.value}:{address}")
+
+
+def reporter_id(*, vault: DataVault, channel: ChannelKind, address: str, participant_id: int | None) -> str:
+    """The pseudonym operators see: one per participant (whatever the channel), else per sender."""
+    basis = f"participant:{participant_id}" if participant_id else f"sender:{channel.value}:{address}"
+    return REPORTER_PREFIX + vault.lookup_hash("tip-reporter:" + basis)[:10].upper()
+
+
+def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
+    """The tip in the shape of ARCHITECTURE.md (never the phone number)."""
+    seen_at = utc(tip.seen_at)
+    received_at = utc(tip.received_at)
+    location: dict[str, Any] | None = None
+    if tip.location_text or tip.lat is not None:
+        location = {"text": tip.location_text, "lat": tip.lat, "lon": tip.lon}
+    return {
+        "id": tip.id,
+        "action_id": tip.action_id,
+        "action_code": action_code,
+        "channel": tip.channel.value,
+        "received_at": received_at.isoformat() if received_at else None,
+        "updated_at": utc(tip.updated_at).isoformat() if tip.updated_at else None,  # type: ignore[union-attr]
+        "text": tip.text,
+        "intent": tip.intent,
+        "seen_at": seen_at.isoformat() if seen_at else None,
+        "location": location,
+        "direction": tip.direction,
+        "description": tip.description,
+        "vehicle_plate": tip.vehicle_plate,
+        "media": list(tip.media),
+        "reporter": tip.reporter,
+        "messages": tip.messages,
+        "truncated": tip.truncated,
+    }
+
+
+def _apply_facts(tip: Tip, facts: TipFacts) -> None:
+    # The first answer to each question stands; a later message only fills what is still missing.
+    if tip.seen_at is None and facts.seen_at is not None:
+        tip.seen_at = facts.seen_at.astimezone(UTC)
+    if tip.location_text is None and facts.location_text:
+        tip.location_text = facts.location_text
+    if tip.lat is None and facts.location is not None:
+        tip.lat, tip.lon = facts.location.lat, facts.location.lon
+    if tip.direction is None and facts.direction:
+        tip.direction = facts.direction
+    if tip.vehicle_plate is None and facts.vehicle_plate:
+        tip.vehicle_plate = facts.vehicle_plate
+    if facts.description:
+        known = [d.strip() for d in (tip.description or "").split(",") if d.strip()]
+        for item in facts.description.split(","):
+            if item.strip() and item.strip() not in known:
+                known.append(item.strip())
+        tip.description = ", ".join(known) or None
+    if tip.intent is None and facts.intent:
+        tip.intent = facts.intent
+    if facts.media:
+        tip.media = [*tip.media, *(m for m in facts.media if m not in tip.media)]
+
+
+def _forward(
+    session: Session, *, tip: Tip, action_code: str, event: str, now: datetime, webhook: bool
+) -> None:
+    session.flush()
+    session.add(
+        TipForward(
+            tip_id=tip.id or 0,
+            action_id=tip.action_id,
+            event=event,
+            payload=tip_json(tip, action_code=action_code),
+            created_at=now,
+            webhook_state=PENDING if webhook else SKIPPED,
+            webhook_next_at=now,
+        )
+    )
+
+
+def create_tip(
+    session: Session,
+    *,
+    action: Action,
+    identity: ChannelIdentity,
+    participant: Participant | None,
+    vault: DataVault,
+    sender: str,
+    text: str,
+    facts: TipFacts,
+    truncated: bool,
+    now: datetime,
+    webhook: bool,
+) -> Tip:
+    """Store a new tip with its first message and its forward row."""
+    phone_enc = None
+    if identity.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE):
+        phone_enc = vault.encrypt(sender)
+    elif participant is not None:
+        phone_enc = participant.phone_enc
+    tip = Tip(
+        action_id=action.id or 0,
+        identity_id=identity.id,
+        participant_id=participant.id if participant else None,
+        channel=identity.channel,
+        language=identity.language or "nl",
+        reporter=reporter_id(
+            vault=vault,
+            channel=identity.channel,
+            address=sender,
+            participant_id=participant.id if participant else None,
+        ),
+        sender_hash=sender_hash(vault=vault, channel=identity.channel, address=sender),
+        phone_enc=phone_enc,
+        text=text,
+        truncated=truncated,
+        received_at=now,
+        updated_at=now,
+    )
+    _apply_facts(tip, facts)
+    session.add(tip)
+    session.flush()
+    session.add(TipMessage(tip_id=tip.id or 0, direction="in", text=text, at=now))
+    _forward(session, tip=tip, action_code=action.code, event=CREATED, now=now, webhook=webhook)
+    return tip
+
+
+def extend_tip(
+    session: Session,
+    *,
+    tip: Tip,
+    text: str,
+    facts: TipFacts,
+    truncated: bool,
+    now: datetime,
+    webhook: bool,
+    max_chars: int,
+) -> bool:
+    """Add a message to a tip (and a forward row); False when it added nothing (a duplicate)."""
+    lines = [line.strip().casefold() for line in tip.text.split(SEPARATOR)]
+    new_text = text.strip() and text.strip().casefold() not in lines
+    before = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
+    media_before = list(tip.media)
+    _apply_facts(tip, facts)
+    after = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
+    if not new_text and before == after and media_before == tip.media:
+        return False
+    if new_text:
+        joined = f"{tip.text}{SEPARATOR}{text.strip()}" if tip.text else text.strip()
+        if len(joined) > max_chars:
+            joined, truncated = joined[:max_chars], True
+        tip.text = joined
+    tip.truncated = tip.truncated or truncated
+    tip.messages += 1
+    tip.updated_at = now
+    session.add(tip)
+    session.add(TipMessage(tip_id=tip.id or 0, direction="in", text=text, at=now))
+    action = session.get(Action, tip.action_id)
+    _forward(
+        session, tip=tip, action_code=action.code if action else "", event=UPDATED, now=now, webhook=webhook
+    )
+    return True
+
+
+def get_tip(session: Session, *, tip_id: int, action_id: int | None = None) -> Tip:
+    """The tip with this id (and action). Raises TipNotFound."""
+    tip = session.get(Tip, tip_id)
+    if tip is None or (action_id is not None and tip.action_id != action_id):
+        raise TipNotFound(tip_id)
+    return tip
+
+
+def recent_tip(session: Session, *, identity_id: int, since: datetime) -> Tip | None:
+    """The identity's latest tip if it changed after `since` (a second message extends it)."""
+    return session.exec(
+        select(Tip)
+        .where(col(Tip.identity_id) == identity_id, col(Tip.updated_at) >= since)
+        .order_by(col(Tip.updated_at).desc(), col(Tip.id).desc())
+        .limit(1)
+    ).first()
+
+
+def tip_awaiting_answer(session: Session, *, identity_id: int, now: datetime) -> Tip | None:
+    """The identity's tip whose operator question is still open, if any."""
+    return session.exec(
+        select(Tip)
+        .where(col(Tip.identity_id) == identity_id, col(Tip.answer_open_until) > now)
+        .order_by(col(Tip.answer_open_until).desc())
+        .limit(1)
+    ).first()
+
+
+def close_answer(session: Session, *, tip: Tip) -> None:
+    """The operator's question was answered: the next message is a message like any other."""
+    tip.answer_open_until = None
+    session.add(tip)
+
+
+def same_text_tip(session: Session, *, sender_hash: str, action_id: int, text: str) -> Tip | None:
+    """A tip of this sender for this action that already says exactly this (a resent message)."""
+    wanted = text.strip().casefold()
+    if not wanted:
+        return None
+    tips = session.exec(
+        select(Tip).where(col(Tip.sender_hash) == sender_hash, col(Tip.action_id) == action_id)
+    ).all()
+    for tip in tips:
+        if wanted in (line.strip().casefold() for line in tip.text.split(SEPARATOR)):
+            return tip
+    return None
+
+
+def tips_since(session: Session, *, sender_hash: str, since: datetime) -> int:
+    """How many tips this sender started after `since` (the rate limit)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Tip)
+            .where(col(Tip.sender_hash) == sender_hash, col(Tip.received_at) >= since)
+        )
+        or 0
+    )
+
+
+def received_actions(
+    session: Session, *, identity_id: int, participant_id: int | None, now: datetime
+) -> list[Action]:
+    """Active actions whose alert reached this identity (or its participant), newest first."""
+    d = col(Delivery.identity_id) == identity_id
+    if participant_id is not None:
+        d = d | (col(Delivery.participant_id) == participant_id)
+    rows = session.exec(
+        select(Action)
+        .join(Delivery, col(Delivery.action_id) == col(Action.id))
+        .where(
+            d,
+            col(Delivery.kind) == DeliveryKind.ALERT.value,
+            col(Delivery.status).in_([s.value for s in RECEIVED]),
+            col(Action.status) == ActionStatus.ACTIVE.value,
+            col(Action.expires_at) > now,
+        )
+        .order_by(col(Action.launched_at).desc(), col(Action.id).desc())
+    ).all()
+    unique: dict[int, Action] = {}
+    for action in rows:
+        unique.setdefault(action.id or 0, action)
+    return list(unique.values())
+
+
+def action_replied_to(
+    session: Session, *, identity_id: int, channel: ChannelKind, provider_id: str
+) -> Action | None:
+    """The action whose message this is a reply to (Telegram ids are per chat: the identity must match)."""
+    query = select(Delivery.action_id).where(col(Delivery.provider_id) == provider_id)
+    own = session.exec(query.where(col(Delivery.identity_id) == identity_id)).first()
+    if own is None and channel is not ChannelKind.TELEGRAM:
+        own = session.exec(query).first()
+    return session.get(Action, own) if own is not None else None
+
+
+def list_tips(
+    session: Session,
+    *,
+    action_id: int | None = None,
+    since: datetime | None = None,
+    after: int = 0,
+    limit: int = 200,
+) -> list[tuple[Tip, str]]:
+    """Tips (with their action's code) oldest first: of one action, changed since, or above an id."""
+    query = select(Tip, Action.code).join(Action, col(Action.id) == col(Tip.action_id))
+    if action_id is not None:
+        query = query.where(col(Tip.action_id) == action_id)
+    if since is not None:
+        query = query.where(col(Tip.updated_at) >= since)
+    query = query.where(col(Tip.id) > after).order_by(col(Tip.id)).limit(limit)
+    return [(tip, code) for tip, code in session.exec(query).all()]
+
+
+def forwards_after(session: Session, *, after: int, limit: int = 500) -> list[TipForward]:
+    """Forward rows (stream events) with an id above `after`, in order."""
+    return list(
+        session.exec(
+            select(TipForward).where(col(TipForward.id) > after).order_by(col(TipForward.id)).limit(limit)
+        ).all()
+    )
+
+
+def last_forward_id(session: Session) -> int:
+    """The newest forward row's id (0 when there is none)."""
+    return int(session.scalar(select(func.max(TipForward.id))) or 0)
+
+
+def claim_webhook_forward(session: Session, *, now: datetime, lease: timedelta) -> TipForward | None:
+    """The oldest forward not yet acknowledged, leased to the caller; None when the head is not due.
+
+    Strictly in order: a forward waits until the ones before it were acknowledged, so the control room
+    receives a tip's versions in the order they were written.
+    """
+    head = session.exec(
+        select(TipForward)
+        .where(col(TipForward.webhook_state) == PENDING)
+        .order_by(col(TipForward.id))
+        .limit(1)
+    ).first()
+    if head is None:
+        return None
+    due = utc(head.webhook_next_at)
+    leased = utc(head.webhook_lease_until)
+    if (due is not None and due > now) or (leased is not None and leased > now):
+        return None
+    claimed = session.execute(
+        update(TipForward)
+        .where(col(TipForward.id) == head.id, col(TipForward.webhook_state) == PENDING)
+        .where((col(TipForward.webhook_lease_until).is_(None)) | (col(TipForward.webhook_lease_until) <= now))
+        .values(webhook_lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return None
+    session.refresh(head)
+    return head
+
+
+def webhook_done(session: Session, *, forward_id: int, now: datetime) -> None:
+    """The control room acknowledged the forward."""
+    session.execute(
+        update(TipForward)
+        .where(col(TipForward.id) == forward_id)
+        .values(
+            webhook_state=DONE,
+            webhook_sent_at=now,
+            webhook_lease_until=None,
+            webhook_error=None,
+            webhook_attempts=TipForward.webhook_attempts + 1,
+        )
+    )
+
+
+def webhook_failed(session: Session, *, forward_id: int, error: str, next_at: datetime) -> None:
+    """The forward was not acknowledged: try again at `next_at`."""
+    session.execute(
+        update(TipForward)
+        .where(col(TipForward.id) == forward_id)
+        .values(
+            webhook_lease_until=None,
+            webhook_error=error[:200],
+            webhook_next_at=next_at,
+            webhook_attempts=TipForward.webhook_attempts + 1,
+        )
+    )
+
+
+def queue_question(
+    session: Session, *, tip: Tip, text: str, actor: str, now: datetime, answer_open: timedelta
+) -> TipMessage:
+    """Queue an operator's question to the tipster; their next message answers it (joins the tip)."""
+    identity = session.get(ChannelIdentity, tip.identity_id) if tip.identity_id else None
+    if identity is None or identity.opted_out or identity.address_enc is None:
+        raise TipHasNoChannel(tip.id)
+    message = TipMessage(
+        tip_id=tip.id or 0, direction="out", text=text, actor=actor, at=now, state=QUEUED, next_attempt_at=now
+    )
+    session.add(message)
+    tip.answer_open_until = now + answer_open
+    session.add(tip)
+    session.flush()
+    return message
+
+
+@dataclass(frozen=True)
+class Question:
+    """A queued operator question with what is needed to send it."""
+
+    id: int
+    tip_id: int
+    text: str
+    attempts: int
+    channel: ChannelKind
+    address_enc: str | None
+    language: str
+    action_code: str
+
+
+def claim_questions(session: Session, *, now: datetime, lease: timedelta, limit: int = 20) -> list[Question]:
+    """Due operator questions, leased to the caller."""
+    rows = session.exec(
+        select(TipMessage, Tip, ChannelIdentity, Action.code)
+        .join(Tip, col(Tip.id) == col(TipMessage.tip_id))
+        .join(Action, col(Action.id) == col(Tip.action_id))
+        .outerjoin(ChannelIdentity, col(ChannelIdentity.id) == col(Tip.identity_id))
+        .where(
+            col(TipMessage.state) == QUEUED,
+            col(TipMessage.next_attempt_at) <= now,
+            (col(TipMessage.lease_until).is_(None)) | (col(TipMessage.lease_until) <= now),
+        )
+        .order_by(col(TipMessage.id))
+        .limit(limit)
+    ).all()
+    out = []
+    for message, tip, identity, code in rows:
+        claimed = session.execute(
+            update(TipMessage)
+            .where(col(TipMessage.id) == message.id, col(TipMessage.state) == QUEUED)
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            continue
+        out.append(
+            Question(
+                id=message.id or 0,
+                tip_id=tip.id or 0,
+                text=message.text,
+                attempts=message.attempts,
+                channel=tip.channel,
+                address_enc=identity.address_enc if identity is not None and not identity.opted_out else None,
+                language=identity.language if identity is not None else tip.language,
+                action_code=code,
+            )
+        )
+    return out
+
+
+def question_result(
+    session: Session, *, message_id: int, sent: bool, error: str | None, next_at: datetime | None
+) -> None:
+    """Record a send: sent, to retry at `next_at`, or failed for good (`next_at` None)."""
+    values: dict[str, Any] = {"lease_until": None, "attempts": TipMessage.attempts + 1, "error": error}
+    if sent:
+        values["state"] = SENT
+    elif next_at is None:
+        values["state"] = FAILED
+    else:
+        values["next_attempt_at"] = next_at
+    session.execute(update(TipMessage).where(col(TipMessage.id) == message_id).values(**values))
+
+
+def set_verdict(session: Session, *, tip: Tip, useful: bool) -> Tip:
+    """Record an operator's verdict on a tip."""
+    tip.verdict = "useful" if useful else "not_useful"
+    session.add(tip)
+    return tip
+
+
+def tip_phone(*, tip: Tip, vault: DataVault) -> str:
+    """The tipster's phone number in clear. Raises TipNotFound when none is known."""
+    if not tip.phone_enc:
+        raise TipNotFound(tip.id)
+    return vault.decrypt(tip.phone_enc)
+
+
+def messages_of(session: Session, *, tip_ids: Sequence[int]) -> list[TipMessage]:
+    """The conversation of some tips, oldest first."""
+    if not tip_ids:
+        return []
+    return list(
+        session.exec(
+            select(TipMessage).where(col(TipMessage.tip_id).in_(list(tip_ids))).order_by(col(TipMessage.id))
+        ).all()
+    )
