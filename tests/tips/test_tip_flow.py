@@ -51,6 +51,7 @@ async def test_a_code_anywhere_links_an_unregistered_sender(
     assert vault.decrypt(tip.phone_enc or "") == stranger.sender
     [forward] = forwards(sessions)
     assert forward.event == "tip.created" and forward.payload["action_code"] == action.code
+    assert forward.webhook_state == "skipped"  # no CONTROLROOM_WEBHOOK_URL in these settings
 
 
 async def test_telegram_deep_link_starts_a_tip_and_asks_where_and_when(
