@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from bot.messages import ChannelKind, GeoPoint
@@ -68,14 +68,14 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def sender_hash(*, vault: DataVault, channel: ChannelKind, address: str) -> str:
-    """The keyed hash of one sender on one channel."""
-    return vault.lookup_hash(f"tip-sender:{channel.value}:{address}")
+def sender_hash(identity: ChannelIdentity) -> str:
+    """The key of one sender on one channel: the identity's keyed address hash (no number in clear)."""
+    return f"{identity.channel.value}:{identity.address_hash}"
 
 
-def reporter_id(*, vault: DataVault, channel: ChannelKind, address: str, participant_id: int | None) -> str:
+def reporter_id(*, vault: DataVault, identity: ChannelIdentity, participant_id: int | None) -> str:
     """The pseudonym operators see: one per participant (whatever the channel), else per sender."""
-    basis = f"participant:{participant_id}" if participant_id else f"sender:{channel.value}:{address}"
+    basis = f"participant:{participant_id}" if participant_id else f"sender:{sender_hash(identity)}"
     return REPORTER_PREFIX + vault.lookup_hash("tip-reporter:" + basis)[:10].upper()
 
 
@@ -132,20 +132,34 @@ def _apply_facts(tip: Tip, facts: TipFacts) -> None:
 
 
 def _forward(
-    session: Session, *, tip: Tip, action_code: str, event: str, now: datetime, webhook: bool
+    session: Session, *, tip: Tip, text: str, action_code: str, event: str, now: datetime, webhook: bool
 ) -> None:
-    session.flush()
-    session.add(
-        TipForward(
-            tip_id=tip.id or 0,
-            action_id=tip.action_id,
-            event=event,
-            payload=tip_json(tip, action_code=action_code),
-            created_at=now,
-            webhook_state=PENDING if webhook else SKIPPED,
-            webhook_next_at=now,
-        )
+    # Core inserts: these two rows are written for every tip version, and the ORM would double their cost.
+    session.execute(insert(TipMessage.__table__), _message_row(tip, text, now))  # type: ignore[attr-defined]
+    session.execute(
+        insert(TipForward.__table__),  # type: ignore[attr-defined]
+        {
+            "tip_id": tip.id,
+            "action_id": tip.action_id,
+            "event": event,
+            "payload": tip_json(tip, action_code=action_code),
+            "created_at": now,
+            "webhook_state": PENDING if webhook else SKIPPED,
+            "webhook_attempts": 0,
+            "webhook_next_at": now,
+        },
     )
+
+
+def _message_row(tip: Tip, text: str, now: datetime) -> dict[str, Any]:
+    return {
+        "tip_id": tip.id,
+        "direction": "in",
+        "text": text,
+        "at": now,
+        "state": DONE,
+        "attempts": 0,
+    }
 
 
 def create_tip(
@@ -155,7 +169,6 @@ def create_tip(
     identity: ChannelIdentity,
     participant: Participant | None,
     vault: DataVault,
-    sender: str,
     text: str,
     facts: TipFacts,
     truncated: bool,
@@ -165,22 +178,18 @@ def create_tip(
     """Store a new tip with its first message and its forward row."""
     phone_enc = None
     if identity.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE):
-        phone_enc = vault.encrypt(sender)
+        phone_enc = identity.address_enc  # the E.164 number the carrier vouches for, encrypted already
     elif participant is not None:
         phone_enc = participant.phone_enc
+    participant_id = participant.id if participant else None
     tip = Tip(
         action_id=action.id or 0,
         identity_id=identity.id,
-        participant_id=participant.id if participant else None,
+        participant_id=participant_id,
         channel=identity.channel,
         language=identity.language or "nl",
-        reporter=reporter_id(
-            vault=vault,
-            channel=identity.channel,
-            address=sender,
-            participant_id=participant.id if participant else None,
-        ),
-        sender_hash=sender_hash(vault=vault, channel=identity.channel, address=sender),
+        reporter=reporter_id(vault=vault, identity=identity, participant_id=participant_id),
+        sender_hash=sender_hash(identity),
         phone_enc=phone_enc,
         text=text,
         truncated=truncated,
@@ -190,8 +199,7 @@ def create_tip(
     _apply_facts(tip, facts)
     session.add(tip)
     session.flush()
-    session.add(TipMessage(tip_id=tip.id or 0, direction="in", text=text, at=now))
-    _forward(session, tip=tip, action_code=action.code, event=CREATED, now=now, webhook=webhook)
+    _forward(session, tip=tip, text=text, action_code=action.code, event=CREATED, now=now, webhook=webhook)
     return tip
 
 
@@ -208,7 +216,7 @@ def extend_tip(
 ) -> bool:
     """Add a message to a tip (and a forward row); False when it added nothing (a duplicate)."""
     lines = [line.strip().casefold() for line in tip.text.split(SEPARATOR)]
-    new_text = text.strip() and text.strip().casefold() not in lines
+    new_text = bool(text.strip()) and text.strip().casefold() not in lines
     before = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
     media_before = list(tip.media)
     _apply_facts(tip, facts)
@@ -224,11 +232,10 @@ def extend_tip(
     tip.messages += 1
     tip.updated_at = now
     session.add(tip)
-    session.add(TipMessage(tip_id=tip.id or 0, direction="in", text=text, at=now))
+    session.flush()
     action = session.get(Action, tip.action_id)
-    _forward(
-        session, tip=tip, action_code=action.code if action else "", event=UPDATED, now=now, webhook=webhook
-    )
+    code = action.code if action else ""
+    _forward(session, tip=tip, text=text, action_code=code, event=UPDATED, now=now, webhook=webhook)
     return True
 
 
@@ -266,30 +273,34 @@ def close_answer(session: Session, *, tip: Tip) -> None:
     session.add(tip)
 
 
-def same_text_tip(session: Session, *, sender_hash: str, action_id: int, text: str) -> Tip | None:
-    """A tip of this sender for this action that already says exactly this (a resent message)."""
-    wanted = text.strip().casefold()
-    if not wanted:
-        return None
-    tips = session.exec(
-        select(Tip).where(col(Tip.sender_hash) == sender_hash, col(Tip.action_id) == action_id)
-    ).all()
-    for tip in tips:
-        if wanted in (line.strip().casefold() for line in tip.text.split(SEPARATOR)):
-            return tip
-    return None
+@dataclass(frozen=True)
+class SenderHistory:
+    """What the abuse rules need to know of a sender's earlier tips."""
+
+    started_since: int
+    """Tips the sender started inside the rate window."""
+    same_text: int | None
+    """The id of a tip of theirs for this action that already says exactly this text."""
 
 
-def tips_since(session: Session, *, sender_hash: str, since: datetime) -> int:
-    """How many tips this sender started after `since` (the rate limit)."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Tip)
-            .where(col(Tip.sender_hash) == sender_hash, col(Tip.received_at) >= since)
+def sender_history(
+    session: Session, *, sender_hash: str, action_id: int, text: str, since: datetime
+) -> SenderHistory:
+    """One look at the sender's tips: how many they started since `since`, and a duplicate of `text`."""
+    rows = session.execute(
+        select(col(Tip.id), col(Tip.action_id), col(Tip.received_at), col(Tip.text)).where(
+            col(Tip.sender_hash) == sender_hash
         )
-        or 0
-    )
+    ).all()
+    wanted = text.strip().casefold()
+    started = sum(1 for _, _, received, _ in rows if (utc(received) or since) >= since)
+    same = None
+    for tip_id, tip_action, _, tip_text in rows:
+        lines = (line.strip().casefold() for line in tip_text.split(SEPARATOR))
+        if wanted and tip_action == action_id and wanted in lines:
+            same = tip_id
+            break
+    return SenderHistory(started_since=started, same_text=same)
 
 
 def received_actions(

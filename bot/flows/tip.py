@@ -24,7 +24,6 @@ from bot.messages import GeoPoint, OutgoingMessage
 from bot.tips.facts import facts_from
 from storage.actions import CODE_PATTERN, CODE_PREFIX
 from storage.models import Action, ActionStatus, Tip
-from storage.participants import canonical_address
 from storage.tips import (
     TipFacts,
     action_replied_to,
@@ -33,10 +32,9 @@ from storage.tips import (
     extend_tip,
     received_actions,
     recent_tip,
-    same_text_tip,
     sender_hash,
+    sender_history,
     tip_awaiting_answer,
-    tips_since,
 )
 
 STORED_HOOK = "tips_stored_hook"
@@ -237,9 +235,6 @@ class TipFlow(Flow):
             return text, False
         return text[: self.rules.max_chars].rstrip(), True
 
-    def _sender(self, ctx: FlowContext) -> str:
-        return canonical_address(ctx.message.channel, ctx.message.sender)
-
     def _facts(
         self, ctx: FlowContext, text: str, media: tuple[str, ...], location: GeoPoint | None
     ) -> TipFacts:
@@ -257,12 +252,16 @@ class TipFlow(Flow):
         self, ctx: FlowContext, action: Action, content: tuple[str, tuple[str, ...], GeoPoint | None]
     ) -> Transition:
         text, media, location = content
-        sender = self._sender(ctx)
-        key = sender_hash(vault=ctx.services.vault, channel=ctx.message.channel, address=sender)
-        if text and same_text_tip(ctx.session, sender_hash=key, action_id=action.id or 0, text=text):
+        history = sender_history(
+            ctx.session,
+            sender_hash=sender_hash(ctx.identity),
+            action_id=action.id or 0,
+            text=text,
+            since=ctx.now - timedelta(minutes=self.rules.rate_window_minutes),
+        )
+        if history.same_text is not None:
             return Finish((ctx.say("tip.duplicate", code=action.code),))
-        since = ctx.now - timedelta(minutes=self.rules.rate_window_minutes)
-        if tips_since(ctx.session, sender_hash=key, since=since) >= self.rules.max_tips_per_window:
+        if history.started_since >= self.rules.max_tips_per_window:
             return Finish((ctx.say("tip.rate_limited"),))
         text, truncated = self._truncate(text)
         tip = create_tip(
@@ -271,7 +270,6 @@ class TipFlow(Flow):
             identity=ctx.identity,
             participant=ctx.participant,
             vault=ctx.services.vault,
-            sender=sender,
             text=text,
             facts=self._facts(ctx, text, media, location),
             truncated=truncated,
