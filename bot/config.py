@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     controlroom_webhook_url: str | None = None
     controlroom_webhook_secret: str | None = None
     controlroom_phone: str | None = None
+    controlroom_telegram_chat_id: str | None = None
+    """A Telegram chat of operators that gets every tip too (sent through the Telegram channel)."""
 
     api_token: str | None = None
     data_key: str | None = None

@@ -398,7 +398,10 @@ class TipForward(SQLModel, table=True):
     """One version of a tip to forward: the SSE stream's event (its id) and the webhook's outbox row."""
 
     __tablename__ = "tip_forward"
-    __table_args__ = (sa.Index("ix_tip_forward_webhook", "webhook_state", "webhook_next_at"),)
+    __table_args__ = (
+        sa.Index("ix_tip_forward_webhook", "webhook_state", "id"),
+        sa.Index("ix_tip_forward_chat", "chat_state", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tip_id: int = Field(foreign_key="tip.id", index=True, ondelete="CASCADE")
@@ -415,6 +418,13 @@ class TipForward(SQLModel, table=True):
     webhook_lease_until: datetime | None = None
     webhook_error: str | None = None
     webhook_sent_at: datetime | None = None
+    chat_state: str = Field(default="skipped", max_length=16)
+    """The operators' Telegram chat: `pending`, `done`, or `skipped` (no chat configured)."""
+    chat_attempts: int = 0
+    chat_next_at: datetime | None = None
+    chat_lease_until: datetime | None = None
+    chat_error: str | None = None
+    chat_sent_at: datetime | None = None
 
 
 class TipMessage(SQLModel, table=True):

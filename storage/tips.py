@@ -132,7 +132,15 @@ def _apply_facts(tip: Tip, facts: TipFacts) -> None:
 
 
 def _forward(
-    session: Session, *, tip: Tip, text: str, action_code: str, event: str, now: datetime, webhook: bool
+    session: Session,
+    *,
+    tip: Tip,
+    text: str,
+    action_code: str,
+    event: str,
+    now: datetime,
+    webhook: bool,
+    chat: bool,
 ) -> None:
     # Core inserts: these two rows are written for every tip version, and the ORM would double their cost.
     session.execute(insert(TipMessage.__table__), _message_row(tip, text, now))  # type: ignore[attr-defined]
@@ -147,6 +155,9 @@ def _forward(
             "webhook_state": PENDING if webhook else SKIPPED,
             "webhook_attempts": 0,
             "webhook_next_at": now,
+            "chat_state": PENDING if chat else SKIPPED,
+            "chat_attempts": 0,
+            "chat_next_at": now,
         },
     )
 
@@ -174,6 +185,7 @@ def create_tip(
     truncated: bool,
     now: datetime,
     webhook: bool,
+    chat: bool = False,
 ) -> Tip:
     """Store a new tip with its first message and its forward row."""
     phone_enc = None
@@ -199,7 +211,16 @@ def create_tip(
     _apply_facts(tip, facts)
     session.add(tip)
     session.flush()
-    _forward(session, tip=tip, text=text, action_code=action.code, event=CREATED, now=now, webhook=webhook)
+    _forward(
+        session,
+        tip=tip,
+        text=text,
+        action_code=action.code,
+        event=CREATED,
+        now=now,
+        webhook=webhook,
+        chat=chat,
+    )
     return tip
 
 
@@ -213,6 +234,7 @@ def extend_tip(
     now: datetime,
     webhook: bool,
     max_chars: int,
+    chat: bool = False,
 ) -> bool:
     """Add a message to a tip (and a forward row); False when it added nothing (a duplicate)."""
     lines = [line.strip().casefold() for line in tip.text.split(SEPARATOR)]
@@ -235,7 +257,9 @@ def extend_tip(
     session.flush()
     action = session.get(Action, tip.action_id)
     code = action.code if action else ""
-    _forward(session, tip=tip, text=text, action_code=code, event=UPDATED, now=now, webhook=webhook)
+    _forward(
+        session, tip=tip, text=text, action_code=code, event=UPDATED, now=now, webhook=webhook, chat=chat
+    )
     return True
 
 
@@ -371,29 +395,34 @@ def last_forward_id(session: Session) -> int:
     return int(session.scalar(select(func.max(TipForward.id))) or 0)
 
 
-def claim_webhook_forward(session: Session, *, now: datetime, lease: timedelta) -> TipForward | None:
-    """The oldest forward not yet acknowledged, leased to the caller; None when the head is not due.
+WEBHOOK, CHAT = "webhook", "chat"
+"""The lanes a forward row goes out on: the control-room webhook and the operators' Telegram chat."""
+
+
+def _lane(lane: str, name: str) -> Any:
+    return col(getattr(TipForward, f"{lane}_{name}"))
+
+
+def claim_forward(session: Session, *, lane: str, now: datetime, lease: timedelta) -> TipForward | None:
+    """The oldest forward not yet acknowledged on a lane, leased to the caller; None when the head is not due.
 
     Strictly in order: a forward waits until the ones before it were acknowledged, so the control room
     receives a tip's versions in the order they were written.
     """
     head = session.exec(
-        select(TipForward)
-        .where(col(TipForward.webhook_state) == PENDING)
-        .order_by(col(TipForward.id))
-        .limit(1)
+        select(TipForward).where(_lane(lane, "state") == PENDING).order_by(col(TipForward.id)).limit(1)
     ).first()
     if head is None:
         return None
-    due = utc(head.webhook_next_at)
-    leased = utc(head.webhook_lease_until)
+    due = utc(getattr(head, f"{lane}_next_at"))
+    leased = utc(getattr(head, f"{lane}_lease_until"))
     if (due is not None and due > now) or (leased is not None and leased > now):
         return None
     claimed = session.execute(
         update(TipForward)
-        .where(col(TipForward.id) == head.id, col(TipForward.webhook_state) == PENDING)
-        .where((col(TipForward.webhook_lease_until).is_(None)) | (col(TipForward.webhook_lease_until) <= now))
-        .values(webhook_lease_until=now + lease)
+        .where(col(TipForward.id) == head.id, _lane(lane, "state") == PENDING)
+        .where(_lane(lane, "lease_until").is_(None) | (_lane(lane, "lease_until") <= now))
+        .values({f"{lane}_lease_until": now + lease})
         .execution_options(synchronize_session=False)
     )
     if getattr(claimed, "rowcount", 0) != 1:
@@ -402,31 +431,35 @@ def claim_webhook_forward(session: Session, *, now: datetime, lease: timedelta) 
     return head
 
 
-def webhook_done(session: Session, *, forward_id: int, now: datetime) -> None:
-    """The control room acknowledged the forward."""
+def forward_done(session: Session, *, lane: str, forward_id: int, now: datetime) -> None:
+    """The lane's receiver acknowledged the forward."""
     session.execute(
         update(TipForward)
         .where(col(TipForward.id) == forward_id)
         .values(
-            webhook_state=DONE,
-            webhook_sent_at=now,
-            webhook_lease_until=None,
-            webhook_error=None,
-            webhook_attempts=TipForward.webhook_attempts + 1,
+            {
+                f"{lane}_state": DONE,
+                f"{lane}_sent_at": now,
+                f"{lane}_lease_until": None,
+                f"{lane}_error": None,
+                f"{lane}_attempts": _lane(lane, "attempts") + 1,
+            }
         )
     )
 
 
-def webhook_failed(session: Session, *, forward_id: int, error: str, next_at: datetime) -> None:
-    """The forward was not acknowledged: try again at `next_at`."""
+def forward_failed(session: Session, *, lane: str, forward_id: int, error: str, next_at: datetime) -> None:
+    """The forward was not acknowledged on the lane: try again at `next_at`."""
     session.execute(
         update(TipForward)
         .where(col(TipForward.id) == forward_id)
         .values(
-            webhook_lease_until=None,
-            webhook_error=error[:200],
-            webhook_next_at=next_at,
-            webhook_attempts=TipForward.webhook_attempts + 1,
+            {
+                f"{lane}_lease_until": None,
+                f"{lane}_error": error[:200],
+                f"{lane}_next_at": next_at,
+                f"{lane}_attempts": _lane(lane, "attempts") + 1,
+            }
         )
     )
 

@@ -51,6 +51,8 @@ class TipRules:
     max_messages_per_tip: int = 20
     webhook: bool = False
     """Whether forwards are queued for the control-room webhook (CONTROLROOM_WEBHOOK_URL is set)."""
+    chat: bool = False
+    """Whether forwards are queued for the operators' Telegram chat (CONTROLROOM_TELEGRAM_CHAT_ID)."""
 
 
 class TipStep(StrEnum):
@@ -275,6 +277,7 @@ class TipFlow(Flow):
             truncated=truncated,
             now=ctx.now,
             webhook=self.rules.webhook,
+            chat=self.rules.chat,
         )
         self._stored(ctx.session)
         notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
@@ -303,6 +306,7 @@ class TipFlow(Flow):
             truncated=truncated,
             now=ctx.now,
             webhook=self.rules.webhook,
+            chat=self.rules.chat,
             max_chars=self.rules.max_chars * 4,
         )
         if answer:
@@ -355,6 +359,7 @@ class TipFlow(Flow):
             truncated=truncated,
             now=ctx.now,
             webhook=self.rules.webhook,
+            chat=self.rules.chat,
             max_chars=self.rules.max_chars * 4,
         )
         if added:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -28,11 +29,13 @@ from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import TipForward
 from storage.tips import (
+    CHAT,
+    WEBHOOK,
+    claim_forward,
     claim_questions,
-    claim_webhook_forward,
+    forward_done,
+    forward_failed,
     question_result,
-    webhook_done,
-    webhook_failed,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,52 @@ def signature(body: bytes, secret: str) -> str:
 def webhook_body(payload: Mapping[str, Any]) -> bytes:
     """The exact bytes POSTed (and signed) for a tip."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def chat_configured(settings: Settings, senders: Mapping[ChannelKind, Channel]) -> bool:
+    """Whether tips also go to an operators' Telegram chat (a chat id, and Telegram configured)."""
+    if settings.controlroom_telegram_chat_id and ChannelKind.TELEGRAM not in senders:
+        log.warning("CONTROLROOM_TELEGRAM_CHAT_ID is set but Telegram is not configured: no operators' chat")
+    return bool(settings.controlroom_telegram_chat_id and ChannelKind.TELEGRAM in senders)
+
+
+def chat_text(payload: Mapping[str, Any], catalogue: Catalogue, *, event: str, tz: str) -> str:
+    """A tip as a short message for the operators' chat (Dutch: the control room's language; local time)."""
+    location = payload.get("location") or {}
+    seen_at = payload.get("seen_at")
+    when = (
+        datetime.fromisoformat(seen_at).astimezone(ZoneInfo(tz)).strftime("%H:%M %d-%m") if seen_at else None
+    )
+    where = location.get("text") or (
+        f"{location['lat']:.5f}, {location['lon']:.5f}" if location.get("lat") is not None else None
+    )
+    facts = [
+        ("where", where),
+        ("when", when),
+        ("direction", payload.get("direction")),
+        ("plate", payload.get("vehicle_plate")),
+        ("description", payload.get("description")),
+        ("media", str(len(payload["media"])) if payload.get("media") else None),
+    ]
+    lines = "".join(
+        "\n"
+        + catalogue.render("nl", "tip.chat_fact", label=catalogue.render("nl", f"tip.label_{name}"), value=v)
+        for name, v in facts
+        if v
+    )
+    key = "tip.chat_updated" if event == "tip.updated" else "tip.chat"
+    return (
+        catalogue.render(
+            "nl",
+            key,
+            id=payload.get("id"),
+            code=payload.get("action_code"),
+            channel=payload.get("channel"),
+            reporter=payload.get("reporter"),
+            text=payload.get("text") or "-",
+        )
+        + lines
+    )
 
 
 def webhook_configured(settings: Settings) -> bool:
@@ -91,6 +140,7 @@ class TipForwarder:
         self._poll_s = poll_s
         self._max_question_attempts = max_question_attempts
         self._webhook = webhook_configured(settings)
+        self._chat = chat_configured(settings, senders)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -134,8 +184,9 @@ class TipForwarder:
 
     async def step(self) -> int:
         """One pass over both queues; how many sends succeeded (0: nothing due, or only failures)."""
-        webhook = await self._webhook_batch() if self._webhook else 0
-        return webhook + await self._questions()
+        webhook = await self._lane_batch(WEBHOOK) if self._webhook else 0
+        chat = await self._lane_batch(CHAT) if self._chat else 0
+        return webhook + chat + await self._questions()
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -162,35 +213,47 @@ class TipForwarder:
     def _backoff(self, attempts: int) -> float:
         return float(min(self._backoff_base_s * 2 ** max(attempts - 1, 0), self._backoff_max_s))
 
-    async def _webhook_batch(self, limit: int = 50) -> int:
-        """Send forwards from the head of the queue until one fails or none is due."""
+    async def _lane_batch(self, lane: str, limit: int = 50) -> int:
+        """Send forwards from the head of a lane's queue until one fails or none is due."""
         sent = 0
         for _ in range(limit):
             now = self._clock()
             with transaction(self._sessions) as session:
-                forward = claim_webhook_forward(session, now=now, lease=LEASE)
+                forward = claim_forward(session, lane=lane, now=now, lease=LEASE)
             if forward is None:
                 return sent
-            error = await self._post(forward)
+            error = await (self._post(forward) if lane == WEBHOOK else self._to_chat(forward))
             now = self._clock()
+            attempts = getattr(forward, f"{lane}_attempts") + 1
+            wait = self._backoff(attempts)
             with transaction(self._sessions) as session:
                 if error is None:
-                    webhook_done(session, forward_id=forward.id or 0, now=now)
+                    forward_done(session, lane=lane, forward_id=forward.id or 0, now=now)
                 else:
-                    wait = self._backoff(forward.webhook_attempts + 1)
-                    webhook_failed(
-                        session,
-                        forward_id=forward.id or 0,
-                        error=error,
-                        next_at=now + timedelta(seconds=wait),
+                    next_at = now + timedelta(seconds=wait)
+                    forward_failed(
+                        session, lane=lane, forward_id=forward.id or 0, error=error, next_at=next_at
                     )
             if error is not None:
                 log.warning(
-                    "tip webhook: forward %s not acknowledged (%s); retry in %.0f s", forward.id, error, wait
+                    "tip %s: forward %s not acknowledged (%s); retry in %.0f s", lane, forward.id, error, wait
                 )
                 return sent
             sent += 1
         return sent
+
+    async def _to_chat(self, forward: TipForward) -> str | None:
+        """Send one forward to the operators' chat; None when Telegram took it."""
+        message = OutgoingMessage(
+            channel=ChannelKind.TELEGRAM,
+            recipient=self._settings.controlroom_telegram_chat_id or "",
+            text=chat_text(forward.payload, self._catalogue, event=forward.event, tz=self._settings.timezone),
+        )
+        try:
+            await self._senders[ChannelKind.TELEGRAM].send(message)
+        except SendError as exc:
+            return exc.code or type(exc).__name__
+        return None
 
     async def _post(self, forward: TipForward) -> str | None:
         """POST one forward; None on a 2xx, else what went wrong."""

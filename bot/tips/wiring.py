@@ -8,6 +8,7 @@ controlroom_router(..., tips=tips.feed); on start `await tips.start()`, on stop 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 import httpx
@@ -21,7 +22,7 @@ from bot.flows.tip import TipFlow, TipRules
 from bot.messages import ChannelKind
 from bot.texts import Catalogue
 from bot.tips.feed import StorageTipFeed
-from bot.tips.forwarder import TipForwarder, webhook_configured
+from bot.tips.forwarder import TipForwarder, chat_configured, webhook_configured
 from bot.tips.hub import TipHub
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -52,7 +53,9 @@ class TipServices:
         self._stream_poll_s = stream_poll_s
         self.hub = TipHub()
         base = rules or TipRules()
-        self.rules = TipRules(**{**base.__dict__, "webhook": webhook_configured(settings)})
+        self.rules = replace(
+            base, webhook=webhook_configured(settings), chat=chat_configured(settings, senders)
+        )
         self.forwarder = TipForwarder(
             sessions=sessions,
             settings=settings,

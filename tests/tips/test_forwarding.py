@@ -16,12 +16,14 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.router import Router
+from bot.texts import Catalogue
 from bot.tips.forwarder import signature, webhook_body
 from bot.tips.wiring import TipServices
 from storage.crypto import DataVault
 from storage.db import SessionFactory
+from storage.geo import PostcodeBook
 from tests.conftest import FixedClock
-from tests.tips.conftest import forwards, launch, person, say
+from tests.tips.conftest import forwards, launch, person, say, stored_tips
 from tests.tips.loopback import Receiver
 
 SECRET = "whsec-test-0123456789"
@@ -129,3 +131,42 @@ async def test_the_running_worker_posts_as_soon_as_a_tip_is_stored(
     finally:
         await tips.stop()
     assert len(receiver.posts) == 1
+
+
+async def test_operators_telegram_chat_gets_each_tip_in_order_and_retries(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue, book: PostcodeBook
+) -> None:
+    from bot.channels.base import RetryableSendError
+    from bot.messages import ChannelKind
+    from nlu.keywords import KeywordParser
+    from tests.tips.conftest import FakeChannel
+
+    telegram = FakeChannel([ChannelKind.TELEGRAM])
+    settings = load_settings(privacy_statement_version="2026-1", controlroom_telegram_chat_id="-100777")
+    services = TipServices(
+        sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue,
+        senders={ChannelKind.TELEGRAM: telegram},
+    )  # fmt: skip
+    router = Router(
+        sessions=sessions, vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
+        settings=settings, clock=clock, flows=services.flows,
+    )  # fmt: skip
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(
+        router, jan, clock, "Ik zag om 15:10 een man met een rode jas bij de Jumbo", "kenteken 12-ABC-3"
+    )
+    telegram.failures.append(RetryableSendError("429", code="429"))
+    assert await services.forwarder.drain() == 0
+    clock.advance(seconds=2)
+    assert await services.forwarder.drain() == 2
+    first, second = telegram.sent
+    assert {first.recipient, second.recipient} == {"-100777"}
+    assert first.text.startswith(catalogue.render(
+        "nl", "tip.chat", id=1, code=action.code, channel="sms", reporter=stored_tips(sessions)[0].reporter,
+        text="Ik zag om 15:10 een man met een rode jas bij de Jumbo",
+    ))  # fmt: skip
+    assert "Waar: Jumbo" in first.text and "Wanneer: 15:10 20-11" in first.text
+    assert "Kenteken: 12-ABC-3" in second.text
+    assert [f.chat_state for f in forwards(sessions)] == ["done", "done"]
+    assert [f.webhook_state for f in forwards(sessions)] == ["skipped", "skipped"]

@@ -1,8 +1,8 @@
-"""tips: tips, their forwards (SSE events and webhook outbox) and messages
+"""tips: tips, their forwards (SSE events, webhook and operators-chat outbox) and messages
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-01 19:27:29.546963
+Create Date: 2026-12-01 19:40:38.322626
 """
 from collections.abc import Sequence
 
@@ -72,13 +72,20 @@ def upgrade() -> None:
     sa.Column('webhook_lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('webhook_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('webhook_sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('chat_state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('chat_attempts', sa.Integer(), nullable=False),
+    sa.Column('chat_next_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('chat_lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('chat_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('chat_sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['tip_id'], ['tip.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('tip_forward', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tip_forward_action_id'), ['action_id'], unique=False)
+        batch_op.create_index('ix_tip_forward_chat', ['chat_state', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tip_forward_tip_id'), ['tip_id'], unique=False)
-        batch_op.create_index('ix_tip_forward_webhook', ['webhook_state', 'webhook_next_at'], unique=False)
+        batch_op.create_index('ix_tip_forward_webhook', ['webhook_state', 'id'], unique=False)
 
     op.create_table('tip_message',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -112,6 +119,7 @@ def downgrade() -> None:
     with op.batch_alter_table('tip_forward', schema=None) as batch_op:
         batch_op.drop_index('ix_tip_forward_webhook')
         batch_op.drop_index(batch_op.f('ix_tip_forward_tip_id'))
+        batch_op.drop_index('ix_tip_forward_chat')
         batch_op.drop_index(batch_op.f('ix_tip_forward_action_id'))
 
     op.drop_table('tip_forward')
