@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import ColumnElement, func, insert, update
 from sqlmodel import Session, col, select
 
 from bot.messages import ChannelKind, GeoPoint
@@ -547,6 +547,20 @@ def question_result(
     else:
         values["next_attempt_at"] = next_at
     session.execute(update(TipMessage).where(col(TipMessage.id) == message_id).values(**values))
+
+
+def forget_tipster(session: Session, *, identity_ids: Sequence[int], participant_id: int | None) -> int:
+    """STOP or erasure: the tips stay for the control room, but without the tipster's number."""
+    who: ColumnElement[bool] = col(Tip.identity_id).in_(list(identity_ids))
+    if participant_id is not None:
+        who = who | (col(Tip.participant_id) == participant_id)
+    result = session.execute(
+        update(Tip)
+        .where(who)
+        .values(phone_enc=None, answer_open_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def set_verdict(session: Session, *, tip: Tip, useful: bool) -> Tip:

@@ -107,3 +107,16 @@ async def test_storage_feed_for_the_control_room(
         feed.mark(action_id=(action.id or 0) + 1, tip_id=views[0].id, useful=False, actor="operator:olga")
     with pytest.raises(TipNotFound):
         await feed.reply(action_id=action.id or 0, tip_id=999, text="?", actor="operator:olga")
+
+
+@pytest.mark.parametrize("registered", [True, False], ids=["participant", "unregistered"])
+async def test_stop_erases_the_tipsters_number_from_their_tips(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, registered: bool
+) -> None:
+    jan = person(sessions, vault, clock(), registered=registered)
+    action = launch(sessions, clock(), jan)
+    await say(router, jan, clock, f"{action.code} Ik zag hem om 15:10 bij de Jumbo")
+    assert stored_tips(sessions)[0].phone_enc is not None
+    await say(router, jan, clock, "STOP")
+    [tip] = stored_tips(sessions)
+    assert tip.phone_enc is None and tip.text.endswith("bij de Jumbo")
