@@ -129,11 +129,12 @@ def person(
     *,
     registered: bool = True,
     language: str = "nl",
+    sender: str | None = None,
 ) -> Person:
     """A participant (or, unregistered, only a channel identity) as the router would find them."""
     number = next(_numbers)
-    sender = str(700000 + number) if channel is ChannelKind.TELEGRAM else f"+3162{number:07d}"
-    phone = f"+3162{number:07d}"
+    sender = sender or (str(700000 + number) if channel is ChannelKind.TELEGRAM else f"+3162{number:07d}")
+    phone = sender if channel is not ChannelKind.TELEGRAM else f"+3162{number:07d}"
     with transaction(sessions) as session:
         participant = None
         if registered:

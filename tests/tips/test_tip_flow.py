@@ -72,10 +72,19 @@ async def test_telegram_deep_link_starts_a_tip_and_asks_where_and_when(
     assert [f.event for f in forwards(sessions)] == ["tip.created", "tip.updated"]
 
 
+@pytest.mark.parametrize(
+    "channel",
+    [
+        pytest.param(ChannelKind.WHATSAPP, id="whatsapp-quoted-reply"),
+        pytest.param(ChannelKind.TELEGRAM, id="telegram-reply"),
+        pytest.param(ChannelKind.VOICE, id="spoken-in-the-alert-call"),
+    ],
+)
 async def test_a_reply_to_the_alert_links_it(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
-) -> None:
-    sanne = person(sessions, vault, clock(), ChannelKind.WHATSAPP)
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    channel: ChannelKind,
+) -> None:  # fmt: skip
+    sanne = person(sessions, vault, clock(), channel)
     older = launch(sessions, clock(), sanne, headline="Overval op juwelier")
     launch(sessions, clock(), sanne)
     reply = message(sanne, COMPLETE, clock, reply_to_provider_id=alert_id(older, sanne))
