@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +142,8 @@ class TipForwarder:
         self._max_question_attempts = max_question_attempts
         self._webhook = webhook_configured(settings)
         self._chat = chat_configured(settings, senders)
+        self._questions_due = True
+        self._next_question_poll = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -148,8 +151,16 @@ class TipForwarder:
 
     # ---- control -----------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """Look at the outbox now; safe from any thread (the router stores tips in a worker thread)."""
+    def wake(self, *, questions: bool = True) -> None:
+        """Look at the outbox now; safe from any thread (the router stores tips in a worker thread).
+
+        `questions=False` (a tip was stored): only the forward lanes changed, so with no lane configured
+        there is nothing to do, and the question queue is not read for every tip.
+        """
+        if questions:
+            self._questions_due = True
+        elif not (self._webhook or self._chat):
+            return
         loop, ready = self._loop, self._wake
         if loop is not None and ready is not None:
             with contextlib.suppress(RuntimeError):
@@ -178,6 +189,7 @@ class TipForwarder:
     async def drain(self) -> int:
         """Send everything due now (by the injected clock) and return how many sends succeeded."""
         done = 0
+        self._questions_due = True
         while (sent := await self.step()) > 0:
             done += sent
         return done
@@ -186,7 +198,14 @@ class TipForwarder:
         """One pass over both queues; how many sends succeeded (0: nothing due, or only failures)."""
         webhook = await self._lane_batch(WEBHOOK) if self._webhook else 0
         chat = await self._lane_batch(CHAT) if self._chat else 0
-        return webhook + chat + await self._questions()
+        questions = 0
+        # Questions queued by another process are found by the poll; this process's wake the worker.
+        if self._questions_due or time.monotonic() >= self._next_question_poll:
+            self._questions_due = False
+            self._next_question_poll = time.monotonic() + self._poll_s
+            questions = await self._questions()
+            self._questions_due = self._questions_due or questions > 0
+        return webhook + chat + questions
 
     async def _run(self) -> None:
         assert self._wake is not None

@@ -73,9 +73,9 @@ class TipServices:
         self.feed = StorageTipFeed(sessions=sessions, vault=vault, clock=clock, on_queued=self.forwarder.wake)
 
     def wake(self) -> None:
-        """A tip was stored (or a question queued): ring the stream and the forwarder; any thread."""
+        """A tip was stored: ring the stream and the forward lanes; safe from any thread."""
         self.hub.notify()
-        self.forwarder.wake()
+        self.forwarder.wake(questions=False)
 
     def api_router(self) -> APIRouter:
         """The `/api/v1` tip routes (bearer API_TOKEN)."""
