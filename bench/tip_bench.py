@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +39,7 @@ from bot.channels.base import SendReceipt
 from bot.channels.twilio import TwilioChannel
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, StatusUpdate
+from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
 from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
@@ -77,23 +77,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def one_writer(
-    handle: Callable[[IncomingMessage], Awaitable[list[OutgoingMessage]]], settings: Settings
-) -> Callable[[IncomingMessage], Awaitable[list[OutgoingMessage]]]:
-    """On SQLite, handle one message at a time: SQLite has one writer, and writers that collide wait in
-    its busy handler, which sleeps in growing steps (up to 100 ms) instead of queueing; on PostgreSQL
-    the router's per-identity row locks already let different people run in parallel."""
-    if not settings.database_url.startswith("sqlite"):
-        return handle
-    gate = asyncio.Semaphore(1)
-
-    async def handle_one(message: IncomingMessage) -> list[OutgoingMessage]:
-        async with gate:
-            return await handle(message)
-
-    return handle_one
-
-
 def build_tip_app(
     settings: Settings,
     *,
@@ -117,7 +100,7 @@ def build_tip_app(
         sessions=sessions, vault=vault, book=book, parser=parser, catalogue=catalogue, settings=settings,
         clock=clock, flows=tips.flows,
     )  # fmt: skip
-    inbox = Inbox(handle=one_writer(router.handle, settings), senders=senders, sessions=sessions, clock=clock)
+    inbox = Inbox(handle=router.handle, senders=senders, sessions=sessions, clock=clock)
 
     async def on_status(update: StatusUpdate) -> None:
         del update
