@@ -356,6 +356,11 @@ class OperatorSession(SQLModel, table=True):
 # --------------------------------------------------------------------------------------------------
 
 
+# "Which running actions reached this person?" is asked for every tip; without these it scans the outbox.
+sa.Index("ix_delivery_identity_id", Delivery.__table__.c.identity_id)  # type: ignore[attr-defined]
+sa.Index("ix_delivery_participant_id", Delivery.__table__.c.participant_id)  # type: ignore[attr-defined]
+
+
 class Tip(SQLModel, table=True):
     """A citizen's answer to an action, structured; later messages of the same person extend it."""
 
