@@ -335,7 +335,18 @@ async def _read_stream(
                 return
 
 
-async def measure(base_url: str, code: str, rate: float, seconds: float) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (0 where there is none)."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(base_url: str, code: str, rate: float, seconds: float, server_pid: int) -> dict[str, Any]:
     """Baseline round trips, then tips to stream events, at the same rate."""
     host, port = base_url.removeprefix("http://").split(":")
     pool: asyncio.Queue[Connection] = asyncio.Queue()
@@ -354,11 +365,13 @@ async def measure(base_url: str, code: str, rate: float, seconds: float) -> dict
         opened = asyncio.Event()
         reader = asyncio.create_task(_read_stream(base_url, arrived, count, opened))
         await opened.wait()
-        start = time.perf_counter()
+        start, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
         round_trips = await _post_all(pool, requests, SMS_PATH, rate, sent)
         elapsed = time.perf_counter() - start
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader, 30)
+        server_cpu = cpu_seconds(server_pid) - cpu_before
+        wall = time.perf_counter() - start
     finally:
         while not pool.empty():
             pool.get_nowait().close()
@@ -372,6 +385,8 @@ async def measure(base_url: str, code: str, rate: float, seconds: float) -> dict
         "baseline_p50_ms": round(statistics.median(baseline), 2),
         "baseline_p99_ms": round(percentile(baseline, 99), 2),
         "webhook_p50_ms": round(statistics.median(round_trips), 2),
+        "server_cpu_ms_per_tip": round(server_cpu * 1000 / count, 2),
+        "server_cpu_share": round(server_cpu / wall, 2),
         "stream_p50_ms": round(statistics.median(latencies), 2) if latencies else None,
         "stream_p99_ms": round(percentile(latencies, 99), 2) if latencies else None,
     }
@@ -405,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         base_url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base_url, child)
-            figures = asyncio.run(measure(base_url, code, args.rate, args.seconds))
+            figures = asyncio.run(measure(base_url, code, args.rate, args.seconds, child.pid or 0))
         finally:
             child.terminate()
             child.join(10)
@@ -430,6 +445,10 @@ def _wait_ready(base_url: str, child: multiprocessing.process.BaseProcess) -> No
 def _print(f: dict[str, Any]) -> None:
     print(f"tips: signed Twilio webhook -> SSE event, {f['rate']:.0f}/s for {f['seconds']:.0f} s (SQLite)")
     print(f"  sent {f['tips_sent']} at {f['achieved_rate']}/s, on the stream {f['tips_on_stream']}")
+    print(
+        f"  server: {f['server_cpu_ms_per_tip']} ms CPU per tip, {f['server_cpu_share']:.0%} of a core "
+        f"(the rest of the machine is shared: `uptime` tells how busy it was)"
+    )
     print(f"{'':38}{'p50 ms':>10}{'p99 ms':>10}")
     baseline = f"{f['baseline_p50_ms']:10.2f}{f['baseline_p99_ms']:10.2f}"
     print(f"{'bare Starlette round trip (baseline)':38}{baseline}")

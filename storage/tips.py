@@ -173,6 +173,11 @@ def _message_row(tip: Tip, text: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def missing_where_when(facts: TipFacts) -> tuple[bool, bool]:
+    """Whether a first message leaves out where, and when, something was seen."""
+    return (not facts.location_text and facts.location is None), facts.seen_at is None
+
+
 def create_tip(
     session: Session,
     *,
@@ -186,31 +191,44 @@ def create_tip(
     now: datetime,
     webhook: bool,
     chat: bool = False,
+    followup_asked: bool = False,
 ) -> Tip:
-    """Store a new tip with its first message and its forward row."""
+    """Store a new tip with its first message and its forward row; returns a detached copy of the row."""
     phone_enc = None
     if identity.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE):
         phone_enc = identity.address_enc  # the E.164 number the carrier vouches for, encrypted already
     elif participant is not None:
         phone_enc = participant.phone_enc
     participant_id = participant.id if participant else None
-    tip = Tip(
-        action_id=action.id or 0,
-        identity_id=identity.id,
-        participant_id=participant_id,
-        channel=identity.channel,
-        language=identity.language or "nl",
-        reporter=reporter_id(vault=vault, identity=identity, participant_id=participant_id),
-        sender_hash=sender_hash(identity),
-        phone_enc=phone_enc,
-        text=text,
-        truncated=truncated,
-        received_at=now,
-        updated_at=now,
-    )
-    _apply_facts(tip, facts)
-    session.add(tip)
-    session.flush()
+    values: dict[str, Any] = {
+        "action_id": action.id or 0,
+        "identity_id": identity.id,
+        "participant_id": participant_id,
+        "channel": identity.channel,
+        "language": identity.language or "nl",
+        "reporter": reporter_id(vault=vault, identity=identity, participant_id=participant_id),
+        "sender_hash": sender_hash(identity),
+        "phone_enc": phone_enc,
+        "text": text,
+        "intent": facts.intent,
+        "seen_at": facts.seen_at.astimezone(UTC) if facts.seen_at else None,
+        "location_text": facts.location_text or None,
+        "lat": facts.location.lat if facts.location else None,
+        "lon": facts.location.lon if facts.location else None,
+        "direction": facts.direction or None,
+        "description": facts.description or None,
+        "vehicle_plate": facts.vehicle_plate or None,
+        "media": list(dict.fromkeys(facts.media)),
+        "messages": 1,
+        "truncated": truncated,
+        "followup_asked": followup_asked,
+        "received_at": now,
+        "updated_at": now,
+    }
+    # A Core insert and a constructed copy: every tip takes this path, and the ORM would triple its cost.
+    table = Tip.__table__  # type: ignore[attr-defined]
+    tip_id = session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+    tip = Tip.model_construct(id=tip_id, **values)
     _forward(
         session,
         tip=tip,

@@ -30,6 +30,7 @@ from storage.tips import (
     close_answer,
     create_tip,
     extend_tip,
+    missing_where_when,
     received_actions,
     recent_tip,
     sender_hash,
@@ -266,6 +267,9 @@ class TipFlow(Flow):
         if history.started_since >= self.rules.max_tips_per_window:
             return Finish((ctx.say("tip.rate_limited"),))
         text, truncated = self._truncate(text)
+        facts = self._facts(ctx, text, media, location)
+        missing_where, missing_when = missing_where_when(facts)
+        followup = action.status is ActionStatus.ACTIVE and (missing_where or missing_when)
         tip = create_tip(
             ctx.session,
             action=action,
@@ -273,21 +277,21 @@ class TipFlow(Flow):
             participant=ctx.participant,
             vault=ctx.services.vault,
             text=text,
-            facts=self._facts(ctx, text, media, location),
+            facts=facts,
             truncated=truncated,
             now=ctx.now,
             webhook=self.rules.webhook,
             chat=self.rules.chat,
+            followup_asked=followup,
         )
         self._stored(ctx.session)
         notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
         if action.status is not ActionStatus.ACTIVE:
             return Finish((*notes, ctx.say("tip.action_ended", code=action.code)))
-        if tip.seen_at is None or (tip.location_text is None and tip.lat is None):
-            tip.followup_asked = True
-            ctx.session.add(tip)
+        if followup:
             ctx.data["tip_id"] = tip.id
             ctx.data["code"] = action.code
+            ctx.data["missing"] = [n for n, m in (("where", missing_where), ("when", missing_when)) if m]
             return Goto(TipStep.FOLLOWUP, say=notes)
         return Finish((*notes, ctx.say("tip.thanks", code=action.code)))
 
