@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from bot.api.tips import tips_router
 from bot.channels.base import Channel
 from bot.config import Settings
+from bot.controlroom.tipfeed import TipFeed
 from bot.flows.engine import Flow
 from bot.flows.tip import TipFlow, TipRules
 from bot.messages import ChannelKind
@@ -70,7 +71,10 @@ class TipServices:
         )
         self.flow = TipFlow(self.rules, on_stored=self.wake)
         self.flows: list[Flow] = [self.flow]
-        self.feed = StorageTipFeed(sessions=sessions, vault=vault, clock=clock, on_queued=self.forwarder.wake)
+        # Typed as the protocol, so mypy checks that the storage feed is what the control room expects.
+        self.feed: TipFeed = StorageTipFeed(
+            sessions=sessions, vault=vault, clock=clock, on_queued=self.forwarder.wake
+        )
 
     def wake(self) -> None:
         """A tip was stored: ring the stream and the forward lanes; safe from any thread."""
