@@ -3,9 +3,10 @@
 Run: `.venv/bin/python -m bench.tip_bench [--rate 200] [--seconds 30]`. The goal (issue 5) is a p99 under
 200 ms on SQLite at 200 tips/s.
 
-The app (Twilio webhook → inbox → router → tip flow → storage → hub → `GET /api/v1/tips/stream`) runs
-in a child process under uvicorn on loopback, on a fresh SQLite database, with the built-in NLU; replies
-go to a sender that accepts them without a network. The parent sends signed webhooks open-loop at the
+The app, as `build_runtime` + `TipServices.attach` + `create_app` wire it (Twilio webhook → inbox →
+router → tip flow → storage → hub → `GET /api/v1/tips/stream`), runs in a child process under uvicorn
+on loopback, on a fresh SQLite database, with the built-in NLU; replies go to a sender that accepts
+them without a network. The parent sends signed webhooks open-loop at the
 rate (each from its own number, carrying the action's code) and reads the stream; a tip's latency is
 from just before its POST to the moment its event arrives. The baseline, in the same run and the same
 server, is a bare Starlette endpoint's round trip at the same rate: the ratio is what tip handling costs
@@ -23,8 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,18 +35,14 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from twilio.request_validator import RequestValidator
 
+from bot.app import create_app
 from bot.channels.base import SendReceipt
-from bot.channels.twilio import TwilioChannel
 from bot.config import Settings, load_settings
-from bot.inbox import Inbox
-from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
-from bot.router import Router
-from bot.texts import Catalogue
-from bot.tips.wiring import TipServices
-from nlu.types import Parser
-from storage.crypto import DataVault, new_data_key
+from bot.messages import ChannelKind, OutgoingMessage
+from bot.runtime import Runtime, build_runtime
+from bot.tips.wiring import Timings, TipServices
+from storage.crypto import new_data_key
 from storage.db import make_engine, migrate, session_factory, transaction
-from storage.geo import PostcodeBook
 
 GOAL_P99_MS = 200.0
 ACCOUNT_SID = "AC" + "b" * 32
@@ -77,51 +73,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_tip_app(
-    settings: Settings,
-    *,
-    vault: DataVault,
-    parser: Parser,
-    book: PostcodeBook,
-    clock: Callable[[], datetime] = utcnow,
-    catalogue: Catalogue | None = None,
-) -> tuple[FastAPI, TipServices]:
-    """An app with the Twilio webhooks, the router with the tip flow and the tips API, wired as documented."""
-    catalogue = catalogue or Catalogue.load()
-    engine = make_engine(settings.database_url)
-    sessions = session_factory(engine)
-    sender = AcceptingSender()
-    senders = dict.fromkeys(ChannelKind, sender)
-    tips = TipServices(
-        sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue, senders=senders,
-        stream_poll_s=0.5,
-    )  # fmt: skip
-    router = Router(
-        sessions=sessions, vault=vault, book=book, parser=parser, catalogue=catalogue, settings=settings,
-        clock=clock, flows=tips.flows,
-    )  # fmt: skip
-    inbox = Inbox(handle=router.handle, senders=senders, sessions=sessions, clock=clock)
-
-    async def on_status(update: StatusUpdate) -> None:
-        del update
-
-    twilio = TwilioChannel(
-        settings, inbox.receive, on_status, clock, catalogue=catalogue, first_time=inbox.first_time
-    )
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await tips.start()
-        try:
-            yield
-        finally:
-            await tips.stop()
-            await twilio.aclose()
-            engine.dispose()
-
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(twilio.router())
-    app.include_router(tips.api_router())
+def build_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> tuple[FastAPI, Runtime]:
+    """The app exactly as the runtime wires it, tips attached; replies go to a sender that accepts them."""
+    tips = TipServices.deferred(settings, timings=Timings(stream_poll_s=0.5))
+    runtime = build_runtime(settings, clock=clock, run_migrations=False, flows=tips.flows)
+    tips.attach(runtime)
+    accepting = AcceptingSender()
+    # The inbox reads this mapping when it replies: the bench measures tips, not the provider.
+    for kind in list(runtime.senders):
+        runtime.senders[kind] = accepting
+    app = create_app(runtime)
 
     @app.post(ECHO_PATH)
     async def echo(request: Request) -> Response:
@@ -134,7 +95,7 @@ def build_tip_app(
         """Up: the parent may start sending."""
         return {"status": "ok"}
 
-    return app, tips
+    return app, runtime
 
 
 def bench_settings(database_url: str, port: int, data_key: str) -> Settings:
@@ -148,6 +109,8 @@ def bench_settings(database_url: str, port: int, data_key: str) -> Settings:
         twilio_sms_from=OUR_NUMBER,
         twilio_api_base_url="http://127.0.0.1:9",
         api_token=API_TOKEN,
+        scheduler_enabled=False,
+        simulator=False,
     )
 
 
@@ -179,21 +142,13 @@ def seed_action(database_url: str, now: datetime) -> str:
 
 
 def serve(database_url: str, port: int, data_key: str) -> None:
-    """The child process: build the app with the built-in NLU and serve it on loopback."""
+    """The child process: build the app (built-in NLU, as the runtime chooses) and serve it on loopback."""
     import logging
 
     import uvicorn
 
-    from nlu.builtin import BuiltinParser
-
     logging.basicConfig(level=logging.WARNING)
-    settings = bench_settings(database_url, port, data_key)
-    app, _ = build_tip_app(
-        settings,
-        vault=DataVault(data_key),
-        parser=BuiltinParser.from_file(),
-        book=PostcodeBook.load(Path(settings.postcode_data)),
-    )
+    app, _ = build_app(bench_settings(database_url, port, data_key))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

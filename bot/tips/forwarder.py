@@ -55,11 +55,9 @@ def webhook_body(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
-def chat_configured(settings: Settings, senders: Mapping[ChannelKind, Channel]) -> bool:
-    """Whether tips also go to an operators' Telegram chat (a chat id, and Telegram configured)."""
-    if settings.controlroom_telegram_chat_id and ChannelKind.TELEGRAM not in senders:
-        log.warning("CONTROLROOM_TELEGRAM_CHAT_ID is set but Telegram is not configured: no operators' chat")
-    return bool(settings.controlroom_telegram_chat_id and ChannelKind.TELEGRAM in senders)
+def chat_configured(settings: Settings) -> bool:
+    """Whether tips also go to an operators' Telegram chat (sent once Telegram is wired, else skipped)."""
+    return bool(settings.controlroom_telegram_chat_id)
 
 
 def chat_text(payload: Mapping[str, Any], catalogue: Catalogue, *, event: str, tz: str) -> str:
@@ -141,9 +139,10 @@ class TipForwarder:
         self._poll_s = poll_s
         self._max_question_attempts = max_question_attempts
         self._webhook = webhook_configured(settings)
-        self._chat = chat_configured(settings, senders)
+        self._chat = chat_configured(settings)
         self._questions_due = True
         self._next_question_poll = 0.0
+        self._warned_no_telegram = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -262,14 +261,23 @@ class TipForwarder:
         return sent
 
     async def _to_chat(self, forward: TipForward) -> str | None:
-        """Send one forward to the operators' chat; None when Telegram took it."""
+        """Send one forward to the operators' chat; None when Telegram took it (or is not wired at all)."""
+        sender = self._senders.get(ChannelKind.TELEGRAM)
+        if sender is None:
+            # The providers are wired after us; without Telegram there is no chat to wait for.
+            if not self._warned_no_telegram:
+                log.warning(
+                    "CONTROLROOM_TELEGRAM_CHAT_ID is set but Telegram is not configured: chat skipped"
+                )
+                self._warned_no_telegram = True
+            return None
         message = OutgoingMessage(
             channel=ChannelKind.TELEGRAM,
             recipient=self._settings.controlroom_telegram_chat_id or "",
             text=chat_text(forward.payload, self._catalogue, event=forward.event, tz=self._settings.timezone),
         )
         try:
-            await self._senders[ChannelKind.TELEGRAM].send(message)
+            await sender.send(message)
         except SendError as exc:
             return exc.code or type(exc).__name__
         return None

@@ -1,5 +1,5 @@
-"""End to end: signed Twilio webhooks (SMS text, WhatsApp location and photo) into the app on loopback,
-the tip on `GET /api/v1/tips/stream`, wired as bench/tip_bench.py (and the runtime) wires it."""
+"""End to end: signed Twilio webhooks (WhatsApp location and photo) into the app on loopback, the tip on
+`GET /api/v1/tips/stream`, with the app the benchmark serves (the runtime's wiring, tips attached)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ import pytest
 import uvicorn
 from twilio.request_validator import RequestValidator
 
-from bench.tip_bench import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, OUR_NUMBER, bench_settings, build_tip_app
+from bench.tip_bench import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, OUR_NUMBER, bench_settings, build_app
 from bot.config import Settings
 from bot.messages import ChannelKind
-from nlu.keywords import KeywordParser
 from storage.crypto import DataVault, new_data_key
-from storage.geo import PostcodeBook
 from tests.conftest import FixedClock
 from tests.tips.conftest import launch, person
 from tests.tips.loopback import free_port
@@ -50,10 +48,8 @@ def settings(database_url: str, port: int, data_key: str) -> Settings:
 
 
 @pytest.fixture
-async def http(
-    settings: Settings, vault: DataVault, book: PostcodeBook, clock: FixedClock
-) -> AsyncIterator[httpx.AsyncClient]:
-    app, _ = build_tip_app(settings, vault=vault, parser=KeywordParser(), book=book, clock=clock)
+async def http(settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
+    app, _ = build_app(settings, clock=clock)
     port = int(settings.public_base_url.rsplit(":", 1)[1])
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
