@@ -19,9 +19,21 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from bot.flows.engine import Finish, Flow, FlowContext, Goto, Retry, Step, Transition, load_state, normalise
+from bot.flows.engine import (
+    Finish,
+    Flow,
+    FlowContext,
+    Goto,
+    Retry,
+    Step,
+    Transition,
+    load_state,
+    normalise,
+    yes_or_no,
+)
 from bot.messages import GeoPoint, OutgoingMessage
 from bot.tips.facts import facts_from
+from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX
 from storage.models import Action, ActionStatus, Tip
 from storage.tips import (
@@ -139,7 +151,7 @@ class TipFlow(Flow):
         recent = recent_tip(
             ctx.session, identity_id=identity_id, since=ctx.now - timedelta(minutes=self.rules.extend_minutes)
         )
-        if recent is not None and _has_content(ctx):
+        if recent is not None and _has_content(ctx) and not _means_something_else(ctx.text):
             return _Link(tip=recent)
         if not ctx.text and (ctx.message.media or ctx.message.location):
             # A bare photo or location from someone who got an alert is a tip, whatever the NLU says.
@@ -373,6 +385,19 @@ class TipFlow(Flow):
 
 def _has_content(ctx: FlowContext) -> bool:
     return bool(ctx.text or ctx.message.media or ctx.message.location)
+
+
+# A message right after a tip joins it, unless it plainly asks for something else ("ik wil me afmelden").
+_OTHER_INTENTS = frozenset({"unsubscribe", "register", "change_address", "my_data", "help", "greet"})
+_KEYWORDS = KeywordParser()
+
+
+def _means_something_else(text: str) -> bool:
+    if not text:
+        return False
+    if yes_or_no(text) is not None:
+        return True  # a bare JA/NEE answers nothing in a tip; the router explains there is no question
+    return _KEYWORDS.parse_sync(text).intent.name in _OTHER_INTENTS
 
 
 def _is_keyword(text: str) -> bool:

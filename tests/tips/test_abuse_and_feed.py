@@ -11,7 +11,7 @@ from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
 from tests.conftest import FixedClock
 from tests.tips.conftest import forwards, launch, person, say, stored_tips
 
@@ -120,3 +120,32 @@ async def test_stop_erases_the_tipsters_number_from_their_tips(
     await say(router, jan, clock, "STOP")
     [tip] = stored_tips(sessions)
     assert tip.phone_enc is None and tip.text.endswith("bij de Jumbo")
+
+
+async def test_retention_purges_a_closed_actions_tips_with_their_forwards_and_messages(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    from sqlalchemy import update
+    from sqlmodel import col, select
+
+    from bot.config import load_settings
+    from scheduler.jobs import JobContext, purge_retention
+    from storage.models import Action, ActionStatus, TipForward, TipMessage
+
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo", "en een rode rugzak")
+    with transaction(sessions) as session:
+        session.execute(
+            update(Action)
+            .where(col(Action.id) == action.id)
+            .values(status=ActionStatus.CLOSED.value, closed_at=clock())
+        )
+    settings = load_settings()
+    clock.advance(days=settings.retention_days + 1)
+    purge_retention(
+        JobContext(sessions=sessions, settings=settings, clock=clock, vault=vault, catalogue=catalogue)
+    )
+    with sessions() as session:
+        left = [len(session.exec(select(model)).all()) for model in (TipForward, TipMessage)]
+    assert stored_tips(sessions) == [] and left == [0, 0]

@@ -233,9 +233,11 @@ async def test_a_second_message_within_minutes_extends_the_tip_later_ones_do_not
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
-    turns = await say(router, jan, clock, COMPLETE, "Hij had een rode rugzak", "HULP")
+    turns = await say(router, jan, clock, COMPLETE, "Hij had een rode rugzak", "HULP", "ik wil me afmelden")
     assert turns[1] == [nl(catalogue, "tip.added", code=action.code)]
     assert turns[2] == [nl(catalogue, "help.registered")]  # a keyword is never swallowed by a tip
+    assert turns[3] == [nl(catalogue, "unsubscribe.confirm")]  # nor a plain wish to leave
+    await say(router, jan, clock, "NEE")
     clock.advance(minutes=6)
     await say(router, jan, clock, "Ik zag hem weer, nu bij de Albert Heijn om 15:40")
     first, second = stored_tips(sessions)
