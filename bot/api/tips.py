@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
@@ -76,8 +76,6 @@ def tips_router(
     answer_open_minutes: int = 60,
 ) -> APIRouter:
     """The `/api/v1/tips` routes; `on_queued` runs after a question was queued (wakes the forwarder)."""
-    from datetime import timedelta
-
     router = APIRouter(prefix="/api/v1", tags=["tips"], dependencies=[Depends(api_token_guard(settings))])
 
     @router.get("/tips")
