@@ -23,16 +23,8 @@ from bot.tips.hub import TipHub
 from storage.db import SessionFactory, transaction
 from storage.models import Action
 from storage.participants import audit
-from storage.tips import (
-    TipHasNoChannel,
-    TipNotFound,
-    forwards_after,
-    get_tip,
-    last_forward_id,
-    list_tips,
-    queue_question,
-    tip_json,
-)
+from storage.tip_outbox import forwards_after, last_forward_id, queue_question
+from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_json
 
 MAX_QUESTION = 500
 KEEPALIVE_S = 15.0

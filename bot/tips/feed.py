@@ -9,7 +9,8 @@ from bot.controlroom.tipfeed import TipNotFound, TipView
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Tip
-from storage.tips import TipHasNoChannel, get_tip, list_tips, queue_question, set_verdict, tip_phone, utc
+from storage.tip_outbox import queue_question
+from storage.tips import TipHasNoChannel, get_tip, list_tips, set_verdict, tip_phone, utc
 from storage.tips import TipNotFound as StoredTipNotFound
 
 

@@ -29,7 +29,7 @@ from bot.texts import Catalogue
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import TipForward
-from storage.tips import (
+from storage.tip_outbox import (
     CHAT,
     WEBHOOK,
     claim_forward,
