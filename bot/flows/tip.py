@@ -35,7 +35,7 @@ from bot.messages import GeoPoint, OutgoingMessage
 from bot.tips.facts import facts_from
 from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX
-from storage.models import Action, ActionStatus, Tip
+from storage.models import Action, ActionStatus, ConversationState, Tip
 from storage.tips import (
     TipFacts,
     action_replied_to,
@@ -114,7 +114,11 @@ class TipFlow(Flow):
     def intercepts(self, ctx: FlowContext) -> bool:
         """Claim a message with a code, a deep link, a reply to an alert, or one that continues a tip."""
         link = self._explicit_link(ctx)
-        if link is None and ctx.message.group_id is None and not _is_keyword(ctx.text):
+        if link is not None:
+            state = load_state(ctx.session, identity_id=ctx.identity.id or 0)
+            if state is not None and state.flow == self.name and self._answers_own_question(state, link):
+                return False
+        elif ctx.message.group_id is None and not _is_keyword(ctx.text):
             state = load_state(ctx.session, identity_id=ctx.identity.id or 0)
             if state is None or state.flow == self.name:
                 link = self._continuing_link(ctx, in_tip_flow=state is not None)
@@ -122,6 +126,13 @@ class TipFlow(Flow):
             return False
         self._links[id(ctx)] = link
         return True
+
+    @staticmethod
+    def _answers_own_question(state: ConversationState, link: _Link) -> bool:
+        # The choice buttons are codes, and a follow-up answer may repeat the code: both are answers.
+        if state.step == TipStep.CHOOSE:
+            return True
+        return link.action is not None and link.action.code == state.data.get("code")
 
     def _explicit_link(self, ctx: FlowContext) -> _Link | None:
         message = ctx.message

@@ -116,14 +116,17 @@ async def test_a_tip_from_a_recipient_of_one_running_action(
     assert tip.participant_id == jan.participant_id and tip.intent == "give_tip"
 
 
+@pytest.mark.parametrize("answer", ["number", "button"])
 async def test_several_running_actions_ask_which(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
-) -> None:
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    answer: str,
+) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
     first = launch(sessions, clock(), jan, headline="Overval op juwelier")
     clock.advance(minutes=1)
     second = launch(sessions, clock(), jan, headline="Vermist: Noah (8)")
-    turns = await say(router, jan, clock, COMPLETE, "drie", "2")
+    # The buttons carry the codes: pressing one answers the question, it does not start a new tip.
+    turns = await say(router, jan, clock, COMPLETE, "drie", "2" if answer == "number" else first.code)
     options = "\n".join(
         nl(catalogue, "tip.choice_line", n=n, code=a.code, headline=a.headline)
         for n, a in enumerate([second, first], 1)
@@ -259,3 +262,16 @@ async def test_tips_in_english(
     ]
     [tip] = stored_tips(sessions)
     assert tip.language == "en" and tip.location_text == "station" and tip.seen_at is not None
+
+
+async def test_a_follow_up_answer_that_repeats_the_code_joins_the_same_tip(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    turns = await say(
+        router, jan, clock, f"{action.code} zag een jongen", f"{action.code} bij de Jumbo, om 15:10"
+    )
+    assert turns[1] == [nl(catalogue, "tip.thanks_after_followup", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.location_text == "Jumbo" and tip.seen_at is not None and tip.messages == 2
