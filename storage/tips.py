@@ -227,7 +227,7 @@ def create_tip(
     }
     # A Core insert and a constructed copy: every tip takes this path, and the ORM would triple its cost.
     table = Tip.__table__  # type: ignore[attr-defined]
-    tip_id = session.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+    tip_id = session.execute(insert(table).returning(table.c.id), values).scalar_one()
     tip = Tip.model_construct(id=tip_id, **values)
     _forward(
         session,
