@@ -22,11 +22,17 @@ def _json(folder: str, name: str) -> dict[str, Any]:
     return data
 
 
-def telegram_incoming(name: str, *, sender: str, received_at: datetime) -> IncomingMessage:
-    """A Telegram update from the testdata, as the channel parses it, from `sender`'s private chat."""
+def telegram_incoming(
+    name: str, *, sender: str, received_at: datetime, code: str | None = None
+) -> IncomingMessage:
+    """A Telegram update from the testdata, as the channel parses it, from `sender`'s private chat.
+
+    `code` replaces the testdata's example code (`BN-4821`) with a real action's."""
     data = _json("telegram", name)
     data["message"]["from"]["id"] = int(sender)
     data["message"]["chat"]["id"] = int(sender)
+    if code is not None and "text" in data["message"]:
+        data["message"]["text"] = data["message"]["text"].replace("BN-4821", code)
     update = Update.de_json(data, Bot("123:TEST"))
     incoming = incoming_from_update(update, received_at=received_at)
     assert incoming is not None

@@ -275,3 +275,28 @@ async def test_a_follow_up_answer_that_repeats_the_code_joins_the_same_tip(
     assert turns[1] == [nl(catalogue, "tip.thanks_after_followup", code=action.code)]
     [tip] = stored_tips(sessions)
     assert tip.location_text == "Jumbo" and tip.seen_at is not None and tip.messages == 2
+
+
+TELEGRAM_PAYLOADS = [
+    pytest.param("photo.json", "tip.followup_where", {"media": 1, "lat": None}, id="photo-with-caption"),
+    pytest.param("location.json", "tip.followup_when", {"media": 0, "lat": 52.255851}, id="shared-location"),
+    pytest.param("start_payload.json", "tip.followup_both", {"media": 0, "lat": None}, id="deep-link"),
+]
+
+
+@pytest.mark.parametrize(("name", "question", "expected"), TELEGRAM_PAYLOADS)
+async def test_real_telegram_payloads_become_tips(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    name: str, question: str, expected: dict[str, object],
+) -> None:  # fmt: skip
+    from tests.tips.payloads import telegram_incoming
+
+    # A deep link comes from someone who never got the alert (a relay's group member); the others got it.
+    anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM, registered=name != "start_payload.json")
+    action = launch(sessions, clock(), *((anna,) if name != "start_payload.json" else ()))
+    update = telegram_incoming(name, sender=anna.sender, received_at=clock(), code=action.code)
+    [replies] = await say(router, anna, clock, update)
+    assert replies == [nl(catalogue, question, code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert (len(tip.media), tip.lat) == (expected["media"], expected["lat"])
+    assert tip.text == ("" if name != "photo.json" else update.text)
