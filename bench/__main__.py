@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import fanout_bench, serve_bench
+from bench import fanout_bench, serve_bench, tip_bench
 
 
 def main() -> int:
-    """Run every benchmark with its quick defaults (arguments go to the fan-out benchmark)."""
-    status = fanout_bench.main(sys.argv[1:])
-    return status or serve_bench.main([])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    """Run every benchmark with its quick defaults (arguments go to the fan-out benchmark; tips for 10 s)."""
+    fanout = fanout_bench.main(sys.argv[1:])
+    tips = tip_bench.main(["--seconds", "10"])
+    serve = serve_bench.main([])
+    return fanout or tips or serve

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     controlroom_phone: str | None = None
     controlroom_tile_url: str | None = None
     """XYZ map tiles for the control room (`https://…/{z}/{x}/{y}.png`); unset draws a plain background."""
+    controlroom_telegram_chat_id: str | None = None
+    """A Telegram chat of operators that gets every tip too (sent through the Telegram channel)."""
 
     api_token: str | None = None
     data_key: str | None = None

@@ -30,6 +30,7 @@ from bot.inbox import Inbox
 from bot.messages import ChannelKind, StatusUpdate
 from bot.router import Router
 from bot.texts import Catalogue
+from bot.tips.wiring import TipServices
 from nlu.types import Parser
 from storage.actions import apply_status
 from storage.crypto import DataVault, load_or_create_key
@@ -136,12 +137,14 @@ def build_runtime(
     flows: list[Flow] | None = None,
     telegram_options: dict[str, Any] | None = None,
     twilio_http: Any = None,
+    tips: TipServices | None = None,
 ) -> Runtime:
     """Wire the whole system from the settings.
 
     `telegram_options` and `twilio_http` let tests point the providers at local fakes (pacing off, a
-    custom HTTP client); everything else comes from the settings.
+    custom HTTP client), `tips` lets them set the tip services' timings; the rest comes from the settings.
     """
+    tips = tips or TipServices.deferred(settings)
     if run_migrations:
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -158,7 +161,7 @@ def build_runtime(
         catalogue=catalogue,
         settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *(flows or [])],
+        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
     )
     simulator = SimulatorChannel()
     senders: dict[ChannelKind, Channel] = {}
@@ -205,6 +208,8 @@ def build_runtime(
         on_start=[*wiring.on_start, start],
         on_stop=[*wiring.on_stop, stop],
     )
+    # Tips: their API, the forwarder's start/stop and the control room's feed.
+    tips.attach(runtime)
     from scheduler.service import attach_scheduler
 
     runtime.scheduler = attach_scheduler(runtime)

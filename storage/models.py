@@ -397,3 +397,105 @@ class Relay(SQLModel, table=True):
 # One relay message per action and kind, like one alert per participant (NULL relay_id: not a relay's).
 _DELIVERY = Delivery.__table__.c  # type: ignore[attr-defined]
 sa.Index("uq_delivery_relay", _DELIVERY.relay_id, _DELIVERY.action_id, _DELIVERY.kind, unique=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tips and their forwarding (issue 5: bot/flows/tip.py, bot/tips/, storage/tips.py)
+# --------------------------------------------------------------------------------------------------
+
+
+# "Which running actions reached this person?" is asked for every tip; without these it scans the outbox.
+sa.Index("ix_delivery_identity_id", Delivery.__table__.c.identity_id)  # type: ignore[attr-defined]
+sa.Index("ix_delivery_participant_id", Delivery.__table__.c.participant_id)  # type: ignore[attr-defined]
+
+
+class Tip(SQLModel, table=True):
+    """A citizen's answer to an action, structured; later messages of the same person extend it."""
+
+    __tablename__ = "tip"
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", index=True, ondelete="CASCADE")
+    identity_id: int | None = Field(
+        default=None, foreign_key="channel_identity.id", index=True, ondelete="SET NULL"
+    )
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", ondelete="SET NULL")
+    channel: ChannelKind = Field(sa_type=enum_type(ChannelKind))
+    language: str = "nl"
+    reporter: str = Field(index=True, max_length=24)
+    """Pseudonymous id (a keyed hash): the same person gets the same id, nobody can reverse it."""
+    sender_hash: str = Field(index=True)
+    """Keyed hash of channel and address: the rate limit and duplicate folding work on it."""
+    phone_enc: str | None = None
+    text: str = ""
+    intent: str | None = None
+    seen_at: datetime | None = None
+    location_text: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    direction: str | None = None
+    description: str | None = None
+    vehicle_plate: str | None = None
+    media: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    messages: int = 1
+    truncated: bool = False
+    followup_asked: bool = False
+    answer_open_until: datetime | None = None
+    """Until when the tipster's next message answers an operator's question (joins this tip)."""
+    verdict: str | None = None
+    received_at: datetime = Field(index=True)
+    updated_at: datetime = Field(index=True)
+
+
+class TipForward(SQLModel, table=True):
+    """One version of a tip to forward: the SSE stream's event (its id) and the webhook's outbox row."""
+
+    __tablename__ = "tip_forward"
+    __table_args__ = (
+        sa.Index("ix_tip_forward_webhook", "webhook_state", "id"),
+        sa.Index("ix_tip_forward_chat", "chat_state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tip_id: int = Field(foreign_key="tip.id", index=True, ondelete="CASCADE")
+    action_id: int = Field(index=True)
+    event: str = Field(max_length=24)
+    """`tip.created` or `tip.updated`."""
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """The tip's JSON at this moment, exactly as sent (so a retry signs the same bytes)."""
+    created_at: datetime
+    webhook_state: str = Field(default="pending", max_length=16)
+    """`pending`, `done`, or `skipped` (no webhook configured when it was written)."""
+    webhook_attempts: int = 0
+    webhook_next_at: datetime
+    webhook_lease_until: datetime | None = None
+    webhook_error: str | None = None
+    webhook_sent_at: datetime | None = None
+    chat_state: str = Field(default="skipped", max_length=16)
+    """The operators' Telegram chat: `pending`, `done`, or `skipped` (no chat configured)."""
+    chat_attempts: int = 0
+    chat_next_at: datetime | None = None
+    chat_lease_until: datetime | None = None
+    chat_error: str | None = None
+    chat_sent_at: datetime | None = None
+
+
+class TipMessage(SQLModel, table=True):
+    """A message of a tip's conversation: the tipster's (in), or an operator's question (out: outbox row)."""
+
+    __tablename__ = "tip_message"
+    __table_args__ = (sa.Index("ix_tip_message_queue", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tip_id: int = Field(foreign_key="tip.id", index=True, ondelete="CASCADE")
+    direction: str = Field(max_length=8)
+    """`in` (from the tipster) or `out` (an operator's question)."""
+    text: str = ""
+    actor: str | None = None
+    at: datetime
+    state: str = Field(default="done", max_length=16)
+    """Out: `queued`, `sent`, `failed`; in: `done`."""
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    error: str | None = None

@@ -316,7 +316,12 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
     Name, phone, addresses and conversation state go; identities keep only their keyed hash (so the
     person is recognised as opted out) and are unlinked. `reason` is unsubscribed or expired.
     """
+    from storage.tips import forget_tipster  # tips import the action tables, which import nothing of ours
+
     identities = identities_of(session, participant=participant)
+    forget_tipster(
+        session, identity_ids=[i.id for i in identities if i.id is not None], participant_id=participant.id
+    )
     for identity in identities:
         session.execute(delete(ConversationState).where(col(ConversationState.identity_id) == identity.id))
         identity.address_enc = None

@@ -20,6 +20,7 @@ from storage.participants import (
     record_opt_out,
 )
 from storage.relays import erase_relays
+from storage.tips import forget_tipster
 
 
 def opt_out(ctx: FlowContext, *, source: str) -> bool:
@@ -35,6 +36,8 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
         hashes.add(ctx.identity.address_hash)
     participant = ctx.participant
     registered = participant is not None
+    # Tips stay for the control room, without the number (a participant's are handled by the erasure).
+    forget_tipster(ctx.session, identity_ids=[ctx.identity.id or 0], participant_id=None)
     if participant is not None:
         if participant.phone_hash:
             hashes.add(participant.phone_hash)

@@ -1,0 +1,180 @@
+"""REST API for tips: list (since a time, per action), the live stream (server-sent events), operator replies.
+
+Mounted under `/api/v1` with the bearer `API_TOKEN`. The stream's event ids are the forward rows' ids:
+a client that reconnects with `Last-Event-ID` gets every tip version stored after it, read from storage,
+so a restart or another worker process loses nothing. Tips never carry the tipster's phone number here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
+
+from bot.api.auth import api_token_guard
+from bot.config import Settings
+from bot.tips.hub import TipHub
+from storage.db import SessionFactory, transaction
+from storage.models import Action
+from storage.participants import audit
+from storage.tip_outbox import forwards_after, last_forward_id, queue_question
+from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_json
+
+MAX_QUESTION = 500
+KEEPALIVE_S = 15.0
+
+
+class ReplyIn(BaseModel):
+    """An operator's question to the tipster."""
+
+    text: str = Field(max_length=MAX_QUESTION)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty")
+        return value.strip()
+
+
+class ReplyOut(BaseModel):
+    """The queued question."""
+
+    tip_id: int
+    message_id: int
+    state: str
+
+
+def sse_event(event_id: int, event: str, data: dict[str, Any]) -> str:
+    """One server-sent event."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event}\ndata: {body}\n\n"
+
+
+def tips_router(
+    *,
+    sessions: SessionFactory,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    hub: TipHub,
+    on_queued: Callable[[], None] | None = None,
+    poll_s: float = 1.0,
+    answer_open_minutes: int = 60,
+) -> APIRouter:
+    """The `/api/v1/tips` routes; `on_queued` runs after a question was queued (wakes the forwarder)."""
+    router = APIRouter(prefix="/api/v1", tags=["tips"], dependencies=[Depends(api_token_guard(settings))])
+
+    @router.get("/tips")
+    def index(
+        since: Annotated[AwareDatetime | None, Query()] = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        """Tips changed since a moment (ISO 8601 with offset), oldest first."""
+        with sessions() as session:
+            found = list_tips(
+                session, since=since.astimezone(UTC) if since else None, after=after, limit=limit
+            )
+            return [tip_json(tip, action_code=code) for tip, code in found]
+
+    @router.get("/actions/{action_id}/tips")
+    def of_action(
+        action_id: int,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        """One action's tips, oldest first."""
+        with sessions() as session:
+            if session.get(Action, action_id) is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}")
+            found = list_tips(session, action_id=action_id, after=after, limit=limit)
+            return [tip_json(tip, action_code=code) for tip, code in found]
+
+    @router.get("/tips/stream")
+    async def stream(
+        request: Request,
+        last_event_id: Annotated[str | None, Header()] = None,
+        after: Annotated[int | None, Query(ge=0)] = None,
+    ) -> StreamingResponse:
+        """Server-sent events `tip` (data: the tip's JSON), from `Last-Event-ID` / `after`, else from now."""
+        start = _start_id(last_event_id, after)
+        if start is None:
+            start = await asyncio.to_thread(_newest, sessions)
+        return StreamingResponse(
+            _events(request, sessions=sessions, hub=hub, after=start, poll_s=poll_s),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @router.post("/tips/{tip_id}/reply", status_code=status.HTTP_202_ACCEPTED)
+    def reply(tip_id: int, body: ReplyIn) -> ReplyOut:
+        """Queue an operator's question to the tipster on their channel; the answer joins the tip."""
+        now = clock()
+        with transaction(sessions) as session:
+            try:
+                tip = get_tip(session, tip_id=tip_id)
+                message = queue_question(
+                    session,
+                    tip=tip,
+                    text=body.text,
+                    actor="api",
+                    now=now,
+                    answer_open=timedelta(minutes=answer_open_minutes),
+                )
+            except TipNotFound as exc:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no tip {tip_id}") from exc
+            except TipHasNoChannel as exc:
+                raise HTTPException(status.HTTP_409_CONFLICT, detail="the tipster cannot be reached") from exc
+            audit(session, now=now, actor="api", event="tip_replied", subject=f"tip:{tip_id}")
+            out = ReplyOut(tip_id=tip_id, message_id=message.id or 0, state=message.state)
+        if on_queued is not None:
+            on_queued()
+        return out
+
+    return router
+
+
+def _start_id(last_event_id: str | None, after: int | None) -> int | None:
+    if last_event_id and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    return after
+
+
+def _newest(sessions: SessionFactory) -> int:
+    with sessions() as session:
+        return last_forward_id(session)
+
+
+def _read(sessions: SessionFactory, after: int) -> list[tuple[int, str, dict[str, Any]]]:
+    with sessions() as session:
+        return [(f.id or 0, f.event, f.payload) for f in forwards_after(session, after=after)]
+
+
+async def _events(
+    request: Request, *, sessions: SessionFactory, hub: TipHub, after: int, poll_s: float
+) -> AsyncIterator[str]:
+    """Every stored tip version above `after`, then each new one as it is stored."""
+    yield "retry: 2000\n\n"
+    idle = 0.0
+    while True:
+        seen = hub.rings
+        rows = await asyncio.to_thread(_read, sessions, after)
+        for event_id, event, payload in rows:
+            after = event_id
+            yield sse_event(event_id, "tip", {**payload, "event": event})
+        if rows:
+            idle = 0.0
+            continue
+        if await request.is_disconnected():
+            return
+        rung = await hub.wait(poll_s, seen=seen)
+        idle = 0.0 if rung else idle + poll_s
+        if idle >= KEEPALIVE_S:
+            idle = 0.0
+            yield ": keep-alive\n\n"

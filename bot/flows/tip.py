@@ -1,0 +1,417 @@
+"""Tips: link a citizen's message to an action, store and forward it at once, ask one follow-up.
+
+A message is linked to an action by, in this order: an answer to an operator's open question; an
+action code in a deep link (`/start BN-4K7P`) or anywhere in the text; a reply to the alert message
+itself; a second message within a few minutes of a tip (it extends that tip); and, for a message the
+NLU calls a tip (or a bare photo or location), an alert the sender received for an action that is
+still running (several: we ask which). The tip is stored and forwarded in the step's own transaction;
+when where or when is missing we ask once ("Waar en hoe laat zag u dit?") and add the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session, col, select
+
+from bot.flows.engine import (
+    Finish,
+    Flow,
+    FlowContext,
+    Goto,
+    Retry,
+    Step,
+    Transition,
+    load_state,
+    normalise,
+    yes_or_no,
+)
+from bot.messages import GeoPoint, OutgoingMessage
+from bot.tips.facts import facts_from
+from nlu.keywords import KeywordParser
+from storage.actions import CODE_PATTERN, CODE_PREFIX
+from storage.models import Action, ActionStatus, ConversationState, Tip
+from storage.tips import (
+    TipFacts,
+    action_replied_to,
+    close_answer,
+    create_tip,
+    extend_tip,
+    missing_where_when,
+    received_actions,
+    recent_tip,
+    sender_hash,
+    sender_history,
+    tip_awaiting_answer,
+)
+
+STORED_HOOK = "tips_stored_hook"
+
+
+@dataclass(frozen=True)
+class TipRules:
+    """The limits of tip handling (abuse rules and the extension window)."""
+
+    max_chars: int = 1000
+    extend_minutes: int = 5
+    rate_window_minutes: int = 10
+    max_tips_per_window: int = 5
+    max_messages_per_tip: int = 20
+    webhook: bool = False
+    """Whether forwards are queued for the control-room webhook (CONTROLROOM_WEBHOOK_URL is set)."""
+    chat: bool = False
+    """Whether forwards are queued for the operators' Telegram chat (CONTROLROOM_TELEGRAM_CHAT_ID)."""
+
+
+class TipStep(StrEnum):
+    """The questions the tip flow may ask."""
+
+    CHOOSE = "choose"
+    FOLLOWUP = "followup"
+
+
+@dataclass(frozen=True)
+class _Link:
+    """Where a message belongs: an action (new tip), a tip (extension or answer), or a choice."""
+
+    action: Action | None = None
+    tip: Tip | None = None
+    answer: bool = False
+    choices: tuple[Action, ...] = ()
+
+
+def action_code_in(text: str) -> str | None:
+    """The action code in a text (`bn4k7p`, `BN 4K7P`, `BN-4K7P`), normalised; None without one."""
+    match = CODE_PATTERN.search(text or "")
+    return CODE_PREFIX + match.group(1).upper() if match else None
+
+
+class TipFlow(Flow):
+    """Take a tip, link it to an action, store and forward it, ask where/when once, thank."""
+
+    name = "tip"
+    intents = ("give_tip",)
+
+    def __init__(self, rules: TipRules | None = None, on_stored: Callable[[], None] | None = None) -> None:
+        self.rules = rules or TipRules()
+        self._on_stored = on_stored
+        self._links: dict[int, _Link] = {}
+
+    def steps(self) -> Mapping[str, Step]:
+        """The table of steps."""
+        return {
+            TipStep.CHOOSE: Step(self.ask_choice, self.on_choice),
+            TipStep.FOLLOWUP: Step(self.ask_followup, self.on_followup),
+        }
+
+    # linking ---------------------------------------------------------------------------------
+
+    def intercepts(self, ctx: FlowContext) -> bool:
+        """Claim a message with a code, a deep link, a reply to an alert, or one that continues a tip."""
+        link = self._explicit_link(ctx)
+        if link is not None:
+            state = load_state(ctx.session, identity_id=ctx.identity.id or 0)
+            if state is not None and state.flow == self.name and self._answers_own_question(state, link):
+                return False
+        elif ctx.message.group_id is None and not _is_keyword(ctx.text):
+            state = load_state(ctx.session, identity_id=ctx.identity.id or 0)
+            if state is None or state.flow == self.name:
+                link = self._continuing_link(ctx, in_tip_flow=state is not None)
+        if link is None:
+            return False
+        self._links[id(ctx)] = link
+        return True
+
+    @staticmethod
+    def _answers_own_question(state: ConversationState, link: _Link) -> bool:
+        # The choice buttons are codes, and a follow-up answer may repeat the code: both are answers.
+        if state.step == TipStep.CHOOSE:
+            return True
+        return link.action is not None and link.action.code == state.data.get("code")
+
+    def _explicit_link(self, ctx: FlowContext) -> _Link | None:
+        message = ctx.message
+        code = action_code_in(message.start_payload or "") or action_code_in(ctx.text)
+        if code is not None:
+            action = ctx.session.exec(select(Action).where(col(Action.code) == code)).first()
+            if action is not None and action.status is not ActionStatus.DRAFT:
+                return _Link(action=action)
+        if message.reply_to_provider_id:
+            action = action_replied_to(
+                ctx.session,
+                identity_id=ctx.identity.id or 0,
+                channel=message.channel,
+                provider_id=message.reply_to_provider_id,
+            )
+            if action is not None:
+                return _Link(action=action)
+        return None
+
+    def _continuing_link(self, ctx: FlowContext, *, in_tip_flow: bool) -> _Link | None:
+        identity_id = ctx.identity.id or 0
+        answered = tip_awaiting_answer(ctx.session, identity_id=identity_id, now=ctx.now)
+        if answered is not None:
+            return _Link(tip=answered, answer=True)
+        if in_tip_flow:
+            return None  # the flow's own question takes the answer
+        recent = recent_tip(
+            ctx.session, identity_id=identity_id, since=ctx.now - timedelta(minutes=self.rules.extend_minutes)
+        )
+        if recent is not None and _has_content(ctx) and not _means_something_else(ctx.text):
+            return _Link(tip=recent)
+        if not ctx.text and (ctx.message.media or ctx.message.location):
+            # A bare photo or location from someone who got an alert is a tip, whatever the NLU says.
+            return self._received_link(ctx)
+        return None
+
+    def _received_link(self, ctx: FlowContext) -> _Link | None:
+        actions = received_actions(
+            ctx.session,
+            identity_id=ctx.identity.id or 0,
+            participant_id=ctx.participant.id if ctx.participant else None,
+            now=ctx.now,
+        )
+        if not actions:
+            return None
+        if len(actions) == 1:
+            return _Link(action=actions[0])
+        return _Link(choices=tuple(actions[:9]))
+
+    # beginning -------------------------------------------------------------------------------
+
+    def begin(self, ctx: FlowContext) -> Transition:
+        """Store the tip on the linked action (or ask which action); no link: say so politely."""
+        link = self._links.pop(id(ctx), None) or self._received_link(ctx)
+        if link is None:
+            return Finish((ctx.say("router.no_action_for_tip"),))
+        if link.tip is not None:
+            return self._extend(ctx, link.tip, answer=link.answer)
+        if link.choices:
+            ctx.data["choices"] = [a.id for a in link.choices]
+            ctx.data["pending"] = self._pending(ctx)
+            return Goto(TipStep.CHOOSE)
+        assert link.action is not None
+        return self._new_tip(ctx, link.action, self._content(ctx))
+
+    # choosing the action ---------------------------------------------------------------------
+
+    def _choices(self, ctx: FlowContext) -> list[Action]:
+        found = {
+            a.id: a for a in ctx.session.exec(select(Action).where(col(Action.id).in_(ctx.data["choices"])))
+        }
+        return [found[i] for i in ctx.data["choices"] if i in found]
+
+    def ask_choice(self, ctx: FlowContext) -> OutgoingMessage:
+        """Which of the running actions the tip is about, numbered, with the codes as buttons."""
+        actions = self._choices(ctx)
+        lines = "\n".join(
+            ctx.t("tip.choice_line", n=n, code=a.code, headline=a.headline) for n, a in enumerate(actions, 1)
+        )
+        return ctx.say("tip.which_action", buttons=tuple(a.code for a in actions), options=lines)
+
+    def on_choice(self, ctx: FlowContext) -> Transition:
+        """A number or a code picks the action; the waiting message becomes the tip."""
+        actions = self._choices(ctx)
+        value = normalise(ctx.text)
+        chosen: Action | None = None
+        if value.isascii() and value.isdigit() and 1 <= int(value) <= len(actions):
+            chosen = actions[int(value) - 1]
+        code = action_code_in(ctx.text)
+        for action in actions:
+            if code == action.code:
+                chosen = action
+        if chosen is None:
+            return Retry(
+                ctx.say("tip.which_retry", count=len(actions), code=actions[0].code if actions else "")
+            )
+        return self._new_tip(ctx, chosen, self._unpack(ctx, ctx.data.pop("pending")))
+
+    def _pending(self, ctx: FlowContext) -> dict[str, Any]:
+        text, media, location = self._content(ctx)
+        # The waiting tip text is kept encrypted in the conversation state, like any personal answer.
+        return {
+            "text_enc": ctx.services.vault.encrypt(text),
+            "media": list(media),
+            "lat": location.lat if location else None,
+            "lon": location.lon if location else None,
+            "at": ctx.message.received_at.isoformat(),
+        }
+
+    def _unpack(
+        self, ctx: FlowContext, data: Mapping[str, Any]
+    ) -> tuple[str, tuple[str, ...], GeoPoint | None]:
+        location = GeoPoint(data["lat"], data["lon"]) if data.get("lat") is not None else None
+        return ctx.services.vault.decrypt(data["text_enc"]), tuple(data.get("media") or ()), location
+
+    # storing ---------------------------------------------------------------------------------
+
+    def _content(self, ctx: FlowContext) -> tuple[str, tuple[str, ...], GeoPoint | None]:
+        text = ctx.text
+        if ctx.message.start_payload and normalise(text).startswith("/start"):
+            text = ""  # a deep link's text is only the command and the code
+        return text, ctx.message.media, ctx.message.location
+
+    def _truncate(self, text: str) -> tuple[str, bool]:
+        if len(text) <= self.rules.max_chars:
+            return text, False
+        return text[: self.rules.max_chars].rstrip(), True
+
+    def _facts(
+        self, ctx: FlowContext, text: str, media: tuple[str, ...], location: GeoPoint | None
+    ) -> TipFacts:
+        intent = ctx.parsed.intent.name if ctx.parsed is not None else None
+        return facts_from(
+            text,
+            received_at=ctx.message.received_at,
+            tz=ctx.services.settings.timezone,
+            location=location,
+            media=media,
+            intent=intent,
+        )
+
+    def _new_tip(
+        self, ctx: FlowContext, action: Action, content: tuple[str, tuple[str, ...], GeoPoint | None]
+    ) -> Transition:
+        text, media, location = content
+        history = sender_history(
+            ctx.session,
+            sender_hash=sender_hash(ctx.identity),
+            action_id=action.id or 0,
+            text=text,
+            since=ctx.now - timedelta(minutes=self.rules.rate_window_minutes),
+        )
+        if history.same_text is not None:
+            return Finish((ctx.say("tip.duplicate", code=action.code),))
+        if history.started_since >= self.rules.max_tips_per_window:
+            return Finish((ctx.say("tip.rate_limited"),))
+        text, truncated = self._truncate(text)
+        facts = self._facts(ctx, text, media, location)
+        missing_where, missing_when = missing_where_when(facts)
+        followup = action.status is ActionStatus.ACTIVE and (missing_where or missing_when)
+        tip = create_tip(
+            ctx.session,
+            action=action,
+            identity=ctx.identity,
+            participant=ctx.participant,
+            vault=ctx.services.vault,
+            text=text,
+            facts=facts,
+            truncated=truncated,
+            now=ctx.now,
+            webhook=self.rules.webhook,
+            chat=self.rules.chat,
+            followup_asked=followup,
+        )
+        self._stored(ctx.session)
+        notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
+        if action.status is not ActionStatus.ACTIVE:
+            return Finish((*notes, ctx.say("tip.action_ended", code=action.code)))
+        if followup:
+            ctx.data["tip_id"] = tip.id
+            ctx.data["code"] = action.code
+            ctx.data["missing"] = [n for n, m in (("where", missing_where), ("when", missing_when)) if m]
+            return Goto(TipStep.FOLLOWUP, say=notes)
+        return Finish((*notes, ctx.say("tip.thanks", code=action.code)))
+
+    def _extend(self, ctx: FlowContext, tip: Tip, *, answer: bool) -> Transition:
+        action = ctx.session.get(Action, tip.action_id)
+        code = action.code if action else ""
+        if tip.messages >= self.rules.max_messages_per_tip:
+            return Finish((ctx.say("tip.rate_limited"),))
+        text, media, location = self._content(ctx)
+        text, truncated = self._truncate(text)
+        added = extend_tip(
+            ctx.session,
+            tip=tip,
+            text=text,
+            facts=self._facts(ctx, text, media, location),
+            truncated=truncated,
+            now=ctx.now,
+            webhook=self.rules.webhook,
+            chat=self.rules.chat,
+            max_chars=self.rules.max_chars * 4,
+        )
+        if answer:
+            close_answer(ctx.session, tip=tip)
+        if not added:
+            return Finish((ctx.say("tip.duplicate", code=code),))
+        self._stored(ctx.session)
+        notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
+        return Finish((*notes, ctx.say("tip.answer_added" if answer else "tip.added", code=code)))
+
+    def _stored(self, session: Session) -> None:
+        """Tell the forwarders once the step's transaction has committed (not before: it may roll back)."""
+        if self._on_stored is None or session.info.get(STORED_HOOK):
+            return
+        session.info[STORED_HOOK] = True
+        hook = self._on_stored
+
+        def committed(_session: Session) -> None:
+            hook()
+
+        event.listen(session, "after_commit", committed, once=True)
+
+    # the follow-up ---------------------------------------------------------------------------
+
+    def ask_followup(self, ctx: FlowContext) -> OutgoingMessage:
+        """The one follow-up: where, when, or both, whichever the tip is missing."""
+        tip = ctx.session.get(Tip, ctx.data["tip_id"])
+        missing_when = tip is None or tip.seen_at is None
+        missing_where = tip is None or (tip.location_text is None and tip.lat is None)
+        key = (
+            "tip.followup_both"
+            if missing_when and missing_where
+            else ("tip.followup_when" if missing_when else "tip.followup_where")
+        )
+        return ctx.say(key, code=ctx.data.get("code", ""))
+
+    def on_followup(self, ctx: FlowContext) -> Transition:
+        """Whatever the answer says joins the same tip; then thanks (no second question)."""
+        tip = ctx.session.get(Tip, ctx.data["tip_id"])
+        code = ctx.data.get("code", "")
+        if tip is None:
+            return Finish((ctx.say("tip.thanks", code=code),))
+        text, media, location = self._content(ctx)
+        text, truncated = self._truncate(text)
+        added = extend_tip(
+            ctx.session,
+            tip=tip,
+            text=text,
+            facts=self._facts(ctx, text, media, location),
+            truncated=truncated,
+            now=ctx.now,
+            webhook=self.rules.webhook,
+            chat=self.rules.chat,
+            max_chars=self.rules.max_chars * 4,
+        )
+        if added:
+            self._stored(ctx.session)
+        return Finish((ctx.say("tip.thanks_after_followup", code=code),))
+
+
+def _has_content(ctx: FlowContext) -> bool:
+    return bool(ctx.text or ctx.message.media or ctx.message.location)
+
+
+# A message right after a tip joins it, unless it plainly asks for something else ("ik wil me afmelden").
+_OTHER_INTENTS = frozenset({"unsubscribe", "register", "change_address", "my_data", "help", "greet"})
+_KEYWORDS = KeywordParser()
+
+
+def _means_something_else(text: str) -> bool:
+    if not text:
+        return False
+    if yes_or_no(text) is not None:
+        return True  # a bare JA/NEE answers nothing in a tip; the router explains there is no question
+    return _KEYWORDS.parse_sync(text).intent.name in _OTHER_INTENTS
+
+
+def _is_keyword(text: str) -> bool:
+    from bot.router import keyword_of  # the router imports the flows; this is the one way back
+
+    return keyword_of(text) is not None

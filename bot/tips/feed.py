@@ -1,0 +1,98 @@
+"""The control room's `TipFeed` on storage: real tips, verdicts, questions to tipsters, phone numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.controlroom.tipfeed import TipNotFound, TipView
+from storage.crypto import DataVault
+from storage.db import SessionFactory, transaction
+from storage.models import Tip
+from storage.tip_outbox import queue_question
+from storage.tips import TipHasNoChannel, get_tip, list_tips, set_verdict, tip_phone, utc
+from storage.tips import TipNotFound as StoredTipNotFound
+
+
+def tip_view(tip: Tip) -> TipView:
+    """A stored tip as the control room shows it."""
+    seen_at = utc(tip.seen_at)
+    return TipView(
+        id=tip.id or 0,
+        action_id=tip.action_id,
+        channel=tip.channel.value,
+        received_at=utc(tip.received_at) or tip.received_at,
+        text=tip.text,
+        reporter=tip.reporter,
+        seen_at=seen_at.isoformat() if seen_at else None,
+        location=tip.location_text,
+        lat=tip.lat,
+        lon=tip.lon,
+        direction=tip.direction,
+        description=tip.description,
+        vehicle_plate=tip.vehicle_plate,
+        media=list(tip.media),
+        verdict=tip.verdict,
+        has_phone=tip.phone_enc is not None,
+    )
+
+
+class StorageTipFeed:
+    """Tips for the control room, read from and written to storage."""
+
+    available = True
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        vault: DataVault,
+        clock: Callable[[], datetime],
+        on_queued: Callable[[], None] | None = None,
+        answer_open_minutes: int = 60,
+    ) -> None:
+        self._sessions = sessions
+        self._vault = vault
+        self._clock = clock
+        self._on_queued = on_queued
+        self._answer_open = timedelta(minutes=answer_open_minutes)
+
+    def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
+        """The action's tips with an id above `after`, oldest first."""
+        with self._sessions() as session:
+            return [tip_view(t) for t, _ in list_tips(session, action_id=action_id, after=after, limit=limit)]
+
+    def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
+        """Record an operator's verdict on a tip. Raises TipNotFound."""
+        with transaction(self._sessions) as session:
+            tip = self._get(session, action_id, tip_id)
+            return tip_view(set_verdict(session, tip=tip, useful=useful))
+
+    async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
+        """Queue an operator's question to the tipster (sent by the forwarder). Raises TipNotFound."""
+        with transaction(self._sessions) as session:
+            tip = self._get(session, action_id, tip_id)
+            try:
+                queue_question(
+                    session, tip=tip, text=text, actor=actor, now=self._clock(), answer_open=self._answer_open
+                )
+            except TipHasNoChannel as exc:
+                raise TipNotFound(tip_id) from exc
+        if self._on_queued is not None:
+            self._on_queued()
+
+    def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
+        """The tipster's phone number (the control room checks the role and audits the view)."""
+        with self._sessions() as session:
+            tip = self._get(session, action_id, tip_id)
+            try:
+                return tip_phone(tip=tip, vault=self._vault)
+            except StoredTipNotFound as exc:
+                raise TipNotFound(tip_id) from exc
+
+    @staticmethod
+    def _get(session: object, action_id: int, tip_id: int) -> Tip:
+        try:
+            return get_tip(session, tip_id=tip_id, action_id=action_id)  # type: ignore[arg-type]
+        except StoredTipNotFound as exc:
+            raise TipNotFound(tip_id) from exc

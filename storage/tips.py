@@ -1,0 +1,438 @@
+"""Store functions for tips: create and extend (with their forward rows), list, claim forwards, questions.
+
+Like the other store functions these take the caller's session and keyword-only arguments and never
+commit: the caller's transaction (one conversation step, one API call, one worker result) decides. A tip
+and its forward row are always written together, so a stored tip is always forwarded and a forwarded
+tip is always stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, insert, update
+from sqlmodel import Session, col, select
+
+from bot.messages import ChannelKind, GeoPoint
+from storage.actions import RECEIVED
+from storage.crypto import DataVault
+from storage.models import (
+    Action,
+    ActionStatus,
+    ChannelIdentity,
+    Delivery,
+    DeliveryKind,
+    Participant,
+    Tip,
+    TipForward,
+    TipMessage,
+)
+
+CREATED = "tip.created"
+UPDATED = "tip.updated"
+PENDING, DONE, SKIPPED = "pending", "done", "skipped"
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+REPORTER_PREFIX = "R-"
+SEPARATOR = "\n"
+
+
+class TipNotFound(LookupError):
+    """No tip with that id (for that action)."""
+
+
+class TipHasNoChannel(Exception):
+    """The tipster cannot be reached any more (erased, opted out)."""
+
+
+@dataclass(frozen=True)
+class TipFacts:
+    """What the NLU found in one message of a tip; None where it found nothing."""
+
+    seen_at: datetime | None = None
+    location_text: str | None = None
+    location: GeoPoint | None = None
+    direction: str | None = None
+    description: str | None = None
+    vehicle_plate: str | None = None
+    intent: str | None = None
+    media: tuple[str, ...] = field(default=())
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A stored datetime as aware UTC (SQLite gives naive ones back)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sender_hash(identity: ChannelIdentity) -> str:
+    """The key of one sender on one channel: the identity's keyed address hash (no number in clear)."""
+    return f"{identity.channel.value}:{identity.address_hash}"
+
+
+def reporter_id(*, vault: DataVault, identity: ChannelIdentity, participant_id: int | None) -> str:
+    """The pseudonym operators see: one per participant (whatever the channel), else per sender."""
+    basis = f"participant:{participant_id}" if participant_id else f"sender:{sender_hash(identity)}"
+    return REPORTER_PREFIX + vault.lookup_hash("tip-reporter:" + basis)[:10].upper()
+
+
+def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
+    """The tip in the shape of ARCHITECTURE.md (never the phone number)."""
+    seen_at = utc(tip.seen_at)
+    received_at = utc(tip.received_at)
+    location: dict[str, Any] | None = None
+    if tip.location_text or tip.lat is not None:
+        location = {"text": tip.location_text, "lat": tip.lat, "lon": tip.lon}
+    return {
+        "id": tip.id,
+        "action_id": tip.action_id,
+        "action_code": action_code,
+        "channel": tip.channel.value,
+        "received_at": received_at.isoformat() if received_at else None,
+        "updated_at": utc(tip.updated_at).isoformat() if tip.updated_at else None,  # type: ignore[union-attr]
+        "text": tip.text,
+        "intent": tip.intent,
+        "seen_at": seen_at.isoformat() if seen_at else None,
+        "location": location,
+        "direction": tip.direction,
+        "description": tip.description,
+        "vehicle_plate": tip.vehicle_plate,
+        "media": list(tip.media),
+        "reporter": tip.reporter,
+        "messages": tip.messages,
+        "truncated": tip.truncated,
+    }
+
+
+def _apply_facts(tip: Tip, facts: TipFacts) -> None:
+    # The first answer to each question stands; a later message only fills what is still missing.
+    if tip.seen_at is None and facts.seen_at is not None:
+        tip.seen_at = facts.seen_at.astimezone(UTC)
+    if tip.location_text is None and facts.location_text:
+        tip.location_text = facts.location_text
+    if tip.lat is None and facts.location is not None:
+        tip.lat, tip.lon = facts.location.lat, facts.location.lon
+    if tip.direction is None and facts.direction:
+        tip.direction = facts.direction
+    if tip.vehicle_plate is None and facts.vehicle_plate:
+        tip.vehicle_plate = facts.vehicle_plate
+    if facts.description:
+        known = [d.strip() for d in (tip.description or "").split(",") if d.strip()]
+        for item in facts.description.split(","):
+            if item.strip() and item.strip() not in known:
+                known.append(item.strip())
+        tip.description = ", ".join(known) or None
+    if tip.intent is None and facts.intent:
+        tip.intent = facts.intent
+    if facts.media:
+        tip.media = [*tip.media, *(m for m in facts.media if m not in tip.media)]
+
+
+def _forward(
+    session: Session,
+    *,
+    tip: Tip,
+    text: str,
+    action_code: str,
+    event: str,
+    now: datetime,
+    webhook: bool,
+    chat: bool,
+) -> None:
+    # Core inserts: these two rows are written for every tip version, and the ORM would double their cost.
+    session.execute(insert(TipMessage.__table__), _message_row(tip, text, now))  # type: ignore[attr-defined]
+    session.execute(
+        insert(TipForward.__table__),  # type: ignore[attr-defined]
+        {
+            "tip_id": tip.id,
+            "action_id": tip.action_id,
+            "event": event,
+            "payload": tip_json(tip, action_code=action_code),
+            "created_at": now,
+            "webhook_state": PENDING if webhook else SKIPPED,
+            "webhook_attempts": 0,
+            "webhook_next_at": now,
+            "chat_state": PENDING if chat else SKIPPED,
+            "chat_attempts": 0,
+            "chat_next_at": now,
+        },
+    )
+
+
+def _message_row(tip: Tip, text: str, now: datetime) -> dict[str, Any]:
+    return {
+        "tip_id": tip.id,
+        "direction": "in",
+        "text": text,
+        "at": now,
+        "state": DONE,
+        "attempts": 0,
+    }
+
+
+def missing_where_when(facts: TipFacts) -> tuple[bool, bool]:
+    """Whether a first message leaves out where, and when, something was seen."""
+    return (not facts.location_text and facts.location is None), facts.seen_at is None
+
+
+def create_tip(
+    session: Session,
+    *,
+    action: Action,
+    identity: ChannelIdentity,
+    participant: Participant | None,
+    vault: DataVault,
+    text: str,
+    facts: TipFacts,
+    truncated: bool,
+    now: datetime,
+    webhook: bool,
+    chat: bool = False,
+    followup_asked: bool = False,
+) -> Tip:
+    """Store a new tip with its first message and its forward row; returns a detached copy of the row."""
+    phone_enc = None
+    if identity.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE):
+        phone_enc = identity.address_enc  # the E.164 number the carrier vouches for, encrypted already
+    elif participant is not None:
+        phone_enc = participant.phone_enc
+    participant_id = participant.id if participant else None
+    values: dict[str, Any] = {
+        "action_id": action.id or 0,
+        "identity_id": identity.id,
+        "participant_id": participant_id,
+        "channel": identity.channel,
+        "language": identity.language or "nl",
+        "reporter": reporter_id(vault=vault, identity=identity, participant_id=participant_id),
+        "sender_hash": sender_hash(identity),
+        "phone_enc": phone_enc,
+        "text": text,
+        "intent": facts.intent,
+        "seen_at": facts.seen_at.astimezone(UTC) if facts.seen_at else None,
+        "location_text": facts.location_text or None,
+        "lat": facts.location.lat if facts.location else None,
+        "lon": facts.location.lon if facts.location else None,
+        "direction": facts.direction or None,
+        "description": facts.description or None,
+        "vehicle_plate": facts.vehicle_plate or None,
+        "media": list(dict.fromkeys(facts.media)),
+        "messages": 1,
+        "truncated": truncated,
+        "followup_asked": followup_asked,
+        "received_at": now,
+        "updated_at": now,
+    }
+    # A Core insert and a constructed copy: every tip takes this path, and the ORM would triple its cost.
+    table = Tip.__table__  # type: ignore[attr-defined]
+    tip_id = session.execute(insert(table).returning(table.c.id), values).scalar_one()
+    tip = Tip.model_construct(id=tip_id, **values)
+    _forward(
+        session,
+        tip=tip,
+        text=text,
+        action_code=action.code,
+        event=CREATED,
+        now=now,
+        webhook=webhook,
+        chat=chat,
+    )
+    return tip
+
+
+def extend_tip(
+    session: Session,
+    *,
+    tip: Tip,
+    text: str,
+    facts: TipFacts,
+    truncated: bool,
+    now: datetime,
+    webhook: bool,
+    max_chars: int,
+    chat: bool = False,
+) -> bool:
+    """Add a message to a tip (and a forward row); False when it added nothing (a duplicate)."""
+    lines = [line.strip().casefold() for line in tip.text.split(SEPARATOR)]
+    new_text = bool(text.strip()) and text.strip().casefold() not in lines
+    before = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
+    media_before = list(tip.media)
+    _apply_facts(tip, facts)
+    after = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
+    if not new_text and before == after and media_before == tip.media:
+        return False
+    if new_text:
+        joined = f"{tip.text}{SEPARATOR}{text.strip()}" if tip.text else text.strip()
+        if len(joined) > max_chars:
+            joined, truncated = joined[:max_chars], True
+        tip.text = joined
+    tip.truncated = tip.truncated or truncated
+    tip.messages += 1
+    tip.updated_at = now
+    session.add(tip)
+    session.flush()
+    action = session.get(Action, tip.action_id)
+    code = action.code if action else ""
+    _forward(
+        session, tip=tip, text=text, action_code=code, event=UPDATED, now=now, webhook=webhook, chat=chat
+    )
+    return True
+
+
+def get_tip(session: Session, *, tip_id: int, action_id: int | None = None) -> Tip:
+    """The tip with this id (and action). Raises TipNotFound."""
+    tip = session.get(Tip, tip_id)
+    if tip is None or (action_id is not None and tip.action_id != action_id):
+        raise TipNotFound(tip_id)
+    return tip
+
+
+def recent_tip(session: Session, *, identity_id: int, since: datetime) -> Tip | None:
+    """The identity's latest tip if it changed after `since` (a second message extends it)."""
+    return session.exec(
+        select(Tip)
+        .where(col(Tip.identity_id) == identity_id, col(Tip.updated_at) >= since)
+        .order_by(col(Tip.updated_at).desc(), col(Tip.id).desc())
+        .limit(1)
+    ).first()
+
+
+def tip_awaiting_answer(session: Session, *, identity_id: int, now: datetime) -> Tip | None:
+    """The identity's tip whose operator question is still open, if any."""
+    return session.exec(
+        select(Tip)
+        .where(col(Tip.identity_id) == identity_id, col(Tip.answer_open_until) > now)
+        .order_by(col(Tip.answer_open_until).desc())
+        .limit(1)
+    ).first()
+
+
+def close_answer(session: Session, *, tip: Tip) -> None:
+    """The operator's question was answered: the next message is a message like any other."""
+    tip.answer_open_until = None
+    session.add(tip)
+
+
+@dataclass(frozen=True)
+class SenderHistory:
+    """What the abuse rules need to know of a sender's earlier tips."""
+
+    started_since: int
+    """Tips the sender started inside the rate window."""
+    same_text: int | None
+    """The id of a tip of theirs for this action that already says exactly this text."""
+
+
+def sender_history(
+    session: Session, *, sender_hash: str, action_id: int, text: str, since: datetime
+) -> SenderHistory:
+    """One look at the sender's tips: how many they started since `since`, and a duplicate of `text`."""
+    rows = session.execute(
+        select(col(Tip.id), col(Tip.action_id), col(Tip.received_at), col(Tip.text)).where(
+            col(Tip.sender_hash) == sender_hash
+        )
+    ).all()
+    wanted = text.strip().casefold()
+    started = sum(1 for _, _, received, _ in rows if (utc(received) or since) >= since)
+    same = None
+    for tip_id, tip_action, _, tip_text in rows:
+        lines = (line.strip().casefold() for line in tip_text.split(SEPARATOR))
+        if wanted and tip_action == action_id and wanted in lines:
+            same = tip_id
+            break
+    return SenderHistory(started_since=started, same_text=same)
+
+
+def received_actions(
+    session: Session, *, identity_id: int, participant_id: int | None, now: datetime
+) -> list[Action]:
+    """Active actions whose alert reached this identity (or its participant), newest first."""
+    d = col(Delivery.identity_id) == identity_id
+    if participant_id is not None:
+        d = d | (col(Delivery.participant_id) == participant_id)
+    rows = session.exec(
+        select(Action)
+        .join(Delivery, col(Delivery.action_id) == col(Action.id))
+        .where(
+            d,
+            col(Delivery.kind) == DeliveryKind.ALERT.value,
+            col(Delivery.status).in_([s.value for s in RECEIVED]),
+            col(Action.status) == ActionStatus.ACTIVE.value,
+            col(Action.expires_at) > now,
+        )
+        .order_by(col(Action.launched_at).desc(), col(Action.id).desc())
+    ).all()
+    unique: dict[int, Action] = {}
+    for action in rows:
+        unique.setdefault(action.id or 0, action)
+    return list(unique.values())
+
+
+def action_replied_to(
+    session: Session, *, identity_id: int, channel: ChannelKind, provider_id: str
+) -> Action | None:
+    """The action whose message this is a reply to (Telegram ids are per chat: the identity must match)."""
+    query = select(Delivery.action_id).where(col(Delivery.provider_id) == provider_id)
+    own = session.exec(query.where(col(Delivery.identity_id) == identity_id)).first()
+    if own is None and channel is not ChannelKind.TELEGRAM:
+        own = session.exec(query).first()
+    return session.get(Action, own) if own is not None else None
+
+
+def list_tips(
+    session: Session,
+    *,
+    action_id: int | None = None,
+    since: datetime | None = None,
+    after: int = 0,
+    limit: int = 200,
+) -> list[tuple[Tip, str]]:
+    """Tips (with their action's code) oldest first: of one action, changed since, or above an id."""
+    query = select(Tip, Action.code).join(Action, col(Action.id) == col(Tip.action_id))
+    if action_id is not None:
+        query = query.where(col(Tip.action_id) == action_id)
+    if since is not None:
+        query = query.where(col(Tip.updated_at) >= since)
+    query = query.where(col(Tip.id) > after).order_by(col(Tip.id)).limit(limit)
+    return [(tip, code) for tip, code in session.exec(query).all()]
+
+
+def forget_tipster(session: Session, *, identity_ids: Sequence[int], participant_id: int | None) -> int:
+    """STOP or erasure: the tips stay for the control room, but without the tipster's number."""
+    who: ColumnElement[bool] = col(Tip.identity_id).in_(list(identity_ids))
+    if participant_id is not None:
+        who = who | (col(Tip.participant_id) == participant_id)
+    result = session.execute(
+        update(Tip)
+        .where(who)
+        .values(phone_enc=None, answer_open_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def set_verdict(session: Session, *, tip: Tip, useful: bool) -> Tip:
+    """Record an operator's verdict on a tip."""
+    tip.verdict = "useful" if useful else "not_useful"
+    session.add(tip)
+    return tip
+
+
+def tip_phone(*, tip: Tip, vault: DataVault) -> str:
+    """The tipster's phone number in clear. Raises TipNotFound when none is known."""
+    if not tip.phone_enc:
+        raise TipNotFound(tip.id)
+    return vault.decrypt(tip.phone_enc)
+
+
+def messages_of(session: Session, *, tip_ids: Sequence[int]) -> list[TipMessage]:
+    """The conversation of some tips, oldest first."""
+    if not tip_ids:
+        return []
+    return list(
+        session.exec(
+            select(TipMessage).where(col(TipMessage.tip_id).in_(list(tip_ids))).order_by(col(TipMessage.id))
+        ).all()
+    )

@@ -1,0 +1,85 @@
+"""The control room on the storage-backed feed: a real tip on the action page, verdict, question, phone."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.controlroom.tipfeed import TipFeed
+from bot.messages import ChannelKind
+from bot.router import Router
+from bot.texts import Catalogue
+from bot.tips.wiring import TipServices
+from nlu.keywords import KeywordParser
+from storage.crypto import DataVault
+from storage.db import SessionFactory
+from storage.geo import PostcodeBook
+from storage.models import AuditEvent
+from tests.conftest import FixedClock
+from tests.controlroom.conftest import FakeRuntime, app, client, cr, csrf_of, login, runtime  # noqa: F401
+from tests.tips.conftest import FakeChannel, launch, person, say, stored_tips
+
+
+@pytest.fixture
+def services(runtime: FakeRuntime, channel: FakeChannel) -> TipServices:  # noqa: F811
+    """Tip services on the control room's database."""
+    return TipServices(
+        sessions=runtime.sessions, vault=runtime.vault, settings=runtime.settings, clock=runtime.clock,
+        catalogue=runtime.catalogue, senders=dict.fromkeys(ChannelKind, channel),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tips(services: TipServices) -> TipFeed:
+    """The control room reads the storage feed (instead of the fake one its own tests use)."""
+    return services.feed
+
+
+@pytest.fixture
+def tip_router(runtime: FakeRuntime, services: TipServices, book: PostcodeBook) -> Router:  # noqa: F811
+    """The router with the tip flow on the same database."""
+    return Router(
+        sessions=runtime.sessions, vault=runtime.vault, book=book, parser=KeywordParser(),
+        catalogue=runtime.catalogue, settings=runtime.settings, clock=runtime.clock, flows=services.flows,
+    )  # fmt: skip
+
+
+async def test_operator_sees_marks_questions_and_calls_a_real_tip(
+    client: httpx.AsyncClient,  # noqa: F811
+    tip_router: Router,
+    services: TipServices,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    channel: FakeChannel,
+    catalogue: Catalogue,
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(tip_router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo, rode jas")
+    [tip] = stored_tips(sessions)
+
+    await login(client, "olga")
+    page = await client.get(f"/controlroom/actions/{action.id}")
+    assert page.status_code == 200
+    assert "Ik zag hem om 15:10 bij de Jumbo, rode jas" in page.text and tip.reporter in page.text
+    assert jan.sender not in page.text
+    token = csrf_of(page.text)
+    base = f"/controlroom/actions/{action.id}/tips/{tip.id}"
+    headers = {"X-Requested-With": "fetch"}
+    marked = await client.post(f"{base}/mark", data={"csrf_token": token, "useful": "yes"}, headers=headers)
+    assert marked.json()["verdict"] == "useful"
+    replied = await client.post(
+        f"{base}/reply", data={"csrf_token": token, "text": "Welke kant op?"}, headers=headers
+    )
+    assert replied.status_code == 200
+    assert await services.forwarder.drain() == 1
+    assert [m.text for m in channel.sent] == [
+        catalogue.render("nl", "tip.operator_question", code=action.code, question="Welke kant op?")
+    ]
+    phone = await client.post(f"{base}/phone", data={"csrf_token": token}, headers=headers)
+    assert phone.json() == {"phone": jan.sender}
+    with sessions() as session:
+        viewed = session.exec(select(AuditEvent).where(AuditEvent.event == "tip_phone_viewed")).all()
+    assert [(e.actor, e.subject) for e in viewed] == [("operator:olga", f"tip:{tip.id}")]

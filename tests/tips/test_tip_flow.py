@@ -1,0 +1,302 @@
+"""The tip flow through the router: every linking rule, the one follow-up, extensions, photos, locations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col
+
+from bot.messages import ChannelKind, GeoPoint
+from bot.router import Router
+from bot.texts import Catalogue
+from storage.crypto import DataVault
+from storage.db import SessionFactory, transaction
+from storage.models import Action, ActionStatus
+from tests.conftest import FixedClock
+from tests.tips.conftest import alert_id, forwards, launch, message, person, say, stored_tips
+
+
+def nl(catalogue: Catalogue, key: str, **params: object) -> str:
+    return catalogue.render("nl", key, **params)
+
+
+COMPLETE = "Ik zag hem om 15:10 bij de Jumbo, hij liep richting station"
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        pytest.param(lambda code: f"{code} {COMPLETE}", id="code-first"),
+        pytest.param(lambda code: f"{COMPLETE} ({code.lower()})", id="lower-case"),
+        pytest.param(lambda code: f"{COMPLETE} {code.replace('-', '')}", id="no-dash"),
+        pytest.param(lambda code: f"{COMPLETE} {code.replace('-', ' ')}", id="space"),
+    ],
+)
+async def test_a_code_anywhere_links_an_unregistered_sender(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue, spell
+) -> None:
+    stranger = person(sessions, vault, clock(), registered=False)
+    action = launch(sessions, clock())
+    [replies] = await say(router, stranger, clock, spell(action.code))
+    assert replies == [nl(catalogue, "tip.thanks", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert (tip.action_id, tip.participant_id, tip.identity_id) == (action.id, None, stranger.identity_id)
+    assert tip.reporter.startswith("R-") and stranger.sender not in tip.reporter
+    assert tip.seen_at is not None and tip.seen_at.replace(tzinfo=UTC) == datetime(
+        2026, 11, 20, 14, 10, tzinfo=UTC
+    )
+    assert (tip.location_text, tip.direction) == ("Jumbo", "station")
+    assert vault.decrypt(tip.phone_enc or "") == stranger.sender
+    [forward] = forwards(sessions)
+    assert forward.event == "tip.created" and forward.payload["action_code"] == action.code
+    assert forward.webhook_state == "skipped"  # no CONTROLROOM_WEBHOOK_URL in these settings
+
+
+async def test_telegram_deep_link_starts_a_tip_and_asks_where_and_when(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    relay_member = person(sessions, vault, clock(), ChannelKind.TELEGRAM, registered=False)
+    action = launch(sessions, clock())
+    start = message(relay_member, f"/start {action.code}", clock, start_payload=action.code)
+    turns = await say(router, relay_member, clock, start, "Bij het station, een kwartier geleden")
+    assert turns == [
+        [nl(catalogue, "tip.followup_both", code=action.code)],
+        [nl(catalogue, "tip.thanks_after_followup", code=action.code)],
+    ]
+    [tip] = stored_tips(sessions)
+    assert tip.text == "Bij het station, een kwartier geleden"
+    assert tip.location_text == "station" and tip.seen_at is not None
+    assert tip.phone_enc is None  # an unregistered Telegram chat has no number
+    assert [f.event for f in forwards(sessions)] == ["tip.created", "tip.updated"]
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        pytest.param(ChannelKind.WHATSAPP, id="whatsapp-quoted-reply"),
+        pytest.param(ChannelKind.TELEGRAM, id="telegram-reply"),
+        pytest.param(ChannelKind.VOICE, id="spoken-in-the-alert-call"),
+    ],
+)
+async def test_a_reply_to_the_alert_links_it(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    channel: ChannelKind,
+) -> None:  # fmt: skip
+    sanne = person(sessions, vault, clock(), channel)
+    older = launch(sessions, clock(), sanne, headline="Overval op juwelier")
+    launch(sessions, clock(), sanne)
+    reply = message(sanne, COMPLETE, clock, reply_to_provider_id=alert_id(older, sanne))
+    [replies] = await say(router, sanne, clock, reply)
+    assert replies == [nl(catalogue, "tip.thanks", code=older.code)]
+    assert [t.action_id for t in stored_tips(sessions)] == [older.id]
+
+
+async def test_telegram_reply_ids_repeat_across_chats_so_the_chat_must_match(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    anna, bram = (person(sessions, vault, clock(), ChannelKind.TELEGRAM) for _ in range(2))
+    first = launch(sessions, clock(), anna)
+    second = launch(sessions, clock(), bram)
+    # Bram replies to message id 1000+first.id in his own chat: that is not Anna's alert.
+    reply = message(bram, COMPLETE, clock, reply_to_provider_id=alert_id(first, anna))
+    await say(router, bram, clock, reply)
+    assert [t.action_id for t in stored_tips(sessions)] == [second.id]
+
+
+async def test_a_tip_from_a_recipient_of_one_running_action(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    [replies] = await say(router, jan, clock, COMPLETE)
+    assert replies == [nl(catalogue, "tip.thanks", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.participant_id == jan.participant_id and tip.intent == "give_tip"
+
+
+@pytest.mark.parametrize("answer", ["number", "button"])
+async def test_several_running_actions_ask_which(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    answer: str,
+) -> None:  # fmt: skip
+    jan = person(sessions, vault, clock())
+    first = launch(sessions, clock(), jan, headline="Overval op juwelier")
+    clock.advance(minutes=1)
+    second = launch(sessions, clock(), jan, headline="Vermist: Noah (8)")
+    # The buttons carry the codes: pressing one answers the question, it does not start a new tip.
+    turns = await say(router, jan, clock, COMPLETE, "drie", "2" if answer == "number" else first.code)
+    options = "\n".join(
+        nl(catalogue, "tip.choice_line", n=n, code=a.code, headline=a.headline)
+        for n, a in enumerate([second, first], 1)
+    )
+    assert turns[0] == [nl(catalogue, "tip.which_action", options=options)]
+    assert turns[1] == [nl(catalogue, "tip.which_retry", count=2, code=second.code)]
+    assert turns[2] == [nl(catalogue, "tip.thanks", code=first.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.action_id == first.id and tip.text == COMPLETE
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param("no_action", id="no-action-running"),
+        pytest.param("not_received", id="alert-not-received"),
+        pytest.param("closed", id="action-closed"),
+        pytest.param("expired", id="action-expired"),
+    ],
+)
+async def test_no_linkable_action_answers_politely(
+    router: Router,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
+    setup: str,
+) -> None:
+    jan = person(sessions, vault, clock())
+    other = person(sessions, vault, clock())
+    if setup != "no_action":
+        action = launch(sessions, clock(), jan if setup != "not_received" else other)
+        if setup == "closed":
+            with transaction(sessions) as session:
+                session.execute(
+                    update(Action).where(col(Action.id) == action.id).values(status=ActionStatus.CLOSED.value)
+                )
+        if setup == "expired":
+            clock.advance(hours=4)
+    [replies] = await say(router, jan, clock, COMPLETE)
+    assert replies == [nl(catalogue, "router.no_action_for_tip")]
+    assert stored_tips(sessions) == []
+
+
+async def test_a_code_of_an_ended_action_is_still_passed_on(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    with transaction(sessions) as session:
+        session.execute(
+            update(Action).where(col(Action.id) == action.id).values(status=ActionStatus.CLOSED.value)
+        )
+    [replies] = await say(router, jan, clock, f"{action.code} ik zag iets")
+    assert replies == [nl(catalogue, "tip.action_ended", code=action.code)]
+    assert len(stored_tips(sessions)) == 1
+
+
+async def test_photo_from_telegram_payload(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    from tests.tips.payloads import telegram_incoming
+
+    anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM)
+    action = launch(sessions, clock(), anna)
+    photo = telegram_incoming("photo.json", sender=anna.sender, received_at=clock())
+    assert photo.media and photo.text
+    [replies] = await say(router, anna, clock, photo)
+    # "Deze auto stond hier net": when is known (just now), where is not.
+    assert replies == [nl(catalogue, "tip.followup_where", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.media == list(photo.media) and "auto" in (tip.description or "")
+
+
+async def test_bare_photo_without_text_from_a_recipient(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM)
+    action = launch(sessions, clock(), anna)
+    [replies] = await say(router, anna, clock, message(anna, "", clock, media=("AgACAgQfile",)))
+    assert replies == [nl(catalogue, "tip.followup_both", code=action.code)]
+    assert stored_tips(sessions)[0].media == ["AgACAgQfile"]
+
+
+async def test_whatsapp_location_then_photo(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    from tests.tips.payloads import whatsapp_incoming
+
+    sanne = person(sessions, vault, clock(), ChannelKind.WHATSAPP)
+    action = launch(sessions, clock(), sanne)
+    location = whatsapp_incoming("whatsapp_location.json", sender=sanne.sender, received_at=clock())
+    media = whatsapp_incoming("whatsapp_media.json", sender=sanne.sender, received_at=clock())
+    assert location.location == GeoPoint(52.2215, 6.8937)
+    turns = await say(router, sanne, clock, location, "net, 5 minuten geleden", media)
+    assert turns[0] == [nl(catalogue, "tip.followup_when", code=action.code)]
+    assert turns[1] == [nl(catalogue, "tip.thanks_after_followup", code=action.code)]
+    assert turns[2] == [nl(catalogue, "tip.added", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert (tip.lat, tip.lon) == (52.2215, 6.8937) and tip.seen_at is not None
+    assert tip.media == list(media.media) and tip.messages == 3
+    assert [f.event for f in forwards(sessions)] == ["tip.created", "tip.updated", "tip.updated"]
+
+
+async def test_a_second_message_within_minutes_extends_the_tip_later_ones_do_not(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    turns = await say(router, jan, clock, COMPLETE, "Hij had een rode rugzak", "HULP", "ik wil me afmelden")
+    assert turns[1] == [nl(catalogue, "tip.added", code=action.code)]
+    assert turns[2] == [nl(catalogue, "help.registered")]  # a keyword is never swallowed by a tip
+    assert turns[3] == [nl(catalogue, "unsubscribe.confirm")]  # nor a plain wish to leave
+    await say(router, jan, clock, "NEE")
+    clock.advance(minutes=6)
+    await say(router, jan, clock, "Ik zag hem weer, nu bij de Albert Heijn om 15:40")
+    first, second = stored_tips(sessions)
+    assert first.text == f"{COMPLETE}\nHij had een rode rugzak" and "rode rugzak" in (first.description or "")
+    assert second.location_text == "Albert Heijn"
+
+
+async def test_tips_in_english(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM, language="en")
+    action = launch(sessions, clock(), anna)
+    turns = await say(
+        router, anna, clock, f"{action.code} saw a boy in a blue jacket", "near the station at 15:20"
+    )
+    assert turns == [
+        [catalogue.render("en", "tip.followup_both", code=action.code)],
+        [catalogue.render("en", "tip.thanks_after_followup", code=action.code)],
+    ]
+    [tip] = stored_tips(sessions)
+    assert tip.language == "en" and tip.location_text == "station" and tip.seen_at is not None
+
+
+async def test_a_follow_up_answer_that_repeats_the_code_joins_the_same_tip(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    turns = await say(
+        router, jan, clock, f"{action.code} zag een jongen", f"{action.code} bij de Jumbo, om 15:10"
+    )
+    assert turns[1] == [nl(catalogue, "tip.thanks_after_followup", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.location_text == "Jumbo" and tip.seen_at is not None and tip.messages == 2
+
+
+TELEGRAM_PAYLOADS = [
+    pytest.param("photo.json", "tip.followup_where", {"media": 1, "lat": None}, id="photo-with-caption"),
+    pytest.param("location.json", "tip.followup_when", {"media": 0, "lat": 52.255851}, id="shared-location"),
+    pytest.param("start_payload.json", "tip.followup_both", {"media": 0, "lat": None}, id="deep-link"),
+]
+
+
+@pytest.mark.parametrize(("name", "question", "expected"), TELEGRAM_PAYLOADS)
+async def test_real_telegram_payloads_become_tips(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    name: str, question: str, expected: dict[str, object],
+) -> None:  # fmt: skip
+    from tests.tips.payloads import telegram_incoming
+
+    # A deep link comes from someone who never got the alert (a relay's group member); the others got it.
+    anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM, registered=name != "start_payload.json")
+    action = launch(sessions, clock(), *((anna,) if name != "start_payload.json" else ()))
+    update = telegram_incoming(name, sender=anna.sender, received_at=clock(), code=action.code)
+    [replies] = await say(router, anna, clock, update)
+    assert replies == [nl(catalogue, question, code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert (len(tip.media), tip.lat) == (expected["media"], expected["lat"])
+    assert tip.text == ("" if name != "photo.json" else update.text)
