@@ -56,6 +56,7 @@ from storage.models import (
     Participant,
     ParticipantStatus,
 )
+from storage.reach import rebuild_reach
 
 AMSTERDAM = (52.3731, 4.8926)  # Dam square
 NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # a Friday afternoon: work-time windows are open
@@ -248,8 +249,14 @@ def seed(url: str, participants: int, postcode_data: Path, data_key: str, rng_se
             conn.execute(insert(i_table), identities)
             conn.execute(insert(a_table), addresses)
     with engine.begin() as conn:
+        # The bulk insert went around the store functions: derive the reach table as a backfill would.
+        rebuild_reach(conn)
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("ANALYZE")
+    if engine.dialect.name == "postgresql":
+        # Index-only scans need the visibility map that VACUUM writes (autovacuum would, a while later).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()
 
 

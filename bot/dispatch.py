@@ -42,6 +42,7 @@ from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
+from storage.participants import opt_out_identity
 
 log = logging.getLogger(__name__)
 
@@ -557,11 +558,7 @@ class Dispatcher:
                     )
                     continue
                 if isinstance(o.error, RecipientOptedOut) and o.row.identity_id is not None:
-                    session.execute(
-                        update(ChannelIdentity)
-                        .where(IDENTITY.c.id == o.row.identity_id)
-                        .values(opted_out=True, opted_out_at=now)
-                    )
+                    opt_out_identity(session, identity_id=o.row.identity_id, now=now)
                 moved = fall_back(
                     session,
                     delivery_id=o.row.id,
