@@ -13,7 +13,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
@@ -56,8 +57,9 @@ class Municipalities:
 Area = Circle | Municipalities
 
 
-@dataclass(frozen=True)
-class Reach:
+# Named tuples, not dataclasses: selection makes tens of thousands at a time and a frozen dataclass
+# costs several times as much to build.
+class Reach(NamedTuple):
     """One way to reach a person: an identity on a channel."""
 
     identity_id: int
@@ -65,8 +67,7 @@ class Reach:
     last_inbound_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
     """A person who gets the action, the channel tried first, and the rest in fallback order."""
 
     participant_id: int
@@ -215,14 +216,15 @@ def _select(
         query = query.where(r.municipality_code.in_(area.codes))
 
     excluded = set(exclude_participants)
-    best: dict[int, float] = {}
-    people: dict[int, tuple[ChannelKind | None, str, dict[int, Reach]]] = {}
     points: list[tuple[int, float, float]] = []
     distances: dict[tuple[float, float], float] = {}
     windows: dict[tuple[str | None, Any, Any], bool] = {}
     channels: dict[str | None, ChannelKind | None] = {kind.value: kind for kind in ChannelKind}
     channels[None] = None
     circle = area if isinstance(area, Circle) else None
+    radius = circle.radius_m if circle is not None else math.inf
+    # Per person: [nearest distance, preferred channel, language, first reach seen, {id: reach} or None].
+    people: dict[int, list[Any]] = {}
     for row in _raw_rows(session, query):
         pid, lat, lon, days, start, end, preferred, language, identity_id, channel, inbound = row
         if excluded and pid in excluded:
@@ -238,20 +240,25 @@ def _select(
                 continue
         if circle is not None:
             # Addresses sit on PC4 centres, so many share a point: compute each distance once.
-            key = (lat, lon)
-            dist = distances.get(key)
+            dist = distances.get((lat, lon))
             if dist is None:
-                dist = distances[key] = distance_m(circle.lat, circle.lon, lat, lon)
-            if dist > circle.radius_m:
+                dist = distances[(lat, lon)] = distance_m(circle.lat, circle.lon, lat, lon)
+            if dist > radius:
                 continue
-            if dist < best.get(pid, math.inf):
-                best[pid] = dist
         else:
+            dist = math.inf
             points.append((pid, lat, lon))
+        reach = Reach(identity_id, channels[channel], None if inbound is None else _as_datetime(inbound))  # type: ignore[arg-type]
         entry = people.get(pid)
         if entry is None:
-            entry = people[pid] = (channels[preferred], language, {})
-        entry[2][identity_id] = Reach(identity_id, channels[channel], _as_datetime(inbound))  # type: ignore[arg-type]
+            people[pid] = [dist, preferred, language, reach, None]
+            continue
+        if dist < entry[0]:
+            entry[0] = dist
+        # A second identity, or the same one again at another address.
+        if entry[4] is None:
+            entry[4] = {entry[3].identity_id: entry[3]}
+        entry[4][identity_id] = reach
 
     if isinstance(area, Municipalities) and points:
         # No centre was given: rank from the middle of the recipients' own addresses.
@@ -259,26 +266,15 @@ def _select(
         mid_lon = sum(pt[2] for pt in points) / len(points)
         for pid, lat, lon in points:
             dist = distance_m(mid_lat, mid_lon, lat, lon)
-            if dist < best.get(pid, math.inf):
-                best[pid] = dist
+            if dist < people[pid][0]:
+                people[pid][0] = dist
 
     recipients = []
-    others: tuple[Reach, ...]
-    for pid, (preferred_kind, language, reaches) in people.items():
-        if len(reaches) == 1:
-            [only] = reaches.values()
-            first, others = only, ()
-        else:
-            ordered = order_reaches(preferred_kind, reaches.values())
+    for pid, (dist, preferred, language, first, more) in people.items():
+        others: tuple[Reach, ...] = ()
+        if more is not None and len(more) > 1:
+            ordered = order_reaches(channels[preferred], more.values())
             first, others = ordered[0], tuple(ordered[1:])
-        recipients.append(
-            Recipient(
-                participant_id=pid,
-                language=language,
-                distance_m=round(best[pid], 1),
-                first=first,
-                others=others,
-            )
-        )
-    recipients.sort(key=lambda r: (r.distance_m, r.participant_id))
+        recipients.append(Recipient(pid, language, round(dist, 1), first, others))
+    recipients.sort(key=itemgetter(2, 0))
     return recipients
