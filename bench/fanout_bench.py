@@ -445,20 +445,21 @@ def run(
     rate_seconds: float,
     database_url: str | None,
     repeat: int = 3,
+    key_file: Path | None = None,
 ) -> dict[str, Any]:
     """Seed (unless the database is there already), then measure; returns the figures."""
     settings = load_settings()
     data_key = new_data_key()
-    keyfile = None
+    keyfile = key_file
     workdir = tempfile.TemporaryDirectory(prefix="fanout-bench-")
     if database_url:
         url = database_url
     else:
         path = db or Path(workdir.name) / f"fanout-{participants}.db"
         url = f"sqlite:///{path}"
-        keyfile = path.with_suffix(".key")
-        if keyfile.exists():
-            data_key = keyfile.read_text().strip()
+        keyfile = keyfile or path.with_suffix(".key")
+    if keyfile is not None and keyfile.exists():
+        data_key = keyfile.read_text().strip()
     figures: dict[str, Any] = {"participants": participants, "database": url.split("://")[0]}
     engine = make_engine(url)
     sessions = session_factory(engine)
@@ -540,10 +541,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=2_000, help="messages in the throughput run")
     parser.add_argument("--rate-seconds", type=float, default=4.0, help="length of the rate-limited run")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of throughput runs (median reported)")
+    parser.add_argument("--key-file", type=Path, help="data key of a seeded --database-url, to reuse it")
     parser.add_argument("--json", action="store_true", help="print only JSON")
     args = parser.parse_args(argv)
     figures = run(
-        args.participants, args.db, args.messages, args.rate_seconds, args.database_url, args.repeat
+        args.participants,
+        args.db,
+        args.messages,
+        args.rate_seconds,
+        args.database_url,
+        args.repeat,
+        args.key_file,
     )
     if args.json:
         print(json.dumps(figures))
