@@ -142,6 +142,8 @@ def _raw_rows(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
     half of the selection's time, so the driver's cursor is used directly (raw values: SQLite gives
     times as text, converted only where needed).
     """
+    # The driver's cursor does not autoflush as `session.execute` would: pending writes count too.
+    session.flush()
     connection = session.connection()
     compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     params: Any = compiled.params
