@@ -149,7 +149,9 @@ def _raw_rows(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
     params: Any = compiled.params
     if compiled.positional:
         params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    cursor = connection.connection.cursor()
+    raw = connection.connection
+    # psycopg's binary format saves parsing ~190,000 values from text (a few ms at 1M participants).
+    cursor = raw.cursor(binary=True) if connection.dialect.driver == "psycopg" else raw.cursor()
     try:
         cursor.execute(str(compiled), params)
         return list(cursor.fetchall())
