@@ -5,13 +5,15 @@ provider's id, or back to `queued` with a backoff for a retryable error, or on t
 channel when the error is permanent (opted out, bad number, no WhatsApp template), or `failed` when no
 channel is left or the tries run out.
 
-Crash safety: a claim is committed before anything is sent, and each result is committed (grouped with
-the results that came in at the same moment) before the worker takes its next row. A worker that dies
-leaves its claimed rows in `sending` without a provider id; `reconcile()` puts them back in the queue
+Crash safety: a claim is committed before anything is sent, and each result is committed within a few
+milliseconds, grouped with the results that came in at the same moment; a consumer may go on sending
+meanwhile but never has more than `MAX_UNRECORDED` sends whose result is not yet durable. A worker that
+dies leaves its claimed rows in `sending` without a provider id; `reconcile()` puts them back in the queue
 (on start for SQLite, where one process owns the outbox; after `dispatch_claim_timeout_s` on PostgreSQL,
 where other workers may still be busy with their own claims). The one case that can send a message twice
-is a death in the few milliseconds between the provider accepting a message and the commit of its id:
-the providers offer no idempotency key for a send, and we prefer a rare double alert to a lost one.
+is a death in the few milliseconds between the provider accepting a message and the commit of its id
+(at most `MAX_UNRECORDED` messages per consumer): the providers offer no idempotency key for a send, and
+we prefer a rare double alert to a lost one.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from bot.alerts import AlertTexts, RelayRef
@@ -42,6 +45,7 @@ from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
+from storage.participants import opt_out_identity
 from storage.relays import RELAY_KINDS, relay_of_delivery
 
 log = logging.getLogger(__name__)
@@ -50,7 +54,11 @@ DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
 
 Sleep = Callable[[float], Awaitable[None]]
-FLUSH_DELAY_S = 0.002
+# How long a result may wait for others to share its commit; the consumers keep sending meanwhile.
+FLUSH_DELAY_S = 0.005
+# A consumer starts its next send while earlier results wait for their commit, but never has more than this
+# many sends unrecorded: it bounds what a worker that dies can make us send twice.
+MAX_UNRECORDED = 4
 MARK_SENT = (
     update(DELIVERY)
     .where(DELIVERY.c.id == bindparam("b_id"))
@@ -203,8 +211,11 @@ class Dispatcher:
         self._stopping = False
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._group_size = max(1, settings.dispatch_concurrency)
+        # Consumers do not wait for their own commit, so a group may span more than one round of sends.
+        self._group_size = max(1, settings.dispatch_concurrency * 2)
         self._in_send = 0
+        self._failure: BaseException | None = None
+        self._conn: Connection | None = None
         self._report = DrainReport()
 
     # ---- public -------------------------------------------------------------------------------
@@ -257,6 +268,14 @@ class Dispatcher:
     # ---- the pump -----------------------------------------------------------------------------
 
     async def _pump(self, *, until_idle: bool) -> None:
+        self._conn = self._engine.connect()
+        try:
+            await self._pump_with_connection(until_idle=until_idle)
+        finally:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    async def _pump_with_connection(self, *, until_idle: bool) -> None:
         self._wake = asyncio.Event()
         lanes = [
             _Lane(kind, sender, TokenBucket(rate_for(self._settings, kind), monotonic=self._monotonic))
@@ -310,27 +329,39 @@ class Dispatcher:
                 self._raise_if_consumer_died(consumers)
                 await asyncio.sleep(0.005)
         finally:
+            # Results of sends that did happen are recorded even when we leave because of an error.
+            self._flush()
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
 
-    @staticmethod
-    def _raise_if_consumer_died(consumers: Iterable[asyncio.Task[None]]) -> None:
+    def _raise_if_consumer_died(self, consumers: Iterable[asyncio.Task[None]]) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
         for task in consumers:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
     async def _consume(self, lane: _Lane) -> None:
+        unrecorded: deque[asyncio.Future[None]] = deque()
         while True:
             row = await lane.queue.get()
-            try:
-                outcome = await self._send(lane, row)
-                await self._record(outcome)
-            finally:
-                lane.outstanding -= 1
-                low = lane.queue.qsize() <= self._settings.dispatch_batch_size // 2
-                if self._wake is not None and ((low and not lane.exhausted) or lane.outstanding == 0):
-                    self._wake.set()
+            outcome = await self._send(lane, row)
+            while unrecorded and unrecorded[0].done():
+                unrecorded.popleft().result()
+            if len(unrecorded) >= MAX_UNRECORDED - 1:
+                await unrecorded.popleft()
+            unrecorded.append(self._record(lane, outcome))
+
+    def _settle(self, lane: _Lane, future: asyncio.Future[None]) -> None:
+        """A result became durable (or its commit failed): the row is done, the pump may claim more."""
+        lane.outstanding -= 1
+        if not future.cancelled() and future.exception() is not None and self._failure is None:
+            self._failure = future.exception()
+        low = lane.queue.qsize() <= self._settings.dispatch_batch_size // 2
+        if self._wake is not None and ((low and not lane.exhausted) or lane.outstanding == 0):
+            self._wake.set()
 
     async def _send(self, lane: _Lane, row: Claimed) -> Outcome:
         try:
@@ -496,21 +527,23 @@ class Dispatcher:
                 .values(status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None)
             )
 
-    async def _record(self, outcome: Outcome) -> None:
-        """Queue the outcome for the next group commit and wait until it is durable.
+    def _record(self, lane: _Lane, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue the outcome for the next group commit; the future is done once it is durable.
 
         The commit runs on the event loop (a thread would wait for the GIL behind the senders), a moment
-        after the first result came in, so that the results of concurrent sends share one transaction.
+        after the first result came in, so that the results of concurrent sends share one transaction;
+        the consumers keep sending meanwhile (see `_consume`), so the group costs no throughput.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        future.add_done_callback(lambda done: self._settle(lane, done))
         self._pending.append((outcome, future))
         # Nobody else is sending: no result can join this group, so waiting would only cost time.
         if len(self._pending) >= self._group_size or self._in_send == 0:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = loop.call_later(FLUSH_DELAY_S, self._flush)
-        await future
+        return future
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
@@ -547,9 +580,19 @@ class Dispatcher:
             if o.error is None
         ]
         if len(sent) == len(outcomes):
-            # The common case, kept lean: one executemany on a plain connection, no ORM session.
-            with self._engine.begin() as conn:
-                conn.execute(MARK_SENT, sent)
+            # The common case, kept lean: one executemany on the pump's own connection (a pool checkout and
+            # its reset cost as much as the statement), no ORM session.
+            conn = self._conn
+            if conn is None:
+                with self._engine.begin() as conn:
+                    conn.execute(MARK_SENT, sent)
+            else:
+                try:
+                    conn.execute(MARK_SENT, sent)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
             self._report.sent += len(sent)
             return
         retry: list[dict[str, Any]] = []
@@ -573,11 +616,7 @@ class Dispatcher:
                     )
                     continue
                 if isinstance(o.error, RecipientOptedOut) and o.row.identity_id is not None:
-                    session.execute(
-                        update(ChannelIdentity)
-                        .where(IDENTITY.c.id == o.row.identity_id)
-                        .values(opted_out=True, opted_out_at=now)
-                    )
+                    opt_out_identity(session, identity_id=o.row.identity_id, now=now)
                 moved = fall_back(
                     session,
                     delivery_id=o.row.id,

@@ -9,7 +9,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
+
+from storage.reach import keep_reach
 
 SessionFactory = Callable[[], Session]
 
@@ -41,12 +44,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def session_factory(engine: Engine) -> SessionFactory:
-    """A callable that opens a new session on the engine."""
-
-    def open_session() -> Session:
-        return Session(engine, expire_on_commit=False)
-
-    return open_session
+    """A callable that opens a new session on the engine; its flushes keep the reach table in step."""
+    maker = sessionmaker(engine, class_=Session, expire_on_commit=False)
+    keep_reach(maker)
+    return maker
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from storage.models import (
     ParticipantStatus,
 )
 from storage.phones import InvalidPhoneNumber, to_e164
+from storage.reach import forget_identity_reach, touch_reach
 
 MAX_ADDRESSES = 3
 PHONE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
@@ -129,10 +130,14 @@ def touch_identity(
         )
         session.add(identity)
         session.flush()
-    elif identity.address_enc is None:
-        # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
-        identity.address_enc = vault.encrypt(canonical)
-        session.add(identity)
+    else:
+        # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's window).
+        assert identity.id is not None
+        touch_reach(session.connection(), identity_id=identity.id, at=now)
+        if identity.address_enc is None:
+            # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
+            identity.address_enc = vault.encrypt(canonical)
+            session.add(identity)
     return identity
 
 
@@ -344,6 +349,16 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
         subject=f"participant:{participant.id}",
         detail={"reason": reason, "identities": len(identities)},
     )
+
+
+def opt_out_identity(session: Session, *, identity_id: int, now: datetime) -> None:
+    """Mark one identity opted out (a provider said the contact stopped) without loading it."""
+    session.execute(
+        update(ChannelIdentity)
+        .where(col(ChannelIdentity.id) == identity_id)
+        .values(opted_out=True, opted_out_at=now)
+    )
+    forget_identity_reach(session.connection(), identity_id=identity_id)
 
 
 def record_opt_out(session: Session, *, phone_hash: str, now: datetime) -> None:

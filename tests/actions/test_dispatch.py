@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.alerts import AlertTexts
-from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError
+from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError, SendReceipt
 from bot.config import Settings
 from bot.dispatch import Dispatcher, TokenBucket, apply_status
-from bot.messages import ChannelKind, DeliveryStatus, StatusUpdate
+from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage, StatusUpdate
 from bot.targeting import Circle, select_recipients
 from storage.actions import (
     ActionDraft,
@@ -483,4 +483,35 @@ async def test_run_sends_what_a_launch_queues_after_a_wake_and_stops_cleanly(
     dispatcher.stop()
     await asyncio.wait_for(task, 2)
     assert sorted(channel.recipients()) == sorted(p.addresses[ChannelKind.TELEGRAM] for p in people)
+    assert {r.status for r in _deliveries(sessions)} == {DeliveryStatus.SENT}
+
+
+async def test_sends_never_run_far_ahead_of_what_is_recorded(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts
+) -> None:
+    """What a killed worker could send twice is bounded: a few sends per consumer without a durable result."""
+    from bot.dispatch import MAX_UNRECORDED
+
+    _people(sessions, vault, clock, 40)
+    _launch(sessions, clock)
+    concurrency = 4
+    ahead: list[int] = []
+
+    class Watching(FakeChannel):
+        async def send(self, message: OutgoingMessage) -> SendReceipt:
+            import asyncio
+
+            with sessions() as session:
+                recorded = session.scalar(
+                    select(func.count()).select_from(Delivery).where(Delivery.status == DeliveryStatus.SENT)  # type: ignore[arg-type]
+                )
+            ahead.append(len(self.sent) - int(recorded or 0))
+            await asyncio.sleep(0)  # let the other consumers run, as a real send would
+            return await super().send(message)
+
+    channel = Watching(ALL)
+    settings = dispatch_settings(dispatch_concurrency=concurrency)
+    report = await _dispatcher(sessions, channel, clock, vault, texts, settings).drain()
+    assert report.sent == 40
+    assert 0 < max(ahead) <= MAX_UNRECORDED * concurrency
     assert {r.status for r in _deliveries(sessions)} == {DeliveryStatus.SENT}

@@ -219,3 +219,17 @@ def test_window_bounds(local: datetime, inside: bool) -> None:
 def test_parse_area_refuses_bad_shapes(area: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         parse_area(area)
+
+
+def test_unflushed_changes_in_the_same_session_count(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    from storage.models import Participant
+
+    person = seed_person(sessions, vault, clock())
+    with sessions() as session:
+        participant = session.get(Participant, person.participant_id)
+        assert participant is not None
+        participant.status = ParticipantStatus.UNSUBSCRIBED
+        session.add(participant)
+        assert select_recipients(session, area=AREA, at=clock()) == []

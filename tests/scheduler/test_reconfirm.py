@@ -138,6 +138,7 @@ async def test_silent_participant_is_reminded_then_erased_on_day_396(
     visible = {p for p in personal if any(p in v for _, _, v in stored_before)}
     # What is stored is encrypted (name, phone, chat) or plain (postcode): the scan must see all of it.
     assert len(visible) >= 4 and "7511 AB" in visible, "the scan sees the stored personal data"
+    assert _reachable(sessions) == {anne_id, participant(sessions, 1).id}, "registration made them reachable"
     clock.advance(days=366)
     await reconfirm(job_context)
     await say(router, clock, BART, ["JA"])  # Bart answers, Anne stays silent
@@ -172,6 +173,20 @@ async def test_silent_participant_is_reminded_then_erased_on_day_396(
         assert session.exec(select(OptOut)).all() == [], "expiry is not an opt-out"
         expired = session.exec(select(AuditEvent).where(AuditEvent.event == "participant_expired")).all()
         assert [e.detail["municipality_code"] for e in expired] == ["0153"]  # Enschede
+    assert _reachable(sessions) == {bart.id}, "expiry ends the reach rows too"
+
+
+def _reachable(sessions: SessionFactory) -> set[int | None]:
+    """Who the reach table (what selection reads) holds, and who selection finds anywhere in NL."""
+    from bot.targeting import Circle, select_recipients
+    from storage.models import ReachPoint
+
+    with sessions() as session:
+        held = set(session.exec(select(ReachPoint.participant_id)).all())
+        everyone = select_recipients(session, area=Circle(52.2, 5.3, 50_000 * 4), at=datetime.now(UTC))
+    found: set[int | None] = {r.participant_id for r in everyone}
+    assert found <= held
+    return held
 
 
 QUIET = [

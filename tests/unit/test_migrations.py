@@ -57,3 +57,60 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_reach_backfill_derives_the_rows_of_existing_participants(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, time
+
+    from sqlalchemy import insert, select
+
+    from storage.models import Address, ChannelIdentity, Participant
+    from storage.reach import REACH, source_query
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate(url, "0004")
+    now = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+    people = [(1, "active", "sms"), (2, "active", "telegram"), (3, "expired", None)]
+    identities = [(1, 1, "sms", False, "x"), (2, 1, "telegram", False, "y"), (3, 2, "telegram", True, "z")]
+    identities += [(4, 2, "whatsapp", False, None), (5, 3, "sms", False, "w")]
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Participant.__table__),  # type: ignore[attr-defined]
+                [
+                    {"id": i, "status": s, "preferred_channel": c, "language": "nl", "created_at": now}
+                    for i, s, c in people
+                ],
+            )
+            conn.execute(
+                insert(ChannelIdentity.__table__),  # type: ignore[attr-defined]
+                [
+                    {"id": i, "participant_id": p, "channel": c, "address_hash": f"h{i}", "address_enc": enc}
+                    | {"opted_out": out, "language": "nl", "created_at": now}
+                    for i, p, c, out, enc in identities
+                ],
+            )
+            base = {"postcode": "7511 AB", "house_number": 1, "municipality_code": "0153"}
+            base |= {"municipality_name": "Enschede", "place": "Enschede", "lat": 52.22, "lon": 6.89}
+            conn.execute(
+                insert(Address.__table__),  # type: ignore[attr-defined]
+                [
+                    base | {"participant_id": 1, "slot": 1},
+                    base
+                    | {"participant_id": 1, "slot": 2, "window_days": "12345", "window_start": time(9)}
+                    | {"window_end": time(17), "lon": 6.95},
+                    base | {"participant_id": 2, "slot": 1},
+                    base | {"participant_id": 3, "slot": 1},
+                ],
+            )
+        migrate(url)
+        with engine.connect() as conn:
+            rows = set(conn.execute(select(REACH)).all())
+            expected = set(conn.execute(source_query()).all())
+    finally:
+        engine.dispose()
+    # Participant 1: two addresses x two identities; participant 2 has only an opted-out or erased one.
+    assert len(rows) == 4
+    assert {r.participant_id for r in rows} == {1}
+    assert {tuple(r) for r in rows} == {tuple(r) for r in expected}
