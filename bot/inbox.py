@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import Channel, SendError
@@ -45,20 +46,42 @@ class Inbox:
             return False
         return True
 
+    def forget(self, key: str) -> None:
+        """Drop a recorded event id again, so that the provider's next delivery of it is handled."""
+        with transaction(self._sessions) as session:
+            session.execute(delete(ProcessedEvent).where(ProcessedEvent.key == key))  # type: ignore[arg-type]
+
     async def receive(self, message: IncomingMessage, *, send: bool = True) -> list[OutgoingMessage]:
-        """Handle one message (once per provider id), then send the replies unless `send` is off."""
-        if message.provider_id and not self.first_time(f"{message.channel}:{message.provider_id}"):
+        """Handle one message (once per provider id), then send the replies unless `send` is off.
+
+        A handler that raises (the database stayed locked) has written nothing: the id is forgotten
+        again and the error goes on, so the webhook answers 503 and the provider's retry is handled.
+        """
+        key = f"{message.channel}:{message.provider_id}" if message.provider_id else None
+        if key is not None and not self.first_time(key):
             log.info("duplicate %s message ignored", message.channel)
             return []
         lock = self._locks.setdefault((message.channel, message.sender), asyncio.Lock())
         async with lock:
-            replies = await self._handle(message)
+            try:
+                replies = await self._handle(message)
+            except Exception:
+                if key is not None:
+                    self._forget_quietly(key)
+                raise
             if send:
                 for reply in replies:
                     await self.send(reply)
         if not lock.locked():
             self._locks.pop((message.channel, message.sender), None)
         return replies
+
+    def _forget_quietly(self, key: str) -> None:
+        try:
+            self.forget(key)
+        except Exception as exc:  # noqa: BLE001 - the handler's own error is the one to report
+            # Storage still down: the retry will count as a duplicate; say so, as that message is lost.
+            log.error("could not forget a failed %s event: %s", key.split(":", 1)[0], type(exc).__name__)
 
     async def send(self, reply: OutgoingMessage) -> None:
         """Send one reply on its channel; a failure is logged, the conversation goes on."""

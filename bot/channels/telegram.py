@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import re
 import time
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from json import JSONDecodeError
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from telegram import (
     KeyboardButton,
     ReplyKeyboardMarkup,
@@ -43,6 +44,7 @@ from bot.channels.base import (
     SendError,
     SendReceipt,
 )
+from bot.channels.limits import JSON_TYPE, read_limited_body
 from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
 from bot.config import Settings
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
@@ -303,12 +305,22 @@ class TelegramChannel:
             log.warning("telegram webhook refused: %s secret token", "missing" if not given else "wrong")
             return Response(status_code=403)
         try:
-            data = await request.json()
-        except (JSONDecodeError, UnicodeDecodeError):
+            body = await read_limited_body(request, content_type=JSON_TYPE)
+        except HTTPException as exc:
+            return Response(status_code=exc.status_code)
+        try:
+            data = json.loads(body)
+        except (JSONDecodeError, UnicodeDecodeError, RecursionError):
+            log.warning("telegram webhook refused: body is not JSON")
             return Response(status_code=400)
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return Response(status_code=400)
-        update = Update.de_json(data, self._app.bot)
+        try:
+            update = Update.de_json(data, self._app.bot)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A well-formed JSON object that is not an update PTB can read (a field of the wrong type).
+            log.warning("telegram webhook refused: not an update")
+            return Response(status_code=400)
         try:
             await self.process(update)
         except Exception as exc:  # noqa: BLE001 - Telegram retries a non-2xx; the inbox dedupes the retry
