@@ -65,6 +65,45 @@ Sleep = Callable[[float], Awaitable[None]]
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
+# PTB logs every Bot API call's parameters and answer at DEBUG: message texts, names, shared numbers.
+PTB_BOT_LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot")
+REDACTED = "<bot-token>"
+
+
+class DropBotApiDebug(logging.Filter):
+    """Drops PTB's DEBUG records of Bot API calls, which carry personal data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep INFO and above."""
+        return record.levelno > logging.DEBUG
+
+
+class RedactBotToken(logging.Filter):
+    """httpx logs each request's URL at INFO, and a Bot API URL carries the bot token: replace it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, with the token taken out of its message."""
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, REDACTED), None
+        return True
+
+
+def keep_secrets_out_of_logs(token: str) -> None:
+    """Install the two filters above (once per token) on the loggers that would leak."""
+    for name in PTB_BOT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropBotApiDebug) for f in logger.filters):
+            logger.addFilter(DropBotApiDebug())
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactBotToken) and f.token == token for f in httpx_log.filters):
+        httpx_log.addFilter(RedactBotToken(token))
+
+
 class TelegramNotConfigured(ValueError):
     """TELEGRAM_BOT_TOKEN is needed for the Telegram channel."""
 
@@ -187,6 +226,7 @@ class TelegramChannel:
     ) -> None:
         if not settings.telegram_bot_token:
             raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is required")
+        keep_secrets_out_of_logs(settings.telegram_bot_token)
         self._settings = settings
         self._on_message = on_message
         self._clock = clock
