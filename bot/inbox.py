@@ -58,7 +58,8 @@ class Inbox:
         again and the error goes on, so the webhook answers 503 and the provider's retry is handled.
         """
         key = f"{message.channel}:{message.provider_id}" if message.provider_id else None
-        if key is not None and not self.first_time(key):
+        # In a thread: a commit that waits for a locked database must not stall every other request.
+        if key is not None and not await asyncio.to_thread(self.first_time, key):
             log.info("duplicate %s message ignored", message.channel)
             return []
         lock = self._locks.setdefault((message.channel, message.sender), asyncio.Lock())
@@ -67,7 +68,7 @@ class Inbox:
                 replies = await self._handle(message)
             except Exception:
                 if key is not None:
-                    self._forget_quietly(key)
+                    await asyncio.to_thread(self._forget_quietly, key)
                 raise
             if send:
                 for reply in replies:
