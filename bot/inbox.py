@@ -7,11 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import Channel, SendError
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
 from storage.db import SessionFactory, transaction
 from storage.models import ProcessedEvent
 
@@ -46,43 +45,46 @@ class Inbox:
             return False
         return True
 
-    def forget(self, key: str) -> None:
-        """Drop a recorded event id again, so that the provider's next delivery of it is handled."""
-        with transaction(self._sessions) as session:
-            session.execute(delete(ProcessedEvent).where(ProcessedEvent.key == key))  # type: ignore[arg-type]
+    def seen(self, key: str) -> bool:
+        """Whether a provider event id was handled before."""
+        with self._sessions() as session:
+            return session.get(ProcessedEvent, key) is not None
+
+    def _record(self, key: str) -> None:
+        # The router records the id in its own transaction; this covers any other handler.
+        try:
+            with transaction(self._sessions) as session:
+                if session.get(ProcessedEvent, key) is None:
+                    session.add(ProcessedEvent(key=key, at=self._clock()))
+        except IntegrityError:
+            pass  # another worker recorded it at the same moment
 
     async def receive(self, message: IncomingMessage, *, send: bool = True) -> list[OutgoingMessage]:
         """Handle one message (once per provider id), then send the replies unless `send` is off.
 
-        A handler that raises (the database stayed locked) has written nothing: the id is forgotten
-        again and the error goes on, so the webhook answers 503 and the provider's retry is handled.
+        The id is recorded once the message was handled (by the router, in the same transaction): a
+        handler that raises (the database stayed locked) leaves nothing behind, the error goes on, the
+        webhook answers 503 and the provider's retry is handled.
         """
-        key = f"{message.channel}:{message.provider_id}" if message.provider_id else None
-        # In a thread: a commit that waits for a locked database must not stall every other request.
-        if key is not None and not await asyncio.to_thread(self.first_time, key):
-            log.info("duplicate %s message ignored", message.channel)
-            return []
+        key = event_key(message)
         lock = self._locks.setdefault((message.channel, message.sender), asyncio.Lock())
-        async with lock:
-            try:
-                replies = await self._handle(message)
-            except Exception:
-                if key is not None:
-                    await asyncio.to_thread(self._forget_quietly, key)
-                raise
-            if send:
-                for reply in replies:
-                    await self.send(reply)
-        if not lock.locked():
-            self._locks.pop((message.channel, message.sender), None)
-        return replies
-
-    def _forget_quietly(self, key: str) -> None:
         try:
-            self.forget(key)
-        except Exception as exc:  # noqa: BLE001 - the handler's own error is the one to report
-            # Storage still down: the retry will count as a duplicate; say so, as that message is lost.
-            log.error("could not forget a failed %s event: %s", key.split(":", 1)[0], type(exc).__name__)
+            async with lock:
+                # Checked under the sender's lock: a duplicate that arrives meanwhile waits, then sees it.
+                # In threads: a query that waits for a locked database must not stall other requests.
+                if key is not None and await asyncio.to_thread(self.seen, key):
+                    log.info("duplicate %s message ignored", message.channel)
+                    return []
+                replies = await self._handle(message)
+                if key is not None:
+                    await asyncio.to_thread(self._record, key)
+                if send:
+                    for reply in replies:
+                        await self.send(reply)
+        finally:
+            if not lock.locked():
+                self._locks.pop((message.channel, message.sender), None)
+        return replies
 
     async def send(self, reply: OutgoingMessage) -> None:
         """Send one reply on its channel; a failure is logged, the conversation goes on."""

@@ -151,7 +151,7 @@ async def _handed_on(step: Awaitable[T], path: str) -> T:
     """The handler's result; its failure (the database stayed locked) answers 503 so Twilio may retry."""
     try:
         return await step
-    except Exception as exc:  # noqa: BLE001 - the inbox forgets the id, so a retry is handled afresh
+    except Exception as exc:  # noqa: BLE001 - nothing was recorded: a retry is handled afresh
         raise _unavailable(path, exc) from exc
 
 

@@ -293,7 +293,7 @@ async def test_an_exact_duplicate_delivery_is_accepted_and_handled_once(wired: W
 async def test_a_failing_handler_answers_503_and_the_retry_is_handled(wired: Wired, post: Any) -> None:
     wired.handler.failures = 1
     assert (await post(wired)).status_code == 503
-    # The id was forgotten again: the provider's retry is not taken for a duplicate.
+    # Nothing was recorded: the provider's retry is not taken for a duplicate.
     assert processed(wired.sessions) == 0
     assert (await post(wired)).status_code == 200
     assert (await post(wired)).status_code == 200

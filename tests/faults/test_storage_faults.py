@@ -30,7 +30,7 @@ from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
 from bot.config import load_settings
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, StatusUpdate
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -213,7 +213,7 @@ CHANNELS = [
     pytest.param(
         ChannelKind.TELEGRAM, telegram_update, ("processed_event", "channel_identity"), id="telegram-all"
     ),
-    # PostgreSQL only: the event id is recorded, then the router meets the lock: the id must be forgotten.
+    # PostgreSQL only: the event id could be written, the router's step cannot: neither may be kept.
     pytest.param(ChannelKind.SMS, sms, ("channel_identity",), id="sms-router-locked"),
     pytest.param(ChannelKind.TELEGRAM, telegram_update, ("channel_identity",), id="telegram-router-locked"),
 ]
@@ -240,3 +240,24 @@ async def test_a_locked_database_answers_503_writes_nothing_and_the_retry_is_han
     assert len(app.outbox.sent) == replies_before + 1
     states, keys, _ = snapshot(app.sessions)
     assert states != before[0] and len(keys) == len(before[1]) + 1
+
+
+async def test_the_router_records_the_provider_id_with_the_step(
+    sessions: SessionFactory, vault: DataVault, book: PostcodeBook
+) -> None:
+    router = Router(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=KeywordParser(),
+        catalogue=Catalogue.load(),
+        settings=load_settings(privacy_statement_version="2026-1"),
+        clock=FixedClock(NOW),
+    )
+    start = IncomingMessage(ChannelKind.SMS, PHONE, "START", NOW, provider_id="SM" + "1" * 32)
+    assert await router.handle(start)
+    before = snapshot(sessions)
+    # A second worker given the same retry: recognised inside the router's own transaction.
+    assert await router.handle(start) == []
+    assert snapshot(sessions) == before
+    assert before[1] == [f"sms:{'SM' + '1' * 32}"]
