@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import Channel, SendError
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
 from storage.db import SessionFactory, transaction
 from storage.models import ProcessedEvent
 
@@ -45,19 +45,45 @@ class Inbox:
             return False
         return True
 
+    def seen(self, key: str) -> bool:
+        """Whether a provider event id was handled before."""
+        with self._sessions() as session:
+            return session.get(ProcessedEvent, key) is not None
+
+    def _record(self, key: str) -> None:
+        # The router records the id in its own transaction; this covers any other handler.
+        try:
+            with transaction(self._sessions) as session:
+                if session.get(ProcessedEvent, key) is None:
+                    session.add(ProcessedEvent(key=key, at=self._clock()))
+        except IntegrityError:
+            pass  # another worker recorded it at the same moment
+
     async def receive(self, message: IncomingMessage, *, send: bool = True) -> list[OutgoingMessage]:
-        """Handle one message (once per provider id), then send the replies unless `send` is off."""
-        if message.provider_id and not self.first_time(f"{message.channel}:{message.provider_id}"):
-            log.info("duplicate %s message ignored", message.channel)
-            return []
+        """Handle one message (once per provider id), then send the replies unless `send` is off.
+
+        The id is recorded once the message was handled (by the router, in the same transaction): a
+        handler that raises (the database stayed locked) leaves nothing behind, the error goes on, the
+        webhook answers 503 and the provider's retry is handled.
+        """
+        key = event_key(message)
         lock = self._locks.setdefault((message.channel, message.sender), asyncio.Lock())
-        async with lock:
-            replies = await self._handle(message)
-            if send:
-                for reply in replies:
-                    await self.send(reply)
-        if not lock.locked():
-            self._locks.pop((message.channel, message.sender), None)
+        try:
+            async with lock:
+                # Checked under the sender's lock: a duplicate that arrives meanwhile waits, then sees it.
+                # In threads: a query that waits for a locked database must not stall other requests.
+                if key is not None and await asyncio.to_thread(self.seen, key):
+                    log.info("duplicate %s message ignored", message.channel)
+                    return []
+                replies = await self._handle(message)
+                if key is not None:
+                    await asyncio.to_thread(self._record, key)
+                if send:
+                    for reply in replies:
+                        await self.send(reply)
+        finally:
+            if not lock.locked():
+                self._locks.pop((message.channel, message.sender), None)
         return replies
 
     async def send(self, reply: OutgoingMessage) -> None:

@@ -48,6 +48,11 @@ class IncomingMessage:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+def event_key(message: IncomingMessage) -> str | None:
+    """The key a provider's message is recorded under once handled (`sms:SM…`, `telegram:update:…`)."""
+    return f"{message.channel}:{message.provider_id}" if message.provider_id else None
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One message to a person; `buttons` become a reply keyboard where the channel has one."""

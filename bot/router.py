@@ -38,13 +38,13 @@ from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, 
 from bot.flows.mydata import show_my_data
 from bot.flows.registration import RegistrationFlow
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
 from bot.texts import Catalogue
 from nlu.types import Intent, Parser, ParseResult
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
-from storage.models import ChannelIdentity, ConversationState, Participant
+from storage.models import ChannelIdentity, ConversationState, Participant, ProcessedEvent
 from storage.participants import (
     PHONE_CHANNELS,
     canonical_address,
@@ -147,6 +147,10 @@ class StorageUnavailable(RuntimeError):
     """The database stayed locked or unreachable; the message was not handled and may be retried."""
 
 
+class _AlreadyHandled(Exception):
+    """This provider message was handled before (a provider's retry): nothing to do."""
+
+
 class _NeedsIntent(Exception):
     """The message reached the NLU stage before it was parsed; parse it and handle it again."""
 
@@ -202,6 +206,9 @@ class Router:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 return await asyncio.to_thread(self._handle_once, message, parsed)
+            except _AlreadyHandled:
+                log.info("duplicate %s message ignored", message.channel)
+                return []
             except _NeedsIntent:
                 parsed = await self._parse(clean_text(message.text))
             except (StaleState, IntegrityError, OperationalError) as exc:
@@ -227,7 +234,14 @@ class Router:
 
     def _handle_once(self, message: IncomingMessage, parsed: ParseResult | None) -> list[OutgoingMessage]:
         now = self._clock()
+        key = event_key(message)
         with transaction(self._sessions) as session:
+            if key is not None:
+                if session.get(ProcessedEvent, key) is not None:
+                    raise _AlreadyHandled
+                # In the step's own transaction: a message is handled and recorded, or neither, so a
+                # retry after a crash or a locked database is handled, and a retry after success is not.
+                session.add(ProcessedEvent(key=key, at=now))
             identity = touch_identity(
                 session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
             )

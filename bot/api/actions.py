@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from bot.alerts import AlertTexts, estimate_cost
@@ -53,6 +53,9 @@ UNPROCESSABLE = 422
 MAX_DESCRIPTION = 1200
 MAX_INSTRUCTION = 300
 MAX_CLOSING = 600
+# Ids are 32-bit INTEGER columns on PostgreSQL: a larger id would fail in the driver (500), not be a 404.
+MAX_ID = 2**31 - 1
+ActionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class CircleIn(BaseModel):
@@ -321,7 +324,7 @@ def actions_router(
             return [_out(a) for a in list_actions(session, status=status_, limit=limit)]
 
     @router.get("/actions/{action_id}")
-    def show(action_id: int) -> ActionOut:
+    def show(action_id: ActionId) -> ActionOut:
         """One action with its deliveries counted per kind, status and channel."""
         with sessions() as session:
             action = load(session, action_id)
@@ -330,7 +333,7 @@ def actions_router(
             return out
 
     @router.post("/actions/{action_id}/launch", response_model=None)
-    def launch(action_id: int, dry_run: bool = False) -> ActionOut | PreviewOut:
+    def launch(action_id: ActionId, dry_run: bool = False) -> ActionOut | PreviewOut:
         """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices."""
         now = clock()
         with transaction(sessions) as session:
@@ -368,7 +371,7 @@ def actions_router(
         return show(action_id)
 
     @router.post("/actions/{action_id}/close")
-    def close(action_id: int, body: CloseIn) -> ActionOut:
+    def close(action_id: ActionId, body: CloseIn) -> ActionOut:
         """End the action; everyone who got the alert gets the closing text, tipsters the result."""
         now = clock()
         with transaction(sessions) as session:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import re
 import time
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from json import JSONDecodeError
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from telegram import (
     KeyboardButton,
     ReplyKeyboardMarkup,
@@ -43,6 +44,7 @@ from bot.channels.base import (
     SendError,
     SendReceipt,
 )
+from bot.channels.limits import JSON_TYPE, read_limited_body
 from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
 from bot.config import Settings
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
@@ -61,6 +63,45 @@ SHORT_BUTTON = 16  # characters; up to three short answers (JA/NEE, channels) fi
 MessageHandler = Callable[[IncomingMessage], Awaitable[object]]
 Sleep = Callable[[float], Awaitable[None]]
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+# PTB logs every Bot API call's parameters and answer at DEBUG: message texts, names, shared numbers.
+PTB_BOT_LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot")
+REDACTED = "<bot-token>"
+
+
+class DropBotApiDebug(logging.Filter):
+    """Drops PTB's DEBUG records of Bot API calls, which carry personal data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep INFO and above."""
+        return record.levelno > logging.DEBUG
+
+
+class RedactBotToken(logging.Filter):
+    """httpx logs each request's URL at INFO, and a Bot API URL carries the bot token: replace it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, with the token taken out of its message."""
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, REDACTED), None
+        return True
+
+
+def keep_secrets_out_of_logs(token: str) -> None:
+    """Install the two filters above (once per token) on the loggers that would leak."""
+    for name in PTB_BOT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropBotApiDebug) for f in logger.filters):
+            logger.addFilter(DropBotApiDebug())
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactBotToken) and f.token == token for f in httpx_log.filters):
+        httpx_log.addFilter(RedactBotToken(token))
 
 
 class TelegramNotConfigured(ValueError):
@@ -185,6 +226,7 @@ class TelegramChannel:
     ) -> None:
         if not settings.telegram_bot_token:
             raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is required")
+        keep_secrets_out_of_logs(settings.telegram_bot_token)
         self._settings = settings
         self._on_message = on_message
         self._clock = clock
@@ -303,12 +345,22 @@ class TelegramChannel:
             log.warning("telegram webhook refused: %s secret token", "missing" if not given else "wrong")
             return Response(status_code=403)
         try:
-            data = await request.json()
-        except (JSONDecodeError, UnicodeDecodeError):
+            body = await read_limited_body(request, content_type=JSON_TYPE)
+        except HTTPException as exc:
+            return Response(status_code=exc.status_code)
+        try:
+            data = json.loads(body)
+        except (JSONDecodeError, UnicodeDecodeError, RecursionError):
+            log.warning("telegram webhook refused: body is not JSON")
             return Response(status_code=400)
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return Response(status_code=400)
-        update = Update.de_json(data, self._app.bot)
+        try:
+            update = Update.de_json(data, self._app.bot)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A well-formed JSON object that is not an update PTB can read (a field of the wrong type).
+            log.warning("telegram webhook refused: not an update")
+            return Response(status_code=400)
         try:
             await self.process(update)
         except Exception as exc:  # noqa: BLE001 - Telegram retries a non-2xx; the inbox dedupes the retry

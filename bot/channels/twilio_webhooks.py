@@ -21,6 +21,7 @@ from twilio.request_validator import (
 )
 
 from bot.channels import twilio_voice as voice
+from bot.channels.limits import FORM_TYPE, read_limited_body
 from bot.channels.twilio_payloads import (
     BadPayload,
     parse_message,
@@ -34,8 +35,6 @@ from bot.texts import Catalogue
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
-FORM_TYPE = "application/x-www-form-urlencoded"
 PREFIX = "/webhooks/twilio"
 SMS_PATH = f"{PREFIX}/sms"
 WHATSAPP_PATH = f"{PREFIX}/whatsapp"
@@ -105,23 +104,6 @@ class RecentKeys:
         return True
 
 
-async def _read_body(request: Request) -> bytes:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
-        log.warning("twilio webhook %s refused: content type is not a form", request.url.path)
-        raise HTTPException(415, "form data expected")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise HTTPException(413, "body too large")
-    body = bytearray()
-    # Counted while streaming: a missing or false Content-Length must not let a large body through.
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, "body too large")
-    return bytes(body)
-
-
 @dataclass(frozen=True)
 class SignedForms:
     """Reads a webhook's form and checks `X-Twilio-Signature` against the public URL Twilio called."""
@@ -137,7 +119,7 @@ class SignedForms:
 
     async def read(self, request: Request) -> MultiDict:
         """The verified form; 415 for another content type, 413 over 64 KiB, 403 for a bad signature."""
-        body = await _read_body(request)
+        body = await read_limited_body(request, content_type=FORM_TYPE)
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature:
             log.warning("twilio webhook %s refused: no signature header", request.url.path)
@@ -158,6 +140,19 @@ class SignedForms:
 def twiml(body: str) -> Response:
     """A TwiML answer."""
     return Response(content=body, media_type=TWIML_TYPE)
+
+
+def _unavailable(path: str, exc: Exception) -> HTTPException:
+    log.error("twilio webhook %s failed: %s", path, type(exc).__name__)
+    return HTTPException(503, "try again later", headers={"Retry-After": "5"})
+
+
+async def _handed_on(step: Awaitable[T], path: str) -> T:
+    """The handler's result; its failure (the database stayed locked) answers 503 so Twilio may retry."""
+    try:
+        return await step
+    except Exception as exc:  # noqa: BLE001 - nothing was recorded: a retry is handled afresh
+        raise _unavailable(path, exc) from exc
 
 
 def _parsed(parse: Callable[[], T], path: str) -> T:
@@ -198,7 +193,7 @@ def twilio_webhook_router(
         """An SMS or WhatsApp message; answered through the REST API, so the TwiML stays empty."""
         form = await forms.read(request)
         incoming = _parsed(lambda: parse_message(form, received_at=clock()), request.url.path)
-        await on_message(incoming)
+        await _handed_on(on_message(incoming), request.url.path)
         return twiml(voice.empty_twiml())
 
     @router.post(STATUS_PATH)
@@ -208,8 +203,13 @@ def twilio_webhook_router(
         update = _parsed(lambda: parse_status(form), request.url.path)
         if update is None:
             log.info("twilio status callback with an untracked status ignored")
-        elif first_time(status_key(form)):
-            await on_status(update)
+            return twiml(voice.empty_twiml())
+        try:
+            new = first_time(status_key(form))
+        except Exception as exc:  # noqa: BLE001 - storage down: Twilio retries a 5xx receipt
+            raise _unavailable(request.url.path, exc) from exc
+        if new:
+            await _handed_on(on_status(update), request.url.path)
         return twiml(voice.empty_twiml())
 
     @router.post(VOICE_PATH)
@@ -232,7 +232,9 @@ def twilio_webhook_router(
             )
         if form.get("SpeechResult", "").strip():
             incoming = _parsed(lambda: parse_speech(form, received_at=clock()), request.url.path)
-            said = await _hand_on_call_input(on_message, incoming, form.get("CallSid", ""))
+            said = await _handed_on(
+                _hand_on_call_input(on_message, incoming, form.get("CallSid", "")), request.url.path
+            )
             return twiml(_answer(said, lang))
         return twiml(
             voice.record_twiml(
@@ -246,7 +248,9 @@ def twilio_webhook_router(
         form = await forms.read(request)
         lang = voice.catalogue_language(lang)
         incoming = _parsed(lambda: parse_recording(form, received_at=clock()), request.url.path)
-        said = await _hand_on_call_input(on_message, incoming, form.get("CallSid", ""))
+        said = await _handed_on(
+            _hand_on_call_input(on_message, incoming, form.get("CallSid", "")), request.url.path
+        )
         return twiml(_answer(said, lang))
 
     return router

@@ -196,7 +196,9 @@ async def test_webhook_refuses_a_body_that_is_not_an_update(
     client: httpx.AsyncClient, received: Received
 ) -> None:
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-    not_json = await client.post(WEBHOOK_PATH, content=b"{not json", headers=headers)
+    not_json = await client.post(
+        WEBHOOK_PATH, content=b"{not json", headers=headers | {"Content-Type": "application/json"}
+    )
     no_update_id = await client.post(WEBHOOK_PATH, json={"message": {}}, headers=headers)
     assert (not_json.status_code, no_update_id.status_code) == (400, 400)
     assert received.messages == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -44,7 +46,7 @@ class RecordedRequest:
     form: dict[str, str]
     authorized: bool
     status: int
-    """The HTTP status the fake answered."""
+    """The HTTP status the fake answered (0: it closed the connection without an answer)."""
     sid: str | None = None
     """The sid of the message or call created, when one was."""
 
@@ -66,11 +68,27 @@ class PlannedFailure:
 
 
 @dataclass
+class TransportFault:
+    """A request the fake never answers: the connection is closed, at once or after `stall_s` seconds."""
+
+    stall_s: float = 0.0
+
+
+@dataclass
 class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
     failures: deque[PlannedFailure] = field(default_factory=deque)
+    faults: deque[TransportFault] = field(default_factory=deque)
     opted_out: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that went away (a killed dispatcher, a time-out) is no error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def new_sid(prefix: str) -> str:
@@ -104,7 +122,7 @@ class FakeTwilioApi:
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> str:
         """Serve on a free loopback port; returns the base URL to give TWILIO_API_BASE_URL."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-twilio", daemon=True
@@ -154,6 +172,32 @@ class FakeTwilioApi:
             for _ in range(count):
                 self._state.failures.append(PlannedFailure(status, code, retry_after, body))
 
+    def drop_next(self, count: int = 1, *, stall_s: float = 0.0) -> None:
+        """Close the next `count` connections without an answer (after `stall_s`: a client time-out).
+
+        The message is not accepted: the provider lost it, so a retry must deliver it once.
+        """
+        with self._state.lock:
+            self._state.faults.extend(TransportFault(stall_s) for _ in range(count))
+
+    def pending_faults(self) -> int:
+        """Planned errors and transport faults not used yet."""
+        with self._state.lock:
+            return len(self._state.failures) + len(self._state.faults)
+
+    def accepted(self) -> int:
+        """How many messages and calls were accepted (2xx) so far."""
+        with self._state.lock:
+            return sum(1 for r in self._state.requests if 200 <= r.status < 300)
+
+    def _take_fault(self, method: str, path: str, form: dict[str, str]) -> TransportFault | None:
+        with self._state.lock:
+            if not self._state.faults or RESOURCE.match(path) is None:
+                return None
+            fault = self._state.faults.popleft()
+            self._state.requests.append(RecordedRequest(method, path, form, True, 0))
+            return fault
+
     def opt_out(self, number: str) -> None:
         """Make every later message to this number fail with 21610, as after the person texted STOP."""
         with self._state.lock:
@@ -167,11 +211,11 @@ class FakeTwilioApi:
 
     def messages(self) -> list[dict[str, str]]:
         """The forms of the messages accepted (2xx) so far."""
-        return [r.form for r in self.requests if r.kind == "Messages" and r.status < 300]
+        return [r.form for r in self.requests if r.kind == "Messages" and 200 <= r.status < 300]
 
     def calls(self) -> list[dict[str, str]]:
         """The forms of the calls accepted (2xx) so far."""
-        return [r.form for r in self.requests if r.kind == "Calls" and r.status < 300]
+        return [r.form for r in self.requests if r.kind == "Calls" and 200 <= r.status < 300]
 
     def clear(self) -> None:
         """Forget the requests recorded so far."""
@@ -302,6 +346,13 @@ class FakeTwilioApi:
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
                 form = dict(parse_qsl(raw, keep_blank_values=True))
                 path = self.path.split("?", 1)[0]
+                fault = fake._take_fault(self.command, path, form)
+                if fault is not None:
+                    if fault.stall_s:
+                        time.sleep(fault.stall_s)
+                    # No answer at all: the client sees a dropped connection (or its time-out first).
+                    self.close_connection = True
+                    return
                 status, headers, body = fake.answer(
                     self.command, path, form, self.headers.get("Authorization")
                 )

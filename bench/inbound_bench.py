@@ -1,0 +1,268 @@
+"""Inbound benchmark: signed Twilio SMS webhooks through a real uvicorn on loopback, mixed conversations.
+
+A child process serves the Twilio webhooks in front of the real inbox, router, flows, built-in NLU and
+storage (SQLite in a temporary folder, or `--database-url`), plus a bare Starlette endpoint that only reads
+the form and answers the same empty TwiML. This process plays Twilio: 32 concurrent clients post N signed
+messages (default 20,000) from many phones, each phone's messages in order: a whole registration, HULP,
+MIJN GEGEVENS, a free-text tip, not-understood chatter, STOP. Then the same number of requests to the
+bare endpoint with the same clients. Prints messages/s and p50/p99 latency of both, and the ratio.
+
+Replies go to a counting channel in the server (no outbound HTTP): this measures the inbound path.
+
+Run: `.venv/bin/python -m bench.inbound_bench` (20,000 messages) or `--messages 2000` for a quick run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+CLIENTS = 32
+AUTH_TOKEN = "be7c" * 8
+ACCOUNT_SID = "AC" + "b" * 32
+PUBLIC = "https://bot.example.nl"
+SMS_PATH = "/webhooks/twilio/sms"
+BARE_PATH = "/bare/sms"
+OUR_NUMBER = "+3197010254321"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+_SIDS = itertools.count(1)  # unique across runs: a repeated MessageSid is (rightly) taken for a retry
+# One phone's conversation; every phone sends it in order (a mix of keywords, flow steps and free text).
+CONVERSATION = [
+    "START", "JA", "Jan", "7511 AB 12", "JA", "JA", "SMS",
+    "HULP", "MIJN GEGEVENS", "ik zag een man met een rode jas bij het station", "hallo", "STOP",
+]  # fmt: skip
+
+
+# ---- the server (a child process) ---------------------------------------------------------------------
+
+
+def _serve(port: int, database_url: str, ready: Any) -> None:
+    """Build the inbound path as the runtime does and serve it with uvicorn until killed."""
+    import uvicorn
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from twilio.request_validator import RequestValidator
+
+    from bot.channels.base import SendReceipt
+    from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
+    from bot.config import load_settings
+    from bot.inbox import Inbox
+    from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
+    from bot.router import Router
+    from bot.texts import Catalogue
+    from nlu.factory import make_parser
+    from storage.crypto import DataVault, new_data_key
+    from storage.db import make_engine, migrate, session_factory
+    from storage.geo import PostcodeBook
+
+    class CountingChannel:
+        kinds = frozenset(ChannelKind)
+
+        def __init__(self) -> None:
+            self.sent = 0
+
+        async def send(self, message: OutgoingMessage) -> SendReceipt:
+            self.sent += 1
+            return SendReceipt(provider_id=f"bench-{self.sent}")
+
+    settings = load_settings(database_url=database_url, public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN)
+    migrate(database_url)
+    sessions = session_factory(make_engine(database_url))
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    catalogue = Catalogue.load()
+    router = Router(
+        sessions=sessions,
+        vault=DataVault(new_data_key()),
+        book=PostcodeBook.load(settings.postcode_data),
+        parser=make_parser(settings),
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+    )
+    channel = CountingChannel()
+    inbox = Inbox(
+        handle=router.handle, senders=dict.fromkeys(ChannelKind, channel), sessions=sessions, clock=clock
+    )
+
+    async def on_status(_update: StatusUpdate) -> None:
+        return None
+
+    app = FastAPI()
+    app.include_router(
+        twilio_webhook_router(
+            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
+            on_message=inbox.receive,
+            on_status=on_status,
+            first_time=inbox.first_time,
+            clock=clock,
+            catalogue=catalogue,
+            controlroom_phone=None,
+        )
+    )
+
+    async def bare(request: Request) -> Response:
+        await request.form()
+        return Response(EMPTY_TWIML, media_type="application/xml")
+
+    async def replies(_request: Request) -> JSONResponse:
+        return JSONResponse({"sent": channel.sent})
+
+    # Plain Starlette routes: no FastAPI dependency resolution, the floor to compare against.
+    app.router.add_route(BARE_PATH, bare, methods=["POST"])
+    app.router.add_route("/replies", replies, methods=["GET"])
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    ready.set()
+    server.run()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- the load (this process) --------------------------------------------------------------------------
+
+
+def _requests(messages: int, path: str, prefix: str = "+3165") -> list[list[tuple[bytes, dict[str, str]]]]:
+    """Signed requests, one list per phone (numbers from `prefix`), in the order the phone sends them."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    phones = -(-messages // len(CONVERSATION))
+    per_phone: list[list[tuple[bytes, dict[str, str]]]] = []
+    left = messages
+    for n in range(phones):
+        phone = f"{prefix}{n:07d}"
+        requests = []
+        for text in CONVERSATION[: min(left, len(CONVERSATION))]:
+            sid = f"SM{next(_SIDS):032x}"
+            form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID, "From": phone,
+                    "To": OUR_NUMBER, "Body": text, "NumMedia": "0", "ApiVersion": "2010-04-01"}  # fmt: skip
+            signature = validator.compute_signature(PUBLIC + path, form)
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+            requests.append((urlencode(form).encode(), headers))
+        left -= len(requests)
+        per_phone.append(requests)
+    return per_phone
+
+
+async def _load(
+    base_url: str, path: str, per_phone: list[list[tuple[bytes, dict[str, str]]]]
+) -> dict[str, Any]:
+    """Post every request with CLIENTS concurrent clients; each phone's messages one after the other."""
+    latencies: list[float] = []
+    failures = 0
+    phones = iter(per_phone)
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
+
+        async def client() -> None:
+            nonlocal failures
+            for requests in phones:
+                for content, headers in requests:
+                    start = time.perf_counter()
+                    response = await http.post(path, content=content, headers=headers)
+                    latencies.append(time.perf_counter() - start)
+                    if response.status_code != 200:
+                        failures += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "messages": len(latencies),
+        "failures": failures,
+        "per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+    }
+
+
+def run(messages: int, database_url: str | None) -> dict[str, Any]:
+    """Start the server, load the bare endpoint and the real webhook, stop the server; the figures."""
+    with tempfile.TemporaryDirectory() as folder:
+        url = database_url or f"sqlite:///{Path(folder) / 'inbound.db'}"
+        port = _free_port()
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Event()
+        server = ctx.Process(target=_serve, args=(port, url, ready), daemon=True)
+        server.start()
+        try:
+            if not ready.wait(120):
+                raise RuntimeError("the server did not start")
+            base = f"http://127.0.0.1:{port}"
+            _wait_listening(base)
+            # A warm-up by other phones (first connections, first queries, the NLU's first call).
+            asyncio.run(_load(base, SMS_PATH, _requests(len(CONVERSATION) * CLIENTS, SMS_PATH, "+3164")))
+            warm_replies = httpx.get(f"{base}/replies").json()["sent"]
+            bare = asyncio.run(_load(base, BARE_PATH, _requests(messages, BARE_PATH)))
+            real = asyncio.run(_load(base, SMS_PATH, _requests(messages, SMS_PATH)))
+            replies = httpx.get(f"{base}/replies").json()["sent"] - warm_replies
+        finally:
+            server.kill()
+            server.join(10)
+    return {
+        "database": "postgresql" if url.startswith("postgresql") else "sqlite",
+        "clients": CLIENTS,
+        "webhook": real,
+        "bare": bare,
+        "ratio": round(real["per_s"] / bare["per_s"], 2),
+        "replies_sent": replies,
+    }
+
+
+def _wait_listening(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/replies", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the server does not answer")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the options, run, print the figures as a table and as JSON."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--database-url", help="an empty database, e.g. PostgreSQL (default: SQLite in tmp)")
+    parser.add_argument("--json", action="store_true", help="print only JSON")
+    args = parser.parse_args(argv)
+    figures = run(args.messages, args.database_url)
+    if not args.json:
+        real, bare = figures["webhook"], figures["bare"]
+        title = f"{real['messages']:,} signed SMS webhooks, {CLIENTS} clients, {figures['database']}"
+        print(f"== inbound benchmark: {title}")
+        for name, row in (("webhook + router + storage", real), ("bare Starlette endpoint", bare)):
+            print(
+                f"  {name:<28} {row['per_s']:>9} /s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
+                f"  ({row['failures']} not 200)"
+            )
+        print(f"  ratio                        {figures['ratio']:>9}   (goal >= 0.5; p99 goal < 50 ms)")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

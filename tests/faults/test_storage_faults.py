@@ -1,0 +1,263 @@
+"""The database locked for a while: the webhooks answer 503 (the provider delivers again later), nothing
+is half-written, and the provider's retry after the lock is handled once.
+
+The app's engine waits only 0.2 s for a lock (in production it waits 30 s first), so that a lock of a
+few seconds is met many times; another connection holds the lock as a long transaction would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import create_engine, select
+from twilio.request_validator import RequestValidator
+
+from bot.channels.base import SendReceipt
+from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
+from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
+from bot.config import load_settings
+from bot.inbox import Inbox
+from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, StatusUpdate
+from bot.router import Router
+from bot.texts import Catalogue
+from nlu.keywords import KeywordParser
+from storage.crypto import DataVault
+from storage.db import SessionFactory, session_factory
+from storage.geo import PostcodeBook
+from storage.models import ChannelIdentity, ConversationState, ProcessedEvent
+from tests.conftest import FixedClock
+from tests.fakes.telegram_api import FakeTelegramApi
+
+AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+TELEGRAM_TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+SECRET = "s3cr3t-Token_for-webhooks"
+PUBLIC = "https://bot.example.nl"
+PHONE = "+31612345678"
+CHAT = 551234567
+NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+LOCK_WAIT_MS = 200
+_ids = itertools.count(1)
+
+
+def impatient_engine(url: str) -> Engine:
+    """The app's engine, but giving up on a lock after LOCK_WAIT_MS."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": LOCK_WAIT_MS / 1000})
+
+        def pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
+            cursor.close()
+
+        event.listen(engine, "connect", pragmas)
+        return engine
+    return create_engine(url, connect_args={"options": f"-c lock_timeout={LOCK_WAIT_MS}"})
+
+
+@contextmanager
+def database_locked(url: str, tables: tuple[str, ...]) -> Iterator[None]:
+    """Another connection holds the write lock (SQLite: the whole file; PostgreSQL: these tables)."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+        try:
+            yield
+        finally:
+            transaction.rollback()
+    engine.dispose()
+
+
+@dataclass
+class Outbox:
+    """Every channel's sender: keeps what was sent."""
+
+    kinds: frozenset[ChannelKind] = frozenset(ChannelKind)
+    sent: list[OutgoingMessage] = field(default_factory=list)
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        self.sent.append(message)
+        return SendReceipt(provider_id=f"out-{len(self.sent)}")
+
+
+@dataclass
+class App:
+    http: httpx.AsyncClient
+    outbox: Outbox
+    sessions: SessionFactory
+
+
+@pytest.fixture
+def telegram_api() -> Iterator[FakeTelegramApi]:
+    with FakeTelegramApi(TELEGRAM_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture
+async def app(
+    database_url: str, vault: DataVault, book: PostcodeBook, telegram_api: FakeTelegramApi
+) -> AsyncIterator[App]:
+    engine = impatient_engine(database_url)
+    sessions = session_factory(engine)
+    clock = FixedClock(NOW)
+    catalogue = Catalogue.load()
+    settings = load_settings(
+        telegram_bot_token=TELEGRAM_TOKEN,
+        telegram_api_base_url=telegram_api.base_url,
+        telegram_webhook_secret=SECRET,
+        public_base_url=PUBLIC,
+        privacy_statement_version="2026-1",
+    )
+    router = Router(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=KeywordParser(),
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+    )
+    outbox = Outbox()
+    inbox = Inbox(
+        handle=router.handle, senders=dict.fromkeys(ChannelKind, outbox), sessions=sessions, clock=clock
+    )
+
+    async def on_status(_update: StatusUpdate) -> None:
+        return None
+
+    web = FastAPI()
+    web.include_router(
+        twilio_webhook_router(
+            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
+            on_message=inbox.receive,
+            on_status=on_status,
+            first_time=inbox.first_time,
+            clock=clock,
+            catalogue=catalogue,
+            controlroom_phone=None,
+        )
+    )
+    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
+    await telegram.start()
+    web.include_router(telegram.router())
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=PUBLIC) as http:
+            yield App(http, outbox, sessions)
+    finally:
+        await telegram.stop()
+        engine.dispose()
+
+
+def sms(text_: str) -> dict[str, Any]:
+    sid = f"SM{next(_ids):032x}"
+    return {"MessageSid": sid, "SmsSid": sid, "From": PHONE, "To": "+3197010254321", "Body": text_}
+
+
+def telegram_update(text_: str) -> dict[str, Any]:
+    user = {"id": CHAT, "is_bot": False, "first_name": "Anna"}
+    return {
+        "update_id": 483_920_000 + next(_ids),
+        "message": {"message_id": next(_ids), "from": user, "chat": {"id": CHAT, "type": "private"},
+                    "date": 1795437000, "text": text_},
+    }  # fmt: skip
+
+
+async def deliver(app: App, channel: ChannelKind, payload: dict[str, Any]) -> int:
+    """Post one provider delivery of a message; its HTTP status."""
+    if channel is ChannelKind.SMS:
+        path = "/webhooks/twilio/sms"
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, payload)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+        response = await app.http.post(path, content=urlencode(payload).encode(), headers=headers)
+    else:
+        headers = {"Content-Type": "application/json", SECRET_HEADER: SECRET}
+        response = await app.http.post(WEBHOOK_PATH, content=json.dumps(payload).encode(), headers=headers)
+    return response.status_code
+
+
+def snapshot(sessions: SessionFactory) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Conversation states, processed event keys and identities: what a half-written step would change."""
+    with sessions() as session:
+        states = [s.model_dump(exclude={"updated_at"}) for s in session.exec(select(ConversationState))]
+        keys = sorted(e.key for e in session.exec(select(ProcessedEvent)))
+        identities = len(list(session.exec(select(ChannelIdentity))))
+    return states, keys, identities
+
+
+CHANNELS = [
+    pytest.param(ChannelKind.SMS, sms, ("processed_event", "channel_identity"), id="sms-all-locked"),
+    pytest.param(
+        ChannelKind.TELEGRAM, telegram_update, ("processed_event", "channel_identity"), id="telegram-all"
+    ),
+    # PostgreSQL only: the event id could be written, the router's step cannot: neither may be kept.
+    pytest.param(ChannelKind.SMS, sms, ("channel_identity",), id="sms-router-locked"),
+    pytest.param(ChannelKind.TELEGRAM, telegram_update, ("channel_identity",), id="telegram-router-locked"),
+]
+
+
+@pytest.mark.parametrize(("channel", "payload", "tables"), CHANNELS)
+async def test_a_locked_database_answers_503_writes_nothing_and_the_retry_is_handled_once(
+    app: App, database_url: str, channel: ChannelKind, payload: Any, tables: tuple[str, ...]
+) -> None:
+    if database_url.startswith("sqlite") and tables != ("processed_event", "channel_identity"):
+        pytest.skip("SQLite locks the whole file; the one-table lock is a PostgreSQL case")
+    assert await deliver(app, channel, payload("START")) == 200
+    replies_before = len(app.outbox.sent)
+    before = snapshot(app.sessions)
+    answer = payload("JA")
+    with database_locked(database_url, tables):
+        # The provider delivers again and again while the lock lasts: 503 each time.
+        for _ in range(3):
+            assert await deliver(app, channel, answer) == 503
+    assert snapshot(app.sessions) == before
+    assert len(app.outbox.sent) == replies_before
+    assert await deliver(app, channel, answer) == 200
+    assert await deliver(app, channel, answer) == 200  # a late duplicate of the same delivery
+    assert len(app.outbox.sent) == replies_before + 1
+    states, keys, _ = snapshot(app.sessions)
+    assert states != before[0] and len(keys) == len(before[1]) + 1
+
+
+async def test_the_router_records_the_provider_id_with_the_step(
+    sessions: SessionFactory, vault: DataVault, book: PostcodeBook
+) -> None:
+    router = Router(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=KeywordParser(),
+        catalogue=Catalogue.load(),
+        settings=load_settings(privacy_statement_version="2026-1"),
+        clock=FixedClock(NOW),
+    )
+    start = IncomingMessage(ChannelKind.SMS, PHONE, "START", NOW, provider_id="SM" + "1" * 32)
+    assert await router.handle(start)
+    before = snapshot(sessions)
+    # A second worker given the same retry: recognised inside the router's own transaction.
+    assert await router.handle(start) == []
+    assert snapshot(sessions) == before
+    assert before[1] == [f"sms:{'SM' + '1' * 32}"]
