@@ -504,6 +504,8 @@ class Tip(SQLModel, table=True):
     answer_open_until: datetime | None = None
     """Until when the tipster's next message answers an operator's question (joins this tip)."""
     verdict: str | None = None
+    relay_id: int | None = Field(default=None, foreign_key="relay.id", index=True, ondelete="SET NULL")
+    """The neighbourhood group whose link or chat the tip came through (issue 8)."""
     received_at: datetime = Field(index=True)
     updated_at: datetime = Field(index=True)
 

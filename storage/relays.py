@@ -21,7 +21,16 @@ from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage
 from bot.targeting import Circle, parse_area
 from storage.crypto import DataVault
 from storage.geo import Place, distance_m
-from storage.models import Action, ChannelIdentity, Delivery, DeliveryKind, Relay, RelayPlatform
+from storage.models import (
+    Action,
+    ActionStatus,
+    ChannelIdentity,
+    Delivery,
+    DeliveryKind,
+    Relay,
+    RelayPlatform,
+    Tip,
+)
 from storage.participants import audit, find_identity
 
 RELAY_RULES_VERSION = "2026-1"
@@ -198,6 +207,32 @@ def relay_for_tip(session: Session, *, vault: DataVault, message: IncomingMessag
     return RelaySource(relay.id, action_id)
 
 
+def relay_names(session: Session, *, relay_ids: Iterable[int]) -> dict[int, str]:
+    """The group names of these relays (erased ones are missing)."""
+    ids = sorted(set(relay_ids))
+    if not ids:
+        return {}
+    rows = session.execute(select(Relay.id, Relay.group_name).where(col(Relay.id).in_(ids)))  # type: ignore[call-overload]
+    return {int(rid): str(name) for rid, name in rows}
+
+
+def latest_relay_action(session: Session, *, relay_id: int, now: datetime) -> int | None:
+    """The newest running action whose alert went to this relay, or None."""
+    d, a = DELIVERY.c, Action.__table__.c  # type: ignore[attr-defined]
+    return session.scalar(
+        select(d.action_id)
+        .join(Action.__table__, a.id == d.action_id)  # type: ignore[attr-defined]
+        .where(
+            d.relay_id == relay_id,
+            d.kind == DeliveryKind.RELAY_ALERT.value,
+            a.status == ActionStatus.ACTIVE.value,
+            a.expires_at > now,
+        )
+        .order_by(a.launched_at.desc(), a.id.desc())
+        .limit(1)
+    )
+
+
 def erase_relays(session: Session, *, identity_ids: Iterable[int], now: datetime) -> int:
     """Delete the relays these identities coordinate (the coordinator said STOP); returns how many.
 
@@ -353,9 +388,7 @@ def relay_figures(session: Session, *, action_id: int) -> RelayFigures:
 
 
 def _relay_tips(session: Session, *, action_id: int) -> int:
-    """Tips that came through a relay, once the tips table (issue 5) records a `relay_id`."""
-    table = Delivery.metadata.tables.get("tip")
-    if table is None or "relay_id" not in table.c or "action_id" not in table.c:
-        return 0
-    query = select(func.count()).where(table.c.action_id == action_id, table.c.relay_id.is_not(None))
+    """Tips on the action that came through a relay's link or group."""
+    t = Tip.__table__.c  # type: ignore[attr-defined]
+    query = select(func.count()).where(t.action_id == action_id, t.relay_id.is_not(None))
     return int(session.scalar(query) or 0)

@@ -102,6 +102,7 @@ def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
         "vehicle_plate": tip.vehicle_plate,
         "media": list(tip.media),
         "reporter": tip.reporter,
+        "relay_id": tip.relay_id,
         "messages": tip.messages,
         "truncated": tip.truncated,
     }
@@ -192,6 +193,7 @@ def create_tip(
     webhook: bool,
     chat: bool = False,
     followup_asked: bool = False,
+    relay_id: int | None = None,
 ) -> Tip:
     """Store a new tip with its first message and its forward row; returns a detached copy of the row."""
     phone_enc = None
@@ -222,6 +224,7 @@ def create_tip(
         "messages": 1,
         "truncated": truncated,
         "followup_asked": followup_asked,
+        "relay_id": relay_id,
         "received_at": now,
         "updated_at": now,
     }

@@ -39,6 +39,8 @@ class TipView:
     media: list[str] = field(default_factory=list)
     verdict: str | None = None
     """`useful`, `not_useful` or None."""
+    relay: str | None = None
+    """The neighbourhood group the tip came through, by name."""
     has_phone: bool = False
 
     def to_json(self) -> dict[str, Any]:

@@ -6,12 +6,17 @@ itself; a second message within a few minutes of a tip (it extends that tip); an
 NLU calls a tip (or a bare photo or location), an alert the sender received for an action that is
 still running (several: we ask which). The tip is stored and forwarded in the step's own transaction;
 when where or when is missing we ask once ("Waar en hoe laat zag u dit?") and add the answer.
+
+Tips through a neighbourhood group (issue 8) carry the relay: its link's `R<id>` (`TIP BN-4K7P R7`,
+`/start BN-4K7P_R7`), or the Telegram group the bot posts in. In such a group a reply to the bot's post,
+or a message that mentions the bot, is a tip on that post's action (or the group's latest running
+one); the thanks go to the group, and no follow-up is asked there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -36,6 +41,7 @@ from bot.tips.facts import facts_from
 from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX
 from storage.models import Action, ActionStatus, ConversationState, Tip
+from storage.relays import RelayNotFound, latest_relay_action, relay_for_tip
 from storage.tips import (
     TipFacts,
     action_replied_to,
@@ -150,7 +156,22 @@ class TipFlow(Flow):
             )
             if action is not None:
                 return _Link(action=action)
+        if message.group_id is not None:
+            return self._group_link(ctx)
         return None
+
+    def _group_link(self, ctx: FlowContext) -> _Link | None:
+        """In a relay's Telegram group: a reply to the bot's post, or a message that mentions the bot."""
+        try:
+            source = relay_for_tip(ctx.session, vault=ctx.services.vault, message=ctx.message)
+        except RelayNotFound:
+            return None
+        action_id = source.action_id
+        mention = "@" + ctx.services.settings.telegram_bot_username.casefold()
+        if action_id is None and mention in ctx.text.casefold():
+            action_id = latest_relay_action(ctx.session, relay_id=source.relay_id, now=ctx.now)
+        action = ctx.session.get(Action, action_id) if action_id is not None else None
+        return _Link(action=action) if action is not None else None
 
     def _continuing_link(self, ctx: FlowContext, *, in_tip_flow: bool) -> _Link | None:
         identity_id = ctx.identity.id or 0
@@ -292,7 +313,8 @@ class TipFlow(Flow):
         text, truncated = self._truncate(text)
         facts = self._facts(ctx, text, media, location)
         missing_where, missing_when = missing_where_when(facts)
-        followup = action.status is ActionStatus.ACTIVE and (missing_where or missing_when)
+        in_group = ctx.message.group_id is not None
+        followup = action.status is ActionStatus.ACTIVE and (missing_where or missing_when) and not in_group
         tip = create_tip(
             ctx.session,
             action=action,
@@ -306,8 +328,13 @@ class TipFlow(Flow):
             webhook=self.rules.webhook,
             chat=self.rules.chat,
             followup_asked=followup,
+            relay_id=self._relay_id(ctx),
         )
         self._stored(ctx.session)
+        if in_group:
+            # The member may never have opened a chat with the bot: it can only answer in the group.
+            assert ctx.message.group_id is not None
+            return Finish((replace(ctx.say("tip.thanks", code=action.code), recipient=ctx.message.group_id),))
         notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
         if action.status is not ActionStatus.ACTIVE:
             return Finish((*notes, ctx.say("tip.action_ended", code=action.code)))
@@ -317,6 +344,13 @@ class TipFlow(Flow):
             ctx.data["missing"] = [n for n, m in (("where", missing_where), ("when", missing_when)) if m]
             return Goto(TipStep.FOLLOWUP, say=notes)
         return Finish((*notes, ctx.say("tip.thanks", code=action.code)))
+
+    @staticmethod
+    def _relay_id(ctx: FlowContext) -> int | None:
+        try:
+            return relay_for_tip(ctx.session, vault=ctx.services.vault, message=ctx.message).relay_id
+        except RelayNotFound:
+            return None
 
     def _extend(self, ctx: FlowContext, tip: Tip, *, answer: bool) -> Transition:
         action = ctx.session.get(Action, tip.action_id)

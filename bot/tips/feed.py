@@ -9,13 +9,14 @@ from bot.controlroom.tipfeed import TipNotFound, TipView
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Tip
+from storage.relays import relay_names
 from storage.tip_outbox import queue_question
 from storage.tips import TipHasNoChannel, get_tip, list_tips, set_verdict, tip_phone, utc
 from storage.tips import TipNotFound as StoredTipNotFound
 
 
-def tip_view(tip: Tip) -> TipView:
-    """A stored tip as the control room shows it."""
+def tip_view(tip: Tip, *, relay: str | None = None) -> TipView:
+    """A stored tip as the control room shows it (`relay`: the name of the group it came through)."""
     seen_at = utc(tip.seen_at)
     return TipView(
         id=tip.id or 0,
@@ -34,6 +35,7 @@ def tip_view(tip: Tip) -> TipView:
         media=list(tip.media),
         verdict=tip.verdict,
         has_phone=tip.phone_enc is not None,
+        relay=relay,
     )
 
 
@@ -60,13 +62,16 @@ class StorageTipFeed:
     def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
         """The action's tips with an id above `after`, oldest first."""
         with self._sessions() as session:
-            return [tip_view(t) for t, _ in list_tips(session, action_id=action_id, after=after, limit=limit)]
+            found = list_tips(session, action_id=action_id, after=after, limit=limit)
+            names = relay_names(session, relay_ids={t.relay_id for t, _ in found if t.relay_id is not None})
+            return [tip_view(t, relay=names.get(t.relay_id or 0)) for t, _ in found]
 
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
         """Record an operator's verdict on a tip. Raises TipNotFound."""
         with transaction(self._sessions) as session:
             tip = self._get(session, action_id, tip_id)
-            return tip_view(set_verdict(session, tip=tip, useful=useful))
+            names = relay_names(session, relay_ids={tip.relay_id} if tip.relay_id else set())
+            return tip_view(set_verdict(session, tip=tip, useful=useful), relay=names.get(tip.relay_id or 0))
 
     async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
         """Queue an operator's question to the tipster (sent by the forwarder). Raises TipNotFound."""

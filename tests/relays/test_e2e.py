@@ -127,11 +127,17 @@ async def test_a_whatsapp_coordinator_gets_a_working_tip_link(
     prefilled = parse_qs(link.query)["text"][0]
     assert normalise_code(prefilled) == action["code"] and relay_ref(prefilled) is not None
 
-    # A member taps the link and sends the prefilled text: it reaches the bot as typed, code and relay intact.
-    tapped = await post_signed(http, WEBHOOK, twilio_form(ChannelKind.WHATSAPP, MEMBER, prefilled))
+    # A member taps the link, adds what they saw to the prefilled text and sends it: a tip on the action,
+    # from someone never registered, that the control room sees came through this relay.
+    tip_text = prefilled + " jongen in blauwe jas bij het station Enschede, 10 minuten geleden"
+    tapped = await post_signed(http, WEBHOOK, twilio_form(ChannelKind.WHATSAPP, MEMBER, tip_text))
     assert tapped.status_code == 200
     [answer] = await sent_to(fake, "whatsapp:" + MEMBER, 1)
-    assert answer["Body"]
+    assert action["code"] in answer["Body"] and "112" in answer["Body"]
 
+    [tip] = (await http.get(f"/api/v1/actions/{action['id']}/tips", headers=AUTH)).json()
+    assert tip["relay_id"] == relay_ref(prefilled)
+    assert tip["reporter"].startswith("R-") and MEMBER not in str(tip)
     shown = (await http.get(f"/api/v1/actions/{action['id']}", headers=AUTH)).json()
     assert shown["relays"]["relays"] == 1 and shown["relays"]["estimated_members"] == 80
+    assert shown["relays"]["tips"] == 1

@@ -35,6 +35,9 @@ SECRET = "relay-e2e-secret_0123456789"
 API_TOKEN = "relay-e2e-token-0123456789"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 TESTDATA = Path(__file__).parent.parent / "channels" / "testdata" / "telegram"
+GROUP_TITLE = json.loads((TESTDATA / "group_message.json").read_text(encoding="utf-8"))["message"]["chat"][
+    "title"
+]
 GROUP = -1001987654321  # the chat of tests/channels/testdata/telegram/group_message.json
 _ids = itertools.count(700_000_001)
 
@@ -144,8 +147,8 @@ async def test_a_group_registers_itself_and_gets_the_alert_posted(
     shown = (await http.get(f"/api/v1/actions/{action['id']}", headers=AUTH)).json()
     assert shown["relays"]["relays"] == 1 and shown["relays"]["estimated_members"] == 45
 
-    # A member answers the post in the group: the message reaches the bot (the tip flow takes it from
-    # the router's interceptors); without one, the bot keeps quiet in the group.
+    # A member answers the post in the group: a tip on the action through this relay, thanked in the
+    # group (the member may never have opened a chat with the bot).
     with running.runtime.sessions() as session:
         [delivery] = session.exec(select(Delivery).where(Delivery.kind == DeliveryKind.RELAY_ALERT)).all()
     assert delivery.provider_id is not None
@@ -154,4 +157,11 @@ async def test_a_group_registers_itself_and_gets_the_alert_posted(
     with running.runtime.sessions() as session:
         handled = {e.key for e in session.exec(select(ProcessedEvent))}
     assert f"telegram:update:{reply['update_id']}" in handled
-    assert len(fake.calls_to("sendMessage")) == 5
+    thanks = (await asyncio.to_thread(fake.wait_for, "sendMessage", 6, 10.0))[-1]
+    assert int(thanks.params["chat_id"]) == GROUP and action["code"] in thanks.params["text"]
+    [tip] = (await http.get(f"/api/v1/actions/{action['id']}/tips", headers=AUTH)).json()
+    assert tip["text"] == "Ik zag hem net bij de Jumbo"
+    assert tip["relay_id"] == delivery.relay_id
+    assert running.runtime.tip_feed is not None  # the control room names the group the tip came through
+    [view] = running.runtime.tip_feed.tips(action_id=action["id"])
+    assert view.relay == GROUP_TITLE

@@ -135,7 +135,7 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   h.textContent = `#${tip.id} · ${at.toLocaleTimeString("nl-NL", {timeZone})} · ${tip.channel} · ${labels.reporter} ${tip.reporter}`;
   li.append(h);
   const dl = document.createElement("dl");
-  for (const field of ["seen_at", "location", "direction", "description", "vehicle_plate"]) {
+  for (const field of ["seen_at", "location", "direction", "description", "vehicle_plate", "relay"]) {
     if (!tip[field]) continue;
     const dt = document.createElement("dt"); dt.textContent = labels[field];
     const dd = document.createElement("dd"); dd.textContent = tip[field];
