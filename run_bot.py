@@ -159,6 +159,26 @@ def import_postcodes(
     )
 
 
+@cli.command(name="rotate-data-key")
+def rotate_data_key_command() -> None:
+    """Re-encrypt every stored phone number, name and chat id with DATA_KEY's newest key."""
+    from bot.runtime import data_key
+    from storage.crypto import DataVault
+    from storage.db import make_engine, session_factory
+    from storage.keys import rotate_data_key
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        report = rotate_data_key(session_factory(engine), vault=DataVault(data_key(settings)))
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]re-encrypted {report.values} values in {report.rows} rows[/green]"
+        f" ({report.skipped} changed meanwhile and were already current)"
+    )
+
+
 def _register_commands() -> None:
     from bot.controlroom.cli import create_operator_command
     from scheduler.cli import register

@@ -16,7 +16,7 @@ from sqlalchemy import Column, ColumnElement, Table, and_, or_, select, update
 
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import ChannelIdentity, Participant
+from storage.models import ChannelIdentity, Participant, Tip
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ENCRYPTED_COLUMNS: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (Participant.__table__, ("name_enc", "phone_enc")),  # type: ignore[attr-defined]
     (ChannelIdentity.__table__, ("address_enc",)),  # type: ignore[attr-defined]
+    (Tip.__table__, ("phone_enc",)),  # type: ignore[attr-defined]
 )
 
 

@@ -90,3 +90,19 @@ def test_a_value_no_key_opens_is_named_not_silently_kept(sessions: SessionFactor
     seed(sessions, DataVault(new_data_key()), 2)
     with pytest.raises(DataKeyError, match=r"participant\.phone_enc of row 1"):
         rotate_data_key(sessions, vault=DataVault(new_data_key()))
+
+
+def test_every_encrypted_column_is_rotated() -> None:
+    """A new `*_enc` column must join ENCRYPTED_COLUMNS, or rotation would leave it on the old key."""
+    from sqlmodel import SQLModel
+
+    from storage.keys import ENCRYPTED_COLUMNS
+
+    rotated = {(table.name, name) for table, names in ENCRYPTED_COLUMNS for name in names}
+    stored = {
+        (table.name, column.name)
+        for table in SQLModel.metadata.tables.values()
+        for column in table.columns
+        if column.name.endswith("_enc")
+    }
+    assert stored == rotated
