@@ -1,8 +1,8 @@
 """The system as `make run` serves it: one app, simulator channels, outbox worker and scheduler running.
 
 A citizen registers in the simulator, the control room launches an action through the REST API, the
-running dispatcher delivers the alert to the simulator's mailbox, and closing the action sends the
-closing message; `/healthz` answers once storage and scheduler are up.
+running dispatcher delivers the alert to the simulator's mailbox, the citizen's answer becomes a tip on
+the action, and closing the action sends the closing message; `/healthz` answers once storage and scheduler are up.
 """
 
 from __future__ import annotations
@@ -103,13 +103,21 @@ async def test_register_then_alert_and_closing_reach_the_simulator(http: httpx.A
     [alert] = await mailbox_until(http, last_id, 1)
     assert action["code"] in alert["text"]
 
+    # The citizen answers the alert: a tip on the action, thanked, listed for the control room.
+    [thanks] = await say(http, "Ik zag een jongen met blauwe jas bij het station, 5 minuten geleden")
+    assert action["code"] in thanks["text"] and "112" in thanks["text"]
+    [tip] = (await http.get(f"/api/v1/actions/{action['id']}/tips", headers=AUTH)).json()
+    assert tip["action_code"] == action["code"] and tip["channel"] == "sms"
+    assert tip["location"]["text"] and tip["seen_at"]
+    last_id = thanks["id"]
+
     closed = await http.post(
         f"/api/v1/actions/{action['id']}/close",
         headers=AUTH,
         json={"outcome": "found", "closing_text": "Tim is gevonden. Dank voor het uitkijken."},
     )
     assert closed.status_code == 200, closed.text
-    [_, closing] = await mailbox_until(http, last_id, 2)
+    [closing] = await mailbox_until(http, last_id, 1)
     assert "Tim is gevonden" in closing["text"]
 
     shown = (await http.get(f"/api/v1/actions/{action['id']}", headers=AUTH)).json()
