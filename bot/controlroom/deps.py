@@ -88,6 +88,7 @@ class ControlRoom:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["prefix"] = PREFIX
         self.templates.env.filters["local"] = self.local_time
+        self.templates.env.filters["seen"] = self.seen_time
         self.templates.env.globals["timezone"] = self.settings.timezone
         self.texts = AlertTexts(self.catalogue)
 
@@ -95,6 +96,14 @@ class ControlRoom:
         """A stored (UTC) time as the control room's wall clock shows it."""
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(ZoneInfo(self.settings.timezone)).strftime(fmt)
+
+    def seen_time(self, value: str) -> str:
+        """When a tipster saw something (an ISO time in UTC) as a wall-clock time; other text as it is."""
+        try:
+            seen = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return self.local_time(seen, "%H:%M")
 
     def wake(self) -> None:
         """Tell the dispatcher that deliveries were queued."""

@@ -230,6 +230,16 @@ async def test_script_in_headline_and_tip_is_escaped(client: httpx.AsyncClient, 
     assert "<b>bij de Jumbo</b>" not in live
 
 
+async def test_when_a_tipster_saw_it_shows_on_the_wall_clock(
+    client: httpx.AsyncClient, tips: FakeTipFeed
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    tips.add(action_id, "om 15:25 bij het station", seen_at="2026-11-20T14:25:00+00:00")  # storage: UTC
+    live = (await client.get(f"/controlroom/actions/{action_id}")).text
+    assert "<dd>15:25</dd>" in live and "2026-11-20T14:25" not in live  # Amsterdam, in November UTC+1
+
+
 async def test_mark_reply_and_phone_view_is_audited(
     client: httpx.AsyncClient, tips: FakeTipFeed, sessions: SessionFactory
 ) -> None:

@@ -124,6 +124,13 @@ function setupFetchForm(form) {
 }
 
 /* ---- the live action page ---- */
+// Storage gives when a tipster saw something as an ISO time in UTC: show the wall clock, as the server does.
+function seenTime(value, timeZone) {
+  const at = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at.getTime())) return value;
+  return at.toLocaleTimeString("nl-NL", {timeZone, hour: "2-digit", minute: "2-digit"});
+}
+
 function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   const li = document.createElement("li");
   li.className = "tip new" + (tip.verdict ? " " + tip.verdict : "");
@@ -138,7 +145,8 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   for (const field of ["seen_at", "location", "direction", "description", "vehicle_plate", "relay"]) {
     if (!tip[field]) continue;
     const dt = document.createElement("dt"); dt.textContent = labels[field];
-    const dd = document.createElement("dd"); dd.textContent = tip[field];
+    const dd = document.createElement("dd");
+    dd.textContent = field === "seen_at" ? seenTime(tip.seen_at, timeZone) : tip[field];
     dl.append(dt, dd);
   }
   li.append(dl);
