@@ -302,6 +302,18 @@ def recent_tip(session: Session, *, identity_id: int, since: datetime) -> Tip | 
     ).first()
 
 
+def changed_tips(session: Session, *, action_id: int, since: datetime, upto: int) -> list[Tip]:
+    """The action's tips with an id up to `upto` that changed after `since`, oldest change first."""
+    return list(
+        session.exec(
+            select(Tip)
+            .where(col(Tip.action_id) == action_id, col(Tip.id) <= upto, col(Tip.updated_at) > since)
+            .order_by(col(Tip.updated_at), col(Tip.id))
+            .limit(200)
+        )
+    )
+
+
 def tip_awaiting_answer(session: Session, *, identity_id: int, now: datetime) -> Tip | None:
     """The identity's tip whose operator question is still open, if any."""
     return session.exec(

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,6 +29,7 @@ STAGES: dict[str, tuple[DeliveryStatus, ...]] = {
 }
 # A group on the map shows only when it holds at least this many people: never a single participant.
 MIN_GROUP = 5
+UPDATE_LOOKBACK = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,16 @@ def _session_alive(cr: ControlRoom, token: str) -> bool:
     return True
 
 
-def _poll(cr: ControlRoom, action_id: int, after: int) -> tuple[dict[str, Any], str, list[TipView]]:
+def _poll(
+    cr: ControlRoom, action_id: int, after: int, since: datetime
+) -> tuple[dict[str, Any], str, list[TipView], list[TipView]]:
     with cr.sessions() as session:
         progress = progress_json(progress_of(session, action_id=action_id))
         action = session.get(Action, action_id)
         status = action.status.value if action is not None else "gone"
-    return progress, status, cr.tips.tips(action_id=action_id, after=after)
+    new = cr.tips.tips(action_id=action_id, after=after)
+    changed = cr.tips.changed(action_id=action_id, since=since, upto=after) if after else []
+    return progress, status, new, changed
 
 
 def _event(event: str, data: Any, event_id: int | None = None) -> str:
@@ -136,7 +142,8 @@ async def action_events(
     session_token: str | None = None,
     max_polls: int | None = None,
 ) -> AsyncIterator[str]:
-    """Progress whenever it changes and every tip after `after`, each tip with its id as the event id.
+    """Progress whenever it changes and every tip after `after`, each tip with its id as the event id;
+    a tip already sent that changes (a second message, an answer to an operator) comes as `tip_updated`.
 
     The store is polled, so tips stored by another worker process show up too, and a browser that
     reconnects with `Last-Event-ID` gets exactly the tips it missed. With `session_token` the stream
@@ -147,6 +154,8 @@ async def action_events(
     last_status: str | None = None
     idle = 0.0
     polls = 0
+    # Tips shown with the page may change before this stream's first poll: look a little back.
+    since = cr.clock() - UPDATE_LOOKBACK
     while True:
         if await disconnected():
             return
@@ -154,7 +163,7 @@ async def action_events(
         if session_token is not None and not await asyncio.to_thread(_session_alive, cr, session_token):
             yield _event("logout", {})
             return
-        progress, status, tips = await asyncio.to_thread(_poll, cr, action_id, after)
+        progress, status, tips, changed = await asyncio.to_thread(_poll, cr, action_id, after, since)
         if progress != last_progress:
             last_progress = progress
             yield _event("progress", progress)
@@ -163,8 +172,13 @@ async def action_events(
             if last_status is not None:
                 yield _event("status", {"status": status})
             last_status = status
+        for tip in changed:
+            since = max(since, tip.updated_at or since)
+            yield _event("tip_updated", tip.to_json())
+            idle = 0.0
         for tip in tips:
             after = max(after, tip.id)
+            since = max(since, tip.updated_at or since)
             yield _event("tip", tip.to_json(), tip.id)
             idle = 0.0
         polls += 1

@@ -41,12 +41,15 @@ class TipView:
     """`useful`, `not_useful` or None."""
     relay: str | None = None
     """The neighbourhood group the tip came through, by name."""
+    updated_at: datetime | None = None
+    """When the tip last changed (a later message, an answer); None for tips that never change."""
     has_phone: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The tip for the page's script (the server-sent event's data)."""
         data = asdict(self)
         data["received_at"] = self.received_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
         return data
 
 
@@ -57,6 +60,10 @@ class TipFeed(Protocol):
 
     def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
         """The action's tips with an id above `after`, oldest first."""
+        ...
+
+    def changed(self, *, action_id: int, since: datetime, upto: int) -> list[TipView]:
+        """The action's tips with an id up to `upto` that changed after `since`, oldest change first."""
         ...
 
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
@@ -79,6 +86,10 @@ class NoTipFeed:
 
     def tips(self, *, action_id: int, after: int = 0, limit: int = 200) -> list[TipView]:
         """No tips."""
+        return []
+
+    def changed(self, *, action_id: int, since: datetime, upto: int) -> list[TipView]:
+        """No tips change."""
         return []
 
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:

@@ -11,7 +11,7 @@ from storage.db import SessionFactory, transaction
 from storage.models import Tip
 from storage.relays import relay_names
 from storage.tip_outbox import queue_question
-from storage.tips import TipHasNoChannel, get_tip, list_tips, set_verdict, tip_phone, utc
+from storage.tips import TipHasNoChannel, changed_tips, get_tip, list_tips, set_verdict, tip_phone, utc
 from storage.tips import TipNotFound as StoredTipNotFound
 
 
@@ -36,6 +36,7 @@ def tip_view(tip: Tip, *, relay: str | None = None) -> TipView:
         verdict=tip.verdict,
         has_phone=tip.phone_enc is not None,
         relay=relay,
+        updated_at=utc(tip.updated_at),
     )
 
 
@@ -65,6 +66,13 @@ class StorageTipFeed:
             found = list_tips(session, action_id=action_id, after=after, limit=limit)
             names = relay_names(session, relay_ids={t.relay_id for t, _ in found if t.relay_id is not None})
             return [tip_view(t, relay=names.get(t.relay_id or 0)) for t, _ in found]
+
+    def changed(self, *, action_id: int, since: datetime, upto: int) -> list[TipView]:
+        """The action's tips with an id up to `upto` that changed after `since`, oldest change first."""
+        with self._sessions() as session:
+            found = changed_tips(session, action_id=action_id, since=since, upto=upto)
+            names = relay_names(session, relay_ids={t.relay_id for t in found if t.relay_id is not None})
+            return [tip_view(t, relay=names.get(t.relay_id or 0)) for t in found]
 
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
         """Record an operator's verdict on a tip. Raises TipNotFound."""

@@ -174,8 +174,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     assert room.post_signed("/webhooks/twilio/sms", answer).status_code == 200
     added = room.runtime.catalogue.render("nl", "tip.answer_added", code=code)
     assert room.sent(tipster, 4)[-1]["Body"] == added
-    page.reload()  # the stream brings new tips; what is added to a tip shows on the next load
-    expect(tip.locator(".raw")).to_contain_text("Hengelosestraat")
+    expect(tip.locator(".raw")).to_contain_text("Hengelosestraat")  # pushed to the open page (tip_updated)
     expect(page.locator("#tips > li")).to_have_count(2)
     tip.get_by_role("button", name="Bruikbaar", exact=True).click()
     expect(tip).to_have_class(re.compile(r"\buseful\b"))

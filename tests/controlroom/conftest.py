@@ -150,6 +150,14 @@ class FakeTipFeed:
         """The action's tips after an id."""
         return [t for t in self.items if t.action_id == action_id and t.id > after][:limit]
 
+    def changed(self, *, action_id: int, since: datetime, upto: int) -> list[TipView]:
+        """The action's tips up to an id that changed after a time."""
+        return [
+            t
+            for t in self.items
+            if t.action_id == action_id and t.id <= upto and t.updated_at is not None and t.updated_at > since
+        ]
+
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
         """Record a verdict."""
         tip = self._find(action_id, tip_id)

@@ -2,7 +2,8 @@
 
 A citizen registers in the simulator, the control room launches an action through the REST API, the
 running dispatcher delivers the alert to the simulator's mailbox, the citizen's answer becomes a tip on
-the action, and closing the action sends the closing message; `/healthz` answers once storage and scheduler are up.
+the action, and closing the action sends the closing message; `/healthz` answers once storage and
+scheduler are up.
 """
 
 from __future__ import annotations

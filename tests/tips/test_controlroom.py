@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from sqlmodel import select
 
+from bot.controlroom.deps import ControlRoom
+from bot.controlroom.live import action_events
 from bot.controlroom.tipfeed import TipFeed
 from bot.messages import ChannelKind
 from bot.router import Router
@@ -83,3 +88,36 @@ async def test_operator_sees_marks_questions_and_calls_a_real_tip(
     with sessions() as session:
         viewed = session.exec(select(AuditEvent).where(AuditEvent.event == "tip_phone_viewed")).all()
     assert [(e.actor, e.subject) for e in viewed] == [("operator:olga", f"tip:{tip.id}")]
+
+
+async def _never() -> bool:
+    return False
+
+
+async def test_a_tip_that_grows_is_pushed_again_to_the_open_page(
+    cr: ControlRoom,  # noqa: F811
+    tip_router: Router,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    assert action.id is not None
+    await say(tip_router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo, rode jas")
+    [tip] = stored_tips(sessions)
+    assert tip.id is not None
+    clock.advance(minutes=1)
+
+    def stream() -> AsyncIterator[str]:
+        return action_events(
+            cr, action_id=action.id or 0, after=tip.id or 0, disconnected=_never, max_polls=1
+        )
+
+    assert not [e async for e in stream() if "event: tip_updated" in e]  # nothing changed since
+    await say(tip_router, jan, clock, "Hij fietste richting het station")
+    clock.advance(seconds=-15)  # the page looks 5 s after the second message
+    [updated] = [e async for e in stream() if "event: tip_updated" in e]
+    data = json.loads(updated.split("data: ", 1)[1])
+    assert data["id"] == tip.id and "richting het station" in data["text"]
+    assert "id: " not in updated.split("event:", 1)[0]  # no event id: Last-Event-ID stays the newest tip

@@ -242,6 +242,17 @@ function setupLive(live) {
     document.getElementById("tip-count").textContent = String(seen.size);
     addTipDot(map, tip);
   });
+  source.addEventListener("tip_updated", (event) => {
+    const tip = JSON.parse(event.data);
+    const shown = document.getElementById(`tip-${tip.id}`);
+    if (!shown) return;
+    // Rebuild the tip in place, keeping what the operator is typing in its reply box.
+    const typing = shown.querySelector("input[name=text]");
+    const fresh = tipElement(tip, labels, list.dataset.csrf, list.dataset.action, list.dataset.active === "yes", prefix, list.dataset.timezone);
+    const box = fresh.querySelector("input[name=text]");
+    if (typing && box) box.value = typing.value;
+    shown.replaceWith(fresh);
+  });
   window.addEventListener("beforeunload", () => source.close());
 }
 
