@@ -283,6 +283,12 @@ async def test_markup_is_shown_as_text_on_every_page(whole: Whole) -> None:
             pages[path] = await http.get(concrete(path, whole))
             if "{action_id}" in path:
                 pages[path + " (draft)"] = await http.get(concrete(path, whole, draft=True))
+        # Messages the pages take from their query string (after a redirect) are reflected as text too.
+        reflected = {"flash": SCRIPT, "error": IMG}
+        for path in ("/controlroom/actions/{action_id}", "/controlroom/operators"):
+            pages[path + " (reflected)"] = await http.get(concrete(path, whole), params=reflected)
+        draft = concrete("/controlroom/actions/{action_id}", whole, draft=True)
+        pages["preview (reflected)"] = await http.get(draft, params=reflected)
     async with client_for(whole.app) as http:
         await log_in(http, SCRIPT)  # the account's name is in every page's header
         pages["actions as <script>"] = await http.get("/controlroom/actions")
@@ -301,6 +307,7 @@ async def test_markup_is_shown_as_text_on_every_page(whole: Whole) -> None:
         "/controlroom/audit",
         "/controlroom/operators",
         "actions as <script>",
+        "/controlroom/operators (reflected)",
     ):
         assert escaped in shown[name], name
     assert "&#34;&gt;&lt;img" in shown["/controlroom/actions/{action_id}"]

@@ -21,19 +21,16 @@ import httpx
 import pytest
 
 from bot.clock import utcnow
-from bot.dispatch import MAX_UNRECORDED
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory
 from tests.e2e.test_workers import free_port
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.faults.outbox import ACCOUNT_SID, AUTH_TOKEN, child_env, fault_values, seed_fanout, unfinished
-from tests.faults.test_dispatch_faults import CONCURRENCY, assert_each_sent_once
+from tests.faults.test_dispatch_faults import UNRECORDED, assert_each_sent_once
 
 ROOT = Path(__file__).resolve().parents[2]
 FANOUT = 10_000
 WAIT_S = 180.0
-# Each of the SMS lane's consumers may have MAX_UNRECORDED sends accepted but not yet committed.
-IN_FLIGHT = CONCURRENCY * MAX_UNRECORDED
 
 
 @pytest.fixture
@@ -103,8 +100,8 @@ def test_kill_9_of_serve_mid_fan_out_then_serve_again_sends_each_alert(
             except subprocess.TimeoutExpired:
                 second.kill()
                 second.wait()
-    doubles = assert_each_sent_once(sessions, provider, fanout.numbers, doubles_allowed=IN_FLIGHT)
+    doubles = assert_each_sent_once(sessions, provider, fanout.numbers, doubles_allowed=UNRECORDED)
     print(
         f"serve SIGKILLed after {at_kill} of {FANOUT} accepted; after the restart all sent, "
-        f"{doubles} alerts sent twice (unrecorded at most {IN_FLIGHT}); {time.monotonic() - started:.1f} s"
+        f"{doubles} alerts sent twice (unrecorded at most {UNRECORDED}); {time.monotonic() - started:.1f} s"
     )
