@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import FixedClock
-from tests.controlroom.whole_app import TOKEN, Whole, build_whole
+from tests.controlroom.whole_app import TOKEN, Whole, build_whole, client_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 20
@@ -92,3 +92,17 @@ def test_without_the_token_every_api_route_is_401(whole: Whole) -> None:
             assert response.status_code == 401, (case.method, case.formatted_path)
 
         refused()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-header"),
+        pytest.param({"Authorization": "Bearer wrong"}, id="wrong-token"),
+        pytest.param({"Authorization": f"Basic {TOKEN}"}, id="wrong-scheme"),
+    ],
+)
+async def test_the_tip_stream_needs_the_token(whole: Whole, headers: dict[str, str]) -> None:
+    async with client_for(whole.app) as http:
+        response = await http.get("/api/v1/tips/stream", headers=headers)
+    assert response.status_code == 401
