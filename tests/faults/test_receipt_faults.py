@@ -19,16 +19,19 @@ from sqlalchemy import update
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
+from bot.app import create_app
 from bot.channels.twilio_webhooks import STATUS_PATH, SignedForms, recorded_by_handler, twilio_webhook_router
+from bot.config import load_settings
 from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage
-from bot.runtime import status_recorder
+from bot.runtime import build_runtime, status_recorder
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, create_action, launch_action
-from storage.crypto import DataVault
+from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, session_factory, transaction
 from storage.models import ActionType, Delivery, ProcessedEvent
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
+from tests.fakes.twilio_api import FakeTwilioApi
 from tests.faults.test_storage_faults import database_locked, impatient_engine
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -45,12 +48,8 @@ class Receipts:
     wakes: list[int] = field(default_factory=list)
 
 
-@pytest.fixture
-async def receipts(database_url: str, vault: DataVault) -> AsyncIterator[Receipts]:
-    """The status webhook wired as the runtime wires it, on an engine that gives up on a lock soon."""
-    engine = impatient_engine(database_url)
-    sessions = session_factory(engine)
-    clock = FixedClock(NOW)
+def sent_alert(sessions: SessionFactory, vault: DataVault) -> int:
+    """A launched action whose SMS alert to one person was sent (provider id SID); the delivery's id."""
     person = seed_person(sessions, vault, NOW, channels=[ChannelKind.SMS])
     with transaction(sessions) as session:
         draft = ActionDraft(
@@ -71,7 +70,16 @@ async def receipts(database_url: str, vault: DataVault) -> AsyncIterator[Receipt
             .where(Delivery.id == delivery.id)  # type: ignore[arg-type]
             .values(status=DeliveryStatus.SENT.value, provider_id=SID, sent_at=NOW)
         )
-        delivery_id = delivery.id or 0
+        return delivery.id or 0
+
+
+@pytest.fixture
+async def receipts(database_url: str, vault: DataVault) -> AsyncIterator[Receipts]:
+    """The status webhook wired as the runtime wires it, on an engine that gives up on a lock soon."""
+    engine = impatient_engine(database_url)
+    sessions = session_factory(engine)
+    clock = FixedClock(NOW)
+    delivery_id = sent_alert(sessions, vault)
     wakes: list[int] = []
 
     async def no_messages(_message: IncomingMessage) -> None:
@@ -141,3 +149,31 @@ async def test_a_receipt_that_failed_to_apply_is_applied_on_the_retry_once(
     assert await post_receipt(receipts, status) == 200  # a late duplicate of the same receipt
     assert state(receipts) == (status, [key])
     assert receipts.wakes == [1], "applied once"
+
+
+async def test_the_runtime_records_each_receipt_once_with_its_apply(database_url: str) -> None:
+    # `build_runtime` as `serve` wires it: the Twilio status webhook, the runtime's status recorder.
+    key = new_data_key()
+    with FakeTwilioApi("AC" + "7" * 32, AUTH_TOKEN) as fake:
+        settings = load_settings(
+            database_url=database_url,
+            data_key=key,
+            public_base_url=PUBLIC,
+            twilio_account_sid="AC" + "7" * 32,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_sms_from="+3197010254321",
+            twilio_api_base_url=fake.base_url,
+            scheduler_enabled=False,
+        )
+        runtime = build_runtime(settings, clock=FixedClock(NOW), run_migrations=False)
+        try:
+            delivery_id = sent_alert(runtime.sessions, DataVault(key))
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(runtime)), base_url=PUBLIC
+            ) as http:
+                receipts = Receipts(http, runtime.sessions, delivery_id)
+                for _ in range(3):  # Twilio may post the same receipt more than once
+                    assert await post_receipt(receipts, "delivered") == 200
+                assert state(receipts) == ("delivered", [f"twilio-status:{SID}:delivered"])
+        finally:
+            runtime.engine.dispose()
