@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from bot.api.actions import actions_router
 from bot.channels.simulator import simulator_router
 from bot.controlroom.router import controlroom_router
 from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -29,6 +33,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(title="burgernet-bot", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> JSONResponse:
+        """A value the database cannot hold (PostgreSQL: a NUL byte in text, an integer out of range)."""
+        # The request's fault, not ours: 422 instead of a 500. The value itself is not logged.
+        log.warning("%s %s refused: a value cannot be stored", request.method, request.url.path)
+        return JSONResponse({"detail": "a value in the request cannot be stored"}, status_code=422)
 
     def storage_answers() -> None:
         with runtime.sessions() as session:

@@ -88,3 +88,5 @@ class StatusUpdate:
     status: DeliveryStatus
     error_code: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    key: str = field(default="", compare=False)
+    """What makes this receipt unique at the provider (a retry carries the same key); empty if unknown."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from bot.alerts import AlertTexts
 from bot.channels.base import Channel
@@ -36,6 +37,7 @@ from storage.actions import apply_status
 from storage.crypto import DataVault, load_or_create_key
 from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from storage.geo import PostcodeBook
+from storage.models import ProcessedEvent
 
 if TYPE_CHECKING:
     from bot.controlroom.tipfeed import TipFeed
@@ -229,11 +231,23 @@ class _Wiring:
 def status_recorder(
     sessions: SessionFactory, clock: Clock, wake: Callable[[], None]
 ) -> Callable[[StatusUpdate], Awaitable[None]]:
-    """A handler that applies a provider's delivery receipt to the outbox (a failed alert falls back)."""
+    """A handler that applies a provider's delivery receipt to the outbox (a failed alert falls back).
+
+    The receipt's key is recorded in the transaction that applies it, so each receipt is applied once
+    and a receipt whose apply failed (answered 503) is applied when the provider delivers it again.
+    """
 
     def apply(update: StatusUpdate) -> bool:
-        with transaction(sessions) as session:
-            return apply_status(session, receipt=update, now=clock())
+        try:
+            with transaction(sessions) as session:
+                if update.key:
+                    if session.get(ProcessedEvent, update.key) is not None:
+                        return False
+                    session.add(ProcessedEvent(key=update.key, at=clock()))
+                    session.flush()
+                return apply_status(session, receipt=update, now=clock())
+        except IntegrityError:
+            return False  # another worker applied the same receipt at the same moment
 
     async def record(update: StatusUpdate) -> None:
         if await asyncio.to_thread(apply, update):
@@ -264,6 +278,7 @@ def _wire_providers(
         wiring.on_stop.append(telegram.stop)
     if settings.twilio_account_sid and settings.twilio_auth_token:
         from bot.channels.twilio import TwilioChannel
+        from bot.channels.twilio_webhooks import recorded_by_handler
 
         twilio = TwilioChannel(
             settings,
@@ -272,7 +287,7 @@ def _wire_providers(
             clock,
             twilio_http,
             catalogue=catalogue,
-            first_time=inbox.first_time,
+            first_time=recorded_by_handler,
         )
         senders.update(dict.fromkeys(twilio.kinds, twilio))
         wiring.routers.append(twilio.router())

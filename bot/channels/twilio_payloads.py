@@ -152,6 +152,7 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate | None:
             status=call_status,
             error_code=form.get("ErrorCode") or None,
             raw=dict(form),
+            key=status_key(form),
         )
     sid = form.get("MessageSid") or _required(form, "SmsSid")
     raw_status = form.get("MessageStatus") or _required(form, "SmsStatus")
@@ -165,6 +166,7 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate | None:
         status=status,
         error_code=form.get("ErrorCode") or None,
         raw=dict(form),
+        key=status_key(form),
     )
 
 

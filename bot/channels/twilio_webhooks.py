@@ -104,6 +104,15 @@ class RecentKeys:
         return True
 
 
+def recorded_by_handler(_key: str) -> bool:
+    """`first_time` for a status handler that records each receipt's key itself (`StatusUpdate.key`).
+
+    The key must be written in the transaction that applies the receipt: recorded apart, a failed apply
+    (the database locked) would leave the key behind and Twilio's retry would be dropped as a duplicate.
+    """
+    return True
+
+
 @dataclass(frozen=True)
 class SignedForms:
     """Reads a webhook's form and checks `X-Twilio-Signature` against the public URL Twilio called."""
