@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
+from bot.api.actions import MAX_ID, ActionId
 from bot.api.auth import api_token_guard
 from bot.config import Settings
 from bot.tips.hub import TipHub
@@ -73,7 +74,7 @@ def tips_router(
     @router.get("/tips")
     def index(
         since: Annotated[AwareDatetime | None, Query()] = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
         """Tips changed since a moment (ISO 8601 with offset), oldest first."""
@@ -85,8 +86,8 @@ def tips_router(
 
     @router.get("/actions/{action_id}/tips")
     def of_action(
-        action_id: int,
-        after: Annotated[int, Query(ge=0)] = 0,
+        action_id: ActionId,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
         """One action's tips, oldest first."""
@@ -113,7 +114,7 @@ def tips_router(
         )
 
     @router.post("/tips/{tip_id}/reply", status_code=status.HTTP_202_ACCEPTED)
-    def reply(tip_id: int, body: ReplyIn) -> ReplyOut:
+    def reply(tip_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: ReplyIn) -> ReplyOut:
         """Queue an operator's question to the tipster on their channel; the answer joins the tip."""
         now = clock()
         with transaction(sessions) as session:
