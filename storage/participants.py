@@ -154,11 +154,11 @@ def current_participant(session: Session, *, identity: ChannelIdentity) -> Parti
 def find_participant_by_phone(session: Session, *, vault: DataVault, phone: str) -> Participant | None:
     """The live participant registered with this E.164 number, or None."""
     key = phone_hash(vault=vault, phone=phone)
-    return session.exec(
-        select(Participant).where(
-            Participant.phone_hash == key, col(Participant.status).in_(list(LIVE_STATUSES))
-        )
-    ).first()
+    # By the hash alone, status checked here: with a status condition in the query SQLite may pick the
+    # status index (nearly every row) over the hash index and scan a million rows (75 ms at 1M).
+    query = select(Participant).where(Participant.phone_hash == key).order_by(col(Participant.id))
+    rows = session.exec(query)
+    return next((p for p in rows if p.status in LIVE_STATUSES), None)
 
 
 def identities_of(session: Session, *, participant: Participant) -> list[ChannelIdentity]:
