@@ -97,7 +97,11 @@ def _serve(port: int, database_url: str, ready: Any) -> None:
     )
     channel = CountingChannel()
     inbox = Inbox(
-        handle=router.handle, senders=dict.fromkeys(ChannelKind, channel), sessions=sessions, clock=clock
+        handle=router.handle,
+        senders=dict.fromkeys(ChannelKind, channel),
+        sessions=sessions,
+        clock=clock,
+        handler_records_keys=True,  # as bot/runtime.py wires it
     )
 
     async def on_status(_update: StatusUpdate) -> None:
