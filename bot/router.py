@@ -43,8 +43,9 @@ from bot.texts import Catalogue
 from nlu.types import InProcessParser, Intent, Parser, ParseResult
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
+from storage.events import record_first_time
 from storage.geo import PostcodeBook
-from storage.models import ChannelIdentity, ConversationState, Participant, ProcessedEvent
+from storage.models import ChannelIdentity, ConversationState, Participant
 from storage.participants import (
     PHONE_CHANNELS,
     canonical_address,
@@ -250,12 +251,10 @@ class Router:
         now = self._clock()
         key = event_key(message)
         with transaction(self._sessions) as session:
-            if key is not None:
-                if session.get(ProcessedEvent, key) is not None:
-                    raise _AlreadyHandled
-                # In the step's own transaction: a message is handled and recorded, or neither, so a
-                # retry after a crash or a locked database is handled, and a retry after success is not.
-                session.add(ProcessedEvent(key=key, at=now))
+            # In the step's own transaction: a message is handled and recorded, or neither, so a
+            # retry after a crash or a locked database is handled, and a retry after success is not.
+            if key is not None and not record_first_time(session, key=key, at=now):
+                raise _AlreadyHandled
             identity = touch_identity(
                 session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
             )

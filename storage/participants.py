@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Table, bindparam, delete, update
+from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.messages import ChannelKind
 from storage.crypto import DataVault
@@ -29,6 +32,7 @@ from storage.phones import InvalidPhoneNumber, to_e164
 from storage.reach import forget_identity_reach, touch_reach
 
 MAX_ADDRESSES = 3
+PHONE_CACHE_SIZE = 4096
 PHONE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
 LIVE_STATUSES = frozenset({ParticipantStatus.PENDING, ParticipantStatus.ACTIVE})
 
@@ -73,11 +77,18 @@ def canonical_address(channel: ChannelKind, address: str) -> str:
     if channel in PHONE_CHANNELS:
         if address.lower().startswith("whatsapp:"):
             address = address.split(":", 1)[1]
-        try:
-            return to_e164(address)
-        except InvalidPhoneNumber:
-            return address
+        return _e164_or_as_is(address)
     return address
+
+
+@lru_cache(maxsize=PHONE_CACHE_SIZE)
+def _e164_or_as_is(address: str) -> str:
+    # Parsing with `phonenumbers` is a good part of a message's cost and every message needs it; the
+    # same people write again and again (a conversation is several messages).
+    try:
+        return to_e164(address)
+    except InvalidPhoneNumber:
+        return address
 
 
 def phone_hash(*, vault: DataVault, phone: str) -> str:
@@ -111,14 +122,12 @@ def touch_identity(
     """
     canonical = canonical_address(channel, address)
     key = vault.lookup_hash(canonical)
-    session.execute(
-        update(ChannelIdentity)
-        .where(col(ChannelIdentity.channel) == channel, col(ChannelIdentity.address_hash) == key)
-        .values(last_inbound_at=now)
-    )
-    identity = session.exec(
-        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key)
-    ).first()
+    seen, find = _touch_statements()
+    params = {"b_channel": channel, "b_key": key}
+    # Core, not the ORM's bulk UPDATE: this session has not loaded the row yet, so there is nothing to
+    # synchronise, and the ORM's preparation cost more than the statement.
+    session.connection().execute(seen, {**params, "b_now": now})
+    identity = session.exec(find, params=params).first()
     if identity is None:
         identity = ChannelIdentity(
             channel=channel,
@@ -131,14 +140,29 @@ def touch_identity(
         session.add(identity)
         session.flush()
     else:
-        # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's window).
         assert identity.id is not None
-        touch_reach(session.connection(), identity_id=identity.id, at=now)
+        if identity.participant_id is not None:
+            # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's
+            # window). An identity without a participant has no reach rows.
+            touch_reach(session.connection(), identity_id=identity.id, at=now)
         if identity.address_enc is None:
             # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
             identity.address_enc = vault.encrypt(canonical)
             session.add(identity)
     return identity
+
+
+@cache
+def _touch_statements() -> tuple[Update, SelectOfScalar[ChannelIdentity]]:
+    # Built once (on first use, not at import): building them cost as much as running them.
+    table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
+    where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
+    seen = update(table).where(*where).values(last_inbound_at=bindparam("b_now"))
+    find = select(ChannelIdentity).where(
+        col(ChannelIdentity.channel) == bindparam("b_channel"),
+        col(ChannelIdentity.address_hash) == bindparam("b_key"),
+    )
+    return seen, find
 
 
 def current_participant(session: Session, *, identity: ChannelIdentity) -> Participant | None:

@@ -18,13 +18,28 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, cast, delete, event, func, insert, inspect, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction, sessionmaker
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Update
 
 from storage.models import Address, ChannelIdentity, Participant, ParticipantStatus, ReachPoint
 
@@ -110,7 +125,17 @@ def rebuild_reach(connection: Connection) -> int:
 
 def touch_reach(connection: Connection, *, identity_id: int, at: datetime) -> None:
     """Carry an identity's last inbound message over to its reach rows (WhatsApp's 24-hour window)."""
-    connection.execute(update(REACH).where(REACH.c.identity_id == identity_id).values(last_inbound_at=at))
+    connection.execute(_touch_statement(), {"b_identity_id": identity_id, "b_at": at})
+
+
+@cache
+def _touch_statement() -> Update:
+    # Once per message: built on first use and kept.
+    return (
+        update(REACH)
+        .where(REACH.c.identity_id == bindparam("b_identity_id"))
+        .values(last_inbound_at=bindparam("b_at"))
+    )
 
 
 def forget_identity_reach(connection: Connection, *, identity_id: int) -> None:
