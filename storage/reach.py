@@ -39,7 +39,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction, sessionmaker
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import Address, ChannelIdentity, Participant, ParticipantStatus, ReachPoint
 
@@ -111,9 +112,20 @@ def refresh_reach(connection: Connection, *, participant_ids: Collection[int]) -
     """Rebuild the reach rows of some people from the source tables."""
     if not participant_ids:
         return
-    ids = sorted(participant_ids)
-    connection.execute(delete(REACH).where(REACH.c.participant_id.in_(ids)))
-    connection.execute(insert(REACH).from_select(_COLUMNS, source_query(ids)))
+    params = {"b_ids": sorted(participant_ids)}
+    forget, derive = _refresh_statements()
+    connection.execute(forget, params)
+    connection.execute(derive, params)
+
+
+@cache
+def _refresh_statements() -> tuple[Delete, Insert]:
+    # Built on first use and kept (a refresh follows every flush that writes a person): building the
+    # INSERT … SELECT cost more than running it.
+    ids: BindParameter[list[int]] = bindparam("b_ids", expanding=True)
+    forget = delete(REACH).where(REACH.c.participant_id.in_(ids))
+    derive = insert(REACH).from_select(_COLUMNS, source_query().where(_ADDRESS.c.participant_id.in_(ids)))
+    return forget, derive
 
 
 def rebuild_reach(connection: Connection) -> int:
