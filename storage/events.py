@@ -22,5 +22,10 @@ def record_first_time(session: Session, *, key: str, at: datetime) -> bool:
     """
     dialect = session.connection().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_EVENTS).values(key=key, at=at).on_conflict_do_nothing(index_elements=["key"])
-    return session.connection().execute(statement).rowcount == 1
+    statement = (
+        insert(_EVENTS)
+        .values(key=key, at=at)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(_EVENTS.c.key)  # the driver's rowcount of an INSERT is not reliable (psycopg: -1)
+    )
+    return session.connection().execute(statement).first() is not None
