@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, update
@@ -32,7 +32,6 @@ from storage.phones import InvalidPhoneNumber, to_e164
 from storage.reach import forget_identity_reach, touch_reach
 
 MAX_ADDRESSES = 3
-PHONE_CACHE_SIZE = 4096
 PHONE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
 LIVE_STATUSES = frozenset({ParticipantStatus.PENDING, ParticipantStatus.ACTIVE})
 
@@ -77,18 +76,11 @@ def canonical_address(channel: ChannelKind, address: str) -> str:
     if channel in PHONE_CHANNELS:
         if address.lower().startswith("whatsapp:"):
             address = address.split(":", 1)[1]
-        return _e164_or_as_is(address)
+        try:
+            return to_e164(address)
+        except InvalidPhoneNumber:
+            return address
     return address
-
-
-@lru_cache(maxsize=PHONE_CACHE_SIZE)
-def _e164_or_as_is(address: str) -> str:
-    # Parsing with `phonenumbers` is a good part of a message's cost and every message needs it; the
-    # same people write again and again (a conversation is several messages).
-    try:
-        return to_e164(address)
-    except InvalidPhoneNumber:
-        return address
 
 
 def phone_hash(*, vault: DataVault, phone: str) -> str:
