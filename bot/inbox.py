@@ -29,8 +29,12 @@ class Inbox:
         senders: Mapping[ChannelKind, Channel],
         sessions: SessionFactory,
         clock: Callable[[], datetime],
+        handler_records_keys: bool = False,
     ) -> None:
         self._handle = handle
+        # The router checks and records the provider id in its own step's transaction; checking and
+        # recording it here as well would cost two more transactions per message for nothing.
+        self._handler_records_keys = handler_records_keys
         self._senders = senders
         self._sessions = sessions
         self._clock = clock
@@ -62,11 +66,12 @@ class Inbox:
     async def receive(self, message: IncomingMessage, *, send: bool = True) -> list[OutgoingMessage]:
         """Handle one message (once per provider id), then send the replies unless `send` is off.
 
-        The id is recorded once the message was handled (by the router, in the same transaction): a
-        handler that raises (the database stayed locked) leaves nothing behind, the error goes on, the
-        webhook answers 503 and the provider's retry is handled.
+        The id is recorded once the message was handled (by the router, in the same transaction, when
+        `handler_records_keys` says so; else here, after the handler): a handler that raises (the
+        database stayed locked) leaves nothing behind, the error goes on, the webhook answers 503 and
+        the provider's retry is handled.
         """
-        key = event_key(message)
+        key = None if self._handler_records_keys else event_key(message)
         lock = self._locks.setdefault((message.channel, message.sender), asyncio.Lock())
         try:
             async with lock:

@@ -40,11 +40,12 @@ from bot.flows.registration import RegistrationFlow
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
 from bot.texts import Catalogue
-from nlu.types import Intent, Parser, ParseResult
+from nlu.types import InProcessParser, Intent, Parser, ParseResult
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
+from storage.events import record_first_time
 from storage.geo import PostcodeBook
-from storage.models import ChannelIdentity, ConversationState, Participant, ProcessedEvent
+from storage.models import ChannelIdentity, ConversationState, Participant
 from storage.participants import (
     PHONE_CHANNELS,
     canonical_address,
@@ -183,6 +184,9 @@ class Router:
     ) -> None:
         self._sessions = sessions
         self._parser = parser
+        # An in-process parser is asked inside the step's transaction (we are in a worker thread
+        # already); a remote one (Rasa) only between attempts, so no transaction waits on HTTP.
+        self._parse_here = parser.parse_sync if isinstance(parser, InProcessParser) else None
         self._clock = clock
         self._settings = settings
         self.services = Services(vault=vault, book=book, catalogue=catalogue, settings=settings, clock=clock)
@@ -232,16 +236,25 @@ class Router:
             log.exception("the NLU parser failed; treating the message as not understood")
             return ParseResult(text=text, intent=Intent("out_of_scope", 0.0))
 
+    def _parse_in_step(self, text: str) -> ParseResult:
+        # Only for free text that reached the NLU stage: keywords and active flows never pay for it,
+        # and the step is not run a second time only to have the intent.
+        if self._parse_here is None:
+            raise _NeedsIntent
+        try:
+            return self._parse_here(text[:MAX_NLU_TEXT])
+        except Exception:
+            log.exception("the NLU parser failed; treating the message as not understood")
+            return ParseResult(text=text, intent=Intent("out_of_scope", 0.0))
+
     def _handle_once(self, message: IncomingMessage, parsed: ParseResult | None) -> list[OutgoingMessage]:
         now = self._clock()
         key = event_key(message)
         with transaction(self._sessions) as session:
-            if key is not None:
-                if session.get(ProcessedEvent, key) is not None:
-                    raise _AlreadyHandled
-                # In the step's own transaction: a message is handled and recorded, or neither, so a
-                # retry after a crash or a locked database is handled, and a retry after success is not.
-                session.add(ProcessedEvent(key=key, at=now))
+            # In the step's own transaction: a message is handled and recorded, or neither, so a
+            # retry after a crash or a locked database is handled, and a retry after success is not.
+            if key is not None and not record_first_time(session, key=key, at=now):
+                raise _AlreadyHandled
             identity = touch_identity(
                 session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
             )
@@ -310,7 +323,7 @@ class Router:
         if not ctx.text:
             return not_understood(ctx)
         if ctx.parsed is None:
-            raise _NeedsIntent
+            ctx.parsed = self._parse_in_step(ctx.text)
         return self._intent(ctx)
 
     def _group_dialogue(self, ctx: FlowContext) -> list[OutgoingMessage]:

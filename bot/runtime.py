@@ -169,7 +169,9 @@ def build_runtime(
     senders: dict[ChannelKind, Channel] = {}
     if settings.simulator:
         senders.update(dict.fromkeys(simulator.kinds, simulator))
-    inbox = Inbox(handle=router.handle, senders=senders, sessions=sessions, clock=clock)
+    inbox = Inbox(
+        handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
+    )
     wiring = _Wiring()
 
     def wake_dispatcher() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -60,4 +60,13 @@ class Parser(Protocol):
 
     async def parse(self, text: str) -> ParseResult:
         """Parse one message."""
+        ...
+
+
+@runtime_checkable
+class InProcessParser(Parser, Protocol):
+    """A parser that computes in this process without waiting on I/O, so a worker thread may call it."""
+
+    def parse_sync(self, text: str) -> ParseResult:
+        """Parse one message without awaiting anything."""
         ...

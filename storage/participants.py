@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Table, bindparam, delete, update
+from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.messages import ChannelKind
 from storage.crypto import DataVault
@@ -111,14 +114,12 @@ def touch_identity(
     """
     canonical = canonical_address(channel, address)
     key = vault.lookup_hash(canonical)
-    session.execute(
-        update(ChannelIdentity)
-        .where(col(ChannelIdentity.channel) == channel, col(ChannelIdentity.address_hash) == key)
-        .values(last_inbound_at=now)
-    )
-    identity = session.exec(
-        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key)
-    ).first()
+    seen, find = _touch_statements()
+    params = {"b_channel": channel, "b_key": key}
+    # Core, not the ORM's bulk UPDATE: this session has not loaded the row yet, so there is nothing to
+    # synchronise, and the ORM's preparation cost more than the statement.
+    session.connection().execute(seen, {**params, "b_now": now})
+    identity = session.exec(find, params=params).first()
     if identity is None:
         identity = ChannelIdentity(
             channel=channel,
@@ -131,14 +132,29 @@ def touch_identity(
         session.add(identity)
         session.flush()
     else:
-        # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's window).
         assert identity.id is not None
-        touch_reach(session.connection(), identity_id=identity.id, at=now)
+        if identity.participant_id is not None:
+            # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's
+            # window). An identity without a participant has no reach rows.
+            touch_reach(session.connection(), identity_id=identity.id, at=now)
         if identity.address_enc is None:
             # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
             identity.address_enc = vault.encrypt(canonical)
             session.add(identity)
     return identity
+
+
+@cache
+def _touch_statements() -> tuple[Update, SelectOfScalar[ChannelIdentity]]:
+    # Built once (on first use, not at import): building them cost as much as running them.
+    table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
+    where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
+    seen = update(table).where(*where).values(last_inbound_at=bindparam("b_now"))
+    find = select(ChannelIdentity).where(
+        col(ChannelIdentity.channel) == bindparam("b_channel"),
+        col(ChannelIdentity.address_hash) == bindparam("b_key"),
+    )
+    return seen, find
 
 
 def current_participant(session: Session, *, identity: ChannelIdentity) -> Participant | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
@@ -39,6 +41,7 @@ EU_REGIONS = frozenset(
 )
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 MAX_INPUT = 40
+E164_CACHE_SIZE = 4096
 
 
 class InvalidPhoneNumber(ValueError):
@@ -49,8 +52,11 @@ class InvalidPhoneNumber(ValueError):
         self.reason = reason
 
 
+@lru_cache(maxsize=E164_CACHE_SIZE)
 def to_e164(text: str, default_region: str = "NL") -> str:
     """Any valid phone number as E.164. Raises InvalidPhoneNumber(reason="not_a_number")."""
+    # Cached: every inbound message parses its sender twice (webhook, identity), the same people write
+    # again and again, and `phonenumbers` is a good part of a message's cost. Failures are not cached.
     return _format(_parse(text, default_region))
 
 

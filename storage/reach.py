@@ -18,13 +18,29 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Table, and_, cast, delete, event, func, insert, inspect, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction, sessionmaker
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Delete, Insert, Update
+from sqlalchemy.sql.elements import BindParameter
 
 from storage.models import Address, ChannelIdentity, Participant, ParticipantStatus, ReachPoint
 
@@ -96,9 +112,20 @@ def refresh_reach(connection: Connection, *, participant_ids: Collection[int]) -
     """Rebuild the reach rows of some people from the source tables."""
     if not participant_ids:
         return
-    ids = sorted(participant_ids)
-    connection.execute(delete(REACH).where(REACH.c.participant_id.in_(ids)))
-    connection.execute(insert(REACH).from_select(_COLUMNS, source_query(ids)))
+    params = {"b_ids": sorted(participant_ids)}
+    forget, derive = _refresh_statements()
+    connection.execute(forget, params)
+    connection.execute(derive, params)
+
+
+@cache
+def _refresh_statements() -> tuple[Delete, Insert]:
+    # Built on first use and kept (a refresh follows every flush that writes a person): building the
+    # INSERT … SELECT cost more than running it.
+    ids: BindParameter[list[int]] = bindparam("b_ids", expanding=True)
+    forget = delete(REACH).where(REACH.c.participant_id.in_(ids))
+    derive = insert(REACH).from_select(_COLUMNS, source_query().where(_ADDRESS.c.participant_id.in_(ids)))
+    return forget, derive
 
 
 def rebuild_reach(connection: Connection) -> int:
@@ -110,7 +137,17 @@ def rebuild_reach(connection: Connection) -> int:
 
 def touch_reach(connection: Connection, *, identity_id: int, at: datetime) -> None:
     """Carry an identity's last inbound message over to its reach rows (WhatsApp's 24-hour window)."""
-    connection.execute(update(REACH).where(REACH.c.identity_id == identity_id).values(last_inbound_at=at))
+    connection.execute(_touch_statement(), {"b_identity_id": identity_id, "b_at": at})
+
+
+@cache
+def _touch_statement() -> Update:
+    # Once per message: built on first use and kept.
+    return (
+        update(REACH)
+        .where(REACH.c.identity_id == bindparam("b_identity_id"))
+        .values(last_inbound_at=bindparam("b_at"))
+    )
 
 
 def forget_identity_reach(connection: Connection, *, identity_id: int) -> None:

@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import delete, update
+from sqlalchemy import Table, bindparam, delete, update
+from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
@@ -204,18 +206,40 @@ def set_state(
         )
         session.flush()
         return
-    result = session.execute(
-        update(ConversationState)
-        .where(
-            col(ConversationState.identity_id) == identity_id,
-            col(ConversationState.version) == current.version,
-        )
-        .values(flow=flow, step=step, data=dict(data), updated_at=now, version=current.version + 1)
-        .execution_options(synchronize_session=False)
+    # Core on the session's connection: the ORM's bulk UPDATE had nothing to synchronise here and its
+    # preparation cost more than the statement (one per conversation step).
+    result = session.connection().execute(
+        _advance_statement(),
+        {
+            "b_identity_id": identity_id,
+            "b_version": current.version,
+            "b_flow": flow,
+            "b_step": step,
+            "b_data": dict(data),
+            "b_now": now,
+            "b_next": current.version + 1,
+        },
     )
-    if getattr(result, "rowcount", 1) != 1:
+    if result.rowcount != 1:
         raise StaleState(identity_id)
     session.expire(current)
+
+
+@cache
+def _advance_statement() -> Update:
+    # Built on first use and kept: one state write per conversation step.
+    table: Table = ConversationState.__table__  # type: ignore[attr-defined]
+    return (
+        update(table)
+        .where(table.c.identity_id == bindparam("b_identity_id"), table.c.version == bindparam("b_version"))
+        .values(
+            flow=bindparam("b_flow"),
+            step=bindparam("b_step"),
+            data=bindparam("b_data", type_=table.c.data.type),
+            updated_at=bindparam("b_now", type_=table.c.updated_at.type),
+            version=bindparam("b_next"),
+        )
+    )
 
 
 def clear_state(session: Session, *, current: ConversationState) -> None:

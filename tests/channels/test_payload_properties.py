@@ -138,7 +138,11 @@ async def wired(
     )
     outbox = Outbox()
     inbox = Inbox(
-        handle=router.handle, senders=dict.fromkeys(ChannelKind, outbox), sessions=sessions, clock=clock
+        handle=router.handle,
+        senders=dict.fromkeys(ChannelKind, outbox),
+        sessions=sessions,
+        clock=clock,
+        handler_records_keys=True,
     )
 
     async def on_status(_update: StatusUpdate) -> None:

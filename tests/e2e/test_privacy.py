@@ -120,7 +120,13 @@ async def wired(
         clock=clock,
     )
     senders: dict[ChannelKind, Any] = {}
-    inbox = Inbox(handle=router.handle, senders=senders, sessions=sessions, clock=clock)
+    inbox = Inbox(
+        handle=router.handle,
+        senders=senders,
+        sessions=sessions,
+        clock=clock,
+        handler_records_keys=True,
+    )
 
     async def on_status(_update: StatusUpdate) -> None:
         return None
