@@ -357,6 +357,16 @@ class TipFlow(Flow):
         code = action.code if action else ""
         if tip.messages >= self.rules.max_messages_per_tip:
             return Finish((ctx.say("tip.rate_limited"),))
+        added, truncated = self._append(ctx, tip)
+        if answer:
+            close_answer(ctx.session, tip=tip)
+        if not added:
+            return Finish((ctx.say("tip.duplicate", code=code),))
+        notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
+        return Finish((*notes, ctx.say("tip.answer_added" if answer else "tip.added", code=code)))
+
+    def _append(self, ctx: FlowContext, tip: Tip) -> tuple[bool, bool]:
+        """Add this message to the tip and tell the forwarders; whether it added anything, and was cut."""
         text, media, location = self._content(ctx)
         text, truncated = self._truncate(text)
         added = extend_tip(
@@ -370,13 +380,9 @@ class TipFlow(Flow):
             chat=self.rules.chat,
             max_chars=self.rules.max_chars * 4,
         )
-        if answer:
-            close_answer(ctx.session, tip=tip)
-        if not added:
-            return Finish((ctx.say("tip.duplicate", code=code),))
-        self._stored(ctx.session)
-        notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
-        return Finish((*notes, ctx.say("tip.answer_added" if answer else "tip.added", code=code)))
+        if added:
+            self._stored(ctx.session)
+        return added, truncated
 
     def _stored(self, session: Session) -> None:
         """Tell the forwarders once the step's transaction has committed (not before: it may roll back)."""
@@ -410,21 +416,7 @@ class TipFlow(Flow):
         code = ctx.data.get("code", "")
         if tip is None:
             return Finish((ctx.say("tip.thanks", code=code),))
-        text, media, location = self._content(ctx)
-        text, truncated = self._truncate(text)
-        added = extend_tip(
-            ctx.session,
-            tip=tip,
-            text=text,
-            facts=self._facts(ctx, text, media, location),
-            truncated=truncated,
-            now=ctx.now,
-            webhook=self.rules.webhook,
-            chat=self.rules.chat,
-            max_chars=self.rules.max_chars * 4,
-        )
-        if added:
-            self._stored(ctx.session)
+        self._append(ctx, tip)
         return Finish((ctx.say("tip.thanks_after_followup", code=code),))
 
 
