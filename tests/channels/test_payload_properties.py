@@ -4,24 +4,20 @@ exception (a signed but odd form is 200 or 400, never 5xx), and every reply fits
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from bot.channels.base import SendReceipt
 from bot.channels.segments import count_segments
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
+from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.channels.twilio_payloads import (
     BadPayload,
     parse_message,
@@ -29,24 +25,13 @@ from bot.channels.twilio_payloads import (
     parse_speech,
     parse_status,
 )
-from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
-from bot.config import load_settings
-from bot.inbox import Inbox
-from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
-from bot.router import Router
-from bot.texts import Catalogue
-from nlu.keywords import KeywordParser
+from bot.messages import ChannelKind, OutgoingMessage
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
-from tests.conftest import FixedClock
+from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Outbox, webhooks_app
 from tests.fakes.telegram_api import FakeTelegramApi
 
-AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
-TELEGRAM_TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
-SECRET = "s3cr3t-Token_for-webhooks"
-PUBLIC = "https://bot.example.nl"
-NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 TELEGRAM_MAX_TEXT = 4096
 WHATSAPP_MAX_TEXT = 1600
 SMS_MAX_SEGMENTS = 3
@@ -90,19 +75,6 @@ def test_twilio_parsers_raise_only_bad_payload(form: dict[str, str]) -> None:
 
 
 @dataclass
-class Outbox:
-    """A sender for every channel that keeps what the inbox sent."""
-
-    kinds: frozenset[ChannelKind] = frozenset(ChannelKind)
-    sent: list[OutgoingMessage] = field(default_factory=list)
-    ids: Any = field(default_factory=itertools.count)
-
-    async def send(self, message: OutgoingMessage) -> SendReceipt:
-        self.sent.append(message)
-        return SendReceipt(provider_id=str(next(self.ids)))
-
-
-@dataclass
 class Wired:
     http: httpx.AsyncClient
     outbox: Outbox
@@ -119,55 +91,14 @@ async def wired(
     sessions: SessionFactory, vault: DataVault, book: PostcodeBook, telegram_api: FakeTelegramApi
 ) -> AsyncIterator[Wired]:
     """Both webhooks in front of the real router, on the test's database."""
-    clock = FixedClock(NOW)
-    catalogue = Catalogue.load()
-    settings_ = load_settings(
-        telegram_bot_token=TELEGRAM_TOKEN,
-        telegram_api_base_url=telegram_api.base_url,
-        telegram_webhook_secret=SECRET,
-        public_base_url=PUBLIC,
-    )
-    router = Router(
+    async with webhooks_app(
         sessions=sessions,
         vault=vault,
         book=book,
-        parser=KeywordParser(),
-        catalogue=catalogue,
-        settings=settings_,
-        clock=clock,
-    )
-    outbox = Outbox()
-    inbox = Inbox(
-        handle=router.handle,
-        senders=dict.fromkeys(ChannelKind, outbox),
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,
-    )
-
-    async def on_status(_update: StatusUpdate) -> None:
-        return None
-
-    app = FastAPI()
-    app.include_router(
-        twilio_webhook_router(
-            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
-            on_message=inbox.receive,
-            on_status=on_status,
-            first_time=inbox.first_time,
-            clock=clock,
-            catalogue=catalogue,
-            controlroom_phone="+31534800000",
-        )
-    )
-    telegram = TelegramChannel(settings_, inbox.receive, clock, per_chat_interval=0)
-    await telegram.start()
-    app.include_router(telegram.router())
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
-            yield Wired(http, outbox)
-    finally:
-        await telegram.stop()
+        telegram_api_base_url=telegram_api.base_url,
+        controlroom_phone="+31534800000",
+    ) as (http, outbox):
+        yield Wired(http, outbox)
 
 
 def assert_replies_fit(sent: list[OutgoingMessage]) -> None:

@@ -12,25 +12,20 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine, select
 from twilio.request_validator import RequestValidator
 
-from bot.channels.base import SendReceipt
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
-from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
+from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.config import load_settings
-from bot.inbox import Inbox
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, StatusUpdate
+from bot.messages import ChannelKind, IncomingMessage
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -38,16 +33,12 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, session_factory
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, ConversationState, ProcessedEvent
+from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Outbox, webhooks_app
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import FakeTelegramApi
 
-AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
-TELEGRAM_TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
-SECRET = "s3cr3t-Token_for-webhooks"
-PUBLIC = "https://bot.example.nl"
 PHONE = "+31612345678"
 CHAT = 551234567
-NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 LOCK_WAIT_MS = 200
 _ids = itertools.count(1)
 
@@ -93,18 +84,6 @@ def database_locked(url: str, tables: tuple[str, ...]) -> Iterator[None]:
 
 
 @dataclass
-class Outbox:
-    """Every channel's sender: keeps what was sent."""
-
-    kinds: frozenset[ChannelKind] = frozenset(ChannelKind)
-    sent: list[OutgoingMessage] = field(default_factory=list)
-
-    async def send(self, message: OutgoingMessage) -> SendReceipt:
-        self.sent.append(message)
-        return SendReceipt(provider_id=f"out-{len(self.sent)}")
-
-
-@dataclass
 class App:
     http: httpx.AsyncClient
     outbox: Outbox
@@ -123,56 +102,12 @@ async def app(
 ) -> AsyncIterator[App]:
     engine = impatient_engine(database_url)
     sessions = session_factory(engine)
-    clock = FixedClock(NOW)
-    catalogue = Catalogue.load()
-    settings = load_settings(
-        telegram_bot_token=TELEGRAM_TOKEN,
-        telegram_api_base_url=telegram_api.base_url,
-        telegram_webhook_secret=SECRET,
-        public_base_url=PUBLIC,
-        privacy_statement_version="2026-1",
-    )
-    router = Router(
-        sessions=sessions,
-        vault=vault,
-        book=book,
-        parser=KeywordParser(),
-        catalogue=catalogue,
-        settings=settings,
-        clock=clock,
-    )
-    outbox = Outbox()
-    inbox = Inbox(
-        handle=router.handle,
-        senders=dict.fromkeys(ChannelKind, outbox),
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,
-    )
-
-    async def on_status(_update: StatusUpdate) -> None:
-        return None
-
-    web = FastAPI()
-    web.include_router(
-        twilio_webhook_router(
-            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
-            on_message=inbox.receive,
-            on_status=on_status,
-            first_time=inbox.first_time,
-            clock=clock,
-            catalogue=catalogue,
-            controlroom_phone=None,
-        )
-    )
-    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
-    await telegram.start()
-    web.include_router(telegram.router())
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=PUBLIC) as http:
+        async with webhooks_app(
+            sessions=sessions, vault=vault, book=book, telegram_api_base_url=telegram_api.base_url
+        ) as (http, outbox):
             yield App(http, outbox, sessions)
     finally:
-        await telegram.stop()
         engine.dispose()
 
 
