@@ -109,7 +109,9 @@ class AlertTexts:
             text = quote(f"TIP {code} R{relay.relay_id}")
             links[RelayPlatform.WHATSAPP] = f"https://wa.me/{self._whatsapp_number}?text={text}"
         if self._telegram_bot:
-            links[RelayPlatform.TELEGRAM] = f"https://t.me/{self._telegram_bot}?start={code}_R{relay.relay_id}"
+            links[RelayPlatform.TELEGRAM] = (
+                f"https://t.me/{self._telegram_bot}?start={code}_R{relay.relay_id}"
+            )
         return links
 
     def _chosen_links(self, code: str, relay: RelayRef | None) -> list[str]:

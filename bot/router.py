@@ -53,6 +53,7 @@ from storage.participants import (
     find_identity,
     find_participant_by_phone,
     touch_identity,
+    touch_sender,
 )
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ class Router:
             # retry after a crash or a locked database is handled, and a retry after success is not.
             if key is not None and not record_first_time(session, key=key, at=now):
                 raise _AlreadyHandled
-            identity = touch_identity(
+            identity, created = touch_sender(
                 session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
             )
             ctx = FlowContext(
@@ -269,7 +270,7 @@ class Router:
                 parsed=parsed,
             )
             assert identity.id is not None
-            state = load_state(session, identity_id=identity.id)
+            state = None if created else load_state(session, identity_id=identity.id)
             notes: list[OutgoingMessage] = []
             if state is not None and not self.engine.knows(state):
                 clear_state(session, current=state)
@@ -280,6 +281,7 @@ class Router:
                 clear_state(session, current=state)
                 state = None
                 notes.append(ctx.say("router.expired"))
+            ctx.found_state = state
             replies = notes + self._route(ctx, state)
         if message.channel is ChannelKind.SMS:
             replies = [replace(r, text=fold_for_sms(r.text)) for r in replies]

@@ -1,7 +1,16 @@
-"""Engine and sessions; SQLite gets WAL, foreign keys and a busy timeout. Nothing is built at import."""
+"""Engine and sessions; SQLite gets WAL, foreign keys and a busy timeout. Nothing is built at import.
+
+On SQLite, `transaction` also takes an in-process lock per database file. SQLite lets one writer in at a
+time, and a connection that finds the file locked sleeps in steps of up to 100 ms before it looks again:
+under load, the writers of one process spent more time asleep than the lock was held (p99 0.6 s for a
+3 ms transaction). Waiting on a Python lock instead wakes the next writer the moment the last one is
+done. Other processes (the command line, a second `serve`) still meet SQLite's own busy timeout.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,12 +18,16 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
 from storage.reach import keep_reach
 
 SessionFactory = Callable[[], Session]
+SQLITE_LOCK_WAIT_S = 30.0  # as long as SQLite's own busy timeout below
+_writer_locks: dict[str, threading.RLock] = {}
+_writer_locks_guard = threading.Lock()
 
 
 def is_sqlite(url: str) -> bool:
@@ -28,7 +41,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_WAIT_S}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -39,7 +54,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_S * 1000)}")
     cursor.close()
 
 
@@ -54,6 +69,10 @@ def session_factory(engine: Engine) -> SessionFactory:
 def transaction(factory: SessionFactory) -> Iterator[Session]:
     """One unit of work: commit when the block ends, roll back when it raises."""
     session = factory()
+    lock = _writer_lock(session)
+    if lock is not None and not lock.acquire(timeout=SQLITE_LOCK_WAIT_S):
+        session.close()
+        raise OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked"))
     try:
         yield session
         session.commit()
@@ -62,6 +81,20 @@ def transaction(factory: SessionFactory) -> Iterator[Session]:
         raise
     finally:
         session.close()
+        if lock is not None:
+            lock.release()
+
+
+def _writer_lock(session: Session) -> threading.RLock | None:
+    # Re-entrant: a transaction opened inside another one on the same thread must not wait for itself.
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return None
+    path = str(bind.engine.url.database or "")
+    if path in ("", ":memory:"):
+        path = f":memory:{id(bind.engine)}"
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(path, threading.RLock())
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
 from storage.models import ProcessedEvent
@@ -20,12 +22,18 @@ def record_first_time(session: Session, *, key: str, at: datetime) -> bool:
     transaction that inserted the same key first makes this one wait for its outcome, so a provider's
     retry handled by two workers at once is still handled by one.
     """
-    dialect = session.connection().dialect.name
+    connection = session.connection()
+    statement = _record_statement(connection.dialect.name)
+    return connection.execute(statement, {"b_key": key, "b_at": at}).first() is not None
+
+
+@cache
+def _record_statement(dialect: str) -> Insert:
+    # Built once per dialect: building it cost a third of running it.
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
+    return (
         insert(_EVENTS)
-        .values(key=key, at=at)
+        .values(key=bindparam("b_key"), at=bindparam("b_at"))
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(_EVENTS.c.key)  # the driver's rowcount of an INSERT is not reliable (psycopg: -1)
     )
-    return session.connection().execute(statement).first() is not None

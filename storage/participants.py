@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, delete, update
-from sqlalchemy.sql.dml import Update
+from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.dml import Insert, Update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -98,6 +99,13 @@ def find_identity(
     ).first()
 
 
+class Touched(NamedTuple):
+    """The sender's identity, and whether this message made it (so it has no conversation yet)."""
+
+    identity: ChannelIdentity
+    created: bool
+
+
 def touch_identity(
     session: Session,
     *,
@@ -107,14 +115,29 @@ def touch_identity(
     now: datetime,
     language: str = "nl",
 ) -> ChannelIdentity:
-    """Find or create the sender's identity and mark it seen.
+    """Find or create the sender's identity and mark it seen."""
+    return touch_sender(
+        session, vault=vault, channel=channel, address=address, now=now, language=language
+    ).identity
+
+
+def touch_sender(
+    session: Session,
+    *,
+    vault: DataVault,
+    channel: ChannelKind,
+    address: str,
+    now: datetime,
+    language: str = "nl",
+) -> Touched:
+    """Find or create the sender's identity and mark it seen; says whether it is new.
 
     The UPDATE comes first on purpose: it takes the row lock on PostgreSQL (the write lock on SQLite)
     so two workers handling the same person's messages run one after the other.
     """
     canonical = canonical_address(channel, address)
     key = vault.lookup_hash(canonical)
-    seen, find = _touch_statements()
+    seen, find, create = _touch_statements()
     params = {"b_channel": channel, "b_key": key}
     # Core, not the ORM's bulk UPDATE: this session has not loaded the row yet, so there is nothing to
     # synchronise, and the ORM's preparation cost more than the statement.
@@ -129,23 +152,27 @@ def touch_identity(
             last_inbound_at=now,
             created_at=now,
         )
+        # A Core insert, then the row joins the session as if loaded: the unit of work's flush of one
+        # new row cost twice the statement, and a new identity has no participant, so no reach rows.
+        values = identity.model_dump(exclude={"id"})
+        identity.id = session.connection().execute(create, values).scalar_one()
+        make_transient_to_detached(identity)
         session.add(identity)
-        session.flush()
-    else:
-        assert identity.id is not None
-        if identity.participant_id is not None:
-            # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's
-            # window). An identity without a participant has no reach rows.
-            touch_reach(session.connection(), identity_id=identity.id, at=now)
-        if identity.address_enc is None:
-            # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
-            identity.address_enc = vault.encrypt(canonical)
-            session.add(identity)
-    return identity
+        return Touched(identity, created=True)
+    assert identity.id is not None
+    if identity.participant_id is not None:
+        # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's
+        # window). An identity without a participant has no reach rows.
+        touch_reach(session.connection(), identity_id=identity.id, at=now)
+    if identity.address_enc is None:
+        # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
+        identity.address_enc = vault.encrypt(canonical)
+        session.add(identity)
+    return Touched(identity, created=False)
 
 
 @cache
-def _touch_statements() -> tuple[Update, SelectOfScalar[ChannelIdentity]]:
+def _touch_statements() -> tuple[Update, SelectOfScalar[ChannelIdentity], Insert]:
     # Built once (on first use, not at import): building them cost as much as running them.
     table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
     where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
@@ -154,7 +181,8 @@ def _touch_statements() -> tuple[Update, SelectOfScalar[ChannelIdentity]]:
         col(ChannelIdentity.channel) == bindparam("b_channel"),
         col(ChannelIdentity.address_hash) == bindparam("b_key"),
     )
-    return seen, find
+    create = insert(table).returning(table.c.id)
+    return seen, find, create
 
 
 def current_participant(session: Session, *, identity: ChannelIdentity) -> Participant | None:

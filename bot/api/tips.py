@@ -29,6 +29,7 @@ from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_j
 
 MAX_QUESTION = 500
 KEEPALIVE_S = 15.0
+STREAM_BATCH = 500  # forward rows per read of the event stream
 
 
 class ReplyIn(BaseModel):
@@ -154,7 +155,8 @@ def _newest(sessions: SessionFactory) -> int:
 
 def _read(sessions: SessionFactory, after: int) -> list[tuple[int, str, dict[str, Any]]]:
     with sessions() as session:
-        return [(f.id or 0, f.event, f.payload) for f in forwards_after(session, after=after)]
+        found = forwards_after(session, after=after, limit=STREAM_BATCH)
+        return [(f.id or 0, f.event, f.payload) for f in found]
 
 
 async def _events(
@@ -169,11 +171,14 @@ async def _events(
         for event_id, event, payload in rows:
             after = event_id
             yield sse_event(event_id, "tip", {**payload, "event": event})
+        if len(rows) >= STREAM_BATCH:
+            continue  # more are waiting
         if rows:
             idle = 0.0
-            continue
-        if await request.is_disconnected():
+        elif await request.is_disconnected():
             return
+        # Read again only after a ring (one that came during the read counts): reading straight
+        # after every batch doubled the stream's queries under a steady flow of tips.
         rung = await hub.wait(poll_s, seen=seen)
         idle = 0.0 if rung else idle + poll_s
         if idle >= KEEPALIVE_S:

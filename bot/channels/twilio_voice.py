@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.texts import Catalogue
@@ -108,6 +110,7 @@ def replies_twiml(*, texts: list[str], lang: str, catalogue: Catalogue, gather_u
     return str(response)
 
 
+@cache
 def empty_twiml() -> str:
     """An empty `<Response/>`: we answer through the REST API, not in the webhook's reply."""
     return str(VoiceResponse())

@@ -33,6 +33,7 @@ from storage.models import ChannelIdentity, ConversationState, Participant
 Clock = Callable[[], datetime]
 MAX_RETRIES = 5
 RETRIES_KEY = "_retries"
+_NOT_LOADED: Any = object()
 
 
 class StaleState(RuntimeError):
@@ -71,6 +72,15 @@ class FlowContext:
     text: str
     data: dict[str, Any] = field(default_factory=dict)
     parsed: ParseResult | None = None
+    found_state: ConversationState | None = field(default=_NOT_LOADED, repr=False)
+    """The sender's conversation as the router found it; the router sets it, so flows need not ask again."""
+
+    def sender_state(self) -> ConversationState | None:
+        """The sender's conversation state when the message came in (loaded here if nobody set it)."""
+        if self.found_state is _NOT_LOADED:
+            assert self.identity.id is not None
+            self.found_state = load_state(self.session, identity_id=self.identity.id)
+        return self.found_state
 
     @property
     def lang(self) -> str:

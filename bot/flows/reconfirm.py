@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from bot.flows.engine import Finish, Flow, FlowContext, Retry, Step, Transition, load_state, normalise
+from bot.flows.engine import Finish, Flow, FlowContext, Retry, Step, Transition, normalise
 from bot.flows.unsubscribe import opt_out
 from bot.messages import OutgoingMessage
 from storage.reconfirmations import close_request, confirm, open_request
@@ -43,8 +43,7 @@ class ReconfirmFlow(Flow):
             return False
         if normalise(ctx.text) not in YES | NO:
             return False
-        assert ctx.identity.id is not None
-        if load_state(ctx.session, identity_id=ctx.identity.id) is not None:
+        if ctx.sender_state() is not None:
             # The JA belongs to the question of the conversation going on (e.g. "is this your address?").
             return False
         return open_request(ctx.session, participant_id=ctx.participant.id) is not None

@@ -32,7 +32,6 @@ from bot.flows.engine import (
     Retry,
     Step,
     Transition,
-    load_state,
     normalise,
     yes_or_no,
 )
@@ -121,11 +120,11 @@ class TipFlow(Flow):
         """Claim a message with a code, a deep link, a reply to an alert, or one that continues a tip."""
         link = self._explicit_link(ctx)
         if link is not None:
-            state = load_state(ctx.session, identity_id=ctx.identity.id or 0)
+            state = ctx.sender_state()
             if state is not None and state.flow == self.name and self._answers_own_question(state, link):
                 return False
         elif ctx.message.group_id is None and not _is_keyword(ctx.text):
-            state = load_state(ctx.session, identity_id=ctx.identity.id or 0)
+            state = ctx.sender_state()
             if state is None or state.flow == self.name:
                 link = self._continuing_link(ctx, in_tip_flow=state is not None)
         if link is None:
