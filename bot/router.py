@@ -256,7 +256,7 @@ class Router:
             # retry after a crash or a locked database is handled, and a retry after success is not.
             if key is not None and not record_first_time(session, key=key, at=now):
                 raise _AlreadyHandled
-            identity, created = touch_sender(
+            identity, created, state = touch_sender(
                 session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
             )
             ctx = FlowContext(
@@ -270,7 +270,6 @@ class Router:
                 parsed=parsed,
             )
             assert identity.id is not None
-            state = None if created else load_state(session, identity_id=identity.id)
             notes: list[OutgoingMessage] = []
             if state is not None and not self.engine.knows(state):
                 clear_state(session, current=state)

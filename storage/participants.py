@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, delete, insert, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import Insert, Update
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel.sql.expression import Select
 
 from bot.messages import ChannelKind
 from storage.crypto import DataVault
@@ -100,10 +100,11 @@ def find_identity(
 
 
 class Touched(NamedTuple):
-    """The sender's identity, and whether this message made it (so it has no conversation yet)."""
+    """The sender's identity, whether this message made it, and its conversation state if any."""
 
     identity: ChannelIdentity
     created: bool
+    state: ConversationState | None = None
 
 
 def touch_identity(
@@ -142,8 +143,10 @@ def touch_sender(
     # Core, not the ORM's bulk UPDATE: this session has not loaded the row yet, so there is nothing to
     # synchronise, and the ORM's preparation cost more than the statement.
     session.connection().execute(seen, {**params, "b_now": now})
-    identity = session.exec(find, params=params).first()
-    if identity is None:
+    # The identity with its participant and conversation in one SELECT: every message needs all three,
+    # and the participant is then found in the session (`current_participant`) without a query.
+    found = session.exec(find, params=params).first()
+    if found is None:
         identity = ChannelIdentity(
             channel=channel,
             address_hash=key,
@@ -159,6 +162,7 @@ def touch_sender(
         make_transient_to_detached(identity)
         session.add(identity)
         return Touched(identity, created=True)
+    identity, _participant, state = found
     assert identity.id is not None
     if identity.participant_id is not None:
         # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's
@@ -168,18 +172,26 @@ def touch_sender(
         # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
         identity.address_enc = vault.encrypt(canonical)
         session.add(identity)
-    return Touched(identity, created=False)
+    return Touched(identity, created=False, state=state)
+
+
+_FindSender = Select[ChannelIdentity, Participant, ConversationState]
 
 
 @cache
-def _touch_statements() -> tuple[Update, SelectOfScalar[ChannelIdentity], Insert]:
+def _touch_statements() -> tuple[Update, _FindSender, Insert]:
     # Built once (on first use, not at import): building them cost as much as running them.
     table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
     where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
     seen = update(table).where(*where).values(last_inbound_at=bindparam("b_now"))
-    find = select(ChannelIdentity).where(
-        col(ChannelIdentity.channel) == bindparam("b_channel"),
-        col(ChannelIdentity.address_hash) == bindparam("b_key"),
+    find = (
+        select(ChannelIdentity, Participant, ConversationState)
+        .outerjoin(Participant, col(Participant.id) == col(ChannelIdentity.participant_id))
+        .outerjoin(ConversationState, col(ConversationState.identity_id) == col(ChannelIdentity.id))
+        .where(
+            col(ChannelIdentity.channel) == bindparam("b_channel"),
+            col(ChannelIdentity.address_hash) == bindparam("b_key"),
+        )
     )
     create = insert(table).returning(table.c.id)
     return seen, find, create
