@@ -14,6 +14,7 @@ mix to both endpoints and prints p50/p99 from each request's scheduled moment (a
 for the one before it counts the wait too). Each phone still sends in order, about a second apart.
 
 Replies go to a counting channel in the server (no outbound HTTP): this measures the inbound path.
+`--workers N` (PostgreSQL only) serves the same port from N processes, as `serve --workers N` does.
 
 Run: `.venv/bin/python -m bench.inbound_bench` (20,000 messages) or `--messages 2000` for a quick run.
 """
@@ -58,8 +59,12 @@ CONVERSATION = [
 # ---- the server (a child process) ---------------------------------------------------------------------
 
 
-def _serve(port: int, database_url: str, ready: Any) -> None:
-    """Build the inbound path as the runtime does and serve it with uvicorn until killed."""
+def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: bool = True) -> None:
+    """Build the inbound path as the runtime does and serve it with uvicorn until killed.
+
+    Several of these may serve one port (`SO_REUSEPORT`: the kernel spreads the connections), as
+    `serve --workers N` does on PostgreSQL; `sent` is a shared counter of the replies of all of them.
+    """
     import uvicorn
     from fastapi import FastAPI
     from starlette.requests import Request
@@ -81,15 +86,15 @@ def _serve(port: int, database_url: str, ready: Any) -> None:
     class CountingChannel:
         kinds = frozenset(ChannelKind)
 
-        def __init__(self) -> None:
-            self.sent = 0
-
         async def send(self, message: OutgoingMessage) -> SendReceipt:
-            self.sent += 1
-            return SendReceipt(provider_id=f"bench-{self.sent}")
+            with sent.get_lock():
+                sent.value += 1
+                number = sent.value
+            return SendReceipt(provider_id=f"bench-{number}")
 
     settings = load_settings(database_url=database_url, public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN)
-    migrate(database_url)
+    if migrate_first:
+        migrate(database_url)
     sessions = session_factory(make_engine(database_url))
     clock = lambda: datetime.now(UTC)  # noqa: E731
     catalogue = Catalogue.load()
@@ -132,7 +137,7 @@ def _serve(port: int, database_url: str, ready: Any) -> None:
         return Response(EMPTY_TWIML, media_type="application/xml")
 
     async def replies(_request: Request) -> JSONResponse:
-        return JSONResponse({"sent": channel.sent})
+        return JSONResponse({"sent": sent.value})
 
     # Plain Starlette routes: no FastAPI dependency resolution, the floor to compare against.
     app.router.add_route(BARE_PATH, bare, methods=["POST"])
@@ -140,8 +145,12 @@ def _serve(port: int, database_url: str, ready: Any) -> None:
 
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("127.0.0.1", port))
     ready.set()
-    server.run()
+    server.run(sockets=[listener])
 
 
 def _free_port() -> int:
@@ -260,25 +269,34 @@ async def _load(
     }
 
 
-def run(messages: int, database_url: str | None, rate: float | None = None) -> dict[str, Any]:
+def run(
+    messages: int, database_url: str | None, rate: float | None = None, workers: int = 1
+) -> dict[str, Any]:
     """Start the server, load the bare endpoint and the real webhook, stop the server; the figures."""
+    if workers > 1 and not (database_url or "").startswith("postgresql"):
+        raise ValueError("several workers need PostgreSQL (--database-url), as `serve --workers` does")
     with tempfile.TemporaryDirectory() as folder:
         url = database_url or f"sqlite:///{Path(folder) / 'inbound.db'}"
         port = _free_port()
         ctx = multiprocessing.get_context("spawn")
-        ready = ctx.Event()
-        server = ctx.Process(target=_serve, args=(port, url, ready), daemon=True)
-        server.start()
+        sent = ctx.Value("q", 0)
+        servers: list[Any] = []
         try:
-            if not ready.wait(120):
-                raise RuntimeError("the server did not start")
+            for n in range(workers):
+                ready = ctx.Event()
+                server = ctx.Process(target=_serve, args=(port, url, ready, sent, n == 0), daemon=True)
+                server.start()
+                servers.append(server)
+                if not ready.wait(120):  # the first one migrates before the others start
+                    raise RuntimeError("the server did not start")
+            pids = [server.pid for server in servers]
             base = f"http://127.0.0.1:{port}"
             _wait_listening(base)
             # A warm-up by other phones (first connections, first queries, the NLU's first call).
             asyncio.run(_load(base, SMS_PATH, _requests(len(CONVERSATION) * CLIENTS, SMS_PATH, "+3164")))
             warm_replies = httpx.get(f"{base}/replies").json()["sent"]
-            bare = _measured(server.pid, base, BARE_PATH, _requests(messages, BARE_PATH))
-            real = _measured(server.pid, base, SMS_PATH, _requests(messages, SMS_PATH))
+            bare = _measured(pids, base, BARE_PATH, _requests(messages, BARE_PATH))
+            real = _measured(pids, base, SMS_PATH, _requests(messages, SMS_PATH))
             steady = rate or round(real["per_s"] * 0.6)
             open_messages = min(messages, int(steady * 30))  # at most 30 s of it
             open_bare = asyncio.run(
@@ -289,10 +307,12 @@ def run(messages: int, database_url: str | None, rate: float | None = None) -> d
             )
             replies = httpx.get(f"{base}/replies").json()["sent"] - warm_replies
         finally:
-            server.kill()
-            server.join(10)
+            for server in servers:
+                server.kill()
+                server.join(10)
     return {
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
+        "workers": workers,
         "clients": CLIENTS,
         "webhook": real,
         "bare": bare,
@@ -303,12 +323,12 @@ def run(messages: int, database_url: str | None, rate: float | None = None) -> d
 
 
 def _measured(
-    pid: int | None, base: str, path: str, per_phone: list[list[tuple[bytes, dict[str, str]]]]
+    pids: list[int | None], base: str, path: str, per_phone: list[list[tuple[bytes, dict[str, str]]]]
 ) -> dict[str, Any]:
-    """One load, with the server process's CPU time per request (steadier than msg/s on a busy machine)."""
-    before = _cpu_seconds(pid)
+    """One load, with the server processes' CPU time per request (steadier than msg/s on a busy machine)."""
+    before = sum(_cpu_seconds(pid) for pid in pids)
     figures = asyncio.run(_load(base, path, per_phone))
-    used = _cpu_seconds(pid) - before
+    used = sum(_cpu_seconds(pid) for pid in pids) - before
     figures["server_cpu_us"] = round(used / max(figures["messages"], 1) * 1e6)
     return figures
 
@@ -338,13 +358,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--database-url", help="an empty database, e.g. PostgreSQL (default: SQLite in tmp)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only)")
     parser.add_argument("--rate", type=float, help="open-loop messages/s (default: 60%% of the throughput)")
     parser.add_argument("--json", action="store_true", help="print only JSON")
     args = parser.parse_args(argv)
-    figures = run(args.messages, args.database_url, args.rate)
+    figures = run(args.messages, args.database_url, args.rate, args.workers)
     if not args.json:
         real, bare = figures["webhook"], figures["bare"]
-        title = f"{real['messages']:,} signed SMS webhooks, {CLIENTS} clients, {figures['database']}"
+        title = (
+            f"{real['messages']:,} signed SMS webhooks, {CLIENTS} clients, {figures['database']},"
+            f" {args.workers} server process{'es' if args.workers > 1 else ''}"
+        )
         print(f"== inbound benchmark: {title}")
         for name, row in (("webhook + router + storage", real), ("bare Starlette endpoint", bare)):
             print(
