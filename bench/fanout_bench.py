@@ -9,6 +9,10 @@ circle in the centre of Amsterdam and measures:
   * with rate limits on, the rate each channel achieved against its configured rate (goal >= 95%),
   * the peak RSS of this (measuring) process; seeding runs in a child process so it does not count.
 
+With `--workers N` (PostgreSQL only) the throughput pairs are also run with 1 and with N dispatcher
+processes on the same outbox (each its own engine, client and worker id), next to 1 and N plain httpx
+processes posting the same total; every delivery must reach the fake exactly once, or the run exits 1.
+
 Run: `.venv/bin/python -m bench.fanout_bench --participants 10000` (CI) or `--participants 1000000`
 (by hand; seeding 1M takes a few minutes, `--db PATH` keeps the database for the next run).
 """
@@ -20,12 +24,16 @@ import asyncio
 import csv
 import json
 import multiprocessing
+import os
+import queue
 import random
 import resource
 import statistics
 import sys
 import tempfile
 import time
+import traceback
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,13 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 
 from bot.alerts import AlertTexts
 from bot.channels.base import RetryableSendError, SendReceipt
 from bot.config import Settings, load_settings
-from bot.dispatch import Dispatcher
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.dispatch import DELIVERY, IDENTITY, Dispatcher
+from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage
 from bot.targeting import Circle, select_recipients
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
@@ -52,7 +60,6 @@ from storage.models import (
     ActionType,
     Address,
     ChannelIdentity,
-    Delivery,
     Participant,
     ParticipantStatus,
 )
@@ -73,10 +80,17 @@ CONCURRENCY = 8  # httpx's pool slows down past a few dozen connections; both si
 # ---- the fake provider (a separate process) ----------------------------------------------------------
 
 
-def _serve_fake(port_queue: Any) -> None:
-    """A minimal keep-alive HTTP/1.1 server: answers every POST with a JSON id and records arrival times."""
+def _serve_fake(port_queue: Any, count_recipients: bool = False) -> None:
+    """A minimal keep-alive HTTP/1.1 server: answers every POST with a JSON id and records arrival times.
+
+    With `count_recipients`, it also counts the arrivals per recipient (`to` of the body) on the channel
+    paths, for the exactly-once check of the multi-worker run (`GET /recipients`); off by default, so the
+    single-worker run's fake does no more work than it always did.
+    """
 
     arrivals: dict[str, list[float]] = {}
+    recipients: Counter[str] = Counter()
+    channel_paths = {f"/{kind.value}" for kind in ChannelKind}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -88,14 +102,18 @@ def _serve_fake(port_queue: Any) -> None:
                 for line in lines:
                     if line[:15].lower() == "content-length:":
                         length = int(line[15:].strip())
-                if length:
-                    await reader.readexactly(length)
+                payload = await reader.readexactly(length) if length else b""
                 if method == "GET" and path == "/stats":
                     body = json.dumps(arrivals).encode()
+                elif method == "GET" and path == "/recipients":
+                    body = json.dumps(recipients).encode()
                 elif method == "POST" and path == "/reset":
                     arrivals.clear()
+                    recipients.clear()
                     body = b"{}"
                 else:
+                    if count_recipients and path in channel_paths:
+                        recipients[json.loads(payload)["to"]] += 1
                     stamps = arrivals.setdefault(path, [])
                     stamps.append(time.monotonic())
                     body = b'{"id":"F%d"}' % len(stamps)
@@ -189,7 +207,7 @@ def seed(url: str, participants: int, postcode_data: Path, data_key: str, rng_se
         for k in kinds
     }
     engine = make_engine(url)
-    p_table, i_table, a_table = (m.__table__ for m in (Participant, ChannelIdentity, Address))  # type: ignore[attr-defined]
+    p_table, i_table, a_table = (m.__table__ for m in (Participant, ChannelIdentity, Address))  # type: ignore[union-attr]
     identity_id = 0
     with engine.begin() as conn:
         for start in range(0, participants, CHUNK):
@@ -309,7 +327,11 @@ def _identity_targets(session: Any, kind: ChannelKind, limit: int) -> list[Targe
 
 
 def _dispatcher(
-    sessions: SessionFactory, settings: Settings, client: httpx.AsyncClient, data_key: str
+    sessions: SessionFactory,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    data_key: str,
+    worker_id: str = "bench",
 ) -> Dispatcher:
     channel = HttpChannel(client)
     return Dispatcher(
@@ -317,9 +339,16 @@ def _dispatcher(
         dict.fromkeys(ChannelKind, channel),
         lambda: NOW,
         settings,
-        "bench",
+        worker_id,
         vault=DataVault(data_key),
         texts=AlertTexts(Catalogue.load()),
+    )
+
+
+def _throughput_settings() -> Settings:
+    """Rate limits off and as many senders as the plain client has connections."""
+    return load_settings(
+        dispatch_rate_limits=False, dispatch_concurrency=CONCURRENCY, whatsapp_template_default="HXbench"
     )
 
 
@@ -355,9 +384,7 @@ async def _measure_dispatch(
         stored = session.get(Action, action.id)
         assert stored is not None
         count = launch_action(session, action=stored, targets=targets, now=NOW)
-    settings = load_settings(
-        dispatch_rate_limits=False, dispatch_concurrency=CONCURRENCY, whatsapp_template_default="HXbench"
-    )
+    settings = _throughput_settings()
     # Pairs of runs, dispatcher then plain client, each pair on a fresh action of `messages` deliveries:
     # the load of the other processes on the machine drifts within seconds, so one pair says little;
     # the median ratio of the pairs is reported, with the range. CPU time per message of this process
@@ -441,6 +468,298 @@ def rate_for(settings: Settings, kind: ChannelKind) -> float:
     return configured(settings, kind)
 
 
+# ---- several dispatcher processes on one PostgreSQL outbox (`--workers N`) ---------------------------
+
+# A unique address per throughput identity: the fake tells the deliveries apart by it (the seeded pool of
+# 64 addresses would not); Telegram chat ids are numbers, so these are too.
+UNIQUE_ADDRESS_BASE = 700_000_000
+
+
+def _unique_address(identity_id: int) -> str:
+    return str(UNIQUE_ADDRESS_BASE + identity_id)
+
+
+def _worker_main(
+    index: int, url: str, data_key: str, base_url: str, warm: int, commands: Any, results: Any, start: Any
+) -> None:
+    """One worker process: its own engine, sessions and client; runs the rounds the parent sends."""
+    try:
+        asyncio.run(_worker_rounds(index, url, data_key, base_url, warm, commands, results, start))
+    except BaseException:
+        results.put(("error", index, traceback.format_exc()))
+        raise
+
+
+async def _worker_rounds(
+    index: int, url: str, data_key: str, base_url: str, warm: int, commands: Any, results: Any, start: Any
+) -> None:
+    loop = asyncio.get_running_loop()
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    settings = _throughput_settings()
+    name = f"bench-worker-{index + 1}"
+    try:
+        # The client lives as long as the process (its connections belong to this event loop), and is
+        # used by both sides of a pair, as in the single-process run.
+        async with _client(base_url) as client:
+            await _baseline(client, warm)
+            with sessions() as session:
+                session.execute(select(DELIVERY.c.id).limit(1)).all()  # open the pool's first connection
+            results.put(("up", index))
+            while True:
+                command = await loop.run_in_executor(None, commands.get)
+                if command[0] == "stop":
+                    return
+                kind, count = command
+                dispatcher = (
+                    _dispatcher(sessions, settings, client, data_key, name) if kind == "drain" else None
+                )
+                results.put(("ready", index))
+                await loop.run_in_executor(None, start.wait)
+                cpu = time.process_time()
+                if dispatcher is not None:
+                    done = (await dispatcher.drain()).sent
+                else:
+                    await _baseline(client, count)
+                    done = count
+                # time.monotonic() is CLOCK_MONOTONIC, one clock for every process on the machine.
+                results.put(("done", index, done, time.monotonic(), time.process_time() - cpu))
+    finally:
+        engine.dispose()
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """Busy and total jiffies of all cores so far (first line of /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One timed round of k processes: wall time from the start signal to the last one done."""
+
+    wall_s: float
+    done: list[int]
+    cpu_s: float
+    fake_cpu_s: float
+    machine_busy: float  # share of all cores busy during the round, whoever used them
+    rest_cores: float  # cores busy with neither the workers nor the fake: PostgreSQL, other processes
+
+
+class WorkerPool:
+    """N long-lived worker processes (spawn) that start each round together on one shared signal."""
+
+    def __init__(self, count: int, url: str, data_key: str, base_url: str, warm: int, fake_pid: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._fake_pid = fake_pid
+        self._results: Any = ctx.Queue()
+        self._start: Any = ctx.Event()
+        self._commands: list[Any] = [ctx.Queue() for _ in range(count)]
+        self._procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(n, url, data_key, base_url, warm, self._commands[n], self._results, self._start),
+                daemon=True,
+            )
+            for n in range(count)
+        ]
+        for proc in self._procs:
+            proc.start()
+        self._collect("up", count)
+
+    def _collect(self, tag: str, count: int) -> list[tuple[Any, ...]]:
+        got: list[tuple[Any, ...]] = []
+        deadline = time.monotonic() + 300
+        while len(got) < count:
+            try:
+                message = self._results.get(timeout=1)
+            except queue.Empty:
+                # A worker that died without a word (killed, out of memory) must not leave us waiting.
+                dead = [n + 1 for n, proc in enumerate(self._procs) if proc.exitcode is not None]
+                if dead or time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"worker process(es) {dead or 'all'} stopped answering ({tag})"
+                    ) from None
+                continue
+            if message[0] == "error":
+                raise SystemExit(f"worker {message[1] + 1} failed:\n{message[2]}")
+            assert message[0] == tag, message
+            got.append(message)
+        return sorted(got, key=lambda m: m[1])
+
+    def round(self, kind: str, shares: Sequence[int], first: int = 0) -> Round:
+        """Run `drain` (shares unused) or `plain` (shares[n] requests each) on len(shares) workers."""
+        for n, share in enumerate(shares, start=first):
+            self._commands[n].put((kind, share))
+        self._collect("ready", len(shares))
+        fake_cpu, machine, sampled = _process_cpu_s(self._fake_pid), _machine_cpu(), time.monotonic()
+        start = time.monotonic()
+        self._start.set()
+        done = self._collect("done", len(shares))
+        # Every worker of this round is past its wait: the signal can be taken back for the next round.
+        self._start.clear()
+        busy, total = (now - before for now, before in zip(_machine_cpu(), machine, strict=True))
+        fake_cpu = _process_cpu_s(self._fake_pid) - fake_cpu
+        cpu = sum(m[4] for m in done)
+        # The share of the machine left to our own processes says how far a scaling figure can be read.
+        rest = busy / os.sysconf("SC_CLK_TCK") - cpu - fake_cpu
+        return Round(
+            wall_s=max(m[3] for m in done) - start,
+            done=[m[2] for m in done],
+            cpu_s=cpu,
+            fake_cpu_s=fake_cpu,
+            machine_busy=busy / total if total else 0.0,
+            rest_cores=max(0.0, rest) / (time.monotonic() - sampled),
+        )
+
+    def close(self) -> None:
+        """Stop the workers (terminate whichever does not stop in time)."""
+        for commands in self._commands:
+            commands.put(("stop", 0))
+        for proc in self._procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+
+
+def exactly_once(expected: Sequence[str], arrivals: dict[str, int]) -> dict[str, int]:
+    """Compare the recipients of an action's deliveries with the fake's arrivals per recipient."""
+    wanted = set(expected)
+    return {
+        "deliveries": len(expected),
+        "duplicates": sum(arrivals.get(to, 0) - 1 for to in wanted if arrivals.get(to, 0) > 1),
+        "missing": sum(1 for to in wanted if not arrivals.get(to)),
+        "other": sum(n for to, n in arrivals.items() if to not in wanted),
+    }
+
+
+def _launch(sessions: SessionFactory, targets: Sequence[Target], headline: str) -> tuple[int, list[str]]:
+    """A fresh action on `targets`; returns its id and the recipients of its deliveries."""
+    action = _new_action(sessions, 300_000, headline)
+    with transaction(sessions) as session:
+        stored = session.get(Action, action.id)
+        assert stored is not None
+        launch_action(session, action=stored, targets=targets, now=NOW)
+        d = DELIVERY.c
+        identities = session.scalars(select(d.identity_id).where(d.action_id == action.id)).all()
+    assert action.id is not None
+    return action.id, [_unique_address(iid) for iid in identities if iid is not None]
+
+
+def _unsent(sessions: SessionFactory, action_id: int) -> int:
+    d = DELIVERY.c
+    with sessions() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(DELIVERY)
+                .where(d.action_id == action_id, d.status != DeliveryStatus.SENT.value)
+            )
+            or 0
+        )
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if n < total % parts else 0) for n in range(parts)]
+
+
+def _summary(pairs: Sequence[tuple[int, Round, Round]]) -> dict[str, Any]:
+    """Medians over the pairs of one worker count (same figures as the single-process run)."""
+    ratios = sorted(b.wall_s / d.wall_s for _, d, b in pairs)
+    return {
+        "messages": pairs[0][0],
+        "pairs": len(pairs),
+        "dispatch_per_s": round(statistics.median(n / d.wall_s for n, d, _ in pairs)),
+        "baseline_per_s": round(statistics.median(n / b.wall_s for n, _, b in pairs)),
+        "ratio": round(statistics.median(ratios), 2),
+        "ratio_range": [round(ratios[0], 2), round(ratios[-1], 2)],
+        "dispatch_cpu_us": round(statistics.median(d.cpu_s / n * 1e6 for n, d, _ in pairs)),
+        "baseline_cpu_us": round(statistics.median(b.cpu_s / n * 1e6 for n, _, b in pairs)),
+        "fake_cpu_us_dispatch": round(statistics.median(d.fake_cpu_s / n * 1e6 for n, d, _ in pairs)),
+        "fake_cpu_us_baseline": round(statistics.median(b.fake_cpu_s / n * 1e6 for n, _, b in pairs)),
+        "machine_busy_pct": round(statistics.median(d.machine_busy for _, d, _ in pairs) * 100),
+        "baseline_machine_busy_pct": round(statistics.median(b.machine_busy for _, _, b in pairs) * 100),
+        "rest_cores": round(statistics.median(d.rest_cores for _, d, _ in pairs), 2),
+        "baseline_rest_cores": round(statistics.median(b.rest_cores for _, _, b in pairs), 2),
+        "sent_by_worker": [d.done for _, d, _ in pairs],
+    }
+
+
+def _measure_workers(
+    sessions: SessionFactory,
+    url: str,
+    base_url: str,
+    fake_pid: int,
+    data_key: str,
+    messages: int,
+    workers: int,
+    repeat: int,
+) -> dict[str, Any]:
+    """Throughput pairs with 1 and with `workers` dispatcher processes on one outbox, and the exactly-once
+    check of every delivery they sent."""
+    with transaction(sessions) as session:
+        targets = _identity_targets(session, ChannelKind.TELEGRAM, messages)
+    vault = DataVault(data_key)
+    i = IDENTITY.c
+    with sessions() as session:
+        # Core, not the ORM: no flush hook runs, and the address is not part of the reach table anyway.
+        session.connection().execute(
+            update(IDENTITY).where(i.id == bindparam("b_id")).values(address_enc=bindparam("b_enc")),
+            [
+                {"b_id": t.identity_id, "b_enc": vault.encrypt(_unique_address(t.identity_id or 0))}
+                for t in targets
+            ],
+        )
+        session.commit()
+    check = {"rounds": 0, "deliveries": 0, "duplicates": 0, "missing": 0, "other": 0, "unsent": 0}
+    pool = WorkerPool(workers, url, data_key, base_url, min(500, messages), fake_pid)
+
+    def drain(k: int, headline: str, chosen: Sequence[Target], first: int = 0) -> tuple[int, Round]:
+        action_id, expected = _launch(sessions, chosen, headline)
+        httpx.post(f"{base_url}/reset")
+        result = pool.round("drain", [0] * k, first)
+        found = exactly_once(expected, httpx.get(f"{base_url}/recipients").json())
+        for key, value in found.items():
+            check[key] += value
+        # A retry, a fallback or a lost result leaves the row unsent: the check counts it too.
+        check["unsent"] += _unsent(sessions, action_id)
+        check["rounds"] += 1
+        return sum(result.done), result
+
+    try:
+        # Warm-up (checked, not timed): each process compiles its statements and fills its caches once,
+        # alone, since one claim batch would take every row of a small action shared by all.
+        for n in range(workers):
+            drain(1, f"Doorvoer opwarmen {n + 1}", targets[:100], first=n)
+        pairs: dict[int, list[tuple[int, Round, Round]]] = {1: [], workers: []}
+        for n in range(repeat):
+            # Alternate the order, so that a drift of the machine's load does not favour one side.
+            for k in (1, workers) if n % 2 == 0 else (workers, 1):
+                sent, dispatched = drain(k, f"Doorvoer {k} processen {n + 1}", targets)
+                plain = pool.round("plain", _shares(sent, k))
+                pairs[k].append((sent, dispatched, plain))
+    finally:
+        pool.close()
+    one, many = _summary(pairs[1]), _summary(pairs[workers])
+    ok = not (check["duplicates"] or check["missing"] or check["unsent"])
+    return {
+        "workers": workers,
+        "cores": os.cpu_count(),
+        "by_workers": {"1": one, str(workers): many},
+        "scaling": round(many["dispatch_per_s"] / one["dispatch_per_s"], 2),
+        "baseline_scaling": round(many["baseline_per_s"] / one["baseline_per_s"], 2),
+        "exactly_once": {**check, "ok": ok},
+    }
+
+
 def run(
     participants: int,
     db: Path | None,
@@ -449,8 +768,18 @@ def run(
     database_url: str | None,
     repeat: int = 3,
     key_file: Path | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Seed (unless the database is there already), then measure; returns the figures."""
+    if workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    if workers > 1 and not (database_url or "").startswith("postgresql"):
+        # SQLite has one outbox owner: its claims take no row locks, and a starting worker takes back
+        # every claim (see bot/dispatch.py), so several workers there would not measure anything real.
+        raise SystemExit(
+            f"--workers {workers} needs PostgreSQL (--database-url postgresql+psycopg://...); "
+            "SQLite runs one dispatcher only"
+        )
     settings = load_settings()
     data_key = new_data_key()
     keyfile = key_file
@@ -488,7 +817,7 @@ def run(
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
     with sessions() as session:
-        session.execute(select(Delivery.id).limit(1)).all()  # warm the connection
+        session.execute(select(DELIVERY.c.id).limit(1)).all()  # warm the connection
 
     # Recipient selection: 5 km around the Dam, median of 7 runs (the first one warms the page cache).
     circle = Circle(AMSTERDAM[0], AMSTERDAM[1], 5_000)
@@ -517,13 +846,18 @@ def run(
     # Dispatch against the fake provider (its own process, so it does not share our CPU time slice).
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
-    fake = ctx.Process(target=_serve_fake, args=(ports,), daemon=True)
+    fake = ctx.Process(target=_serve_fake, args=(ports, workers > 1), daemon=True)
     fake.start()
     try:
         base_url = f"http://127.0.0.1:{ports.get(timeout=30)}"
         figures.update(
             asyncio.run(_measure_dispatch(sessions, base_url, data_key, messages, rate_seconds, repeat))
         )
+        if workers > 1:
+            assert fake.pid is not None
+            figures.update(
+                _measure_workers(sessions, url, base_url, fake.pid, data_key, messages, workers, repeat)
+            )
     finally:
         fake.terminate()
         fake.join()
@@ -545,6 +879,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate-seconds", type=float, default=4.0, help="length of the rate-limited run")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of throughput runs (median reported)")
     parser.add_argument("--key-file", type=Path, help="data key of a seeded --database-url, to reuse it")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also measure this many dispatcher processes on one outbox, next to 1 (PostgreSQL only)",
+    )
     parser.add_argument("--json", action="store_true", help="print only JSON")
     args = parser.parse_args(argv)
     figures = run(
@@ -555,10 +895,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.database_url,
         args.repeat,
         args.key_file,
+        args.workers,
     )
     if args.json:
         print(json.dumps(figures))
-        return 0
+        return _exit_status(figures)
     print(f"== fan-out benchmark: {figures['participants']:,} participants on {figures['database']}")
     if "seed_s" in figures:
         print(f"  seeding (bulk insert)            {figures['seed_s']:>10} s")
@@ -584,7 +925,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  = {rate['ratio']:.1%} ({rate['messages']} msgs; goal >= 95%)"
         )
     print(f"  RSS now / peak                   {figures['rss_mb']:>10} / {figures['rss_peak_mb']} MB")
+    if "by_workers" in figures:
+        _print_workers(figures)
     print(json.dumps(figures))
+    return _exit_status(figures)
+
+
+def _print_workers(figures: dict[str, Any]) -> None:
+    n = figures["workers"]
+    print(f"  -- {n} dispatcher processes on one outbox, next to 1 (rate limits off, each its own client)")
+    for k, row in figures["by_workers"].items():
+        low, high = row["ratio_range"]
+        print(
+            f"  {k} worker process(es)              {row['dispatch_per_s']:>10} msg/s  "
+            f"plain httpx x{k} {row['baseline_per_s']} req/s  ratio {row['ratio']}"
+            f" ({low}-{high} over {row['pairs']} pairs)"
+        )
+        print(
+            f"    CPU per message, summed        {row['dispatch_cpu_us']:>10} us     "
+            f"plain httpx {row['baseline_cpu_us']} us  (fake {row['fake_cpu_us_dispatch']}"
+            f" / {row['fake_cpu_us_baseline']} us)"
+        )
+        print(
+            f"    machine busy (all {figures['cores']} cores)     {row['machine_busy_pct']:>10} %      "
+            f"plain httpx {row['baseline_machine_busy_pct']} %  (PostgreSQL and other processes:"
+            f" {row['rest_cores']} / {row['baseline_rest_cores']} cores)"
+        )
+    print(f"    sent by worker ({n} processes)   {figures['by_workers'][str(n)]['sent_by_worker']}")
+    print(
+        f"  scaling {n} workers / 1            {figures['scaling']:>10}x      "
+        f"plain httpx {figures['baseline_scaling']}x"
+    )
+    once = figures["exactly_once"]
+    print(
+        f"  exactly once ({once['rounds']} drains, {once['deliveries']:,} deliveries)"
+        f"  duplicates {once['duplicates']}  missing {once['missing']}  unsent {once['unsent']}"
+        f"  other {once['other']}  -> {'ok' if once['ok'] else 'FAILED'}"
+    )
+
+
+def _exit_status(figures: dict[str, Any]) -> int:
+    """Non-zero when a delivery of the multi-worker run arrived twice or not at all."""
+    once = figures.get("exactly_once")
+    if once is not None and not once["ok"]:
+        print("exactly-once check failed: see the `exactly_once` figures", file=sys.stderr)
+        return 1
     return 0
 
 

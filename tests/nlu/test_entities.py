@@ -51,8 +51,12 @@ TIPS = [
     ),
     pytest.param(
         "Witte bestelbus GB-12-HJ stond een kwartier geleden op de Burgemeester van Roijensingel",
-        [(DS, "witte bestelbus"), (V, "GB-12-HJ"), (T, "2026-11-20T15:15:00+01:00"),
-         (P, "Burgemeester van Roijensingel")],
+        [
+            (DS, "witte bestelbus"),
+            (V, "GB-12-HJ"),
+            (T, "2026-11-20T15:15:00+01:00"),
+            (P, "Burgemeester van Roijensingel"),
+        ],
         id="van-plate-long-street",
     ),
     pytest.param(
@@ -77,8 +81,12 @@ TIPS = [
     ),
     pytest.param(
         "Kenteken xn542f, donkergrijze Volkswagen Golf, vannacht om 3 uur bij het tankstation gezien",
-        [(V, "XN-542-F"), (DS, "donkergrijze volkswagen golf"), (T, "2026-11-20T03:00:00+01:00"),
-         (P, "tankstation")],
+        [
+            (V, "XN-542-F"),
+            (DS, "donkergrijze volkswagen golf"),
+            (T, "2026-11-20T03:00:00+01:00"),
+            (P, "tankstation"),
+        ],
         id="compact-plate-brand-model-night",
     ),
     pytest.param(

@@ -21,7 +21,15 @@ from nlu.training import (
 
 NLU_DIR = DATA_DIR.parent
 INTENTS = (
-    "register", "change_address", "unsubscribe", "my_data", "help", "give_tip", "affirm", "deny", "greet",
+    "register",
+    "change_address",
+    "unsubscribe",
+    "my_data",
+    "help",
+    "give_tip",
+    "affirm",
+    "deny",
+    "greet",
     "out_of_scope",
 )
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the bot: `python -m bench NAME` (see README.md)."""
