@@ -36,6 +36,7 @@ from fastapi import FastAPI, Request, Response
 from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
+from bot.asgi import freeze_startup_heap
 from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
 from bot.messages import ChannelKind, OutgoingMessage
@@ -148,6 +149,7 @@ def serve(database_url: str, port: int, data_key: str) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     app, _ = build_app(bench_settings(database_url, port, data_key))
+    freeze_startup_heap()  # as `serve` does (bot/asgi.py)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
