@@ -144,7 +144,11 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     app.router.add_route(BARE_PATH, bare, methods=["POST"])
     app.router.add_route("/replies", replies, methods=["GET"])
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # Keep-alive past the client's longest pause: with uvicorn's 5 s, a connection httpx left idle was
+    # sometimes closed by the server just as a request went out on it (httpx.ReadError, not retried).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=120
+    )
     server = uvicorn.Server(config)
     freeze_startup_heap()  # as `serve` does
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -43,7 +43,7 @@ from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage, StatusUpd
 from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
-from storage.db import SessionFactory, transaction
+from storage.db import SessionFactory, transaction, writer_turn
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
 from storage.participants import opt_out_identity
 from storage.relays import RELAY_KINDS, relay_of_delivery
@@ -584,15 +584,16 @@ class Dispatcher:
             # its reset cost as much as the statement), no ORM session.
             conn = self._conn
             if conn is None:
-                with self._engine.begin() as conn:
+                with writer_turn(self._engine), self._engine.begin() as conn:
                     conn.execute(MARK_SENT, sent)
             else:
-                try:
-                    conn.execute(MARK_SENT, sent)
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
+                with writer_turn(conn):
+                    try:
+                        conn.execute(MARK_SENT, sent)
+                        conn.commit()
+                    except BaseException:
+                        conn.rollback()
+                        raise
             self._report.sent += len(sent)
             return
         retry: list[dict[str, Any]] = []

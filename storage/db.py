@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
@@ -69,25 +69,35 @@ def session_factory(engine: Engine) -> SessionFactory:
 def transaction(factory: SessionFactory) -> Iterator[Session]:
     """One unit of work: commit when the block ends, roll back when it raises."""
     session = factory()
-    lock = _writer_lock(session)
-    if lock is not None and not lock.acquire(timeout=SQLITE_LOCK_WAIT_S):
-        session.close()
-        raise OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked"))
     try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        with writer_turn(session.get_bind()):
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
     finally:
         session.close()
-        if lock is not None:
-            lock.release()
 
 
-def _writer_lock(session: Session) -> threading.RLock | None:
+@contextmanager
+def writer_turn(bind: Engine | Connection) -> Iterator[None]:
+    """Wait for this process's turn to write to a SQLite file (nothing to wait for on PostgreSQL)."""
+    lock = _writer_lock(bind)
+    if lock is None:
+        yield
+        return
+    if not lock.acquire(timeout=SQLITE_LOCK_WAIT_S):
+        raise OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked"))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _writer_lock(bind: Engine | Connection) -> threading.RLock | None:
     # Re-entrant: a transaction opened inside another one on the same thread must not wait for itself.
-    bind = session.get_bind()
     if bind.dialect.name != "sqlite":
         return None
     path = str(bind.engine.url.database or "")

@@ -155,8 +155,7 @@ def _newest(sessions: SessionFactory) -> int:
 
 def _read(sessions: SessionFactory, after: int) -> list[tuple[int, str, dict[str, Any]]]:
     with sessions() as session:
-        found = forwards_after(session, after=after, limit=STREAM_BATCH)
-        return [(f.id or 0, f.event, f.payload) for f in found]
+        return forwards_after(session, after=after, limit=STREAM_BATCH)
 
 
 async def _events(

@@ -22,7 +22,11 @@ print(before, gc.get_freeze_count())
 def test_the_served_app_freezes_what_start_up_built(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'heap.db'}"
     migrate(url)  # `serve` migrates in the parent before the factory runs
-    env = os.environ | {"DATABASE_URL": url, "DATA_KEY": new_data_key(), "API_TOKEN": "heap-test-token-123456"}
+    env = os.environ | {
+        "DATABASE_URL": url,
+        "DATA_KEY": new_data_key(),
+        "API_TOKEN": "heap-test-token-123456",
+    }
     done = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120, check=False
     )
