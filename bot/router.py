@@ -31,7 +31,6 @@ from bot.flows.engine import (
     clean_text,
     clear_state,
     is_expired,
-    load_state,
     normalise,
 )
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
@@ -52,7 +51,6 @@ from storage.participants import (
     current_participant,
     find_identity,
     find_participant_by_phone,
-    touch_identity,
     touch_sender,
 )
 
@@ -335,7 +333,7 @@ class Router:
         """
         message = ctx.message
         assert message.group_id is not None
-        group = touch_identity(
+        group, _created, state = touch_sender(
             ctx.session,
             vault=self.services.vault,
             channel=message.channel,
@@ -353,13 +351,13 @@ class Router:
             text=ctx.text,
             parsed=ctx.parsed,
         )
-        state = load_state(ctx.session, identity_id=group.id)
         if state is not None and (
             not self.engine.knows(state)
             or is_expired(state, now=ctx.now, timeout_minutes=self._settings.flow_timeout_minutes)
         ):
             clear_state(ctx.session, current=state)
             state = None
+        in_group.found_state = state
         for flow in self._group_flows:
             if flow.intercepts(in_group):
                 return self.engine.start(in_group, flow, state)

@@ -107,21 +107,6 @@ class Touched(NamedTuple):
     state: ConversationState | None = None
 
 
-def touch_identity(
-    session: Session,
-    *,
-    vault: DataVault,
-    channel: ChannelKind,
-    address: str,
-    now: datetime,
-    language: str = "nl",
-) -> ChannelIdentity:
-    """Find or create the sender's identity and mark it seen."""
-    return touch_sender(
-        session, vault=vault, channel=channel, address=address, now=now, language=language
-    ).identity
-
-
 def touch_sender(
     session: Session,
     *,

@@ -35,7 +35,7 @@ from bot.flows.places import read_address
 from bot.messages import OutgoingMessage
 from storage.geo import InvalidPostcode, Place, UnknownPostcode
 from storage.models import Relay, RelayPlatform
-from storage.participants import find_identity, identities_of, touch_identity
+from storage.participants import find_identity, identities_of, touch_sender
 from storage.relays import (
     RELAY_RULES_VERSION,
     RelayDraft,
@@ -494,14 +494,14 @@ class RelayGroupFlow(RelayFlow):
 
     def _save(self, ctx: FlowContext) -> Transition:
         """Store the relay for this group (replacing an earlier one) and say so in the group."""
-        coordinator = touch_identity(
+        coordinator = touch_sender(
             ctx.session,
             vault=ctx.services.vault,
             channel=ctx.message.channel,
             address=ctx.data["starter"],
             now=ctx.now,
             language=ctx.lang,
-        )
+        ).identity
         group = ctx.identity
         # Added again after a kick, the group may get messages again.
         group.opted_out, group.opted_out_at = False, None

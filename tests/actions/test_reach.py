@@ -50,7 +50,7 @@ from storage.participants import (
     register_participant,
     remove_address,
     set_address,
-    touch_identity,
+    touch_sender,
 )
 from storage.reach import REACH, source_query
 from tests.actions.conftest import ENSCHEDE
@@ -203,7 +203,9 @@ class World:
         existing = self._participant(session) if rng.random() < 0.2 else None
         channel = rng.choice(list(ChannelKind))
         sender = self.chat() if channel is ChannelKind.TELEGRAM else self.phone()
-        identity = touch_identity(session, vault=self.vault, channel=channel, address=sender, now=self.now)
+        identity = touch_sender(
+            session, vault=self.vault, channel=channel, address=sender, now=self.now
+        ).identity
         phone = self.phone()
         if existing is not None and existing.phone_enc:
             phone = self.vault.decrypt(existing.phone_enc)
@@ -264,7 +266,7 @@ class World:
         """A message comes in on a known identity (last_inbound_at moves)."""
         if (identity := self._identity(session)) is not None and identity.address_enc:
             sender = self.vault.decrypt(identity.address_enc)
-            touch_identity(session, vault=self.vault, channel=identity.channel, address=sender, now=self.now)
+            touch_sender(session, vault=self.vault, channel=identity.channel, address=sender, now=self.now)
 
     def link(self, session: Session) -> None:
         """A person becomes reachable on a further phone channel."""

@@ -18,16 +18,16 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, make_engine, session_factory, transaction
 from storage.geo import PostcodeBook
 from storage.models import ConversationState
-from storage.participants import touch_identity
+from storage.participants import touch_sender
 from tests.conftest import FixedClock
 from tests.flows.conftest import Converse, Person, incoming, last
 
 
 def make_identity(sessions: SessionFactory, vault: DataVault, clock: FixedClock) -> int:
     with transaction(sessions) as session:
-        identity = touch_identity(
+        identity = touch_sender(
             session, vault=vault, channel=ChannelKind.SMS, address="+31612345678", now=clock()
-        )
+        ).identity
         assert identity.id is not None
         set_state(
             session,
