@@ -241,15 +241,7 @@ async def _load_at_rate(
             tasks.append(task)
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    latencies.sort()
-    return {
-        "rate": rate,
-        "messages": len(latencies),
-        "failures": failures,
-        "per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
-    }
+    return {"rate": rate, **_summary(latencies, failures, elapsed)}
 
 
 async def _load(
@@ -275,7 +267,12 @@ async def _load(
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
         elapsed = time.perf_counter() - start
-    latencies.sort()
+    return _summary(latencies, failures, elapsed)
+
+
+def _summary(latencies: list[float], failures: int, elapsed: float) -> dict[str, Any]:
+    """Messages, failures, messages/s and p50/p99 latency of one load."""
+    latencies = sorted(latencies)
     return {
         "messages": len(latencies),
         "failures": failures,
