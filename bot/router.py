@@ -254,7 +254,7 @@ class Router:
             # retry after a crash or a locked database is handled, and a retry after success is not.
             if key is not None and not record_first_time(session, key=key, at=now):
                 raise _AlreadyHandled
-            identity, created, state = touch_sender(
+            identity, state = touch_sender(
                 session, vault=self.services.vault, channel=message.channel, address=message.sender, now=now
             )
             ctx = FlowContext(
@@ -333,7 +333,7 @@ class Router:
         """
         message = ctx.message
         assert message.group_id is not None
-        group, _created, state = touch_sender(
+        group, state = touch_sender(
             ctx.session,
             vault=self.services.vault,
             channel=message.channel,

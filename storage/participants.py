@@ -100,10 +100,9 @@ def find_identity(
 
 
 class Touched(NamedTuple):
-    """The sender's identity, whether this message made it, and its conversation state if any."""
+    """The sender's identity and its conversation state (None for an identity this message made)."""
 
     identity: ChannelIdentity
-    created: bool
     state: ConversationState | None = None
 
 
@@ -116,7 +115,7 @@ def touch_sender(
     now: datetime,
     language: str = "nl",
 ) -> Touched:
-    """Find or create the sender's identity and mark it seen; says whether it is new.
+    """Find or create the sender's identity and mark it seen, with its conversation state.
 
     The UPDATE comes first on purpose: it takes the row lock on PostgreSQL (the write lock on SQLite)
     so two workers handling the same person's messages run one after the other.
@@ -146,7 +145,7 @@ def touch_sender(
         identity.id = session.connection().execute(create, values).scalar_one()
         make_transient_to_detached(identity)
         session.add(identity)
-        return Touched(identity, created=True)
+        return Touched(identity)
     identity, _participant, state = found
     assert identity.id is not None
     if identity.participant_id is not None:
@@ -157,7 +156,7 @@ def touch_sender(
         # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
         identity.address_enc = vault.encrypt(canonical)
         session.add(identity)
-    return Touched(identity, created=False, state=state)
+    return Touched(identity, state)
 
 
 _FindSender = Select[ChannelIdentity, Participant, ConversationState]

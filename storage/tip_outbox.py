@@ -21,9 +21,7 @@ from storage.models import Action, ChannelIdentity, Tip, TipForward, TipMessage
 from storage.tips import DONE, FAILED, PENDING, QUEUED, SENT, TipHasNoChannel, utc
 
 
-def forwards_after(
-    session: Session, *, after: int, limit: int = 500
-) -> list[tuple[int, str, dict[str, Any]]]:
+def forwards_after(session: Session, *, after: int, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
     """Stream events above `after`, in order: (forward row id, event, the tip's JSON)."""
     # Core, built once: the stream reads after every stored tip, and the ORM's objects cost more than
     # the statement (the stream needs three columns, not the webhook lane's bookkeeping).
