@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 from sqlmodel import Session, col
 
 from bot.messages import ChannelKind, DeliveryStatus, StatusUpdate
@@ -145,10 +146,21 @@ def find_action_by_code(session: Session, *, code: str) -> Action:
         wanted = normalise_code(code)
     except ValueError as exc:
         raise ActionNotFound(code) from exc
-    action = session.scalars(select(Action).where(col(Action.code) == wanted)).first()
+    action = action_with_code(session, code=wanted)
     if action is None:
         raise ActionNotFound(code)
     return action
+
+
+def action_with_code(session: Session, *, code: str) -> Action | None:
+    """The action with exactly this (normalised) code, or None."""
+    return session.scalars(_by_code(), {"b_code": code}).first()
+
+
+@cache
+def _by_code() -> Select[Action]:
+    # Built once: every tip that names its action looks it up, and building the query cost a third of it.
+    return select(Action).where(col(Action.code) == bindparam("b_code"))
 
 
 def list_actions(session: Session, *, status: ActionStatus | None = None, limit: int = 100) -> list[Action]:

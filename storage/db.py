@@ -19,12 +19,14 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
 from storage.reach import keep_reach
 
 SessionFactory = Callable[[], Session]
+AFTER_COMMIT = "after_commit_calls"
 SQLITE_LOCK_WAIT_S = 30.0  # as long as SQLite's own busy timeout below
 _writer_locks: dict[str, threading.RLock] = {}
 _writer_locks_guard = threading.Lock()
@@ -63,6 +65,26 @@ def session_factory(engine: Engine) -> SessionFactory:
     maker = sessionmaker(engine, class_=Session, expire_on_commit=False)
     keep_reach(maker)
     return maker
+
+
+def after_commit(session: Session, call: Callable[[], None]) -> None:
+    """Run `call` once the session's transaction has committed (never when it rolls back)."""
+    calls: list[Callable[[], None]] = session.info.setdefault(AFTER_COMMIT, [])
+    if call not in calls:
+        calls.append(call)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    # One listener on the class instead of one per session: listening on a session costs as much as a
+    # query, and every tip asked for it.
+    for call in session.info.pop(AFTER_COMMIT, ()):
+        call()
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(AFTER_COMMIT, None)
 
 
 @contextmanager

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, insert, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, update
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 from sqlmodel import Session, col, select
 
 from bot.messages import ChannelKind, GeoPoint
@@ -144,9 +146,10 @@ def _forward(
     chat: bool,
 ) -> None:
     # Core inserts: these two rows are written for every tip version, and the ORM would double their cost.
-    session.execute(insert(TipMessage.__table__), _message_row(tip, text, now))  # type: ignore[attr-defined]
+    statements = _statements()
+    session.execute(statements.message, _message_row(tip, text, now))
     session.execute(
-        insert(TipForward.__table__),  # type: ignore[attr-defined]
+        statements.forward,
         {
             "tip_id": tip.id,
             "action_id": tip.action_id,
@@ -160,6 +163,27 @@ def _forward(
             "chat_attempts": 0,
             "chat_next_at": now,
         },
+    )
+
+
+class _Statements(NamedTuple):
+    tip: ReturningInsert[tuple[int]]
+    message: Insert
+    forward: Insert
+    history: Select[tuple[int, int, datetime, str]]
+
+
+@cache
+def _statements() -> _Statements:
+    # Built once (on first use): every tip runs these, and building one cost a third of running it.
+    tip: Table = Tip.__table__  # type: ignore[attr-defined]
+    return _Statements(
+        tip=insert(tip).returning(tip.c.id),
+        message=insert(TipMessage.__table__),  # type: ignore[attr-defined]
+        forward=insert(TipForward.__table__),  # type: ignore[attr-defined]
+        history=select(tip.c.id, tip.c.action_id, tip.c.received_at, tip.c.text).where(
+            tip.c.sender_hash == bindparam("b_sender")
+        ),
     )
 
 
@@ -229,8 +253,7 @@ def create_tip(
         "updated_at": now,
     }
     # A Core insert and a constructed copy: every tip takes this path, and the ORM would triple its cost.
-    table = Tip.__table__  # type: ignore[attr-defined]
-    tip_id = session.execute(insert(table).returning(table.c.id), values).scalar_one()
+    tip_id = session.execute(_statements().tip, values).scalar_one()
     tip = Tip.model_construct(id=tip_id, **values)
     _forward(
         session,
@@ -344,11 +367,7 @@ def sender_history(
     session: Session, *, sender_hash: str, action_id: int, text: str, since: datetime
 ) -> SenderHistory:
     """One look at the sender's tips: how many they started since `since`, and a duplicate of `text`."""
-    rows = session.execute(
-        select(col(Tip.id), col(Tip.action_id), col(Tip.received_at), col(Tip.text)).where(
-            col(Tip.sender_hash) == sender_hash
-        )
-    ).all()
+    rows = session.execute(_statements().history, {"b_sender": sender_hash}).all()
     wanted = text.strip().casefold()
     started = sum(1 for _, _, received, _ in rows if (utc(received) or since) >= since)
     same = None

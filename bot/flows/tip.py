@@ -21,7 +21,6 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from bot.flows.engine import (
@@ -38,7 +37,8 @@ from bot.flows.engine import (
 from bot.messages import GeoPoint, OutgoingMessage
 from bot.tips.facts import facts_from
 from nlu.keywords import KeywordParser
-from storage.actions import CODE_PATTERN, CODE_PREFIX
+from storage.actions import CODE_PATTERN, CODE_PREFIX, action_with_code
+from storage.db import after_commit
 from storage.models import Action, ActionStatus, ConversationState, Tip
 from storage.relays import RelayNotFound, latest_relay_action, relay_for_tip
 from storage.tips import (
@@ -54,8 +54,6 @@ from storage.tips import (
     sender_history,
     tip_awaiting_answer,
 )
-
-STORED_HOOK = "tips_stored_hook"
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ class TipFlow(Flow):
         message = ctx.message
         code = action_code_in(message.start_payload or "") or action_code_in(ctx.text)
         if code is not None:
-            action = ctx.session.exec(select(Action).where(col(Action.code) == code)).first()
+            action = action_with_code(ctx.session, code=code)
             if action is not None and action.status is not ActionStatus.DRAFT:
                 return _Link(action=action)
         if message.reply_to_provider_id:
@@ -385,15 +383,8 @@ class TipFlow(Flow):
 
     def _stored(self, session: Session) -> None:
         """Tell the forwarders once the step's transaction has committed (not before: it may roll back)."""
-        if self._on_stored is None or session.info.get(STORED_HOOK):
-            return
-        session.info[STORED_HOOK] = True
-        hook = self._on_stored
-
-        def committed(_session: Session) -> None:
-            hook()
-
-        event.listen(session, "after_commit", committed, once=True)
+        if self._on_stored is not None:
+            after_commit(session, self._on_stored)
 
     # the follow-up ---------------------------------------------------------------------------
 
