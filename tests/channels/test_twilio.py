@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator
 
 from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError, SendError
 from bot.channels.twilio import TwilioChannel, TwilioNotConfigured, send_error, with_buttons
@@ -332,6 +332,53 @@ async def test_signature_by_another_token_is_refused(client: httpx.AsyncClient, 
     form = payload("sms_text")
     other = sign(PUBLIC + "/webhooks/twilio/sms", form, token="f" * 32)
     response = await post(client, "/webhooks/twilio/sms", form, signature=other)
+    assert response.status_code == 403
+    assert recorder.messages == []
+
+
+async def test_a_signature_over_the_url_with_its_default_port_is_accepted(
+    client: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    # Twilio has signed with and without ":443": the exact URL is tried first, the other form after.
+    form = payload("sms_text")
+    with_port = PUBLIC + ":443/webhooks/twilio/sms"
+    response = await post(client, "/webhooks/twilio/sms", form, signed_url=with_port)
+    assert response.status_code == 200
+    assert [m.text for m in recorder.messages] == [form["Body"]]
+
+
+async def test_a_sha256_signature_named_in_the_settings_header_is_accepted(
+    client: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    form = payload("sms_text")
+    url = PUBLIC + "/webhooks/twilio/sms"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form, HMAC_SHA256)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature,
+        SIGNATURE_SETTINGS_HEADER: f"algorithm={HMAC_SHA256}",
+    }
+    response = await client.post("/webhooks/twilio/sms", content=urlencode(form).encode(), headers=headers)
+    assert response.status_code == 200
+    assert len(recorder.messages) == 1
+    sha1_claimed_as_sha256 = headers | {"X-Twilio-Signature": sign(url, form)}
+    response = await client.post(
+        "/webhooks/twilio/sms", content=urlencode(form).encode(), headers=sha1_claimed_as_sha256
+    )
+    assert response.status_code == 403
+    assert len(recorder.messages) == 1
+
+
+async def test_a_signature_algorithm_twilio_does_not_know_is_refused(
+    client: httpx.AsyncClient, recorder: Recorder
+) -> None:
+    form = payload("sms_text")
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sign(PUBLIC + "/webhooks/twilio/sms", form),
+        SIGNATURE_SETTINGS_HEADER: "algorithm=HMAC_MD5",
+    }
+    response = await client.post("/webhooks/twilio/sms", content=urlencode(form).encode(), headers=headers)
     assert response.status_code == 403
     assert recorder.messages == []
 
