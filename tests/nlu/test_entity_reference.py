@@ -29,6 +29,21 @@ MOMENTS = (
     datetime(2026, 11, 21, 0, 10, tzinfo=UTC),  # just after midnight
     datetime(2026, 3, 29, 8, 0, tzinfo=UTC),  # the morning the clocks went forward
 )
+# The time rules' patterns when the fixture was recorded.
+TIME_PATTERNS = (
+    "_RELATIVE",
+    "_QUARTER_AGO",
+    "_JUST_NOW",
+    "_DAY_WORDS",
+    "_CLOCK_NUMERIC",
+    "_CLOCK_TRIGGERED",
+    "_UUR_OF",
+    "_WORD_HOUR",
+    "_HALF_PAST",
+    "_DUTCH_OVER",
+    "_GLUE",
+    "_DATE_CUE",
+)
 SEED = 20261120
 COUNT = 3000
 
@@ -75,7 +90,7 @@ def _vocabulary() -> list[str]:
         *(r.pattern for r in entities._DIRECTION_RULES),
         *(r.pattern for r in entities._PLACE_RULES),
         *(r.pattern for r in entities._DESCRIPTION_RULES),
-        *(v.pattern for v in vars(dutch_time).values() if isinstance(v, re.Pattern)),
+        *(getattr(dutch_time, name).pattern for name in TIME_PATTERNS),
     ]
     words = {w.replace("\\", "") for s in sources for w in re.findall(r"[\w'’\\-]{1,}", s)}
     return sorted(w for w in words if w and not w.isdigit())
