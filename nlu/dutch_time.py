@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from nlu.words import Words, words_of
+
 AMSTERDAM: Final = "Europe/Amsterdam"
 # A clock time this far after the message still counts as today (phones and clocks disagree).
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -154,13 +156,20 @@ _DUTCH_OVER = re.compile(
 
 def find_times(text: str, received_at: datetime, tz: str = AMSTERDAM) -> list[TimeMention]:
     """Every time phrase in `text`, resolved against `received_at` (aware), in order of appearance."""
+    return find_times_in(text, received_at, tz, words_of(text[:MAX_TEXT]))
+
+
+def find_times_in(text: str, received_at: datetime, tz: str, words: Words) -> list[TimeMention]:
+    """`find_times` for a caller that has the words of `text` already (`nlu.words.words_of`)."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     zone = ZoneInfo(tz)
     now = received_at.astimezone(zone)
     text = text[:MAX_TEXT]
-    mentions = _explicit_dates(text, now)
-    parts = _scan(text, [(m.start, m.end) for m in mentions])
+    present = words.present
+    has_digit = _DIGIT.search(text) is not None
+    mentions = _explicit_dates(text, now) if has_digit or "week" in present else []
+    parts = _scan(text, [(m.start, m.end) for m in mentions], present, has_digit)
     for group in _group(text, parts):
         value = _resolve(group, now)
         if value is None:
@@ -198,7 +207,34 @@ def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
     return all(end <= s or start >= e for s, e in taken)
 
 
-def _scan(text: str, taken: list[tuple[int, int]]) -> list[_Part]:
+_DIGIT = re.compile(r"\d")
+_APPROX_AMOUNT = re.compile(r"(ruim|bijna|ongeveer|zo'?n|about|almost|een paar|paar|enkele|a few|few)", _F)
+# Folded words (nlu/words.py) of which a match of the rule holds at least one: without any of them
+# in the text the rule cannot match, and is not tried.
+_AGO_WORDS: Final = frozenset({"geleden", "terug", "hiervoor", "ago"})
+_PAST_TO: Final = frozenset({"past", "to"})
+# _DUTCH_OVER also matches a bare hour, which _dutch_clock then refuses.
+_OVER_VOOR_HALF: Final = frozenset({"over", "voor", "half"})
+_TRIGGERS: Final = frozenset({"om", "rond", "rondom", "omstreeks", "tegen", "at", "around"})
+_NOW_WORDS: Final = frozenset(
+    {"zojuist", "zonet", "net", "daarnet", "zo-even", "zoeven", "zoëven", "moment", "now"}
+)
+# A match of _DAY_WORDS holds a word that begins with one of these or ends with one of the next.
+_DAY_BEGINNINGS: Final = (
+    "van", "this", "gister", "eergister", "yesterday", "today", "tonight", "last", "afgelopen", "vorige",
+    "past", *WEEKDAYS,
+)
+_DAY_ENDINGS: Final = (
+    "ochtends", "morgens", "middags", "avonds", "nachts", "ochtend", "middag", "avond", "nacht", "morning",
+    "afternoon", "evening", "night",
+)
+
+
+def _has_day_word(present: frozenset[str]) -> bool:
+    return any(w.startswith(_DAY_BEGINNINGS) or w.endswith(_DAY_ENDINGS) for w in present)
+
+
+def _scan(text: str, taken: list[tuple[int, int]], present: frozenset[str], has_digit: bool) -> list[_Part]:
     parts: list[_Part] = []
     taken = list(taken)
 
@@ -207,51 +243,56 @@ def _scan(text: str, taken: list[tuple[int, int]]) -> list[_Part]:
             parts.append(part)
             taken.append((part.start, part.end))
 
-    for m in _RELATIVE.finditer(text):
+    ago = not present.isdisjoint(_AGO_WORDS)
+    for m in _RELATIVE.finditer(text) if ago else ():
         delta = _relative_delta(m)
         if delta is not None:
-            approx = bool(re.match(r"(ruim|bijna|ongeveer|zo'?n|about|almost|een paar|paar|enkele|a few|few)",
-                                   m.group("q") or "", _F)) or m.group("n2") is not None
+            approx = bool(_APPROX_AMOUNT.match(m.group("q") or "")) or m.group("n2") is not None
             add(_Part(m.start(), m.end(), "relative", approximate=approx, delta=delta))
-    for m in _QUARTER_AGO.finditer(text):
+    for m in _QUARTER_AGO.finditer(text) if ago else ():
         add(_Part(m.start(), m.end(), "relative", delta=timedelta(minutes=15)))
-    for m in _HALF_PAST.finditer(text):
+    for m in _HALF_PAST.finditer(text) if not present.isdisjoint(_PAST_TO) else ():
         clock = _english_past_to(m)
         if clock is not None:
             add(clock)
-    for m in _DUTCH_OVER.finditer(text):
+    for m in _DUTCH_OVER.finditer(text) if not present.isdisjoint(_OVER_VOOR_HALF) else ():
         clock = _dutch_clock(m, text)
         if clock is not None:
             add(clock)
-    for m in _CLOCK_NUMERIC.finditer(text):
+    for m in _CLOCK_NUMERIC.finditer(text) if has_digit else ():
         clock = _numeric_clock(m)
         if clock is not None:
             add(clock)
-    for m in _UUR_OF.finditer(text):
+    uur = "uur" in present
+    for m in _UUR_OF.finditer(text) if uur and "of" in present else ():
         hour = _number(m.group("h"))
         if hour is not None and 1 <= hour <= 12:
             add(_Part(m.start(), m.end(), "clock", approximate=True, hour=hour % 12, ambiguous=True))
-    for m in _CLOCK_TRIGGERED.finditer(text):
+    for m in _CLOCK_TRIGGERED.finditer(text) if not present.isdisjoint(_TRIGGERS) else ():
         hour = _number(m.group("h"))
         if hour is None or hour > 23:
             continue
         add(_clock_part(m.start(), m.end(), hour, 0, m.group("ampm"), m.group("pre")))
-    for m in _WORD_HOUR.finditer(text):
+    for m in _WORD_HOUR.finditer(text) if uur else ():
         hour = _number(m.group("h"))
         if hour is not None and hour <= 23:
             add(_clock_part(m.start(), m.end(), hour, 0, None, ""))
-    for m in _DAY_WORDS.finditer(text):
+    for m in _DAY_WORDS.finditer(text) if _has_day_word(present) else ():
         add(_day_part(m))
-    for m in _JUST_NOW.finditer(text):
+    for m in _JUST_NOW.finditer(text) if not present.isdisjoint(_NOW_WORDS) else ():
         add(_Part(m.start(), m.end(), "relative", approximate=True, delta=timedelta(0)))
     parts.sort(key=lambda p: p.start)
     return parts
 
 
+_AMOUNT_WORD = re.compile(r"^(ruim|bijna|ongeveer|zo'?n|nog\s+geen|about|almost)\s+")
+_SPACES = re.compile(r"\s+")
+
+
 def _relative_delta(m: re.Match[str]) -> timedelta | None:
     q = (m.group("q") or "een").lower()  # "kwartiertje geleden": one
-    q = re.sub(r"^(ruim|bijna|ongeveer|zo'?n|nog\s+geen|about|almost)\s+", "", q)
-    q = re.sub(r"\s+", " ", q)
+    q = _AMOUNT_WORD.sub("", q)
+    q = _SPACES.sub(" ", q)
     unit = _UNIT_MINUTES[m.group("u").lower()]
     amount: float
     if q in ("een half", "een halve", "half an", "half a", "half"):
@@ -275,8 +316,12 @@ def _relative_delta(m: re.Match[str]) -> timedelta | None:
     return timedelta(minutes=minutes)
 
 
+_APPROX_WORD = re.compile(_APPROX, _F)
+_APPROX_BEFORE = re.compile(r"(?:" + _APPROX + r"|om)\s+$", _F)
+
+
 def _clock_part(start: int, end: int, hour: int, minute: int, ampm: str | None, pre: str | None) -> _Part:
-    approx = bool(pre and re.fullmatch(_APPROX, pre.strip(), _F))
+    approx = bool(pre and _APPROX_WORD.fullmatch(pre.strip()))
     pm: bool | None = None
     if ampm and ampm.lower().startswith(("a", "p")):
         pm = ampm.lower().startswith("p")
@@ -336,7 +381,7 @@ def _dutch_clock(m: re.Match[str], text: str) -> _Part | None:
             return None
         total += minutes if m.group("dir").lower() == "over" else -minutes
     start = m.start()
-    pre = re.search(r"(?:" + _APPROX + r"|om)\s+$", text[max(0, start - 12) : start], _F)
+    pre = _APPROX_BEFORE.search(text[max(0, start - 12) : start])
     if pre is not None:
         start -= len(pre.group(0))
     total %= 24 * 60
