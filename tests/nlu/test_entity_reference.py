@@ -84,12 +84,16 @@ ODD_CASE = {"s": "ſ", "k": "K", "i": "ı"}
 PUNCT = [" ", " ", " ", "  ", ", ", ". ", "-", "/", ":", ".", "(", ")", "#", "!", "?", "\n", "'s ", "’s "]
 
 
+def _source(pattern: object) -> str:
+    """A rule's pattern text, whether the rule is a compiled pattern or holds one."""
+    return pattern.pattern if isinstance(pattern, re.Pattern) else str(pattern)
+
+
 def _vocabulary() -> list[str]:
     """Every word-like piece of the rules' own patterns (junk such as `np` included, it does no harm)."""
+    rules = [*entities._DIRECTION_RULES, *entities._PLACE_RULES, *entities._DESCRIPTION_RULES]
     sources = [
-        *(r.pattern for r in entities._DIRECTION_RULES),
-        *(r.pattern for r in entities._PLACE_RULES),
-        *(r.pattern for r in entities._DESCRIPTION_RULES),
+        *(_source(r.pattern) for r in rules),
         *(getattr(dutch_time, name).pattern for name in TIME_PATTERNS),
     ]
     words = {w.replace("\\", "") for s in sources for w in re.findall(r"[\w'’\\-]{1,}", s)}
