@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from nlu.words import Words, words_of
+from nlu.words import Words, matches_at, words_of
 
 AMSTERDAM: Final = "Europe/Amsterdam"
 # A clock time this far after the message still counts as today (phones and clocks disagree).
@@ -168,8 +168,8 @@ def find_times_in(text: str, received_at: datetime, tz: str, words: Words) -> li
     text = text[:MAX_TEXT]
     present = words.present
     has_digit = _DIGIT.search(text) is not None
-    mentions = _explicit_dates(text, now) if has_digit or "week" in present else []
-    parts = _scan(text, [(m.start, m.end) for m in mentions], present, has_digit)
+    mentions = _explicit_dates(text, now, words) if has_digit or "week" in present else []
+    parts = _scan(text, [(m.start, m.end) for m in mentions], words, has_digit)
     for group in _group(text, parts):
         value = _resolve(group, now)
         if value is None:
@@ -216,25 +216,41 @@ _PAST_TO: Final = frozenset({"past", "to"})
 # _DUTCH_OVER also matches a bare hour, which _dutch_clock then refuses.
 _OVER_VOOR_HALF: Final = frozenset({"over", "voor", "half"})
 _TRIGGERS: Final = frozenset({"om", "rond", "rondom", "omstreeks", "tegen", "at", "around"})
+# The words a match of _CLOCK_NUMERIC can begin with, besides a digit.
+_CLOCK_PRE: Final = frozenset(
+    ("om", "rond", "rondom", "omstreeks", "ongeveer", "tegen", "ca", "circa", "at", "around", "about")
+    + ("vanaf", "sinds")
+)
+
+
+def _numeric_starts(words: Words) -> list[int]:
+    # str.isdecimal() is what \d matches.
+    return [at for at, w in words.at if w[0].isdecimal() or w in _CLOCK_PRE]
+
+
+def _date_starts(words: Words) -> list[int]:
+    return [at for at, w in words.at if w[0].isdecimal() or w == "vorige" or w == "last"]
 _NOW_WORDS: Final = frozenset(
     {"zojuist", "zonet", "net", "daarnet", "zo-even", "zoeven", "zoëven", "moment", "now"}
 )
-# A match of _DAY_WORDS holds a word that begins with one of these or ends with one of the next.
-_DAY_BEGINNINGS: Final = (
-    "van", "this", "gister", "eergister", "yesterday", "today", "tonight", "last", "afgelopen", "vorige",
-    "past", *WEEKDAYS,
-)
-_DAY_ENDINGS: Final = (
-    "ochtends", "morgens", "middags", "avonds", "nachts", "ochtend", "middag", "avond", "nacht", "morning",
-    "afternoon", "evening", "night",
-)
 
 
-def _has_day_word(present: frozenset[str]) -> bool:
-    return any(w.startswith(_DAY_BEGINNINGS) or w.endswith(_DAY_ENDINGS) for w in present)
+def _day_tokens() -> frozenset[str]:
+    """Every word one of _DAY_WORDS' matches can hold: a day, a part of the day, or both run together."""
+    parts = ("ochtend", "morgen", "middag", "avond", "nacht", "morning", "afternoon", "evening", "night")
+    days = ("van", "this", "gister", "gisteren", "yesterday", "eergister", "eergisteren", *WEEKDAYS)
+    alone = ("gister", "gisteren", "yesterday", "eergister", "eergisteren", "vandaag", "today", "tonight")
+    s_parts = ("ochtends", "morgens", "middags", "avonds", "nachts")  # 's avonds, 'savonds, des avonds
+    joined = [d + p for d in days for p in parts] + ["s" + p for p in s_parts]
+    return frozenset([*parts, *alone, *WEEKDAYS, *s_parts, *joined])
 
 
-def _scan(text: str, taken: list[tuple[int, int]], present: frozenset[str], has_digit: bool) -> list[_Part]:
+# Not one of them in a text: _DAY_WORDS cannot match.
+_DAY_TOKENS: Final = _day_tokens()
+
+
+def _scan(text: str, taken: list[tuple[int, int]], words: Words, has_digit: bool) -> list[_Part]:
+    present = words.present
     parts: list[_Part] = []
     taken = list(taken)
 
@@ -259,7 +275,7 @@ def _scan(text: str, taken: list[tuple[int, int]], present: frozenset[str], has_
         clock = _dutch_clock(m, text)
         if clock is not None:
             add(clock)
-    for m in _CLOCK_NUMERIC.finditer(text) if has_digit else ():
+    for m in matches_at(_CLOCK_NUMERIC, text, _numeric_starts(words) if has_digit else []):
         clock = _numeric_clock(m)
         if clock is not None:
             add(clock)
@@ -277,7 +293,7 @@ def _scan(text: str, taken: list[tuple[int, int]], present: frozenset[str], has_
         hour = _number(m.group("h"))
         if hour is not None and hour <= 23:
             add(_clock_part(m.start(), m.end(), hour, 0, None, ""))
-    for m in _DAY_WORDS.finditer(text) if _has_day_word(present) else ():
+    for m in _DAY_WORDS.finditer(text) if not present.isdisjoint(_DAY_TOKENS) else ():
         add(_day_part(m))
     for m in _JUST_NOW.finditer(text) if not present.isdisjoint(_NOW_WORDS) else ():
         add(_Part(m.start(), m.end(), "relative", approximate=True, delta=timedelta(0)))
@@ -562,9 +578,9 @@ _DATE_CUE = re.compile(
 )
 
 
-def _explicit_dates(text: str, now: datetime) -> list[TimeMention]:
+def _explicit_dates(text: str, now: datetime, words: Words) -> list[TimeMention]:
     """Explicit dates ("3 maart om 14:00", "12-11"), read by dateparser; cheap when there are none."""
-    matches = list(_DATE_CUE.finditer(text))
+    matches = matches_at(_DATE_CUE, text, _date_starts(words))
     if not matches:
         return []
     import dateparser  # slow to import; only needed for the rare explicit date

@@ -15,7 +15,7 @@ from typing import Final, NamedTuple
 from nlu.dutch_time import AMSTERDAM, find_times_in
 from nlu.plates import find_plates
 from nlu.types import Entity
-from nlu.words import Words, first_word, last_word, words_of
+from nlu.words import Words, first_word, last_word, matches_at, words_of
 
 MAX_TEXT: Final = 2000
 EXTRACTOR: Final = "builtin_rules"
@@ -385,12 +385,7 @@ def _apply(entity: str, rules: Iterable[_Rule], text: str, words: Words) -> list
     """Each rule's `np` group as a span; earlier rules win where spans overlap."""
     spans: list[Span] = []
     for rule in rules:
-        # What rule.pattern.finditer(text) gives, trying the pattern only where a match can begin.
-        after = 0
-        for at in rule.candidates(text, words):
-            if at < after or (m := rule.pattern.match(text, at)) is None:
-                continue
-            after = m.end()
+        for m in matches_at(rule.pattern, text, rule.candidates(text, words)):
             start, end = m.span("np")
             value = _SPACES.sub(" ", m.group("np")).strip(" ,")
             if value and all(end <= s.start or start >= s.end for s in spans):

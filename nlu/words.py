@@ -22,7 +22,9 @@ _WORD: Final = re.compile(r"[\w-]+")
 
 def fold(text: str) -> str:
     """`text` in lower case, one character for one, with the look-alikes `re.IGNORECASE` equates."""
-    return text.translate(_FOLD).lower()
+    if "\u0130" in text or "\u0131" in text or "\u017f" in text:  # rare; translate() is slow
+        text = text.translate(_FOLD)
+    return text.lower()
 
 
 class Words(NamedTuple):
@@ -36,6 +38,17 @@ def words_of(text: str) -> Words:
     """The words of `text`, folded."""
     at = [(m.start(), m.group()) for m in _WORD.finditer(fold(text))]
     return Words(at, frozenset([word for _, word in at]))
+
+
+def matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> list[re.Match[str]]:
+    """What `pattern.finditer(text)` gives, tried only at `starts` (ascending), where its matches begin."""
+    found = []
+    after = 0
+    for at in starts:
+        if at >= after and (m := pattern.match(text, at)) is not None:
+            found.append(m)
+            after = m.end()
+    return found
 
 
 def first_word(phrase: str) -> str:

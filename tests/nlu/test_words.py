@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nlu import dutch_time, entities
-from nlu.words import fold, words_of
+from nlu.words import Words, fold, words_of
 from tests.nlu.test_dutch_time import TOKENS
 from tests.nlu.test_entity_reference import SENTENCES, _vocabulary
 
@@ -40,8 +40,7 @@ def test_whatever_a_vocabulary_letter_matches_folds_to_it() -> None:
     vocabulary = [
         *RULE_WORDS,
         *GATE_WORDS,
-        *dutch_time._DAY_BEGINNINGS,
-        *dutch_time._DAY_ENDINGS,
+        *dutch_time._DAY_TOKENS,
         *entities._STREET_SUFFIXES,
     ]
     letters = {c for word in vocabulary for c in word}
@@ -52,7 +51,7 @@ def test_whatever_a_vocabulary_letter_matches_folds_to_it() -> None:
 
 
 def test_vocabulary_is_folded() -> None:
-    for word in [*RULE_WORDS, *GATE_WORDS, *dutch_time._DAY_BEGINNINGS, *dutch_time._DAY_ENDINGS]:
+    for word in [*RULE_WORDS, *GATE_WORDS, *dutch_time._DAY_TOKENS]:
         assert fold(word) == word and re.fullmatch(r"[\w-]+", word), word
 
 
@@ -85,8 +84,13 @@ def test_every_match_begins_where_the_rule_is_tried(text: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(texts)
 def test_skipped_time_rules_would_have_found_nothing(text: str) -> None:
-    present = words_of(text).present
+    words = words_of(text)
     has_digit = re.search(r"\d", text) is not None
-    assert dutch_time._scan(text, [], present, has_digit) == dutch_time._scan(text, [], present | OPEN, True)
-    if not has_digit and "week" not in present:
+    opened = Words(words.at, words.present | OPEN)
+    assert dutch_time._scan(text, [], words, has_digit) == dutch_time._scan(text, [], opened, True)
+    if not has_digit and "week" not in words.present:
         assert dutch_time._DATE_CUE.search(text) is None
+    numeric = set(dutch_time._numeric_starts(words))
+    assert all(m.start() in numeric for m in dutch_time._CLOCK_NUMERIC.finditer(text))
+    dates = set(dutch_time._date_starts(words))
+    assert all(m.start() in dates for m in dutch_time._DATE_CUE.finditer(text))
