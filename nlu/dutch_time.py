@@ -209,27 +209,15 @@ def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
 
 _DIGIT = re.compile(r"\d")
 _APPROX_AMOUNT = re.compile(r"(ruim|bijna|ongeveer|zo'?n|about|almost|een paar|paar|enkele|a few|few)", _F)
-# Folded words (nlu/words.py) of which a match of the rule holds at least one: without any of them
-# in the text the rule cannot match, and is not tried.
+
+# Most time rules match only where some words stand; knowing a text's words (nlu/words.py) lets _scan
+# skip a rule or try it only where a match can begin, with the answers of a full scan.
+# First: folded words of which a match of the rule holds at least one. Without any in the text the rule
+# cannot match.
 _AGO_WORDS: Final = frozenset({"geleden", "terug", "hiervoor", "ago"})
 _PAST_TO: Final = frozenset({"past", "to"})
 # _DUTCH_OVER also matches a bare hour, which _dutch_clock then refuses.
 _OVER_VOOR_HALF: Final = frozenset({"over", "voor", "half"})
-_TRIGGERS: Final = frozenset({"om", "rond", "rondom", "omstreeks", "tegen", "at", "around"})
-# The words a match of _CLOCK_NUMERIC can begin with, besides a digit.
-_CLOCK_PRE: Final = frozenset(
-    ("om", "rond", "rondom", "omstreeks", "ongeveer", "tegen", "ca", "circa", "at", "around", "about")
-    + ("vanaf", "sinds")
-)
-
-
-def _numeric_starts(words: Words) -> list[int]:
-    # str.isdecimal() is what \d matches.
-    return [at for at, w in words.at if w[0].isdecimal() or w in _CLOCK_PRE]
-
-
-def _date_starts(words: Words) -> list[int]:
-    return [at for at, w in words.at if w[0].isdecimal() or w == "vorige" or w == "last"]
 _NOW_WORDS: Final = frozenset(
     {"zojuist", "zonet", "net", "daarnet", "zo-even", "zoeven", "zoëven", "moment", "now"}
 )
@@ -245,8 +233,38 @@ def _day_tokens() -> frozenset[str]:
     return frozenset([*parts, *alone, *WEEKDAYS, *s_parts, *joined])
 
 
-# Not one of them in a text: _DAY_WORDS cannot match.
 _DAY_TOKENS: Final = _day_tokens()
+
+# Then: the folded words a rule's matches begin with, and whether they can also begin with a digit
+# (str.isdecimal() is what \d matches). Every rule here starts after (?<![\w-]) or (?<![\w.:,-]).
+_NUMBERS: Final = frozenset(NUMBER_WORDS)
+_TRIGGERS: Final = frozenset({"om", "rond", "rondom", "omstreeks", "tegen", "at", "around"})
+_CLOCK_PRE: Final = frozenset(
+    ("om", "rond", "rondom", "omstreeks", "ongeveer", "tegen", "ca", "circa", "at", "around", "about")
+    + ("vanaf", "sinds")
+)
+_BEGINS: Final[dict[re.Pattern[str], tuple[frozenset[str], bool]]] = {
+    _HALF_PAST: (_NUMBERS | {"half", "quarter"}, True),
+    _DUTCH_OVER: (_NUMBERS | {"kwart", "half"}, True),
+    _CLOCK_NUMERIC: (_CLOCK_PRE, True),
+    _UUR_OF: (frozenset({"een", "uur"}), False),
+    _CLOCK_TRIGGERED: (_TRIGGERS, False),
+    _WORD_HOUR: (_NUMBERS, True),
+    _JUST_NOW: (
+        frozenset({"zojuist", "zonet", "zo", "daarnet", "daar", "zo-even", "zoeven", "zoëven", "nu", "net"})
+        | {"op", "just", "right", "a"},
+        False,
+    ),
+}
+
+
+def _starts(pattern: re.Pattern[str], words: Words) -> list[int]:
+    first, digit = _BEGINS[pattern]
+    return [at for at, w in words.at if w in first or digit and w[0].isdecimal()]
+
+
+def _matches(pattern: re.Pattern[str], text: str, words: Words) -> list[re.Match[str]]:
+    return matches_at(pattern, text, _starts(pattern, words))
 
 
 def _scan(text: str, taken: list[tuple[int, int]], words: Words, has_digit: bool) -> list[_Part]:
@@ -267,35 +285,35 @@ def _scan(text: str, taken: list[tuple[int, int]], words: Words, has_digit: bool
             add(_Part(m.start(), m.end(), "relative", approximate=approx, delta=delta))
     for m in _QUARTER_AGO.finditer(text) if ago else ():
         add(_Part(m.start(), m.end(), "relative", delta=timedelta(minutes=15)))
-    for m in _HALF_PAST.finditer(text) if not present.isdisjoint(_PAST_TO) else ():
+    for m in _matches(_HALF_PAST, text, words) if not present.isdisjoint(_PAST_TO) else ():
         clock = _english_past_to(m)
         if clock is not None:
             add(clock)
-    for m in _DUTCH_OVER.finditer(text) if not present.isdisjoint(_OVER_VOOR_HALF) else ():
+    for m in _matches(_DUTCH_OVER, text, words) if not present.isdisjoint(_OVER_VOOR_HALF) else ():
         clock = _dutch_clock(m, text)
         if clock is not None:
             add(clock)
-    for m in matches_at(_CLOCK_NUMERIC, text, _numeric_starts(words) if has_digit else []):
+    for m in _matches(_CLOCK_NUMERIC, text, words) if has_digit else ():
         clock = _numeric_clock(m)
         if clock is not None:
             add(clock)
     uur = "uur" in present
-    for m in _UUR_OF.finditer(text) if uur and "of" in present else ():
+    for m in _matches(_UUR_OF, text, words) if uur and "of" in present else ():
         hour = _number(m.group("h"))
         if hour is not None and 1 <= hour <= 12:
             add(_Part(m.start(), m.end(), "clock", approximate=True, hour=hour % 12, ambiguous=True))
-    for m in _CLOCK_TRIGGERED.finditer(text) if not present.isdisjoint(_TRIGGERS) else ():
+    for m in _matches(_CLOCK_TRIGGERED, text, words) if not present.isdisjoint(_TRIGGERS) else ():
         hour = _number(m.group("h"))
         if hour is None or hour > 23:
             continue
         add(_clock_part(m.start(), m.end(), hour, 0, m.group("ampm"), m.group("pre")))
-    for m in _WORD_HOUR.finditer(text) if uur else ():
+    for m in _matches(_WORD_HOUR, text, words) if uur else ():
         hour = _number(m.group("h"))
         if hour is not None and hour <= 23:
             add(_clock_part(m.start(), m.end(), hour, 0, None, ""))
     for m in _DAY_WORDS.finditer(text) if not present.isdisjoint(_DAY_TOKENS) else ():
         add(_day_part(m))
-    for m in _JUST_NOW.finditer(text) if not present.isdisjoint(_NOW_WORDS) else ():
+    for m in _matches(_JUST_NOW, text, words) if not present.isdisjoint(_NOW_WORDS) else ():
         add(_Part(m.start(), m.end(), "relative", approximate=True, delta=timedelta(0)))
     parts.sort(key=lambda p: p.start)
     return parts
@@ -577,10 +595,12 @@ _DATE_CUE = re.compile(
     _F,
 )
 
+_BEGINS[_DATE_CUE] = (frozenset({"vorige", "last"}), True)
+
 
 def _explicit_dates(text: str, now: datetime, words: Words) -> list[TimeMention]:
     """Explicit dates ("3 maart om 14:00", "12-11"), read by dateparser; cheap when there are none."""
-    matches = matches_at(_DATE_CUE, text, _date_starts(words))
+    matches = _matches(_DATE_CUE, text, words)
     if not matches:
         return []
     import dateparser  # slow to import; only needed for the rare explicit date
