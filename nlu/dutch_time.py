@@ -165,7 +165,9 @@ def find_times_in(text: str, received_at: datetime, tz: str, words: Words) -> li
         raise ValueError("received_at must be timezone-aware")
     zone = ZoneInfo(tz)
     now = received_at.astimezone(zone)
-    text = text[:MAX_TEXT]
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT]
+        words = words_of(text)  # the cut can end a word early ("netto" → "net")
     present = words.present
     has_digit = _DIGIT.search(text) is not None
     mentions = _explicit_dates(text, now, words) if has_digit or "week" in present else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,3 +134,16 @@ def test_skipped_time_rules_would_have_found_nothing(text: str) -> None:
     for pattern in dutch_time._BEGINS:
         starts = set(dutch_time._starts(pattern, words))
         assert all(m.start() in starts for m in pattern.finditer(text)), pattern.pattern[:60]
+
+
+def test_a_long_text_is_read_as_its_first_2000_characters() -> None:
+    moment = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+    texts = [f * (2000 // len(f)) + "netto om 9 uur een rode jas" for f in ("x", "ab ", "Kerkstraat ")]
+    texts.append("a" * 1996 + " nettoyage om 9 uur")  # cut to "... net": just now
+    for text in texts:
+        assert entities.find_spans(text, moment) == entities.find_spans(text[:2000], moment)
+        assert dutch_time.find_times(text, moment) == dutch_time.find_times(text[:2000], moment)
+        words = words_of(text)  # of the whole text: find_times_in reads the words of what it keeps
+        assert dutch_time.find_times_in(text, moment, "Europe/Amsterdam", words) == dutch_time.find_times(
+            text[:2000], moment
+        )
