@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from nlu.words import Words, matches_at, words_of
+
 AMSTERDAM: Final = "Europe/Amsterdam"
 # A clock time this far after the message still counts as today (phones and clocks disagree).
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -154,13 +156,22 @@ _DUTCH_OVER = re.compile(
 
 def find_times(text: str, received_at: datetime, tz: str = AMSTERDAM) -> list[TimeMention]:
     """Every time phrase in `text`, resolved against `received_at` (aware), in order of appearance."""
+    return find_times_in(text, received_at, tz, words_of(text[:MAX_TEXT]))
+
+
+def find_times_in(text: str, received_at: datetime, tz: str, words: Words) -> list[TimeMention]:
+    """`find_times` for a caller that has the words of `text` already (`nlu.words.words_of`)."""
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
     zone = ZoneInfo(tz)
     now = received_at.astimezone(zone)
-    text = text[:MAX_TEXT]
-    mentions = _explicit_dates(text, now)
-    parts = _scan(text, [(m.start, m.end) for m in mentions])
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT]
+        words = words_of(text)  # the cut can end a word early ("netto" → "net")
+    present = words.present
+    has_digit = _DIGIT.search(text) is not None
+    mentions = _explicit_dates(text, now, words) if has_digit or "week" in present else []
+    parts = _scan(text, [(m.start, m.end) for m in mentions], words, has_digit)
     for group in _group(text, parts):
         value = _resolve(group, now)
         if value is None:
@@ -198,7 +209,68 @@ def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
     return all(end <= s or start >= e for s, e in taken)
 
 
-def _scan(text: str, taken: list[tuple[int, int]]) -> list[_Part]:
+_DIGIT = re.compile(r"\d")
+_APPROX_AMOUNT = re.compile(r"(ruim|bijna|ongeveer|zo'?n|about|almost|een paar|paar|enkele|a few|few)", _F)
+
+# Most time rules match only where some words stand; knowing a text's words (nlu/words.py) lets _scan
+# skip a rule or try it only where a match can begin, with the answers of a full scan.
+# First: folded words of which a match of the rule holds at least one. Without any in the text the rule
+# cannot match.
+_AGO_WORDS: Final = frozenset({"geleden", "terug", "hiervoor", "ago"})
+_PAST_TO: Final = frozenset({"past", "to"})
+# _DUTCH_OVER also matches a bare hour, which _dutch_clock then refuses.
+_OVER_VOOR_HALF: Final = frozenset({"over", "voor", "half"})
+_NOW_WORDS: Final = frozenset(
+    {"zojuist", "zonet", "net", "daarnet", "zo-even", "zoeven", "zoëven", "moment", "now"}
+)
+
+
+def _day_tokens() -> frozenset[str]:
+    """Every word one of _DAY_WORDS' matches can hold: a day, a part of the day, or both run together."""
+    parts = ("ochtend", "morgen", "middag", "avond", "nacht", "morning", "afternoon", "evening", "night")
+    days = ("van", "this", "gister", "gisteren", "yesterday", "eergister", "eergisteren", *WEEKDAYS)
+    alone = ("gister", "gisteren", "yesterday", "eergister", "eergisteren", "vandaag", "today", "tonight")
+    s_parts = ("ochtends", "morgens", "middags", "avonds", "nachts")  # 's avonds, 'savonds, des avonds
+    joined = [d + p for d in days for p in parts] + ["s" + p for p in s_parts]
+    return frozenset([*parts, *alone, *WEEKDAYS, *s_parts, *joined])
+
+
+_DAY_TOKENS: Final = _day_tokens()
+
+# Then: the folded words a rule's matches begin with, and whether they can also begin with a digit
+# (str.isdecimal() is what \d matches). Every rule here starts after (?<![\w-]) or (?<![\w.:,-]).
+_NUMBERS: Final = frozenset(NUMBER_WORDS)
+_TRIGGERS: Final = frozenset({"om", "rond", "rondom", "omstreeks", "tegen", "at", "around"})
+_CLOCK_PRE: Final = frozenset(
+    ("om", "rond", "rondom", "omstreeks", "ongeveer", "tegen", "ca", "circa", "at", "around", "about")
+    + ("vanaf", "sinds")
+)
+_BEGINS: Final[dict[re.Pattern[str], tuple[frozenset[str], bool]]] = {
+    _HALF_PAST: (_NUMBERS | {"half", "quarter"}, True),
+    _DUTCH_OVER: (_NUMBERS | {"kwart", "half"}, True),
+    _CLOCK_NUMERIC: (_CLOCK_PRE, True),
+    _UUR_OF: (frozenset({"een", "uur"}), False),
+    _CLOCK_TRIGGERED: (_TRIGGERS, False),
+    _WORD_HOUR: (_NUMBERS, True),
+    _JUST_NOW: (
+        frozenset({"zojuist", "zonet", "zo", "daarnet", "daar", "zo-even", "zoeven", "zoëven", "nu", "net"})
+        | {"op", "just", "right", "a"},
+        False,
+    ),
+}
+
+
+def _starts(pattern: re.Pattern[str], words: Words) -> list[int]:
+    first, digit = _BEGINS[pattern]
+    return [at for at, w in words.at if w in first or digit and w[0].isdecimal()]
+
+
+def _matches(pattern: re.Pattern[str], text: str, words: Words) -> list[re.Match[str]]:
+    return matches_at(pattern, text, _starts(pattern, words))
+
+
+def _scan(text: str, taken: list[tuple[int, int]], words: Words, has_digit: bool) -> list[_Part]:
+    present = words.present
     parts: list[_Part] = []
     taken = list(taken)
 
@@ -207,51 +279,56 @@ def _scan(text: str, taken: list[tuple[int, int]]) -> list[_Part]:
             parts.append(part)
             taken.append((part.start, part.end))
 
-    for m in _RELATIVE.finditer(text):
+    ago = not present.isdisjoint(_AGO_WORDS)
+    for m in _RELATIVE.finditer(text) if ago else ():
         delta = _relative_delta(m)
         if delta is not None:
-            approx = bool(re.match(r"(ruim|bijna|ongeveer|zo'?n|about|almost|een paar|paar|enkele|a few|few)",
-                                   m.group("q") or "", _F)) or m.group("n2") is not None
+            approx = bool(_APPROX_AMOUNT.match(m.group("q") or "")) or m.group("n2") is not None
             add(_Part(m.start(), m.end(), "relative", approximate=approx, delta=delta))
-    for m in _QUARTER_AGO.finditer(text):
+    for m in _QUARTER_AGO.finditer(text) if ago else ():
         add(_Part(m.start(), m.end(), "relative", delta=timedelta(minutes=15)))
-    for m in _HALF_PAST.finditer(text):
+    for m in _matches(_HALF_PAST, text, words) if not present.isdisjoint(_PAST_TO) else ():
         clock = _english_past_to(m)
         if clock is not None:
             add(clock)
-    for m in _DUTCH_OVER.finditer(text):
+    for m in _matches(_DUTCH_OVER, text, words) if not present.isdisjoint(_OVER_VOOR_HALF) else ():
         clock = _dutch_clock(m, text)
         if clock is not None:
             add(clock)
-    for m in _CLOCK_NUMERIC.finditer(text):
+    for m in _matches(_CLOCK_NUMERIC, text, words) if has_digit else ():
         clock = _numeric_clock(m)
         if clock is not None:
             add(clock)
-    for m in _UUR_OF.finditer(text):
+    uur = "uur" in present
+    for m in _matches(_UUR_OF, text, words) if uur and "of" in present else ():
         hour = _number(m.group("h"))
         if hour is not None and 1 <= hour <= 12:
             add(_Part(m.start(), m.end(), "clock", approximate=True, hour=hour % 12, ambiguous=True))
-    for m in _CLOCK_TRIGGERED.finditer(text):
+    for m in _matches(_CLOCK_TRIGGERED, text, words) if not present.isdisjoint(_TRIGGERS) else ():
         hour = _number(m.group("h"))
         if hour is None or hour > 23:
             continue
         add(_clock_part(m.start(), m.end(), hour, 0, m.group("ampm"), m.group("pre")))
-    for m in _WORD_HOUR.finditer(text):
+    for m in _matches(_WORD_HOUR, text, words) if uur else ():
         hour = _number(m.group("h"))
         if hour is not None and hour <= 23:
             add(_clock_part(m.start(), m.end(), hour, 0, None, ""))
-    for m in _DAY_WORDS.finditer(text):
+    for m in _DAY_WORDS.finditer(text) if not present.isdisjoint(_DAY_TOKENS) else ():
         add(_day_part(m))
-    for m in _JUST_NOW.finditer(text):
+    for m in _matches(_JUST_NOW, text, words) if not present.isdisjoint(_NOW_WORDS) else ():
         add(_Part(m.start(), m.end(), "relative", approximate=True, delta=timedelta(0)))
     parts.sort(key=lambda p: p.start)
     return parts
 
 
+_AMOUNT_WORD = re.compile(r"^(ruim|bijna|ongeveer|zo'?n|nog\s+geen|about|almost)\s+")
+_SPACES = re.compile(r"\s+")
+
+
 def _relative_delta(m: re.Match[str]) -> timedelta | None:
     q = (m.group("q") or "een").lower()  # "kwartiertje geleden": one
-    q = re.sub(r"^(ruim|bijna|ongeveer|zo'?n|nog\s+geen|about|almost)\s+", "", q)
-    q = re.sub(r"\s+", " ", q)
+    q = _AMOUNT_WORD.sub("", q)
+    q = _SPACES.sub(" ", q)
     unit = _UNIT_MINUTES[m.group("u").lower()]
     amount: float
     if q in ("een half", "een halve", "half an", "half a", "half"):
@@ -275,8 +352,12 @@ def _relative_delta(m: re.Match[str]) -> timedelta | None:
     return timedelta(minutes=minutes)
 
 
+_APPROX_WORD = re.compile(_APPROX, _F)
+_APPROX_BEFORE = re.compile(r"(?:" + _APPROX + r"|om)\s+$", _F)
+
+
 def _clock_part(start: int, end: int, hour: int, minute: int, ampm: str | None, pre: str | None) -> _Part:
-    approx = bool(pre and re.fullmatch(_APPROX, pre.strip(), _F))
+    approx = bool(pre and _APPROX_WORD.fullmatch(pre.strip()))
     pm: bool | None = None
     if ampm and ampm.lower().startswith(("a", "p")):
         pm = ampm.lower().startswith("p")
@@ -336,7 +417,7 @@ def _dutch_clock(m: re.Match[str], text: str) -> _Part | None:
             return None
         total += minutes if m.group("dir").lower() == "over" else -minutes
     start = m.start()
-    pre = re.search(r"(?:" + _APPROX + r"|om)\s+$", text[max(0, start - 12) : start], _F)
+    pre = _APPROX_BEFORE.search(text[max(0, start - 12) : start])
     if pre is not None:
         start -= len(pre.group(0))
     total %= 24 * 60
@@ -516,10 +597,12 @@ _DATE_CUE = re.compile(
     _F,
 )
 
+_BEGINS[_DATE_CUE] = (frozenset({"vorige", "last"}), True)
 
-def _explicit_dates(text: str, now: datetime) -> list[TimeMention]:
+
+def _explicit_dates(text: str, now: datetime, words: Words) -> list[TimeMention]:
     """Explicit dates ("3 maart om 14:00", "12-11"), read by dateparser; cheap when there are none."""
-    matches = list(_DATE_CUE.finditer(text))
+    matches = _matches(_DATE_CUE, text, words)
     if not matches:
         return []
     import dateparser  # slow to import; only needed for the rare explicit date

@@ -10,11 +10,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
-from nlu.dutch_time import AMSTERDAM, find_times
+from nlu.dutch_time import AMSTERDAM, find_times_in
 from nlu.plates import find_plates
 from nlu.types import Entity
+from nlu.words import Words, first_word, last_word, matches_at, words_of
 
 MAX_TEXT: Final = 2000
 EXTRACTOR: Final = "builtin_rules"
@@ -34,6 +35,34 @@ _F = re.IGNORECASE
 
 def _words(*names: str) -> str:
     return "|".join(sorted({re.escape(n) for n in names}, key=len, reverse=True))
+
+
+def _firsts(*names: str) -> frozenset[str]:
+    return frozenset(first_word(n) for n in names)
+
+
+class _Rule(NamedTuple):
+    """A pattern and the words that must be in a text for it to match there (see nlu/words.py)."""
+
+    pattern: re.Pattern[str]
+    # The folded words a match can begin with; None: where `begins` says.
+    starts: frozenset[str] | None
+    # A match also holds one of these folded words (None: no such condition).
+    needs: frozenset[str] | None = None
+    # Where in a text (with these words) a match can begin, for rules that no set of words says.
+    begins: Callable[[str, Words], list[int]] | None = None
+
+    def candidates(self, text: str, words: Words) -> list[int]:
+        """The word starts where a match can begin: every match of `pattern.finditer(text)` begins at one."""
+        if self.needs is not None and words.present.isdisjoint(self.needs):
+            return []
+        if self.starts is None:
+            assert self.begins is not None
+            return self.begins(text, words)
+        if words.present.isdisjoint(self.starts):
+            return []
+        starts = self.starts
+        return [start for start, word in words.at if word in starts]
 
 
 # --- action codes and postcodes ----------------------------------------------------------------------
@@ -81,35 +110,77 @@ _STOP = _words(*_STOP_WORDS)
 # A short noun phrase: up to three words (road numbers and hyphenated names included), no stop words.
 _NP = rf"(?:(?!(?:{_STOP})\b)[\w'’-]+(?:\s+(?!(?:{_STOP})\b)[\w'’-]+){{0,2}})"
 _ARTICLE = r"(?:(?:de|het|den|'t|the)\s+)?"
-_COMPASS = r"(?:noord|zuid|oost|west|noordoost|noordwest|zuidoost|zuidwest)"
-_MOTION_VERBS = _words(
+_COMPASS_WORDS: Final = ("noord", "zuid", "oost", "west", "noordoost", "noordwest", "zuidoost", "zuidwest")
+_COMPASS = r"(?:" + "|".join(_COMPASS_WORDS) + ")"
+_MOTION_VERBS_WORDS: Final = (
     "rende", "renden", "liep", "liepen", "fietste", "fietsten", "reed", "reden", "ging", "gingen",
     "vluchtte", "vluchtten", "vertrok", "vertrokken", "sprintte", "scheurde", "scheurden", "wandelde",
     "wandelden", "racete", "crossten", "crosste", "vandoor", "ervandoor", "weg", "rent", "loopt", "rijdt",
     "fietst", "gaat", "ran", "walked", "drove", "cycled", "went", "fled", "headed", "running", "driving",
     "bus", "trein", "tram", "metro", "taxi",
 )
+_MOTION_VERBS = _words(*_MOTION_VERBS_WORDS)
+_ROAD = re.compile(r"[AN]\d{1,3}", _F)
+
+
+def _road_starts(text: str, words: Words) -> list[int]:
+    return [start for start, word in words.at if word == "de" or _ROAD.fullmatch(word) is not None]
+
+
 _DIRECTION_RULES: Final = (
-    re.compile(rf"(?<![\w-])(?:in\s+de\s+)?richting\s+(?:van\s+)?{_ARTICLE}(?P<np>{_NP})", _F),
-    re.compile(
-        rf"(?<![\w-])(?:in\s+the\s+direction\s+of|(?:heading\s+)?towards?|heading(?:\s+to)?)\s+"
-        rf"{_ARTICLE}(?P<np>{_NP})",
-        _F,
+    _Rule(
+        re.compile(rf"(?<![\w-])(?:in\s+de\s+)?richting\s+(?:van\s+)?{_ARTICLE}(?P<np>{_NP})", _F),
+        frozenset({"in", "richting"}),
+        needs=frozenset({"richting"}),
     ),
-    re.compile(rf"(?<![\w-])naar\s+het\s+(?P<np>{_COMPASS}en)(?![\w-])", _F),
-    re.compile(rf"(?<![\w-])in\s+(?P<np>{_COMPASS}elijke)\s+richting(?![\w-])", _F),
-    re.compile(rf"(?<![\w-])(?P<np>{_COMPASS}waarts|(?:north|south|east|west)(?:bound|wards?))(?![\w-])", _F),
-    re.compile(r"(?<![\w-])(?:de\s+)?(?P<np>[AN]\d{1,3})\s+op(?![\w-])", _F),
-    re.compile(
-        rf"(?<![\w-])(?:{_MOTION_VERBS})(?:\s+[\w'-]+){{0,3}}?\s+(?:naar|to|into)\s+{_ARTICLE}(?P<np>{_NP})",
-        _F,
+    _Rule(
+        re.compile(
+            rf"(?<![\w-])(?:in\s+the\s+direction\s+of|(?:heading\s+)?towards?|heading(?:\s+to)?)\s+"
+            rf"{_ARTICLE}(?P<np>{_NP})",
+            _F,
+        ),
+        frozenset({"in", "heading", "toward", "towards"}),
+        needs=frozenset({"direction", "heading", "toward", "towards"}),
+    ),
+    _Rule(re.compile(rf"(?<![\w-])naar\s+het\s+(?P<np>{_COMPASS}en)(?![\w-])", _F), frozenset({"naar"})),
+    _Rule(
+        re.compile(rf"(?<![\w-])in\s+(?P<np>{_COMPASS}elijke)\s+richting(?![\w-])", _F),
+        frozenset({"in"}),
+        needs=frozenset({"richting"}),
+    ),
+    _Rule(
+        re.compile(
+            rf"(?<![\w-])(?P<np>{_COMPASS}waarts|(?:north|south|east|west)(?:bound|wards?))(?![\w-])", _F
+        ),
+        frozenset(
+            [f"{c}waarts" for c in _COMPASS_WORDS]
+            + [f"{c}{s}" for c in ("north", "south", "east", "west") for s in ("bound", "ward", "wards")]
+        ),
+    ),
+    _Rule(
+        re.compile(r"(?<![\w-])(?:de\s+)?(?P<np>[AN]\d{1,3})\s+op(?![\w-])", _F),
+        None,
+        needs=frozenset({"op"}),
+        begins=_road_starts,
+    ),
+    _Rule(
+        re.compile(
+            rf"(?<![\w-])(?:{_MOTION_VERBS})(?:\s+[\w'-]+){{0,3}}?\s+(?:naar|to|into)\s+{_ARTICLE}(?P<np>{_NP})",
+            _F,
+        ),
+        _firsts(*_MOTION_VERBS_WORDS),
+        needs=frozenset({"naar", "to", "into"}),
     ),
 )
 
 
 def find_directions(text: str) -> list[Span]:
     """Where someone went: "richting centrum", "naar het noorden", "de A12 op", "rende naar de Jumbo"."""
-    return _apply(DIRECTION, _DIRECTION_RULES, text)
+    return _directions(text, words_of(text))
+
+
+def _directions(text: str, words: Words) -> list[Span]:
+    return _apply(DIRECTION, _DIRECTION_RULES, text, words)
 
 
 # --- place -------------------------------------------------------------------------------------------
@@ -123,7 +194,7 @@ _NOT_STREETS: Final = frozenset({"onderweg", "halfweg", "omweg", "loopbaan", "we
 _STREET = rf"\w{{2,}}(?:{_words(*_STREET_SUFFIXES)})(?:\s+\d{{1,4}}(?:\s?[a-zA-Z](?![\w]))?)?"
 # "Burgemeester van Roijensingel", "Oude Markt": capitalised words before the street word.
 _NAMED_STREET = rf"(?:[A-Z][\w'.]*\s+(?:(?:[A-Z][\w'.]*|van|de|der|den|'t)\s+){{0,2}})?[A-Z]{_STREET}"
-_LANDMARKS = _words(
+_LANDMARKS_WORDS: Final = (
     "centraal station", "station", "treinstation", "metrostation", "busstation", "jumbo", "albert heijn",
     "ah", "lidl", "aldi", "plus", "coop", "spar", "dirk", "vomar", "hoogvliet", "hema", "kruidvat", "etos",
     "action",
@@ -144,23 +215,54 @@ _LANDMARKS = _words(
     "town hall", "police station", "cemetery", "woods", "forest", "pond", "harbour", "beach", "city centre",
     "shopping centre", "mall", "pharmacy", "bakery", "garage", "parking lot",
 )
-_PREPOSITIONS = _words(
+_LANDMARKS = _words(*_LANDMARKS_WORDS)
+_PREPOSITIONS_WORDS: Final = (
     "bij", "aan", "op", "in", "voor", "achter", "naast", "tegenover", "nabij", "vlakbij", "vlak bij", "langs",
     "ter hoogte van", "in de buurt van", "van", "rond", "rondom", "onder", "uit", "door", "over", "hoek",
     "op de hoek van", "thv", "at", "near", "outside", "behind", "by", "next to", "opposite", "on", "in",
     "in front of", "around", "from",
 )
+_PREPOSITIONS = _words(*_PREPOSITIONS_WORDS)
+
+
+def _street_starts(text: str, words: Words) -> list[int]:
+    # The street word is a whole word: nothing of [\w-] follows its suffix.
+    return [start for start, word in words.at if word.endswith(_STREET_SUFFIXES)]
+
+
+def _named_street_starts(text: str, words: Words) -> list[int]:
+    if not any(word.endswith(_STREET_SUFFIXES) for word in words.present):
+        return []
+    # Matched case-sensitively: a named street begins with a capital A-Z.
+    return [start for start, _ in words.at if "A" <= text[start] <= "Z"]
+
+
 _PLACE_RULES: Final = (
-    re.compile(rf"(?<![\w-])(?P<np>{_NAMED_STREET})(?![\w-])"),
-    re.compile(rf"(?<![\w-])(?P<np>{_STREET})(?![\w-])", _F),
-    re.compile(
-        rf"(?<![\w-])(?:{_PREPOSITIONS})\s+(?:(?:de|het|den|'t|the|a|an|een)\s+)?"
-        rf"(?P<np>(?:(?:[A-Z][\w'-]*)\s+)?(?:{_LANDMARKS}))(?![\w-])",
-        _F,
+    _Rule(
+        re.compile(rf"(?<![\w-])(?P<np>{_NAMED_STREET})(?![\w-])"),
+        None,
+        begins=_named_street_starts,
     ),
-    re.compile(r"(?<![\w-])(?:op|on)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
-    re.compile(
-        r"(?<![\w-])(?:in|te|uit|bij|in de buurt van|near)\s+(?P<np>[A-Z][a-z]+(?:[- ][A-Z][a-z]+)?)(?![\w-])"
+    _Rule(re.compile(rf"(?<![\w-])(?P<np>{_STREET})(?![\w-])", _F), None, begins=_street_starts),
+    _Rule(
+        re.compile(
+            rf"(?<![\w-])(?:{_PREPOSITIONS})\s+(?:(?:de|het|den|'t|the|a|an|een)\s+)?"
+            rf"(?P<np>(?:(?:[A-Z][\w'-]*)\s+)?(?:{_LANDMARKS}))(?![\w-])",
+            _F,
+        ),
+        _firsts(*_PREPOSITIONS_WORDS),
+        needs=frozenset(last_word(n) for n in _LANDMARKS_WORDS),
+    ),
+    _Rule(
+        re.compile(r"(?<![\w-])(?:op|on)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
+        frozenset({"op", "on"}),
+    ),
+    _Rule(
+        re.compile(
+            r"(?<![\w-])(?:in|te|uit|bij|in de buurt van|near)\s+"
+            r"(?P<np>[A-Z][a-z]+(?:[- ][A-Z][a-z]+)?)(?![\w-])"
+        ),
+        frozenset({"in", "te", "uit", "bij", "near"}),
     ),
 )
 _NOT_PLACES: Final = frozenset(
@@ -175,13 +277,17 @@ _NOT_PLACES: Final = frozenset(
 
 def find_places(text: str) -> list[Span]:
     """Where something was seen: streets ("Kerkstraat 12"), landmarks ("bij de Jumbo"), towns, roads."""
-    spans = _apply(PLACE, _PLACE_RULES, text)
+    return _places(text, words_of(text))
+
+
+def _places(text: str, words: Words) -> list[Span]:
+    spans = _apply(PLACE, _PLACE_RULES, text, words)
     return [s for s in spans if s.value.lower() not in _NOT_PLACES and s.value.lower() not in _NOT_STREETS]
 
 
 # --- description -------------------------------------------------------------------------------------
 
-_COLOURS = _words(
+_COLOURS_WORDS: Final = (
     "rood", "rode", "roodachtig", "donkerrood", "donkerrode", "bordeaux", "blauw", "blauwe", "donkerblauw",
     "donkerblauwe", "lichtblauw", "lichtblauwe", "zwart", "zwarte", "wit", "witte", "grijs", "grijze",
     "donkergrijs", "donkergrijze", "lichtgrijs", "lichtgrijze", "antraciet", "antracietkleurige", "groen",
@@ -191,13 +297,15 @@ _COLOURS = _words(
     "geruite", "red", "blue", "black", "white", "grey", "gray", "green", "yellow", "orange", "purple",
     "pink", "brown", "silver", "dark", "light", "navy",
 )
-_ADJECTIVES = _words(
+_COLOURS = _words(*_COLOURS_WORDS)
+_ADJECTIVES_WORDS: Final = (
     "leren", "lange", "lang", "korte", "kort", "grote", "groot", "kleine", "klein", "oude", "oud", "nieuwe",
     "sportieve", "dikke", "dunne", "slanke", "getinte", "gespierde", "kale", "blonde", "blond", "krullend",
     "lelijke", "opvallende", "gehavende", "beschadigde", "gedeukte", "elektrische", "tall", "short", "big",
     "small", "old", "leather", "fat", "thin", "bald", "blond", "young", "jonge",
 )
-_CLOTHING = _words(
+_ADJECTIVES = _words(*_ADJECTIVES_WORDS)
+_CLOTHING_WORDS: Final = (
     "jas", "jasje", "jack", "winterjas", "regenjas", "capuchon", "capuchontrui", "hoodie", "trui", "sweater",
     "vest", "bodywarmer", "broek", "spijkerbroek", "jeans", "joggingbroek", "trainingsbroek", "trainingspak",
     "pak", "korte broek", "short", "pet", "petje", "muts", "mutsje", "bivakmuts", "helm", "sjaal",
@@ -207,60 +315,86 @@ _CLOTHING = _words(
     "backpack", "bag", "shoes", "dress", "skirt", "gloves", "glasses", "mask", "scarf",
     "baard", "snor", "beard", "tattoo", "staartje", "paardenstaart",
 )
+_CLOTHING = _words(*_CLOTHING_WORDS)
 # "haar" is also "her": only with a colour or an adjective ("blond haar") is it hair.
-_HAIR = _words("haar", "hair", "krullen", "curls")
+_HAIR_WORDS: Final = ("haar", "hair", "krullen", "curls")
+_HAIR = _words(*_HAIR_WORDS)
 # English "van" is Dutch "of": a van only with a colour or an adjective ("white van").
 _NEEDS_MODIFIER = rf"{_HAIR}|van"
-_VEHICLES = _words(
+_VEHICLES_WORDS: Final = (
     "auto", "wagen", "personenauto", "busje", "bus", "bestelbus", "bestelbusje", "bestelauto", "bestelwagen",
     "scooter", "scootertje", "brommer", "snorfiets", "fatbike", "fiets", "e-bike", "motor", "motorfiets",
     "quad", "vrachtwagen", "truck", "taxi", "stationwagen", "suv", "cabrio", "car", "bike",
     "motorbike", "bicycle", "moped", "rollator", "koevoet", "balaclava", "balaclavas", "bivakmutsen",
 )
-_BRANDS = _words(
+_VEHICLES = _words(*_VEHICLES_WORDS)
+_BRANDS_WORDS: Final = (
     "bmw", "audi", "mercedes", "volkswagen", "vw", "golf", "polo", "opel", "astra", "corsa", "ford",
     "fiesta", "focus", "toyota", "yaris", "peugeot", "renault", "clio", "citroen", "citroën", "kia",
     "hyundai", "skoda", "seat", "volvo", "tesla", "fiat", "nissan", "mazda", "mini", "porsche", "vespa",
     "piaggio", "transit", "sprinter", "caddy",
 )
-_PERSONS = _words("man", "vrouw", "jongen", "meisje", "jongens", "mannen", "vrouwen", "kind", "guy", "woman",
-                  "boy", "girl", "men", "kerel", "gast", "persoon")
+_BRANDS = _words(*_BRANDS_WORDS)
+_PERSONS_WORDS: Final = (
+    "man", "vrouw", "jongen", "meisje", "jongens", "mannen", "vrouwen", "kind", "guy", "woman", "boy", "girl",
+    "men", "kerel", "gast", "persoon",
+)
+_PERSONS = _words(*_PERSONS_WORDS)
 _MODIFIER = rf"(?:{_COLOURS}|{_ADJECTIVES})"
+_THINGS: Final = _firsts(*_CLOTHING_WORDS, *_VEHICLES_WORDS)
 _DESCRIPTION_RULES: Final = (
-    re.compile(
-        rf"(?<![\w-])(?P<np>(?:{_MODIFIER}\s+(?:en\s+)?){{1,3}}(?:(?:{_BRANDS})\s+)?"
-        rf"(?:{_CLOTHING}|{_VEHICLES}|{_BRANDS}|{_PERSONS}|{_NEEDS_MODIFIER}))(?![\w-])",
-        _F,
+    _Rule(
+        re.compile(
+            rf"(?<![\w-])(?P<np>(?:{_MODIFIER}\s+(?:en\s+)?){{1,3}}(?:(?:{_BRANDS})\s+)?"
+            rf"(?:{_CLOTHING}|{_VEHICLES}|{_BRANDS}|{_PERSONS}|{_NEEDS_MODIFIER}))(?![\w-])",
+            _F,
+        ),
+        _firsts(*_COLOURS_WORDS, *_ADJECTIVES_WORDS),
+        needs=_THINGS | _firsts(*_BRANDS_WORDS, *_PERSONS_WORDS, *_HAIR_WORDS, "van"),
     ),
-    re.compile(rf"(?<![\w-])(?P<np>(?:{_BRANDS})(?:\s+(?:{_BRANDS}|{_VEHICLES}))?)(?![\w-])", _F),
-    re.compile(rf"(?<![\w-])(?P<np>{_CLOTHING}|{_VEHICLES})(?![\w-])", _F),
-    re.compile(rf"(?<![\w-])(?:in\s+het\s+)?(?P<np>(?:{_COLOURS})\s+gekleed)(?![\w-])", _F),
+    _Rule(
+        re.compile(rf"(?<![\w-])(?P<np>(?:{_BRANDS})(?:\s+(?:{_BRANDS}|{_VEHICLES}))?)(?![\w-])", _F),
+        _firsts(*_BRANDS_WORDS),
+    ),
+    _Rule(re.compile(rf"(?<![\w-])(?P<np>{_CLOTHING}|{_VEHICLES})(?![\w-])", _F), _THINGS),
+    _Rule(
+        re.compile(rf"(?<![\w-])(?:in\s+het\s+)?(?P<np>(?:{_COLOURS})\s+gekleed)(?![\w-])", _F),
+        _firsts("in", *_COLOURS_WORDS),
+        needs=frozenset({"gekleed"}),
+    ),
 )
 
 
 def find_descriptions(text: str) -> list[Span]:
     """Clothing, colours, vehicles and looks: "rode jas", "zwarte BMW", "witte bestelbus", "blond haar"."""
-    spans = _apply(DESCRIPTION, _DESCRIPTION_RULES, text)
+    return _descriptions(text, words_of(text))
+
+
+def _descriptions(text: str, words: Words) -> list[Span]:
+    spans = _apply(DESCRIPTION, _DESCRIPTION_RULES, text, words)
     return [Span(s.entity, s.start, s.end, s.value.lower()) for s in spans]
 
 
 # --- putting it together -----------------------------------------------------------------------------
 
 
-def _apply(entity: str, rules: Iterable[re.Pattern[str]], text: str) -> list[Span]:
+_SPACES = re.compile(r"\s+")
+
+
+def _apply(entity: str, rules: Iterable[_Rule], text: str, words: Words) -> list[Span]:
     """Each rule's `np` group as a span; earlier rules win where spans overlap."""
     spans: list[Span] = []
     for rule in rules:
-        for m in rule.finditer(text):
+        for m in matches_at(rule.pattern, text, rule.candidates(text, words)):
             start, end = m.span("np")
-            value = re.sub(r"\s+", " ", m.group("np")).strip(" ,")
+            value = _SPACES.sub(" ", m.group("np")).strip(" ,")
             if value and all(end <= s.start or start >= s.end for s in spans):
                 spans.append(Span(entity, start, end, value))
     return spans
 
 
-def _time_spans(text: str, received_at: datetime, tz: str) -> list[Span]:
-    found = find_times(text, received_at, tz)
+def _time_spans(text: str, received_at: datetime, tz: str, words: Words) -> list[Span]:
+    found = find_times_in(text, received_at, tz, words)
     return [Span(TIME_SEEN, m.start, m.end, m.value.isoformat()) for m in found[:1]]
 
 
@@ -271,14 +405,15 @@ def _plate_spans(text: str) -> list[Span]:
 def find_spans(text: str, received_at: datetime, tz: str = AMSTERDAM) -> list[Span]:
     """Every entity in `text`, without overlaps (codes, plates and postcodes first), in text order."""
     text = text[:MAX_TEXT]
+    words = words_of(text)
     finders: list[Callable[[str], list[Span]]] = [
         find_action_codes,
         find_postcodes,  # before plates: "7522NB" is a postcode; its sidecode-2 reading is from the 1950s
         _plate_spans,
-        lambda t: _time_spans(t, received_at, tz),
-        find_directions,
-        find_places,
-        find_descriptions,
+        lambda t: _time_spans(t, received_at, tz, words),
+        lambda t: _directions(t, words),
+        lambda t: _places(t, words),
+        lambda t: _descriptions(t, words),
     ]
     kept: list[Span] = []
     for finder in finders:

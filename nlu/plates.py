@@ -32,6 +32,9 @@ _NEVER_ISSUED: Final = frozenset(
     {"GVD", "KKK", "KVT", "LPF", "NSB", "PKK", "PSV", "TBS", "SS", "SD", "PVV", "SGP", "VVD"}
 )
 
+_SEPARATOR = re.compile(r"[-\s]")
+_SIX = re.compile(r"[A-Z0-9]{6}")
+_LETTERS = re.compile(r"[A-Z]+")
 _CANDIDATE = re.compile(
     r"(?<![\w-])(?:"
     r"(?P<dashed>[A-Za-z0-9]{1,3}-[A-Za-z0-9]{1,3}-[A-Za-z0-9]{1,3})"
@@ -68,9 +71,9 @@ def sidecode(plate: str, *, strict: bool = True) -> int:
     misread, and the control room still wants it.
     """
     raw = plate.strip().upper()
-    groups = re.split(r"[-\s]", raw) if re.search(r"[-\s]", raw) else None
-    chars = re.sub(r"[-\s]", "", raw)
-    if not re.fullmatch(r"[A-Z0-9]{6}", chars):
+    groups = _SEPARATOR.split(raw) if _SEPARATOR.search(raw) else None
+    chars = _SEPARATOR.sub("", raw)
+    if not _SIX.fullmatch(chars):
         raise InvalidPlate(plate)
     code = _BY_SHAPE.get(_shape(chars))
     if code is None:
@@ -88,13 +91,13 @@ def sidecode(plate: str, *, strict: bool = True) -> int:
 
 
 def _letter_groups(chars: str) -> list[str]:
-    return re.findall(r"[A-Z]+", chars)
+    return _LETTERS.findall(chars)
 
 
 def normalise_plate(plate: str, *, strict: bool = True) -> str:
     """`12bbj3` → `12-BBJ-3`; raises InvalidPlate."""
     code = sidecode(plate, strict=strict)
-    chars = re.sub(r"[-\s]", "", plate.strip().upper())
+    chars = _SEPARATOR.sub("", plate.strip().upper())
     out, i = [], 0
     for group in SIDECODES[code]:
         out.append(chars[i : i + len(group)])
