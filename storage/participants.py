@@ -125,11 +125,12 @@ def touch_sender(
     seen, find, create = _touch_statements()
     params = {"b_channel": channel, "b_key": key}
     # Core, not the ORM's bulk UPDATE: this session has not loaded the row yet, so there is nothing to
-    # synchronise, and the ORM's preparation cost more than the statement.
-    session.connection().execute(seen, {**params, "b_now": now})
+    # synchronise, and the ORM's preparation cost more than the statement. It returns the id, so a new
+    # sender (no row) goes straight to the INSERT.
+    known = session.connection().execute(seen, {**params, "b_now": now}).first() is not None
     # The identity with its participant and conversation in one SELECT: every message needs all three,
     # and the participant is then found in the session (`current_participant`) without a query.
-    found = session.exec(find, params=params).first()
+    found = session.exec(find, params=params).first() if known else None
     if found is None:
         identity = ChannelIdentity(
             channel=channel,
@@ -167,7 +168,7 @@ def _touch_statements() -> tuple[Update, _FindSender, Insert]:
     # Built once (on first use, not at import): building them cost as much as running them.
     table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
     where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
-    seen = update(table).where(*where).values(last_inbound_at=bindparam("b_now"))
+    seen = update(table).where(*where).values(last_inbound_at=bindparam("b_now")).returning(table.c.id)
     find = (
         select(ChannelIdentity, Participant, ConversationState)
         .outerjoin(Participant, col(Participant.id) == col(ChannelIdentity.participant_id))
