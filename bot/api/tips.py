@@ -30,7 +30,7 @@ from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_j
 MAX_QUESTION = 500
 KEEPALIVE_S = 15.0
 STREAM_BATCH = 500  # forward rows per read of the event stream
-STREAM_GATHER_S = 0.02  # the shortest time between two reads of the event stream while tips flow in
+STREAM_GATHER_S = 0.01  # the shortest time between two reads of the event stream while tips flow in
 
 
 class ReplyIn(BaseModel):
