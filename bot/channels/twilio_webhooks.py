@@ -146,7 +146,6 @@ class SignedForms:
             raise HTTPException(403, "signature does not match")
         return form
 
-
     def _signed(self, url: str, form: MultiDict, signature: str, algorithm: str | None) -> bool:
         # The URL exactly as configured first: `validate` always signs it twice (with and without a
         # port), which cost three times one signature on every message; a miss still gets both.
