@@ -26,7 +26,7 @@ from sqlmodel import Session, create_engine
 from storage.reach import keep_reach
 
 SessionFactory = Callable[[], Session]
-AFTER_COMMIT = "after_commit_calls"
+_AFTER_COMMIT = "after_commit_calls"
 SQLITE_LOCK_WAIT_S = 30.0  # as long as SQLite's own busy timeout below
 _writer_locks: dict[str, threading.RLock] = {}
 _writer_locks_guard = threading.Lock()
@@ -69,7 +69,7 @@ def session_factory(engine: Engine) -> SessionFactory:
 
 def after_commit(session: Session, call: Callable[[], None]) -> None:
     """Run `call` once the session's transaction has committed (never when it rolls back)."""
-    calls: list[Callable[[], None]] = session.info.setdefault(AFTER_COMMIT, [])
+    calls: list[Callable[[], None]] = session.info.setdefault(_AFTER_COMMIT, [])
     if call not in calls:
         calls.append(call)
 
@@ -78,13 +78,13 @@ def after_commit(session: Session, call: Callable[[], None]) -> None:
 def _run_after_commit(session: Session) -> None:
     # One listener on the class instead of one per session: listening on a session costs as much as a
     # query, and every tip asked for it.
-    for call in session.info.pop(AFTER_COMMIT, ()):
+    for call in session.info.pop(_AFTER_COMMIT, ()):
         call()
 
 
 @event.listens_for(OrmSession, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
-    session.info.pop(AFTER_COMMIT, None)
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Table, bindparam, delete, insert, update
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Insert, ReturningUpdate
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
@@ -164,7 +164,7 @@ _FindSender = Select[ChannelIdentity, Participant, ConversationState]
 
 
 @cache
-def _touch_statements() -> tuple[Update, _FindSender, Insert]:
+def _touch_statements() -> tuple[ReturningUpdate[int], _FindSender, Insert]:
     # Built once (on first use, not at import): building them cost as much as running them.
     table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
     where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
