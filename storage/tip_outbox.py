@@ -23,7 +23,7 @@ from storage.tips import DONE, FAILED, PENDING, QUEUED, SENT, TipHasNoChannel, u
 
 def forwards_after(session: Session, *, after: int, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
     """Stream events above `after`, in order: (forward row id, event, the tip's JSON)."""
-    # Core, built once: the stream reads after every stored tip, and the ORM's objects cost more than
+    # Core, built once: the stream reads whenever tips are stored, and the ORM's objects cost more than
     # the statement (the stream needs three columns, not the webhook lane's bookkeeping).
     rows = session.connection().execute(_events_after(), {"b_after": after, "b_limit": limit})
     return [(row.id, row.event, row.payload) for row in rows]
