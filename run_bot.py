@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from bot.config import Settings, load_settings
+from bot.config import Settings
+
+T = TypeVar("T")
 
 cli = typer.Typer(help="Burgernet citizen alert bots and control room.", no_args_is_help=False)
 console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
-    return load_settings()
+    """The settings; a bad value ends the command with one line on stderr instead of a traceback."""
+    from bot.preflight import settings_from_environment
+
+    return _or_exit(settings_from_environment)
+
+
+def _or_exit(check: Callable[[], T]) -> T:
+    """Run a settings check; its SettingsProblem becomes one red line on stderr and exit code 2."""
+    from bot.preflight import SettingsProblem
+
+    try:
+        return check()
+    except SettingsProblem as problem:
+        errors.print(f"[red]cannot start[/red]: {problem}", highlight=False)
+        raise typer.Exit(code=2) from None
 
 
 @cli.callback(invoke_without_command=True)
@@ -48,6 +66,7 @@ def serve(
     """Run the bots, webhooks, simulator, REST API, control room, outbox worker and scheduler."""
     import uvicorn
 
+    from bot.preflight import check_before_serve
     from storage.db import is_sqlite
     from storage.db import migrate as run_migrations
 
@@ -55,8 +74,9 @@ def serve(
     if workers > 1 and is_sqlite(settings.database_url):
         console.print("[red]--workers needs PostgreSQL[/red]: on SQLite one process owns the outbox")
         raise typer.Exit(code=2)
-    run_migrations(settings.database_url)
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    _or_exit(lambda: check_before_serve(settings, host=bind_host, port=bind_port))
+    run_migrations(settings.database_url)
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"[bold]burgernet-bot[/bold] on {base}")
     if settings.simulator:
@@ -97,9 +117,12 @@ def chat_console(
     """Chat with the bot in the terminal, as a person on a channel."""
     from bot.clock import utcnow
     from bot.messages import ChannelKind, IncomingMessage
+    from bot.preflight import check_before_console
     from bot.runtime import build_runtime
 
-    runtime = build_runtime(_settings())
+    settings = _settings()
+    _or_exit(lambda: check_before_console(settings))
+    runtime = build_runtime(settings)
     kind = ChannelKind(channel)
     console.print(f"[dim]chatting as {sender} on {kind}; Ctrl-D to leave[/dim]")
 
