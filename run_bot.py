@@ -112,9 +112,12 @@ def _development_login(settings: Settings) -> str:
 @cli.command(name="console")
 def chat_console(
     channel: Annotated[str, typer.Option(help="sms, whatsapp or telegram")] = "sms",
-    sender: Annotated[str, typer.Option(help="phone number or chat id")] = "+31612345678",
+    sender: Annotated[
+        str | None, typer.Option(help="phone number or chat id; the simulator page's person by default")
+    ] = None,
 ) -> None:
     """Chat with the bot in the terminal, as a person on a channel."""
+    from bot.channels.simulator import DEFAULT_SENDERS
     from bot.clock import utcnow
     from bot.messages import ChannelKind, IncomingMessage
     from bot.preflight import check_before_console
@@ -124,10 +127,11 @@ def chat_console(
     _or_exit(lambda: check_before_console(settings))
     runtime = build_runtime(settings)
     kind = ChannelKind(channel)
-    console.print(f"[dim]chatting as {sender} on {kind}; Ctrl-D to leave[/dim]")
+    person = sender or DEFAULT_SENDERS.get(kind, DEFAULT_SENDERS[ChannelKind.SMS])
+    console.print(f"[dim]chatting as {person} on {kind}; Ctrl-D to leave[/dim]")
 
     async def turn(text: str) -> None:
-        message = IncomingMessage(channel=kind, sender=sender, text=text, received_at=utcnow())
+        message = IncomingMessage(channel=kind, sender=person, text=text, received_at=utcnow())
         for reply in await runtime.inbox.receive(message, send=False):
             console.print(f"[cyan]bot>[/cyan] {reply.text}")
             if reply.buttons:
