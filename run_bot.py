@@ -155,7 +155,13 @@ def import_postcodes(
 ) -> None:
     """Load the official GeoNames postal-code file into the PC4 table (then set POSTCODE_DATA)."""
     from storage.geo import PostcodeBook
-    from storage.geo_import import GEONAMES_NL_URL, geonames_to_pc4, read_geonames_lines, write_pc4
+    from storage.geo_import import (
+        GEONAMES_NL_URL,
+        geonames_to_pc4,
+        read_geonames_lines,
+        read_municipalities,
+        write_pc4,
+    )
 
     if source is None:
         import httpx
@@ -177,7 +183,9 @@ def import_postcodes(
     lines = read_geonames_lines(source)
     with Progress() as bar:
         task = bar.add_task("reading postcodes", total=len(lines))
-        rows = geonames_to_pc4(lines, progress=lambda n: bar.advance(task, n))
+        rows = geonames_to_pc4(
+            lines, progress=lambda n: bar.advance(task, n), municipalities=read_municipalities()
+        )
     write_pc4(rows, output)
     book = PostcodeBook.load(output)
     console.print(
