@@ -50,9 +50,11 @@ def main(ctx: typer.Context) -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
+    from bot.preflight import check_database
     from storage.db import migrate as run_migrations
 
     settings = _settings()
+    _or_exit(lambda: check_database(settings))
     run_migrations(settings.database_url)
     console.print(f"[green]database up to date[/green] ({settings.database_url.split('@')[-1]})")
 

@@ -101,3 +101,14 @@ def test_the_shipped_postcode_table_is_the_default(env: pytest.MonkeyPatch) -> N
     assert path.is_file()
     assert path.parent.name == "data" and path.parent.parent.name == "storage"
     assert "shared" not in path.parts
+
+
+@pytest.mark.parametrize("url", ["burgernet.db", "postgresql+psycopg://bot:hunter2@127.0.0.1:1/burgernet"])
+def test_migrate_stops_on_a_bad_database_url_with_one_line(env: pytest.MonkeyPatch, url: str) -> None:
+    # `make run` migrates before it serves: the first thing a newcomer's bad URL meets.
+    env.setenv("DATABASE_URL", url)
+    result = CliRunner().invoke(cli, ["migrate"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("cannot start: DATABASE_URL")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "hunter2" not in result.stderr
