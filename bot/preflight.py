@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import re
 import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -110,6 +111,44 @@ def check_values(settings: Settings) -> None:
             ) from None
 
 
+def check_data_key_file(settings: Settings) -> None:
+    """Without DATA_KEY (development), DATA_KEY_FILE holds a key or can be made."""
+    if settings.data_key:
+        return
+    path = Path(settings.data_key_file)
+    if path.exists():
+        try:
+            DataVault(path.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError, DataKeyError):
+            raise SettingsProblem(
+                f"DATA_KEY_FILE: {path} holds no readable Fernet key; restore it from a backup "
+                "(what is stored was encrypted with it), or set DATA_KEY"
+            ) from None
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsProblem(
+            f"DATA_KEY_FILE: cannot make {path.parent} ({exc.strerror}); set another path or DATA_KEY"
+        ) from None
+
+
+def check_urls(settings: Settings) -> None:
+    """The optional service URLs are http(s) URLs, and the Telegram webhook secret is one Telegram takes."""
+    urls = {
+        "RASA_URL": settings.rasa_url,
+        "CONTROLROOM_WEBHOOK_URL": settings.controlroom_webhook_url,
+        "TELEGRAM_API_BASE_URL": settings.telegram_api_base_url,
+        "TWILIO_API_BASE_URL": settings.twilio_api_base_url,
+    }
+    for name, value in urls.items():
+        if value and not value.startswith(("http://", "https://")):
+            raise SettingsProblem(f"{name} must start with http:// or https://")
+    secret = settings.telegram_webhook_secret
+    if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+        raise SettingsProblem("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z a-z 0-9 _ -")
+
+
 def check_listen(host: str, port: int) -> None:
     """The port is in range and free on the host, so the server does not fail after printing its URLs."""
     if not 1 <= port <= 65535:
@@ -134,14 +173,17 @@ def check_listen(host: str, port: int) -> None:
 def check_before_serve(settings: Settings, *, host: str, port: int) -> None:
     """Every check `serve` needs before it prints its URLs; raises the first SettingsProblem."""
     check_values(settings)
+    check_urls(settings)
+    check_data_key_file(settings)
     check_postcode_data(settings)
     check_database(settings)
     check_listen(host, port)
 
 
 def check_before_console(settings: Settings) -> None:
-    """The checks for a terminal conversation: values, postcode table, database."""
+    """The checks for a terminal conversation: values, key, postcode table, database."""
     check_values(settings)
+    check_data_key_file(settings)
     check_postcode_data(settings)
     check_database(settings)
 

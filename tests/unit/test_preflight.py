@@ -39,6 +39,17 @@ def _bad_pc4(tmp_path: Path) -> str:
     return str(path)
 
 
+def _not_a_key(tmp_path: Path) -> str:
+    path = tmp_path / "data.key"
+    path.write_text("not a key\n", encoding="utf-8")
+    return str(path)
+
+
+def _under_a_file(tmp_path: Path) -> str:
+    (tmp_path / "plain").write_text("", encoding="utf-8")
+    return str(tmp_path / "plain" / "data.key")
+
+
 CASES = [
     pytest.param({"POSTCODE_DATA": "missing/nl_pc4.csv"}, "POSTCODE_DATA", id="postcode-file-missing"),
     pytest.param({"POSTCODE_DATA": _bad_pc4}, "POSTCODE_DATA", id="postcode-file-wrong-columns"),
@@ -57,6 +68,10 @@ CASES = [
     pytest.param({"DATA_KEY": "not-a-fernet-key"}, "DATA_KEY", id="data-key-malformed"),
     pytest.param({"PUBLIC_BASE_URL": "bot.example.nl"}, "PUBLIC_BASE_URL", id="base-url-without-scheme"),
     pytest.param({"FLOW_TIMEOUT_MINUTES": "half an hour"}, "FLOW_TIMEOUT_MINUTES", id="any-bad-number"),
+    pytest.param({"DATA_KEY_FILE": _not_a_key}, "DATA_KEY_FILE", id="data-key-file-garbage"),
+    pytest.param({"DATA_KEY_FILE": _under_a_file}, "DATA_KEY_FILE", id="data-key-file-unmakeable"),
+    pytest.param({"RASA_URL": "localhost:5005"}, "RASA_URL", id="rasa-url-without-scheme"),
+    pytest.param({"TELEGRAM_WEBHOOK_SECRET": "geheim!"}, "TELEGRAM_WEBHOOK_SECRET", id="webhook-secret"),
 ]
 
 
