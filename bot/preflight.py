@@ -19,7 +19,6 @@ from storage.crypto import DataKeyError, DataVault
 from storage.db import is_sqlite, make_engine
 from storage.geo_import import PC4_COLUMNS
 
-ENVIRONMENTS = ("development", "production")
 # The columns `PostcodeBook.load` reads; the others are informative.
 _REQUIRED_PC4_COLUMNS = set(PC4_COLUMNS) - {"plaatsen", "provincie", "alle_gemeentecodes"}
 
@@ -86,11 +85,7 @@ def check_database(settings: Settings) -> None:
 
 
 def check_values(settings: Settings) -> None:
-    """ENVIRONMENT, TIMEZONE, PUBLIC_BASE_URL and DATA_KEY hold values the system can use."""
-    if settings.environment not in ENVIRONMENTS:
-        raise SettingsProblem(
-            f"ENVIRONMENT must be {' or '.join(ENVIRONMENTS)}, not {settings.environment!r}"
-        )
+    """TIMEZONE, PUBLIC_BASE_URL and DATA_KEY hold values the system can use."""
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -62,7 +62,6 @@ CASES = [
     ),
     pytest.param({"HTTP_PORT": "eighty"}, "HTTP_PORT", id="port-not-a-number"),
     pytest.param({"HTTP_PORT": "70000"}, "HTTP_PORT", id="port-out-of-range"),
-    pytest.param({"ENVIRONMENT": "prod"}, "ENVIRONMENT", id="environment-unknown"),
     pytest.param({"ENVIRONMENT": "production"}, "DATA_KEY", id="production-without-secrets"),
     pytest.param({"TIMEZONE": "Europe/Enschede"}, "TIMEZONE", id="timezone-unknown"),
     pytest.param({"DATA_KEY": "not-a-fernet-key"}, "DATA_KEY", id="data-key-malformed"),
