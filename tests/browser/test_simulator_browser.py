@@ -74,6 +74,18 @@ def _say(page: Any, text: str) -> None:
     box.press("Enter")
 
 
+def _answered(page: Any, text: str) -> None:
+    """Say something and wait until it shows, followed by the bot's answer (one message or more)."""
+    mine = page.locator("#log .msg.me").count()
+    _say(page, text)
+    page.wait_for_function(
+        """n => { const all = [...document.querySelectorAll('#log .msg')];
+                  return all.filter(e => e.classList.contains('me')).length > n
+                      && all[all.length - 1].classList.contains('bot'); }""",
+        arg=mine,
+    )
+
+
 def _in_view(page: Any, locator: Any) -> bool:
     box = locator.bounding_box()
     viewport = page.viewport_size
@@ -168,9 +180,7 @@ def test_telegram_shares_a_phone_number_in_its_own_look(
         lambda r: sent.append(r.post_data_json) if r.url.endswith("/simulator/messages") else None,
     )
     for text in ["/start", "JA", "OVERSLAAN", "7511 AB 12", "JA"]:
-        count = page.get_by_role("log").locator(".msg.bot").count()
-        _say(page, text)
-        expect(page.get_by_role("log").locator(".msg.bot")).to_have_count(count + 1)
+        _answered(page, text)
     page.get_by_label("nummer bij Telegram").fill("+31687654321")
     page.get_by_label("nummer bij Telegram").press("Tab")
     page.get_by_role("button", name="Deel mijn nummer").click()
@@ -195,10 +205,9 @@ def test_docs_screenshots(simulator_app: SimulatorApp, browser: Any) -> None:
         page = context.new_page()
         page.goto(f"{app.url}/simulator")
         page.get_by_role("button", name="Wissen").click()
+        expect(page.get_by_role("log").locator(".msg")).to_have_count(0)
         for text in ["AANMELDEN", "JA", "Sanne", "7511 AB 12", "JA"]:
-            count = page.get_by_role("log").locator(".msg.bot").count()
-            _say(page, text)
-            expect(page.get_by_role("log").locator(".msg.bot")).to_have_count(count + 1)
+            _answered(page, text)
         tip = "Ik zag een man in een rode jas richting het station lopen"
         page.get_by_label("bericht").fill(tip)
         expect(page.locator("#counter")).to_have_text(f"1 sms-deel · {len(tip)}/160 GSM-7")
