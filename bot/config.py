@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_POSTCODE_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nl_pc4.csv"
+from storage.geo import SHIPPED_POSTCODE_DATA
 
 
 class Settings(BaseSettings):
@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     data_key: str | None = None
     data_key_file: Path = Path("./data/data.key")
 
-    postcode_data: Path = DEFAULT_POSTCODE_DATA
+    postcode_data: Path = SHIPPED_POSTCODE_DATA
+    """The PC4 table; the copy shipped in `storage/data/` unless a finer or newer one is set."""
     simulator: bool = True
 
     privacy_statement_version: str = "2026-1"

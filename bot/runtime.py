@@ -165,7 +165,7 @@ def build_runtime(
         clock=clock,
         flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
     )
-    simulator = SimulatorChannel()
+    simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
     if settings.simulator:
         senders.update(dict.fromkeys(simulator.kinds, simulator))
