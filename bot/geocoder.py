@@ -68,6 +68,10 @@ class Geocoder(Protocol):
         """Answers for a whole text, such as the place named in a tip."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the geocoder holds (its HTTP client)."""
+        ...
+
 
 class GeocoderUnavailable(RuntimeError):
     """The remote geocoder timed out, failed or answered something we cannot read."""
@@ -119,6 +123,9 @@ class PostcodeGeocoder:
         # Towns before municipalities of the same name, larger towns (more postcode areas) first.
         size = {(k, n): len(p) for (k, n), p in towns.items()}
         self._towns.sort(key=lambda t: (t.kind != "woonplaats", -size[(t.kind, t.name)], t.name))
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
     def _label(self, town: _Town) -> str:
         if town.kind == "gemeente":
@@ -262,6 +269,10 @@ class FallbackGeocoder:
         except GeocoderUnavailable as exc:
             log.warning("geocoder unavailable (%s): using the built-in postcode table", exc)
             return await self.local.free(text, near=near, limit=limit)
+
+    async def aclose(self) -> None:
+        """Close the remote geocoder's HTTP client."""
+        await self.remote.aclose()
 
 
 def make_geocoder(

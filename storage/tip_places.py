@@ -1,0 +1,57 @@
+"""Store functions for the places named in tips: which tips still wait for coordinates, and setting them.
+
+The place is looked up after the tip is stored (the tip reaches the control room first); the update
+moves `updated_at`, so the live page's stream sends the tip again and the map shows its marker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from storage.models import Action, Tip
+from storage.tips import utc
+
+
+@dataclass(frozen=True)
+class PlaceToFind:
+    """A tip that names a place but has no coordinates yet, with its action's area."""
+
+    tip_id: int
+    updated_at: datetime
+    text: str
+    area: dict[str, Any]
+
+
+def tips_awaiting_place(session: Session, *, since: datetime, limit: int = 50) -> list[PlaceToFind]:
+    """Tips changed since `since` that name a place and have no coordinates, oldest change first."""
+    rows = session.exec(
+        select(Tip.id, Tip.updated_at, Tip.location_text, Action.area)
+        .join(Action, col(Action.id) == col(Tip.action_id))
+        .where(
+            col(Tip.updated_at) >= since,
+            col(Tip.location_text).is_not(None),
+            col(Tip.lat).is_(None),
+        )
+        .order_by(col(Tip.updated_at), col(Tip.id))
+        .limit(limit)
+    ).all()
+    return [
+        PlaceToFind(int(tip_id or 0), utc(updated_at) or since, str(text), dict(area or {}))
+        for tip_id, updated_at, text, area in rows
+    ]
+
+
+def set_tip_point(session: Session, *, tip_id: int, lat: float, lon: float, now: datetime) -> bool:
+    """Give a tip the coordinates of its place, unless it got some meanwhile (a shared location)."""
+    result = session.execute(
+        update(Tip)
+        .where(col(Tip.id) == tip_id, col(Tip.lat).is_(None))
+        .values(lat=lat, lon=lon, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
