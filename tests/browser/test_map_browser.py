@@ -91,3 +91,55 @@ def test_the_form_map_zooms_pans_searches_and_picks(live_room: LiveRoom, browser
     assert abs(distance_m(lat, lon, lat, centre[1]) - 60 * metres_per_px) < 2 * metres_per_px + 2
     assert re.fullmatch(r"\d+\.\d{6}", page.locator("#f-lat").input_value())
     context.close()
+
+
+def test_the_live_map_shows_tips_where_they_were_seen(live_room: LiveRoom, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nl-NL")
+    page = context.new_page()
+    _login(page, room.url)
+    page.goto(f"{room.url}/controlroom/actions/new")
+    page.get_by_label("Kop (kort: wat is er gebeurd)").fill("Vermist: jongen (8) in rode jas")
+    page.get_by_label("Omschrijving (signalement, voertuig)").fill("Tim, 1.30 m, blond, blauwe fiets.")
+    page.get_by_label("Zoek een plaats, straat of postcode").fill("Enschede")
+    page.get_by_label("Zoek een plaats, straat of postcode").press("Enter")
+    expect(page.locator("#lookup-result")).to_contain_text("Enschede")
+    page.get_by_role("button", name="Bekijk ontvangers en kosten").click()
+    expect(page.locator("#preview-total")).to_have_text("6")
+    expect(page.locator("#action-map path.leaflet-interactive, #action-map path")).not_to_have_count(0)
+    page.get_by_label(re.compile("Ik heb de tekst en het gebied gecontroleerd")).check()
+    page.get_by_role("button", name="Start de actie").click()
+    expect(page.locator("#action-status")).to_have_text("actief")
+    code = page.locator("h1").inner_text().split(" · ")[0]
+    box = page.locator("#action-map")
+    expect(box).to_have_attribute("data-tips", "0")
+
+    # A tip naming a postcode: shown at once, then (after the lookup) on the map, without a reload.
+    text = f"{code} Jongen in rode jas gezien bij 7511 AB, fietste richting station"
+    tipped = room.post_signed("/webhooks/twilio/sms", twilio_form(ChannelKind.SMS, room.sms[0], text))
+    assert tipped.status_code == 200
+    expect(page.locator("#tip-1")).to_be_visible()
+    marker = box.locator("path.tip-1")
+    expect(marker).to_have_count(1)
+    expect(box.locator(".tip-label")).to_have_text("#1")
+    marker.click(force=True)
+    expect(box.locator(".tip-popup")).to_contain_text("7511 AB")
+    expect(box.locator(".tip-popup")).to_contain_text("rode jas")
+    shot(page, "map-04-live-desktop")
+    [tip] = room.runtime.tip_feed.tips(action_id=int(page.url.rsplit("/", 1)[1]))  # type: ignore[union-attr]
+    assert tip.lat is not None and tip.lon is not None
+    assert distance_m(tip.lat, tip.lon, *ENSCHEDE) < 2000
+
+    # The page loaded afterwards (a phone) draws the marker from the start.
+    phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL")
+    small = phone.new_page()
+    small.context.add_cookies(context.cookies())
+    small.goto(page.url)
+    expect(small.locator("#action-map path.tip-1")).to_have_count(1)
+    expect(small.locator("#action-map .leaflet-control-scale-line")).to_be_visible()
+    small.locator("#action-map").scroll_into_view_if_needed()
+    shot(small, "map-05-live-phone")
+    phone.close()
+    context.close()

@@ -191,6 +191,7 @@
         show();
       } else if (event.key === "Enter") {
         event.preventDefault();
+        clearTimeout(timer);
         const places = active >= 0 ? found : await ask();
         if (places.length) choose(places[Math.max(active, 0)]);
       } else if (event.key === "Escape") {
@@ -199,6 +200,7 @@
     });
     search.addEventListener("blur", () => setTimeout(close, 150));
     document.getElementById("f-lookup").addEventListener("click", async () => {
+      clearTimeout(timer);
       const places = await ask();
       if (places.length) choose(places[0]);
     });
