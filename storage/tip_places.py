@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Action, Tip
@@ -27,13 +27,18 @@ class PlaceToFind:
     area: dict[str, Any]
 
 
-def tips_awaiting_place(session: Session, *, since: datetime, limit: int = 50) -> list[PlaceToFind]:
-    """Tips changed since `since` that name a place and have no coordinates, oldest change first."""
+def tips_awaiting_place(
+    session: Session, *, after: tuple[datetime, int], limit: int = 50
+) -> list[PlaceToFind]:
+    """Tips changed after `after` (a change time and a tip id, as the last call's last row gave them)
+    that name a place and have no coordinates, oldest change first."""
+    at, tip_id = after
     rows = session.exec(
         select(Tip.id, Tip.updated_at, Tip.location_text, Action.area)
         .join(Action, col(Action.id) == col(Tip.action_id))
         .where(
-            col(Tip.updated_at) >= since,
+            col(Tip.updated_at) >= at,
+            or_(col(Tip.updated_at) > at, col(Tip.id) > tip_id),
             col(Tip.location_text).is_not(None),
             col(Tip.lat).is_(None),
         )
@@ -41,8 +46,8 @@ def tips_awaiting_place(session: Session, *, since: datetime, limit: int = 50) -
         .limit(limit)
     ).all()
     return [
-        PlaceToFind(int(tip_id or 0), utc(updated_at) or since, str(text), dict(area or {}))
-        for tip_id, updated_at, text, area in rows
+        PlaceToFind(int(found_id or 0), utc(updated_at) or at, str(text), dict(area or {}))
+        for found_id, updated_at, text, area in rows
     ]
 
 

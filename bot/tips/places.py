@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.geocoder import Found, Geocoder, Near, area_near
 from storage.db import SessionFactory, transaction
@@ -36,6 +36,7 @@ class TipPlaces:
         book: PostcodeBook,
         poll_s: float = 5.0,
         lookback: timedelta = timedelta(minutes=10),
+        batch: int = 50,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -43,7 +44,8 @@ class TipPlaces:
         self._book = book
         self._poll_s = poll_s
         self._lookback = lookback
-        self._tried: dict[int, datetime] = {}
+        self._batch = batch
+        self._after: tuple[datetime, int] = (datetime.min.replace(tzinfo=UTC), 0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -87,22 +89,23 @@ class TipPlaces:
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
 
     async def step(self) -> int:
-        """Look up every waiting tip's place once; how many tips got coordinates."""
-        now = self._clock()
-        since = now - self._lookback
-        self._tried = {k: v for k, v in self._tried.items() if v >= since}
-        waiting = await asyncio.to_thread(self._waiting, since)
+        """Look up the place of every tip that waits for one, once each; how many tips got coordinates."""
+        since = self._clock() - self._lookback
+        # Resume after the last tip looked at, but never look further back than the lookback.
+        cursor = max(self._after, (since, 0))
         placed = 0
-        for tip in waiting:
-            if self._tried.get(tip.tip_id) == tip.updated_at:
-                continue
-            self._tried[tip.tip_id] = tip.updated_at
-            found = await self.locate(tip.text, tip.area)
-            if found is not None:
-                # Strictly later than the tip's last change, so the live page's stream sends it again.
-                at = max(self._clock(), tip.updated_at + timedelta(microseconds=1))
-                placed += await asyncio.to_thread(self._store, tip.tip_id, found, at)
-        return placed
+        while True:
+            waiting = await asyncio.to_thread(self._waiting, cursor)
+            for tip in waiting:
+                cursor = (tip.updated_at, tip.tip_id)
+                found = await self.locate(tip.text, tip.area)
+                if found is not None:
+                    # Strictly later than the tip's last change, so the live page's stream sends it again.
+                    at = max(self._clock(), tip.updated_at + timedelta(microseconds=1))
+                    placed += await asyncio.to_thread(self._store, tip.tip_id, found, at)
+            self._after = cursor
+            if len(waiting) < self._batch:
+                return placed
 
     async def locate(self, text: str, area: dict[str, object]) -> Found | None:
         """The place a tip names, inside (or near) its action's area; None when there is none."""
@@ -124,9 +127,9 @@ class TipPlaces:
         best = min(self._book, key=lambda p: (p.lat - near.lat) ** 2 + (p.lon - near.lon) ** 2, default=None)
         return best.place if best is not None else None
 
-    def _waiting(self, since: datetime) -> list[PlaceToFind]:
+    def _waiting(self, after: tuple[datetime, int]) -> list[PlaceToFind]:
         with self._sessions() as session:
-            return tips_awaiting_place(session, since=since)
+            return tips_awaiting_place(session, after=after, limit=self._batch)
 
     def _store(self, tip_id: int, found: Found, at: datetime) -> int:
         with transaction(self._sessions) as session:

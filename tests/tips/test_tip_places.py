@@ -148,6 +148,21 @@ async def test_a_slow_geocoder_does_not_hold_up_the_tip(
         await finder.stop()
 
 
+async def test_tips_without_a_place_in_the_area_do_not_hold_up_later_ones(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    remote: Geocoder, fake: FakeLocatieserver,
+) -> None:  # fmt: skip
+    finder = TipPlaces(sessions=sessions, clock=clock, geocoder=remote, book=book, batch=2)
+    for _ in range(3):
+        await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 in Hengelo")
+    assert await finder.step() == 0
+    asked = len(fake.requests)
+    await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 bij de Oude Markt")
+    assert await finder.step() == 1
+    assert [t.lat is not None for t in stored_tips(sessions)] == [False, False, False, True]
+    assert all(r.params["q"].startswith("Oude Markt") for r in fake.requests[asked:])  # not again
+
+
 async def test_tips_older_than_the_lookback_are_left_alone(
     router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver,
