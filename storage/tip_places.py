@@ -1,7 +1,8 @@
 """Store functions for the places named in tips: which tips still wait for coordinates, and setting them.
 
 The place is looked up after the tip is stored (the tip reaches the control room first); the update
-moves `updated_at`, so the live page's stream sends the tip again and the map shows its marker.
+moves `updated_at`, so the live page's stream sends the tip again and the map shows its marker, and a
+forward row carries the new version to the API's tip stream and the webhook.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from storage.models import Action, Tip
-from storage.tips import utc
+from storage.models import Action, Tip, TipForward
+from storage.tips import PENDING, SKIPPED, UPDATED, tip_json, utc
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,25 @@ def set_tip_point(session: Session, *, tip_id: int, lat: float, lon: float, now:
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def forward_point(session: Session, *, tip_id: int, now: datetime, webhook: bool) -> None:
+    """A new version of the tip (now with its point) for the tip stream and, when set, the webhook."""
+    tip = session.get(Tip, tip_id)
+    if tip is None:
+        return
+    action = session.get(Action, tip.action_id)
+    session.add(
+        TipForward(
+            tip_id=tip_id,
+            action_id=tip.action_id,
+            event=UPDATED,
+            payload=tip_json(tip, action_code=action.code if action else ""),
+            created_at=now,
+            webhook_state=PENDING if webhook else SKIPPED,
+            webhook_next_at=now,
+            # The operators' chat had the tip already: a point alone is not worth another message there.
+            chat_state=SKIPPED,
+            chat_next_at=now,
+        )
+    )

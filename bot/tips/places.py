@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from bot.geocoder import Found, Geocoder, Near, area_near
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
-from storage.tip_places import PlaceToFind, set_tip_point, tips_awaiting_place
+from storage.tip_places import PlaceToFind, forward_point, set_tip_point, tips_awaiting_place
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class TipPlaces:
         poll_s: float = 5.0,
         lookback: timedelta = timedelta(minutes=10),
         batch: int = 50,
+        webhook: bool = False,
+        on_placed: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -45,6 +47,8 @@ class TipPlaces:
         self._poll_s = poll_s
         self._lookback = lookback
         self._batch = batch
+        self._webhook = webhook
+        self._on_placed = on_placed
         self._after: tuple[datetime, int] = (datetime.min.replace(tzinfo=UTC), 0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -133,4 +137,9 @@ class TipPlaces:
 
     def _store(self, tip_id: int, found: Found, at: datetime) -> int:
         with transaction(self._sessions) as session:
-            return int(set_tip_point(session, tip_id=tip_id, lat=found.lat, lon=found.lon, now=at))
+            if not set_tip_point(session, tip_id=tip_id, lat=found.lat, lon=found.lon, now=at):
+                return 0
+            forward_point(session, tip_id=tip_id, now=at, webhook=self._webhook)
+        if self._on_placed is not None:
+            self._on_placed()
+        return 1

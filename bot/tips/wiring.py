@@ -122,7 +122,14 @@ class TipServices:
         with a geocoder and the postcode table, tips' places are looked up for the map too."""
         self._sessions, self._clock = sessions, clock
         if geocoder is not None and book is not None:
-            self.places = TipPlaces(sessions=sessions, clock=clock, geocoder=geocoder, book=book)
+            self.places = TipPlaces(
+                sessions=sessions,
+                clock=clock,
+                geocoder=geocoder,
+                book=book,
+                webhook=self.rules.webhook,
+                on_placed=self._placed,
+            )
         self._forwarder = TipForwarder(
             sessions=sessions,
             settings=self._settings,
@@ -176,6 +183,12 @@ class TipServices:
             self._forwarder.wake(questions=False)
         if self.places is not None:
             self.places.wake()
+
+    def _placed(self) -> None:
+        # A tip got its point: a new version for the streams and the webhook (not for the place finder).
+        self.hub.notify()
+        if self._forwarder is not None:
+            self._forwarder.wake(questions=False)
 
     def api_router(self) -> APIRouter:
         """The `/api/v1` tip routes (bearer API_TOKEN)."""

@@ -21,7 +21,7 @@ from storage.geo import PostcodeBook, distance_m
 from storage.tip_places import set_tip_point
 from tests.conftest import FixedClock
 from tests.fakes.locatieserver import FakeLocatieserver
-from tests.tips.conftest import launch, person, say, stored_tips
+from tests.tips.conftest import forwards, launch, person, say, stored_tips
 
 OUDE_MARKT = (52.21960, 6.89640)
 
@@ -183,3 +183,24 @@ async def test_a_shared_location_is_not_overwritten(
     with transaction(sessions) as session:
         assert set_tip_point(session, tip_id=tip.id or 0, lat=52.2, lon=6.2, now=clock()) is False
     assert (stored_tips(sessions)[0].lat, stored_tips(sessions)[0].lon) == (52.1, 6.1)
+
+
+@pytest.mark.parametrize("webhook", [True, False])
+async def test_the_point_goes_out_as_a_new_version_of_the_tip(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    remote: Geocoder, webhook: bool,
+) -> None:  # fmt: skip
+    await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 bij de Oude Markt")
+    rung: list[str] = []
+    finder = TipPlaces(
+        sessions=sessions, clock=clock, geocoder=remote, book=book, webhook=webhook,
+        on_placed=lambda: rung.append("placed"),
+    )  # fmt: skip
+    assert await finder.step() == 1
+    created, updated = forwards(sessions)
+    assert (created.event, updated.event) == ("tip.created", "tip.updated")
+    assert created.payload["location"]["lat"] is None
+    location = updated.payload["location"]
+    assert location["text"] == "Oude Markt" and distance_m(location["lat"], location["lon"], *OUDE_MARKT) < 50
+    assert updated.webhook_state == ("pending" if webhook else "skipped") and updated.chat_state == "skipped"
+    assert rung == ["placed"]
