@@ -164,3 +164,17 @@ async def test_with_tiles_the_csp_lets_in_the_tile_server_and_nothing_else(
     config = json.loads(html.unescape(re.search(r"data-map='([^']*)'", page.text).group(1)))  # type: ignore[union-attr]
     assert config["tiles"] == PDOK_TILES
     assert config["attribution"] == "Kaartgegevens © Kadaster"
+
+
+async def test_a_municipality_action_shows_its_postcode_areas(
+    client: httpx.AsyncClient, cr: ControlRoom
+) -> None:
+    await login(client, "olga")
+    created = await _post(client, area_kind="municipalities", municipalities="Enschede")
+    assert created.status_code == 303, created.text
+    preview = await client.get(created.headers["location"])
+    config = json.loads(html.unescape(re.search(r"data-map='([^']*)'", preview.text).group(1)))  # type: ignore[union-attr]
+    assert config["circle"] is None and config["pick"] is False
+    enschede = [p for p in cr.book if p.municipality_code == "0153"]
+    assert len(config["area_points"]) == len(enschede) > 5
+    assert distance_m(*config["centre"], *ENSCHEDE) < 5000
