@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from bot.texts import Catalogue
 from storage.geo import InvalidPostcode, PostcodeBook, UnknownPostcode, distance_m, normalise_postcode
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,9 @@ class _Town:
 class PostcodeGeocoder:
     """The offline geocoder: postcodes, towns and municipalities from the shipped postcode table."""
 
-    def __init__(self, book: PostcodeBook) -> None:
+    def __init__(self, book: PostcodeBook, *, municipality_label: str = "{name}") -> None:
         self._book = book
+        self._municipality_label = municipality_label
         towns: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
         for place in book:
             if place.place:
@@ -129,7 +131,7 @@ class PostcodeGeocoder:
 
     def _label(self, town: _Town) -> str:
         if town.kind == "gemeente":
-            return f"Gemeente {town.name}"
+            return self._municipality_label.format(name=town.name)
         if town.municipality != town.name:
             return f"{town.name}, {town.municipality}"
         return town.name
@@ -276,10 +278,16 @@ class FallbackGeocoder:
 
 
 def make_geocoder(
-    book: PostcodeBook, *, url: str | None, timeout_s: float = 2.0, http: httpx.AsyncClient | None = None
+    book: PostcodeBook,
+    *,
+    url: str | None,
+    timeout_s: float = 2.0,
+    http: httpx.AsyncClient | None = None,
+    municipality_label: str = "{name}",
 ) -> Geocoder:
-    """Locatieserver at `url` with the postcode table behind it, or the postcode table alone."""
-    local = PostcodeGeocoder(book)
+    """Locatieserver at `url` with the postcode table behind it, or the postcode table alone
+    (`municipality_label`: how it names a municipality, `{name}` for its name)."""
+    local = PostcodeGeocoder(book, municipality_label=municipality_label)
     if not url:
         return local
     return FallbackGeocoder(LocatieserverGeocoder(url, http=http, timeout_s=timeout_s), local)
@@ -305,3 +313,8 @@ def area_near(area: dict[str, Any], book: PostcodeBook, *, margin_m: float = 100
     far = max(distance_m(lat, lon, p.lat, p.lon) for p in places)
     # A postcode area's centre is not its edge: a few kilometres more holds the whole municipality.
     return Near(lat, lon, far + 3000.0 + margin_m)
+
+
+def municipality_label(catalogue: Catalogue) -> str:
+    """How the built-in geocoder names a municipality in the control room ("Gemeente {name}")."""
+    return catalogue.render("nl", "controlroom.map.municipality", name="{name}")

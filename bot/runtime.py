@@ -27,7 +27,7 @@ from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
 from bot.flows.reconfirm import ReconfirmFlow
 from bot.flows.relay import RelayFlow, RelayGroupFlow
-from bot.geocoder import Geocoder, make_geocoder
+from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
 from bot.messages import ChannelKind, StatusUpdate
 from bot.router import Router
@@ -156,8 +156,13 @@ def build_runtime(
     sessions = session_factory(engine)
     vault = DataVault(data_key(settings))
     book = PostcodeBook.load(settings.postcode_data)
-    geocoder = make_geocoder(book, url=settings.geocoder_url, timeout_s=settings.geocoder_timeout_s)
     catalogue = Catalogue.load()
+    geocoder = make_geocoder(
+        book,
+        url=settings.geocoder_url,
+        timeout_s=settings.geocoder_timeout_s,
+        municipality_label=municipality_label(catalogue),
+    )
     parser = make_parser(settings)
     router = Router(
         sessions=sessions,

@@ -19,7 +19,7 @@ from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
 from bot.controlroom.tipfeed import NoTipFeed, TipFeed
-from bot.geocoder import Geocoder, PostcodeGeocoder
+from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -89,7 +89,7 @@ class ControlRoom:
 
     def __post_init__(self) -> None:
         if self.geocoder is None:
-            self.geocoder = PostcodeGeocoder(self.book)
+            self.geocoder = PostcodeGeocoder(self.book, municipality_label=municipality_label(self.catalogue))
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["prefix"] = PREFIX
         self.templates.env.filters["local"] = self.local_time

@@ -47,7 +47,7 @@ def map_config(
         "tips": [_tip(tip) for tip in tips or [] if tip.lat is not None and tip.lon is not None],
         "texts": {
             key: t.render(lang, f"controlroom.map.{key}")
-            for key in ("zoom_in", "zoom_out", "offline", "recipients", "picked")
+            for key in ("zoom_in", "zoom_out", "offline", "recipients")
         },
     }
     if isinstance(area, Circle):

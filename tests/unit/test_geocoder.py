@@ -17,8 +17,10 @@ from bot.geocoder import (
     PostcodeGeocoder,
     area_near,
     make_geocoder,
+    municipality_label,
     parse_point,
 )
+from bot.texts import Catalogue
 from storage.geo import PostcodeBook, distance_m
 from tests.fakes.locatieserver import FakeLocatieserver
 
@@ -140,3 +142,10 @@ def test_an_action_area_becomes_a_circle_to_search_in(book: PostcodeBook) -> Non
     assert municipality is not None and municipality.holds(Found("x", *ENSCHEDE, "woonplaats"))
     assert not municipality.holds(Found("Amsterdam", 52.37, 4.89, "woonplaats"))
     assert area_near({"municipalities": []}, book) is None
+
+
+async def test_the_builtin_geocoder_names_municipalities_as_the_catalogue_says(book: PostcodeBook) -> None:
+    label = municipality_label(Catalogue.load())
+    answers = await PostcodeGeocoder(book, municipality_label=label).suggest("Enschede")
+    assert [a.label for a in answers] == ["Enschede", "Gemeente Enschede"]
+    assert [a.kind for a in answers] == ["woonplaats", "gemeente"]
