@@ -26,6 +26,6 @@ async def places(request: Request, visitor: ActionVisitor, q: str = "") -> JSONR
 @router.get("/map/base.json")
 async def base(request: Request, visitor: AnyVisitor) -> JSONResponse:
     """The outline the maps draw when no tile server is set: postcode-area centres and town names."""
-    # Built once per process (a third of a second): in a thread, so the first caller does not stall the rest.
+    # Built once per process, and not cheaply: in a thread, so the first caller does not stall the others.
     layer = await asyncio.to_thread(base_layer, room(request).book)
     return JSONResponse(layer, headers={"Cache-Control": "private, max-age=3600"})
