@@ -41,7 +41,12 @@ class Settings(BaseSettings):
     controlroom_webhook_secret: str | None = None
     controlroom_phone: str | None = None
     controlroom_tile_url: str | None = None
-    """XYZ map tiles for the control room (`https://…/{z}/{x}/{y}.png`); unset draws a plain background."""
+    """XYZ map tiles for the control room (`https://…/{z}/{x}/{y}.png`); unset draws the offline outline."""
+    controlroom_tile_attribution: str = "Kaartgegevens © Kadaster"
+    """The credit shown on the map under the tiles (PDOK's BRT-Achtergrondkaart asks for Kadaster's)."""
+    geocoder_url: str | None = None
+    """PDOK Locatieserver (`https://api.pdok.nl/bzk/locatieserver/search/v3_1`); unset: the postcode table."""
+    geocoder_timeout_s: float = 2.0
     controlroom_telegram_chat_id: str | None = None
     """A Telegram chat of operators that gets every tip too (sent through the Telegram channel)."""
 

@@ -19,6 +19,7 @@ from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
 from bot.controlroom.tipfeed import NoTipFeed, TipFeed
+from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -81,10 +82,14 @@ class ControlRoom:
     on_queued: Callable[[], None] | None = None
     stream_poll_s: float = 0.5
     stream_heartbeat_s: float = 15.0
+    geocoder: Geocoder | None = None
+    """The place search and tips' places; None: the postcode table (set in `__post_init__`)."""
     templates: Jinja2Templates = field(init=False)
     texts: AlertTexts = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.geocoder is None:
+            self.geocoder = PostcodeGeocoder(self.book, municipality_label=municipality_label(self.catalogue))
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["prefix"] = PREFIX
         self.templates.env.filters["local"] = self.local_time
@@ -117,8 +122,14 @@ class ControlRoom:
 
     @property
     def tile_url(self) -> str | None:
-        """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws a plain background."""
+        """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws the offline outline."""
         return self.settings.controlroom_tile_url or None
+
+    @property
+    def places(self) -> Geocoder:
+        """The geocoder (the postcode table when none was given)."""
+        assert self.geocoder is not None
+        return self.geocoder
 
 
 @dataclass

@@ -50,6 +50,7 @@ OPS = frozenset({"olga", "ada"})  # operators and admins: actions and tips
 ADMIN = frozenset({"ada"})
 ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/static/{name}"): PUBLIC,
+    ("GET", "/controlroom/static/vendor/leaflet/{name:path}"): PUBLIC,
     ("GET", "/controlroom/login"): PUBLIC,
     ("POST", "/controlroom/login"): PUBLIC,
     ("POST", "/controlroom/language"): PUBLIC,
@@ -60,6 +61,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions"): OPS,
     ("GET", "/controlroom/actions/new"): OPS,
     ("GET", "/controlroom/postcode"): OPS,
+    ("GET", "/controlroom/places"): OPS,
+    ("GET", "/controlroom/map/base.json"): ALL,
     ("POST", "/controlroom/actions"): OPS,
     ("GET", "/controlroom/actions/{action_id}"): OPS,
     ("POST", "/controlroom/actions/{action_id}/launch"): OPS,
