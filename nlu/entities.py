@@ -294,6 +294,9 @@ def _places(text: str, words: Words, towns: Towns | None = None) -> list[Span]:
         return spans
     before = {start: words.at[i - 1][1] for i, (start, _) in enumerate(words.at) if i}
     for start, end, name in towns.find(text, words):
+        inside = [s for s in spans if start <= s.start and s.end <= end]
+        if inside and len(inside) == sum(not (end <= s.start or start >= s.end) for s in spans):
+            spans = [s for s in spans if s not in inside]  # "in Bergen" read by a rule is "Bergen op Zoom"
         if not all(end <= s.start or start >= s.end for s in spans):
             continue
         capital = text[start].isupper() and _SENTENCE_END.search(text[:start].rstrip(" ")) is None
