@@ -92,7 +92,6 @@ def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
     location: dict[str, Any] | None = None
     if tip.location_text or tip.lat is not None:
         location = {"text": tip.location_text, "lat": tip.lat, "lon": tip.lon}
-        location["places"] = list(tip.places or ())
     return {
         "id": tip.id,
         "action_id": tip.action_id,
@@ -105,6 +104,8 @@ def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
         "seen_at": seen_at.isoformat() if seen_at else None,
         "seen_text": tip.seen_text,
         "location": location,
+        # Every place the tip names, most specific first with its town: what a geocoder tries in turn.
+        "places": list(tip.places or ()),
         "direction": tip.direction,
         "description": tip.description,
         "vehicle_plate": tip.vehicle_plate,
