@@ -120,7 +120,7 @@ _APPROX = r"(?:rond|rondom|omstreeks|ongeveer|ong\.?|ca\.?|circa|zo'?n|tegen|aro
 _RELATIVE = re.compile(
     r"(?<![\w-])(?P<q>(?:(?:ruim|bijna|ongeveer|zo'?n|nog\s+geen|about|almost)\s+)?"
     r"(?:een\s+half|een\s+halve|half\s+an|half\s+a|half|anderhalf|anderhalve|een\s+paar|paar|enkele|a\s+few|few|"
-    r"een|één|an?|" + _NUM + r"))?\s*(?P<u>" + _UNIT + r")(?:\s+(?:of\s+)?(?P<n2>\d{1,3}))?"
+    r"een|één|an?|" + _NUM + r"))?\s*(?P<u>" + _UNIT + r")\.?(?:\s+(?:of\s+)?(?P<n2>\d{1,3}))?"
     r"\s+(?:geleden|terug|hiervoor|ago)(?![\w-])",
     _F,
 )

@@ -256,8 +256,8 @@ _PLACE_RULES: Final = (
         needs=frozenset(last_word(n) for n in _LANDMARKS_WORDS),
     ),
     _Rule(
-        re.compile(r"(?<![\w-])(?:op|on)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
-        frozenset({"op", "on"}),
+        re.compile(r"(?<![\w-])(?:op|on|aan|langs)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
+        frozenset({"op", "on", "aan", "langs"}),
     ),
     _Rule(
         re.compile(

@@ -48,6 +48,7 @@ def _seen(text: str, received: datetime) -> tuple[str, str | None] | None:
         pytest.param("rond 3 uur vannacht", (8, 0), "rond 3 uur vannacht", "20 03:00", id="night"),
         pytest.param("10 min geleden", (14, 55), "10 min geleden", "20 14:45", id="min"),
         pytest.param("net", (14, 55), "net", "20 14:55", id="net"),
+        pytest.param("20 min. geleden", (14, 55), "20 min. geleden", "20 14:35", id="abbreviation-with-stop"),
         pytest.param("eerder vandaag", (14, 55), "vandaag", None, id="earlier-today"),
         pytest.param("ik zag hem gisteren ook", (14, 55), "gisteren", None, id="day-alone"),
         pytest.param("vanavond", (14, 0), "vanavond", None, id="evening-still-to-come"),
@@ -125,6 +126,11 @@ def test_every_place_is_kept_in_order_with_the_town(
     reading = read_tip(text, FRIDAY, towns=TOWNS)
     assert reading.places.text == location
     assert reading.places.places == places
+
+
+def test_a_road_after_aan_is_a_place() -> None:
+    reading = read_tip("bij het tankstation aan de N18", FRIDAY)
+    assert reading.places.text == "tankstation, N18"
 
 
 def test_places_without_towns_keep_every_place() -> None:
