@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.texts import Catalogue
 from bot.tips.facts import facts_from, towns_of
+from bot.tips.forwarder import chat_text
 from storage.geo import PostcodeBook
 from storage.models import ChannelKind, Tip
 from storage.tips import TipFacts, _apply_facts, tip_json
@@ -91,3 +93,13 @@ def test_a_later_message_resolves_a_time_the_first_only_named() -> None:
     _apply_facts(tip, TipFacts(seen_at=at, seen_text="om 22.00", location_text="Hema", places=("Hema",)))
     assert (tip.seen_at, tip.seen_text) == (at, "om 22.00")
     assert (tip.location_text, tip.places) == ("Hema", ["Hema"])
+
+
+def test_the_operators_chat_shows_the_phrase_beside_the_time_or_alone(catalogue: Catalogue) -> None:
+    base = {"id": 3, "action_code": "BN-ABCD", "channel": "sms", "reporter": "R-X", "text": "t", "media": []}
+    timed = base | {"seen_at": "2026-11-20T13:50:00+00:00", "seen_text": "nu net 5 minuten geleden"}
+    untimed = base | {"seen_at": None, "seen_text": "gisteren"}
+    assert "14:50 20-11 (‘nu net 5 minuten geleden’)" in chat_text(
+        timed, catalogue, event="tip.created", tz=AMS
+    )
+    assert ": ‘gisteren’" in chat_text(untimed, catalogue, event="tip.created", tz=AMS)
