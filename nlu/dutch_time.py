@@ -214,8 +214,7 @@ def seen_time(mentions: list[TimeMention], received_at: datetime, tz: str = AMST
     best = min(mentions, key=_precision)
     kinds = {p.kind for p in best.parts}
     if best.parts and "clock" in kinds and not kinds & {"day", "relative"}:
-        day = next((m for m in mentions if m is not best and {p.kind for p in m.parts} & {"day", "daypart"}
-                    and not {p.kind for p in m.parts} & {"clock", "relative"}), None)
+        day = next((m for m in mentions if m is not best and _day_without_clock(m)), None)
         if day is not None:
             pair = sorted((day, best), key=lambda m: m.start)
             parts = sorted([*day.parts, *best.parts], key=lambda p: p.start)
@@ -230,6 +229,11 @@ def seen_time(mentions: list[TimeMention], received_at: datetime, tz: str = AMST
 def _past(value: datetime | None, now: datetime) -> datetime | None:
     # Nobody saw something later than they wrote about it ("vanavond" at two in the afternoon).
     return value if value is not None and value <= now + FUTURE_TOLERANCE else None
+
+
+def _day_without_clock(mention: TimeMention) -> bool:
+    kinds = {p.kind for p in mention.parts}
+    return bool(kinds & {"day", "daypart"}) and not kinds & {"clock", "relative"}
 
 
 def _precision(mention: TimeMention) -> tuple[int, int]:

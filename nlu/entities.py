@@ -429,14 +429,20 @@ def read_tip(text: str, received_at: datetime, tz: str = AMSTERDAM, towns: Towns
     words = words_of(text)
     times = find_times_in(text, received_at, tz, words)
     spans = _spans(text, words, times, towns)
-    kept_times = [m for m in times if any(s.entity == TIME_SEEN and s.start <= m.start < s.end for s in spans)
-                  or all(m.end <= s.start or m.start >= s.end for s in spans)]
+    # A time phrase a code, plate or postcode took ("12-11") is not a time.
+    kept_times = [m for m in times if _time_kept(m, spans)]
     places = order_places(((s.start, s.value) for s in spans if s.entity == PLACE), towns)
     return TipReading(tuple(spans), seen_time(kept_times, received_at, tz), places)
 
 
 def _plate_spans(text: str) -> list[Span]:
     return [Span(VEHICLE_PLATE, p.start, p.end, p.value) for p in find_plates(text)]
+
+
+def _time_kept(mention: TimeMention, spans: list[Span]) -> bool:
+    if any(s.entity == TIME_SEEN and s.start <= mention.start < s.end for s in spans):
+        return True
+    return all(mention.end <= s.start or mention.start >= s.end for s in spans)
 
 
 def find_spans(
