@@ -16,7 +16,7 @@ from nlu.dutch_time import AMSTERDAM, SeenTime, TimeMention, find_times_in, seen
 from nlu.places import FURNITURE, PlaceList, Towns, order_places
 from nlu.plates import find_plates
 from nlu.types import Entity
-from nlu.words import Words, first_word, last_word, matches_at, words_of
+from nlu.words import Words, first_word, fold, last_word, matches_at, words_of
 
 MAX_TEXT: Final = 2000
 EXTRACTOR: Final = "builtin_rules"
@@ -282,8 +282,13 @@ def find_places(text: str, towns: Towns | None = None) -> list[Span]:
     return _places(text, words_of(text), towns)
 
 
-# A town's name in lower case counts after one of these ("bij station enschede", "in hengelo").
+# A town's name in lower case counts after one of these ("bij station enschede", "in hengelo"), unless it
+# is also a common word ("bij een boom", "bij hem": Een and Hem are villages).
 _TOWN_CUES: Final = frozenset({"in", "te", "uit", "bij", "station", "centrum", "near", "at", "nabij"})
+_TOWNS_ALSO_WORDS: Final = frozenset(
+    ("een", "hem", "heel", "ie", "best", "echt", "leek", "neer", "made", "lies", "hoek", "wier", "well")
+    + ("hall", "baard", "broek", "oranje", "blokker", "loon", "boer", "beek", "heide", "waal", "grave")
+)
 _SENTENCE_END: Final = re.compile(r"(?:^|[.!?]\s*)$")
 
 
@@ -300,7 +305,8 @@ def _places(text: str, words: Words, towns: Towns | None = None) -> list[Span]:
         if not all(end <= s.start or start >= s.end for s in spans):
             continue
         capital = text[start].isupper() and _SENTENCE_END.search(text[:start].rstrip(" ")) is None
-        if capital or before.get(start) in _TOWN_CUES or any(s.end <= start <= s.end + 2 for s in spans):
+        cued = before.get(start) in _TOWN_CUES or any(s.end <= start <= s.end + 2 for s in spans)
+        if capital or cued and fold(text[start:end]) not in _TOWNS_ALSO_WORDS:
             spans.append(Span(PLACE, start, end, name))  # as the table spells it, for the geocoder
     spans.sort(key=lambda s: s.start)
     return spans

@@ -13,7 +13,7 @@ from nlu.places import DETAIL, LANDMARK, STREET, TOWN, Towns, kind_of, order_pla
 
 AMS = ZoneInfo("Europe/Amsterdam")
 FRIDAY = datetime(2026, 11, 20, 14, 55, tzinfo=AMS)
-TOWNS = Towns(["Enschede", "Hengelo", "Den Helder", "Bergen", "Bergen op Zoom", "Best", "Echt"])
+TOWNS = Towns(["Enschede", "Hengelo", "Den Helder", "Bergen", "Bergen op Zoom", "Best", "Echt", "Een", "Hem"])
 
 
 def _seen(text: str, received: datetime) -> tuple[str, str | None] | None:
@@ -112,6 +112,7 @@ def test_a_day_alone_is_marked_vague() -> None:
             id="two-word-town",
         ),
         pytest.param("Best raar, het was echt een man", None, (), id="town-words-in-a-sentence"),
+        pytest.param("ik stond bij hem, bij een bankje", "bankje", (), id="villages-that-are-common-words"),
         pytest.param(
             "in Bergen op Zoom bij de kerk",
             "kerk, Bergen op Zoom",
