@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
-from bot.controlroom.tipfeed import NoTipFeed, TipFeed
+from bot.controlroom.tipfeed import NoTipFeed, TipFeed, TipView
 from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
 from storage.crypto import DataVault
@@ -102,13 +102,16 @@ class ControlRoom:
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(ZoneInfo(self.settings.timezone)).strftime(fmt)
 
-    def seen_time(self, value: str) -> str:
-        """When a tipster saw something (an ISO time in UTC) as a wall-clock time; other text as it is."""
+    def seen_time(self, tip: TipView) -> str:
+        """When a tipster saw something: wall-clock time and the phrase as written, or the phrase alone."""
+        phrase = f"‘{tip.seen_text}’" if tip.seen_text else ""
+        if not tip.seen_at:
+            return phrase
         try:
-            seen = datetime.fromisoformat(value)
+            shown = self.local_time(datetime.fromisoformat(tip.seen_at), "%H:%M")
         except ValueError:
-            return value
-        return self.local_time(seen, "%H:%M")
+            shown = tip.seen_at
+        return f"{shown} ({phrase})" if phrase else shown
 
     def wake(self) -> None:
         """Tell the dispatcher that deliveries were queued."""

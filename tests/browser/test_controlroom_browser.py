@@ -129,7 +129,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     assert tipped.status_code == 200
     tip = page.locator("#tip-1")
     expect(tip).to_be_visible()
-    expect(tip.locator("dd").first).to_have_text(seen)
+    expect(tip.locator("dd").first).to_have_text(f"{seen} (‘om {seen}’)")  # the time, and the words for it
     expect(tip.locator("dl")).to_contain_text("station")
     expect(tip.locator("dl")).to_contain_text("centrum")
     expect(tip.locator(".raw")).to_contain_text(XSS)  # shown as text, not run

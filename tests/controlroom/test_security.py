@@ -334,6 +334,7 @@ def test_the_page_script_builds_tips_with_text_nodes_only() -> None:
         "lon",
         "has_phone",
         "seen_at",  # formatted by seenTime() into a text node
+        "seen_text",  # the tipster's phrase, formatted by seenTime() into the same text node
     }
 
 

@@ -62,11 +62,16 @@ function setupFetchForm(form) {
 }
 
 /* ---- the live action page ---- */
-// Storage gives when a tipster saw something as an ISO time in UTC: show the wall clock, as the server does.
-function seenTime(value, timeZone) {
+// Storage gives when a tipster saw something as an ISO time in UTC: show the wall clock, as the server does,
+// with the tipster's own phrase next to it, or the phrase alone when it gave no time.
+function seenTime(tip, timeZone) {
+  const phrase = tip.seen_text ? `‘${tip.seen_text}’` : "";
+  const value = tip.seen_at;
+  if (!value) return phrase;
   const at = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at.getTime())) return value;
-  return at.toLocaleTimeString("nl-NL", {timeZone, hour: "2-digit", minute: "2-digit"});
+  const shown = !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at.getTime())
+    ? value : at.toLocaleTimeString("nl-NL", {timeZone, hour: "2-digit", minute: "2-digit"});
+  return phrase ? `${shown} (${phrase})` : shown;
 }
 
 function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
@@ -81,10 +86,10 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   li.append(h);
   const dl = document.createElement("dl");
   for (const field of ["seen_at", "location", "direction", "description", "vehicle_plate", "relay"]) {
-    if (!tip[field]) continue;
+    if (!tip[field] && !(field === "seen_at" && tip.seen_text)) continue;
     const dt = document.createElement("dt"); dt.textContent = labels[field];
     const dd = document.createElement("dd");
-    dd.textContent = field === "seen_at" ? seenTime(tip.seen_at, timeZone) : tip[field];
+    dd.textContent = field === "seen_at" ? seenTime(tip, timeZone) : tip[field];
     dl.append(dt, dd);
   }
   li.append(dl);
