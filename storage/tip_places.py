@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col
 
 from storage.models import Action, Tip, TipForward
 from storage.tips import PENDING, SKIPPED, UPDATED, tip_json, utc
@@ -26,6 +27,7 @@ class PlaceToFind:
     updated_at: datetime
     text: str
     area: dict[str, Any]
+    places: tuple[str, ...] = ()
 
 
 def tips_awaiting_place(
@@ -34,8 +36,11 @@ def tips_awaiting_place(
     """Tips changed after `after` (a change time and a tip id, as the last call's last row gave them)
     that name a place and have no coordinates, oldest change first."""
     at, tip_id = after
-    rows = session.exec(
-        select(Tip.id, Tip.updated_at, Tip.location_text, Action.area)
+    # Five columns: more than sqlmodel's typed select takes, so the Core select.
+    rows = session.execute(
+        core_select(
+            col(Tip.id), col(Tip.updated_at), col(Tip.location_text), col(Action.area), col(Tip.places)
+        )
         .join(Action, col(Action.id) == col(Tip.action_id))
         .where(
             col(Tip.updated_at) >= at,
@@ -47,8 +52,10 @@ def tips_awaiting_place(
         .limit(limit)
     ).all()
     return [
-        PlaceToFind(int(found_id or 0), utc(updated_at) or at, str(text), dict(area or {}))
-        for found_id, updated_at, text, area in rows
+        PlaceToFind(
+            int(found_id or 0), utc(updated_at) or at, str(text), dict(area or {}), tuple(places or ())
+        )
+        for found_id, updated_at, text, area, places in rows
     ]
 
 

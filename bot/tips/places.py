@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.geocoder import Found, Geocoder, Near, area_near
@@ -102,7 +102,7 @@ class TipPlaces:
             waiting = await asyncio.to_thread(self._waiting, cursor)
             for tip in waiting:
                 cursor = (tip.updated_at, tip.tip_id)
-                found = await self.locate(tip.text, tip.area)
+                found = await self.locate_first((*tip.places, tip.text), tip.area)
                 if found is not None:
                     # Strictly later than the tip's last change, so the live page's stream sends it again.
                     at = max(self._clock(), tip.updated_at + timedelta(microseconds=1))
@@ -110,6 +110,14 @@ class TipPlaces:
             self._after = cursor
             if len(waiting) < self._batch:
                 return placed
+
+    async def locate_first(self, queries: Sequence[str], area: dict[str, object]) -> Found | None:
+        """The first of a tip's place queries (most specific first) found in its action's area."""
+        for query in dict.fromkeys(queries):
+            found = await self.locate(query, area)
+            if found is not None:
+                return found
+        return None
 
     async def locate(self, text: str, area: dict[str, object]) -> Found | None:
         """The place a tip names, inside (or near) its action's area; None when there is none."""
