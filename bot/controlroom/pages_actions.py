@@ -11,25 +11,25 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from bot.alerts import estimate_cost
-from bot.api.actions import ActionIn, CloseIn
+from bot.api.actions import MAX_CLOSING, ActionIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
-from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
+from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable
 from bot.messages import ChannelKind
+from bot.services.actions import close as close_now
+from bot.services.actions import closing_audience_of
 from bot.targeting import Circle, Municipalities, parse_area, select_recipients
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
     ActionStateError,
     Target,
-    close_action,
     create_action,
     get_action,
     launch_action,
     list_actions,
-    tipster_identity_ids,
 )
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
@@ -254,8 +254,8 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
     now = cr.clock()
     with cr.sessions() as session:
         action = _load(session, action_id)
-        view = _action_map(cr, session, action)
         if action.status == ActionStatus.DRAFT:
+            view = _action_map(cr, session, action)
             area = parse_area(action.area)
             assert isinstance(area, Circle | Municipalities)
             recipients = select_recipients(session, area=area, at=now, timezone=cr.settings.timezone)
@@ -274,6 +274,22 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
                 map=view,
                 error=request.query_params.get("error"),
             )
+    return _live_page(request, visitor, action_id)
+
+
+def _live_page(
+    request: Request,
+    visitor: Visitor,
+    action_id: int,
+    *,
+    close_error: str | None = None,
+    close_values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    cr = room(request)
+    with cr.sessions() as session:
+        action = _load(session, action_id)
+        view = _action_map(cr, session, action)
         progress = progress_of(session, action_id=action_id)
         relays = relay_figures(session, action_id=action_id)  # issue 8: neighbourhood groups reached
     tips = cr.tips.tips(action_id=action_id)
@@ -294,7 +310,10 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
         last_tip=max((t.id for t in tips), default=0),
         map=view,
         outcomes=list(ActionOutcome),
+        close_error=close_error,
+        close_values=close_values or {},
         flash=request.query_params.get("flash"),
+        status_code=status_code,
     )
 
 
@@ -332,41 +351,61 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
 
 
 @router.post("/actions/{action_id}/close")
-async def close(
-    request: Request,
-    visitor: ActionPoster,
-    action_id: int,
-    outcome: Annotated[str, Form()],
-    closing_text: Annotated[str, Form(max_length=600)],
-) -> Response:
-    """End the action; the recipients get the closing text, the tipsters the result."""
+async def close(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Close in two steps: the outcome, then a confirmation that says how many get the closing message."""
     cr = room(request)
+    form = await request.form()
+    values = {name: str(form.get(name, "")).strip() for name in ("outcome", "closing_text")}
+    t = translator(cr.catalogue, visitor.language)
     try:
-        body = CloseIn(outcome=ActionOutcome(outcome), closing_text=closing_text)
-    except (ValueError, ValidationError):
-        raise HTTPException(status_code=422, detail="choose an outcome and write a closing text") from None
+        outcome = ActionOutcome(values["outcome"])
+    except ValueError:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            close_error=t("close.no_outcome"),
+            close_values=values,
+            status_code=422,
+        )
+    if len(values["closing_text"]) > MAX_CLOSING:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            close_error=t("close.too_long", limit=MAX_CLOSING),
+            close_values=values,
+            status_code=422,
+        )
     now = cr.clock()
+    if form.get("confirm") != "yes":
+        with cr.sessions() as session:
+            action = _load(session, action_id)
+            audience = closing_audience_of(session, action_id=action_id)
+        return render(
+            request,
+            "action_close.html",
+            lang=visitor.language,
+            visitor=visitor,
+            section="actions",
+            action=action,
+            outcome=outcome,
+            closing_text=values["closing_text"],
+            audience=audience,
+        )
     with transaction(cr.sessions) as session:
-        action = _load(session, action_id)
+        _load(session, action_id)
         try:
-            queued = close_action(
+            close_now(
                 session,
-                action=action,
-                outcome=body.outcome,
-                closing_text=body.closing_text,
+                action_id=action_id,
+                outcome=outcome,
+                closing_text=values["closing_text"],
                 now=now,
-                tipster_identities=tipster_identity_ids(session, action_id=action_id),
+                actor=visitor.actor,
             )
         except ActionStateError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
-        audit(
-            session,
-            now=now,
-            actor=visitor.actor,
-            event="action_closed",
-            subject=f"action:{action_id}",
-            detail={"outcome": body.outcome.value, "closing_messages": queued},
-        )
     cr.wake()
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -266,18 +267,101 @@ async def test_mark_reply_and_phone_view_is_audited(
     assert refused.status_code == 403
 
 
-async def test_close_sets_the_outcome(client: httpx.AsyncClient, sessions: SessionFactory) -> None:
+async def test_close_asks_for_confirmation_then_sets_the_outcome(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
     await login(client, "olga")
     action_id = await _launched(client)
     page = await client.get(f"/controlroom/actions/{action_id}")
-    closed = await client.post(
-        f"/controlroom/actions/{action_id}/close",
-        data={"csrf_token": csrf_of(page.text), "outcome": "found", "closing_text": "Tim is terecht."},
-    )
+    form = {"csrf_token": csrf_of(page.text), "outcome": "found", "closing_text": "Tim is terecht."}
+    asked = await client.post(f"/controlroom/actions/{action_id}/close", data=form)
+    assert asked.status_code == 200 and 'id="close-confirm-form"' in asked.text
+    with sessions() as session:
+        action = session.get(Action, action_id)
+        assert action is not None and action.status == ActionStatus.ACTIVE, (
+            "nothing happens before the confirm"
+        )
+    closed = await client.post(f"/controlroom/actions/{action_id}/close", data={**form, "confirm": "yes"})
     assert closed.status_code == 303
     with sessions() as session:
         action = session.get(Action, action_id)
+        events = session.exec(select(AuditEvent).where(AuditEvent.event == "action_closed")).all()
     assert action is not None and action.status == ActionStatus.CLOSED and action.outcome == "found"
+    assert [(e.actor, e.subject) for e in events] == [("operator:olga", f"action:{action_id}")]
+
+
+def test_no_outcome_is_preselected_on_the_live_page() -> None:
+    template = (Path(__file__).parents[2] / "bot/controlroom/templates/action_live.html").read_text()
+    form = template[template.index('id="close-form"') :]
+    assert "<option" not in form and "checked{% endif %}" in form, "a radio is checked only when posted back"
+
+
+@pytest.mark.parametrize("outcome", ["", "gevonden", "FOUND"])
+async def test_close_without_an_outcome_is_refused_in_dutch(
+    client: httpx.AsyncClient, sessions: SessionFactory, outcome: str
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    refused = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "outcome": outcome,
+            "closing_text": "Klaar.",
+            "confirm": "yes",
+        },
+    )
+    assert refused.status_code == 422
+    assert "Kies hoe de actie is afgelopen." in refused.text
+    assert 'id="close-form"' in refused.text and "Klaar." in refused.text, "the text typed stays"
+    with sessions() as session:
+        action = session.get(Action, action_id)
+    assert action is not None and action.status == ActionStatus.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("reached", "shown"), [(1, "1 deelnemer."), (7, "7 deelnemers.")], ids=["one", "seven"]
+)
+async def test_confirmation_counts_who_gets_the_closing_message(
+    client: httpx.AsyncClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    reached: int,
+    shown: str,
+) -> None:
+    for _ in range(reached):
+        seed_person(sessions, vault, clock(), at=ENSCHEDE, channels=[ChannelKind.TELEGRAM])
+    seed_person(sessions, vault, clock(), at=ENSCHEDE, channels=[ChannelKind.SMS])  # its alert fails
+    await login(client, "olga")
+    action_id = await _launched(client)
+    with transaction(sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.channel == ChannelKind.TELEGRAM.value)  # type: ignore[arg-type]
+            .values(status=DeliveryStatus.DELIVERED.value)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.channel == ChannelKind.SMS.value)  # type: ignore[arg-type]
+            .values(status=DeliveryStatus.FAILED.value)
+        )
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    asked = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={"csrf_token": csrf_of(page.text), "outcome": "no_result", "closing_text": ""},
+    )
+    audience = re.search(r'id="close-audience"><strong>([^<]*)<', asked.text)
+    assert audience is not None and audience.group(1) == f"Afloopbericht naar {shown}"
+    closed = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={"csrf_token": csrf_of(page.text), "outcome": "no_result", "closing_text": "", "confirm": "yes"},
+    )
+    assert closed.status_code == 303
+    with sessions() as session:
+        closings = session.exec(select(Delivery).where(Delivery.kind == "closing")).all()
+    assert len(closings) == reached, "the confirmation said how many were queued"
 
 
 @pytest.mark.parametrize("suffix", ["", "/stream"], ids=["page", "stream"])

@@ -93,7 +93,11 @@ FORMS: dict[str, dict[str, str]] = {
         "expires_minutes": "120",
     },  # fmt: skip
     "/controlroom/actions/{action_id}/launch": {"confirm": "yes"},
-    "/controlroom/actions/{action_id}/close": {"outcome": "found", "closing_text": "Noah is gevonden."},
+    "/controlroom/actions/{action_id}/close": {
+        "outcome": "found",
+        "closing_text": "Noah is gevonden.",
+        "confirm": "yes",
+    },
     "/controlroom/actions/{action_id}/tips/{tip_id}/mark": {"useful": "yes"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/reply": {"text": "Welke kleur had zijn jas?"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/phone": {},
