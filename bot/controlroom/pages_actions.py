@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -27,9 +29,11 @@ from storage.actions import (
     ActionStateError,
     Target,
     create_action,
+    delete_draft,
     get_action,
     launch_action,
     list_actions,
+    update_draft,
 )
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
@@ -71,6 +75,7 @@ async def actions(request: Request, visitor: ActionVisitor) -> HTMLResponse:
         section="actions",
         active=active,
         others=others,
+        flash=request.query_params.get("flash"),
     )
 
 
@@ -86,6 +91,7 @@ def _form_page(
     values: dict[str, str],
     error: str | None = None,
     status_code: int = 200,
+    draft: Action | None = None,
 ) -> HTMLResponse:
     cr = room(request)
     return render(
@@ -98,6 +104,7 @@ def _form_page(
         error=error,
         types=list(ActionType),
         map=_form_map(cr),
+        draft=draft,
         status_code=status_code,
     )
 
@@ -123,7 +130,12 @@ async def postcode(request: Request, visitor: ActionVisitor, pc: str = "") -> JS
     )
 
 
+class FormProblem(ValueError):
+    """The action form does not hold a valid action; the message says why, in the page's language."""
+
+
 def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str, Any]:
+    t = translator(cr.catalogue, lang)
     if values.get("area_kind") == "municipalities":
         return {"municipalities": values.get("municipalities", "").replace(";", ",").split(",")}
     lat, lon = values.get("lat", "").strip(), values.get("lon", "").strip()
@@ -131,54 +143,61 @@ def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str, Any]:
         try:
             place = cr.book.lookup(values["postcode"])
         except (InvalidPostcode, UnknownPostcode):
-            raise ValueError(
-                cr.catalogue.render(
-                    lang, "controlroom.form.unknown_postcode", postcode=values["postcode"][:10]
-                )
-            ) from None
+            raise FormProblem(t("form.unknown_postcode", postcode=values["postcode"][:10])) from None
         lat, lon = str(place.lat), str(place.lon)
         values["lat"], values["lon"] = lat, lon
-    return {"circle": {"lat": lat or "nan", "lon": lon or "nan", "radius_m": values.get("radius_m", "")}}
+    if not lat or not lon:
+        raise FormProblem(t("form.problem.no_point"))
+    return {"circle": {"lat": lat, "lon": lon, "radius_m": values.get("radius_m", "")}}
 
 
-def _problem_text(exc: ValidationError) -> str:
-    parts = []
+def _problem_text(exc: ValidationError, values: dict[str, str], t: Any) -> str:
+    """Pydantic's English errors as one sentence per field the operator can fix, in the page's language."""
+    parts: list[str] = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"] if x not in ("circle",))
-        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
+        where = [str(x) for x in err["loc"]]
+        if where[:1] == ["area"]:
+            if where[-1:] == ["radius_m"]:
+                key = "radius"
+            elif where[-1:] in (["lat"], ["lon"]):
+                key = "coordinates"
+            elif where[-1:] == ["circle"]:
+                key = "point"
+            else:
+                key = "municipalities"
+        elif where[:1] in (["type"], ["headline"], ["description"], ["instruction"]):
+            key = where[0]
+        else:
+            key = "other"
+        text = t(f"form.problem.{key}", lat=values.get("lat", ""), lon=values.get("lon", ""), field=where[0])
+        if text not in parts:
+            parts.append(text)
+    return " ".join(parts)
 
 
-@router.post("/actions")
-async def create(request: Request, visitor: ActionPoster) -> Response:
-    """Store the form as a draft action and show its preview; nothing is sent yet."""
-    cr = room(request)
-    form = await request.form()
-    values = {name: str(form.get(name, "")) for name in FORM_FIELDS}
+def _draft_from_form(cr: ControlRoom, values: dict[str, str], lang: str) -> ActionDraft:
+    """The form's fields as a valid draft. Raises FormProblem with a message for the operator."""
+    t = translator(cr.catalogue, lang)
     now = cr.clock()
-
-    def invalid(problem: str) -> HTMLResponse:
-        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=problem)
-        return _form_page(request, visitor, values, error=message, status_code=422)
-
     try:
         minutes = int(values["expires_minutes"] or "0")
+    except ValueError:
+        raise FormProblem(t("form.problem.expires")) from None
+    if minutes <= 0:
+        raise FormProblem(t("form.problem.expires"))
+    try:
         body = ActionIn.model_validate(
             {
                 "type": values["type"],
                 "headline": values["headline"],
                 "description": values["description"],
                 "instruction": values["instruction"],
-                "area": _area(cr, values, visitor.language),
+                "area": _area(cr, values, lang),
                 "expires_at": now + timedelta(minutes=minutes),
             }
         )
     except ValidationError as exc:
-        return invalid(_problem_text(exc))
-    except ValueError as exc:
-        return invalid(str(exc))
-    if minutes <= 0:
-        return invalid("expires_minutes > 0")
+        raise FormProblem(_problem_text(exc, values, t)) from None
     area: dict[str, Any]
     if body.area.circle is not None:
         area = {"circle": body.area.circle.model_dump()}
@@ -189,7 +208,7 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
                 try:
                     codes.append(cr.book.municipality_code(name))
                 except LookupError:
-                    return invalid(f"municipalities: {name.strip()[:60]}")
+                    raise FormProblem(t("form.problem.municipality", name=name.strip()[:60])) from None
         area = {"municipalities": sorted(set(codes))}
     draft = ActionDraft(
         type=body.type,
@@ -211,11 +230,122 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
     )
     problems = cr.texts.problems(probe)
     if problems:
-        return invalid("; ".join(f"{p.field}: {p.message}" for p in problems))
+        keys = {"headline": "headline_sms", "description": "description_long"}
+        found = {t(f"form.problem.{keys.get(p.field, 'other')}", field=p.field) for p in problems}
+        raise FormProblem(" ".join(sorted(found)))
+    return draft
+
+
+def _form_values(form: Any) -> dict[str, str]:
+    return {name: str(form.get(name, "")) for name in FORM_FIELDS}
+
+
+@router.post("/actions")
+async def create(request: Request, visitor: ActionPoster) -> Response:
+    """Store the form as a draft action and show its preview; nothing is sent yet."""
+    cr = room(request)
+    values = _form_values(await request.form())
+    try:
+        draft = _draft_from_form(cr, values, visitor.language)
+    except FormProblem as exc:
+        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
+        return _form_page(request, visitor, values, error=message, status_code=422)
+    now = cr.clock()
     with transaction(cr.sessions) as session:
         action = create_action(session, draft=draft, now=now, created_by=visitor.actor)
         audit(session, now=now, actor=visitor.actor, event="action_created", subject=f"action:{action.id}")
     return RedirectResponse(f"{PREFIX}/actions/{action.id}", status_code=303)
+
+
+def _draft_values(action: Action, now: datetime) -> dict[str, str]:
+    """A stored draft as the form's fields, for editing."""
+    values = {
+        "type": action.type.value,
+        "headline": action.headline,
+        "description": action.description,
+        "instruction": action.instruction,
+        "area_kind": "circle",
+        "radius_m": "2000",
+    }
+    circle = action.area.get("circle")
+    if circle is not None:
+        values |= {
+            "lat": f"{circle['lat']:.5f}",
+            "lon": f"{circle['lon']:.5f}",
+            "radius_m": f"{circle['radius_m']:g}",
+        }
+    else:
+        values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
+    expires = action.expires_at if action.expires_at.tzinfo else action.expires_at.replace(tzinfo=UTC)
+    values["expires_minutes"] = str(max(1, math.ceil((expires - now).total_seconds() / 60)))
+    return values
+
+
+def _draft_or_409(cr: ControlRoom, session: Session, action_id: int, lang: str) -> Action:
+    action = _load(session, action_id)
+    if action.status is not ActionStatus.DRAFT:
+        raise HTTPException(status_code=409, detail=translator(cr.catalogue, lang)("draft.not_draft"))
+    return action
+
+
+@router.get("/actions/{action_id}/edit", response_class=HTMLResponse)
+async def edit_draft(request: Request, visitor: ActionVisitor, action_id: int) -> HTMLResponse:
+    """The form again, filled in from the draft; a launched action cannot be edited here."""
+    cr = room(request)
+    with cr.sessions() as session:
+        action = _draft_or_409(cr, session, action_id, visitor.language)
+    return _form_page(request, visitor, _draft_values(action, cr.clock()), draft=action)
+
+
+@router.post("/actions/{action_id}/edit")
+async def save_draft(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Store the changed draft and show its preview again; nothing is sent."""
+    cr = room(request)
+    values = _form_values(await request.form())
+    with cr.sessions() as session:
+        action = _draft_or_409(cr, session, action_id, visitor.language)
+    try:
+        draft = _draft_from_form(cr, values, visitor.language)
+    except FormProblem as exc:
+        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
+        return _form_page(request, visitor, values, error=message, status_code=422, draft=action)
+    now = cr.clock()
+    refused = translator(cr.catalogue, visitor.language)("draft.not_draft")
+    with transaction(cr.sessions) as session:
+        try:
+            update_draft(session, action=_load(session, action_id), draft=draft)
+        except ActionStateError:
+            raise HTTPException(status_code=409, detail=refused) from None
+        audit(session, now=now, actor=visitor.actor, event="action_edited", subject=f"action:{action_id}")
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/delete")
+async def remove_draft(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Delete a draft after the explicit confirmation; a launched action is never deleted."""
+    cr = room(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return RedirectResponse(f"{PREFIX}/actions/{action_id}?error=delete", status_code=303)
+    t = translator(cr.catalogue, visitor.language)
+    now = cr.clock()
+    with transaction(cr.sessions) as session:
+        action = _draft_or_409(cr, session, action_id, visitor.language)
+        code = action.code
+        try:
+            delete_draft(session, action=action)
+        except ActionStateError:
+            raise HTTPException(status_code=409, detail=t("draft.not_draft")) from None
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="action_deleted",
+            subject=f"action:{action_id}",
+            detail={"code": code},
+        )
+    flash = urlencode({"flash": t("draft.deleted", code=code)})
+    return RedirectResponse(f"{PREFIX}/actions?{flash}", status_code=303)
 
 
 def _action_map(cr: ControlRoom, session: Session, action: Action) -> MapView:

@@ -98,22 +98,33 @@ async def test_launch_needs_the_confirmation(
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        pytest.param({"postcode": "1000"}, "1000", id="unknown-postcode"),
-        pytest.param({"radius_m": "60000"}, "50 km", id="radius-too-large"),
-        pytest.param({"headline": "  "}, "headline", id="empty-headline"),
+        pytest.param({"postcode": "1000"}, "Postcode 1000 is onbekend.", id="unknown-postcode"),
+        pytest.param({"radius_m": "60000"}, "hoogstens 50 km", id="radius-too-large"),
+        pytest.param({"headline": "  "}, "Vul een kop in", id="empty-headline"),
         pytest.param(
-            {"area_kind": "municipalities", "municipalities": "Atlantis"}, "Atlantis", id="municipality"
+            {"area_kind": "municipalities", "municipalities": "Atlantis"},
+            "Gemeente Atlantis is onbekend.",
+            id="municipality",
         ),
-        pytest.param({"expires_minutes": "0"}, "expires", id="no-lifetime"),
+        pytest.param({"expires_minutes": "0"}, "De looptijd moet minstens 1 minuut zijn.", id="no-lifetime"),
+        pytest.param(
+            {"postcode": "", "lat": "", "lon": ""}, "Kies eerst een plaats op de kaart", id="no-point"
+        ),
+        pytest.param({"postcode": "", "lat": "40.0", "lon": "3.0"}, "ligt buiten Nederland", id="outside"),
+        pytest.param({"postcode": "", "lat": "noord", "lon": "6.9"}, "als getallen", id="not-a-number"),
     ],
 )
-async def test_invalid_form_is_shown_again_with_the_problem(
+async def test_invalid_form_is_shown_again_with_the_problem_in_dutch(
     client: httpx.AsyncClient, fields: dict[str, str], message: str
 ) -> None:
     await login(client, "olga")
     response = await _create(client, **fields)
     assert response.status_code == 422
-    assert message in response.text
+    error = re.search(r'id="form-error">([^<]*)<', response.text)
+    assert error is not None and message in error.group(1)
+    assert error.group(1).startswith("Controleer het formulier: ")
+    words = set(re.findall(r"[a-z_]+", error.group(1).lower()))
+    assert not words & {"nan", "the", "must", "lies", "outside", "value", "error", "headline", "radius_m"}
     assert 'id="action-form"' in response.text
 
 
@@ -405,3 +416,80 @@ async def test_stream_ends_when_the_session_ends(cr: ControlRoom, client: httpx.
     ]
     assert ended[-1].startswith("event: logout")
     assert not any("event: progress" in e for e in ended)
+
+
+async def test_a_draft_can_be_edited_before_the_launch(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    path = (await _create(client)).headers["location"]
+    form = await client.get(f"{path}/edit")
+    assert form.status_code == 200
+    assert 'value="Vermist: jongen (8) in rode jas"' in form.text and f'action="{path}/edit"' in form.text
+    assert 'value="2000"' in form.text, "the radius comes back"
+    saved = await client.post(
+        f"{path}/edit",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "type": "missing_person",
+            "headline": "Vermist: jongen (8) in groene jas",
+            "description": "Tim, 1.30 m, blond, groene jas.",
+            "instruction": "",
+            "area_kind": "circle",
+            "lat": "52.2215",
+            "lon": "6.8937",
+            "radius_m": "1500",
+            "expires_minutes": "90",
+        },
+    )
+    assert saved.status_code == 303 and saved.headers["location"] == path
+    preview = await client.get(path)
+    assert "groene jas" in preview.text and "rode jas" not in preview.text
+    with sessions() as session:
+        (action,) = session.exec(select(Action))
+        events = [e.event for e in session.exec(select(AuditEvent))]
+    assert action.status == ActionStatus.DRAFT and action.area["circle"]["radius_m"] == 1500
+    assert "action_edited" in events
+
+
+async def test_a_draft_is_deleted_only_after_the_confirmation(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    path = (await _create(client)).headers["location"]
+    preview = await client.get(path)
+    assert 'id="delete-form"' in preview.text
+    kept = await client.post(f"{path}/delete", data={"csrf_token": csrf_of(preview.text)})
+    assert kept.status_code == 303 and kept.headers["location"].endswith("?error=delete")
+    with sessions() as session:
+        assert session.exec(select(Action)).first() is not None
+    gone = await client.post(f"{path}/delete", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"})
+    assert gone.status_code == 303
+    listing = await client.get(gone.headers["location"])
+    assert re.search(r"Concept BN-\w+ is verwijderd\.", listing.text)
+    with sessions() as session:
+        assert session.exec(select(Action)).first() is None
+        deleted = session.exec(select(AuditEvent).where(AuditEvent.event == "action_deleted")).all()
+    assert [(e.actor, e.subject) for e in deleted] == [
+        ("operator:olga", path.replace("/controlroom/actions/", "action:"))
+    ]
+
+
+@pytest.mark.parametrize("route", ["edit", "delete", "edit-form"])
+async def test_a_launched_action_cannot_be_edited_or_deleted(
+    client: httpx.AsyncClient, sessions: SessionFactory, route: str
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    base = f"/controlroom/actions/{action_id}"
+    if route == "edit-form":
+        response = await client.get(f"{base}/edit")
+    else:
+        data = {"csrf_token": csrf_of(page.text), "confirm": "yes", "headline": "Anders", "type": "other"}
+        response = await client.post(f"{base}/{route}", data=data)
+    assert response.status_code == 409 and "al gestart" in response.text
+    with sessions() as session:
+        action = session.get(Action, action_id)
+    assert action is not None and action.status == ActionStatus.ACTIVE
+    assert action.headline == "Vermist: jongen (8) in rode jas"
