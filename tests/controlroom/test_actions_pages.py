@@ -493,3 +493,34 @@ async def test_a_launched_action_cannot_be_edited_or_deleted(
         action = session.get(Action, action_id)
     assert action is not None and action.status == ActionStatus.ACTIVE
     assert action.headline == "Vermist: jongen (8) in rode jas"
+
+
+async def test_the_live_page_puts_new_tips_first_with_the_operators_replies_in_their_thread(
+    client: httpx.AsyncClient, tips: FakeTipFeed
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    older = tips.add(action_id, "nu net 5 min geleden bij het bankje op de Oude Markt", has_phone=True)
+    tips.add(action_id, "zag net een man met rode jas bij de Hema in de Kalanderstraat", verdict="useful")
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    token = csrf_of(page.text)
+    await client.post(
+        f"/controlroom/actions/{action_id}/tips/{older.id}/reply",
+        data={"csrf_token": token, "text": "Welke kant liep hij op?"},
+        headers={"X-Requested-With": "fetch"},
+    )
+    live = (await client.get(f"/controlroom/actions/{action_id}")).text
+    assert live.index('id="tips-h"') < live.index('id="progress-h"'), "the tips come before the progress"
+    assert live.index('id="tip-2"') < live.index('id="tip-1"'), "newest first"
+    thread = re.search(r'<ol class="thread"[^>]*>(.*?)</ol>', live, re.DOTALL)
+    assert thread is not None and "Welke kant liep hij op?" in thread.group(1)
+    assert re.search(
+        r'<li class="out"><span class="who">Meldkamer · 15:33</span> Welke kant', thread.group(1)
+    )
+    useful = live[live.index('id="tip-2"') :]
+    assert re.search(r'<p class="verdict" >Beoordeeld: nuttig</p>', useful)
+    tip1 = live[live.index('id="tip-1"') :]
+    verdicts, reply = tip1.index('class="inline js-fetch verdicts"'), tip1.index('class="js-fetch reply"')
+    assert tip1.index("</div>", verdicts) < reply, "Verstuur sits in its own form, outside the verdict row"
+    for key in ("all", "new", "useful", "not_useful"):
+        assert f'data-filter="{key}"' in live
