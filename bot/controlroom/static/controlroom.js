@@ -149,12 +149,14 @@ function setupFetchForm(form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form, event.submitter);
-    const item = form.closest(".tip");
-    const status = item ? item.querySelector(".status") : null;
     const labels = tipLabels();
     const list = document.getElementById("tips");
+    const tipId = form.closest(".tip") ? form.closest(".tip").id : null;
     const response = await fetch(form.action, {method: "POST", body: data, credentials: "same-origin",
       headers: {"X-Requested-With": "fetch"}});
+    // A pushed update may have rebuilt the tip meanwhile: answer on the tip as it is shown now.
+    const item = tipId ? document.getElementById(tipId) : null;
+    const status = item ? item.querySelector(".status") : null;
     if (!response.ok) {
       if (status) status.textContent = (labels.error || "{status}").replace("{status}", String(response.status));
       return;
@@ -164,15 +166,16 @@ function setupFetchForm(form) {
     if (body.verdict !== undefined && item) {
       showVerdict(item, body.verdict, labels);
       markSeen(item);
-    } else if (body.phone !== undefined) {
+    } else if (body.phone !== undefined && item) {
       // The number gets its own place: the verdict line and the reply box stay as they were.
-      const number = form.querySelector(".phone-number");
+      const number = item.querySelector(".phone-number");
       if (number) number.textContent = body.phone;
     } else if (body.message && item) {
-      const text = String(data.get("text") || "");
-      addOwnReply(item, text, labels, list ? list.dataset.timezone : undefined);
+      addOwnReply(item, String(data.get("text") || ""), labels, list ? list.dataset.timezone : undefined);
       if (status) status.textContent = body.message;
       form.reset();
+      const box = item.querySelector("form.reply");
+      if (box) box.reset();
     }
   });
 }
@@ -429,6 +432,9 @@ function setupLive(live) {
     // Rebuild the tip in place, keeping what the operator is typing and a phone number already shown.
     const typing = shown.querySelector("input[name=text]");
     const number = shown.querySelector(".phone-number");
+    // A verdict is never taken back: an update read just before the operator judged must not hide it.
+    const judged = ["useful", "not_useful"].find((v) => shown.classList.contains(v));
+    if (!tip.verdict && judged) tip.verdict = judged;
     const fresh = build(tip);
     const box = fresh.querySelector("input[name=text]");
     if (typing && box) box.value = typing.value;
