@@ -515,7 +515,7 @@ async def test_the_live_page_puts_new_tips_first_with_the_operators_replies_in_t
     thread = re.search(r'<ol class="thread"[^>]*>(.*?)</ol>', live, re.DOTALL)
     assert thread is not None and "Welke kant liep hij op?" in thread.group(1)
     assert re.search(
-        r'<li class="out"><span class="who">Meldkamer · 15:33</span> Welke kant', thread.group(1)
+        r'<li class="out"><span class="who">Meldkamer · 15:33</span>Welke kant', thread.group(1)
     )
     useful = live[live.index('id="tip-2"') :]
     assert re.search(r'<p class="verdict" >Beoordeeld: nuttig</p>', useful)

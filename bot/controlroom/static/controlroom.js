@@ -121,7 +121,7 @@ function threadLine(direction, text, at, labels, timeZone) {
   who.className = "who";
   const time = new Date(at).toLocaleTimeString("nl-NL", {timeZone, hour: "2-digit", minute: "2-digit"});
   who.textContent = `${direction === "out" ? labels.from_operator : labels.from_tipster} · ${time}`;
-  li.append(who, " ", text);
+  li.append(who, text);
   return li;
 }
 
