@@ -467,7 +467,8 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
         try:
             queued = launch_action(session, action=action, targets=targets, now=now)
         except ActionStateError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
+            message = translator(cr.catalogue, visitor.language)("preview.already")
+            raise HTTPException(status_code=409, detail=message) from exc
         audit(
             session,
             now=now,
@@ -534,8 +535,10 @@ async def close(request: Request, visitor: ActionPoster, action_id: int) -> Resp
                 now=now,
                 actor=visitor.actor,
             )
-        except ActionStateError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
+        except ActionStateError:
+            # A second click, or a colleague who closed it first: show the action as it now stands.
+            flash = urlencode({"flash": t("close.already")})
+            return RedirectResponse(f"{PREFIX}/actions/{action_id}?{flash}", status_code=303)
     cr.wake()
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 

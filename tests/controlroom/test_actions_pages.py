@@ -299,6 +299,12 @@ async def test_close_asks_for_confirmation_then_sets_the_outcome(
         events = session.exec(select(AuditEvent).where(AuditEvent.event == "action_closed")).all()
     assert action is not None and action.status == ActionStatus.CLOSED and action.outcome == "found"
     assert [(e.actor, e.subject) for e in events] == [("operator:olga", f"action:{action_id}")]
+    again = await client.post(f"/controlroom/actions/{action_id}/close", data={**form, "confirm": "yes"})
+    assert again.status_code == 303, "a second click shows the closed action"
+    shown = await client.get(again.headers["location"])
+    assert "Deze actie is al afgesloten." in shown.text
+    with sessions() as session:
+        assert len(session.exec(select(AuditEvent).where(AuditEvent.event == "action_closed")).all()) == 1
 
 
 def test_no_outcome_is_preselected_on_the_live_page() -> None:
@@ -514,9 +520,7 @@ async def test_the_live_page_puts_new_tips_first_with_the_operators_replies_in_t
     assert live.index('id="tip-2"') < live.index('id="tip-1"'), "newest first"
     thread = re.search(r'<ol class="thread"[^>]*>(.*?)</ol>', live, re.DOTALL)
     assert thread is not None and "Welke kant liep hij op?" in thread.group(1)
-    assert re.search(
-        r'<li class="out"><span class="who">Meldkamer · 15:33</span>Welke kant', thread.group(1)
-    )
+    assert re.search(r'<li class="out"><span class="who">Meldkamer · 15:33</span>Welke kant', thread.group(1))
     useful = live[live.index('id="tip-2"') :]
     assert re.search(r'<p class="verdict" >Beoordeeld: nuttig</p>', useful)
     tip1 = live[live.index('id="tip-1"') :]
