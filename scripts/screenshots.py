@@ -163,8 +163,8 @@ def take(out: Path) -> list[Path]:
                 "Henk, 1.75 m, grijs haar, rode jas, grijze broek. Is in de war en kan de weg niet vinden."
             )
             page.get_by_label("Wat moeten deelnemers doen?").fill("Ziet u hem? Bel 112 en blijf bij hem.")
-            page.get_by_label("Postcode (vult het punt in)").fill("7511")
-            page.get_by_role("button", name="Zoek postcode").click()
+            page.get_by_label("Zoek een plaats, straat of postcode").fill("Enschede")
+            page.get_by_label("Zoek een plaats, straat of postcode").press("Enter")
             expect(page.locator("#lookup-result")).to_contain_text("Enschede")
             page.get_by_role("button", name="Bekijk ontvangers en kosten").click()
             expect(page.locator("#preview-total")).to_be_visible()

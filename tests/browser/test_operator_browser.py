@@ -28,11 +28,14 @@ OscillatorNode.prototype.start = function (...args) { window.__beeps += 1; retur
 
 
 def _draft(page: Any, url: str, headline: str = "Vermist: jongen (8) in rode jas") -> None:
+    from playwright.sync_api import expect
+
     page.goto(f"{url}/controlroom/actions/new")
     page.get_by_label("Kop (kort: wat is er gebeurd)").fill(headline)
     page.get_by_label("Omschrijving (signalement, voertuig)").fill("Tim, 1.30 m, blond, blauwe fiets.")
-    page.get_by_label("Postcode (vult het punt in)").fill("7511")
-    page.get_by_role("button", name="Zoek postcode").click()
+    page.get_by_label("Zoek een plaats, straat of postcode").fill("7511")
+    page.get_by_label("Zoek een plaats, straat of postcode").press("Enter")
+    expect(page.locator("#lookup-result")).to_contain_text("7511")
     page.get_by_role("button", name="Bekijk ontvangers en kosten").click()
 
 
