@@ -316,7 +316,10 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
             for r in recipients
         ]
         try:
-            queued = launch_action(session, action=action, targets=targets, now=now)
+            # The form asked how long the action runs: that time counts from now, not from the draft.
+            # A draft an API client made keeps the absolute end time it was given.
+            runs_for = None if action.created_by == "api" else action.expires_at - action.created_at
+            queued = launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
         except ActionStateError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         audit(

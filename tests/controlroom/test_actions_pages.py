@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -321,3 +321,26 @@ async def test_stream_ends_when_the_session_ends(cr: ControlRoom, client: httpx.
     ]
     assert ended[-1].startswith("event: logout")
     assert not any("event: progress" in e for e in ended)
+
+
+async def test_the_duration_counts_from_the_launch_not_from_the_draft(
+    client: httpx.AsyncClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    _seed(sessions, vault, clock())
+    await login(client, "olga")
+    created = await _create(client, expires_minutes="120")
+    path = created.headers["location"]
+    preview = await client.get(path)
+    launched_at = clock.advance(minutes=25)  # the operator checked the preview for 25 minutes
+    launched = await client.post(
+        f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"}
+    )
+    assert launched.status_code == 303
+    with sessions() as session:
+        action = session.get(Action, int(path.rsplit("/", 1)[1]))
+        assert action is not None
+        assert action.launched_at is not None
+        assert action.expires_at.replace(tzinfo=None) == (launched_at + timedelta(minutes=120)).replace(
+            tzinfo=None
+        )
+        assert action.launched_at.replace(tzinfo=None) == launched_at.replace(tzinfo=None)
