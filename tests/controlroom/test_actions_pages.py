@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from bot.alerts import AlertTexts
+from bot.channels.segments import count_segments
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.live import action_events
 from bot.messages import ChannelKind, DeliveryStatus
+from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Action, ActionStatus, AuditEvent, Delivery
+from storage.models import Action, ActionStatus, ActionType, AuditEvent, Delivery, DeliveryKind
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import FakeTipFeed, csrf_of, login
 
 ENSCHEDE = (52.2215, 6.8937)
 FAR = (52.37, 4.89)  # Amsterdam
+NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 
 
 def _seed(sessions: SessionFactory, vault: DataVault, now: datetime) -> None:
@@ -344,3 +348,36 @@ async def test_the_duration_counts_from_the_launch_not_from_the_draft(
             tzinfo=None
         )
         assert action.launched_at.replace(tzinfo=None) == launched_at.replace(tzinfo=None)
+
+
+async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.AsyncClient) -> None:
+    await login(client, "olga")
+    instruction = "Benader hem niet; bel direct 112."
+    fields = {
+        "type": "robbery",
+        "headline": "Overval op juwelier aan de Oude Markt",
+        "description": "Twee mannen op een zwarte scooter, zwarte helmen, " * 8,
+        "instruction": instruction,
+    }
+    answer = await client.get("/controlroom/texts/alert", params=fields)
+    assert answer.status_code == 200
+    data = answer.json()
+    texts = AlertTexts(Catalogue.load())
+    probe = Action(
+        code="BN-XXXX",
+        type=ActionType.ROBBERY,
+        area={},
+        created_at=NOW,
+        expires_at=NOW,
+        **{k: v for k, v in fields.items() if k != "type"},
+    )
+    for lang in ("nl", "en"):
+        for channel in ChannelKind:
+            sent = texts.text(probe, kind=DeliveryKind.ALERT, channel=channel, lang=lang)
+            got = data["texts"][lang][channel.value]
+            assert (got["text"], got["chars"]) == (sent, len(sent))
+        sms = data["texts"][lang]["sms"]
+        assert instruction in sms["text"] and sms["segments"] == count_segments(sms["text"]).segments == 2
+    nl = data["texts"]["nl"]
+    assert data["counter"].startswith(f"Sms: {nl['sms']['chars']} tekens, 2 sms-deel/delen")
+    assert f"WhatsApp: {nl['whatsapp']['chars']} tekens" in data["counter"]

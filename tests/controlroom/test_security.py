@@ -60,6 +60,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions"): OPS,
     ("GET", "/controlroom/actions/new"): OPS,
     ("GET", "/controlroom/postcode"): OPS,
+    ("GET", "/controlroom/texts/alert"): OPS,
     ("POST", "/controlroom/actions"): OPS,
     ("GET", "/controlroom/actions/{action_id}"): OPS,
     ("POST", "/controlroom/actions/{action_id}/launch"): OPS,
