@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from bot.config import Settings, load_settings
+from bot.config import Settings
+
+T = TypeVar("T")
 
 cli = typer.Typer(help="Burgernet citizen alert bots and control room.", no_args_is_help=False)
 console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
-    return load_settings()
+    """The settings; a bad value ends the command with one line on stderr instead of a traceback."""
+    from bot.preflight import settings_from_environment
+
+    return _or_exit(settings_from_environment)
+
+
+def _or_exit(check: Callable[[], T]) -> T:
+    """Run a settings check; its SettingsProblem becomes one red line on stderr and exit code 2."""
+    from bot.preflight import SettingsProblem
+
+    try:
+        return check()
+    except SettingsProblem as problem:
+        errors.print(f"[red]cannot start[/red]: {problem}", highlight=False)
+        raise typer.Exit(code=2) from None
 
 
 @cli.callback(invoke_without_command=True)
@@ -32,9 +50,11 @@ def main(ctx: typer.Context) -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
+    from bot.preflight import check_database
     from storage.db import migrate as run_migrations
 
     settings = _settings()
+    _or_exit(lambda: check_database(settings))
     run_migrations(settings.database_url)
     console.print(f"[green]database up to date[/green] ({settings.database_url.split('@')[-1]})")
 
@@ -48,6 +68,7 @@ def serve(
     """Run the bots, webhooks, simulator, REST API, control room, outbox worker and scheduler."""
     import uvicorn
 
+    from bot.preflight import check_before_serve
     from storage.db import is_sqlite
     from storage.db import migrate as run_migrations
 
@@ -55,8 +76,9 @@ def serve(
     if workers > 1 and is_sqlite(settings.database_url):
         console.print("[red]--workers needs PostgreSQL[/red]: on SQLite one process owns the outbox")
         raise typer.Exit(code=2)
-    run_migrations(settings.database_url)
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    _or_exit(lambda: check_before_serve(settings, host=bind_host, port=bind_port))
+    run_migrations(settings.database_url)
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"[bold]burgernet-bot[/bold] on {base}")
     if settings.simulator:
@@ -92,19 +114,26 @@ def _development_login(settings: Settings) -> str:
 @cli.command(name="console")
 def chat_console(
     channel: Annotated[str, typer.Option(help="sms, whatsapp or telegram")] = "sms",
-    sender: Annotated[str, typer.Option(help="phone number or chat id")] = "+31612345678",
+    sender: Annotated[
+        str | None, typer.Option(help="phone number or chat id; the simulator page's person by default")
+    ] = None,
 ) -> None:
     """Chat with the bot in the terminal, as a person on a channel."""
+    from bot.channels.simulator import DEFAULT_SENDERS
     from bot.clock import utcnow
     from bot.messages import ChannelKind, IncomingMessage
+    from bot.preflight import check_before_console
     from bot.runtime import build_runtime
 
-    runtime = build_runtime(_settings())
+    settings = _settings()
+    _or_exit(lambda: check_before_console(settings))
+    runtime = build_runtime(settings)
     kind = ChannelKind(channel)
-    console.print(f"[dim]chatting as {sender} on {kind}; Ctrl-D to leave[/dim]")
+    person = sender or DEFAULT_SENDERS.get(kind, DEFAULT_SENDERS[ChannelKind.SMS])
+    console.print(f"[dim]chatting as {person} on {kind}; Ctrl-D to leave[/dim]")
 
     async def turn(text: str) -> None:
-        message = IncomingMessage(channel=kind, sender=sender, text=text, received_at=utcnow())
+        message = IncomingMessage(channel=kind, sender=person, text=text, received_at=utcnow())
         for reply in await runtime.inbox.receive(message, send=False):
             console.print(f"[cyan]bot>[/cyan] {reply.text}")
             if reply.buttons:
@@ -128,7 +157,13 @@ def import_postcodes(
 ) -> None:
     """Load the official GeoNames postal-code file into the PC4 table (then set POSTCODE_DATA)."""
     from storage.geo import PostcodeBook
-    from storage.geo_import import GEONAMES_NL_URL, geonames_to_pc4, read_geonames_lines, write_pc4
+    from storage.geo_import import (
+        GEONAMES_NL_URL,
+        geonames_to_pc4,
+        read_geonames_lines,
+        read_municipalities,
+        write_pc4,
+    )
 
     if source is None:
         import httpx
@@ -150,7 +185,9 @@ def import_postcodes(
     lines = read_geonames_lines(source)
     with Progress() as bar:
         task = bar.add_task("reading postcodes", total=len(lines))
-        rows = geonames_to_pc4(lines, progress=lambda n: bar.advance(task, n))
+        rows = geonames_to_pc4(
+            lines, progress=lambda n: bar.advance(task, n), municipalities=read_municipalities()
+        )
     write_pc4(rows, output)
     book = PostcodeBook.load(output)
     console.print(

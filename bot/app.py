@@ -76,7 +76,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
     )
     app.include_router(privacy_router(runtime.settings))
-    app.include_router(controlroom_router(runtime, tips=runtime.tip_feed, on_queued=runtime.wake_dispatcher))
+    app.include_router(
+        controlroom_router(
+            runtime, tips=runtime.tip_feed, on_queued=runtime.wake_dispatcher, geocoder=runtime.geocoder
+        )
+    )
     if runtime.settings.simulator:
         app.include_router(
             simulator_router(inbox=runtime.inbox, simulator=runtime.simulator, clock=runtime.clock)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_POSTCODE_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nl_pc4.csv"
+from storage.geo import SHIPPED_POSTCODE_DATA
 
 
 class Settings(BaseSettings):
@@ -41,7 +41,12 @@ class Settings(BaseSettings):
     controlroom_webhook_secret: str | None = None
     controlroom_phone: str | None = None
     controlroom_tile_url: str | None = None
-    """XYZ map tiles for the control room (`https://…/{z}/{x}/{y}.png`); unset draws a plain background."""
+    """XYZ map tiles for the control room (`https://…/{z}/{x}/{y}.png`); unset draws the offline outline."""
+    controlroom_tile_attribution: str = "Kaartgegevens © Kadaster"
+    """The credit shown on the map under the tiles (PDOK's BRT-Achtergrondkaart asks for Kadaster's)."""
+    geocoder_url: str | None = None
+    """PDOK Locatieserver (`https://api.pdok.nl/bzk/locatieserver/search/v3_1`); unset: the postcode table."""
+    geocoder_timeout_s: float = 2.0
     controlroom_telegram_chat_id: str | None = None
     """A Telegram chat of operators that gets every tip too (sent through the Telegram channel)."""
 
@@ -49,7 +54,8 @@ class Settings(BaseSettings):
     data_key: str | None = None
     data_key_file: Path = Path("./data/data.key")
 
-    postcode_data: Path = DEFAULT_POSTCODE_DATA
+    postcode_data: Path = SHIPPED_POSTCODE_DATA
+    """The PC4 table; the copy shipped in `storage/data/` unless a finer or newer one is set."""
     simulator: bool = True
 
     privacy_statement_version: str = "2026-1"

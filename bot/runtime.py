@@ -27,6 +27,7 @@ from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
 from bot.flows.reconfirm import ReconfirmFlow
 from bot.flows.relay import RelayFlow, RelayGroupFlow
+from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
 from bot.messages import ChannelKind, StatusUpdate
 from bot.router import Router
@@ -68,6 +69,8 @@ class Runtime:
     dispatcher: Dispatcher
     scheduler: SchedulerService | None = None
     tip_feed: TipFeed | None = None
+    geocoder: Geocoder | None = None
+    """Place names to coordinates: the form's search and tips' places."""
     routers: list[APIRouter] = field(default_factory=list)
     """Provider webhooks and feature APIs, included by the app."""
     on_start: list[Hook] = field(default_factory=list)
@@ -154,6 +157,12 @@ def build_runtime(
     vault = DataVault(data_key(settings))
     book = PostcodeBook.load(settings.postcode_data)
     catalogue = Catalogue.load()
+    geocoder = make_geocoder(
+        book,
+        url=settings.geocoder_url,
+        timeout_s=settings.geocoder_timeout_s,
+        municipality_label=municipality_label(catalogue),
+    )
     parser = make_parser(settings)
     router = Router(
         sessions=sessions,
@@ -165,7 +174,7 @@ def build_runtime(
         clock=clock,
         flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
     )
-    simulator = SimulatorChannel()
+    simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
     if settings.simulator:
         senders.update(dict.fromkeys(simulator.kinds, simulator))
@@ -210,7 +219,8 @@ def build_runtime(
         dispatcher=dispatcher,
         routers=wiring.routers,
         on_start=[*wiring.on_start, start],
-        on_stop=[*wiring.on_stop, stop],
+        on_stop=[geocoder.aclose, *wiring.on_stop, stop],
+        geocoder=geocoder,
     )
     # Tips: their API, the forwarder's start/stop and the control room's feed.
     tips.attach(runtime)

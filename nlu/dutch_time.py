@@ -11,13 +11,19 @@ Choices where Dutch is vague (documented here because the control room reads the
 - "vannacht" and "gisternacht" both mean the night that ended this morning (colloquial "last night").
 - a clock hour of 1..12 with no part of the day: today, the most recent past reading (9 or 21);
   on an earlier day, the daytime reading (07:00..18:59).
-- a day alone ("gisteren", "maandag") keeps the clock time of the message, as dateparser does.
+- a day alone ("gisteren", "maandag", "eerder vandaag") keeps the clock time of the message, as
+  dateparser does, but is marked `vague`: it says nothing of the hour, so `seen_time` gives no moment
+  for it (only its phrase), unless a clock elsewhere in the text ("gisteren ... om 22.00") completes it.
+- a clock time with no day is the latest such moment not after the message (allowing FUTURE_TOLERANCE
+  of clock skew): "om kwart over 3" sent at 00:55 is 15:15 yesterday, not 03:15 still to come.
+- "net", "zojuist" next to a more precise time ("nu net 5 minuten geleden", "net om 14.50") is read as
+  that time; alone it is the message time.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -77,13 +83,25 @@ class TimeMention:
     text: str
     value: datetime
     approximate: bool = False
+    # A day alone: `value` carries the message's clock time, not a time the text gives.
+    vague: bool = False
+    parts: tuple[_Part, ...] = field(default=(), repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SeenTime:
+    """When a tip says something was seen: the phrase as written and the moment, None when unresolved."""
+
+    phrase: str
+    value: datetime | None
+    approximate: bool = False
 
 
 @dataclass(frozen=True)
 class _Part:
     start: int
     end: int
-    kind: str  # "relative", "day", "daypart", "clock"
+    kind: str  # "relative", "now", "day", "daypart", "clock"
     approximate: bool = False
     delta: timedelta | None = None  # relative: how long ago
     day_offset: int | None = None  # day: 0 today, 1 yesterday, ...
@@ -102,7 +120,7 @@ _APPROX = r"(?:rond|rondom|omstreeks|ongeveer|ong\.?|ca\.?|circa|zo'?n|tegen|aro
 _RELATIVE = re.compile(
     r"(?<![\w-])(?P<q>(?:(?:ruim|bijna|ongeveer|zo'?n|nog\s+geen|about|almost)\s+)?"
     r"(?:een\s+half|een\s+halve|half\s+an|half\s+a|half|anderhalf|anderhalve|een\s+paar|paar|enkele|a\s+few|few|"
-    r"een|één|an?|" + _NUM + r"))?\s*(?P<u>" + _UNIT + r")(?:\s+(?:of\s+)?(?P<n2>\d{1,3}))?"
+    r"een|één|an?|" + _NUM + r"))?\s*(?P<u>" + _UNIT + r")\.?(?:\s+(?:of\s+)?(?P<n2>\d{1,3}))?"
     r"\s+(?:geleden|terug|hiervoor|ago)(?![\w-])",
     _F,
 )
@@ -177,10 +195,58 @@ def find_times_in(text: str, received_at: datetime, tz: str, words: Words) -> li
         if value is None:
             continue
         start, end = group[0].start, group[-1].end
-        approx = any(p.approximate for p in group)
-        mentions.append(TimeMention(start, end, text[start:end], value, approx))
+        approx = any(p.approximate for p in group if p.kind != "now" or len(group) == 1)
+        mentions.append(TimeMention(start, end, text[start:end], value, approx, _vague(group), tuple(group)))
     mentions.sort(key=lambda m: m.start)
     return mentions
+
+
+def seen_time(mentions: list[TimeMention], received_at: datetime, tz: str = AMSTERDAM) -> SeenTime | None:
+    """The one time a tip's mentions (`find_times`) say something was seen: its phrase, and its moment.
+
+    The most precise mention wins (a clock or a time ago over a part of the day, that over "net", that
+    over a day alone). A day without a clock and a clock without a day elsewhere in the text are read
+    together ("gisteren zag ik hem, om 22.00 bij de Hema"). A day alone gives its phrase and no moment.
+    """
+    if not mentions:
+        return None
+    now = received_at.astimezone(ZoneInfo(tz))
+    best = min(mentions, key=_precision)
+    kinds = {p.kind for p in best.parts}
+    if best.parts and "clock" in kinds and not kinds & {"day", "relative"}:
+        day = next((m for m in mentions if m is not best and _day_without_clock(m)), None)
+        if day is not None:
+            pair = sorted((day, best), key=lambda m: m.start)
+            parts = sorted([*day.parts, *best.parts], key=lambda p: p.start)
+            value = _resolve(parts, now)
+            phrase = " … ".join(m.text for m in pair)
+            return SeenTime(phrase, _past(value, now), any(m.approximate for m in pair))
+    if best.vague:
+        return SeenTime(best.text, None, True)
+    return SeenTime(best.text, _past(best.value, now), best.approximate)
+
+
+def _past(value: datetime | None, now: datetime) -> datetime | None:
+    # Nobody saw something later than they wrote about it ("vanavond" at two in the afternoon).
+    return value if value is not None and value <= now + FUTURE_TOLERANCE else None
+
+
+def _day_without_clock(mention: TimeMention) -> bool:
+    kinds = {p.kind for p in mention.parts}
+    return bool(kinds & {"day", "daypart"}) and not kinds & {"clock", "relative"}
+
+
+def _precision(mention: TimeMention) -> tuple[int, int]:
+    kinds = {p.kind for p in mention.parts}
+    if mention.vague:
+        rank = 4
+    elif kinds & {"clock", "relative"} or not mention.parts:  # an explicit date with a clock
+        rank = 0
+    elif kinds & {"daypart"} or any(p.daypart for p in mention.parts):
+        rank = 2
+    else:
+        rank = 3  # "net" alone
+    return rank, mention.start
 
 
 def find_time(text: str, received_at: datetime, tz: str = AMSTERDAM) -> TimeMention | None:
@@ -316,7 +382,7 @@ def _scan(text: str, taken: list[tuple[int, int]], words: Words, has_digit: bool
     for m in _DAY_WORDS.finditer(text) if not present.isdisjoint(_DAY_TOKENS) else ():
         add(_day_part(m))
     for m in _matches(_JUST_NOW, text, words) if not present.isdisjoint(_NOW_WORDS) else ():
-        add(_Part(m.start(), m.end(), "relative", approximate=True, delta=timedelta(0)))
+        add(_Part(m.start(), m.end(), "now", approximate=True, delta=timedelta(0)))
     parts.sort(key=lambda p: p.start)
     return parts
 
@@ -466,6 +532,11 @@ def _group(text: str, parts: list[_Part]) -> list[list[_Part]]:
         if groups:
             last = groups[-1]
             kinds = {p.kind for p in last}
+            glued = _GLUE.fullmatch(text[last[-1].end : part.start]) is not None
+            # "nu net 5 minuten geleden", "net om 14.50": the just-now word goes with the precise time.
+            if glued and (part.kind == "now" and "now" not in kinds or kinds == {"now"}):
+                last.append(part)
+                continue
             joinable = (
                 part.kind != "relative"
                 and "relative" not in kinds
@@ -481,8 +552,17 @@ def _group(text: str, parts: list[_Part]) -> list[list[_Part]]:
     return groups
 
 
+def _vague(group: list[_Part]) -> bool:
+    """A day alone: no clock, no part of the day, no time ago."""
+    kinds = {p.kind for p in group}
+    return "day" in kinds and kinds <= {"day", "now"} and not any(p.daypart for p in group)
+
+
 def _resolve(group: list[_Part], now: datetime) -> datetime | None:
     relative = next((p for p in group if p.kind == "relative"), None)
+    if relative is None and all(p.kind == "now" for p in group):
+        relative = group[0]
+    group = [p for p in group if p.kind != "now"]
     if relative is not None and relative.delta is not None:
         # In UTC: aware arithmetic in one zone is wall-clock arithmetic, wrong across a DST switch.
         return (now.astimezone(UTC) - relative.delta).astimezone(now.tzinfo)
@@ -597,6 +677,8 @@ _DATE_CUE = re.compile(
     _F,
 )
 
+_DATE_CLOCK = re.compile(r"\d[:.]\d{2}")
+
 _BEGINS[_DATE_CUE] = (frozenset({"vorige", "last"}), True)
 
 
@@ -623,5 +705,6 @@ def _explicit_dates(text: str, now: datetime, words: Words) -> list[TimeMention]
         # dateparser reads "12-13" as the year 1913: a tip speaks of the past year, not of history.
         if value is not None and now - MAX_AGE <= value <= now + timedelta(days=1):
             value = value.astimezone(now.tzinfo)
-            found.append(TimeMention(match.start(), match.end(), match.group(0), value))
+            vague = _DATE_CLOCK.search(match.group(0)) is None
+            found.append(TimeMention(match.start(), match.end(), match.group(0), value, vague=vague))
     return found

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from nlu.dutch_time import AMSTERDAM, find_times_in
+from nlu.dutch_time import AMSTERDAM, SeenTime, TimeMention, find_times_in, seen_time
+from nlu.places import FURNITURE, PlaceList, Towns, order_places
 from nlu.plates import find_plates
 from nlu.types import Entity
-from nlu.words import Words, first_word, last_word, matches_at, words_of
+from nlu.words import Words, first_word, fold, last_word, matches_at, words_of
 
 MAX_TEXT: Final = 2000
 EXTRACTOR: Final = "builtin_rules"
@@ -213,12 +214,13 @@ _LANDMARKS_WORDS: Final = (
     "theater", "playground", "train station", "supermarket", "church", "mosque", "library", "hospital",
     "gas station", "petrol station", "bus stop", "bridge", "roundabout", "crossing", "car park",
     "town hall", "police station", "cemetery", "woods", "forest", "pond", "harbour", "beach", "city centre",
-    "shopping centre", "mall", "pharmacy", "bakery", "garage", "parking lot",
+    "shopping centre", "mall", "pharmacy", "bakery", "garage", "parking lot", *FURNITURE,
 )
 _LANDMARKS = _words(*_LANDMARKS_WORDS)
 _PREPOSITIONS_WORDS: Final = (
     "bij", "aan", "op", "in", "voor", "achter", "naast", "tegenover", "nabij", "vlakbij", "vlak bij", "langs",
-    "ter hoogte van", "in de buurt van", "van", "rond", "rondom", "onder", "uit", "door", "over", "hoek",
+    "ter hoogte van", "in de buurt van", "van", "vanaf", "rond", "rondom", "onder", "uit", "door", "over",
+    "hoek",
     "op de hoek van", "thv", "at", "near", "outside", "behind", "by", "next to", "opposite", "on", "in",
     "in front of", "around", "from",
 )
@@ -254,8 +256,8 @@ _PLACE_RULES: Final = (
         needs=frozenset(last_word(n) for n in _LANDMARKS_WORDS),
     ),
     _Rule(
-        re.compile(r"(?<![\w-])(?:op|on)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
-        frozenset({"op", "on"}),
+        re.compile(r"(?<![\w-])(?:op|on|aan|langs)\s+(?:de\s+|the\s+)?(?P<np>[AN]\d{1,3})(?![\w-])", _F),
+        frozenset({"op", "on", "aan", "langs"}),
     ),
     _Rule(
         re.compile(
@@ -275,14 +277,39 @@ _NOT_PLACES: Final = frozenset(
 )
 
 
-def find_places(text: str) -> list[Span]:
+def find_places(text: str, towns: Towns | None = None) -> list[Span]:
     """Where something was seen: streets ("Kerkstraat 12"), landmarks ("bij de Jumbo"), towns, roads."""
-    return _places(text, words_of(text))
+    return _places(text, words_of(text), towns)
 
 
-def _places(text: str, words: Words) -> list[Span]:
+# A town's name in lower case counts after one of these ("bij station enschede", "in hengelo"), unless it
+# is also a common word ("bij een boom", "bij hem": Een and Hem are villages).
+_TOWN_CUES: Final = frozenset({"in", "te", "uit", "bij", "station", "centrum", "near", "at", "nabij"})
+_TOWNS_ALSO_WORDS: Final = frozenset(
+    ("een", "hem", "heel", "ie", "best", "echt", "leek", "neer", "made", "lies", "hoek", "wier", "well")
+    + ("hall", "baard", "broek", "oranje", "blokker", "loon", "boer", "beek", "heide", "waal", "grave")
+)
+_SENTENCE_END: Final = re.compile(r"(?:^|[.!?]\s*)$")
+
+
+def _places(text: str, words: Words, towns: Towns | None = None) -> list[Span]:
     spans = _apply(PLACE, _PLACE_RULES, text, words)
-    return [s for s in spans if s.value.lower() not in _NOT_PLACES and s.value.lower() not in _NOT_STREETS]
+    spans = [s for s in spans if s.value.lower() not in _NOT_PLACES and s.value.lower() not in _NOT_STREETS]
+    if towns is None:
+        return spans
+    before = {start: words.at[i - 1][1] for i, (start, _) in enumerate(words.at) if i}
+    for start, end, name in towns.find(text, words):
+        inside = [s for s in spans if start <= s.start and s.end <= end]
+        if inside and len(inside) == sum(not (end <= s.start or start >= s.end) for s in spans):
+            spans = [s for s in spans if s not in inside]  # "in Bergen" read by a rule is "Bergen op Zoom"
+        if not all(end <= s.start or start >= s.end for s in spans):
+            continue
+        capital = text[start].isupper() and _SENTENCE_END.search(text[:start].rstrip(" ")) is None
+        cued = before.get(start) in _TOWN_CUES or any(s.end <= start <= s.end + 2 for s in spans)
+        if capital or cued and fold(text[start:end]) not in _TOWNS_ALSO_WORDS:
+            spans.append(Span(PLACE, start, end, name))  # as the table spells it, for the geocoder
+    spans.sort(key=lambda s: s.start)
+    return spans
 
 
 # --- description -------------------------------------------------------------------------------------
@@ -393,26 +420,55 @@ def _apply(entity: str, rules: Iterable[_Rule], text: str, words: Words) -> list
     return spans
 
 
-def _time_spans(text: str, received_at: datetime, tz: str, words: Words) -> list[Span]:
-    found = find_times_in(text, received_at, tz, words)
-    return [Span(TIME_SEEN, m.start, m.end, m.value.isoformat()) for m in found[:1]]
+@dataclass(frozen=True)
+class TipReading:
+    """A tip's entities, and the values a control room needs: when it was seen, and every place named."""
+
+    spans: tuple[Span, ...]
+    seen: SeenTime | None
+    places: PlaceList
+
+
+def read_tip(text: str, received_at: datetime, tz: str = AMSTERDAM, towns: Towns | None = None) -> TipReading:
+    """The spans of `find_spans`, the time the tip means (`seen_time`) and its places, in order."""
+    text = text[:MAX_TEXT]
+    words = words_of(text)
+    times = find_times_in(text, received_at, tz, words)
+    spans = _spans(text, words, times, towns)
+    # A time phrase a code, plate or postcode took ("12-11") is not a time.
+    kept_times = [m for m in times if _time_kept(m, spans)]
+    places = order_places(((s.start, s.value) for s in spans if s.entity == PLACE), towns)
+    return TipReading(tuple(spans), seen_time(kept_times, received_at, tz), places)
 
 
 def _plate_spans(text: str) -> list[Span]:
     return [Span(VEHICLE_PLATE, p.start, p.end, p.value) for p in find_plates(text)]
 
 
-def find_spans(text: str, received_at: datetime, tz: str = AMSTERDAM) -> list[Span]:
+def _time_kept(mention: TimeMention, spans: list[Span]) -> bool:
+    if any(s.entity == TIME_SEEN and s.start <= mention.start < s.end for s in spans):
+        return True
+    return all(mention.end <= s.start or mention.start >= s.end for s in spans)
+
+
+def find_spans(
+    text: str, received_at: datetime, tz: str = AMSTERDAM, towns: Towns | None = None
+) -> list[Span]:
     """Every entity in `text`, without overlaps (codes, plates and postcodes first), in text order."""
     text = text[:MAX_TEXT]
     words = words_of(text)
+    return _spans(text, words, find_times_in(text, received_at, tz, words), towns)
+
+
+def _spans(text: str, words: Words, times: list[TimeMention], towns: Towns | None) -> list[Span]:
+    time_spans = [Span(TIME_SEEN, m.start, m.end, m.value.isoformat()) for m in times[:1]]
     finders: list[Callable[[str], list[Span]]] = [
         find_action_codes,
         find_postcodes,  # before plates: "7522NB" is a postcode; its sidecode-2 reading is from the 1950s
         _plate_spans,
-        lambda t: _time_spans(t, received_at, tz, words),
+        lambda t: time_spans,
         lambda t: _directions(t, words),
-        lambda t: _places(t, words),
+        lambda t: _places(t, words, towns),
         lambda t: _descriptions(t, words),
     ]
     kept: list[Span] = []

@@ -2,6 +2,8 @@
 
 `python -m nlu.evaluate [--rasa-url URL] [--test PATH]` (`make nlu-eval`) prints the built-in parser's
 figures, and Rasa's next to them when a Rasa server is given. Any `Parser` can be scored with `evaluate`.
+Below them come the built-in rules' value scores on `nlu/data/values.yml` (nlu/values.py): the moment a
+tip means, right to the minute, and the places it names.
 An entity counts as found when the parser gives the same entity name on an overlapping span: the
 built-in rules and Rasa's DIET draw span edges differently ("bij [de Jumbo]" or "bij de [Jumbo]").
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from nlu.entities import ENTITY_NAMES
 from nlu.training import TEST_FILE, TrainingExample, load_training_data
 from nlu.types import Entity, Parser, ParseResult
+from nlu.values import VALUES_FILE, default_towns, format_values, load_values, score_values
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score the NLU parsers on the held-out test file.")
     parser.add_argument("--test", type=Path, default=TEST_FILE, help="Rasa-format test file")
     parser.add_argument("--rasa-url", default=None, help="also score the Rasa server at this URL")
+    parser.add_argument("--values", type=Path, default=VALUES_FILE, help="tips with their expected values")
     args = parser.parse_args(argv)
     try:
         reports = asyncio.run(_run(args.test, args.rasa_url))
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluation failed: {exc}", file=sys.stderr)
         return 1
     print(format_reports(reports))
+    print()
+    print(format_values(score_values(load_values(args.values), default_towns())))
     return 0
 
 

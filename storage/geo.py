@@ -22,6 +22,10 @@ _ADDRESS = re.compile(
 )
 _NETHERLANDS_BOX = (50.70, 53.60, 3.30, 7.25)  # lat min, lat max, lon min, lon max (mainland and islands)
 EARTH_RADIUS_M = 6_371_008.8
+# Open data shipped with the package (CC BY 4.0, GeoNames and CBS; credit in storage/data/README.md).
+SHIPPED_DATA = Path(__file__).resolve().parent / "data"
+SHIPPED_POSTCODE_DATA = SHIPPED_DATA / "nl_pc4.csv"
+SHIPPED_MUNICIPALITIES = SHIPPED_DATA / "nl_gemeenten_2025.csv"
 
 
 class InvalidPostcode(ValueError):

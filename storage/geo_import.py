@@ -6,8 +6,11 @@ import csv
 import io
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from storage.geo import SHIPPED_MUNICIPALITIES
 
 GEONAMES_NL_URL = "https://download.geonames.org/export/zip/NL.zip"
 PC4_COLUMNS = [
@@ -28,6 +31,24 @@ class PostcodeImportError(Exception):
     """A file that is not a GeoNames postal-code dump."""
 
 
+@dataclass(frozen=True)
+class Municipality:
+    """A municipality as CBS names it: code (`0153`), official name and province."""
+
+    code: str
+    name: str
+    province: str
+
+
+def read_municipalities(path: Path = SHIPPED_MUNICIPALITIES) -> dict[str, Municipality]:
+    """The CBS municipality table (`gemeentecode,statcode,gemeentenaam,provincie`) by code."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {
+            row["gemeentecode"]: Municipality(row["gemeentecode"], row["gemeentenaam"], row["provincie"])
+            for row in csv.DictReader(handle)
+        }
+
+
 def read_geonames_lines(source: Path) -> list[str]:
     """The lines of `NL.txt`, read from the zip or the text file."""
     if zipfile.is_zipfile(source):
@@ -39,8 +60,16 @@ def read_geonames_lines(source: Path) -> list[str]:
     return source.read_text(encoding="utf-8").splitlines()
 
 
-def geonames_to_pc4(lines: Iterable[str], progress: Progress | None = None) -> list[dict[str, str]]:
-    """Group GeoNames rows by PC4: mean of the place points, most frequent municipality."""
+def geonames_to_pc4(
+    lines: Iterable[str],
+    progress: Progress | None = None,
+    municipalities: Mapping[str, Municipality] | None = None,
+) -> list[dict[str, str]]:
+    """Group GeoNames rows by PC4: mean of the place points, most frequent municipality.
+
+    With `municipalities` (CBS), a municipality's name and province are the official ones: GeoNames
+    spells some differently or in English.
+    """
     groups: dict[str, list[list[str]]] = defaultdict(list)
     for number, line in enumerate(lines, 1):
         cols = line.rstrip("\n").split("\t")
@@ -54,6 +83,10 @@ def geonames_to_pc4(lines: Iterable[str], progress: Progress | None = None) -> l
         codes = [m[6] for m in members if m[6]]
         code = max(set(codes), key=codes.count) if codes else ""
         name = next((m[5] for m in members if m[6] == code), "")
+        province = members[0][3]
+        official = (municipalities or {}).get(code)
+        if official is not None:
+            name, province = official.name, official.province
         rows.append(
             {
                 "pc4": pc4,
@@ -62,7 +95,7 @@ def geonames_to_pc4(lines: Iterable[str], progress: Progress | None = None) -> l
                 "plaatsen": "|".join(dict.fromkeys(m[2] for m in members)),
                 "gemeentecode": code,
                 "gemeentenaam": name,
-                "provincie": members[0][3],
+                "provincie": province,
                 "alle_gemeentecodes": "|".join(sorted(set(codes))),
             }
         )

@@ -491,7 +491,13 @@ class Tip(SQLModel, table=True):
     text: str = ""
     intent: str | None = None
     seen_at: datetime | None = None
+    seen_text: str | None = None
+    """The tipster's time phrase as written, also when it gives no moment (then `seen_at` stays empty)."""
     location_text: str | None = None
+    places: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    """Every place the tip names, most specific first, each with its town: what a geocoder tries in turn."""
     lat: float | None = None
     lon: float | None = None
     direction: str | None = None

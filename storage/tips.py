@@ -54,7 +54,11 @@ class TipFacts:
     """What the NLU found in one message of a tip; None where it found nothing."""
 
     seen_at: datetime | None = None
+    seen_text: str | None = None
+    """The time phrase as written ("nu net 5 minuten geleden"); kept also when it gives no moment."""
     location_text: str | None = None
+    places: tuple[str, ...] = field(default=())
+    """Every place the text names, for a geocoder: most specific first, each with the town it names."""
     location: GeoPoint | None = None
     direction: str | None = None
     description: str | None = None
@@ -98,7 +102,10 @@ def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
         "text": tip.text,
         "intent": tip.intent,
         "seen_at": seen_at.isoformat() if seen_at else None,
+        "seen_text": tip.seen_text,
         "location": location,
+        # Every place the tip names, most specific first with its town: what a geocoder tries in turn.
+        "places": list(tip.places or ()),
         "direction": tip.direction,
         "description": tip.description,
         "vehicle_plate": tip.vehicle_plate,
@@ -114,8 +121,12 @@ def _apply_facts(tip: Tip, facts: TipFacts) -> None:
     # The first answer to each question stands; a later message only fills what is still missing.
     if tip.seen_at is None and facts.seen_at is not None:
         tip.seen_at = facts.seen_at.astimezone(UTC)
+        tip.seen_text = facts.seen_text
+    elif tip.seen_text is None and facts.seen_text:
+        tip.seen_text = facts.seen_text
     if tip.location_text is None and facts.location_text:
         tip.location_text = facts.location_text
+        tip.places = list(facts.places)
     if tip.lat is None and facts.location is not None:
         tip.lat, tip.lon = facts.location.lat, facts.location.lon
     if tip.direction is None and facts.direction:
@@ -240,7 +251,9 @@ def create_tip(
         "text": text,
         "intent": facts.intent,
         "seen_at": facts.seen_at.astimezone(UTC) if facts.seen_at else None,
+        "seen_text": facts.seen_text or None,
         "location_text": facts.location_text or None,
+        "places": list(facts.places),
         "lat": facts.location.lat if facts.location else None,
         "lon": facts.location.lon if facts.location else None,
         "direction": facts.direction or None,
@@ -270,6 +283,12 @@ def create_tip(
     return tip
 
 
+def _known(tip: Tip) -> tuple[object, ...]:
+    return (tip.seen_at, tip.seen_text, tip.location_text, tip.lat, tip.direction, tip.description) + (
+        tip.vehicle_plate,
+    )
+
+
 def extend_tip(
     session: Session,
     *,
@@ -285,10 +304,10 @@ def extend_tip(
     """Add a message to a tip (and a forward row); False when it added nothing (a duplicate)."""
     lines = [line.strip().casefold() for line in tip.text.split(SEPARATOR)]
     new_text = bool(text.strip()) and text.strip().casefold() not in lines
-    before = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
+    before = _known(tip)
     media_before = list(tip.media)
     _apply_facts(tip, facts)
-    after = (tip.seen_at, tip.location_text, tip.lat, tip.direction, tip.description, tip.vehicle_plate)
+    after = _known(tip)
     if not new_text and before == after and media_before == tip.media:
         return False
     if new_text:

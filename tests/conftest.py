@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.config import load_settings
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, make_engine, migrate, session_factory
-from storage.geo import PostcodeBook
+from storage.geo import SHIPPED_POSTCODE_DATA, PostcodeBook
 
 POSTGRES_ENV = "DATABASE_URL"
 
@@ -60,8 +59,8 @@ def sessions(database_url: str) -> Iterator[SessionFactory]:
 
 @pytest.fixture(scope="session")
 def book() -> PostcodeBook:
-    """The real PC4 table from the shared open data."""
-    return PostcodeBook.load(Path(load_settings().postcode_data))
+    """The real PC4 table, the copy shipped in the repository."""
+    return PostcodeBook.load(SHIPPED_POSTCODE_DATA)
 
 
 @pytest.fixture

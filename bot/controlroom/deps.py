@@ -18,7 +18,8 @@ from fastapi.templating import Jinja2Templates
 from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
-from bot.controlroom.tipfeed import NoTipFeed, TipFeed
+from bot.controlroom.tipfeed import NoTipFeed, TipFeed, TipView
+from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -81,10 +82,14 @@ class ControlRoom:
     on_queued: Callable[[], None] | None = None
     stream_poll_s: float = 0.5
     stream_heartbeat_s: float = 15.0
+    geocoder: Geocoder | None = None
+    """The place search and tips' places; None: the postcode table (set in `__post_init__`)."""
     templates: Jinja2Templates = field(init=False)
     texts: AlertTexts = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.geocoder is None:
+            self.geocoder = PostcodeGeocoder(self.book, municipality_label=municipality_label(self.catalogue))
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals["prefix"] = PREFIX
         self.templates.env.filters["local"] = self.local_time
@@ -97,13 +102,16 @@ class ControlRoom:
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(ZoneInfo(self.settings.timezone)).strftime(fmt)
 
-    def seen_time(self, value: str) -> str:
-        """When a tipster saw something (an ISO time in UTC) as a wall-clock time; other text as it is."""
+    def seen_time(self, tip: TipView) -> str:
+        """When a tipster saw something: wall-clock time and the phrase as written, or the phrase alone."""
+        phrase = f"‘{tip.seen_text}’" if tip.seen_text else ""
+        if not tip.seen_at:
+            return phrase
         try:
-            seen = datetime.fromisoformat(value)
+            shown = self.local_time(datetime.fromisoformat(tip.seen_at), "%H:%M")
         except ValueError:
-            return value
-        return self.local_time(seen, "%H:%M")
+            shown = tip.seen_at
+        return f"{shown} ({phrase})" if phrase else shown
 
     def wake(self) -> None:
         """Tell the dispatcher that deliveries were queued."""
@@ -117,8 +125,14 @@ class ControlRoom:
 
     @property
     def tile_url(self) -> str | None:
-        """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws a plain background."""
+        """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws the offline outline."""
         return self.settings.controlroom_tile_url or None
+
+    @property
+    def places(self) -> Geocoder:
+        """The geocoder (the postcode table when none was given)."""
+        assert self.geocoder is not None
+        return self.geocoder
 
 
 @dataclass

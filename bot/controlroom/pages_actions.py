@@ -15,6 +15,7 @@ from bot.api.actions import ActionIn, CloseIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
 from bot.controlroom.live import action_events, progress_of, recipient_groups
+from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable
 from bot.messages import ChannelKind
@@ -98,6 +99,7 @@ def _form_page(
         error=error,
         types=list(ActionType),
         map=_form_map(cr),
+        map_config=map_config(cr, lang=visitor.language, pick=True),
         status_code=status_code,
     )
 
@@ -123,22 +125,21 @@ async def postcode(request: Request, visitor: ActionVisitor, pc: str = "") -> JS
     )
 
 
-def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str, Any]:
+async def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str, Any]:
     if values.get("area_kind") == "municipalities":
         return {"municipalities": values.get("municipalities", "").replace(";", ",").split(",")}
     lat, lon = values.get("lat", "").strip(), values.get("lon", "").strip()
-    if (not lat or not lon) and values.get("postcode", "").strip():
-        try:
-            place = cr.book.lookup(values["postcode"])
-        except (InvalidPostcode, UnknownPostcode):
-            raise ValueError(
-                cr.catalogue.render(
-                    lang, "controlroom.form.unknown_postcode", postcode=values["postcode"][:10]
-                )
-            ) from None
-        lat, lon = str(place.lat), str(place.lon)
+    searched = values.get("postcode", "").strip()
+    if (not lat or not lon) and searched:
+        # Typed a place but did not pick one: take the geocoder's best answer, as the search would.
+        found = await cr.places.free(searched, limit=1)
+        if not found:
+            raise ValueError(cr.catalogue.render(lang, "controlroom.form.unknown_place", place=searched[:60]))
+        lat, lon = f"{found[0].lat:.6f}", f"{found[0].lon:.6f}"
         values["lat"], values["lon"] = lat, lon
-    return {"circle": {"lat": lat or "nan", "lon": lon or "nan", "radius_m": values.get("radius_m", "")}}
+    if not lat or not lon:
+        raise ValueError(cr.catalogue.render(lang, "controlroom.form.no_point"))
+    return {"circle": {"lat": lat, "lon": lon, "radius_m": values.get("radius_m", "")}}
 
 
 def _problem_text(exc: ValidationError) -> str:
@@ -169,7 +170,7 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
                 "headline": values["headline"],
                 "description": values["description"],
                 "instruction": values["instruction"],
-                "area": _area(cr, values, visitor.language),
+                "area": await _area(cr, values, visitor.language),
                 "expires_at": now + timedelta(minutes=minutes),
             }
         )
@@ -241,6 +242,11 @@ def _action_map(cr: ControlRoom, session: Session, action: Action) -> MapView:
     return view
 
 
+def _parsed_area(action: Action) -> Circle | Municipalities | None:
+    area = parse_area(action.area)
+    return area if isinstance(area, Circle | Municipalities) else None
+
+
 def _approx_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     from storage.geo import distance_m
 
@@ -272,8 +278,10 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
                 sms_text=sms,
                 sms_segments=cr.texts.sms_segments(sms),
                 map=view,
+                map_config=map_config(cr, lang=visitor.language, area=area),
                 error=request.query_params.get("error"),
             )
+        groups = recipient_groups(session, cr.book, action_id=action_id)
         progress = progress_of(session, action_id=action_id)
         relays = relay_figures(session, action_id=action_id)  # issue 8: neighbourhood groups reached
     tips = cr.tips.tips(action_id=action_id)
@@ -293,6 +301,7 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
         tips_available=cr.tips.available,
         last_tip=max((t.id for t in tips), default=0),
         map=view,
+        map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action), groups=groups, tips=tips),
         outcomes=list(ActionOutcome),
         flash=request.query_params.get("flash"),
     )

@@ -30,6 +30,8 @@ class TipView:
     text: str
     reporter: str
     seen_at: str | None = None
+    seen_text: str | None = None
+    """The tipster's time phrase as written; shown next to `seen_at`, or alone when it gave no time."""
     location: str | None = None
     lat: float | None = None
     lon: float | None = None

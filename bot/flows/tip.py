@@ -35,7 +35,7 @@ from bot.flows.engine import (
     yes_or_no,
 )
 from bot.messages import GeoPoint, OutgoingMessage
-from bot.tips.facts import facts_from
+from bot.tips.facts import facts_from, towns_of
 from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX, action_with_code
 from storage.db import after_commit
@@ -290,6 +290,7 @@ class TipFlow(Flow):
             location=location,
             media=media,
             intent=intent,
+            towns=towns_of(ctx.services.book),
         )
 
     def _new_tip(

@@ -26,6 +26,7 @@ def tip_view(tip: Tip, *, relay: str | None = None) -> TipView:
         text=tip.text,
         reporter=tip.reporter,
         seen_at=seen_at.isoformat() if seen_at else None,
+        seen_text=tip.seen_text,
         location=tip.location_text,
         lat=tip.lat,
         lon=tip.lon,

@@ -67,6 +67,9 @@ def chat_text(payload: Mapping[str, Any], catalogue: Catalogue, *, event: str, t
     when = (
         datetime.fromisoformat(seen_at).astimezone(ZoneInfo(tz)).strftime("%H:%M %d-%m") if seen_at else None
     )
+    if payload.get("seen_text"):  # the tipster's words next to the time, or alone when they gave none
+        phrase = f"‘{payload['seen_text']}’"
+        when = f"{when} ({phrase})" if when else phrase
     where = location.get("text") or (
         f"{location['lat']:.5f}, {location['lon']:.5f}" if location.get("lat") is not None else None
     )

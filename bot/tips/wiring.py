@@ -23,13 +23,16 @@ from bot.config import Settings
 from bot.controlroom.tipfeed import TipFeed
 from bot.flows.engine import Flow
 from bot.flows.tip import TipFlow, TipRules
+from bot.geocoder import Geocoder
 from bot.messages import ChannelKind
 from bot.texts import Catalogue
 from bot.tips.feed import StorageTipFeed
 from bot.tips.forwarder import TipForwarder, chat_configured, webhook_configured
 from bot.tips.hub import TipHub
+from bot.tips.places import TipPlaces
 from storage.crypto import DataVault
 from storage.db import SessionFactory
+from storage.geo import PostcodeBook
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -99,6 +102,7 @@ class TipServices:
         self.flow = TipFlow(self.rules, on_stored=self.wake)
         self.flows: list[Flow] = [self.flow]
         self._forwarder: TipForwarder | None = None
+        self.places: TipPlaces | None = None
         self._feed: StorageTipFeed | None = None
         self._sessions: SessionFactory | None = None
         self._clock: Callable[[], datetime] | None = None
@@ -111,9 +115,21 @@ class TipServices:
         clock: Callable[[], datetime],
         catalogue: Catalogue,
         senders: Mapping[ChannelKind, Channel],
+        geocoder: Geocoder | None = None,
+        book: PostcodeBook | None = None,
     ) -> None:
-        """Give the services their storage, clock, texts and senders (the mapping is read when sending)."""
+        """Give the services their storage, clock, texts and senders (the mapping is read when sending);
+        with a geocoder and the postcode table, tips' places are looked up for the map too."""
         self._sessions, self._clock = sessions, clock
+        if geocoder is not None and book is not None:
+            self.places = TipPlaces(
+                sessions=sessions,
+                clock=clock,
+                geocoder=geocoder,
+                book=book,
+                webhook=self.rules.webhook,
+                on_placed=self._placed,
+            )
         self._forwarder = TipForwarder(
             sessions=sessions,
             settings=self._settings,
@@ -138,6 +154,8 @@ class TipServices:
             clock=runtime.clock,
             catalogue=runtime.catalogue,
             senders=runtime.senders,
+            geocoder=runtime.geocoder,
+            book=runtime.book,
         )
         runtime.routers.append(self.api_router())
         runtime.on_start.append(self.start)
@@ -163,6 +181,14 @@ class TipServices:
         self.hub.notify()
         if self._forwarder is not None:
             self._forwarder.wake(questions=False)
+        if self.places is not None:
+            self.places.wake()
+
+    def _placed(self) -> None:
+        # A tip got its point: a new version for the streams and the webhook (not for the place finder).
+        self.hub.notify()
+        if self._forwarder is not None:
+            self._forwarder.wake(questions=False)
 
     def api_router(self) -> APIRouter:
         """The `/api/v1` tip routes (bearer API_TOKEN)."""
@@ -178,9 +204,13 @@ class TipServices:
         )
 
     async def start(self) -> None:
-        """Start the forwarding worker (webhook, operators' chat, operator questions)."""
+        """Start the forwarding worker (webhook, operators' chat, operator questions) and the place finder."""
         await self.forwarder.start()
+        if self.places is not None:
+            await self.places.start()
 
     async def stop(self) -> None:
-        """Stop the forwarding worker; what is unsent stays in the outbox."""
+        """Stop the forwarding worker (what is unsent stays in the outbox) and the place finder."""
+        if self.places is not None:
+            await self.places.stop()
         await self.forwarder.stop()

@@ -65,7 +65,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     expect(page).to_have_url(re.compile(r"/controlroom/actions$"))
     shot(page, "02-actions")
 
-    # The form: live SMS count, a postcode fills the point, the radius draws the circle.
+    # The form: live SMS count, a postcode found by the place search sets the point and draws the circle.
     page.get_by_role("link", name="Nieuwe actie").click()
     page.get_by_label("Kop (kort: wat is er gebeurd)").fill("Vermist: jongen (8) in rode jas")
     page.get_by_label("Omschrijving (signalement, voertuig)").fill("Tim, 1.30 m, blond, blauwe fiets.")
@@ -73,10 +73,10 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     page.get_by_label("Omschrijving (signalement, voertuig)").fill("Tim, 1.30 m, blond, blauwe fiets. " * 6)
     expect(page.locator("#counter")).to_contain_text("2 sms-deel")
     page.get_by_label("Omschrijving (signalement, voertuig)").fill("Tim, 1.30 m, blond, blauwe fiets.")
-    page.get_by_label("Postcode (vult het punt in)").fill("7511")
-    page.get_by_role("button", name="Zoek postcode").click()
+    page.get_by_label("Zoek een plaats, straat of postcode").fill("7511")
+    page.get_by_role("button", name="Zoek", exact=True).click()
     expect(page.locator("#lookup-result")).to_contain_text("Enschede")
-    expect(page.locator("#pick-map g.area circle")).to_have_count(2)
+    expect(page.locator("#pick-map path.picked-point")).to_have_count(1)
     shot(page, "03-new-action")
     page.get_by_role("button", name="Bekijk ontvangers en kosten").click()
 
@@ -129,7 +129,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     assert tipped.status_code == 200
     tip = page.locator("#tip-1")
     expect(tip).to_be_visible()
-    expect(tip.locator("dd").first).to_have_text(seen)
+    expect(tip.locator("dd").first).to_have_text(f"{seen} (‘om {seen}’)")  # the time, and the words for it
     expect(tip.locator("dl")).to_contain_text("station")
     expect(tip.locator("dl")).to_contain_text("centrum")
     expect(tip.locator(".raw")).to_contain_text(XSS)  # shown as text, not run
@@ -159,7 +159,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     expect(page.locator("#tips > li").first).to_have_id("tip-2")  # newest on top
     expect(page.locator("#tip-count")).to_have_text("2")
     expect(page.locator("#tip-2 .raw")).to_contain_text("Jumbo")
-    expect(page.locator('#action-map g.tip-dot[data-tip="#2"]')).to_have_count(1)
+    expect(page.locator("#action-map path.tip-2")).to_have_count(1)
     shot(page, "05-live-action")
 
     # Reply to the tipster: the tip forwarder sends the question by SMS; the answer joins the tip.

@@ -244,6 +244,23 @@ async def test_when_a_tipster_saw_it_shows_on_the_wall_clock(
     assert "<dd>15:25</dd>" in live and "2026-11-20T14:25" not in live  # Amsterdam, in November UTC+1
 
 
+async def test_the_tipsters_phrase_shows_beside_the_time_or_alone_when_it_gave_none(
+    client: httpx.AsyncClient, tips: FakeTipFeed
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    tips.add(
+        action_id,
+        "nu net 5 minuten geleden",
+        seen_at="2026-11-20T13:50:00+00:00",
+        seen_text="nu net 5 minuten geleden",
+    )
+    tips.add(action_id, "gisteren bij de Hema", seen_text="gisteren")
+    live = (await client.get(f"/controlroom/actions/{action_id}")).text
+    assert "<dt>Gezien</dt><dd>14:50 (‘nu net 5 minuten geleden’)</dd>" in live
+    assert "<dt>Gezien</dt><dd>‘gisteren’</dd>" in live
+
+
 async def test_mark_reply_and_phone_view_is_audited(
     client: httpx.AsyncClient, tips: FakeTipFeed, sessions: SessionFactory
 ) -> None:

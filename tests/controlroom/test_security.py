@@ -50,6 +50,7 @@ OPS = frozenset({"olga", "ada"})  # operators and admins: actions and tips
 ADMIN = frozenset({"ada"})
 ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/static/{name}"): PUBLIC,
+    ("GET", "/controlroom/static/vendor/leaflet/{name:path}"): PUBLIC,
     ("GET", "/controlroom/login"): PUBLIC,
     ("POST", "/controlroom/login"): PUBLIC,
     ("POST", "/controlroom/language"): PUBLIC,
@@ -61,6 +62,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions/new"): OPS,
     ("GET", "/controlroom/postcode"): OPS,
     ("GET", "/controlroom/texts/alert"): OPS,
+    ("GET", "/controlroom/places"): OPS,
+    ("GET", "/controlroom/map/base.json"): ALL,
     ("POST", "/controlroom/actions"): OPS,
     ("GET", "/controlroom/actions/{action_id}"): OPS,
     ("POST", "/controlroom/actions/{action_id}/launch"): OPS,
@@ -332,6 +335,7 @@ def test_the_page_script_builds_tips_with_text_nodes_only() -> None:
         "lon",
         "has_phone",
         "seen_at",  # formatted by seenTime() into a text node
+        "seen_text",  # the tipster's phrase, formatted by seenTime() into the same text node
     }
 
 

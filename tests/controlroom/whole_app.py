@@ -133,4 +133,5 @@ def concrete(path: str, whole: Whole, *, draft: bool = False) -> str:
         .replace("{tip_id}", str(whole.tip_id))
         .replace("{operator_id}", str(whole.operator_id))
         .replace("{name}", "controlroom.js")
+        .replace("{name:path}", "leaflet.js")
     )

@@ -58,11 +58,8 @@ async def say(http: httpx.AsyncClient, text: str) -> list[dict[str, Any]]:
 async def mailbox_until(http: httpx.AsyncClient, after: int, count: int) -> list[dict[str, Any]]:
     """The messages the bot sent on its own, waiting (bounded) until `count` arrived."""
     for _ in range(200):
-        got = (
-            await http.get(
-                "/simulator/messages", params={"channel": "sms", "recipient": PHONE, "after": after}
-            )
-        ).json()
+        person = {"channel": "sms", "sender": PHONE, "after": after}
+        got = [m for m in (await http.post("/simulator/history", json=person)).json() if not m["from_person"]]
         if len(got) >= count:
             return list(got)
         await asyncio.sleep(0.05)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -300,3 +300,31 @@ async def test_real_telegram_payloads_become_tips(
     [tip] = stored_tips(sessions)
     assert (len(tip.media), tip.lat) == (expected["media"], expected["lat"])
     assert tip.text == ("" if name != "photo.json" else update.text)
+
+
+async def test_a_day_without_a_time_keeps_its_phrase_and_the_follow_up_asks_when(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    tipster = person(sessions, vault, clock())
+    action = launch(sessions, clock())
+    [replies] = await say(router, tipster, clock, f"{action.code} gisteren bij de Hema in de Kalanderstraat")
+    assert replies == [nl(catalogue, "tip.followup_when", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert (tip.seen_at, tip.seen_text) == (None, "gisteren")  # not the receipt time
+    assert tip.location_text == "Hema, Kalanderstraat"
+    assert forwards(sessions)[0].payload["seen_text"] == "gisteren"
+
+
+async def test_nu_net_minutes_ago_is_stored_with_its_phrase_and_every_place(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    tipster = person(sessions, vault, clock())
+    action = launch(sessions, clock())
+    await say(
+        router, tipster, clock, f"{action.code} nu net 5 minuten geleden op het bankje bij de Oude Markt"
+    )
+    [tip] = stored_tips(sessions)
+    assert tip.seen_at is not None
+    assert tip.seen_at.replace(tzinfo=UTC) == tip.received_at.replace(tzinfo=UTC) - timedelta(minutes=5)
+    assert tip.seen_text == "nu net 5 minuten geleden"
+    assert (tip.location_text, tip.places) == ("Oude Markt, bankje", ["Oude Markt"])

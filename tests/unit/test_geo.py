@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from bot.config import load_settings
 from storage.geo import (
+    SHIPPED_POSTCODE_DATA,
     InvalidHouseNumber,
     InvalidPostcode,
     PostcodeBook,
@@ -21,7 +19,7 @@ from storage.geo import (
 
 @pytest.fixture(scope="module")
 def book() -> PostcodeBook:
-    return PostcodeBook.load(Path(load_settings().postcode_data))
+    return PostcodeBook.load(SHIPPED_POSTCODE_DATA)
 
 
 @pytest.mark.parametrize(

@@ -1,31 +1,6 @@
-/* Control room: live counters, the click-to-pick map, the live action page (server-sent events).
+/* Control room: live counters, the live action page (server-sent events); the maps are in map.js.
    No build step, no library; everything works without this script except the live updates. */
 "use strict";
-
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-function project(lat, lon, zoom) {
-  const size = 256 * 2 ** zoom;
-  const s = Math.sin(Math.max(-85, Math.min(85, lat)) * Math.PI / 180);
-  return [(lon + 180) / 360 * size, (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * size];
-}
-
-function unproject(x, y, zoom) {
-  const size = 256 * 2 ** zoom;
-  const lon = x / size * 360 - 180;
-  const lat = Math.atan(Math.sinh(Math.PI * (1 - 2 * y / size))) * 180 / Math.PI;
-  return [lat, lon];
-}
-
-function metresPerPixel(lat, zoom) {
-  return 40075016.686 * Math.cos(lat * Math.PI / 180) / (256 * 2 ** zoom);
-}
-
-function svgEl(name, attrs) {
-  const el = document.createElementNS(SVG_NS, name);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
-}
 
 /* ---- new-action form ---- */
 function setupForm(form) {
@@ -51,44 +26,6 @@ function setupForm(form) {
   };
   for (const field of fields) field.addEventListener("input", updateCounter);
   updateCounter();
-
-  const map = document.getElementById("pick-map");
-  const zoom = Number(map.dataset.zoom);
-  const area = map.querySelector("g.area");
-  const lat = form.elements.lat, lon = form.elements.lon, radius = form.elements.radius_m;
-  const draw = () => {
-    area.replaceChildren();
-    const la = parseFloat(lat.value), lo = parseFloat(lon.value);
-    if (Number.isNaN(la) || Number.isNaN(lo)) return;
-    const [x, y] = project(la, lo, zoom);
-    const r = Math.max(2, (parseFloat(radius.value) || 0) / metresPerPixel(la, zoom));
-    area.append(svgEl("circle", {cx: x, cy: y, r, fill: "#00468b", "fill-opacity": "0.15", stroke: "#00468b", "stroke-width": 2}));
-    area.append(svgEl("circle", {cx: x, cy: y, r: 3, fill: "#a30000"}));
-  };
-  map.addEventListener("click", (event) => {
-    const point = new DOMPoint(event.clientX, event.clientY).matrixTransform(map.getScreenCTM().inverse());
-    const [la, lo] = unproject(point.x, point.y, zoom);
-    lat.value = la.toFixed(5); lon.value = lo.toFixed(5);
-    form.querySelector('input[name="area_kind"][value="circle"]').checked = true;
-    draw();
-  });
-  for (const input of [lat, lon, radius]) input.addEventListener("input", draw);
-  const result = document.getElementById("lookup-result");
-  const lookup = async () => {
-    const pc = form.elements.postcode.value.trim();
-    if (!pc) return;
-    const response = await fetch(`${form.dataset.postcodeUrl}?pc=${encodeURIComponent(pc)}`, {credentials: "same-origin"});
-    const body = await response.json();
-    if (!response.ok) { result.textContent = body.error; return; }
-    lat.value = body.lat.toFixed(5); lon.value = body.lon.toFixed(5);
-    result.textContent = `${body.place}, ${body.municipality}`;
-    draw();
-  };
-  document.getElementById("f-lookup").addEventListener("click", lookup);
-  form.elements.postcode.addEventListener("keydown", (event) => {
-    if (event.key === "Enter") { event.preventDefault(); lookup(); }
-  });
-  draw();
 }
 
 /* ---- forms posted in place (tip verdicts, replies, phone) ---- */
@@ -116,11 +53,16 @@ function setupFetchForm(form) {
 }
 
 /* ---- the live action page ---- */
-// Storage gives when a tipster saw something as an ISO time in UTC: show the wall clock, as the server does.
-function seenTime(value, timeZone) {
+// Storage gives when a tipster saw something as an ISO time in UTC: show the wall clock, as the server does,
+// with the tipster's own phrase next to it, or the phrase alone when it gave no time.
+function seenTime(tip, timeZone) {
+  const phrase = tip.seen_text ? `‘${tip.seen_text}’` : "";
+  const value = tip.seen_at;
+  if (!value) return phrase;
   const at = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at.getTime())) return value;
-  return at.toLocaleTimeString("nl-NL", {timeZone, hour: "2-digit", minute: "2-digit"});
+  const shown = !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(at.getTime())
+    ? value : at.toLocaleTimeString("nl-NL", {timeZone, hour: "2-digit", minute: "2-digit"});
+  return phrase ? `${shown} (${phrase})` : shown;
 }
 
 function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
@@ -135,10 +77,10 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   li.append(h);
   const dl = document.createElement("dl");
   for (const field of ["seen_at", "location", "direction", "description", "vehicle_plate", "relay"]) {
-    if (!tip[field]) continue;
+    if (!tip[field] && !(field === "seen_at" && tip.seen_text)) continue;
     const dt = document.createElement("dt"); dt.textContent = labels[field];
     const dd = document.createElement("dd");
-    dd.textContent = field === "seen_at" ? seenTime(tip.seen_at, timeZone) : tip[field];
+    dd.textContent = field === "seen_at" ? seenTime(tip, timeZone) : tip[field];
     dl.append(dt, dd);
   }
   li.append(dl);
@@ -183,18 +125,6 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   return li;
 }
 
-function addTipDot(map, tip) {
-  if (tip.lat == null || tip.lon == null || !map) return;
-  const zoom = Number(map.dataset.zoom);
-  const [x, y] = project(tip.lat, tip.lon, zoom);
-  const g = svgEl("g", {class: "tip-dot", "data-tip": `#${tip.id}`});
-  g.append(svgEl("circle", {cx: x, cy: y, r: 7, fill: "#a30000", stroke: "#fff", "stroke-width": 2}));
-  const text = svgEl("text", {x: x + 9, y: y + 4, "font-size": 12, "font-weight": 700, fill: "#111"});
-  text.textContent = `#${tip.id}`;
-  g.append(text);
-  map.querySelector("g.dots").append(g);
-}
-
 function updateProgress(data) {
   const stages = ["queued", "sent", "delivered", "failed"];
   for (const [channel, counts] of Object.entries(data)) {
@@ -216,7 +146,6 @@ function setupLive(live) {
   const list = document.getElementById("tips");
   const labels = JSON.parse(list.dataset.labels);
   const banner = document.getElementById("connection");
-  const map = document.getElementById("action-map");
   const prefix = live.dataset.stream.split("/actions/")[0];
   const seen = new Set([...list.querySelectorAll(".tip")].map((li) => li.dataset.id));
   const source = new EventSource(live.dataset.stream);
@@ -232,7 +161,7 @@ function setupLive(live) {
     list.prepend(tipElement(tip, labels, list.dataset.csrf, list.dataset.action, list.dataset.active === "yes", prefix, list.dataset.timezone));
     document.getElementById("no-tips").hidden = true;
     document.getElementById("tip-count").textContent = String(seen.size);
-    addTipDot(map, tip);
+    document.dispatchEvent(new CustomEvent("controlroom:tip", {detail: tip}));  // map.js moves the map
   });
   source.addEventListener("tip_updated", (event) => {
     const tip = JSON.parse(event.data);
@@ -244,6 +173,7 @@ function setupLive(live) {
     const box = fresh.querySelector("input[name=text]");
     if (typing && box) box.value = typing.value;
     shown.replaceWith(fresh);
+    document.dispatchEvent(new CustomEvent("controlroom:tip", {detail: tip}));
   });
   window.addEventListener("beforeunload", () => source.close());
 }
