@@ -182,6 +182,8 @@ def test_every_alert_carries_the_instruction_code_and_112(
         assert "R7" in text  # the tip link survives the squeeze
     # Sentences are joined with their punctuation: nothing the operator wrote runs into the next one.
     assert "helmen Tip" not in text and "helmen Ziet" not in text and "helmen\n" not in text
+    if action.description == "Twee mannen op een zwarte scooter, zwarte helmen":
+        assert "zwarte helmen. " in text or "zwarte helmen.\n" in text
 
 
 @pytest.mark.parametrize("lang", ["nl", "en"])
