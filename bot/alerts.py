@@ -140,6 +140,9 @@ class AlertTexts:
     def _link_line(self, code: str, relay: RelayRef | None, lang: str) -> str:
         """The sentence with the tip link(s) a relayed alert ends with; empty without a link base."""
         chosen = self._chosen_links(code, relay)
+        if relay is not None and not chosen:
+            # Without a link the group's members cannot reach us by a reply, so they need the code.
+            return self._catalogue.render(lang, "action.relay_link.none", code=code)
         if not chosen:
             return ""
         if len(chosen) == 1:

@@ -243,3 +243,18 @@ def test_an_instruction_that_cannot_fit_an_sms_is_a_problem(texts: AlertTexts) -
     action = _action(description=LONG, instruction=LONG[:300])
     assert [p.field for p in texts.problems(action)] == ["instruction"]
     assert texts.problems(_action(description=LONG, instruction=LONG_INSTRUCTION)) == []
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_a_relayed_alert_without_a_tip_link_asks_for_the_code(texts: AlertTexts, lang: str) -> None:
+    # Group members cannot reply to a forwarded alert; without a link to the bot they must name the code.
+    relay = RelayRef(7, RelayPlatform.WHATSAPP)
+    for channel in (ChannelKind.WHATSAPP, ChannelKind.SMS):
+        text = texts.text(_action(), kind=DeliveryKind.RELAY_ALERT, channel=channel, lang=lang, relay=relay)
+        assert text.count("BN-4K7P") == 2 and "0900-8844" in text
+        assert count_segments(text).segments <= 2
+    linked = AlertTexts(Catalogue.load(), whatsapp_number="+3197010254321")
+    text = linked.text(
+        _action(), kind=DeliveryKind.RELAY_ALERT, channel=ChannelKind.WHATSAPP, lang=lang, relay=relay
+    )
+    assert "0900-8844" not in text and "wa.me" in text
