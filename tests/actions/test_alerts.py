@@ -252,7 +252,7 @@ def test_a_relayed_alert_without_a_tip_link_asks_for_the_code(texts: AlertTexts,
     for channel in (ChannelKind.WHATSAPP, ChannelKind.SMS):
         text = texts.text(_action(), kind=DeliveryKind.RELAY_ALERT, channel=channel, lang=lang, relay=relay)
         assert text.count("BN-4K7P") == 2 and "0900-8844" in text
-        assert count_segments(text).segments <= 2
+        assert channel is not ChannelKind.SMS or count_segments(text).segments <= 2
     linked = AlertTexts(Catalogue.load(), whatsapp_number="+3197010254321")
     text = linked.text(
         _action(), kind=DeliveryKind.RELAY_ALERT, channel=ChannelKind.WHATSAPP, lang=lang, relay=relay
