@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from bot.messages import ChannelKind, DeliveryStatus, StatusUpdate
@@ -130,6 +130,36 @@ def create_action(
     session.add(action)
     session.flush()
     return action
+
+
+def update_draft(session: Session, *, action: Action, draft: ActionDraft) -> Action:
+    """Change a draft's fields; a launched action is refused (ActionStateError)."""
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.DRAFT.value)
+        .values(
+            type=draft.type.value,
+            headline=draft.headline.strip(),
+            description=draft.description.strip(),
+            instruction=draft.instruction.strip(),
+            area=dict(draft.area),
+            expires_at=draft.expires_at,
+        )
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} is no draft")
+    session.refresh(action)
+    return action
+
+
+def delete_draft(session: Session, *, action: Action) -> None:
+    """Remove a draft that was never launched; a launched action is refused (ActionStateError)."""
+    gone = session.execute(
+        delete(Action).where(col(Action.id) == action.id, col(Action.status) == ActionStatus.DRAFT.value)
+    )
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} is no draft")
+    session.expunge(action)
 
 
 def get_action(session: Session, *, action_id: int) -> Action:
@@ -289,11 +319,53 @@ def close_action(
         )
         .values(status=DeliveryStatus.FAILED.value, error_code="action_closed", updated_at=now)
     )
+    closing, tipsters = _closing_targets(
+        session, action_id=action.id or 0, tipster_identities=tipster_identities
+    )
+    queued = write_deliveries(
+        session, action_id=action.id or 0, kind=DeliveryKind.CLOSING, targets=closing, now=now
+    )
+    if tipsters:
+        queued += write_deliveries(
+            session, action_id=action.id or 0, kind=DeliveryKind.TIP_RESULT, targets=tipsters, now=now
+        )
+    return queued
+
+
+@dataclass(frozen=True)
+class ClosingAudience:
+    """Who a close would message now: participants who got the alert, and tipsters who did not."""
+
+    participants: int
+    tipsters: int
+
+    @property
+    def total(self) -> int:
+        """Every closing message a close would queue."""
+        return self.participants + self.tipsters
+
+
+def closing_audience(
+    session: Session, *, action: Action, tipster_identities: Iterable[int] = ()
+) -> ClosingAudience:
+    """How many closing messages closing the action now would queue (none for a draft)."""
+    if action.status is not ActionStatus.ACTIVE:
+        return ClosingAudience(0, 0)
+    closing, tipsters = _closing_targets(
+        session, action_id=action.id or 0, tipster_identities=tipster_identities
+    )
+    return ClosingAudience(len(closing), len(tipsters))
+
+
+def _closing_targets(
+    session: Session, *, action_id: int, tipster_identities: Iterable[int]
+) -> tuple[list[Target], list[Target]]:
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
     # Whoever got the alert (or may have: a send in flight) gets the closing on the same identity.
     reached = session.execute(
         select(d.participant_id, d.identity_id, d.channel, d.language)
         .where(
-            d.action_id == action.id,
+            d.action_id == action_id,
             d.kind == DeliveryKind.ALERT.value,
             d.status.in_([s.value for s in (*RECEIVED, DeliveryStatus.SENDING)]),
             d.identity_id.is_not(None),
@@ -301,12 +373,10 @@ def close_action(
         .order_by(d.rank)
     ).all()
     targets = [Target(pid, iid, ChannelKind(ch), lang) for pid, iid, ch, lang in reached]
-    queued = write_deliveries(
-        session, action_id=action.id or 0, kind=DeliveryKind.CLOSING, targets=targets, now=now
-    )
     covered = {t.identity_id for t in targets}
     covered_people = {t.participant_id for t in targets if t.participant_id is not None}
     wanted = sorted(set(tipster_identities) - covered)
+    tipsters: list[Target] = []
     if wanted:
         i = ChannelIdentity.__table__.c  # type: ignore[attr-defined]
         rows = session.execute(
@@ -319,10 +389,7 @@ def close_action(
             for iid, pid, ch, lang in rows
             if pid is None or pid not in covered_people
         ]
-        queued += write_deliveries(
-            session, action_id=action.id or 0, kind=DeliveryKind.TIP_RESULT, targets=tipsters, now=now
-        )
-    return queued
+    return targets, tipsters
 
 
 @dataclass(frozen=True)

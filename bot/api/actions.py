@@ -18,6 +18,7 @@ from bot.api.auth import api_token_guard
 from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import ChannelKind
+from bot.services.actions import close as close_now
 from bot.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
 from storage.actions import (
     ActionDraft,
@@ -25,13 +26,11 @@ from storage.actions import (
     ActionStateError,
     DeliveryCounts,
     Target,
-    close_action,
     create_action,
     delivery_counts,
     get_action,
     launch_action,
     list_actions,
-    tipster_identity_ids,
 )
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook, in_netherlands
@@ -375,26 +374,18 @@ def actions_router(
         """End the action; everyone who got the alert gets the closing text, tipsters the result."""
         now = clock()
         with transaction(sessions) as session:
-            action = load(session, action_id)
+            load(session, action_id)
             try:
-                queued = close_action(
+                close_now(
                     session,
-                    action=action,
+                    action_id=action_id,
                     outcome=body.outcome,
                     closing_text=body.closing_text,
                     now=now,
-                    tipster_identities=tipster_identity_ids(session, action_id=action_id),
+                    actor="api",
                 )
             except ActionStateError as exc:
                 raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-            audit(
-                session,
-                now=now,
-                actor="api",
-                event="action_closed",
-                subject=f"action:{action_id}",
-                detail={"outcome": body.outcome.value, "closing_messages": queued},
-            )
         wake()
         return show(action_id)
 

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
+from bot.controlroom.formats import counter, euro, number
 from bot.controlroom.tipfeed import NoTipFeed, TipFeed, TipView
 from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
@@ -201,6 +202,9 @@ def render(
         name,
         {
             "t": translator(cr.catalogue, lang),
+            "n": counter(cr.catalogue, lang),
+            "euro": lambda value: euro(value, lang),
+            "number": lambda value: number(value, lang),
             "lang": lang,
             "visitor": visitor,
             "csrf": csrf if csrf is not None else (visitor.csrf if visitor else ""),

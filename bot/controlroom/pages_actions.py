@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -11,26 +13,28 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from bot.alerts import estimate_cost
-from bot.api.actions import ActionIn, CloseIn
+from bot.api.actions import MAX_CLOSING, ActionIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
-from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
+from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
 from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable
 from bot.messages import ChannelKind
+from bot.services.actions import close as close_now
+from bot.services.actions import closing_audience_of
 from bot.targeting import Circle, Municipalities, parse_area, select_recipients
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
     ActionStateError,
     Target,
-    close_action,
     create_action,
+    delete_draft,
     get_action,
     launch_action,
     list_actions,
-    tipster_identity_ids,
+    update_draft,
 )
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
@@ -72,6 +76,7 @@ async def actions(request: Request, visitor: ActionVisitor) -> HTMLResponse:
         section="actions",
         active=active,
         others=others,
+        flash=request.query_params.get("flash"),
     )
 
 
@@ -87,6 +92,7 @@ def _form_page(
     values: dict[str, str],
     error: str | None = None,
     status_code: int = 200,
+    draft: Action | None = None,
 ) -> HTMLResponse:
     cr = room(request)
     return render(
@@ -100,6 +106,7 @@ def _form_page(
         types=list(ActionType),
         map=_form_map(cr),
         map_config=map_config(cr, lang=visitor.language, pick=True),
+        draft=draft,
         status_code=status_code,
     )
 
@@ -125,7 +132,12 @@ async def postcode(request: Request, visitor: ActionVisitor, pc: str = "") -> JS
     )
 
 
+class FormProblem(ValueError):
+    """The action form does not hold a valid action; the message says why, in the page's language."""
+
+
 async def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str, Any]:
+    t = translator(cr.catalogue, lang)
     if values.get("area_kind") == "municipalities":
         return {"municipalities": values.get("municipalities", "").replace(";", ",").split(",")}
     lat, lon = values.get("lat", "").strip(), values.get("lon", "").strip()
@@ -134,52 +146,61 @@ async def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str,
         # Typed a place but did not pick one: take the geocoder's best answer, as the search would.
         found = await cr.places.free(searched, limit=1)
         if not found:
-            raise ValueError(cr.catalogue.render(lang, "controlroom.form.unknown_place", place=searched[:60]))
+            raise FormProblem(t("form.unknown_place", place=searched[:60]))
         lat, lon = f"{found[0].lat:.6f}", f"{found[0].lon:.6f}"
         values["lat"], values["lon"] = lat, lon
     if not lat or not lon:
-        raise ValueError(cr.catalogue.render(lang, "controlroom.form.no_point"))
+        raise FormProblem(t("form.no_point"))
     return {"circle": {"lat": lat, "lon": lon, "radius_m": values.get("radius_m", "")}}
 
 
-def _problem_text(exc: ValidationError) -> str:
-    parts = []
+def _problem_text(exc: ValidationError, values: dict[str, str], t: Any) -> str:
+    """Pydantic's English errors as one sentence per field the operator can fix, in the page's language."""
+    parts: list[str] = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"] if x not in ("circle",))
-        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
+        where = [str(x) for x in err["loc"]]
+        if where[:1] == ["area"]:
+            if where[-1:] == ["radius_m"]:
+                key = "radius"
+            elif where[-1:] in (["lat"], ["lon"]):
+                key = "coordinates"
+            elif where[-1:] == ["circle"]:
+                key = "point"
+            else:
+                key = "municipalities"
+        elif where[:1] in (["type"], ["headline"], ["description"], ["instruction"]):
+            key = where[0]
+        else:
+            key = "other"
+        text = t(f"form.problem.{key}", lat=values.get("lat", ""), lon=values.get("lon", ""), field=where[0])
+        if text not in parts:
+            parts.append(text)
+    return " ".join(parts)
 
 
-@router.post("/actions")
-async def create(request: Request, visitor: ActionPoster) -> Response:
-    """Store the form as a draft action and show its preview; nothing is sent yet."""
-    cr = room(request)
-    form = await request.form()
-    values = {name: str(form.get(name, "")) for name in FORM_FIELDS}
+async def _draft_from_form(cr: ControlRoom, values: dict[str, str], lang: str) -> ActionDraft:
+    """The form's fields as a valid draft. Raises FormProblem with a message for the operator."""
+    t = translator(cr.catalogue, lang)
     now = cr.clock()
-
-    def invalid(problem: str) -> HTMLResponse:
-        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=problem)
-        return _form_page(request, visitor, values, error=message, status_code=422)
-
     try:
         minutes = int(values["expires_minutes"] or "0")
+    except ValueError:
+        raise FormProblem(t("form.problem.expires")) from None
+    if minutes <= 0:
+        raise FormProblem(t("form.problem.expires"))
+    try:
         body = ActionIn.model_validate(
             {
                 "type": values["type"],
                 "headline": values["headline"],
                 "description": values["description"],
                 "instruction": values["instruction"],
-                "area": await _area(cr, values, visitor.language),
+                "area": await _area(cr, values, lang),
                 "expires_at": now + timedelta(minutes=minutes),
             }
         )
     except ValidationError as exc:
-        return invalid(_problem_text(exc))
-    except ValueError as exc:
-        return invalid(str(exc))
-    if minutes <= 0:
-        return invalid("expires_minutes > 0")
+        raise FormProblem(_problem_text(exc, values, t)) from None
     area: dict[str, Any]
     if body.area.circle is not None:
         area = {"circle": body.area.circle.model_dump()}
@@ -190,7 +211,7 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
                 try:
                     codes.append(cr.book.municipality_code(name))
                 except LookupError:
-                    return invalid(f"municipalities: {name.strip()[:60]}")
+                    raise FormProblem(t("form.problem.municipality", name=name.strip()[:60])) from None
         area = {"municipalities": sorted(set(codes))}
     draft = ActionDraft(
         type=body.type,
@@ -212,11 +233,134 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
     )
     problems = cr.texts.problems(probe)
     if problems:
-        return invalid("; ".join(f"{p.field}: {p.message}" for p in problems))
+        keys = {
+            "headline": "headline_sms",
+            "instruction": "instruction_sms",
+            "description": "description_long",
+        }
+        found = {t(f"form.problem.{keys.get(p.field, 'other')}", field=p.field) for p in problems}
+        raise FormProblem(" ".join(sorted(found)))
+    return draft
+
+
+def _form_values(form: Any) -> dict[str, str]:
+    return {name: str(form.get(name, "")) for name in FORM_FIELDS}
+
+
+@router.post("/actions")
+async def create(request: Request, visitor: ActionPoster) -> Response:
+    """Store the form as a draft action and show its preview; nothing is sent yet."""
+    cr = room(request)
+    values = _form_values(await request.form())
+    try:
+        draft = await _draft_from_form(cr, values, visitor.language)
+    except FormProblem as exc:
+        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
+        return _form_page(request, visitor, values, error=message, status_code=422)
+    now = cr.clock()
     with transaction(cr.sessions) as session:
         action = create_action(session, draft=draft, now=now, created_by=visitor.actor)
         audit(session, now=now, actor=visitor.actor, event="action_created", subject=f"action:{action.id}")
     return RedirectResponse(f"{PREFIX}/actions/{action.id}", status_code=303)
+
+
+def _draft_values(action: Action) -> dict[str, str]:
+    """A stored draft as the form's fields, for editing."""
+    values = {
+        "type": action.type.value,
+        "headline": action.headline,
+        "description": action.description,
+        "instruction": action.instruction,
+        "area_kind": "circle",
+        "radius_m": "2000",
+    }
+    circle = action.area.get("circle")
+    if circle is not None:
+        values |= {
+            "lat": f"{circle['lat']:.5f}",
+            "lon": f"{circle['lon']:.5f}",
+            "radius_m": f"{circle['radius_m']:g}",
+        }
+    else:
+        values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
+    values["expires_minutes"] = str(max(1, round(_runs_for(action).total_seconds() / 60)))
+    return values
+
+
+def _runs_for(action: Action) -> timedelta:
+    """How long the operator asked a draft from the form to run (whole minutes), counted from its launch."""
+    return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
+
+
+def _draft_or_409(cr: ControlRoom, session: Session, action_id: int, lang: str) -> Action:
+    action = _load(session, action_id)
+    if action.status is not ActionStatus.DRAFT:
+        raise HTTPException(status_code=409, detail=translator(cr.catalogue, lang)("draft.not_draft"))
+    return action
+
+
+@router.get("/actions/{action_id}/edit", response_class=HTMLResponse)
+async def edit_draft(request: Request, visitor: ActionVisitor, action_id: int) -> HTMLResponse:
+    """The form again, filled in from the draft; a launched action cannot be edited here."""
+    cr = room(request)
+    with cr.sessions() as session:
+        action = _draft_or_409(cr, session, action_id, visitor.language)
+    return _form_page(request, visitor, _draft_values(action), draft=action)
+
+
+@router.post("/actions/{action_id}/edit")
+async def save_draft(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Store the changed draft and show its preview again; nothing is sent."""
+    cr = room(request)
+    values = _form_values(await request.form())
+    with cr.sessions() as session:
+        action = _draft_or_409(cr, session, action_id, visitor.language)
+    try:
+        draft = await _draft_from_form(cr, values, visitor.language)
+    except FormProblem as exc:
+        message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
+        return _form_page(request, visitor, values, error=message, status_code=422, draft=action)
+    now = cr.clock()
+    refused = translator(cr.catalogue, visitor.language)("draft.not_draft")
+    with transaction(cr.sessions) as session:
+        stored = _load(session, action_id)
+        # The duration counts from the launch: keep it measured from the draft's start, as the form made it.
+        created = stored.created_at if stored.created_at.tzinfo else stored.created_at.replace(tzinfo=UTC)
+        draft = replace(draft, expires_at=created + (draft.expires_at - now))
+        try:
+            update_draft(session, action=stored, draft=draft)
+        except ActionStateError:
+            raise HTTPException(status_code=409, detail=refused) from None
+        audit(session, now=now, actor=visitor.actor, event="action_edited", subject=f"action:{action_id}")
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/delete")
+async def remove_draft(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Delete a draft after the explicit confirmation; a launched action is never deleted."""
+    cr = room(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return RedirectResponse(f"{PREFIX}/actions/{action_id}?error=delete", status_code=303)
+    t = translator(cr.catalogue, visitor.language)
+    now = cr.clock()
+    with transaction(cr.sessions) as session:
+        action = _draft_or_409(cr, session, action_id, visitor.language)
+        code = action.code
+        try:
+            delete_draft(session, action=action)
+        except ActionStateError:
+            raise HTTPException(status_code=409, detail=t("draft.not_draft")) from None
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="action_deleted",
+            subject=f"action:{action_id}",
+            detail={"code": code},
+        )
+    flash = urlencode({"flash": t("draft.deleted", code=code)})
+    return RedirectResponse(f"{PREFIX}/actions?{flash}", status_code=303)
 
 
 def _action_map(cr: ControlRoom, session: Session, action: Action) -> MapView:
@@ -260,8 +404,8 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
     now = cr.clock()
     with cr.sessions() as session:
         action = _load(session, action_id)
-        view = _action_map(cr, session, action)
         if action.status == ActionStatus.DRAFT:
+            view = _action_map(cr, session, action)
             area = parse_area(action.area)
             assert isinstance(area, Circle | Municipalities)
             recipients = select_recipients(session, area=area, at=now, timezone=cr.settings.timezone)
@@ -281,9 +425,25 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
                 map_config=map_config(cr, lang=visitor.language, area=area),
                 error=request.query_params.get("error"),
             )
+    return _live_page(request, visitor, action_id)
+
+
+def _live_page(
+    request: Request,
+    visitor: Visitor,
+    action_id: int,
+    *,
+    close_error: str | None = None,
+    close_values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    cr = room(request)
+    with cr.sessions() as session:
+        action = _load(session, action_id)
+        view = _action_map(cr, session, action)
         groups = recipient_groups(session, cr.book, action_id=action_id)
         progress = progress_of(session, action_id=action_id)
-        relays = relay_figures(session, action_id=action_id)  # issue 8: neighbourhood groups reached
+        relays = relay_figures(session, action_id=action_id)  # neighbourhood groups reached
     tips = cr.tips.tips(action_id=action_id)
     for tip in tips:
         if tip.lat is not None and tip.lon is not None:
@@ -303,7 +463,10 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
         map=view,
         map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action), groups=groups, tips=tips),
         outcomes=list(ActionOutcome),
+        close_error=close_error,
+        close_values=close_values or {},
         flash=request.query_params.get("flash"),
+        status_code=status_code,
     )
 
 
@@ -327,10 +490,11 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
         try:
             # The form asked how long the action runs: that time counts from now, not from the draft.
             # A draft an API client made keeps the absolute end time it was given.
-            runs_for = None if action.created_by == "api" else action.expires_at - action.created_at
+            runs_for = None if action.created_by == "api" else _runs_for(action)
             queued = launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
         except ActionStateError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
+            message = translator(cr.catalogue, visitor.language)("preview.already")
+            raise HTTPException(status_code=409, detail=message) from exc
         audit(
             session,
             now=now,
@@ -344,41 +508,63 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
 
 
 @router.post("/actions/{action_id}/close")
-async def close(
-    request: Request,
-    visitor: ActionPoster,
-    action_id: int,
-    outcome: Annotated[str, Form()],
-    closing_text: Annotated[str, Form(max_length=600)],
-) -> Response:
-    """End the action; the recipients get the closing text, the tipsters the result."""
+async def close(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Close in two steps: the outcome, then a confirmation that says how many get the closing message."""
     cr = room(request)
+    form = await request.form()
+    values = {name: str(form.get(name, "")).strip() for name in ("outcome", "closing_text")}
+    t = translator(cr.catalogue, visitor.language)
     try:
-        body = CloseIn(outcome=ActionOutcome(outcome), closing_text=closing_text)
-    except (ValueError, ValidationError):
-        raise HTTPException(status_code=422, detail="choose an outcome and write a closing text") from None
-    now = cr.clock()
-    with transaction(cr.sessions) as session:
-        action = _load(session, action_id)
-        try:
-            queued = close_action(
-                session,
-                action=action,
-                outcome=body.outcome,
-                closing_text=body.closing_text,
-                now=now,
-                tipster_identities=tipster_identity_ids(session, action_id=action_id),
-            )
-        except ActionStateError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
-        audit(
-            session,
-            now=now,
-            actor=visitor.actor,
-            event="action_closed",
-            subject=f"action:{action_id}",
-            detail={"outcome": body.outcome.value, "closing_messages": queued},
+        outcome = ActionOutcome(values["outcome"])
+    except ValueError:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            close_error=t("close.no_outcome"),
+            close_values=values,
+            status_code=422,
         )
+    if len(values["closing_text"]) > MAX_CLOSING:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            close_error=t("close.too_long", limit=MAX_CLOSING),
+            close_values=values,
+            status_code=422,
+        )
+    now = cr.clock()
+    if form.get("confirm") != "yes":
+        with cr.sessions() as session:
+            action = _load(session, action_id)
+            audience = closing_audience_of(session, action_id=action_id)
+        return render(
+            request,
+            "action_close.html",
+            lang=visitor.language,
+            visitor=visitor,
+            section="actions",
+            action=action,
+            outcome=outcome,
+            closing_text=values["closing_text"],
+            audience=audience,
+        )
+    with transaction(cr.sessions) as session:
+        _load(session, action_id)
+        try:
+            close_now(
+                session,
+                action_id=action_id,
+                outcome=outcome,
+                closing_text=values["closing_text"],
+                now=now,
+                actor=visitor.actor,
+            )
+        except ActionStateError:
+            # A second click, or a colleague who closed it first: show the action as it now stands.
+            flash = urlencode({"flash": t("close.already")})
+            return RedirectResponse(f"{PREFIX}/actions/{action_id}?{flash}", status_code=303)
     cr.wake()
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 

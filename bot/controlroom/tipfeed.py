@@ -20,6 +20,15 @@ class TipsUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class ThreadLine:
+    """One message of a tip's conversation: the tipster's (`in`) or an operator's question (`out`)."""
+
+    direction: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class TipView:
     """A tip as an operator sees it: structured fields, raw text, photos, a pseudonymous reporter."""
 
@@ -46,12 +55,15 @@ class TipView:
     updated_at: datetime | None = None
     """When the tip last changed (a later message, an answer); None for tips that never change."""
     has_phone: bool = False
+    thread: list[ThreadLine] = field(default_factory=list)
+    """Every message of the tip in order, the operators' questions included."""
 
     def to_json(self) -> dict[str, Any]:
         """The tip for the page's script (the server-sent event's data)."""
         data = asdict(self)
         data["received_at"] = self.received_at.isoformat()
         data["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
+        data["thread"] = [{**asdict(line), "at": line.at.isoformat()} for line in self.thread]
         return data
 
 

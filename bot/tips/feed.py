@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from bot.controlroom.tipfeed import TipNotFound, TipView
+from sqlmodel import Session
+
+from bot.controlroom.tipfeed import ThreadLine, TipNotFound, TipView
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Tip
+from storage.models import Tip, TipMessage
 from storage.relays import relay_names
 from storage.tip_outbox import queue_question
-from storage.tips import TipHasNoChannel, changed_tips, get_tip, list_tips, set_verdict, tip_phone, utc
+from storage.tips import (
+    TipHasNoChannel,
+    changed_tips,
+    get_tip,
+    list_tips,
+    messages_of,
+    set_verdict,
+    tip_phone,
+    utc,
+)
 from storage.tips import TipNotFound as StoredTipNotFound
 
 
-def tip_view(tip: Tip, *, relay: str | None = None) -> TipView:
+def tip_view(tip: Tip, *, relay: str | None = None, thread: Sequence[TipMessage] = ()) -> TipView:
     """A stored tip as the control room shows it (`relay`: the name of the group it came through)."""
     seen_at = utc(tip.seen_at)
     return TipView(
@@ -38,7 +50,15 @@ def tip_view(tip: Tip, *, relay: str | None = None) -> TipView:
         has_phone=tip.phone_enc is not None,
         relay=relay,
         updated_at=utc(tip.updated_at),
+        thread=[ThreadLine(m.direction, m.text, utc(m.at) or m.at) for m in thread],
     )
+
+
+def _threads(session: Session, tips: Sequence[Tip]) -> defaultdict[int | None, list[TipMessage]]:
+    by_tip: defaultdict[int | None, list[TipMessage]] = defaultdict(list)
+    for message in messages_of(session, tip_ids=[t.id for t in tips if t.id is not None]):
+        by_tip[message.tip_id].append(message)
+    return by_tip
 
 
 class StorageTipFeed:
@@ -66,21 +86,26 @@ class StorageTipFeed:
         with self._sessions() as session:
             found = list_tips(session, action_id=action_id, after=after, limit=limit)
             names = relay_names(session, relay_ids={t.relay_id for t, _ in found if t.relay_id is not None})
-            return [tip_view(t, relay=names.get(t.relay_id or 0)) for t, _ in found]
+            threads = _threads(session, [t for t, _ in found])
+            return [tip_view(t, relay=names.get(t.relay_id or 0), thread=threads[t.id]) for t, _ in found]
 
     def changed(self, *, action_id: int, since: datetime, upto: int) -> list[TipView]:
         """The action's tips with an id up to `upto` that changed after `since`, oldest change first."""
         with self._sessions() as session:
             found = changed_tips(session, action_id=action_id, since=since, upto=upto)
             names = relay_names(session, relay_ids={t.relay_id for t in found if t.relay_id is not None})
-            return [tip_view(t, relay=names.get(t.relay_id or 0)) for t in found]
+            threads = _threads(session, found)
+            return [tip_view(t, relay=names.get(t.relay_id or 0), thread=threads[t.id]) for t in found]
 
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
         """Record an operator's verdict on a tip. Raises TipNotFound."""
         with transaction(self._sessions) as session:
             tip = self._get(session, action_id, tip_id)
             names = relay_names(session, relay_ids={tip.relay_id} if tip.relay_id else set())
-            return tip_view(set_verdict(session, tip=tip, useful=useful), relay=names.get(tip.relay_id or 0))
+            marked = set_verdict(session, tip=tip, useful=useful)
+            return tip_view(
+                marked, relay=names.get(tip.relay_id or 0), thread=_threads(session, [marked])[tip.id]
+            )
 
     async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
         """Queue an operator's question to the tipster (sent by the forwarder). Raises TipNotFound."""

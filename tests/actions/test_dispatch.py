@@ -17,6 +17,7 @@ from storage.actions import (
     ActionDraft,
     Target,
     close_action,
+    closing_audience,
     create_action,
     delivery_counts,
     launch_action,
@@ -330,6 +331,12 @@ async def test_closing_goes_to_everyone_who_got_the_alert_and_tipsters(
     await dispatcher.drain()
 
     clock.advance(minutes=40)
+    tipsters = [outsider.identities[ChannelKind.TELEGRAM], reached[0].identities[ChannelKind.TELEGRAM]]
+    with sessions() as session:
+        stored = session.get(Action, action.id)
+        assert stored is not None
+        audience = closing_audience(session, action=stored, tipster_identities=tipsters)
+    assert (audience.participants, audience.tipsters) == (4, 1), "what the confirmation step announces"
     with transaction(sessions) as session:
         stored = session.get(Action, action.id)
         assert stored is not None
@@ -339,12 +346,9 @@ async def test_closing_goes_to_everyone_who_got_the_alert_and_tipsters(
             outcome=ActionOutcome.FOUND,
             closing_text="Tim is gevonden en maakt het goed.",
             now=clock(),
-            tipster_identities=[
-                outsider.identities[ChannelKind.TELEGRAM],
-                reached[0].identities[ChannelKind.TELEGRAM],
-            ],
+            tipster_identities=tipsters,
         )
-    assert queued == 5  # four who got the alert, one tipster who did not
+    assert queued == 5 == audience.total  # four who got the alert, one tipster who did not
     channel.sent.clear()
     await dispatcher.drain()
     closings = {m.recipient: m.text for m in channel.sent}

@@ -174,10 +174,14 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     assert room.post_signed("/webhooks/twilio/sms", answer).status_code == 200
     added = room.runtime.catalogue.render("nl", "tip.answer_added", code=code)
     assert room.sent(tipster, 4)[-1]["Body"] == added
-    expect(tip.locator(".raw")).to_contain_text("Hengelosestraat")  # pushed to the open page (tip_updated)
+    # Pushed to the open page (tip_updated): the whole conversation, the operator's question in it.
+    expect(tip.locator(".thread li")).to_have_count(3)
+    expect(tip.locator(".thread li.out")).to_contain_text("Welke kant fietste hij op?")
+    expect(tip.locator(".thread li").last).to_contain_text("Hengelosestraat")
     expect(page.locator("#tips > li")).to_have_count(2)
-    tip.get_by_role("button", name="Bruikbaar", exact=True).click()
+    tip.get_by_role("button", name="Nuttig", exact=True).click()
     expect(tip).to_have_class(re.compile(r"\buseful\b"))
+    expect(tip.locator(".verdict")).to_have_text("Beoordeeld: nuttig")
 
     # A POST without the CSRF token is refused, even with the session cookie.
     refused = context.request.post(
@@ -186,10 +190,12 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     )
     assert refused.status == 403
 
-    # Close with an outcome and a closing text.
-    page.get_by_label("Afloop", exact=True).select_option("found")
-    page.get_by_label("Afloopbericht").fill("Tim is gevonden. Dank voor het uitkijken!")
-    page.get_by_role("button", name="Sluit de actie af en verstuur het afloopbericht").click()
+    # Close with an outcome and a closing text, after the confirmation that counts the recipients.
+    page.get_by_label("Gevonden", exact=True).check()
+    page.get_by_label(re.compile("^Afloopbericht")).fill("Tim is gevonden. Dank voor het uitkijken!")
+    page.get_by_role("button", name="Verder: controleer het afloopbericht").click()
+    expect(page.locator("#close-audience")).to_contain_text("Afloopbericht naar 5 deelnemers.")
+    page.get_by_role("button", name="Sluit af en verstuur nu").click()
     expect(page.locator("#action-status")).to_have_text("afgesloten")
     shot(page, "06-closed-action")
     assert any("Tim is gevonden" in m.get("Body", "") for m in room.sent(room.sms[1], 2))
@@ -198,7 +204,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
 
     if os.environ.get("UPDATE_DOCS_IMG") == "1":  # refresh the README's pictures only when asked
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        for name in ("04-preview", "05-live-action"):
+        for name in ("04-preview",):  # the live page's picture comes from scripts/screenshots.py
             shutil.copyfile(SCREENSHOTS / f"{name}.png", DOCS_IMG / f"controlroom-{name[3:]}.png")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from bot.config import Settings, load_settings
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.router import make_controlroom, routes_for
-from bot.controlroom.tipfeed import TipNotFound, TipView
+from bot.controlroom.tipfeed import ThreadLine, TipNotFound, TipView
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
@@ -166,9 +166,12 @@ class FakeTipFeed:
         return marked
 
     async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
-        """Remember the reply."""
-        self._find(action_id, tip_id)
+        """Remember the reply; it joins the tip's conversation."""
+        tip = self._find(action_id, tip_id)
         self.replies.append((tip_id, text, actor))
+        thread = tip.thread or [ThreadLine("in", tip.text, tip.received_at)]
+        at = tip.received_at + timedelta(minutes=2)
+        self.items[self.items.index(tip)] = replace(tip, thread=[*thread, ThreadLine("out", text, at)])
 
     def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
         """The tipster's number."""

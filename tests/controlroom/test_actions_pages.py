@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -101,22 +102,33 @@ async def test_launch_needs_the_confirmation(
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        pytest.param({"postcode": "1000"}, "1000", id="unknown-postcode"),
-        pytest.param({"radius_m": "60000"}, "50 km", id="radius-too-large"),
-        pytest.param({"headline": "  "}, "headline", id="empty-headline"),
+        pytest.param({"postcode": "1000"}, "Geen plaats gevonden voor ‘1000’", id="unknown-postcode"),
+        pytest.param({"radius_m": "60000"}, "hoogstens 50 km", id="radius-too-large"),
+        pytest.param({"headline": "  "}, "Vul een kop in", id="empty-headline"),
         pytest.param(
-            {"area_kind": "municipalities", "municipalities": "Atlantis"}, "Atlantis", id="municipality"
+            {"area_kind": "municipalities", "municipalities": "Atlantis"},
+            "Gemeente Atlantis is onbekend.",
+            id="municipality",
         ),
-        pytest.param({"expires_minutes": "0"}, "expires", id="no-lifetime"),
+        pytest.param({"expires_minutes": "0"}, "De looptijd moet minstens 1 minuut zijn.", id="no-lifetime"),
+        pytest.param(
+            {"postcode": "", "lat": "", "lon": ""}, "Kies het middelpunt van het gebied", id="no-point"
+        ),
+        pytest.param({"postcode": "", "lat": "40.0", "lon": "3.0"}, "ligt buiten Nederland", id="outside"),
+        pytest.param({"postcode": "", "lat": "noord", "lon": "6.9"}, "als getallen", id="not-a-number"),
     ],
 )
-async def test_invalid_form_is_shown_again_with_the_problem(
+async def test_invalid_form_is_shown_again_with_the_problem_in_dutch(
     client: httpx.AsyncClient, fields: dict[str, str], message: str
 ) -> None:
     await login(client, "olga")
     response = await _create(client, **fields)
     assert response.status_code == 422
-    assert message in response.text
+    error = re.search(r'id="form-error">([^<]*)<', response.text)
+    assert error is not None and message in error.group(1)
+    assert error.group(1).startswith("Controleer het formulier: ")
+    words = set(re.findall(r"[a-z_]+", error.group(1).lower()))
+    assert not words & {"nan", "the", "must", "lies", "outside", "value", "error", "headline", "radius_m"}
     assert 'id="action-form"' in response.text
 
 
@@ -287,18 +299,107 @@ async def test_mark_reply_and_phone_view_is_audited(
     assert refused.status_code == 403
 
 
-async def test_close_sets_the_outcome(client: httpx.AsyncClient, sessions: SessionFactory) -> None:
+async def test_close_asks_for_confirmation_then_sets_the_outcome(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
     await login(client, "olga")
     action_id = await _launched(client)
     page = await client.get(f"/controlroom/actions/{action_id}")
-    closed = await client.post(
-        f"/controlroom/actions/{action_id}/close",
-        data={"csrf_token": csrf_of(page.text), "outcome": "found", "closing_text": "Tim is terecht."},
-    )
+    form = {"csrf_token": csrf_of(page.text), "outcome": "found", "closing_text": "Tim is terecht."}
+    asked = await client.post(f"/controlroom/actions/{action_id}/close", data=form)
+    assert asked.status_code == 200 and 'id="close-confirm-form"' in asked.text
+    with sessions() as session:
+        action = session.get(Action, action_id)
+        assert action is not None and action.status == ActionStatus.ACTIVE, (
+            "nothing happens before the confirm"
+        )
+    closed = await client.post(f"/controlroom/actions/{action_id}/close", data={**form, "confirm": "yes"})
     assert closed.status_code == 303
     with sessions() as session:
         action = session.get(Action, action_id)
+        events = session.exec(select(AuditEvent).where(AuditEvent.event == "action_closed")).all()
     assert action is not None and action.status == ActionStatus.CLOSED and action.outcome == "found"
+    assert [(e.actor, e.subject) for e in events] == [("operator:olga", f"action:{action_id}")]
+    again = await client.post(f"/controlroom/actions/{action_id}/close", data={**form, "confirm": "yes"})
+    assert again.status_code == 303, "a second click shows the closed action"
+    shown = await client.get(again.headers["location"])
+    assert "Deze actie is al afgesloten." in shown.text
+    with sessions() as session:
+        assert len(session.exec(select(AuditEvent).where(AuditEvent.event == "action_closed")).all()) == 1
+
+
+def test_no_outcome_is_preselected_on_the_live_page() -> None:
+    template = (Path(__file__).parents[2] / "bot/controlroom/templates/action_live.html").read_text()
+    form = template[template.index('id="close-form"') :]
+    assert "<option" not in form and "checked{% endif %}" in form, "a radio is checked only when posted back"
+
+
+@pytest.mark.parametrize("outcome", ["", "gevonden", "FOUND"])
+async def test_close_without_an_outcome_is_refused_in_dutch(
+    client: httpx.AsyncClient, sessions: SessionFactory, outcome: str
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    refused = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "outcome": outcome,
+            "closing_text": "Klaar.",
+            "confirm": "yes",
+        },
+    )
+    assert refused.status_code == 422
+    assert "Kies hoe de actie is afgelopen." in refused.text
+    assert 'id="close-form"' in refused.text and "Klaar." in refused.text, "the text typed stays"
+    with sessions() as session:
+        action = session.get(Action, action_id)
+    assert action is not None and action.status == ActionStatus.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("reached", "shown"), [(1, "1 deelnemer."), (7, "7 deelnemers.")], ids=["one", "seven"]
+)
+async def test_confirmation_counts_who_gets_the_closing_message(
+    client: httpx.AsyncClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    reached: int,
+    shown: str,
+) -> None:
+    for _ in range(reached):
+        seed_person(sessions, vault, clock(), at=ENSCHEDE, channels=[ChannelKind.TELEGRAM])
+    seed_person(sessions, vault, clock(), at=ENSCHEDE, channels=[ChannelKind.SMS])  # its alert fails
+    await login(client, "olga")
+    action_id = await _launched(client)
+    with transaction(sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.channel == ChannelKind.TELEGRAM.value)  # type: ignore[arg-type]
+            .values(status=DeliveryStatus.DELIVERED.value)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.channel == ChannelKind.SMS.value)  # type: ignore[arg-type]
+            .values(status=DeliveryStatus.FAILED.value)
+        )
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    asked = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={"csrf_token": csrf_of(page.text), "outcome": "no_result", "closing_text": ""},
+    )
+    audience = re.search(r'id="close-audience"><strong>([^<]*)<', asked.text)
+    assert audience is not None and audience.group(1) == f"Afloopbericht naar {shown}"
+    closed = await client.post(
+        f"/controlroom/actions/{action_id}/close",
+        data={"csrf_token": csrf_of(page.text), "outcome": "no_result", "closing_text": "", "confirm": "yes"},
+    )
+    assert closed.status_code == 303
+    with sessions() as session:
+        closings = session.exec(select(Delivery).where(Delivery.kind == "closing")).all()
+    assert len(closings) == reached, "the confirmation said how many were queued"
 
 
 @pytest.mark.parametrize("suffix", ["", "/stream"], ids=["page", "stream"])
@@ -398,3 +499,150 @@ async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.Asy
     nl = data["texts"]["nl"]
     assert data["counter"].startswith(f"Sms: {nl['sms']['chars']} tekens, 2 sms-deel/delen")
     assert f"WhatsApp: {nl['whatsapp']['chars']} tekens" in data["counter"]
+
+
+async def test_a_draft_can_be_edited_before_the_launch(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    path = (await _create(client)).headers["location"]
+    form = await client.get(f"{path}/edit")
+    assert form.status_code == 200
+    assert 'value="Vermist: jongen (8) in rode jas"' in form.text and f'action="{path}/edit"' in form.text
+    assert 'value="2000"' in form.text, "the radius comes back"
+    saved = await client.post(
+        f"{path}/edit",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "type": "missing_person",
+            "headline": "Vermist: jongen (8) in groene jas",
+            "description": "Tim, 1.30 m, blond, groene jas.",
+            "instruction": "",
+            "area_kind": "circle",
+            "lat": "52.2215",
+            "lon": "6.8937",
+            "radius_m": "1500",
+            "expires_minutes": "90",
+        },
+    )
+    assert saved.status_code == 303 and saved.headers["location"] == path
+    preview = await client.get(path)
+    assert "groene jas" in preview.text and "rode jas" not in preview.text
+    with sessions() as session:
+        (action,) = session.exec(select(Action))
+        events = [e.event for e in session.exec(select(AuditEvent))]
+    assert action.status == ActionStatus.DRAFT and action.area["circle"]["radius_m"] == 1500
+    assert "action_edited" in events
+
+
+async def test_a_draft_is_deleted_only_after_the_confirmation(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    path = (await _create(client)).headers["location"]
+    preview = await client.get(path)
+    assert 'id="delete-form"' in preview.text
+    kept = await client.post(f"{path}/delete", data={"csrf_token": csrf_of(preview.text)})
+    assert kept.status_code == 303 and kept.headers["location"].endswith("?error=delete")
+    with sessions() as session:
+        assert session.exec(select(Action)).first() is not None
+    gone = await client.post(f"{path}/delete", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"})
+    assert gone.status_code == 303
+    listing = await client.get(gone.headers["location"])
+    assert re.search(r"Concept BN-\w+ is verwijderd\.", listing.text)
+    with sessions() as session:
+        assert session.exec(select(Action)).first() is None
+        deleted = session.exec(select(AuditEvent).where(AuditEvent.event == "action_deleted")).all()
+    assert [(e.actor, e.subject) for e in deleted] == [
+        ("operator:olga", path.replace("/controlroom/actions/", "action:"))
+    ]
+
+
+@pytest.mark.parametrize("route", ["edit", "delete", "edit-form"])
+async def test_a_launched_action_cannot_be_edited_or_deleted(
+    client: httpx.AsyncClient, sessions: SessionFactory, route: str
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    base = f"/controlroom/actions/{action_id}"
+    if route == "edit-form":
+        response = await client.get(f"{base}/edit")
+    else:
+        data = {"csrf_token": csrf_of(page.text), "confirm": "yes", "headline": "Anders", "type": "other"}
+        response = await client.post(f"{base}/{route}", data=data)
+    assert response.status_code == 409 and "al gestart" in response.text
+    with sessions() as session:
+        action = session.get(Action, action_id)
+    assert action is not None and action.status == ActionStatus.ACTIVE
+    assert action.headline == "Vermist: jongen (8) in rode jas"
+
+
+async def test_the_live_page_puts_new_tips_first_with_the_operators_replies_in_their_thread(
+    client: httpx.AsyncClient, tips: FakeTipFeed
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    older = tips.add(action_id, "nu net 5 min geleden bij het bankje op de Oude Markt", has_phone=True)
+    tips.add(action_id, "zag net een man met rode jas bij de Hema in de Kalanderstraat", verdict="useful")
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    token = csrf_of(page.text)
+    await client.post(
+        f"/controlroom/actions/{action_id}/tips/{older.id}/reply",
+        data={"csrf_token": token, "text": "Welke kant liep hij op?"},
+        headers={"X-Requested-With": "fetch"},
+    )
+    live = (await client.get(f"/controlroom/actions/{action_id}")).text
+    assert live.index('id="tips-h"') < live.index('id="progress-h"'), "the tips come before the progress"
+    assert live.index('id="tip-2"') < live.index('id="tip-1"'), "newest first"
+    thread = re.search(r'<ol class="thread"[^>]*>(.*?)</ol>', live, re.DOTALL)
+    assert thread is not None and "Welke kant liep hij op?" in thread.group(1)
+    assert re.search(r'<li class="out"><span class="who">Meldkamer · 15:33</span>Welke kant', thread.group(1))
+    useful = live[live.index('id="tip-2"') :]
+    assert re.search(r'<p class="verdict" >Beoordeeld: nuttig</p>', useful)
+    tip1 = live[live.index('id="tip-1"') :]
+    verdicts, reply = tip1.index('class="inline js-fetch verdicts"'), tip1.index('class="js-fetch reply"')
+    assert tip1.index("</div>", verdicts) < reply, "Verstuur sits in its own form, outside the verdict row"
+    for key in ("all", "new", "useful", "not_useful"):
+        assert f'data-filter="{key}"' in live
+
+
+async def test_an_edited_duration_also_counts_from_the_launch(
+    client: httpx.AsyncClient, sessions: SessionFactory, clock: FixedClock
+) -> None:
+    await login(client, "olga")
+    path = (await _create(client, expires_minutes="120")).headers["location"]
+    clock.advance(minutes=10)
+    form = await client.get(f"{path}/edit")
+    assert 'name="expires_minutes" type="number"' in form.text and 'value="120"' in form.text, "as chosen"
+    values = {
+        "csrf_token": csrf_of(form.text),
+        "type": "missing_person",
+        "headline": "Vermist: jongen (8) in groene jas",
+        "description": "Tim, 1.30 m, blond, groene jas.",
+        "instruction": "Bel 112 als u hem ziet.",
+        "area_kind": "circle",
+        "lat": "52.2215",
+        "lon": "6.8937",
+        "radius_m": "1500",
+        "expires_minutes": "90",
+    }
+    assert (await client.post(f"{path}/edit", data=values)).status_code == 303
+    preview = await client.get(path)
+    launched_at = clock.advance(minutes=25)
+    launched = await client.post(
+        f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"}
+    )
+    assert launched.status_code == 303
+    with sessions() as session:
+        (action,) = session.exec(select(Action))
+    assert action.expires_at.replace(tzinfo=None) == (launched_at + timedelta(minutes=90)).replace(
+        tzinfo=None
+    )
+
+
+async def test_an_instruction_too_long_for_an_sms_is_refused_in_dutch(client: httpx.AsyncClient) -> None:
+    await login(client, "olga")
+    refused = await _create(client, instruction="Benader hem niet en houd afstand, bel 112. " * 6)
+    assert refused.status_code == 422
+    assert "De instructie past niet in twee sms-delen en wordt nooit ingekort" in refused.text

@@ -68,6 +68,9 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions/{action_id}"): OPS,
     ("POST", "/controlroom/actions/{action_id}/launch"): OPS,
     ("POST", "/controlroom/actions/{action_id}/close"): OPS,
+    ("GET", "/controlroom/actions/{action_id}/edit"): OPS,
+    ("POST", "/controlroom/actions/{action_id}/edit"): OPS,
+    ("POST", "/controlroom/actions/{action_id}/delete"): OPS,
     ("GET", "/controlroom/actions/{action_id}/stream"): OPS,
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/mark"): OPS,
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/reply"): OPS,
@@ -97,7 +100,25 @@ FORMS: dict[str, dict[str, str]] = {
         "expires_minutes": "120",
     },  # fmt: skip
     "/controlroom/actions/{action_id}/launch": {"confirm": "yes"},
-    "/controlroom/actions/{action_id}/close": {"outcome": "found", "closing_text": "Noah is gevonden."},
+    "/controlroom/actions/{action_id}/edit": {
+        "type": "missing_person",
+        "headline": "Vermist: Sem (6), blauwe jas",
+        "description": "Sem is weg.",
+        "instruction": "",
+        "area_kind": "circle",
+        "lat": "52.22",
+        "lon": "6.89",
+        "radius_m": "2000",
+        "postcode": "",
+        "municipalities": "",
+        "expires_minutes": "60",
+    },  # fmt: skip
+    "/controlroom/actions/{action_id}/delete": {"confirm": "yes"},
+    "/controlroom/actions/{action_id}/close": {
+        "outcome": "found",
+        "closing_text": "Noah is gevonden.",
+        "confirm": "yes",
+    },
     "/controlroom/actions/{action_id}/tips/{tip_id}/mark": {"useful": "yes"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/reply": {"text": "Welke kleur had zijn jas?"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/phone": {},
@@ -336,6 +357,10 @@ def test_the_page_script_builds_tips_with_text_nodes_only() -> None:
         "has_phone",
         "seen_at",  # formatted by seenTime() into a text node
         "seen_text",  # the tipster's phrase, formatted by seenTime() into the same text node
+        "thread",  # each line's text appended as a text node
+        "location",  # a desktop notification's body: plain text
+        "late",  # a flag: which list the tip goes to
+        "new",  # not a field: the `.tip.new` selector
     }
 
 

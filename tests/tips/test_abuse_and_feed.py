@@ -149,3 +149,24 @@ async def test_retention_purges_a_closed_actions_tips_with_their_forwards_and_me
     with sessions() as session:
         left = [len(session.exec(select(model)).all()) for model in (TipForward, TipMessage)]
     assert stored_tips(sessions) == [] and left == [0, 0]
+
+
+async def test_storage_feed_shows_the_whole_thread_with_the_operators_questions(
+    router: Router, tips: TipServices, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    sms = person(sessions, vault, clock())
+    action = launch(sessions, clock(), sms)
+    await say(router, sms, clock, "Ik zag hem om 15:10 bij de Jumbo, rode jas")
+    feed = tips.feed
+    (first,) = feed.tips(action_id=action.id or 0)
+    await feed.reply(action_id=action.id or 0, tip_id=first.id, text="Welke kant op?", actor="operator:olga")
+    await say(router, sms, clock, "Richting het station")
+    (tip,) = feed.tips(action_id=action.id or 0)
+    assert [(line.direction, line.text) for line in tip.thread] == [
+        ("in", "Ik zag hem om 15:10 bij de Jumbo, rode jas"),
+        ("out", "Welke kant op?"),
+        ("in", "Richting het station"),
+    ]
+    assert tip.to_json()["thread"][1]["text"] == "Welke kant op?"
+    marked = feed.mark(action_id=action.id or 0, tip_id=tip.id, useful=True, actor="operator:olga")
+    assert len(marked.thread) == 3, "a verdict keeps the conversation"

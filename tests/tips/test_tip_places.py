@@ -63,7 +63,9 @@ async def tip_with(
         pytest.param("Gezien bij de Kalanderstraat in Enschede", (52.21975, 6.89412), id="street-and-town"),
         pytest.param("Hij liep om 15:10 langs 7511 AB", (52.21990, 6.89418), id="postcode"),
         # The tip's places, most specific first: the street is found though "Hema" alone is not.
-        pytest.param("om 15:10 bij de hema in de kalanderstraat", (52.21975, 6.89412), id="landmark-and-street"),
+        pytest.param(
+            "om 15:10 bij de hema in de kalanderstraat", (52.21975, 6.89412), id="landmark-and-street"
+        ),
     ],
 )
 async def test_a_tips_place_is_found_inside_the_area(
