@@ -1,9 +1,10 @@
 """The texts of an action per channel and language, from the catalogue: alert, closing, tip result.
 
 Chat channels (Telegram, WhatsApp) get the full text; SMS is squeezed into at most two segments by
-shortening the description, then the headline; voice gets a text to speak. Typographic characters the
-control room pastes in (curly quotes, dashes) are replaced so an SMS stays GSM-7 (160 characters a part,
-not 70).
+shortening the description (or closing text), then the headline; voice gets a text to speak. The code,
+the operator's instruction and 112 are never cut: an instruction such as "benader hem niet" is what
+keeps a citizen safe. Typographic characters the control room pastes in (curly quotes, dashes) are
+replaced so an SMS stays GSM-7 (160 characters a part, not 70).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ _GSM_FRIENDLY = str.maketrans(
     {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " "}
 )
 _SPACES = re.compile(r"[ \t]+")
+_SENTENCE_END = frozenset(".!?…")
+_CLOSERS = "\"')]»”’"
+# An operator's closing text that already thanks the participants: our own thanks would be the second.
+_THANKS = re.compile(r"\b(?:dank\w*|bedankt|thank\w*|thx)\b", re.IGNORECASE)
+# The free texts the operator writes, and (for SMS) the order in which they are shortened to fit.
+_FREE_TEXTS = ("headline", "description", "instruction", "closing_text")
+_SHORTENED = ("description", "closing_text", "headline")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -49,6 +57,14 @@ def gsm_friendly(text: str) -> str:
 def _tidy(text: str) -> str:
     lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def as_sentence(text: str) -> str:
+    """The text ending as a sentence: a full stop added when it has no final punctuation."""
+    text = text.strip()
+    if not text or text.rstrip(_CLOSERS)[-1:] in _SENTENCE_END:
+        return text
+    return text + "."
 
 
 def _shorten(text: str, keep: int) -> str:
@@ -124,6 +140,9 @@ class AlertTexts:
     def _link_line(self, code: str, relay: RelayRef | None, lang: str) -> str:
         """The sentence with the tip link(s) a relayed alert ends with; empty without a link base."""
         chosen = self._chosen_links(code, relay)
+        if relay is not None and not chosen:
+            # Without a link the group's members cannot reach us by a reply, so they need the code.
+            return self._catalogue.render(lang, "action.relay_link.none", code=code)
         if not chosen:
             return ""
         if len(chosen) == 1:
@@ -144,6 +163,9 @@ class AlertTexts:
         self, action: Action, kind: DeliveryKind, lang: str, relay: RelayRef | None = None
     ) -> dict[str, str]:
         outcome = action.outcome or ActionOutcome.NO_RESULT
+        closing_text = (action.closing_text or "").strip()
+        closes = kind in (DeliveryKind.CLOSING, DeliveryKind.RELAY_CLOSING)
+        thanks = closes and not _THANKS.search(closing_text)
         return {
             "link": self._link_line(action.code, relay, lang),
             "code": action.code,
@@ -152,7 +174,8 @@ class AlertTexts:
             "description": action.description.strip(),
             "instruction": action.instruction.strip(),
             "outcome": self._catalogue.render(lang, f"action.outcome.{outcome.value}"),
-            "closing_text": (action.closing_text or "").strip(),
+            "closing_text": closing_text,
+            "thanks": self._catalogue.render(lang, f"action.thanks.{kind.value}") if thanks else "",
         }
 
     def _render(self, kind: DeliveryKind, style: str, lang: str, params: dict[str, str]) -> str:
@@ -170,11 +193,17 @@ class AlertTexts:
         """The text of one message of an action on a channel (for a relay: with its tip link)."""
         params = self._params(action, kind, lang, relay)
         style = self.style(channel)
+        # The operator's texts become sentences, so the next one never runs on ("zwarte helmen Tip?");
+        # in a chat the headline stands on a line of its own, as a title.
+        for field in _FREE_TEXTS:
+            if style != "chat" or field != "headline":
+                params[field] = as_sentence(params[field])
         if style != "sms":
             return self._render(kind, style, lang, params)
         params = {k: gsm_friendly(v) for k, v in params.items()}
-        # Shorten the free texts, longest-lived first, until the SMS fits its segments.
-        for field in ("description", "closing_text", "instruction", "headline"):
+        # Shorten the free texts, longest-lived first, until the SMS fits its segments; the code, the
+        # instruction and 112 stay whole even when that means a part more.
+        for field in _SHORTENED:
             text = self._render(kind, style, lang, params)
             if self.sms_segments(text) <= self._max_sms_segments:
                 return text
@@ -231,13 +260,23 @@ class AlertTexts:
                             f"the {channel.value} alert would be {length} characters; the limit is {limit}",
                         )
                     )
-            bare = action.model_copy(update={"description": "", "instruction": ""})
+            bare = action.model_copy(update={"description": ""})
             sms = self.text(bare, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang=lang)
-            if action.headline.strip() and gsm_friendly(action.headline.strip()) not in sms:
+            if self.sms_segments(sms) > self._max_sms_segments:
+                # The instruction is never cut, so the operator shortens it (or the headline) now.
+                found.append(
+                    TextProblem(
+                        "instruction",
+                        f"the instruction does not fit in an SMS of {self._max_sms_segments} parts; "
+                        "shorten it",
+                    )
+                )
+            elif action.headline.strip() and as_sentence(gsm_friendly(action.headline)) not in sms:
                 found.append(
                     TextProblem(
                         "headline",
-                        f"the headline does not fit in an SMS of {self._max_sms_segments} parts; shorten it",
+                        f"the headline and the instruction do not fit together in an SMS of "
+                        f"{self._max_sms_segments} parts; shorten one of them",
                     )
                 )
         unique = {(p.field, p.message): p for p in found}

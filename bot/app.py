@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError
 from bot.api.actions import actions_router
 from bot.channels.simulator import simulator_router
 from bot.controlroom.router import controlroom_router
+from bot.public.privacy import privacy_router
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             on_queued=runtime.wake_dispatcher,
         )
     )
+    app.include_router(privacy_router(runtime.settings))
     app.include_router(
         controlroom_router(
             runtime, tips=runtime.tip_feed, on_queued=runtime.wake_dispatcher, geocoder=runtime.geocoder

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     processed_event_retention_days: int = 7
     delivery_stuck_minutes: int = 15
 
+    def privacy_url(self, lang: str = "nl") -> str:
+        """Where the public privacy statement is read, in Dutch or (`en`) English."""
+        return self.public_base_url.rstrip("/") + ("/privacy/en" if lang == "en" else "/privacy")
+
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
         if self.environment == "production":

@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -235,21 +235,33 @@ def write_deliveries(
     return len(rows)
 
 
-def launch_action(session: Session, *, action: Action, targets: Sequence[Target], now: datetime) -> int:
-    """Make a draft action active and queue its alert to every target, in one transaction."""
+def launch_action(
+    session: Session,
+    *,
+    action: Action,
+    targets: Sequence[Target],
+    now: datetime,
+    runs_for: timedelta | None = None,
+) -> int:
+    """Make a draft action active and queue its alert to every target, in one transaction.
+
+    With `runs_for` the action ends that long after this launch (a duration the operator chose), not
+    after the draft was made; without it the draft's own end time holds (an API client's absolute one).
+    """
     if action.status is not ActionStatus.DRAFT:
         raise ActionStateError(f"action {action.code} is {action.status.value}, only a draft can be launched")
-    if action.expires_at <= now:
+    expires_at = now + runs_for if runs_for is not None else action.expires_at
+    if expires_at <= now:
         raise ActionStateError(f"action {action.code} expired at {action.expires_at.isoformat()}")
     # Claim the transition first so two launches of one action cannot both write an outbox.
     claimed = session.execute(
         update(Action)
         .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.DRAFT.value)
-        .values(status=ActionStatus.ACTIVE.value, launched_at=now)
+        .values(status=ActionStatus.ACTIVE.value, launched_at=now, expires_at=expires_at)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise ActionStateError(f"action {action.code} was launched already")
-    action.status, action.launched_at = ActionStatus.ACTIVE, now
+    action.status, action.launched_at, action.expires_at = ActionStatus.ACTIVE, now, expires_at
     queued = write_deliveries(
         session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
     )

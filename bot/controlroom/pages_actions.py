@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -233,7 +233,11 @@ async def _draft_from_form(cr: ControlRoom, values: dict[str, str], lang: str) -
     )
     problems = cr.texts.problems(probe)
     if problems:
-        keys = {"headline": "headline_sms", "description": "description_long"}
+        keys = {
+            "headline": "headline_sms",
+            "instruction": "instruction_sms",
+            "description": "description_long",
+        }
         found = {t(f"form.problem.{keys.get(p.field, 'other')}", field=p.field) for p in problems}
         raise FormProblem(" ".join(sorted(found)))
     return draft
@@ -260,7 +264,7 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
     return RedirectResponse(f"{PREFIX}/actions/{action.id}", status_code=303)
 
 
-def _draft_values(action: Action, now: datetime) -> dict[str, str]:
+def _draft_values(action: Action) -> dict[str, str]:
     """A stored draft as the form's fields, for editing."""
     values = {
         "type": action.type.value,
@@ -279,9 +283,13 @@ def _draft_values(action: Action, now: datetime) -> dict[str, str]:
         }
     else:
         values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
-    expires = action.expires_at if action.expires_at.tzinfo else action.expires_at.replace(tzinfo=UTC)
-    values["expires_minutes"] = str(max(1, math.ceil((expires - now).total_seconds() / 60)))
+    values["expires_minutes"] = str(max(1, round(_runs_for(action).total_seconds() / 60)))
     return values
+
+
+def _runs_for(action: Action) -> timedelta:
+    """How long the operator asked a draft from the form to run (whole minutes), counted from its launch."""
+    return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
 
 
 def _draft_or_409(cr: ControlRoom, session: Session, action_id: int, lang: str) -> Action:
@@ -297,7 +305,7 @@ async def edit_draft(request: Request, visitor: ActionVisitor, action_id: int) -
     cr = room(request)
     with cr.sessions() as session:
         action = _draft_or_409(cr, session, action_id, visitor.language)
-    return _form_page(request, visitor, _draft_values(action, cr.clock()), draft=action)
+    return _form_page(request, visitor, _draft_values(action), draft=action)
 
 
 @router.post("/actions/{action_id}/edit")
@@ -315,8 +323,12 @@ async def save_draft(request: Request, visitor: ActionPoster, action_id: int) ->
     now = cr.clock()
     refused = translator(cr.catalogue, visitor.language)("draft.not_draft")
     with transaction(cr.sessions) as session:
+        stored = _load(session, action_id)
+        # The duration counts from the launch: keep it measured from the draft's start, as the form made it.
+        created = stored.created_at if stored.created_at.tzinfo else stored.created_at.replace(tzinfo=UTC)
+        draft = replace(draft, expires_at=created + (draft.expires_at - now))
         try:
-            update_draft(session, action=_load(session, action_id), draft=draft)
+            update_draft(session, action=stored, draft=draft)
         except ActionStateError:
             raise HTTPException(status_code=409, detail=refused) from None
         audit(session, now=now, actor=visitor.actor, event="action_edited", subject=f"action:{action_id}")
@@ -476,7 +488,10 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
             for r in recipients
         ]
         try:
-            queued = launch_action(session, action=action, targets=targets, now=now)
+            # The form asked how long the action runs: that time counts from now, not from the draft.
+            # A draft an API client made keeps the absolute end time it was given.
+            runs_for = None if action.created_by == "api" else _runs_for(action)
+            queued = launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
         except ActionStateError as exc:
             message = translator(cr.catalogue, visitor.language)("preview.already")
             raise HTTPException(status_code=409, detail=message) from exc

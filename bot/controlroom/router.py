@@ -82,7 +82,7 @@ def make_controlroom(
 
 def routes_for(cr: ControlRoom) -> APIRouter:
     """Every control-room route, sharing one `ControlRoom`."""
-    from bot.controlroom import pages_actions, pages_admin, pages_auth, pages_figures, pages_map
+    from bot.controlroom import pages_actions, pages_admin, pages_auth, pages_figures, pages_map, pages_texts
 
     def attach(request: Request) -> None:
         request.scope["controlroom"] = cr
@@ -119,6 +119,7 @@ def routes_for(cr: ControlRoom) -> APIRouter:
 
     router.include_router(pages_auth.router)
     router.include_router(pages_actions.router)
+    router.include_router(pages_texts.router)
     router.include_router(pages_map.router)
     router.include_router(pages_figures.router)
     router.include_router(pages_admin.router)

@@ -74,7 +74,9 @@ class RegistrationFlow(Flow):
     def ask_consent(self, ctx: FlowContext) -> OutgoingMessage:
         """The short privacy statement and the consent question (16+)."""
         key = "registration.consent_update" if ctx.data.get("update") else "registration.consent"
-        return ctx.ask_yes_no(key, version=ctx.services.settings.privacy_statement_version)
+        settings = ctx.services.settings
+        url = settings.privacy_url(ctx.lang)
+        return ctx.ask_yes_no(key, version=settings.privacy_statement_version, url=url)
 
     def on_consent(self, ctx: FlowContext) -> Transition:
         """JA records when consent was given; NEE ends the sign-up with nothing stored."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from bot.alerts import AlertTexts, gsm_friendly
+from bot.alerts import AlertTexts, RelayRef, as_sentence, gsm_friendly
 from bot.channels.segments import Encoding, count_segments
 from bot.messages import ChannelKind
 from bot.texts import Catalogue
-from storage.models import Action, ActionOutcome, ActionType, DeliveryKind
+from storage.models import Action, ActionOutcome, ActionType, DeliveryKind, RelayPlatform
 
 NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 
@@ -36,7 +37,8 @@ LONG = "Een man van ongeveer 40 jaar met een grijze baard en een rode rugzak, " 
 CASES = {
     "short": {},
     "long-description": {"description": LONG},
-    "long-everything": {"description": LONG, "instruction": LONG[:300], "closing_text": LONG[:600]},
+    # An instruction is never cut; one too long for an SMS is refused when the action is made (below).
+    "long-everything": {"description": LONG, "instruction": LONG[:200], "closing_text": LONG[:600]},
     "typographic-quotes": {"description": "Hij zei “ik ga naar huis” – en liep weg… " * 5},
     "emoji-forces-ucs2": {"description": "🚲 Gestolen fiets, rood frame. " * 10},
     "long-headline": {"headline": "Overval op juwelier aan de Oude Markt, twee daders op een scooter " * 2},
@@ -95,7 +97,7 @@ def test_chat_alert_is_whole_with_code_and_how_to_reply(
 
 
 @pytest.mark.parametrize(
-    ("lang", "words"), [("nl", "Burgernetactie"), ("en", "Burgernet action")], ids=["nl", "en"]
+    ("lang", "words"), [("nl", "Burgernetactie"), ("en", "Burgernet alert")], ids=["nl", "en"]
 )
 def test_voice_text_is_speakable(texts: AlertTexts, lang: str, words: str) -> None:
     text = texts.text(_action(), kind=DeliveryKind.ALERT, channel=ChannelKind.VOICE, lang=lang)
@@ -128,3 +130,131 @@ def test_template_variables_carry_code_type_headline(texts: AlertTexts) -> None:
         "3": "Vermist: jongen (8), blauwe jas",
         "4": "Bel 112 als u hem ziet.",
     }
+
+
+# The operator's instruction is what keeps a citizen safe: every channel carries it whole, with the code
+# and 112; an SMS that must be cut loses description and headline first.
+INSTRUCTION = "Ziet u hem? Spreek hem rustig aan en bel 112."
+LONG_INSTRUCTION = (
+    "Benader hem niet: hij is mogelijk gewapend. Houd afstand, let op zijn looprichting en bel direct 112. "
+    "Deel geen foto's op sociale media."
+)
+ALERT_CASES = {
+    "instruction": {"instruction": INSTRUCTION},
+    "no-full-stop": {
+        "description": "Twee mannen op een zwarte scooter, zwarte helmen",
+        "instruction": INSTRUCTION,
+    },
+    "long-description": {"description": LONG, "instruction": INSTRUCTION},
+    "long-instruction": {"description": LONG, "instruction": LONG_INSTRUCTION},
+    "long-headline": {
+        "headline": "Overval op juwelier aan de Oude Markt, twee daders op een scooter " * 2,
+        "description": LONG,
+        "instruction": LONG_INSTRUCTION,
+    },
+    "quotes-in-instruction": {
+        "description": LONG,
+        "instruction": "Zegt hij “Tim”? Bel 112 – niet zelf achterna.",
+    },
+}
+ALERT_CHANNELS = [ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.TELEGRAM, ChannelKind.VOICE]
+
+
+@pytest.mark.parametrize("fields", ALERT_CASES.values(), ids=ALERT_CASES.keys())
+@pytest.mark.parametrize("channel", ALERT_CHANNELS, ids=[c.value for c in ALERT_CHANNELS])
+@pytest.mark.parametrize("kind", [DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT], ids=["alert", "relay"])
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_every_alert_carries_the_instruction_code_and_112(
+    fields: dict[str, object], channel: ChannelKind, kind: DeliveryKind, lang: str
+) -> None:
+    texts = AlertTexts(Catalogue.load(), whatsapp_number="+3197010254321", telegram_bot="BurgernetTestBot")
+    relay = RelayRef(7, RelayPlatform.WHATSAPP) if kind is DeliveryKind.RELAY_ALERT else None
+    action = _action(**fields)
+    text = texts.text(action, kind=kind, channel=channel, lang=lang, relay=relay)
+    instruction = as_sentence(action.instruction)
+    assert (gsm_friendly(instruction) if channel is ChannelKind.SMS else instruction) in text
+    assert "112" in text.replace(instruction, "")
+    if channel is not ChannelKind.VOICE:
+        assert action.code in text
+    if channel is ChannelKind.SMS:
+        assert count_segments(text).segments <= 2, text
+    if relay is not None and channel is not ChannelKind.VOICE:
+        assert "R7" in text  # the tip link survives the squeeze
+    # Sentences are joined with their punctuation: nothing the operator wrote runs into the next one.
+    assert "helmen Tip" not in text and "helmen Ziet" not in text and "helmen\n" not in text
+    if action.description == "Twee mannen op een zwarte scooter, zwarte helmen":
+        assert "zwarte helmen. " in text or "zwarte helmen.\n" in text
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_sms_alert_cuts_the_description_before_the_headline(texts: AlertTexts, lang: str) -> None:
+    action = _action(description=LONG, instruction=LONG_INSTRUCTION)
+    sms = texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang=lang)
+    assert as_sentence(action.headline) in sms and LONG_INSTRUCTION in sms
+    assert "..." in sms and LONG.strip() not in sms
+
+
+@pytest.mark.parametrize(
+    "channel", [ChannelKind.TELEGRAM, ChannelKind.WHATSAPP], ids=["telegram", "whatsapp"]
+)
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_chat_alert_asks_for_a_reply_without_naming_the_code(
+    texts: AlertTexts, channel: ChannelKind, lang: str
+) -> None:
+    # A reply to the alert (or any tip from someone who got it) is linked without the code; the code is
+    # asked for only when the sender has several running alerts (tip.which_action).
+    text = texts.text(_action(), kind=DeliveryKind.ALERT, channel=channel, lang=lang)
+    assert "noem" not in text and "mention" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence"),
+    [
+        ("zwarte helmen", "zwarte helmen."),
+        ("Bel 112!", "Bel 112!"),
+        ("Ziet u hem?", "Ziet u hem?"),
+        ("Jongen (8)", "Jongen (8)."),
+        ('Hij riep "stop."', 'Hij riep "stop."'),
+        ("en verder…", "en verder…"),
+        ("  ", ""),
+    ],
+)
+def test_as_sentence_adds_a_full_stop_only_where_one_is_missing(text: str, sentence: str) -> None:
+    assert as_sentence(text) == sentence
+
+
+THANKING = re.compile(r"\b(dank|bedankt|thank)", re.IGNORECASE)
+CLOSING_CHANNELS = [ChannelKind.SMS, ChannelKind.TELEGRAM, ChannelKind.VOICE]
+
+
+@pytest.mark.parametrize("channel", CLOSING_CHANNELS, ids=[c.value for c in CLOSING_CHANNELS])
+@pytest.mark.parametrize("kind", [DeliveryKind.CLOSING, DeliveryKind.RELAY_CLOSING], ids=["closing", "relay"])
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_closing_thanks_once(texts: AlertTexts, channel: ChannelKind, kind: DeliveryKind, lang: str) -> None:
+    thanked = _action(closing_text="Tim is gevonden. Dank voor het uitkijken!")
+    text = texts.text(thanked, kind=kind, channel=channel, lang=lang)
+    assert len(THANKING.findall(text)) == 1, text
+    plain = texts.text(_action(closing_text="Tim is gevonden"), kind=kind, channel=channel, lang=lang)
+    assert len(THANKING.findall(plain)) == 1, plain
+    assert "Tim is gevonden." in plain  # the closing text ends as a sentence before our thanks
+
+
+def test_an_instruction_that_cannot_fit_an_sms_is_a_problem(texts: AlertTexts) -> None:
+    action = _action(description=LONG, instruction=LONG[:300])
+    assert [p.field for p in texts.problems(action)] == ["instruction"]
+    assert texts.problems(_action(description=LONG, instruction=LONG_INSTRUCTION)) == []
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_a_relayed_alert_without_a_tip_link_asks_for_the_code(texts: AlertTexts, lang: str) -> None:
+    # Group members cannot reply to a forwarded alert; without a link to the bot they must name the code.
+    relay = RelayRef(7, RelayPlatform.WHATSAPP)
+    for channel in (ChannelKind.WHATSAPP, ChannelKind.SMS):
+        text = texts.text(_action(), kind=DeliveryKind.RELAY_ALERT, channel=channel, lang=lang, relay=relay)
+        assert text.count("BN-4K7P") == 2 and "0900-8844" in text
+        assert channel is not ChannelKind.SMS or count_segments(text).segments <= 2
+    linked = AlertTexts(Catalogue.load(), whatsapp_number="+3197010254321")
+    text = linked.text(
+        _action(), kind=DeliveryKind.RELAY_ALERT, channel=ChannelKind.WHATSAPP, lang=lang, relay=relay
+    )
+    assert "0900-8844" not in text and "wa.me" in text

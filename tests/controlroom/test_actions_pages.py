@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -11,18 +11,22 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from bot.alerts import AlertTexts
+from bot.channels.segments import count_segments
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.live import action_events
 from bot.messages import ChannelKind, DeliveryStatus
+from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Action, ActionStatus, AuditEvent, Delivery
+from storage.models import Action, ActionStatus, ActionType, AuditEvent, Delivery, DeliveryKind
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import FakeTipFeed, csrf_of, login
 
 ENSCHEDE = (52.2215, 6.8937)
 FAR = (52.37, 4.89)  # Amsterdam
+NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 
 
 def _seed(sessions: SessionFactory, vault: DataVault, now: datetime) -> None:
@@ -441,6 +445,62 @@ async def test_stream_ends_when_the_session_ends(cr: ControlRoom, client: httpx.
     assert not any("event: progress" in e for e in ended)
 
 
+async def test_the_duration_counts_from_the_launch_not_from_the_draft(
+    client: httpx.AsyncClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    _seed(sessions, vault, clock())
+    await login(client, "olga")
+    created = await _create(client, expires_minutes="120")
+    path = created.headers["location"]
+    preview = await client.get(path)
+    launched_at = clock.advance(minutes=25)  # the operator checked the preview for 25 minutes
+    launched = await client.post(
+        f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"}
+    )
+    assert launched.status_code == 303
+    with sessions() as session:
+        action = session.get(Action, int(path.rsplit("/", 1)[1]))
+        assert action is not None
+        assert action.launched_at is not None
+        assert action.expires_at.replace(tzinfo=None) == (launched_at + timedelta(minutes=120)).replace(
+            tzinfo=None
+        )
+        assert action.launched_at.replace(tzinfo=None) == launched_at.replace(tzinfo=None)
+
+
+async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.AsyncClient) -> None:
+    await login(client, "olga")
+    instruction = "Benader hem niet; bel direct 112."
+    fields = {
+        "type": "robbery",
+        "headline": "Overval op juwelier aan de Oude Markt",
+        "description": "Twee mannen op een zwarte scooter, zwarte helmen, " * 8,
+        "instruction": instruction,
+    }
+    answer = await client.get("/controlroom/texts/alert", params=fields)
+    assert answer.status_code == 200
+    data = answer.json()
+    texts = AlertTexts(Catalogue.load())
+    probe = Action(
+        code="BN-XXXX",
+        type=ActionType.ROBBERY,
+        area={},
+        created_at=NOW,
+        expires_at=NOW,
+        **{k: v for k, v in fields.items() if k != "type"},
+    )
+    for lang in ("nl", "en"):
+        for channel in ChannelKind:
+            sent = texts.text(probe, kind=DeliveryKind.ALERT, channel=channel, lang=lang)
+            got = data["texts"][lang][channel.value]
+            assert (got["text"], got["chars"]) == (sent, len(sent))
+        sms = data["texts"][lang]["sms"]
+        assert instruction in sms["text"] and sms["segments"] == count_segments(sms["text"]).segments == 2
+    nl = data["texts"]["nl"]
+    assert data["counter"].startswith(f"Sms: {nl['sms']['chars']} tekens, 2 sms-deel/delen")
+    assert f"WhatsApp: {nl['whatsapp']['chars']} tekens" in data["counter"]
+
+
 async def test_a_draft_can_be_edited_before_the_launch(
     client: httpx.AsyncClient, sessions: SessionFactory
 ) -> None:
@@ -545,3 +605,44 @@ async def test_the_live_page_puts_new_tips_first_with_the_operators_replies_in_t
     assert tip1.index("</div>", verdicts) < reply, "Verstuur sits in its own form, outside the verdict row"
     for key in ("all", "new", "useful", "not_useful"):
         assert f'data-filter="{key}"' in live
+
+
+async def test_an_edited_duration_also_counts_from_the_launch(
+    client: httpx.AsyncClient, sessions: SessionFactory, clock: FixedClock
+) -> None:
+    await login(client, "olga")
+    path = (await _create(client, expires_minutes="120")).headers["location"]
+    clock.advance(minutes=10)
+    form = await client.get(f"{path}/edit")
+    assert 'name="expires_minutes" type="number"' in form.text and 'value="120"' in form.text, "as chosen"
+    values = {
+        "csrf_token": csrf_of(form.text),
+        "type": "missing_person",
+        "headline": "Vermist: jongen (8) in groene jas",
+        "description": "Tim, 1.30 m, blond, groene jas.",
+        "instruction": "Bel 112 als u hem ziet.",
+        "area_kind": "circle",
+        "lat": "52.2215",
+        "lon": "6.8937",
+        "radius_m": "1500",
+        "expires_minutes": "90",
+    }
+    assert (await client.post(f"{path}/edit", data=values)).status_code == 303
+    preview = await client.get(path)
+    launched_at = clock.advance(minutes=25)
+    launched = await client.post(
+        f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"}
+    )
+    assert launched.status_code == 303
+    with sessions() as session:
+        (action,) = session.exec(select(Action))
+    assert action.expires_at.replace(tzinfo=None) == (launched_at + timedelta(minutes=90)).replace(
+        tzinfo=None
+    )
+
+
+async def test_an_instruction_too_long_for_an_sms_is_refused_in_dutch(client: httpx.AsyncClient) -> None:
+    await login(client, "olga")
+    refused = await _create(client, instruction="Benader hem niet en houd afstand, bel 112. " * 6)
+    assert refused.status_code == 422
+    assert "De instructie past niet in twee sms-delen en wordt nooit ingekort" in refused.text

@@ -117,7 +117,11 @@ async def test_whole_registration(running: Running, fake: FakeTelegramApi, setti
     calls = [c for c in fake.calls_to("sendMessage") if c.status == 200]
     assert len(calls) == len(ANSWERS)
     assert {int(c.params["chat_id"]) for c in calls} == {ANNA}
-    assert calls[0].params["text"].startswith(nl.render("nl", "registration.consent", version="2026-1"))
+    assert (
+        calls[0]
+        .params["text"]
+        .startswith(nl.render("nl", "registration.consent", version="2026-1", url=PUBLIC + "/privacy"))
+    )
     ask_phone = calls[4]
     assert ask_phone.params["text"] == nl.render("nl", "registration.ask_phone")
     assert ask_phone.json("reply_markup")["keyboard"][0] == [

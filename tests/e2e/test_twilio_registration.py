@@ -145,7 +145,9 @@ async def test_whole_registration(
     assert {m["To"] for m in sent} == {address}
     assert {m["From"] for m in sent} == {address.replace(phone, OUR_NUMBER)}
     assert {m["StatusCallback"] for m in sent} == {PUBLIC + "/webhooks/twilio/status"}
-    assert sent[0]["Body"].startswith(nl.render("nl", "registration.consent", version="2026-1"))
+    assert sent[0]["Body"].startswith(
+        nl.render("nl", "registration.consent", version="2026-1", url=PUBLIC + "/privacy")
+    )
     assert sent[-1]["Body"] == nl.render(
         "nl",
         "registration.welcome",

@@ -36,7 +36,9 @@ async def test_sms_registration_happy_path(
     t = converse
     transcript = await t(SMS, ["START", "JA", "Jan", "7511 AB 12", "JA", "JA", "SMS"])
     nl = lambda key, **p: catalogue.render("nl", key, **p)  # noqa: E731
-    assert texts(transcript[0]) == [nl("registration.consent", version="2026-1")]
+    assert texts(transcript[0]) == [
+        nl("registration.consent", version="2026-1", url="http://127.0.0.1:8080/privacy")
+    ]
     assert transcript[0][0].buttons == ("JA", "NEE")
     assert texts(transcript[1]) == [nl("registration.ask_name")]
     assert texts(transcript[2]) == [nl("address.ask_home")]
@@ -127,7 +129,9 @@ async def test_registering_twice_updates_the_same_participant(
 ) -> None:
     await converse(SMS, register_steps(SMS))
     transcript = await converse(SMS, register_steps(SMS, name="Jan B", address="1012 AB 5"))
-    assert transcript[0][0].text == catalogue.render("nl", "registration.consent_update", version="2026-1")
+    assert transcript[0][0].text == catalogue.render(
+        "nl", "registration.consent_update", version="2026-1", url="http://127.0.0.1:8080/privacy"
+    )
     assert last(transcript).text == catalogue.render(
         "nl", "registration.updated", channel="SMS", place="Amsterdam"
     )

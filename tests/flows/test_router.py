@@ -124,7 +124,9 @@ async def test_language_is_kept_for_a_participant(converse: Converse, sessions: 
 
 async def test_start_mid_flow_restarts_registration(converse: Converse, catalogue: Catalogue) -> None:
     transcript = await converse(SMS, ["START", "JA", "Jan", "START"])
-    assert texts(transcript[-1]) == [catalogue.render("nl", "registration.consent", version="2026-1")]
+    assert texts(transcript[-1]) == [
+        catalogue.render("nl", "registration.consent", version="2026-1", url="http://127.0.0.1:8080/privacy")
+    ]
 
 
 async def test_annuleer_cancels_only_the_flow(
@@ -211,7 +213,9 @@ async def test_registered_fallback_points_to_participant_options(
 
 async def test_free_text_intents_start_flows(converse: Converse, catalogue: Catalogue) -> None:
     transcript = await converse(SMS, ["ik wil me aanmelden"])
-    assert last(transcript).text == catalogue.render("nl", "registration.consent", version="2026-1")
+    assert last(transcript).text == catalogue.render(
+        "nl", "registration.consent", version="2026-1", url="http://127.0.0.1:8080/privacy"
+    )
 
 
 async def test_every_reply_of_a_full_sms_session_fits_two_segments(converse: Converse) -> None:
@@ -264,7 +268,9 @@ async def test_a_broken_parser_falls_back_to_not_understood(
     assert [r.text for r in replies] == [catalogue.render("nl", "fallback.unregistered")]
     # keywords and flows do not need the parser at all
     replies = await router.handle(incoming(SMS, "START", clock))
-    assert replies[0].text == catalogue.render("nl", "registration.consent", version="2026-1")
+    assert replies[0].text == catalogue.render(
+        "nl", "registration.consent", version="2026-1", url="http://127.0.0.1:8080/privacy"
+    )
 
 
 class ExplodingStep(StrEnum):

@@ -118,7 +118,7 @@ async def test_start_after_stop_opts_back_in(
     transcript = await converse(SMS, ["STOP", "START"])
     assert texts(transcript[1]) == [
         catalogue.render("nl", "router.opted_in"),
-        catalogue.render("nl", "registration.consent", version="2026-1"),
+        catalogue.render("nl", "registration.consent", version="2026-1", url="http://127.0.0.1:8080/privacy"),
     ]
     assert rows(sessions, OptOut) == []
     [identity] = rows(sessions, ChannelIdentity)

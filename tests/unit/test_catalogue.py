@@ -32,6 +32,8 @@ SAMPLE = {
     "preferred": "WhatsApp",
     "channels": "SMS, Telegram, WhatsApp",
     "consent_date": "20-11-2026",
+    # PUBLIC_BASE_URL/privacy (the English page's, the longer): a production host of ordinary length.
+    "url": "https://burgernet.example.nl/privacy/en",
 }
 THREE_ADDRESSES = "\n".join(f"{n}. 7511 AB 12-A, Sint Michielsgestel (ma-vr 09:00-17:00)" for n in (1, 2, 3))
 # My data lists up to three addresses; it may take three parts.
@@ -119,3 +121,83 @@ def test_every_key_the_flows_use_exists(catalogue: Catalogue) -> None:
         used |= {pattern.format(v) for v in values}
     assert len(used) > 40
     assert sorted(k for k in used if not catalogue.has(k, "nl") or not catalogue.has(k, "en")) == []
+
+
+# The flows' questions, and the placeholders they take beyond SAMPLE.
+QUESTION_AREAS = ("common", "registration", "address", "unsubscribe", "reconfirm", "tip", "relay")
+# A question, or a re-ask after an answer we could not use ("Stuur uw voornaam, of OVERSLAAN.").
+QUESTION_KEY = re.compile(
+    r"\.(ask_|confirm|consent|question|reminder|followup_|which_|bad_|missing_|unknown_|phone_|area_)"
+    r"|_retry$|rules$|_empty$|\.empty$|_invalid$|_too_long$|_bad$"
+)
+QUESTION_SAMPLE = {
+    **SAMPLE,
+    "expires": "20-12-2026",
+    "code": "BN-4K7P",
+    "count": 3,
+    "min": "0,5",
+    "max": 25,
+    "place": "Sint Michielsgestel-Noord",
+    "postcodes": "7511, 7512",
+    "platform": "WhatsApp",
+    "area": "1,5 km rond Sint Michielsgestel-Noord",
+    "members": 120,
+    "n": 2,
+    "km": "1,5",
+    "question": "Welke kant liep hij op?",
+    "bot": "BurgernetBot",
+    **dict.fromkeys(("id", "relays", "tips"), 12),
+    **dict.fromkeys(("reporter", "text", "label", "value", "groups"), "-"),
+    "headline": "Overval op juwelier aan de Markt",
+    "addresses": THREE_ADDRESSES,
+    "options": "1. BN-4K7P: Vermist: jongen (8), blauwe jas\n2. BN-7QX2: Overval op juwelier aan de Markt",
+}
+# Questions allowed more than one part, and why.
+LONGER_QUESTIONS = {
+    "address.choose": "lists up to three addresses",
+    "address.ask_remove": "lists up to three addresses",
+    "tip.which_action": "lists the running alerts the sender got",
+    "relay.group_rules": "posted in a Telegram group by the bot, never sent as SMS",
+}
+
+
+def _asks(text: str) -> bool:
+    return text.endswith(("?", "(JA/NEE)"))
+
+
+def question_keys(catalogue: Catalogue) -> list[str]:
+    return sorted(
+        k
+        for k in catalogue.keys("nl")
+        if k.split(".", 1)[0] in QUESTION_AREAS
+        and (QUESTION_KEY.search(k) or _asks(catalogue.render("nl", k, **QUESTION_SAMPLE)))
+    )
+
+
+def test_the_question_walk_finds_every_flow() -> None:
+    keys = set(question_keys(Catalogue.load()))
+    expected = {
+        "registration.consent", "registration.ask_name", "address.ask_home", "address.confirm_place",
+        "unsubscribe.confirm", "reconfirm.question", "tip.followup_both", "relay.rules", "relay.ask_members",
+        "common.yes_no_retry",
+    }  # fmt: skip
+    assert expected <= keys
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_every_question_of_a_flow_is_one_sms_part(catalogue: Catalogue, lang: str) -> None:
+    too_long = {}
+    for key in question_keys(catalogue):
+        text = catalogue.render(lang, key, **QUESTION_SAMPLE)
+        count = count_segments(text)
+        if count.segments > 1 and key not in LONGER_QUESTIONS:
+            too_long[key] = (count.segments, len(text), text)
+    assert too_long == {}
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_consent_links_the_privacy_statement_in_one_sms_part(catalogue: Catalogue, lang: str) -> None:
+    for key in ("registration.consent", "registration.consent_update"):
+        text = catalogue.render(lang, key, **SAMPLE)
+        assert SAMPLE["url"] in text
+        assert count_segments(text).segments == 1, text

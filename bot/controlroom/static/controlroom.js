@@ -2,38 +2,29 @@
    No build step, no library; everything works without this script except the live updates. */
 "use strict";
 
-const GSM7 = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
-  "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-const GSM7_EXT = "\f^{}\\[~]|€";
-
-function smsSegments(text) {
-  let gsm = true, units = 0;
-  for (const ch of text) {
-    if (GSM7.includes(ch)) units += 1;
-    else if (GSM7_EXT.includes(ch)) units += 2;
-    else { gsm = false; break; }
-  }
-  if (!gsm) {
-    units = 0;
-    for (const ch of text) units += ch.length;  // UTF-16 code units
-    return units <= 70 ? 1 : Math.ceil(units / 67);
-  }
-  return units <= 160 ? 1 : Math.ceil(units / 153);
-}
-
 /* ---- new-action form ---- */
 function setupForm(form) {
   const counter = document.getElementById("counter");
-  const headline = form.elements.headline, description = form.elements.description;
+  const fields = ["type", "headline", "description", "instruction"].map((name) => form.elements[name]);
+  // The server builds the texts each channel will send (SMS squeezed, instruction kept) and counts them.
+  let pending = null, asked = 0;
   const updateCounter = () => {
-    const sms = `Burgernet BN-XXXX: ${headline.value}. ${description.value} Tip? Antwoord op deze sms. Spoed: 112`;
-    const segments = smsSegments(sms);
-    counter.textContent = counter.dataset.template
-      .replace("{chars}", String([...sms].length)).replace("{segments}", String(segments));
-    counter.classList.toggle("over", segments > 2);
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      const ask = ++asked;
+      const query = new URLSearchParams(fields.map((field) => [field.name, field.value]));
+      try {
+        const response = await fetch(`${counter.dataset.url}?${query}`, {headers: {Accept: "application/json"}});
+        if (!response.ok || ask !== asked) return;
+        const data = await response.json();
+        counter.textContent = data.counter;
+        const segments = Math.max(...Object.values(data.texts).map((lang) => lang.sms.segments));
+        counter.classList.toggle("over", segments > 2 || data.problems.length > 0);
+        counter.title = data.texts.nl.sms.text;
+      } catch (_) { /* offline for a moment: the preview still shows the real texts */ }
+    }, 200);
   };
-  headline.addEventListener("input", updateCounter);
-  description.addEventListener("input", updateCounter);
+  for (const field of fields) field.addEventListener("input", updateCounter);
   updateCounter();
 }
 

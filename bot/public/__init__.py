@@ -1,0 +1,1 @@
+"""Public pages without a login and without personal data (the privacy statement)."""
