@@ -7,6 +7,7 @@ request carries a phone number in its URL."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from bot.config import load_settings
 from bot.messages import ChannelKind, OutgoingMessage
 from bot.runtime import Runtime, build_runtime
 from storage.crypto import new_data_key
-from tests.browser.conftest import Served, _listening, _need_chromium, _until, shot
+from tests.browser.conftest import SCREENSHOTS, Served, _listening, _need_chromium, _until, shot
 
 pytestmark = pytest.mark.browser
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -211,6 +212,8 @@ def test_docs_screenshots(simulator_app: SimulatorApp, browser: Any) -> None:
         tip = "Ik zag een man in een rode jas richting het station lopen"
         page.get_by_label("bericht").fill(tip)
         expect(page.locator("#counter")).to_have_text(f"1 sms-deel · {len(tip)}/160 GSM-7")
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS_IMG / target))
+        # The README's pictures are refreshed only when asked; every run keeps its own copy.
+        out = DOCS_IMG if os.environ.get("UPDATE_DOCS_IMG") == "1" else SCREENSHOTS
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / target))
         context.close()
