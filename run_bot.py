@@ -43,6 +43,8 @@ def _or_exit(check: Callable[[], T]) -> T:
 def main(ctx: typer.Context) -> None:
     """Serve everything when no command is given."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic lists every plugin it loads at INFO: noise before the lines a newcomer needs.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if ctx.invoked_subcommand is None:
         serve()
 
