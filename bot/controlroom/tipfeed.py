@@ -44,6 +44,8 @@ class TipView:
     updated_at: datetime | None = None
     """When the tip last changed (a later message, an answer); None for tips that never change."""
     has_phone: bool = False
+    late: bool = False
+    """Sent after the action ended: shown apart from the live tips, never as one of them."""
 
     def to_json(self) -> dict[str, Any]:
         """The tip for the page's script (the server-sent event's data)."""

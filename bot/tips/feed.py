@@ -37,6 +37,7 @@ def tip_view(tip: Tip, *, relay: str | None = None) -> TipView:
         has_phone=tip.phone_enc is not None,
         relay=relay,
         updated_at=utc(tip.updated_at),
+        late=tip.late,
     )
 
 

@@ -26,17 +26,31 @@ def test_upgrade_from_empty_creates_every_model_table(tmp_path: Path) -> None:
     assert _tables(url) == set(SQLModel.metadata.tables)
 
 
+def _columns(url: str) -> set[tuple[str, str]]:
+    engine = make_engine(url)
+    try:
+        found = inspect(engine)
+        return {
+            (table, column["name"])
+            for table in set(found.get_table_names()) - {"alembic_version"}
+            for column in found.get_columns(table)
+        }
+    finally:
+        engine.dispose()
+
+
 def test_downgrade_one_step_and_up_again(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     migrate(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     head = script.get_revision(script.get_current_head())
-    before = _tables(url)
+    before = _columns(url)
     downgrade(url, "-1")
-    after = _tables(url)
+    after = _columns(url)
+    # A step may add only columns to tables that were there: compare columns, not only tables.
     assert after < before or head.down_revision is None and after == set()
     migrate(url)
-    assert _tables(url) == before
+    assert _columns(url) == before
 
 
 def test_migrations_form_one_line(tmp_path: Path) -> None:

@@ -137,6 +137,12 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   li.id = `tip-${tip.id}`;
   li.dataset.id = tip.id;
   li.tabIndex = -1;
+  if (tip.late) {
+    // Sent after the action ended: marked so it never reads as a live tip.
+    li.classList.add("late");
+    li.dataset.late = "yes";
+    li.append(Object.assign(document.createElement("p"), {className: "late-mark", textContent: labels.late}));
+  }
   const h = document.createElement("h3");
   const at = new Date(tip.received_at);
   h.textContent = `#${tip.id} · ${at.toLocaleTimeString("nl-NL", {timeZone})} · ${tip.channel} · ${labels.reporter} ${tip.reporter}`;
