@@ -61,7 +61,7 @@ async def test_remove_the_only_extra_address(
 ) -> None:
     add = ["ADRES", "TOEVOEGEN", "1012 AB 5", "JA", "weekend"]
     transcript = await converse(SMS, [*REGISTERED, *add, "ADRES", "VERWIJDEREN", "JA"])
-    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE)"
+    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE) (of: laat maar)"
     assert texts(transcript[-1]) == [catalogue.render("nl", "address.removed")]
     assert [a.slot for a in rows(sessions, Address)] == [1]
 
@@ -76,7 +76,7 @@ async def test_remove_one_of_two_extra_addresses_closes_the_gap(
     )
     assert transcript[-4][0].buttons == ("2", "3")
     assert transcript[-3][0].text.startswith("Stuur het nummer van het adres: 2 / 3")
-    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE)"
+    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE) (of: laat maar)"
     remaining = rows(sessions, Address)
     assert [(a.slot, a.postcode, a.window_days) for a in remaining] == [
         (1, "7511 AB", None),

@@ -40,7 +40,9 @@ async def test_sms_registration_happy_path(
     assert transcript[0][0].buttons == ("JA", "NEE")
     assert texts(transcript[1]) == [nl("registration.ask_name")]
     assert texts(transcript[2]) == [nl("address.ask_home")]
-    assert texts(transcript[3]) == ["7511 AB 12: is dit Enschede, gemeente Enschede? (JA/NEE)"]
+    assert texts(transcript[3]) == [
+        "7511 AB 12: is dit Enschede, gemeente Enschede? (JA/NEE) (of: laat maar)"
+    ]
     assert texts(transcript[4]) == [nl("registration.confirm_phone", phone="+31 6 ****5678")]
     assert texts(transcript[5]) == [nl("registration.ask_channel", options="SMS, WhatsApp")]
     assert transcript[5][0].buttons == ("SMS", "WhatsApp")
