@@ -35,7 +35,7 @@ from bot.flows.engine import (
 )
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
 from bot.flows.mydata import show_my_data
-from bot.flows.registration import RegistrationFlow
+from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
 from bot.texts import Catalogue
@@ -343,6 +343,10 @@ class Router:
             return self.engine.advance(ctx, state)
         if not ctx.text:
             return not_understood(ctx)
+        if ctx.participant is None and asks_to_sign_up(ctx.text):
+            # Someone not registered who writes that they want to join is signing up, whatever
+            # else the message holds (a postcode, a neighbour's advice); the NLU need not weigh it.
+            return self.engine.start(ctx, self.engine.flows[RegistrationFlow.name], state)
         if ctx.parsed is None:
             ctx.parsed = self._parse_in_step(ctx.text)
         return self._intent(ctx)

@@ -115,6 +115,18 @@ async def test_a_tip_from_a_recipient_of_one_running_action(
     assert tip.participant_id == jan.participant_id and tip.intent == "give_tip"
 
 
+async def test_a_participants_tip_that_holds_a_postcode_is_a_tip(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    text = "ik zag hem om 15:10 bij 7511 AB 12 hij liep richting station"
+    [replies] = await say(router, jan, clock, text)
+    assert replies == [nl(catalogue, "tip.thanks", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.text == text
+
+
 @pytest.mark.parametrize("answer", ["number", "button"])
 async def test_several_running_actions_ask_which(
     router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
