@@ -83,6 +83,13 @@ class RegistrationFlow(Flow):
     def begin(self, ctx: FlowContext) -> Transition:
         """Start with the privacy statement; say so when this updates an existing registration."""
         ctx.data["update"] = ctx.participant is not None
+        if ctx.message.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP):
+            # The number we would alert is the one they write from: one that cannot get alerts hears
+            # so now, before giving consent, a name and an address for nothing.
+            try:
+                parse_mobile(ctx.message.sender)
+            except InvalidPhoneNumber as exc:
+                return Finish((ctx.say(f"registration.sender_{exc.reason}"),))
         if ctx.participant is None:
             found = address_in_text(ctx, ctx.text)
             if found is not None:

@@ -204,12 +204,16 @@ async def test_nee_at_the_senders_number_stops_without_storing(
     ],
     ids=["dutch-landline", "belgian-landline", "us-number"],
 )
-async def test_sms_from_a_number_we_cannot_alert_ends_politely(
-    converse: Converse, sessions: SessionFactory, catalogue: Catalogue, sender: str, key: str
-) -> None:
-    person = Person(ChannelKind.SMS, sender)
-    transcript = await converse(person, ["START", "JA", "-", "7511 AB 12", "JA"])
-    assert last(transcript).text == catalogue.render("nl", key)
+@pytest.mark.parametrize("channel", [ChannelKind.SMS, ChannelKind.WHATSAPP], ids=["sms", "whatsapp"])
+@pytest.mark.parametrize("first", ["START", "ik wil me aanmelden 7511 AB 12"], ids=["start", "free-text"])
+async def test_a_number_we_cannot_alert_hears_so_before_anything_is_asked(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue, sender: str, key: str,
+    channel: ChannelKind, first: str,
+) -> None:  # fmt: skip
+    person = Person(channel, sender)
+    transcript = await converse(person, [first])
+    # At once: before consent, name and postcode are asked for nothing.
+    assert texts(transcript[0]) == [catalogue.render("nl", key)]
     assert rows(sessions, Participant) == [] and rows(sessions, ConversationState) == []
 
 
