@@ -331,6 +331,7 @@ def test_the_page_script_builds_tips_with_text_nodes_only() -> None:
         "lon",
         "has_phone",
         "seen_at",  # formatted by seenTime() into a text node
+        "late",  # a flag: only decides the class and the label, never written into the page
     }
 
 
