@@ -35,7 +35,7 @@ from bot.flows.engine import (
 )
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
 from bot.flows.mydata import show_my_data
-from bot.flows.registration import RegistrationFlow
+from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
 from bot.texts import Catalogue
@@ -113,12 +113,34 @@ KEYWORDS: dict[str, Keyword] = {
         ["adres", "address", "/adres", "/address", "adres wijzigen", "change address"], Keyword.ADDRESS
     ),
     **dict.fromkeys(
-        ["annuleer", "annuleren", "afbreken", "cancel flow", "/annuleer", "/cancel", "stop flow"],
+        [
+            "annuleer",
+            "annuleren",
+            "afbreken",
+            "cancel flow",
+            "/annuleer",
+            "/cancel",
+            "stop flow",
+            "laat maar",
+            "laat maar zitten",
+            "laatmaar",
+            "lat maar",
+            "stop maar",
+            "stop er maar mee",
+            "hou maar op",
+            "laat ook maar",
+            "never mind",
+            "nevermind",
+            "forget it",
+        ],
         Keyword.CANCEL,
     ),
     **dict.fromkeys(LANGUAGE_KEYWORDS, Keyword.LANGUAGE),
 }
 
+# "stop maar" ends a conversation; with none open it may mean the alerts, which only a confirmed
+# unsubscribe ends (a bare STOP stays the immediate opt-out).
+_STOP_ALERTS_OUTSIDE_A_FLOW = frozenset({"stop maar", "stop er maar mee", "hou maar op"})
 
 _SMS_LOOKALIKES = str.maketrans(
     {"‘": "'", "’": "'", "“": '"', "”": '"', "…": "...", "–": "-", "—": "-", "\u00a0": " "}
@@ -321,6 +343,10 @@ class Router:
             return self.engine.advance(ctx, state)
         if not ctx.text:
             return not_understood(ctx)
+        if ctx.participant is None and asks_to_sign_up(ctx.text):
+            # Someone not registered who writes that they want to join is signing up, whatever
+            # else the message holds (a postcode, a neighbour's advice); the NLU need not weigh it.
+            return self.engine.start(ctx, self.engine.flows[RegistrationFlow.name], state)
         if ctx.parsed is None:
             ctx.parsed = self._parse_in_step(ctx.text)
         return self._intent(ctx)
@@ -378,6 +404,14 @@ class Router:
         if keyword is Keyword.ADDRESS:
             return self.engine.start(ctx, flows[AddressFlow.name], state)
         if keyword is Keyword.CANCEL:
+            stop_words = normalise(ctx.text) in _STOP_ALERTS_OUTSIDE_A_FLOW
+            if stop_words and state is not None and state.flow == UnsubscribeFlow.name:
+                # "stop maar" to "do you want to leave?" is a yes, not a change of mind.
+                clear_state(ctx.session, current=state)
+                return stop_now(ctx)
+            if stop_words and state is None:
+                # Nothing to end but the alerts themselves: ask, as a free-text wish to leave is asked.
+                return self.engine.start(ctx, flows[UnsubscribeFlow.name], None)
             if state is None:
                 return [ctx.say("router.nothing_to_cancel")]
             clear_state(ctx.session, current=state)

@@ -512,6 +512,8 @@ class Tip(SQLModel, table=True):
     verdict: str | None = None
     relay_id: int | None = Field(default=None, foreign_key="relay.id", index=True, ondelete="SET NULL")
     """The neighbourhood group whose link or chat the tip came through (issue 8)."""
+    late: bool = False
+    """Sent after its action ended: operators see it apart, never as a live tip."""
     received_at: datetime = Field(index=True)
     updated_at: datetime = Field(index=True)
 

@@ -114,6 +114,7 @@ def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
         "relay_id": tip.relay_id,
         "messages": tip.messages,
         "truncated": tip.truncated,
+        "late": tip.late,
     }
 
 
@@ -231,8 +232,12 @@ def create_tip(
     chat: bool = False,
     followup_asked: bool = False,
     relay_id: int | None = None,
+    late: bool = False,
 ) -> Tip:
-    """Store a new tip with its first message and its forward row; returns a detached copy of the row."""
+    """Store a new tip with its first message and its forward row; returns a detached copy of the row.
+
+    `late`: sent after the action ended, so operators see it apart from the live tips.
+    """
     phone_enc = None
     if identity.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE):
         phone_enc = identity.address_enc  # the E.164 number the carrier vouches for, encrypted already
@@ -264,6 +269,7 @@ def create_tip(
         "truncated": truncated,
         "followup_asked": followup_asked,
         "relay_id": relay_id,
+        "late": late,
         "received_at": now,
         "updated_at": now,
     }
@@ -337,10 +343,13 @@ def get_tip(session: Session, *, tip_id: int, action_id: int | None = None) -> T
 
 
 def recent_tip(session: Session, *, identity_id: int, since: datetime) -> Tip | None:
-    """The identity's latest tip if it changed after `since` (a second message extends it)."""
+    """The identity's latest live tip if it changed after `since` (a second message extends it).
+
+    Late tips never count: a message after the action ended must not keep the window open.
+    """
     return session.exec(
         select(Tip)
-        .where(col(Tip.identity_id) == identity_id, col(Tip.updated_at) >= since)
+        .where(col(Tip.identity_id) == identity_id, col(Tip.updated_at) >= since, col(Tip.late).is_(False))
         .order_by(col(Tip.updated_at).desc(), col(Tip.id).desc())
         .limit(1)
     ).first()
@@ -423,6 +432,49 @@ def received_actions(
     for action in rows:
         unique.setdefault(action.id or 0, action)
     return list(unique.values())
+
+
+def late_tip(session: Session, *, identity_id: int, action_id: int) -> Tip | None:
+    """The identity's late tip on this action, if it sent one (further late messages join it)."""
+    return session.exec(
+        select(Tip)
+        .where(col(Tip.identity_id) == identity_id, col(Tip.action_id) == action_id, col(Tip.late).is_(True))
+        .order_by(col(Tip.id).desc())
+        .limit(1)
+    ).first()
+
+
+def action_is_over(action: Action, *, now: datetime) -> bool:
+    """Whether an action no longer takes tips: closed, cancelled, or past its end."""
+    if action.status in (ActionStatus.CLOSED, ActionStatus.CANCELLED):
+        return True
+    expires = utc(action.expires_at)
+    return action.status is ActionStatus.ACTIVE and expires is not None and expires <= now
+
+
+def ended_actions(
+    session: Session, *, identity_id: int, participant_id: int | None, now: datetime, since: datetime
+) -> list[Action]:
+    """Actions over since `since` that reached this identity (alert) or that it tipped on, newest first."""
+    d = col(Delivery.identity_id) == identity_id
+    if participant_id is not None:
+        d = d | (col(Delivery.participant_id) == participant_id)
+    received = select(Delivery.action_id).where(
+        d,
+        col(Delivery.kind) == DeliveryKind.ALERT.value,
+        col(Delivery.status).in_([s.value for s in RECEIVED]),
+    )
+    tipped = select(Tip.action_id).where(col(Tip.identity_id) == identity_id)
+    ended = (
+        col(Action.status).in_([ActionStatus.CLOSED.value, ActionStatus.CANCELLED.value])
+        & (col(Action.closed_at) >= since)
+    ) | (
+        (col(Action.status) == ActionStatus.ACTIVE.value)
+        & (col(Action.expires_at) <= now)
+        & (col(Action.expires_at) >= since)
+    )
+    rows = session.exec(select(Action).where(col(Action.id).in_(received.union(tipped)), ended)).all()
+    return sorted(rows, key=lambda a: utc(a.closed_at or a.expires_at) or now, reverse=True)
 
 
 def action_replied_to(

@@ -57,6 +57,8 @@ class TipView:
     has_phone: bool = False
     thread: list[ThreadLine] = field(default_factory=list)
     """Every message of the tip in order, the operators' questions included."""
+    late: bool = False
+    """Sent after the action ended: shown apart from the live tips, never as one of them."""
 
     def to_json(self) -> dict[str, Any]:
         """The tip for the page's script (the server-sent event's data)."""

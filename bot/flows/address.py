@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from enum import StrEnum
@@ -126,6 +127,10 @@ class AddressFlow(Flow):
             return Goto(AddressStep.HOME)
         if words & _EXTRA_WORDS and Choice.ADD in self.choices(ctx):
             return Goto(AddressStep.EXTRA)
+        if len(addresses_of(ctx.session, participant=self._participant(ctx))) == 1:
+            # One address: nearly always a move; the question says how to add one instead.
+            ctx.data["single"] = True
+            return Goto(AddressStep.HOME)
         return Goto(AddressStep.CHOOSE)
 
     def _participant(self, ctx: FlowContext) -> Participant:
@@ -163,6 +168,10 @@ class AddressFlow(Flow):
         for option in options:
             if value == ctx.t(f"address.button_{option.value}").casefold() or value in _CHOICE_WORDS[option]:
                 chosen = option
+        if chosen is None and _looks_like_address(ctx.text):
+            # A postcode typed here is the new home address: confirm it rather than ask to choose.
+            ctx.data["address"] = read_address(ctx)
+            return Goto(AddressStep.HOME_CONFIRM)
         if chosen is None:
             return Retry(
                 ctx.say(
@@ -182,11 +191,25 @@ class AddressFlow(Flow):
 
     # replace home --------------------------------------------------------------------------
     def ask_home(self, ctx: FlowContext) -> OutgoingMessage:
-        """Ask for the new home address."""
-        return ctx.say("address.ask_again" if ctx.data.get("address_denied") else "address.ask_new_home")
+        """Ask for the new home address (with one address on file, also how to add one instead)."""
+        if ctx.data.get("address_denied"):
+            return ctx.say("address.ask_again")
+        if ctx.data.get("single"):
+            return ctx.say("address.ask_new_home_single", buttons=(ctx.t("address.button_add"),))
+        return ctx.say("address.ask_new_home")
 
     def on_home(self, ctx: FlowContext) -> Transition:
-        """Validate and look up the new home address."""
+        """Validate and look up the new home address (or, with one on file, go to adding one)."""
+        value = normalise(ctx.text)
+        if ctx.data.get("single") and (
+            value in _CHOICE_WORDS[Choice.ADD] or value == ctx.t("address.button_add").casefold()
+        ):
+            return Goto(AddressStep.EXTRA)
+        if ctx.data.get("single") and (
+            value in _CHOICE_WORDS[Choice.CHANGE] or value == ctx.t("address.button_change").casefold()
+        ):
+            ctx.data.pop("single")  # they answered the menu they knew: ask plainly
+            return Goto(AddressStep.HOME)
         ctx.data["address"] = read_address(ctx)
         return Goto(AddressStep.HOME_CONFIRM)
 
@@ -301,6 +324,13 @@ class AddressFlow(Flow):
             subject=f"participant:{participant.id}",
             detail={"slot": slot},
         )
+
+
+def _looks_like_address(text: str) -> bool:
+    return _POSTCODE_START.match(text) is not None
+
+
+_POSTCODE_START = re.compile(r"^\s*[1-9]\d{3}\s?[A-Za-z]{2}\b")
 
 
 class _NotRegistered(Exception):

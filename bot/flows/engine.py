@@ -365,66 +365,47 @@ class Answer(StrEnum):
     NO = "no"
 
 
-_YES = {
-    "ja",
-    "j",
-    "jah",
-    "jaa",
-    "jazeker",
-    "zeker",
-    "klopt",
-    "dat klopt",
-    "ja klopt",
-    "ja hoor",
-    "prima",
-    "akkoord",
-    "goed",
-    "oke",
-    "ok",
-    "okay",
-    "okee",
-    "oké",
-    "correct",
-    "yes",
-    "y",
-    "yep",
-    "yeah",
-    "sure",
-    "agree",
-    "i agree",
-    "that's right",
-    "right",
-    "ja graag",
-    "yes please",
-    "👍",
-    "✅",
-}
-_NO = {
-    "nee",
-    "n",
-    "neen",
-    "nope",
-    "no",
-    "nah",
-    "niet",
-    "klopt niet",
-    "nee klopt niet",
-    "nee hoor",
-    "liever niet",
-    "niet akkoord",
-    "not",
-    "wrong",
-    "incorrect",
-    "no thanks",
-    "nee bedankt",
-    "👎",
-    "❌",
-}
+# The yes and no words people type, with the typos and the English they use; one place for every flow.
+# Only words that cannot mean the other answer: "goed" alone is yes, "niet goed" stays unknown (None).
+_YES = frozenset(
+    {
+        # Dutch
+        "ja", "j", "jah", "jaa", "jaaa", "jaja", "jawel", "jazeker", "ja zeker", "zeker", "zeker weten",
+        "jep", "jepp", "jup", "jip", "jes", "jahoor", "ja hoor", "ja graag", "graag", "ja hoor graag",
+        "klopt", "dat klopt", "ja klopt", "klopt ja", "klopt helemaal", "dat is juist", "juist", "precies",
+        "prima", "akkoord", "ga akkoord", "ik ga akkoord", "goed", "is goed", "ja goed", "helemaal goed",
+        "oke", "oké", "okee", "okey", "oki", "okido", "ok", "okay", "tuurlijk", "natuurlijk",
+        "correct", "ja correct", "doe maar", "ja doe maar", "yes hoor",
+        # English
+        "yes", "y", "ye", "yea", "yeah", "yep", "yup", "yess", "yes please", "sure", "of course", "ofc",
+        "agree", "i agree", "that's right", "thats right", "right",
+        "👍", "✅", "👌",
+    }
+)  # fmt: skip
+_NO = frozenset(
+    {
+        # Dutch
+        "nee", "n", "ne", "neen", "neee", "nee hoor", "nee dank je", "nee dankje", "nee dank u",
+        "nee bedankt",
+        "nee, bedankt", "liever niet", "nee liever niet", "niet", "klopt niet", "nee klopt niet",
+        "dat klopt niet", "niet akkoord", "ik ga niet akkoord", "nope", "nop", "nah", "nein", "fout",
+        "nee fout", "onjuist", "helemaal niet", "zeker niet", "absoluut niet", "nooit",
+        # English
+        "no", "nö", "no thanks", "no thank you", "not", "wrong", "incorrect", "not right", "no way",
+        "👎", "❌",
+    }
+)  # fmt: skip
+# Letters held down ("jaaaa", "neeeee", "yesss") are read as the word itself.
+_HELD_YES = re.compile(r"j+a+|y+e+s+|y+e+p+|j+e+p+")
+_HELD_NO = re.compile(r"n+e+e+|n+o+|n+o+p+e+")
 
 
 _YES_LEADS = frozenset(
-    {"ja", "jazeker", "yes", "yep", "klopt", "correct", "prima", "akkoord", "ok", "oke", "okay"}
-)
+    {
+        "ja", "jazeker", "jawel", "jep", "yes", "yep", "klopt", "correct", "prima", "akkoord",
+        "ok", "oke", "okay",
+    }
+)  # fmt: skip
 _NO_LEADS = frozenset({"nee", "neen", "no", "nope"})
 _NEGATIONS = frozenset({"nee", "niet", "geen", "no", "not", "nope", "never", "nooit", "wrong", "fout"})
 MAX_ANSWER_WORDS = 8
@@ -439,9 +420,9 @@ def normalise(text: str) -> str:
 def yes_or_no(text: str) -> Answer | None:
     """JA, NEE (or their many spellings, Dutch or English), else None."""
     value = normalise(text)
-    if value in _YES:
+    if value in _YES or _HELD_YES.fullmatch(value):
         return Answer.YES
-    if value in _NO:
+    if value in _NO or _HELD_NO.fullmatch(value):
         return Answer.NO
     # "ja, dat is mijn nummer" / "nee, verkeerd": the first word decides, unless the rest contradicts it.
     words = re.findall(r"[\w']+", value)

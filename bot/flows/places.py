@@ -10,6 +10,8 @@ from bot.messages import OutgoingMessage
 from storage.geo import (
     InvalidHouseNumber,
     InvalidPostcode,
+    ParsedAddress,
+    Place,
     UnknownPostcode,
     normalise_postcode,
     parse_address,
@@ -43,6 +45,10 @@ def read_address(ctx: FlowContext) -> dict[str, Any]:
         place = ctx.services.book.lookup(parsed.postcode)
     except UnknownPostcode as exc:
         raise BadAnswer(ctx.say("address.unknown_postcode", postcode=parsed.postcode)) from exc
+    return _address_data(parsed, place)
+
+
+def _address_data(parsed: ParsedAddress, place: Place) -> dict[str, Any]:
     return {
         "postcode": parsed.postcode,
         "house_number": parsed.house_number,
@@ -53,6 +59,46 @@ def read_address(ctx: FlowContext) -> dict[str, Any]:
         "municipality_name": place.municipality_name,
         "place": place.place,
     }
+
+
+# People type postcodes in any case ("7522 nb"); in lower case, a year or number before a short Dutch
+# word ("sinds 2020 en", "1200 op") is not one.
+_POSTCODE_IN_TEXT = re.compile(r"(?<![\w-])([1-9]\d{3})\s?([A-Za-z]{2})(?![\w-])")
+_WORDS = frozenset(
+    {"en", "in", "op", "de", "of", "om", "na", "te", "al", "is", "ik", "je", "me", "we", "ze", "er"}
+)
+# "7511 AB 12", "7511ab12-a", "7511 AB, nr 12": the house number right after the postcode.
+_NUMBER_AFTER_POSTCODE = re.compile(
+    r"^[\s,.:-]*(?:(?:huis)?(?:nummer|nr\.?|no\.?)\s*)?(\d{1,5})(?:\s?-?\s?([a-z])\b)?", re.I
+)
+# "... en ik woon op nummer 12", "huisnummer 12a": a house number named as such, anywhere.
+_NAMED_NUMBER = re.compile(
+    r"\b(?:huis)?(?:nummer|nr\.?|no\.?|number)\s*(?:is\s*)?(\d{1,5})(?:\s?-?\s?([a-z])\b)?", re.I
+)
+
+
+def address_in_text(ctx: FlowContext, text: str) -> dict[str, Any] | None:
+    """The one address (postcode and house number) a free-text message holds, with its place; else None.
+
+    A sign-up request may already say where the person lives ("mijn postcode is 7511 AB en ik woon op
+    nummer 12"); we use it, and confirm it, rather than ask again.
+    """
+    postcodes = [
+        m for m in _POSTCODE_IN_TEXT.finditer(text) if m.group(2).isupper() or m.group(2) not in _WORDS
+    ]
+    if len({(m.group(1), m.group(2).upper()) for m in postcodes}) != 1:
+        return None
+    found = postcodes[0]
+    number = _NUMBER_AFTER_POSTCODE.match(text[found.end() :]) or _NAMED_NUMBER.search(text)
+    if number is None:
+        return None
+    typed = f"{found.group(1)} {found.group(2)} {number.group(1)}{number.group(2) or ''}"
+    try:
+        parsed = parse_address(typed)
+        place = ctx.services.book.lookup(parsed.postcode)
+    except (InvalidPostcode, InvalidHouseNumber, UnknownPostcode):
+        return None
+    return _address_data(parsed, place)
 
 
 def address_from_data(data: dict[str, Any]) -> NewAddress:

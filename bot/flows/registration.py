@@ -6,6 +6,7 @@ conversation state, which expires. Name and phone are kept encrypted in that sta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -22,7 +23,7 @@ from bot.flows.engine import (
     Transition,
     yes_or_no,
 )
-from bot.flows.places import address_from_data, confirm_place, read_address
+from bot.flows.places import address_from_data, address_in_text, confirm_place, describe, read_address
 from bot.messages import ChannelKind, OutgoingMessage
 from storage.participants import Registration, find_participant_by_phone, identities_of, register_participant
 from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
@@ -33,6 +34,20 @@ SKIP_WORDS = frozenset(
 )
 NAME_PUNCTUATION = frozenset(" -'.’")
 ALERT_CHANNELS = (ChannelKind.TELEGRAM, ChannelKind.WHATSAPP, ChannelKind.SMS)
+# Wanting to sign up, in any form people write it: "aanmelden", "meld me aan", "inschrijving",
+# "meedoen", "doe mee", "deelnemen", "registreren", "sign up".
+_SIGN_UP = re.compile(
+    r"\b(?:aan\s?(?:ge)?meld\w*|meld\s+(?:me|mij|ons|je)\s+(?:\w+\s+){0,3}?aan|in\s?schrij\w*|"
+    r"ingeschreven|schrijf\s+(?:me|mij|ons)\s+(?:\w+\s+){0,3}?in|mee\s?(?:doen|doet|gedaan)|doe[n]?\s+mee|"
+    r"deel\s?(?:nemen|neem\w*|name)|neem\s+deel|registr\w*|geregistreerd|sign(?:\s|-)?(?:me\s+)?up|"
+    r"register\w*|join\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_to_sign_up(text: str) -> bool:
+    """Whether free text says the person wants to sign up (for someone not registered: it is a sign-up)."""
+    return _SIGN_UP.search(text) is not None
 
 
 class RegistrationStep(StrEnum):
@@ -68,6 +83,19 @@ class RegistrationFlow(Flow):
     def begin(self, ctx: FlowContext) -> Transition:
         """Start with the privacy statement; say so when this updates an existing registration."""
         ctx.data["update"] = ctx.participant is not None
+        if ctx.message.channel in (ChannelKind.SMS, ChannelKind.WHATSAPP):
+            # The number we would alert is the one they write from: one that cannot get alerts hears
+            # so now, before giving consent, a name and an address for nothing.
+            try:
+                parse_mobile(ctx.message.sender)
+            except InvalidPhoneNumber as exc:
+                return Finish((ctx.say(f"registration.sender_{exc.reason}"),))
+        if ctx.participant is None:
+            found = address_in_text(ctx, ctx.text)
+            if found is not None:
+                # Kept for the address step, after consent: the request already said where they live.
+                ctx.data["address"] = found
+                ctx.data["address_given"] = True
         return Goto(RegistrationStep.CONSENT)
 
     # consent -------------------------------------------------------------------------------
@@ -82,6 +110,7 @@ class RegistrationFlow(Flow):
         """JA records when consent was given; NEE ends the sign-up with nothing stored."""
         answer = yes_or_no(ctx.text)
         if answer is Answer.NO:
+            ctx.data.pop("address", None)
             return Finish((ctx.say("registration.no_consent"),))
         if answer is None:
             return Retry(ctx.say("registration.consent_retry"))
@@ -101,7 +130,7 @@ class RegistrationFlow(Flow):
             or text.casefold() == ctx.t("registration.skip_button").casefold()
         ):
             ctx.data["name_enc"] = None
-            return Goto(RegistrationStep.ADDRESS)
+            return self._to_address(ctx)
         if not text:
             return Retry(ctx.say("registration.name_empty"))
         if len(text) > MAX_NAME:
@@ -111,9 +140,15 @@ class RegistrationFlow(Flow):
         ):
             return Retry(ctx.say("registration.name_invalid"))
         ctx.data["name_enc"] = ctx.services.vault.encrypt(text)
-        return Goto(RegistrationStep.ADDRESS)
+        return self._to_address(ctx)
 
     # address -------------------------------------------------------------------------------
+    @staticmethod
+    def _to_address(ctx: FlowContext) -> Transition:
+        if ctx.data.get("address_given"):
+            return Goto(RegistrationStep.CONFIRM_PLACE)
+        return Goto(RegistrationStep.ADDRESS)
+
     def ask_address(self, ctx: FlowContext) -> OutgoingMessage:
         """Ask for postcode and house number (again, after a NEE)."""
         key = "address.ask_again" if ctx.data.get("address_denied") else "address.ask_home"
@@ -125,8 +160,16 @@ class RegistrationFlow(Flow):
         return Goto(RegistrationStep.CONFIRM_PLACE)
 
     def ask_confirm_place(self, ctx: FlowContext) -> OutgoingMessage:
-        """Show the place we found for the postcode."""
-        return confirm_place(ctx, ctx.data["address"])
+        """Show the place we found for the postcode (for an address from the request: is it theirs?)."""
+        address = ctx.data["address"]
+        if ctx.data.get("address_given"):
+            return ctx.ask_yes_no(
+                "registration.confirm_given_address",
+                address=describe(address),
+                place=address["place"],
+                municipality=address["municipality_name"],
+            )
+        return confirm_place(ctx, address)
 
     def on_confirm_place(self, ctx: FlowContext) -> Transition:
         """JA goes on to the phone number; NEE asks for the address again."""
@@ -135,6 +178,7 @@ class RegistrationFlow(Flow):
             return Retry(ctx.say("common.yes_no_retry"))
         if answer is Answer.NO:
             ctx.data.pop("address", None)
+            ctx.data.pop("address_given", None)
             ctx.data["address_denied"] = True
             return Goto(RegistrationStep.ADDRESS)
         return self._to_phone(ctx)

@@ -43,10 +43,13 @@ from storage.models import Action, ActionStatus, ConversationState, Tip
 from storage.relays import RelayNotFound, latest_relay_action, relay_for_tip
 from storage.tips import (
     TipFacts,
+    action_is_over,
     action_replied_to,
     close_answer,
     create_tip,
+    ended_actions,
     extend_tip,
+    late_tip,
     missing_where_when,
     received_actions,
     recent_tip,
@@ -62,6 +65,8 @@ class TipRules:
 
     max_chars: int = 1000
     extend_minutes: int = 5
+    late_hours: int = 24
+    """How long after an action ended a message from someone it reached is kept as a late message."""
     rate_window_minutes: int = 10
     max_tips_per_window: int = 5
     max_messages_per_tip: int = 20
@@ -188,14 +193,20 @@ class TipFlow(Flow):
         return None
 
     def _received_link(self, ctx: FlowContext) -> _Link | None:
+        participant_id = ctx.participant.id if ctx.participant else None
         actions = received_actions(
-            ctx.session,
-            identity_id=ctx.identity.id or 0,
-            participant_id=ctx.participant.id if ctx.participant else None,
-            now=ctx.now,
+            ctx.session, identity_id=ctx.identity.id or 0, participant_id=participant_id, now=ctx.now
         )
         if not actions:
-            return None
+            # Nothing running: a message soon after an action ended is a late message on it.
+            ended = ended_actions(
+                ctx.session,
+                identity_id=ctx.identity.id or 0,
+                participant_id=participant_id,
+                now=ctx.now,
+                since=ctx.now - timedelta(hours=self.rules.late_hours),
+            )
+            return _Link(action=ended[0]) if ended else None
         if len(actions) == 1:
             return _Link(action=actions[0])
         return _Link(choices=tuple(actions[:9]))
@@ -296,6 +307,8 @@ class TipFlow(Flow):
     def _new_tip(
         self, ctx: FlowContext, action: Action, content: tuple[str, tuple[str, ...], GeoPoint | None]
     ) -> Transition:
+        if action_is_over(action, now=ctx.now):
+            return self._late(ctx, action, content)
         text, media, location = content
         history = sender_history(
             ctx.session,
@@ -334,14 +347,48 @@ class TipFlow(Flow):
             assert ctx.message.group_id is not None
             return Finish((replace(ctx.say("tip.thanks", code=action.code), recipient=ctx.message.group_id),))
         notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
-        if action.status is not ActionStatus.ACTIVE:
-            return Finish((*notes, ctx.say("tip.action_ended", code=action.code)))
         if followup:
             ctx.data["tip_id"] = tip.id
             ctx.data["code"] = action.code
             ctx.data["missing"] = [n for n, m in (("where", missing_where), ("when", missing_when)) if m]
             return Goto(TipStep.FOLLOWUP, say=notes)
         return Finish((*notes, ctx.say("tip.thanks", code=action.code)))
+
+    def _late(
+        self, ctx: FlowContext, action: Action, content: tuple[str, tuple[str, ...], GeoPoint | None]
+    ) -> Transition:
+        """Keep a message sent after the action ended apart from live tips, and say the action is over."""
+        text, media, location = content
+        text, truncated = self._truncate(text)
+        if text or media or location:
+            earlier = late_tip(ctx.session, identity_id=ctx.identity.id or 0, action_id=action.id or 0)
+            if earlier is None:
+                create_tip(
+                    ctx.session,
+                    action=action,
+                    identity=ctx.identity,
+                    participant=ctx.participant,
+                    vault=ctx.services.vault,
+                    text=text,
+                    facts=self._facts(ctx, text, media, location),
+                    truncated=truncated,
+                    now=ctx.now,
+                    webhook=self.rules.webhook,
+                    chat=self.rules.chat,
+                    relay_id=self._relay_id(ctx),
+                    late=True,
+                )
+                self._stored(ctx.session)
+            elif earlier.messages < self.rules.max_messages_per_tip:
+                self._append(ctx, earlier, content)
+        if action.outcome is not None:
+            outcome = ctx.t(f"action.outcome.{action.outcome.value}")
+            reply = ctx.say("tip.late_outcome", code=action.code, outcome=outcome)
+        else:
+            reply = ctx.say("tip.late", code=action.code)
+        if ctx.message.group_id is not None:
+            reply = replace(reply, recipient=ctx.message.group_id)
+        return Finish((reply,))
 
     @staticmethod
     def _relay_id(ctx: FlowContext) -> int | None:
@@ -353,6 +400,9 @@ class TipFlow(Flow):
     def _extend(self, ctx: FlowContext, tip: Tip, *, answer: bool) -> Transition:
         action = ctx.session.get(Action, tip.action_id)
         code = action.code if action else ""
+        if action is not None and not answer and action_is_over(action, now=ctx.now):
+            # The action ended since this tip: the message is late, not more of a live tip.
+            return self._late(ctx, action, self._content(ctx))
         if tip.messages >= self.rules.max_messages_per_tip:
             return Finish((ctx.say("tip.rate_limited"),))
         added, truncated = self._append(ctx, tip)
@@ -363,9 +413,14 @@ class TipFlow(Flow):
         notes = (ctx.say("tip.truncated", max=self.rules.max_chars),) if truncated else ()
         return Finish((*notes, ctx.say("tip.answer_added" if answer else "tip.added", code=code)))
 
-    def _append(self, ctx: FlowContext, tip: Tip) -> tuple[bool, bool]:
+    def _append(
+        self,
+        ctx: FlowContext,
+        tip: Tip,
+        content: tuple[str, tuple[str, ...], GeoPoint | None] | None = None,
+    ) -> tuple[bool, bool]:
         """Add this message to the tip and tell the forwarders; whether it added anything, and was cut."""
-        text, media, location = self._content(ctx)
+        text, media, location = content or self._content(ctx)
         text, truncated = self._truncate(text)
         added = extend_tip(
             ctx.session,
@@ -407,6 +462,9 @@ class TipFlow(Flow):
         code = ctx.data.get("code", "")
         if tip is None:
             return Finish((ctx.say("tip.thanks", code=code),))
+        action = ctx.session.get(Action, tip.action_id)
+        if action is not None and action_is_over(action, now=ctx.now):
+            return self._late(ctx, action, self._content(ctx))
         self._append(ctx, tip)
         return Finish((ctx.say("tip.thanks_after_followup", code=code),))
 

@@ -51,6 +51,7 @@ def tip_view(tip: Tip, *, relay: str | None = None, thread: Sequence[TipMessage]
         relay=relay,
         updated_at=utc(tip.updated_at),
         thread=[ThreadLine(m.direction, m.text, utc(m.at) or m.at) for m in thread],
+        late=tip.late,
     )
 
 

@@ -12,19 +12,33 @@ from storage.models import Address, ConversationState
 from tests.flows.conftest import SMS, TELEGRAM, Converse, last, register_steps, rows, texts
 
 REGISTERED = register_steps(SMS)
+# A second address first, so the menu is asked (with one address the new one is asked at once).
+TWO = ["TOEVOEGEN", "1012 AB 5", "JA", "ALTIJD", "ADRES"]
+THREE = {"options": "WIJZIGEN / TOEVOEGEN / VERWIJDEREN"}
 
 
 async def test_change_home_address(
     converse: Converse, sessions: SessionFactory, catalogue: Catalogue
 ) -> None:
-    transcript = await converse(SMS, [*REGISTERED, "ADRES", "WIJZIGEN", "1012 AB 5", "JA"])
-    choose = transcript[-4][0]
-    assert choose.buttons == ("WIJZIGEN", "TOEVOEGEN")
-    assert "1. 7511 AB 12, Enschede (woonadres)" in choose.text
-    assert texts(transcript[-3]) == [catalogue.render("nl", "address.ask_new_home")]
+    # One address on file: no WIJZIGEN/TOEVOEGEN menu, the new address is asked at once.
+    transcript = await converse(SMS, [*REGISTERED, "adres", "1012 ab 5", "jep"])
+    assert texts(transcript[-3]) == [catalogue.render("nl", "address.ask_new_home_single")]
+    assert transcript[-3][0].buttons == ("TOEVOEGEN",)
     assert last(transcript).text == catalogue.render("nl", "address.home_saved", place="Amsterdam")
     [address] = rows(sessions, Address)
     assert (address.slot, address.postcode, address.house_number) == (1, "1012 AB", 5)
+
+
+async def test_a_postcode_typed_at_the_menu_is_the_new_home_address(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    add = ["ADRES", "toevoegen", "1012 AB 5", "ja", "weekend"]
+    transcript = await converse(SMS, [*REGISTERED, *add, "adres", "7522 nb 1", "klopt"])
+    assert transcript[-3][0].buttons == ("WIJZIGEN", "TOEVOEGEN", "VERWIJDEREN")
+    assert texts(transcript[-2])[0].startswith("7522 NB 1: is dit Enschede")
+    assert last(transcript).text == catalogue.render("nl", "address.home_saved", place="Enschede")
+    home, work = rows(sessions, Address)
+    assert (home.slot, home.postcode, work.postcode) == (1, "7522 NB", "1012 AB")
 
 
 async def test_add_extra_address_with_a_weekday_window(converse: Converse, sessions: SessionFactory) -> None:
@@ -44,7 +58,7 @@ async def test_add_extra_address_with_a_weekday_window(converse: Converse, sessi
 
 
 async def test_add_extra_address_always(converse: Converse, sessions: SessionFactory) -> None:
-    await converse(SMS, [*REGISTERED, "ADRES", "2", "1012 AB 5", "JA", "ALTIJD"])
+    await converse(SMS, [*REGISTERED, "ADRES", "toevoegen", "1012 AB 5", "JA", "ALTIJD"])
     work = rows(sessions, Address)[1]
     assert (work.window_days, work.window_start, work.window_end) == (None, None, None)
 
@@ -61,7 +75,7 @@ async def test_remove_the_only_extra_address(
 ) -> None:
     add = ["ADRES", "TOEVOEGEN", "1012 AB 5", "JA", "weekend"]
     transcript = await converse(SMS, [*REGISTERED, *add, "ADRES", "VERWIJDEREN", "JA"])
-    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE)"
+    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE) (of: laat maar)"
     assert texts(transcript[-1]) == [catalogue.render("nl", "address.removed")]
     assert [a.slot for a in rows(sessions, Address)] == [1]
 
@@ -76,7 +90,7 @@ async def test_remove_one_of_two_extra_addresses_closes_the_gap(
     )
     assert transcript[-4][0].buttons == ("2", "3")
     assert transcript[-3][0].text.startswith("Stuur het nummer van het adres: 2 / 3")
-    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE)"
+    assert transcript[-2][0].text == "Adres 1012 AB 5, Amsterdam verwijderen? (JA/NEE) (of: laat maar)"
     remaining = rows(sessions, Address)
     assert [(a.slot, a.postcode, a.window_days) for a in remaining] == [
         (1, "7511 AB", None),
@@ -106,9 +120,24 @@ async def test_nee_at_the_place_asks_again(
 @pytest.mark.parametrize(
     ("steps", "answer", "key", "params"),
     [
-        ([], "", "address.choose_retry", {"options": "WIJZIGEN / TOEVOEGEN"}),
-        ([], "🙂", "address.choose_retry", {"options": "WIJZIGEN / TOEVOEGEN"}),
-        ([], "x" * 5000, "address.choose_retry", {"options": "WIJZIGEN / TOEVOEGEN"}),
+        (
+            TWO,
+            "",
+            "address.choose_retry",
+            THREE,
+        ),
+        (
+            TWO,
+            "🙂",
+            "address.choose_retry",
+            THREE,
+        ),
+        (
+            TWO,
+            "x" * 5000,
+            "address.choose_retry",
+            THREE,
+        ),
         (["WIJZIGEN"], "9999 ZZ", "address.missing_number", {"postcode": "9999 ZZ"}),
         (["WIJZIGEN"], "1000 AA 1", "address.unknown_postcode", {"postcode": "1000 AA"}),
         (["WIJZIGEN"], "7511 AB 0", "address.bad_number", {}),
@@ -148,7 +177,7 @@ async def test_bad_answers_repeat_the_step(
     assert transcript[-1][0].buttons == transcript[-2][-1].buttons
     [state] = rows(sessions, ConversationState)
     assert state.flow == "address"
-    assert len(rows(sessions, Address)) == 1
+    assert len(rows(sessions, Address)) == (2 if "ALTIJD" in steps else 1)
 
 
 async def test_not_registered(converse: Converse, catalogue: Catalogue) -> None:
@@ -160,7 +189,7 @@ async def test_in_english(converse: Converse, sessions: SessionFactory) -> None:
     transcript = await converse(
         SMS, [*REGISTERED, "ENGLISH", "ADDRESS", "ADD", "1012 AB 5", "YES", "Mon-Fri 9-17"]
     )
-    assert transcript[-5][0].buttons == ("CHANGE", "ADD")
+    assert transcript[-5][0].buttons == ("ADD",)
     assert last(transcript).text.startswith("Extra address 1012 AB 5 saved (Mon-Fri 09:00-17:00)")
     assert rows(sessions, Address)[1].window_days == "12345"
 
@@ -171,7 +200,7 @@ async def test_in_english(converse: Converse, sessions: SessionFactory) -> None:
         ("ik ben verhuisd", "address.ask_new_home"),
         ("we are moving next week", "address.ask_new_home"),
         ("ik wil een werkadres toevoegen", "address.ask_extra"),
-        ("mijn adres wijzigen", "address.choose"),
+        ("mijn adres wijzigen", "address.ask_new_home_single"),
     ],
 )
 async def test_free_text_that_says_what_to_do_skips_the_menu(

@@ -102,6 +102,18 @@ YES_NO_CASES = [
     ("nee, verkeerde plaats", Answer.NO),
     ("ja nee", None), ("ja maar niet nu", None), ("nee ja", None), ("yes that's right", Answer.YES),
     ("no, wrong town", Answer.NO), ("ja " * 20, None), ("jammer", None),
+    # As people type them: short forms, held letters, politeness, English.
+    ("jep", Answer.YES), ("Jawel", Answer.YES), ("klopt.", Answer.YES), ("yes", Answer.YES),
+    ("ok", Answer.YES), ("oke", Answer.YES), ("okee", Answer.YES), ("jaaaa", Answer.YES),
+    ("jup", Answer.YES), ("yup", Answer.YES),
+    ("tuurlijk", Answer.YES), ("ja hoor", Answer.YES), ("jawel dat klopt", Answer.YES), ("yesss", Answer.YES),
+    ("dat klopt", Answer.YES), ("is goed", Answer.YES), ("👌", Answer.YES),
+    ("nee hoor", Answer.NO), ("liever niet", Answer.NO), ("neeee", Answer.NO), ("nope", Answer.NO),
+    ("ne", Answer.NO), ("nee dank je", Answer.NO), ("nooo", Answer.NO), ("dat klopt niet", Answer.NO),
+    ("nee hoor dat is fout", Answer.NO),
+    # Not safe to take either way.
+    ("niet goed", None), ("jep nee", None), ("ok nee", None), ("klopt niet helemaal ja", None),
+    ("jan", None), ("nel", None), ("yesterday", None), ("neem contact op", None),
 ]  # fmt: skip
 
 

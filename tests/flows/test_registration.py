@@ -19,6 +19,7 @@ from tests.flows.conftest import (
     TELEGRAM,
     TELEGRAM_CHAT,
     WHATSAPP,
+    Contact,
     Converse,
     Person,
     last,
@@ -42,7 +43,9 @@ async def test_sms_registration_happy_path(
     assert transcript[0][0].buttons == ("JA", "NEE")
     assert texts(transcript[1]) == [nl("registration.ask_name")]
     assert texts(transcript[2]) == [nl("address.ask_home")]
-    assert texts(transcript[3]) == ["7511 AB 12: is dit Enschede, gemeente Enschede? (JA/NEE)"]
+    assert texts(transcript[3]) == [
+        "7511 AB 12: is dit Enschede, gemeente Enschede? (JA/NEE) (of: laat maar)"
+    ]
     assert texts(transcript[4]) == [nl("registration.confirm_phone", phone="+31 6 ****5678")]
     assert texts(transcript[5]) == [nl("registration.ask_channel", options="SMS, WhatsApp")]
     assert transcript[5][0].buttons == ("SMS", "WhatsApp")
@@ -205,12 +208,16 @@ async def test_nee_at_the_senders_number_stops_without_storing(
     ],
     ids=["dutch-landline", "belgian-landline", "us-number"],
 )
-async def test_sms_from_a_number_we_cannot_alert_ends_politely(
-    converse: Converse, sessions: SessionFactory, catalogue: Catalogue, sender: str, key: str
-) -> None:
-    person = Person(ChannelKind.SMS, sender)
-    transcript = await converse(person, ["START", "JA", "-", "7511 AB 12", "JA"])
-    assert last(transcript).text == catalogue.render("nl", key)
+@pytest.mark.parametrize("channel", [ChannelKind.SMS, ChannelKind.WHATSAPP], ids=["sms", "whatsapp"])
+@pytest.mark.parametrize("first", ["START", "ik wil me aanmelden 7511 AB 12"], ids=["start", "free-text"])
+async def test_a_number_we_cannot_alert_hears_so_before_anything_is_asked(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue, sender: str, key: str,
+    channel: ChannelKind, first: str,
+) -> None:  # fmt: skip
+    person = Person(channel, sender)
+    transcript = await converse(person, [first])
+    # At once: before consent, name and postcode are asked for nothing.
+    assert texts(transcript[0]) == [catalogue.render("nl", key)]
     assert rows(sessions, Participant) == [] and rows(sessions, ConversationState) == []
 
 
@@ -333,3 +340,81 @@ async def test_odd_digits_at_the_channel_choice_are_explained(
     assert texts(transcript[-1]) == [
         catalogue.render("nl", "registration.channel_retry", options="Telegram, WhatsApp, SMS")
     ]
+
+
+SIGN_UP_REQUEST = (
+    "mijn buurvrouw zei dat ik me moest aanmelden … mijn postcode is 7511 AB en ik woon op nummer 12"
+)
+
+
+@pytest.mark.parametrize("person", [SMS, WHATSAPP, TELEGRAM], ids=["sms", "whatsapp", "telegram"])
+async def test_a_sign_up_request_with_an_address_confirms_it_instead_of_asking(
+    converse: Converse, catalogue: Catalogue, sessions: SessionFactory, person: Person
+) -> None:
+    phone_step = ["jep"] if person is not TELEGRAM else [Contact(SMS_PHONE)]
+    transcript = await converse(person, [SIGN_UP_REQUEST, "ja", "jan", "klopt", *phone_step, "sms"])
+    nl = lambda key, **p: catalogue.render("nl", key, **p)  # noqa: E731
+    assert texts(transcript[0]) == [nl("registration.consent", version="2026-1")]
+    assert texts(transcript[2]) == [
+        nl(
+            "registration.confirm_given_address",
+            address="7511 AB 12",
+            place="Enschede",
+            municipality="Enschede",
+        )
+    ]
+    assert last(transcript).text == nl("registration.welcome", channel="SMS", place="Enschede")
+    [address] = rows(sessions, Address)
+    assert (address.postcode, address.house_number) == ("7511 AB", 12)
+
+
+async def test_a_given_address_that_is_wrong_is_asked_for(
+    converse: Converse, catalogue: Catalogue, sessions: SessionFactory
+) -> None:
+    transcript = await converse(SMS, [SIGN_UP_REQUEST, "ja", "overslaan", "nee hoor", "7522 nb 1", "ja"])
+    assert texts(transcript[3]) == [catalogue.render("nl", "address.ask_again")]
+    assert transcript[5][0].text == catalogue.render(
+        "nl", "registration.confirm_phone", phone="+31 6 ****5678"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        pytest.param(SIGN_UP_REQUEST, "7511 AB 12", id="issue-example"),
+        pytest.param("kan ik me inschrijven? 7511ab 12", "7511 AB 12", id="postcode-then-number"),
+        pytest.param(
+            "hoi ik wil graag meedoen mijn adres is 7522 nb 4a", "7522 NB 4-A", id="meedoen-addition"
+        ),
+        pytest.param("wil me aanmelde 7511 AB huisnummer 3", "7511 AB 3", id="typo-huisnummer"),
+        pytest.param("hoe kan ik deelnemen aan burgernet", None, id="deelnemen-no-address"),
+        pytest.param("registreren graag, ik woon in 7511", None, id="pc4-only"),
+        pytest.param("doe mee! 7511 AB of 7522 NB 4", None, id="two-postcodes-ask"),
+        pytest.param("I want to sign up 7511 AB 12", "7511 AB 12", id="english"),
+    ],
+)
+async def test_sign_up_requests_start_registration_with_what_they_hold(
+    converse: Converse, catalogue: Catalogue, text: str, address: str | None
+) -> None:
+    transcript = await converse(SMS, [text, "ja", "jan"])
+    assert texts(transcript[0]) == [catalogue.render("nl", "registration.consent", version="2026-1")]
+    if address is None:
+        assert texts(transcript[2]) == [catalogue.render("nl", "address.ask_home")]
+    else:
+        assert transcript[2][0].text.startswith(f"Is uw adres {address} in ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ik zag een man bij 7511 AB 12 weglopen",
+        "wat is burgernet eigenlijk",
+        "mijn buurvrouw is haar kat kwijt",
+        "ik heb me afgemeld",
+    ],
+)
+async def test_other_messages_from_strangers_are_no_sign_up(
+    converse: Converse, sessions: SessionFactory, text: str
+) -> None:
+    await converse(SMS, [text])
+    assert [s.flow for s in rows(sessions, ConversationState)] != ["registration"]

@@ -63,6 +63,13 @@ from tests.flows.conftest import (
         ("ENGLISH", Keyword.LANGUAGE),
         ("Nederlands", Keyword.LANGUAGE),
         ("annuleer", Keyword.CANCEL),
+        ("annuleren", Keyword.CANCEL),
+        ("laat maar", Keyword.CANCEL),
+        ("Laat maar!", Keyword.CANCEL),
+        ("laat maar zitten", Keyword.CANCEL),
+        ("stop maar", Keyword.CANCEL),
+        ("never mind", Keyword.CANCEL),
+        ("laat maar weten wanneer", None),
         ("ADRES", Keyword.ADDRESS),
         ("stop met sms", None),
         ("ik wil stoppen", None),
@@ -138,6 +145,41 @@ async def test_annuleer_cancels_only_the_flow(
     assert rows(sessions, ConversationState) == []
     [identity] = rows(sessions, ChannelIdentity)
     assert identity.opted_out is False
+
+
+@pytest.mark.parametrize("word", ["laat maar", "stop maar", "Annuleren", "never mind"])
+async def test_cancel_words_end_only_the_flow(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue, word: str
+) -> None:
+    transcript = await converse(SMS, ["START", "jep", "Jan", word])
+    assert texts(transcript[-1]) == [catalogue.render("nl", "router.cancelled")]
+    assert rows(sessions, ConversationState) == []
+    [identity] = rows(sessions, ChannelIdentity)
+    assert identity.opted_out is False
+
+
+async def test_stop_maar_with_nothing_open_asks_before_unsubscribing(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    transcript = await converse(SMS, [*register_steps(SMS), "stop maar", "nee hoor"])
+    assert texts(transcript[-2]) == [catalogue.render("nl", "unsubscribe.confirm")]
+    assert texts(transcript[-1]) == [catalogue.render("nl", "unsubscribe.kept")]
+    assert len(rows(sessions, Participant)) == 1
+
+
+async def test_stop_maar_to_the_unsubscribe_question_unsubscribes(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    transcript = await converse(SMS, [*register_steps(SMS), "ik wil me afmelden", "stop maar"])
+    assert texts(transcript[-1]) == [catalogue.render("nl", "unsubscribe.stopped")]
+    assert [p.status.value for p in rows(sessions, Participant)] != ["active"]
+
+
+async def test_laat_maar_with_nothing_open_has_nothing_to_cancel(
+    converse: Converse, catalogue: Catalogue
+) -> None:
+    transcript = await converse(SMS, ["laat maar"])
+    assert texts(transcript[0]) == [catalogue.render("nl", "router.nothing_to_cancel")]
 
 
 async def test_a_silent_flow_expires_after_30_minutes(

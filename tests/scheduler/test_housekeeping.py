@@ -232,7 +232,7 @@ async def test_every_job_run_twice_gives_the_same_result(
     with transaction(sessions) as session:
         session.add(AuditEvent(at=clock(), actor="test", event="old"))
     await router.handle(
-        IncomingMessage(channel=ChannelKind.SMS, sender="+31699999999", text="START", received_at=clock())
+        IncomingMessage(channel=ChannelKind.SMS, sender="+31612399999", text="START", received_at=clock())
     )
     clock.now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ SAMPLE = {
     "code": "BN-4K7P", "max": 1000, "n": 9, "count": 9, "headline": "x", "options": "1. BN-4K7P: x",
     "question": "Welke kant liep hij op?", "id": 123456, "channel": "whatsapp", "reporter": "R-0123456789",
     "text": "Ik zag om 15:10 twee mannen op een zwarte scooter bij de Jumbo", "label": "Signalement",
-    "value": "zwarte scooter, donkere jas",
+    "value": "zwarte scooter, donkere jas", "outcome": "de actie is gestopt zonder resultaat",
 }  # fmt: skip
 
 

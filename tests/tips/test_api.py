@@ -17,9 +17,10 @@ from bot.config import Settings, load_settings
 from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
+from storage.actions import close_action
 from storage.crypto import DataVault
-from storage.db import SessionFactory
-from storage.models import TipMessage
+from storage.db import SessionFactory, transaction
+from storage.models import Action, ActionOutcome, TipMessage
 from tests.conftest import FixedClock
 from tests.tips.conftest import FakeChannel, launch, person, say, stored_tips
 from tests.tips.loopback import free_port
@@ -119,6 +120,24 @@ async def test_lists_since_and_per_action(
     assert [t["text"] for t in of_first] == ["Ik zag hem om 15:10 bij de Jumbo"]
     assert (await http.get("/api/v1/actions/999/tips", headers=AUTH)).status_code == 404
     assert (await http.get("/api/v1/tips", params={"since": "gisteren"}, headers=AUTH)).status_code == 422
+
+
+async def test_a_message_after_close_is_listed_as_late(
+    http: httpx.AsyncClient, router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo")
+    with transaction(sessions) as session:
+        stored = session.get(Action, action.id)
+        assert stored is not None
+        close_action(session, action=stored, outcome=ActionOutcome.FOUND, closing_text="", now=clock())
+    await say(router, jan, clock, "hij liep naar de brug")
+    listed = (await http.get(f"/api/v1/actions/{action.id}/tips", headers=AUTH)).json()
+    assert [(t["text"], t["late"]) for t in listed] == [
+        ("Ik zag hem om 15:10 bij de Jumbo", False),
+        ("hij liep naar de brug", True),
+    ]
 
 
 async def test_stream_resumes_with_last_event_id_and_sees_other_processes(

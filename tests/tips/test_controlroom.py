@@ -17,10 +17,11 @@ from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
+from storage.actions import close_action
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
-from storage.models import AuditEvent
+from storage.models import Action, ActionOutcome, AuditEvent
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import FakeRuntime, app, client, cr, csrf_of, login, runtime  # noqa: F401
 from tests.tips.conftest import FakeChannel, launch, person, say, stored_tips
@@ -88,6 +89,30 @@ async def test_operator_sees_marks_questions_and_calls_a_real_tip(
     with sessions() as session:
         viewed = session.exec(select(AuditEvent).where(AuditEvent.event == "tip_phone_viewed")).all()
     assert [(e.actor, e.subject) for e in viewed] == [("operator:olga", f"tip:{tip.id}")]
+
+
+async def test_a_late_message_is_marked_apart_on_the_action_page(
+    client: httpx.AsyncClient,  # noqa: F811
+    tip_router: Router,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(tip_router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo, rode jas")
+    with transaction(sessions) as session:
+        stored = session.get(Action, action.id)
+        assert stored is not None
+        close_action(session, action=stored, outcome=ActionOutcome.FOUND, closing_text="", now=clock())
+    await say(tip_router, jan, clock, "hij liep naar de brug")
+    live, late = stored_tips(sessions)
+    await login(client, "olga")
+    page = (await client.get(f"/controlroom/actions/{action.id}")).text
+    live_item = page[page.index(f'id="tip-{live.id}"') - 40 : page.index(f'id="tip-{live.id}"')]
+    late_item = page[page.index(f'id="tip-{late.id}"') - 40 : page.index(f'id="tip-{late.id}"') + 200]
+    assert "late" not in live_item
+    assert 'class="tip  late"' in late_item and 'data-late="yes"' in late_item and "Na afloop" in late_item
 
 
 async def _never() -> bool:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sqlmodel import col, select
 
 from bot.messages import ChannelKind
 from bot.router import Router
+from storage.actions import close_action
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
+from storage.models import Action, ActionOutcome
 from tests.conftest import FixedClock
 from tests.flows.test_docs import format_replies
 from tests.tips.conftest import launch, message, person
@@ -20,6 +24,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "tips.md"
 _BLOCK = re.compile(
     r"### (?P<title>.+?)\n\n<!-- transcript: (?P<spec>.+?) -->\n```text\n(?P<body>.*?)```", re.S
 )
+CLOSE = ">> sluit:"
 HEADLINES = ("Vermist: Noah (8), blauwe jas", "Overval op juwelier, twee mannen op een zwarte scooter")
 
 
@@ -46,7 +51,9 @@ def transcripts() -> list[Transcript]:
         options = dict(f.split("=") for f in flags if "=" in f)
         turns: list[tuple[str, list[str]]] = []
         for line in match["body"].splitlines():
-            if line.startswith("> "):
+            if line.startswith(CLOSE):
+                turns.append((line, []))
+            elif line.startswith("> "):
                 turns.append((line[2:], []))
             else:
                 turns[-1][1].append(line)
@@ -70,6 +77,14 @@ def test_the_doc_has_dutch_and_english_transcripts() -> None:
     assert any("English" in title for title in titles)
 
 
+def close_first(sessions: SessionFactory, now: datetime, outcome: ActionOutcome) -> None:
+    """Close the first action launched, as the control room does."""
+    with transaction(sessions) as session:
+        action = session.exec(select(Action).order_by(col(Action.id))).first()
+        assert action is not None
+        close_action(session, action=action, outcome=outcome, closing_text="", now=now)
+
+
 @pytest.mark.parametrize("transcript", transcripts(), ids=lambda t: t.title)
 async def test_documented_tip_conversation_is_what_the_bot_says(
     router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, transcript: Transcript
@@ -81,6 +96,10 @@ async def test_documented_tip_conversation_is_what_the_bot_says(
         launch(sessions, clock(), *recipients, headline=HEADLINES[n % 2], code_seed=n + 1)
         clock.advance(minutes=1)
     for sent, expected in transcript.turns:
+        if sent.startswith(CLOSE):
+            # `>> sluit: found` is the control room closing the first action with that outcome.
+            close_first(sessions, clock(), ActionOutcome(sent.removeprefix(CLOSE).strip()))
+            continue
         payload = sent.removeprefix("/start ") if sent.startswith("/start ") else None
         replies = await router.handle(message(who, sent, clock, start_payload=payload))
         clock.advance(seconds=20)

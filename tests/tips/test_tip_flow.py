@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
-from sqlmodel import col
 
 from bot.messages import ChannelKind, GeoPoint
 from bot.router import Router
 from bot.texts import Catalogue
+from storage.actions import close_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Action, ActionStatus
+from storage.models import Action, ActionOutcome
 from tests.conftest import FixedClock
 from tests.tips.conftest import alert_id, forwards, launch, message, person, say, stored_tips
 
@@ -116,6 +115,18 @@ async def test_a_tip_from_a_recipient_of_one_running_action(
     assert tip.participant_id == jan.participant_id and tip.intent == "give_tip"
 
 
+async def test_a_participants_tip_that_holds_a_postcode_is_a_tip(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+) -> None:
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    text = "ik zag hem om 15:10 bij 7511 AB 12 hij liep richting station"
+    [replies] = await say(router, jan, clock, text)
+    assert replies == [nl(catalogue, "tip.thanks", code=action.code)]
+    [tip] = stored_tips(sessions)
+    assert tip.text == text
+
+
 @pytest.mark.parametrize("answer", ["number", "button"])
 async def test_several_running_actions_ask_which(
     router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
@@ -143,8 +154,7 @@ async def test_several_running_actions_ask_which(
     [
         pytest.param("no_action", id="no-action-running"),
         pytest.param("not_received", id="alert-not-received"),
-        pytest.param("closed", id="action-closed"),
-        pytest.param("expired", id="action-expired"),
+        pytest.param("closed_long_ago", id="action-closed-a-day-ago"),
     ],
 )
 async def test_no_linkable_action_answers_politely(
@@ -159,30 +169,100 @@ async def test_no_linkable_action_answers_politely(
     other = person(sessions, vault, clock())
     if setup != "no_action":
         action = launch(sessions, clock(), jan if setup != "not_received" else other)
-        if setup == "closed":
-            with transaction(sessions) as session:
-                session.execute(
-                    update(Action).where(col(Action.id) == action.id).values(status=ActionStatus.CLOSED.value)
-                )
-        if setup == "expired":
-            clock.advance(hours=4)
+        if setup == "closed_long_ago":
+            close(sessions, action, clock(), ActionOutcome.FOUND)
+            clock.advance(hours=25)
     [replies] = await say(router, jan, clock, COMPLETE)
     assert replies == [nl(catalogue, "router.no_action_for_tip")]
     assert stored_tips(sessions) == []
 
 
-async def test_a_code_of_an_ended_action_is_still_passed_on(
+def close(sessions: SessionFactory, action: Action, now: datetime, outcome: ActionOutcome | None) -> None:
+    """End the action as the control room does (or, without an outcome, as its end time passing does)."""
+    with transaction(sessions) as session:
+        stored = session.get(Action, action.id)
+        assert stored is not None
+        if outcome is None:
+            stored.expires_at = now
+            session.add(stored)
+        else:
+            close_action(session, action=stored, outcome=outcome, closing_text="", now=now)
+
+
+def late_reply(catalogue: Catalogue, action: Action, outcome: ActionOutcome | None) -> str:
+    if outcome is None:
+        return nl(catalogue, "tip.late", code=action.code)
+    label = nl(catalogue, f"action.outcome.{outcome.value}")
+    return nl(catalogue, "tip.late_outcome", code=action.code, outcome=label)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        pytest.param(ActionOutcome.FOUND, id="found"),
+        pytest.param(ActionOutcome.CANCELLED, id="cancelled"),
+        pytest.param(None, id="end-time-passed"),
+    ],
+)
+async def test_a_message_right_after_close_is_late_not_added_to_the_tip(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    outcome: ActionOutcome | None,
+) -> None:  # fmt: skip
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(router, jan, clock, COMPLETE)
+    clock.advance(minutes=2)
+    close(sessions, action, clock(), outcome)
+    clock.advance(minutes=1)
+    turns = await say(router, jan, clock, "hij liep nog richting de brug", "en had een pet op")
+    assert turns == [[late_reply(catalogue, action, outcome)]] * 2
+    live, late = stored_tips(sessions)
+    assert (live.text, live.messages, live.late) == (COMPLETE, 1, False)
+    assert (late.action_id, late.late, late.messages) == (action.id, True, 2)
+    assert late.text == "hij liep nog richting de brug\nen had een pet op"
+    assert [f.payload["late"] for f in forwards(sessions)] == [False, True, True]
+
+
+async def test_late_messages_do_not_keep_the_window_open(
     router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
-    with transaction(sessions) as session:
-        session.execute(
-            update(Action).where(col(Action.id) == action.id).values(status=ActionStatus.CLOSED.value)
-        )
-    [replies] = await say(router, jan, clock, f"{action.code} ik zag iets")
-    assert replies == [nl(catalogue, "tip.action_ended", code=action.code)]
-    assert len(stored_tips(sessions)) == 1
+    await say(router, jan, clock, COMPLETE)
+    close(sessions, action, clock(), ActionOutcome.FOUND)
+    clock.advance(minutes=3)
+    # Not a tip by its words: only the window after the live tip links it, and a late one must not move it.
+    turns = await say(router, jan, clock, "en had een pet op")
+    clock.advance(minutes=3)
+    turns += await say(router, jan, clock, "en een rode jas")
+    assert turns[0] == [late_reply(catalogue, action, ActionOutcome.FOUND)]
+    assert turns[1] == [nl(catalogue, "fallback.registered")]
+    live, late = stored_tips(sessions)
+    assert (live.messages, late.late, late.text) == (1, True, "en had een pet op")
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        pytest.param("code", id="code-in-text"),
+        pytest.param("reply", id="reply-to-the-alert"),
+        pytest.param("nlu", id="tip-from-a-recipient"),
+    ],
+)
+async def test_a_tip_on_an_ended_action_is_kept_as_late(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    via: str,
+) -> None:  # fmt: skip
+    jan = person(sessions, vault, clock(), ChannelKind.WHATSAPP)
+    action = launch(sessions, clock(), jan)
+    close(sessions, action, clock(), ActionOutcome.ARRESTED)
+    clock.advance(hours=2)
+    text = f"{action.code} ik zag iets" if via == "code" else COMPLETE
+    reply_to = alert_id(action, jan) if via == "reply" else None
+    [replies] = await say(router, jan, clock, message(jan, text, clock, reply_to_provider_id=reply_to))
+    assert replies == [late_reply(catalogue, action, ActionOutcome.ARRESTED)]
+    [tip] = stored_tips(sessions)
+    assert tip.late and tip.action_id == action.id and not tip.followup_asked
 
 
 async def test_photo_from_telegram_payload(

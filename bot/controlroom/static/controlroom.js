@@ -129,6 +129,12 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
   li.dataset.id = tip.id;
   li.dataset.received = tip.received_at;
   li.tabIndex = -1;
+  if (tip.late) {
+    // Sent after the action ended: marked so it never reads as a live tip.
+    li.classList.add("late");
+    li.dataset.late = "yes";
+    li.append(Object.assign(document.createElement("p"), {className: "late-mark", textContent: labels.late}));
+  }
   const h = document.createElement("h3");
   const at = new Date(tip.received_at);
   const channel = (labels.channel || {})[tip.channel] || tip.channel;
