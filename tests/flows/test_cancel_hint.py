@@ -10,8 +10,16 @@ from storage.models import ConversationState
 from tests.flows.conftest import SMS, TELEGRAM, Contact, Converse, register_steps, rows
 
 HINTS = {"nl": ("(of: laat maar)", "laat maar"), "en": ("(or: never mind)", "never mind")}
-# Questions whose NEE is already the way out (nothing changes) need no second one.
-NO_IS_THE_WAY_OUT = ("Wilt u zich afmelden?", "Do you want to unsubscribe?")
+# Questions whose NEE is already the way out (nothing changes) need no second one: unsubscribing, and
+# the consent question (NEE stores nothing; it must fit one SMS part with the privacy link).
+NO_IS_THE_WAY_OUT = (
+    "Wilt u zich afmelden?",
+    "Do you want to unsubscribe?",
+    "Burgernet bewaart uw nummer",
+    "Burgernet keeps your number",
+    "U bent al aangemeld; zo werkt u",
+    "You are registered; this updates",
+)
 
 CONVERSATIONS = {
     "registration-sms-with-mistakes": (SMS, "nl", [

@@ -29,6 +29,7 @@ from tests.flows.conftest import (
 )
 
 CONSENT_AT = datetime(2026, 11, 20, 14, 30, 20, tzinfo=UTC)
+PRIVACY_URL = "http://127.0.0.1:8080/privacy"
 
 
 async def test_sms_registration_happy_path(
@@ -37,9 +38,7 @@ async def test_sms_registration_happy_path(
     t = converse
     transcript = await t(SMS, ["START", "JA", "Jan", "7511 AB 12", "JA", "JA", "SMS"])
     nl = lambda key, **p: catalogue.render("nl", key, **p)  # noqa: E731
-    assert texts(transcript[0]) == [
-        nl("registration.consent", version="2026-1", url="http://127.0.0.1:8080/privacy")
-    ]
+    assert texts(transcript[0]) == [nl("registration.consent", version="2026-1", url=PRIVACY_URL)]
     assert transcript[0][0].buttons == ("JA", "NEE")
     assert texts(transcript[1]) == [nl("registration.ask_name")]
     assert texts(transcript[2]) == [nl("address.ask_home")]
@@ -133,7 +132,7 @@ async def test_registering_twice_updates_the_same_participant(
     await converse(SMS, register_steps(SMS))
     transcript = await converse(SMS, register_steps(SMS, name="Jan B", address="1012 AB 5"))
     assert transcript[0][0].text == catalogue.render(
-        "nl", "registration.consent_update", version="2026-1", url="http://127.0.0.1:8080/privacy"
+        "nl", "registration.consent_update", version="2026-1", url=PRIVACY_URL
     )
     assert last(transcript).text == catalogue.render(
         "nl", "registration.updated", channel="SMS", place="Amsterdam"
@@ -354,7 +353,7 @@ async def test_a_sign_up_request_with_an_address_confirms_it_instead_of_asking(
     phone_step = ["jep"] if person is not TELEGRAM else [Contact(SMS_PHONE)]
     transcript = await converse(person, [SIGN_UP_REQUEST, "ja", "jan", "klopt", *phone_step, "sms"])
     nl = lambda key, **p: catalogue.render("nl", key, **p)  # noqa: E731
-    assert texts(transcript[0]) == [nl("registration.consent", version="2026-1")]
+    assert texts(transcript[0]) == [nl("registration.consent", version="2026-1", url=PRIVACY_URL)]
     assert texts(transcript[2]) == [
         nl(
             "registration.confirm_given_address",
@@ -397,7 +396,9 @@ async def test_sign_up_requests_start_registration_with_what_they_hold(
     converse: Converse, catalogue: Catalogue, text: str, address: str | None
 ) -> None:
     transcript = await converse(SMS, [text, "ja", "jan"])
-    assert texts(transcript[0]) == [catalogue.render("nl", "registration.consent", version="2026-1")]
+    assert texts(transcript[0]) == [
+        catalogue.render("nl", "registration.consent", version="2026-1", url=PRIVACY_URL)
+    ]
     if address is None:
         assert texts(transcript[2]) == [catalogue.render("nl", "address.ask_home")]
     else:

@@ -145,6 +145,7 @@ QUESTION_SAMPLE = {
     "n": 2,
     "km": "1,5",
     "question": "Welke kant liep hij op?",
+    "outcome": "Gevonden",
     "bot": "BurgernetBot",
     **dict.fromkeys(("id", "relays", "tips"), 12),
     **dict.fromkeys(("reporter", "text", "label", "value", "groups"), "-"),
