@@ -460,6 +460,25 @@ def find_spans(
     return _spans(text, words, find_times_in(text, received_at, tz, words), towns)
 
 
+_TRAILING: Final = " \t\r\n,;"
+
+
+def _before_times(spans: list[Span], text: str, times: list[TimeMention]) -> list[Span]:
+    """Spans cut where a time phrase begins inside them: "richting station nu net 5 min geleden" heads
+    for "station", and the time stays a time."""
+    kept: list[Span] = []
+    for span in spans:
+        cut = min((m.start for m in times if span.start < m.start < span.end), default=None)
+        if cut is None:
+            kept.append(span)
+            continue
+        end = len(text[:cut].rstrip(_TRAILING))
+        value = span.value[: len(span.value) - (span.end - end)].rstrip(_TRAILING)
+        if end > span.start and value:
+            kept.append(Span(span.entity, span.start, end, value))
+    return kept
+
+
 def _spans(text: str, words: Words, times: list[TimeMention], towns: Towns | None) -> list[Span]:
     time_spans = [Span(TIME_SEEN, m.start, m.end, m.value.isoformat()) for m in times[:1]]
     finders: list[Callable[[str], list[Span]]] = [
@@ -467,9 +486,9 @@ def _spans(text: str, words: Words, times: list[TimeMention], towns: Towns | Non
         find_postcodes,  # before plates: "7522NB" is a postcode; its sidecode-2 reading is from the 1950s
         _plate_spans,
         lambda t: time_spans,
-        lambda t: _directions(t, words),
-        lambda t: _places(t, words, towns),
-        lambda t: _descriptions(t, words),
+        lambda t: _before_times(_directions(t, words), t, times),
+        lambda t: _before_times(_places(t, words, towns), t, times),
+        lambda t: _before_times(_descriptions(t, words), t, times),
     ]
     kept: list[Span] = []
     for finder in finders:

@@ -157,3 +157,28 @@ def test_order_places_drops_repeats_and_puts_an_address_first() -> None:
     ordered = order_places([(0, "Jumbo"), (10, "Kerkstraat 12"), (30, "jumbo")], None)
     assert ordered.text == "Jumbo, Kerkstraat 12"
     assert ordered.places == ("Kerkstraat 12", "Jumbo")
+
+
+@pytest.mark.parametrize(
+    ("text", "direction", "phrase", "value"),
+    [
+        pytest.param(
+            "zag net 2 gasten op scooter bij de hema in de kalanderstraat richting station"
+            " nu net 5 min geleden",
+            "station", "nu net 5 min geleden", "20 14:50", id="direction-then-nu-net",
+        ),
+        pytest.param(
+            "hij liep richting station 5 min geleden", "station", "5 min geleden", "20 14:50",
+            id="direction-then-ago",
+        ),
+        pytest.param(
+            "liep naar de Albert Heijn\ngisteravond rond half 11", "Albert Heijn", "gisteravond rond half 11",
+            "19 22:30", id="direction-then-evening",
+        ),
+    ],
+)  # fmt: skip
+def test_a_time_after_a_direction_stays_a_time(text: str, direction: str, phrase: str, value: str) -> None:
+    reading = read_tip(text, FRIDAY, towns=TOWNS)
+    assert [s.value for s in reading.spans if s.entity == "direction"] == [direction]
+    assert reading.seen is not None and reading.seen.value is not None
+    assert (reading.seen.phrase, reading.seen.value.strftime("%d %H:%M")) == (phrase, value)
