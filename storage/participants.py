@@ -93,12 +93,16 @@ def find_identity(
     session: Session, *, vault: DataVault, channel: ChannelKind, address: str
 ) -> ChannelIdentity | None:
     """The identity for a channel and sender address, if we have seen it."""
-    keys = vault.lookup_hashes(canonical_address(channel, address))
-    return session.exec(
-        select(ChannelIdentity).where(
-            ChannelIdentity.channel == channel, col(ChannelIdentity.address_hash).in_(keys)
-        )
-    ).first()
+    # The newest key's hash first; the older ones only while a lookup key rotation runs.
+    for key in vault.lookup_hashes(canonical_address(channel, address)):
+        found = session.exec(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key
+            )
+        ).first()
+        if found is not None:
+            return found
+    return None
 
 
 class Touched(NamedTuple):
