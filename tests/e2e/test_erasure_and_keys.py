@@ -25,11 +25,11 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime, build_runtime, make_vault
 from scheduler.jobs import purge_retention, rehash_lookups
 from scheduler.service import job_context
 from storage.crypto import DataKeyError, DataVault, new_data_key
-from storage.db import session_factory
+from storage.db import make_engine, session_factory
 from storage.keys import rotate_data_key
 from storage.models import ChannelIdentity, ConversationState, OptOut, Participant, ParticipantStatus
 from tests.conftest import FixedClock
@@ -236,9 +236,13 @@ async def test_lookups_and_opt_outs_survive_rotating_both_keys(
 
     # DATA_KEY: the new key first, re-encrypt, then the old key removed.
     rotating = settings_with(database_url, fake, data_key=f"{new_data},{old_data}", lookup_key=old_lookup)
-    rotate_data_key(
-        session_factory(create_engine(database_url)), vault=DataVault(rotating.data_key or "", old_lookup)
-    )
+    engine = make_engine(database_url)
+    try:
+        report = rotate_data_key(session_factory(engine), vault=make_vault(rotating))
+    finally:
+        engine.dispose()
+    # Piet's name, number and identity address; nothing of Jan is left to rotate.
+    assert report.values == 3
     # LOOKUP_KEY: the new key first with the old one listed, and the re-hash job.
     both = settings_with(database_url, fake, data_key=new_data, lookup_key=f"{new_lookup},{old_lookup}")
     clock.advance(hours=1)
