@@ -201,20 +201,39 @@ def import_postcodes(
 @cli.command(name="rotate-data-key")
 def rotate_data_key_command() -> None:
     """Re-encrypt every stored phone number, name and chat id with DATA_KEY's newest key."""
-    from bot.runtime import data_key
-    from storage.crypto import DataVault
+    from bot.runtime import make_vault
     from storage.db import make_engine, session_factory
     from storage.keys import rotate_data_key
 
     settings = _settings()
     engine = make_engine(settings.database_url)
     try:
-        report = rotate_data_key(session_factory(engine), vault=DataVault(data_key(settings)))
+        report = rotate_data_key(session_factory(engine), vault=make_vault(settings))
     finally:
         engine.dispose()
     console.print(
         f"[green]re-encrypted {report.values} values in {report.rows} rows[/green]"
         f" ({report.skipped} changed meanwhile and were already current)"
+    )
+
+
+@cli.command(name="rehash-lookups")
+def rehash_lookups_command() -> None:
+    """Recompute every stored look-up hash (numbers, chat ids, opt-outs) with LOOKUP_KEY's newest key."""
+    from bot.runtime import make_vault
+    from storage.db import make_engine, session_factory
+    from storage.keys import rehash_lookups
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        report = rehash_lookups(session_factory(engine), vault=make_vault(settings))
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]re-hashed {report.identities} identities, {report.participants} participants, "
+        f"{report.opt_outs} opt-outs and {report.tips} tips[/green]; {report.hash_only} opted-out or erased "
+        "identities are kept as a hash alone and stay under the key they were made with"
     )
 
 

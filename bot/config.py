@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     api_token: str | None = None
     data_key: str | None = None
     data_key_file: Path = Path("./data/data.key")
+    lookup_key: str | None = None
+    """Keys of the look-up hashes (numbers, chat ids, opt-outs), newest first; see docs/production.md."""
+    lookup_key_file: Path = Path("./data/lookup.key")
 
     postcode_data: Path = SHIPPED_POSTCODE_DATA
     """The PC4 table; the copy shipped in `storage/data/` unless a finer or newer one is set."""

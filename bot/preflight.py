@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bot.config import Settings, load_settings
-from storage.crypto import DataKeyError, DataVault
+from storage.crypto import DataKeyError, DataVault, new_data_key
 from storage.db import is_sqlite, make_engine
 from storage.geo_import import PC4_COLUMNS
 
@@ -106,6 +106,23 @@ def check_values(settings: Settings) -> None:
             ) from None
 
 
+def check_lookup_key(settings: Settings) -> None:
+    """LOOKUP_KEY is set in production (else the look-ups would hang on a data key) and well formed."""
+    if settings.lookup_key:
+        try:
+            DataVault(new_data_key(), lookup_keys=settings.lookup_key)
+        except DataKeyError:
+            raise SettingsProblem(
+                "LOOKUP_KEY must be keys of 32 url-safe base64 bytes (comma-separated, newest first); "
+                "make one as DATA_KEY is made"
+            ) from None
+    elif settings.environment == "production":
+        raise SettingsProblem(
+            "LOOKUP_KEY is required in production; an installation that ran without it sets it to its "
+            "oldest DATA_KEY first (docs/production.md)"
+        )
+
+
 def check_data_key_file(settings: Settings) -> None:
     """Without DATA_KEY (development), DATA_KEY_FILE holds a key or can be made."""
     if settings.data_key:
@@ -169,6 +186,7 @@ def check_before_serve(settings: Settings, *, host: str, port: int) -> None:
     """Every check `serve` needs before it prints its URLs; raises the first SettingsProblem."""
     check_values(settings)
     check_urls(settings)
+    check_lookup_key(settings)
     check_data_key_file(settings)
     check_postcode_data(settings)
     check_database(settings)
@@ -178,6 +196,7 @@ def check_before_serve(settings: Settings, *, host: str, port: int) -> None:
 def check_before_console(settings: Settings) -> None:
     """The checks for a terminal conversation: values, key, postcode table, database."""
     check_values(settings)
+    check_lookup_key(settings)
     check_data_key_file(settings)
     check_postcode_data(settings)
     check_database(settings)

@@ -35,7 +35,7 @@ from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.types import Parser
 from storage.actions import apply_status
-from storage.crypto import DataVault, load_or_create_key
+from storage.crypto import DataVault, load_or_create_key, split_keys
 from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from storage.geo import PostcodeBook
 from storage.models import ProcessedEvent
@@ -104,6 +104,28 @@ def data_key(settings: Settings) -> str:
     return load_or_create_key(settings.data_key_file)
 
 
+def lookup_key(settings: Settings) -> str:
+    """LOOKUP_KEY from the settings; in development derived from the data key as it always was.
+
+    With DATA_KEY set, its oldest key (the hashes every installation stored before LOOKUP_KEY); else a
+    file made on first use from the development data key, so that this key outlives a DATA_KEY rotation.
+    """
+    if settings.lookup_key:
+        return settings.lookup_key
+    if settings.environment == "production":
+        raise RuntimeError("LOOKUP_KEY is required in production")
+    if settings.data_key:
+        return split_keys(settings.data_key)[-1]
+    return load_or_create_key(
+        settings.lookup_key_file, initial=split_keys(load_or_create_key(settings.data_key_file))[-1]
+    )
+
+
+def make_vault(settings: Settings) -> DataVault:
+    """The vault with the data keys and the lookup keys the settings give."""
+    return DataVault(data_key(settings), lookup_keys=lookup_key(settings))
+
+
 def make_parser(settings: Settings) -> Parser:
     """The NLU parser the settings ask for (built-in unless RASA_URL is set)."""
     from nlu.factory import make_parser as factory
@@ -154,7 +176,7 @@ def build_runtime(
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    vault = DataVault(data_key(settings))
+    vault = make_vault(settings)
     book = PostcodeBook.load(settings.postcode_data)
     catalogue = Catalogue.load()
     geocoder = make_geocoder(

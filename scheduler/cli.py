@@ -33,9 +33,8 @@ def _service(settings: Settings) -> SchedulerService:
 
 def _storage_only(settings: Settings) -> SchedulerService:
     """The scheduler on storage alone (no channels, no NLU): for listing jobs and reports."""
-    from bot.runtime import data_key
+    from bot.runtime import make_vault
     from bot.texts import Catalogue
-    from storage.crypto import DataVault
     from storage.db import make_engine, migrate, session_factory
     from storage.geo import PostcodeBook
 
@@ -44,7 +43,7 @@ def _storage_only(settings: Settings) -> SchedulerService:
         sessions=session_factory(make_engine(settings.database_url)),
         settings=settings,
         clock=utcnow,
-        vault=DataVault(data_key(settings)),
+        vault=make_vault(settings),
         catalogue=Catalogue.load(),
         book=PostcodeBook.load(settings.postcode_data),
     )

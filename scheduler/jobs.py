@@ -22,8 +22,8 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage
 from bot.texts import Catalogue
+from storage import keys, reports
 from storage import reconfirmations as store
-from storage import reports
 from storage.actions import ActionStateError, close_action, tipster_identity_ids
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
@@ -405,6 +405,8 @@ def purge_retention(ctx: JobContext) -> JobResult:
             "purged.channel_identity",
             _purge_silent_identities(session, now=now, days=settings.retention_days),
         )
+        for name, n in _purge_opted_out(session, now=now, days=settings.retention_days).items():
+            result.add(f"purged.opted_out_{name}", n)
         purged = {k.removeprefix("purged."): v for k, v in result.counts.items() if v}
         if purged:
             audit(session, now=now, actor="scheduler", event="retention_purged", detail={"purged": purged})
@@ -430,6 +432,41 @@ def _purge_silent_identities(session: Any, *, now: datetime, days: int) -> int:
                 conditions.append(~sa.exists().where(fk.parent == identity.c.id))
     gone = session.execute(sa.delete(identity).where(*conditions))
     return int(getattr(gone, "rowcount", 0) or 0)
+
+
+def _purge_opted_out(session: Any, *, now: datetime, days: int) -> dict[str, int]:
+    """Reduce opted-out identities to their keyed hash: the record that the number said STOP.
+
+    Whatever could still be decrypted goes at once (an address, a tip's number); what the person did
+    since (a conversation, when they last wrote) goes once they have been silent for `days`.
+    """
+    identity = ChannelIdentity.__table__  # type: ignore[attr-defined]
+    tip = _tables()["tip"]
+    out = sa.select(identity.c.id).where(identity.c.opted_out.is_(True))
+    counts = {
+        "address": session.execute(
+            sa.update(identity)
+            .where(identity.c.opted_out.is_(True), identity.c.address_enc.is_not(None))
+            .values(address_enc=None)
+        ).rowcount,
+        "tip_number": session.execute(
+            sa.update(tip)
+            .where(tip.c.identity_id.in_(out), tip.c.phone_enc.is_not(None))
+            .values(phone_enc=None)
+        ).rowcount,
+    }
+    cutoff = now - timedelta(days=days)
+    seen = sa.func.coalesce(identity.c.last_inbound_at, identity.c.opted_out_at, identity.c.created_at)
+    silent = sa.select(identity.c.id).where(identity.c.opted_out.is_(True), seen <= cutoff)
+    counts["conversation"] = session.execute(
+        sa.delete(ConversationState).where(col(ConversationState.identity_id).in_(silent))
+    ).rowcount
+    counts["last_seen"] = session.execute(
+        sa.update(identity)
+        .where(identity.c.id.in_(silent), identity.c.last_inbound_at.is_not(None))
+        .values(last_inbound_at=None)
+    ).rowcount
+    return {k: int(v or 0) for k, v in counts.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -509,6 +546,26 @@ def reconcile_deliveries(ctx: JobContext) -> JobResult:
         texts=AlertTexts(ctx.catalogue),
     )
     result.add("requeued", dispatcher.reconcile(stale_only=True))
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Lookup key rotation
+# --------------------------------------------------------------------------------------------------
+
+
+def rehash_lookups(ctx: JobContext) -> JobResult:
+    """While LOOKUP_KEY lists an older key, move every stored look-up hash to the newest key."""
+    if not ctx.vault.rehashing:
+        return JobResult(note="one lookup key")
+    report = keys.rehash_lookups(ctx.sessions, vault=ctx.vault)
+    result = JobResult()
+    for name in ("identities", "participants", "opt_outs", "tips"):
+        result.add(f"rehashed.{name}", getattr(report, name))
+    with transaction(ctx.sessions) as session:
+        audit(
+            session, now=ctx.clock(), actor="scheduler", event="lookups_rehashed", detail=dict(result.counts)
+        )
     return result
 
 

@@ -112,6 +112,12 @@ def default_jobs(settings: Settings) -> list[JobSpec]:
             "purge tips, deliveries and logs past their retention; audit log after a year",
         ),
         JobSpec(
+            "rehash-lookups",
+            job_functions.rehash_lookups,
+            CronTrigger(hour=3, minute=45, timezone=tz),
+            "while LOOKUP_KEY lists an older key, move the look-up hashes to the newest",
+        ),
+        JobSpec(
             "monthly-report",
             job_functions.monthly_report,
             CronTrigger(day=1, hour=4, minute=0, timezone=tz),

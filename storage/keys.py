@@ -1,9 +1,12 @@
-"""DATA_KEY rotation: re-encrypt every encrypted column with the newest key, in resumable batches.
+"""Key rotation: re-encrypt every encrypted column with DATA_KEY's newest key, and re-hash every look-up
+hash with LOOKUP_KEY's newest key, both in resumable batches.
 
-The procedure (docs/production.md): put a new key first in DATA_KEY and restart, so that new values are
-written with it while every older key still decrypts; then run this once (`run_bot.py rotate-data-key`);
-then keys between the first and the last may be dropped. The last key stays: it is the root of the
-look-up hashes (phone numbers, chat ids, opt-outs), which cannot be recomputed without the numbers.
+The procedures (docs/production.md): put a new key first in DATA_KEY (or LOOKUP_KEY) and restart, so
+that new values are written with it while the older keys still decrypt (or are still recognised); then
+run `run_bot.py rotate-data-key` (or `rehash-lookups`, which the scheduler also runs every night while
+LOOKUP_KEY lists more than one key); then drop the older keys. A hash is recomputed from the value it
+hashes, so only what is stored encrypted can be re-hashed: an opt-out kept as a hash alone stays under
+the key it was made with (see `rehash_lookups`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, and_, or_, select, update
+from sqlalchemy import Column, ColumnElement, Table, and_, delete, func, or_, select, update
 
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import ChannelIdentity, Participant, Tip
+from storage.models import ChannelIdentity, OptOut, Participant, Tip
+from storage.participants import canonical_address
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +99,107 @@ def _rotated(vault: DataVault, token: str | None, table: str, column: str, row_i
         return vault.rotate(token)
     except Exception as exc:  # cryptography's InvalidToken: no key in DATA_KEY opens it
         raise DataKeyError(f"{table}.{column} of row {row_id} cannot be decrypted with DATA_KEY") from exc
+
+
+@dataclass(frozen=True)
+class RehashReport:
+    """What a re-hash did: hashes moved to the newest lookup key, and hashes it cannot recompute."""
+
+    identities: int = 0
+    participants: int = 0
+    opt_outs: int = 0
+    tips: int = 0
+    hash_only: int = 0
+
+
+def rehash_lookups(sessions: SessionFactory, *, vault: DataVault, batch_size: int = 500) -> RehashReport:
+    """Recompute every stored look-up hash under the vault's newest lookup key; one transaction per batch.
+
+    An identity's hash follows from its encrypted address, a participant's from the encrypted number;
+    an opt-out record and a tip's sender hash follow the identity or participant that had the same
+    hash. What is kept as a hash alone (an opted-out identity, an opt-out of an erased person) has no
+    value to hash again: it is counted as `hash_only` and stays recognised while its key is listed.
+    Safe while the system runs (a row changed meanwhile is left alone) and harmless to run again.
+    """
+    identities = participants = opt_outs = tips = 0
+    table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
+    after = 0
+    while True:
+        with transaction(sessions) as session:
+            batch = session.execute(
+                select(table.c.id, table.c.channel, table.c.address_hash, table.c.address_enc)
+                .where(table.c.id > after, table.c.address_enc.is_not(None))
+                .order_by(table.c.id)
+                .limit(batch_size)
+            ).all()
+            for row_id, channel, old, token in batch:
+                new = vault.lookup_hash(
+                    canonical_address(channel, _decrypted(vault, token, "channel_identity", row_id))
+                )
+                if new == old:
+                    continue
+                taken = select(table.c.id).where(table.c.channel == channel, table.c.address_hash == new)
+                moved = session.execute(
+                    update(table)
+                    .where(table.c.id == row_id, table.c.address_hash == old, ~taken.exists())
+                    .values(address_hash=new)
+                )
+                if moved.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                identities += 1
+                tips += _follow(session, Tip.__table__.c.sender_hash, f"{channel}:{old}", f"{channel}:{new}")  # type: ignore[attr-defined]
+                opt_outs += _follow(session, OptOut.__table__.c.phone_hash, old, new)  # type: ignore[attr-defined]
+        if len(batch) < batch_size:
+            break
+        after = batch[-1][0]
+    people: Table = Participant.__table__  # type: ignore[attr-defined]
+    after = 0
+    while True:
+        with transaction(sessions) as session:
+            batch = session.execute(
+                select(people.c.id, people.c.phone_hash, people.c.phone_enc)
+                .where(people.c.id > after, people.c.phone_enc.is_not(None))
+                .order_by(people.c.id)
+                .limit(batch_size)
+            ).all()
+            for row_id, old, token in batch:
+                new = vault.lookup_hash(_decrypted(vault, token, "participant", row_id))
+                if new == old:
+                    continue
+                moved = session.execute(
+                    update(people)
+                    .where(people.c.id == row_id, _same(people.c.phone_hash, old))
+                    .values(phone_hash=new)
+                )
+                if moved.rowcount == 1:  # type: ignore[attr-defined]
+                    participants += 1
+                    if old is not None:
+                        opt_outs += _follow(session, OptOut.__table__.c.phone_hash, old, new)  # type: ignore[attr-defined]
+        if len(batch) < batch_size:
+            break
+        after = batch[-1][0]
+    with transaction(sessions) as session:
+        hash_only = session.execute(
+            select(func.count()).select_from(table).where(table.c.address_enc.is_(None))
+        ).scalar_one()
+    log.info("lookup re-hash: %s identities, %s participants moved", identities, participants)
+    return RehashReport(
+        identities=identities, participants=participants, opt_outs=opt_outs, tips=tips, hash_only=hash_only
+    )
+
+
+def _follow(session: Any, column: Column[str], old: str, new: str) -> int:
+    """Move rows that carry an old hash to the new one, unless a row with the new one exists."""
+    table = column.table
+    if column.primary_key and session.execute(select(column).where(column == new)).first() is not None:
+        gone = session.execute(delete(table).where(column == old))
+        return int(gone.rowcount or 0)
+    moved = session.execute(update(table).where(column == old).values({column.name: new}))
+    return int(moved.rowcount or 0)
+
+
+def _decrypted(vault: DataVault, token: str, table: str, row_id: int) -> str:
+    try:
+        return vault.decrypt(token)
+    except DataKeyError as exc:
+        raise DataKeyError(f"{table} row {row_id} cannot be decrypted with DATA_KEY") from exc

@@ -93,10 +93,16 @@ def find_identity(
     session: Session, *, vault: DataVault, channel: ChannelKind, address: str
 ) -> ChannelIdentity | None:
     """The identity for a channel and sender address, if we have seen it."""
-    key = vault.lookup_hash(canonical_address(channel, address))
-    return session.exec(
-        select(ChannelIdentity).where(ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key)
-    ).first()
+    # The newest key's hash first; the older ones only while a lookup key rotation runs.
+    for key in vault.lookup_hashes(canonical_address(channel, address)):
+        found = session.exec(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == channel, ChannelIdentity.address_hash == key
+            )
+        ).first()
+        if found is not None:
+            return found
+    return None
 
 
 class Touched(NamedTuple):
@@ -124,6 +130,8 @@ def touch_sender(
     key = vault.lookup_hash(canonical)
     seen, find, create = _touch_statements()
     params = {"b_channel": channel, "b_key": key}
+    if vault.rehashing:
+        _rekey_identity(session, channel=channel, key=key, older=vault.older_lookup_hashes(canonical))
     # Core, not the ORM's bulk UPDATE: this session has not loaded the row yet, so there is nothing to
     # synchronise, and the ORM's preparation cost more than the statement. It returns the id, so a new
     # sender (no row) goes straight to the INSERT.
@@ -153,11 +161,31 @@ def touch_sender(
         # The UPDATE above went around the ORM: the reach rows carry the time too (WhatsApp's
         # window). An identity without a participant has no reach rows.
         touch_reach(session.connection(), identity_id=identity.id, at=now)
-    if identity.address_enc is None:
-        # Erased earlier (unsubscribe); the person writes again, so we may answer and remember the chat.
+    if identity.address_enc is None and not identity.opted_out:
+        # Erased earlier; the person writes again, so we may answer and remember the chat. Not after
+        # an opt-out: that keeps the keyed hash alone until START lifts it.
         identity.address_enc = vault.encrypt(canonical)
         session.add(identity)
     return Touched(identity, state)
+
+
+def remember_address(session: Session, *, vault: DataVault, identity: ChannelIdentity, address: str) -> None:
+    """Store an identity's address again (encrypted) once it may be written to: after START."""
+    if identity.address_enc is None and not identity.opted_out:
+        identity.address_enc = vault.encrypt(canonical_address(identity.channel, address))
+        session.add(identity)
+
+
+def _rekey_identity(session: Session, *, channel: ChannelKind, key: str, older: tuple[str, ...]) -> None:
+    # While a lookup key rotation runs, a sender whose identity still carries an older key's hash
+    # moves to the newest key at once, so the UPDATE below finds it and no second identity is made.
+    table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
+    taken = select(table.c.id).where(table.c.channel == channel, table.c.address_hash == key)
+    session.connection().execute(
+        update(table)
+        .where(table.c.channel == channel, table.c.address_hash.in_(older), ~taken.exists())
+        .values(address_hash=key)
+    )
 
 
 _FindSender = Select[ChannelIdentity, Participant, ConversationState]
@@ -194,9 +222,13 @@ def current_participant(session: Session, *, identity: ChannelIdentity) -> Parti
 
 def find_participant_by_phone(session: Session, *, vault: DataVault, phone: str) -> Participant | None:
     """The live participant registered with this E.164 number, or None."""
-    key = phone_hash(vault=vault, phone=phone)
-    rows = session.scalars(_by_phone(), {"b_key": key})
-    return next((p for p in rows if p.status in LIVE_STATUSES), None)
+    # The newest key's hash first; the older ones only while a lookup key rotation runs.
+    for key in vault.lookup_hashes(phone):
+        rows = session.scalars(_by_phone(), {"b_key": key})
+        found = next((p for p in rows if p.status in LIVE_STATUSES), None)
+        if found is not None:
+            return found
+    return None
 
 
 @cache
@@ -248,6 +280,7 @@ def link_identity(
             language=participant.language,
         )
     identity.participant_id = participant.id
+    identity.address_hash = vault.lookup_hash(canonical)
     identity.address_enc = vault.encrypt(canonical)
     identity.opted_out = False
     identity.opted_out_at = None
@@ -399,11 +432,14 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
 
 
 def opt_out_identity(session: Session, *, identity_id: int, now: datetime) -> None:
-    """Mark one identity opted out (a provider said the contact stopped) without loading it."""
+    """Mark one identity opted out (a provider said the contact stopped) without loading it.
+
+    As after STOP, only the keyed hash stays: the address is forgotten until the person writes START.
+    """
     session.execute(
         update(ChannelIdentity)
         .where(col(ChannelIdentity.id) == identity_id)
-        .values(opted_out=True, opted_out_at=now)
+        .values(opted_out=True, opted_out_at=now, address_enc=None)
     )
     forget_identity_reach(session.connection(), identity_id=identity_id)
 

@@ -35,7 +35,7 @@ from bot.flows.places import read_address
 from bot.messages import OutgoingMessage
 from storage.geo import InvalidPostcode, Place, UnknownPostcode
 from storage.models import Relay, RelayPlatform
-from storage.participants import find_identity, identities_of, touch_sender
+from storage.participants import find_identity, identities_of, remember_address, touch_sender
 from storage.relays import (
     RELAY_RULES_VERSION,
     RelayDraft,
@@ -505,6 +505,9 @@ class RelayGroupFlow(RelayFlow):
         group = ctx.identity
         # Added again after a kick, the group may get messages again.
         group.opted_out, group.opted_out_at = False, None
+        remember_address(
+            ctx.session, vault=ctx.services.vault, identity=group, address=ctx.message.group_id or ""
+        )
         ctx.session.add(group)
         for earlier in ctx.session.exec(select(Relay).where(Relay.group_identity_id == group.id)):
             earlier.active = False

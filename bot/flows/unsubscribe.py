@@ -18,6 +18,7 @@ from storage.participants import (
     erase_participant,
     identities_of,
     record_opt_out,
+    remember_address,
 )
 from storage.relays import erase_relays
 from storage.tips import forget_tipster
@@ -85,6 +86,7 @@ def opt_in(ctx: FlowContext) -> bool:
     was_out = ctx.identity.opted_out
     ctx.identity.opted_out = False
     ctx.identity.opted_out_at = None
+    remember_address(ctx.session, vault=ctx.services.vault, identity=ctx.identity, address=ctx.message.sender)
     ctx.session.add(ctx.identity)
     if ctx.message.channel in PHONE_CHANNELS:
         clear_opt_out(ctx.session, phone_hash=ctx.identity.address_hash)

@@ -1,9 +1,12 @@
 """The tip outbox worker: POSTs each tip version to the control-room webhook, sends operators' questions.
 
 Webhook: strictly in the order written, one forward row at a time from the head of the queue, signed
-`X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, retried with exponential backoff until the
-receiver answers 2xx. A row is leased before the POST and marked done after the 2xx, so a crash re-sends
-at most the one row in flight; the receiver can drop such a repeat by `X-Burgernet-Delivery` (the row id).
+`X-Signature-256: sha256=<hex HMAC-SHA256 of "<timestamp>.<delivery id>.<body>">` with the timestamp in
+`X-Signature-Timestamp` and the delivery id in `X-Burgernet-Delivery`, retried with exponential backoff
+until the receiver answers 2xx. Signing the time and the id lets a receiver refuse a captured request
+replayed later (docs/webhook_receiver.py checks all three). A row is leased before the POST and marked
+done after the 2xx, so a crash re-sends at most the one row in flight, with the same delivery id (the
+row id): the receiver drops such a repeat by that id.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ from storage.tip_outbox import (
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Signature-256"
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
+DELIVERY_HEADER = "X-Burgernet-Delivery"
 LEASE = timedelta(seconds=60)
 
 
-def signature(body: bytes, secret: str) -> str:
-    """The `X-Signature-256` value for a body: `sha256=` and the hex HMAC-SHA256 with the secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(body: bytes, secret: str, *, timestamp: int, delivery: str) -> str:
+    """The `X-Signature-256` value: `sha256=` and the hex HMAC-SHA256 of `timestamp.delivery.body`."""
+    signed = f"{timestamp}.{delivery}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def webhook_body(payload: Mapping[str, Any]) -> bytes:
@@ -288,11 +294,15 @@ class TipForwarder:
     async def _post(self, forward: TipForward) -> str | None:
         """POST one forward; None on a 2xx, else what went wrong."""
         body = webhook_body(forward.payload)
+        # Each try is signed anew with its own time, so a retry after a long outage is still fresh.
+        timestamp, delivery = int(self._clock().timestamp()), str(forward.id)
+        secret = self._settings.controlroom_webhook_secret or ""
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(body, self._settings.controlroom_webhook_secret or ""),
+            SIGNATURE_HEADER: signature(body, secret, timestamp=timestamp, delivery=delivery),
+            TIMESTAMP_HEADER: str(timestamp),
             "X-Burgernet-Event": forward.event,
-            "X-Burgernet-Delivery": str(forward.id),
+            DELIVERY_HEADER: delivery,
         }
         try:
             response = await self._client().post(

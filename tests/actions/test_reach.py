@@ -187,11 +187,20 @@ class World:
             participant = session.get(Participant, identity.participant_id)
             if participant is not None and participant.status is not ParticipantStatus.ACTIVE:
                 participant = None
-        message = SimpleNamespace(channel=identity.channel)
+        # The sender as START would bring it: an erased identity's address is not known here, so any.
+        sender = self.chat() if identity.channel is ChannelKind.TELEGRAM else self.phone()
+        if identity.address_enc:
+            sender = self.vault.decrypt(identity.address_enc)
+        message = SimpleNamespace(channel=identity.channel, sender=sender)
         return cast(
             FlowContext,
             SimpleNamespace(
-                session=session, identity=identity, participant=participant, message=message, now=self.now
+                session=session,
+                services=SimpleNamespace(vault=self.vault),
+                identity=identity,
+                participant=participant,
+                message=message,
+                now=self.now,
             ),
         )
 

@@ -187,7 +187,7 @@ async def test_after_the_bot_was_removed_another_member_may_register_the_group(
         # What the dispatcher records when Telegram answers "bot was kicked from the group chat".
         group = find_identity(session, vault=vault, channel=ChannelKind.TELEGRAM, address=GROUP_CHAT)
         assert group is not None
-        group.opted_out = True
+        group.opted_out, group.address_enc = True, None
         session.add(group)
     await chat.in_group(["/buurtapp", "ja", "7511", "60"], user="888002")
     [relay] = active_relays(sessions)
@@ -195,3 +195,5 @@ async def test_after_the_bot_was_removed_another_member_may_register_the_group(
     with sessions() as session:
         group = find_identity(session, vault=vault, channel=ChannelKind.TELEGRAM, address=GROUP_CHAT)
         assert group is not None and not group.opted_out
+        # Opted out, the group's chat id was forgotten; registered again, it is stored to post to.
+        assert group.address_enc is not None and vault.decrypt(group.address_enc) == GROUP_CHAT

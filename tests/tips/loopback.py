@@ -29,6 +29,15 @@ class Received:
     body: bytes
     answered: int
 
+    def expected_signature(self, secret: str) -> str:
+        """The signature the forwarder must have sent for this body, timestamp and delivery id."""
+        from bot.tips.forwarder import signature
+
+        timestamp = int(self.headers["x-signature-timestamp"])
+        return signature(
+            self.body, secret, timestamp=timestamp, delivery=self.headers["x-burgernet-delivery"]
+        )
+
 
 @dataclass
 class Receiver:

@@ -51,10 +51,12 @@ def settings(receiver: Receiver) -> Settings:
     )
 
 
-def test_signature_is_the_hex_hmac_sha256_of_the_body() -> None:
+def test_signature_is_the_hex_hmac_sha256_of_timestamp_delivery_and_body() -> None:
     body = webhook_body({"id": 1, "text": "rode jas"})
-    expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    assert signature(body, SECRET) == f"sha256={expected}"
+    expected = hmac.new(SECRET.encode(), b"1795185000.42." + body, hashlib.sha256).hexdigest()
+    assert signature(body, SECRET, timestamp=1795185000, delivery="42") == f"sha256={expected}"
+    assert signature(body, SECRET, timestamp=1795185001, delivery="42") != f"sha256={expected}"
+    assert signature(body, SECRET, timestamp=1795185000, delivery="43") != f"sha256={expected}"
 
 
 async def test_a_tip_is_posted_signed_in_the_tip_shape(
@@ -67,7 +69,8 @@ async def test_a_tip_is_posted_signed_in_the_tip_shape(
     await say(router, jan, clock, "Ik zag om 15:10 een man met een rode jas bij de Jumbo, kenteken 12-ABC-3")
     assert await tips.forwarder.drain() == 1
     [post] = receiver.posts
-    assert post.headers["x-signature-256"] == signature(post.body, SECRET)
+    assert post.headers["x-signature-256"] == post.expected_signature(SECRET)
+    assert post.headers["x-signature-timestamp"] == str(int(clock().timestamp()))
     assert post.headers["content-type"] == "application/json"
     tip = json.loads(post.body)
     assert set(tip) >= TIP_FIELDS

@@ -20,7 +20,6 @@ import pytest
 from bot.app import create_app
 from bot.config import load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.forwarder import signature
 from bot.tips.wiring import Timings, TipServices
 from storage.crypto import new_data_key
 from storage.models import TipForward
@@ -132,7 +131,7 @@ async def test_receiver_down_for_two_minutes_then_every_tip_arrives_once_in_orde
     assert delivered == written, "each once, in the order written"
     texts = [json.loads(p.body)["text"] for p in acknowledged]
     assert [t.split(":")[0] for t in texts] == [f"Tip {s}" for s in TIPS_AT]
-    assert all(p.headers["x-signature-256"] == signature(p.body, SECRET) for p in acknowledged)
+    assert all(p.headers["x-signature-256"] == p.expected_signature(SECRET) for p in acknowledged)
     if outage == "answers_503":
         refused = [p for p in receiver.posts if p.answered == 503]
         assert {int(p.headers["x-burgernet-delivery"]) for p in refused} == {written[0]}, "only the head"

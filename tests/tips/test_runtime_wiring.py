@@ -17,7 +17,6 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.forwarder import signature
 from bot.tips.wiring import Timings, TipServices
 from storage.crypto import new_data_key
 from tests.conftest import FixedClock
@@ -126,7 +125,7 @@ async def test_a_tip_through_the_running_app(
 
     await asyncio.wait_for(receiver.wait_for(1), 10)
     [post] = receiver.posts
-    assert post.headers["x-signature-256"] == signature(post.body, SECRET)
+    assert post.headers["x-signature-256"] == post.expected_signature(SECRET)
     assert json.loads(post.body)["id"] == event["id"]
 
     [view] = runtime.tip_feed.tips(action_id=action.id or 0)

@@ -79,7 +79,7 @@ def test_rotation_re_encrypts_every_value_with_the_newest_key(
     assert before[-1] == (None, None, None)
     with pytest.raises(DataKeyError):
         stored(sessions, old)
-    # The look-up hashes are rooted in the oldest key: a number is still found after the rotation.
+    # Without LOOKUP_KEY the look-up hashes are keyed by the oldest key: still found after the rotation.
     assert all(rotating.lookup_hash(phone) == old.lookup_hash(phone) for _, phone in people)
     # Running it again is harmless.
     assert rotate_data_key(sessions, vault=rotating).values == 50

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from run_bot import cli
+from storage.crypto import new_data_key
 
 
 @pytest.fixture
@@ -71,6 +72,18 @@ CASES = [
     pytest.param({"DATA_KEY_FILE": _under_a_file}, "DATA_KEY_FILE", id="data-key-file-unmakeable"),
     pytest.param({"RASA_URL": "localhost:5005"}, "RASA_URL", id="rasa-url-without-scheme"),
     pytest.param({"TELEGRAM_WEBHOOK_SECRET": "geheim!"}, "TELEGRAM_WEBHOOK_SECRET", id="webhook-secret"),
+    pytest.param(
+        {
+            "ENVIRONMENT": "production",
+            "DATA_KEY": new_data_key(),
+            "API_TOKEN": "Zr8v0QmX3cT7yLp2Hn6sWb9dKf4gJe1a",
+            "SIMULATOR": "false",
+            "PUBLIC_BASE_URL": "https://bot.example.nl",
+        },
+        "LOOKUP_KEY",
+        id="production-without-lookup-key",
+    ),
+    pytest.param({"LOOKUP_KEY": "not-a-key"}, "LOOKUP_KEY", id="lookup-key-malformed"),
 ]
 
 
