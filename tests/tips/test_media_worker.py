@@ -10,8 +10,9 @@ from sqlmodel import col, select
 from bot.channels.media import FetchedMedia, MediaUnavailable
 from bot.messages import ChannelKind
 from bot.tips.media import MAX_ATTEMPTS, TipMediaFetcher
-from storage.crypto import DataVault
+from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, transaction
+from storage.keys import rotate_data_key
 from storage.models import Action, ChannelIdentity, TipMedia
 from storage.tip_media import claim_media
 from storage.tips import TipFacts, create_tip
@@ -103,3 +104,23 @@ def test_a_leased_file_is_not_claimed_twice(
         assert [m.id for m in claim_media(session, now=clock(), lease=timedelta(minutes=2))] == [first[0].id]
     with sessions() as session:
         assert session.exec(select(TipMedia).where(col(TipMedia.lease_until).is_not(None))).one()
+
+
+class WorkingSource:
+    """A channel that hands over a photo."""
+
+    async def fetch_media(self, ref: str, *, max_bytes: int) -> FetchedMedia:
+        return FetchedMedia(data=b"\xff\xd8\xff photo bytes", content_type="image/jpeg")
+
+
+async def test_a_stored_photo_survives_a_data_key_rotation(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    old_key, new_key = new_data_key(), new_data_key()
+    old = DataVault(old_key)
+    a_tip_with_a_photo(sessions, old, clock)
+    assert await fetcher(sessions, old, clock, WorkingSource()).step() == 1
+    rotate_data_key(sessions, vault=DataVault(f"{new_key},{old_key}"))
+    token = the_row(sessions).data_enc
+    assert token is not None
+    assert DataVault(new_key).decrypt_bytes(token) == b"\xff\xd8\xff photo bytes"
