@@ -218,6 +218,7 @@ async def test_a_telegram_photo_is_fetched_stored_encrypted_and_shown_to_operato
     async with log_in(room) as operator:
         page = await operator.get(f"/controlroom/actions/{action.id}")
         assert f'<img src="{url}"' in page.text
+        assert "AgACAgQ" not in page.text, "the provider's file id is never a URL in the page"
         assert "img-src 'self'" in page.headers["content-security-policy"]
         photo = await operator.get(url)
         assert photo.status_code == 200 and photo.content == JPEG
@@ -282,6 +283,9 @@ async def test_twilio_media_is_fetched_with_basic_auth_and_the_cdn_never_gets_th
     first = await room.http.get(f"/api/v1/tips/{tip.id}/media/1", headers=auth)
     second = await room.http.get(f"/api/v1/tips/{tip.id}/media/2", headers=auth)
     assert (first.content, second.content) == (JPEG, PNG)
+    listed = (await room.http.get("/api/v1/tips", headers=auth)).json()
+    assert listed[0]["media"] == [f"/api/v1/tips/{tip.id}/media/1", f"/api/v1/tips/{tip.id}/media/2"]
+    assert "twilio.com" not in json.dumps(listed), "Twilio's URLs (which need our credentials) stay inside"
     assert second.headers["content-type"] == "image/png"
 
 
