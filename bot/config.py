@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     audit_retention_days: int = 365
     processed_event_retention_days: int = 7
     delivery_stuck_minutes: int = 15
+    tip_media_max_bytes: int = Field(default=10_000_000, ge=1)
+    """The largest photo or file of a tip that is fetched and kept (bytes)."""
 
     def privacy_url(self, lang: str = "nl") -> str:
         """Where the public privacy statement is read, in Dutch or (`en`) English."""

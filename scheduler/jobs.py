@@ -391,6 +391,12 @@ def purge_retention(ctx: JobContext) -> JobResult:
             closed = sa.select(action.c.id).where(
                 action.c.closed_at.is_not(None), action.c.closed_at <= cutoff
             )
+            if "tip_media" in tables and "tip" in tables:
+                # A tip's photos go with it (the key cascades); deleted first so that the summary counts them.
+                media, tip = tables["tip_media"], tables["tip"]
+                purged_tips = sa.select(tip.c.id).where(tip.c.action_id.in_(closed))
+                gone = session.execute(sa.delete(media).where(media.c.tip_id.in_(purged_tips)))
+                result.add("purged.tip_media", int(getattr(gone, "rowcount", 0) or 0))
             for table in _action_linked_tables():
                 gone = session.execute(sa.delete(table).where(table.c.action_id.in_(closed)))
                 result.add(f"purged.{table.name}", int(getattr(gone, "rowcount", 0) or 0))

@@ -53,6 +53,17 @@ class DataVault:
         except InvalidToken as exc:
             raise DataKeyError("stored value cannot be decrypted with DATA_KEY") from exc
 
+    def encrypt_bytes(self, data: bytes) -> str:
+        """Encrypt a file (a tip's photo); the token is text, so key rotation treats it as any other."""
+        return self._fernet.encrypt(data).decode()
+
+    def decrypt_bytes(self, token: str) -> bytes:
+        """Decrypt a stored file."""
+        try:
+            return self._fernet.decrypt(token.encode())
+        except InvalidToken as exc:
+            raise DataKeyError("stored value cannot be decrypted with DATA_KEY") from exc
+
     def rotate(self, token: str) -> str:
         """Re-encrypt a stored value with the newest key."""
         return self._fernet.rotate(token.encode()).decode()

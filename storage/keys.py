@@ -20,7 +20,7 @@ from sqlalchemy import Column, ColumnElement, Table, and_, delete, func, or_, se
 
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import ChannelIdentity, OptOut, Participant, Tip
+from storage.models import ChannelIdentity, OptOut, Participant, Tip, TipMedia
 from storage.participants import canonical_address
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,10 @@ ENCRYPTED_COLUMNS: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (Participant.__table__, ("name_enc", "phone_enc")),  # type: ignore[attr-defined]
     (ChannelIdentity.__table__, ("address_enc",)),  # type: ignore[attr-defined]
     (Tip.__table__, ("phone_enc",)),  # type: ignore[attr-defined]
+    (TipMedia.__table__, ("data_enc",)),  # type: ignore[attr-defined]
 )
+# Rows per batch where a value can be megabytes (a tip's photo): a batch is held in memory at once.
+LARGE_VALUE_BATCH = {"tip_media": 10}
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,14 @@ def rotate_data_key(
         key: Column[int] = table.c.id
         cols = [table.c[name] for name in names]
         after = 0
+        size = min(batch_size, LARGE_VALUE_BATCH.get(table.name, batch_size))
         while True:
             with transaction(sessions) as session:
                 batch = session.execute(
                     select(key, *cols)
                     .where(key > after, or_(*(c.is_not(None) for c in cols)))
                     .order_by(key)
-                    .limit(batch_size)
+                    .limit(size)
                 ).all()
                 for row in batch:
                     old = dict(zip(names, row[1:], strict=True))
@@ -81,7 +85,7 @@ def rotate_data_key(
                     else:
                         skipped += 1
                 rows += len(batch)
-            if len(batch) < batch_size:
+            if len(batch) < size:
                 break
             after = batch[-1][0]
         log.info("data key rotation: %s done", table.name)

@@ -570,3 +570,36 @@ class TipMessage(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     lease_until: datetime | None = None
     error: str | None = None
+
+
+class TipMedia(SQLModel, table=True):
+    """A photo or file a tipster sent: the provider's reference, then the bytes, encrypted, once fetched.
+
+    Rows go with their tip (cascade), so the tip's retention purges them too.
+    """
+
+    __tablename__ = "tip_media"
+    __table_args__ = (
+        UniqueConstraint("tip_id", "position", name="uq_tip_media_position"),
+        sa.Index("ix_tip_media_queue", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tip_id: int = Field(foreign_key="tip.id", index=True, ondelete="CASCADE")
+    position: int
+    """1, 2, ... in the order the tipster sent them: the `n` of the URL operators open."""
+    channel: ChannelKind = Field(sa_type=enum_type(ChannelKind))
+    ref: str
+    """The provider's reference (a Telegram file id, a Twilio media URL); never shown to anyone."""
+    state: str = Field(default="pending", max_length=16)
+    """`pending` (to fetch), `stored`, or `refused` (too large, a type we do not take, unreachable)."""
+    reason: str | None = Field(default=None, max_length=32)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    content_type: str | None = Field(default=None, max_length=64)
+    size: int | None = None
+    data_enc: str | None = Field(default=None, sa_type=sa.Text)
+    """The bytes, Fernet-encrypted with DATA_KEY (rotated with the other encrypted columns)."""
+    created_at: datetime
+    fetched_at: datetime | None = None

@@ -32,6 +32,7 @@ from storage.models import (
     TipForward,
     TipMessage,
 )
+from storage.tip_media import add_media, media_paths
 
 CREATED = "tip.created"
 UPDATED = "tip.updated"
@@ -39,6 +40,7 @@ PENDING, DONE, SKIPPED = "pending", "done", "skipped"
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 REPORTER_PREFIX = "R-"
 SEPARATOR = "\n"
+API_TIPS = "/api/v1/tips"
 
 
 class TipNotFound(LookupError):
@@ -109,7 +111,8 @@ def tip_json(tip: Tip, *, action_code: str) -> dict[str, Any]:
         "direction": tip.direction,
         "description": tip.description,
         "vehicle_plate": tip.vehicle_plate,
-        "media": list(tip.media),
+        # Our own URLs (the API's, with its token): the provider's references never leave the system.
+        "media": media_paths(tip, prefix=API_TIPS),
         "reporter": tip.reporter,
         "relay_id": tip.relay_id,
         "messages": tip.messages,
@@ -276,6 +279,8 @@ def create_tip(
     # A Core insert and a constructed copy: every tip takes this path, and the ORM would triple its cost.
     tip_id = session.connection().execute(_statements().tip, values).scalar_one()
     tip = Tip.model_construct(id=tip_id, **values)
+    if values["media"]:
+        add_media(session, tip_id=tip_id, channel=identity.channel, refs=values["media"], known=0, now=now)
     _forward(
         session,
         tip=tip,
@@ -326,6 +331,15 @@ def extend_tip(
     tip.updated_at = now
     session.add(tip)
     session.flush()
+    if len(tip.media) > len(media_before):
+        add_media(
+            session,
+            tip_id=tip.id or 0,
+            channel=tip.channel,
+            refs=tip.media[len(media_before) :],
+            known=len(media_before),
+            now=now,
+        )
     action = session.get(Action, tip.action_id)
     code = action.code if action else ""
     _forward(

@@ -14,16 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from bot.api.actions import MAX_ID, ActionId
 from bot.api.auth import api_token_guard
+from bot.channels.media import is_image
 from bot.config import Settings
+from bot.controlroom.tipfeed import MediaFile, media_response
 from bot.tips.hub import TipHub
+from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action
 from storage.participants import audit
+from storage.tip_media import MediaNotFound, stored_media
 from storage.tip_outbox import forwards_after, last_forward_id, queue_question
 from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_json
 
@@ -66,6 +70,7 @@ def tips_router(
     settings: Settings,
     clock: Callable[[], datetime],
     hub: TipHub,
+    vault: DataVault,
     on_queued: Callable[[], None] | None = None,
     poll_s: float = 1.0,
     answer_open_minutes: int = 60,
@@ -113,6 +118,28 @@ def tips_router(
             _events(request, sessions=sessions, hub=hub, after=start, poll_s=poll_s),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get("/tips/{tip_id}/media/{position}", response_class=Response)
+    def media(
+        tip_id: Annotated[int, Path(ge=1, le=MAX_ID)], position: Annotated[int, Path(ge=1, le=MAX_ID)]
+    ) -> Response:
+        """A tip's photo or file (the URLs in a tip's `media`); 404 until it is fetched, or when refused."""
+        with sessions() as session:
+            try:
+                stored = stored_media(session, tip_id=tip_id, position=position)
+            except MediaNotFound as exc:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, detail=f"no file {position} of tip {tip_id}"
+                ) from exc
+        return media_response(
+            MediaFile(
+                tip_id=tip_id,
+                position=position,
+                content_type=stored.content_type,
+                data=vault.decrypt_bytes(stored.data_enc),
+                image=is_image(stored.content_type),
+            )
         )
 
     @router.post("/tips/{tip_id}/reply", status_code=status.HTTP_202_ACCEPTED)

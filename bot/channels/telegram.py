@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import mimetypes
 import re
 import time
 import warnings
@@ -45,6 +46,7 @@ from bot.channels.base import (
     SendReceipt,
 )
 from bot.channels.limits import JSON_TYPE, read_limited_body
+from bot.channels.media import FetchedMedia, MediaRefused, MediaUnavailable, checked
 from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
 from bot.config import Settings
 from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
@@ -106,10 +108,6 @@ def keep_secrets_out_of_logs(token: str) -> None:
 
 class TelegramNotConfigured(ValueError):
     """TELEGRAM_BOT_TOKEN is needed for the Telegram channel."""
-
-
-class MediaUnavailable(Exception):
-    """A file a person sent could not be fetched from Telegram."""
 
 
 class ChatPacer:
@@ -405,11 +403,21 @@ class TelegramChannel:
                 return label
         return self._catalogue.render(DEFAULT_LANGUAGE, key)
 
-    async def download(self, file_id: str) -> bytes:
-        """The bytes of a file a person sent (a photo's `media` entry), via getFile."""
+    async def fetch_media(self, ref: str, *, max_bytes: int) -> FetchedMedia:
+        """The file behind a message's `media` entry (a file id), via getFile and Telegram's file URL."""
         try:
             await self._ensure_initialized()
-            file = await self._app.bot.get_file(file_id)
-            return bytes(await file.download_as_bytearray())
-        except TelegramError as exc:
+            file = await self._app.bot.get_file(ref)
+            if file.file_size is not None and file.file_size > max_bytes:
+                raise MediaRefused("too_large")
+            data = bytes(await file.download_as_bytearray())
+        except BadRequest as exc:
+            # "file is too big" (over the Bot API's 20 MB), "invalid file_id": asking again will not help.
+            reason = "too_large" if "too big" in exc.message.lower() else "unavailable"
+            raise MediaRefused(reason) from exc
+        except (NetworkError, RetryAfter) as exc:
             raise MediaUnavailable(type(exc).__name__) from exc
+        except TelegramError as exc:
+            raise MediaRefused("unavailable") from exc
+        declared, _ = mimetypes.guess_type(file.file_path or "")
+        return checked(data, declared=declared, max_bytes=max_bytes)

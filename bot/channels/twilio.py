@@ -25,8 +25,10 @@ from bot.channels.base import (
     SendError,
     SendReceipt,
 )
+from bot.channels.media import FetchedMedia
 from bot.channels.segments import count_segments
 from bot.channels.twilio_http import HttpxTwilioClient, TwilioThrottled, TwilioUnreachable
+from bot.channels.twilio_media import TwilioMedia
 from bot.channels.twilio_payloads import WHATSAPP_PREFIX
 from bot.channels.twilio_webhooks import (
     CALL_REPLIES,
@@ -107,6 +109,11 @@ class TwilioChannel:
         self._http = http_client or HttpxTwilioClient(base_url=settings.twilio_api_base_url)
         self._owns_http = http_client is None
         self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
+        self._media = TwilioMedia(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            api_base_url=settings.twilio_api_base_url,
+        )
 
     @property
     def status_callback(self) -> str:
@@ -221,7 +228,12 @@ class TwilioChannel:
             raise RetryableSendError("Twilio answered without a sid", code="no_sid")
         return str(sid)
 
+    async def fetch_media(self, ref: str, *, max_bytes: int) -> FetchedMedia:
+        """A message's file (a `MediaUrlN` or `RecordingUrl`), with the account's credentials."""
+        return await self._media.fetch(ref, max_bytes=max_bytes)
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool (when the channel made it)."""
         if self._owns_http and isinstance(self._http, HttpxTwilioClient):
             await self._http.aclose()
+        await self._media.aclose()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Mapping
 from datetime import datetime
 
+from bot.channels.twilio_media import accepted_media_url
 from bot.messages import ChannelKind, DeliveryStatus, GeoPoint, IncomingMessage, StatusUpdate
 from storage.phones import InvalidPhoneNumber, to_e164
+
+log = logging.getLogger(__name__)
 
 WHATSAPP_PREFIX = "whatsapp:"
 MAX_MEDIA = 10  # Twilio delivers at most 10 media items per message
@@ -79,7 +83,16 @@ def _media(form: Mapping[str, str]) -> tuple[str, ...]:
         count = min(int(form.get("NumMedia") or 0), MAX_MEDIA)
     except ValueError:
         return ()
-    return tuple(url for i in range(count) if (url := form.get(f"MediaUrl{i}")))
+    return _accepted([url for i in range(count) if (url := form.get(f"MediaUrl{i}"))])
+
+
+def _accepted(urls: list[str]) -> tuple[str, ...]:
+    """Only https media URLs on Twilio's hosts: nothing else is ever fetched (or given our credentials)."""
+    kept = tuple(url for url in urls if accepted_media_url(url))
+    refused = len(urls) - len(kept)
+    if refused:
+        log.warning("twilio media refused: %d URL(s) not https on a Twilio host", refused)
+    return kept
 
 
 def parse_message(form: Mapping[str, str], *, received_at: datetime) -> IncomingMessage:
@@ -134,7 +147,7 @@ def parse_recording(form: Mapping[str, str], *, received_at: datetime) -> Incomi
         text=form.get("TranscriptionText", "").strip(),
         received_at=received_at,
         provider_id=form.get("RecordingSid") or f"{call_sid}:recording",
-        media=(_required(form, "RecordingUrl"),),
+        media=_accepted([_required(form, "RecordingUrl")]),
         reply_to_provider_id=call_sid,
         raw=dict(form),
     )

@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from fastapi import Response
+
+from bot.channels.media import EXTENSIONS
+
 
 class TipNotFound(LookupError):
     """No tip with that id (for this action)."""
@@ -26,6 +30,48 @@ class ThreadLine:
     direction: str
     text: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class TipMediaView:
+    """A photo or file of a tip: where the page fetches it (`position`), and whether it is there yet."""
+
+    position: int
+    state: str
+    """`pending` (being fetched), `stored`, or `refused` (see `reason`)."""
+    content_type: str | None = None
+    image: bool = False
+    """Shown in the page; other files are offered as a download."""
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A tip's file as served to an operator."""
+
+    tip_id: int
+    position: int
+    content_type: str
+    data: bytes
+    image: bool
+
+
+def media_response(file: MediaFile) -> Response:
+    """The file from our own origin: its checked type, never cached, never sniffed, images inline only."""
+    extension = EXTENSIONS.get(file.content_type, "bin")
+    disposition = "inline" if file.image else "attachment"
+    return Response(
+        content=file.data,
+        media_type=file.content_type,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'{disposition}; filename="tip-{file.tip_id}-{file.position}.{extension}"',
+            # Nothing in a served file may run or load anything, whatever a browser makes of it.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -47,7 +93,7 @@ class TipView:
     direction: str | None = None
     description: str | None = None
     vehicle_plate: str | None = None
-    media: list[str] = field(default_factory=list)
+    media: list[TipMediaView] = field(default_factory=list)
     verdict: str | None = None
     """`useful`, `not_useful` or None."""
     relay: str | None = None
@@ -94,6 +140,10 @@ class TipFeed(Protocol):
         """The tipster's phone number (the control room audits the view). Raises TipNotFound."""
         ...
 
+    def media(self, *, tip_id: int, position: int) -> MediaFile:
+        """A tip's stored photo or file, decrypted. Raises TipNotFound (also while it is being fetched)."""
+        ...
+
 
 class NoTipFeed:
     """No tip handling wired: no tips, and every tip action refused."""
@@ -117,5 +167,9 @@ class NoTipFeed:
         raise TipsUnavailable()
 
     def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
+        """Refused."""
+        raise TipsUnavailable()
+
+    def media(self, *, tip_id: int, position: int) -> MediaFile:
         """Refused."""
         raise TipsUnavailable()

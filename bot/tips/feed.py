@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from bot.controlroom.tipfeed import ThreadLine, TipNotFound, TipView
+from bot.channels.media import is_image
+from bot.controlroom.tipfeed import MediaFile, ThreadLine, TipMediaView, TipNotFound, TipView
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Tip, TipMessage
 from storage.relays import relay_names
+from storage.tip_media import MediaNotFound, MediaState, media_of, stored_media
 from storage.tip_outbox import queue_question
 from storage.tips import (
     TipHasNoChannel,
@@ -27,7 +29,24 @@ from storage.tips import (
 from storage.tips import TipNotFound as StoredTipNotFound
 
 
-def tip_view(tip: Tip, *, relay: str | None = None, thread: Sequence[TipMessage] = ()) -> TipView:
+def media_view(state: MediaState) -> TipMediaView:
+    """A file of a tip as the page shows it (no bytes: the page fetches those from our own URL)."""
+    return TipMediaView(
+        position=state.position,
+        state=state.state,
+        content_type=state.content_type,
+        image=is_image(state.content_type),
+        reason=state.reason,
+    )
+
+
+def tip_view(
+    tip: Tip,
+    *,
+    relay: str | None = None,
+    thread: Sequence[TipMessage] = (),
+    media: Sequence[MediaState] = (),
+) -> TipView:
     """A stored tip as the control room shows it (`relay`: the name of the group it came through)."""
     seen_at = utc(tip.seen_at)
     return TipView(
@@ -45,7 +64,7 @@ def tip_view(tip: Tip, *, relay: str | None = None, thread: Sequence[TipMessage]
         direction=tip.direction,
         description=tip.description,
         vehicle_plate=tip.vehicle_plate,
-        media=list(tip.media),
+        media=[media_view(m) for m in media],
         verdict=tip.verdict,
         has_phone=tip.phone_enc is not None,
         relay=relay,
@@ -88,7 +107,13 @@ class StorageTipFeed:
             found = list_tips(session, action_id=action_id, after=after, limit=limit)
             names = relay_names(session, relay_ids={t.relay_id for t, _ in found if t.relay_id is not None})
             threads = _threads(session, [t for t, _ in found])
-            return [tip_view(t, relay=names.get(t.relay_id or 0), thread=threads[t.id]) for t, _ in found]
+            files = media_of(session, tip_ids=[t.id for t, _ in found if t.id is not None])
+            return [
+                tip_view(
+                    t, relay=names.get(t.relay_id or 0), thread=threads[t.id], media=files.get(t.id or 0, [])
+                )
+                for t, _ in found
+            ]
 
     def changed(self, *, action_id: int, since: datetime, upto: int) -> list[TipView]:
         """The action's tips with an id up to `upto` that changed after `since`, oldest change first."""
@@ -96,7 +121,13 @@ class StorageTipFeed:
             found = changed_tips(session, action_id=action_id, since=since, upto=upto)
             names = relay_names(session, relay_ids={t.relay_id for t in found if t.relay_id is not None})
             threads = _threads(session, found)
-            return [tip_view(t, relay=names.get(t.relay_id or 0), thread=threads[t.id]) for t in found]
+            files = media_of(session, tip_ids=[t.id for t in found if t.id is not None])
+            return [
+                tip_view(
+                    t, relay=names.get(t.relay_id or 0), thread=threads[t.id], media=files.get(t.id or 0, [])
+                )
+                for t in found
+            ]
 
     def mark(self, *, action_id: int, tip_id: int, useful: bool, actor: str) -> TipView:
         """Record an operator's verdict on a tip. Raises TipNotFound."""
@@ -105,7 +136,10 @@ class StorageTipFeed:
             names = relay_names(session, relay_ids={tip.relay_id} if tip.relay_id else set())
             marked = set_verdict(session, tip=tip, useful=useful)
             return tip_view(
-                marked, relay=names.get(tip.relay_id or 0), thread=_threads(session, [marked])[tip.id]
+                marked,
+                relay=names.get(tip.relay_id or 0),
+                thread=_threads(session, [marked])[tip.id],
+                media=media_of(session, tip_ids=[tip_id]).get(tip_id, []),
             )
 
     async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
@@ -129,6 +163,21 @@ class StorageTipFeed:
                 return tip_phone(tip=tip, vault=self._vault)
             except StoredTipNotFound as exc:
                 raise TipNotFound(tip_id) from exc
+
+    def media(self, *, tip_id: int, position: int) -> MediaFile:
+        """A tip's stored photo or file, decrypted. Raises TipNotFound (also while it is being fetched)."""
+        with self._sessions() as session:
+            try:
+                stored = stored_media(session, tip_id=tip_id, position=position)
+            except MediaNotFound as exc:
+                raise TipNotFound(tip_id) from exc
+        return MediaFile(
+            tip_id=tip_id,
+            position=position,
+            content_type=stored.content_type,
+            data=self._vault.decrypt_bytes(stored.data_enc),
+            image=is_image(stored.content_type),
+        )
 
     @staticmethod
     def _get(session: object, action_id: int, tip_id: int) -> Tip:

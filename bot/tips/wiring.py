@@ -29,6 +29,7 @@ from bot.texts import Catalogue
 from bot.tips.feed import StorageTipFeed
 from bot.tips.forwarder import TipForwarder, chat_configured, webhook_configured
 from bot.tips.hub import TipHub
+from bot.tips.media import TipMediaFetcher
 from bot.tips.places import TipPlaces
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -103,9 +104,11 @@ class TipServices:
         self.flows: list[Flow] = [self.flow]
         self._forwarder: TipForwarder | None = None
         self.places: TipPlaces | None = None
+        self.media: TipMediaFetcher | None = None
         self._feed: StorageTipFeed | None = None
         self._sessions: SessionFactory | None = None
         self._clock: Callable[[], datetime] | None = None
+        self._vault: DataVault | None = None
 
     def bind(
         self,
@@ -120,7 +123,7 @@ class TipServices:
     ) -> None:
         """Give the services their storage, clock, texts and senders (the mapping is read when sending);
         with a geocoder and the postcode table, tips' places are looked up for the map too."""
-        self._sessions, self._clock = sessions, clock
+        self._sessions, self._clock, self._vault = sessions, clock, vault
         if geocoder is not None and book is not None:
             self.places = TipPlaces(
                 sessions=sessions,
@@ -141,6 +144,16 @@ class TipServices:
             poll_s=self._timings.forwarder_poll_s,
             backoff_base_s=self._timings.backoff_base_s,
             backoff_max_s=self._timings.backoff_max_s,
+        )
+        # Tips' photos and files come through the tip's own channel (`senders` is read when fetching).
+        self.media = TipMediaFetcher(
+            sessions=sessions,
+            vault=vault,
+            clock=clock,
+            sources=senders,
+            max_bytes=self._settings.tip_media_max_bytes,
+            poll_s=self._timings.forwarder_poll_s,
+            on_stored=self.hub.notify,
         )
         self._feed = StorageTipFeed(
             sessions=sessions, vault=vault, clock=clock, on_queued=self._forwarder.wake
@@ -183,6 +196,8 @@ class TipServices:
             self._forwarder.wake(questions=False)
         if self.places is not None:
             self.places.wake()
+        if self.media is not None:
+            self.media.wake()
 
     def _placed(self) -> None:
         # A tip got its point: a new version for the streams and the webhook (not for the place finder).
@@ -192,13 +207,14 @@ class TipServices:
 
     def api_router(self) -> APIRouter:
         """The `/api/v1` tip routes (bearer API_TOKEN)."""
-        if self._sessions is None or self._clock is None:
+        if self._sessions is None or self._clock is None or self._vault is None:
             raise TipsNotBound("call bind() or attach() first")
         return tips_router(
             sessions=self._sessions,
             settings=self._settings,
             clock=self._clock,
             hub=self.hub,
+            vault=self._vault,
             on_queued=self.forwarder.wake,
             poll_s=self._timings.stream_poll_s,
         )
@@ -208,9 +224,13 @@ class TipServices:
         await self.forwarder.start()
         if self.places is not None:
             await self.places.start()
+        if self.media is not None:
+            await self.media.start()
 
     async def stop(self) -> None:
         """Stop the forwarding worker (what is unsent stays in the outbox) and the place finder."""
+        if self.media is not None:
+            await self.media.stop()
         if self.places is not None:
             await self.places.stop()
         await self.forwarder.stop()

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError, SendError
+from bot.channels.media import MAX_MEDIA_BYTES, MediaRefused
 from bot.channels.telegram import WEBHOOK_PATH, ChatPacer, TelegramChannel, TelegramNotConfigured
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
@@ -32,6 +33,7 @@ PUBLIC = "https://burgernet.example.nl"
 ANNA = 551234567
 TESTDATA = Path(__file__).parent / "testdata" / "telegram"
 NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+JPEG = (TESTDATA.parent / "media" / "photo.jpg").read_bytes()
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -434,11 +436,43 @@ async def test_a_recipient_that_is_no_chat_id_is_refused_without_a_call(
     assert fake.calls_to("sendMessage") == []
 
 
-async def test_download_fetches_a_photo_through_get_file(
+async def test_fetch_media_gets_a_photo_through_get_file(
     sender: TelegramChannel, fake: FakeTelegramApi
 ) -> None:
-    fake.add_file("AgACAgQAAxkBAAIBXmVxS3", b"\xff\xd8jpeg")
-    assert await sender.download("AgACAgQAAxkBAAIBXmVxS3") == b"\xff\xd8jpeg"
+    fake.add_file("AgACAgQAAxkBAAIBXmVxS3", JPEG, file_path="photos/file_7.jpg")
+    fetched = await sender.fetch_media("AgACAgQAAxkBAAIBXmVxS3", max_bytes=MAX_MEDIA_BYTES)
+    assert (fetched.data, fetched.content_type) == (JPEG, "image/jpeg")
+    assert fake.downloads == ["photos/file_7.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("content", "file_path", "reason"),
+    [
+        pytest.param(JPEG, "photos/file_1.jpg", "too_large", id="over-our-limit"),
+        pytest.param(b"<svg onload=alert(1)>", "photos/file_2.jpg", "type", id="not-an-image"),
+        pytest.param(b"%PDF-1.7 x", "photos/file_3.jpg", "type", id="pdf-posing-as-jpeg"),
+        pytest.param(
+            JPEG + b"x" * (20 * 1024 * 1024), "documents/file_4.jpg", "too_large", id="over-bot-api"
+        ),
+    ],
+)
+async def test_fetch_media_refuses_what_we_do_not_keep(
+    sender: TelegramChannel, fake: FakeTelegramApi, content: bytes, file_path: str, reason: str
+) -> None:
+    fake.add_file("AgACfile", content, file_path=file_path)
+    limit = len(content) - 1 if reason == "too_large" else MAX_MEDIA_BYTES * 3
+    with pytest.raises(MediaRefused) as refused:
+        await sender.fetch_media("AgACfile", max_bytes=limit)
+    assert refused.value.reason == reason
+    if reason == "too_large":
+        assert fake.downloads == []  # getFile's file_size says so: the bytes are never fetched
+
+
+async def test_fetch_media_of_an_unknown_file_is_refused(
+    sender: TelegramChannel, fake: FakeTelegramApi
+) -> None:
+    with pytest.raises(MediaRefused):
+        await sender.fetch_media("no-such-file", max_bytes=MAX_MEDIA_BYTES)
 
 
 def test_no_token_no_channel(fake: FakeTelegramApi, received: Received, catalogue: Catalogue) -> None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from bot.config import Settings, load_settings
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.router import make_controlroom, routes_for
-from bot.controlroom.tipfeed import ThreadLine, TipNotFound, TipView
+from bot.controlroom.tipfeed import MediaFile, ThreadLine, TipNotFound, TipView
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
@@ -125,6 +125,7 @@ class FakeTipFeed:
         self.items: list[TipView] = []
         self.replies: list[tuple[int, str, str]] = []
         self.phones: dict[int, str] = {}
+        self.files: dict[tuple[int, int], MediaFile] = {}
 
     def add(self, action_id: int, text: str, **fields: Any) -> TipView:
         """Store a tip as if a tipster just sent it."""
@@ -177,6 +178,13 @@ class FakeTipFeed:
         """The tipster's number."""
         self._find(action_id, tip_id)
         return self.phones.get(tip_id, "+31612345678")
+
+    def media(self, *, tip_id: int, position: int) -> MediaFile:
+        """A stored file of a tip (none here unless a test puts one in `files`)."""
+        try:
+            return self.files[(tip_id, position)]
+        except KeyError:
+            raise TipNotFound(tip_id) from None
 
 
 @pytest.fixture

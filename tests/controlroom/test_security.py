@@ -75,6 +75,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/mark"): OPS,
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/reply"): OPS,
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/phone"): OPS,
+    ("GET", "/controlroom/tips/{tip_id}/media/{position}"): OPS,
     ("GET", "/controlroom/audit"): ADMIN,
     ("GET", "/controlroom/operators"): ADMIN,
     ("POST", "/controlroom/operators"): ADMIN,

@@ -131,6 +131,7 @@ def concrete(path: str, whole: Whole, *, draft: bool = False) -> str:
     return (
         path.replace("{action_id}", str(whole.draft_id if draft else whole.action_id))
         .replace("{tip_id}", str(whole.tip_id))
+        .replace("{position}", "1")
         .replace("{operator_id}", str(whole.operator_id))
         .replace("{name}", "controlroom.js")
         .replace("{name:path}", "leaflet.js")

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, unquote
 BOT_ID = 7_000_000_001
 BLOCKED = "Forbidden: bot was blocked by the user"
 CHAT_NOT_FOUND = "Bad Request: chat not found"
+BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class _State:
     failures: deque[PlannedFailure] = field(default_factory=deque)
     blocked: set[int] = field(default_factory=set)
     files: dict[str, bytes] = field(default_factory=dict)
+    file_paths: dict[str, str] = field(default_factory=dict)
+    """file_path → file_id, as getFile handed them out."""
+    downloads: list[str] = field(default_factory=list)
     webhook: dict[str, str] | None = None
     changed: threading.Condition = field(default_factory=threading.Condition)
     closing: bool = False
@@ -115,10 +119,18 @@ class FakeTelegramApi:
         with self._state.changed:
             self._state.blocked.add(chat_id)
 
-    def add_file(self, file_id: str, content: bytes) -> None:
-        """A file getFile can resolve and the file endpoint serves."""
+    def add_file(self, file_id: str, content: bytes, *, file_path: str | None = None) -> None:
+        """A file getFile can resolve and the file endpoint serves (a photo at `photos/file_<n>.jpg`)."""
         with self._state.changed:
             self._state.files[file_id] = content
+            path = file_path or f"photos/file_{len(self._state.file_paths)}.jpg"
+            self._state.file_paths[path] = file_id
+
+    @property
+    def downloads(self) -> list[str]:
+        """The file paths downloaded so far, in order."""
+        with self._state.changed:
+            return list(self._state.downloads)
 
     # --- what tests read -------------------------------------------------------------------------
     @property
@@ -250,24 +262,25 @@ class FakeTelegramApi:
         return _ok(True)
 
     def _api_getFile(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        # As the Bot API documents it: a File with file_path, valid for an hour, under /file/bot<token>/;
+        # files over 20 MB are refused ("file is too big").
         file_id = params.get("file_id", "")
         with self._state.changed:
             content = self._state.files.get(file_id)
-        if content is None:
+            path = next((p for p, f in self._state.file_paths.items() if f == file_id), None)
+        if content is None or path is None:
             return _error(400, "Bad Request: invalid file_id")
+        if len(content) > BOT_API_DOWNLOAD_LIMIT:
+            return _error(400, "Bad Request: file is too big")
         return _ok(
-            {
-                "file_id": file_id,
-                "file_unique_id": file_id[-8:],
-                "file_size": len(content),
-                "file_path": f"photos/{file_id}.jpg",
-            }
+            {"file_id": file_id, "file_unique_id": file_id[-8:], "file_size": len(content), "file_path": path}
         )
 
     def _file(self, path: str) -> bytes | None:
-        name = path.rsplit("/", 1)[-1].removesuffix(".jpg")
         with self._state.changed:
-            return self._state.files.get(name)
+            self._state.downloads.append(path)
+            file_id = self._state.file_paths.get(path)
+            return self._state.files.get(file_id) if file_id is not None else None
 
     def _bot_user(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,10 @@
-"""A local fake of Twilio's REST API (Messages.json, Calls.json) on 127.0.0.1, recording every request."""
+"""A local fake of Twilio's REST API (Messages.json, Calls.json) on 127.0.0.1, recording every request.
+
+It also serves the files of inbound messages as Twilio does: the webhook's `MediaUrlN`
+(`https://api.twilio.com/2010-04-01/Accounts/AC…/Messages/MM…/Media/ME…`) answers only with HTTP basic
+auth, then redirects (307) to a short-lived URL on Twilio's CDN that serves the bytes without auth.
+With `TWILIO_API_BASE_URL` pointed here, both hosts reach this fake.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,11 @@ from urllib.parse import parse_qsl
 
 API_VERSION = "2010-04-01"
 RESOURCE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-fA-F]{32})/(?P<kind>Messages|Calls)\.json$")
+MEDIA = re.compile(
+    r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-fA-F]{32})/Messages/(?P<message>MM[0-9a-f]{32})/Media/(?P<media>ME[0-9a-f]{32})$"
+)
+CDN = re.compile(r"^/cdn/(?P<token>[0-9a-f]{32})$")
+CDN_HOST = "mms.twiliocdn.com"
 ERROR_DOCS = "https://www.twilio.com/docs/errors/{code}"
 ERROR_MESSAGES = {
     20003: "Authenticate",
@@ -49,12 +60,27 @@ class RecordedRequest:
     """The HTTP status the fake answered (0: it closed the connection without an answer)."""
     sid: str | None = None
     """The sid of the message or call created, when one was."""
+    credentials_sent: bool = False
+    """Whether the request carried an Authorization header at all (right or wrong)."""
 
     @property
     def kind(self) -> str:
-        """`Messages`, `Calls` or `other`."""
+        """`Messages`, `Calls`, `Media` (a message's file), `CDN` (its signed copy) or `other`."""
         match = RESOURCE.match(self.path)
-        return match["kind"] if match else "other"
+        if match:
+            return match["kind"]
+        if MEDIA.match(self.path):
+            return "Media"
+        return "CDN" if CDN.match(self.path) else "other"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file of an inbound message; `redirect`: `https` (Twilio's way), `http` (a bad CDN), `none`."""
+
+    content: bytes
+    content_type: str
+    redirect: str = "https"
 
 
 @dataclass
@@ -80,6 +106,8 @@ class _State:
     failures: deque[PlannedFailure] = field(default_factory=deque)
     faults: deque[TransportFault] = field(default_factory=deque)
     opted_out: set[str] = field(default_factory=set)
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    """Media sid → file; the CDN token of a file is its media sid's hex digits."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -197,6 +225,63 @@ class FakeTwilioApi:
             fault = self._state.faults.popleft()
             self._state.requests.append(RecordedRequest(method, path, form, True, 0))
             return fault
+
+    def add_media(
+        self,
+        content: bytes,
+        content_type: str = "image/jpeg",
+        *,
+        message_sid: str | None = None,
+        redirect: str = "https",
+    ) -> str:
+        """A file of an inbound message; returns its `MediaUrlN` as the webhook carries it."""
+        media_sid = new_sid("ME")
+        with self._state.lock:
+            self._state.files[media_sid] = StoredFile(content, content_type, redirect)
+        message = message_sid or new_sid("MM")
+        return f"https://api.twilio.com/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message}/Media/{media_sid}"
+
+    def media_requests(self) -> list[RecordedRequest]:
+        """The requests for files (their API URL and their CDN copy), oldest first."""
+        return [r for r in self.requests if r.kind in ("Media", "CDN")]
+
+    def serve_file(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes] | None:
+        """A file request's answer (None: not a file path); records the request."""
+        api, cdn = MEDIA.match(path), CDN.match(path)
+        if api is None and cdn is None:
+            return None
+        authorized = self._authorized(authorization)
+        status, headers, body = self._file_answer(api, cdn, authorized)
+        with self._state.lock:
+            self._state.requests.append(
+                RecordedRequest(
+                    "GET", path, {}, authorized, status, credentials_sent=authorization is not None
+                )
+            )
+        return status, headers, body
+
+    def _file_answer(
+        self, api: re.Match[str] | None, cdn: re.Match[str] | None, authorized: bool
+    ) -> tuple[int, dict[str, str], bytes]:
+        json_type = {"Content-Type": "application/json; charset=utf-8"}
+        if api is not None:
+            # Media URLs answer only to the account's own credentials (HTTP basic auth).
+            if not authorized or api["sid"] != self.account_sid:
+                return 401, json_type, _error_body(401, 20003).encode()
+            with self._state.lock:
+                stored = self._state.files.get(api["media"])
+            if stored is None:
+                return 404, json_type, _error_body(404, 20404).encode()
+            if stored.redirect == "none":
+                return 200, {"Content-Type": stored.content_type}, stored.content
+            location = f"{stored.redirect}://{CDN_HOST}/cdn/{api['media'][2:]}"
+            return 307, {"Location": location}, b""
+        assert cdn is not None
+        with self._state.lock:
+            stored = self._state.files.get("ME" + cdn["token"])
+        if stored is None:
+            return 404, {"Content-Type": "application/xml"}, b"<Error><Code>NoSuchKey</Code></Error>"
+        return 200, {"Content-Type": stored.content_type}, stored.content
 
     def opt_out(self, number: str) -> None:
         """Make every later message to this number fail with 21610, as after the person texted STOP."""
@@ -353,6 +438,10 @@ class FakeTwilioApi:
                     # No answer at all: the client sees a dropped connection (or its time-out first).
                     self.close_connection = True
                     return
+                served = fake.serve_file(path, self.headers.get("Authorization"))
+                if served is not None:
+                    self._send_file(*served)
+                    return
                 status, headers, body = fake.answer(
                     self.command, path, form, self.headers.get("Authorization")
                 )
@@ -364,6 +453,14 @@ class FakeTwilioApi:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _send_file(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
 
             do_POST = _serve  # noqa: N815 (the name http.server looks up)
             do_GET = _serve  # noqa: N815

@@ -163,13 +163,29 @@ function tipElement(tip, labels, csrf, actionId, active, prefix, timeZone) {
     li.append(raw);
   }
   if (tip.media && tip.media.length) {
-    const p = document.createElement("p");
-    tip.media.forEach((url, i) => {
-      const a = document.createElement("a"); a.href = url; a.target = "_blank"; a.rel = "noopener noreferrer";
-      const img = document.createElement("img"); img.src = url; img.alt = `${labels.photos} ${i + 1}`;
-      a.append(img); p.append(a);
-    });
-    li.append(p);
+    // Files come from our own origin (the CSP allows images from 'self' only), once fetched and checked.
+    const list = Object.assign(document.createElement("ul"), {className: "media"});
+    list.setAttribute("aria-label", labels.photos);
+    for (const m of tip.media) {
+      const url = `${prefix}/tips/${tip.id}/media/${m.position}`;
+      const item = document.createElement("li");
+      const text = (label) => (label || "").replace("{n}", m.position).replace("{kind}", m.content_type || "");
+      if (m.state === "stored" && m.image) {
+        const a = Object.assign(document.createElement("a"), {href: url, target: "_blank", rel: "noopener noreferrer"});
+        a.append(Object.assign(document.createElement("img"), {src: url, alt: text(labels.photo)}));
+        item.append(a);
+      } else if (m.state === "stored") {
+        const a = Object.assign(document.createElement("a"), {href: url, textContent: text(labels.media_download)});
+        a.setAttribute("download", "");
+        item.append(a);
+      } else {
+        const reason = m.state === "pending" ? labels.media_pending
+          : (labels.media_refused || {})[m.reason] || (labels.media_refused || {}).unavailable;
+        item.append(Object.assign(document.createElement("span"), {className: "hint", textContent: text(reason)}));
+      }
+      list.append(item);
+    }
+    li.append(list);
   }
   if (active) {
     const base = `${prefix}/actions/${actionId}/tips/${tip.id}`;
