@@ -71,6 +71,7 @@ def serve(
     import uvicorn
 
     from bot.preflight import check_before_serve
+    from bot.runtime import simulator_runs
     from storage.db import is_sqlite
     from storage.db import migrate as run_migrations
 
@@ -83,11 +84,13 @@ def serve(
     run_migrations(settings.database_url)
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"[bold]burgernet-bot[/bold] on {base}")
-    if settings.simulator:
+    _warn_about_the_simulator(settings)
+    if simulator_runs(settings):
         console.print(f"  simulator:    {base}/simulator")
     console.print(f"  control room: {base}/controlroom{_development_login(settings)}")
     console.print(f"  health:       {base}/healthz")
-    console.print(f"  API docs:     {base}/docs")
+    if settings.serves_api_docs:
+        console.print(f"  API docs:     {base}/docs")
     # Each worker process builds its own runtime; the outbox and the scheduler's leader lock are shared
     # through the database.
     uvicorn.run(
@@ -97,8 +100,28 @@ def serve(
         port=bind_port,
         workers=workers,
         log_level="info",
-        proxy_headers=True,
+        # The app believes X-Forwarded-* from TRUSTED_PROXIES only (bot/http_guards.py); uvicorn's own
+        # handling would believe 127.0.0.1 first and hand the app a client address already rewritten.
+        proxy_headers=False,
     )
+
+
+def _warn_about_the_simulator(settings: Settings) -> None:
+    """A line on stderr while the simulator is on: anyone who reaches the port can chat through it."""
+    from bot.runtime import real_providers, simulator_runs
+
+    if simulator_runs(settings):
+        errors.print(
+            "[yellow]warning[/yellow]: the simulator is on: whoever reaches this port can chat as a "
+            "simulated person and read the simulated conversations; SIMULATOR=false switches it off",
+            highlight=False,
+        )
+    elif settings.simulator:
+        errors.print(
+            f"[yellow]warning[/yellow]: the simulator is off because {' and '.join(real_providers(settings))}"
+            " is configured: it would speak for real people; SIMULATOR=false silences this line",
+            highlight=False,
+        )
 
 
 def _development_login(settings: Settings) -> str:
@@ -124,11 +147,20 @@ def chat_console(
     from bot.channels.simulator import DEFAULT_SENDERS
     from bot.clock import utcnow
     from bot.messages import ChannelKind, IncomingMessage
-    from bot.preflight import check_before_console
-    from bot.runtime import build_runtime
+    from bot.preflight import SettingsProblem, check_before_console
+    from bot.runtime import build_runtime, real_providers
 
     settings = _settings()
     _or_exit(lambda: check_before_console(settings))
+    if real_providers(settings):
+
+        def refuse() -> None:
+            raise SettingsProblem(
+                f"the console speaks as a simulated person, and {' and '.join(real_providers(settings))} is "
+                "configured: it could speak for a real one; unset the provider settings to chat here"
+            )
+
+        _or_exit(refuse)
     runtime = build_runtime(settings)
     kind = ChannelKind(channel)
     person = sender or DEFAULT_SENDERS.get(kind, DEFAULT_SENDERS[ChannelKind.SMS])

@@ -1,8 +1,11 @@
 """Builds every long-lived object from the settings, in one place, and hands them to the app.
 
 What is wired depends on the settings: Telegram when `TELEGRAM_BOT_TOKEN` is set, Twilio (SMS, WhatsApp,
-voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are; the simulator carries every channel that no
-provider carries while `SIMULATOR=true`. The dispatcher and the scheduler always run with the server.
+voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are. The simulator (`SIMULATOR=true`) runs only
+when no real provider is configured: a person is known by their number on every channel (a number shared
+on Telegram is linked to the same person on SMS), so with real people in the database a simulated sender
+could speak for one of them and read their name and address. The dispatcher and the scheduler always run
+with the server.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class Runtime:
     tip_feed: TipFeed | None = None
     geocoder: Geocoder | None = None
     """Place names to coordinates: the form's search and tips' places."""
+    simulator_on: bool = False
+    """The simulator carries every channel and its page and API are served (no real provider is set)."""
     routers: list[APIRouter] = field(default_factory=list)
     """Provider webhooks and feature APIs, included by the app."""
     on_start: list[Hook] = field(default_factory=list)
@@ -102,6 +107,19 @@ def data_key(settings: Settings) -> str:
     if settings.environment == "production":
         raise RuntimeError("DATA_KEY is required in production")
     return load_or_create_key(settings.data_key_file)
+
+
+def real_providers(settings: Settings) -> list[str]:
+    """The real providers the settings configure (Telegram, Twilio)."""
+    providers = ["Telegram"] if settings.telegram_bot_token else []
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        providers.append("Twilio")
+    return providers
+
+
+def simulator_runs(settings: Settings) -> bool:
+    """SIMULATOR=true and no real provider: every identity the simulator can speak for is simulated."""
+    return settings.simulator and not real_providers(settings)
 
 
 def make_parser(settings: Settings) -> Parser:
@@ -176,8 +194,13 @@ def build_runtime(
     )
     simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
-    if settings.simulator:
+    if simulator_runs(settings):
         senders.update(dict.fromkeys(simulator.kinds, simulator))
+    elif settings.simulator:
+        log.warning(
+            "the simulator is off: %s is configured, and a simulated sender could speak for a real person",
+            " and ".join(real_providers(settings)),
+        )
     inbox = Inbox(
         handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
     )
@@ -217,6 +240,7 @@ def build_runtime(
         senders=senders,
         texts=texts,
         dispatcher=dispatcher,
+        simulator_on=simulator_runs(settings),
         routers=wiring.routers,
         on_start=[*wiring.on_start, start],
         on_stop=[geocoder.aclose, *wiring.on_stop, stop],

@@ -22,7 +22,7 @@ from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionStatus, ActionType, AuditEvent, Delivery, DeliveryKind
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
-from tests.controlroom.conftest import FakeTipFeed, csrf_of, login
+from tests.controlroom.conftest import FakeTipFeed, csrf_of, login, page_csrf
 
 ENSCHEDE = (52.2215, 6.8937)
 FAR = (52.37, 4.89)  # Amsterdam
@@ -470,6 +470,7 @@ async def test_the_duration_counts_from_the_launch_not_from_the_draft(
 
 async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.AsyncClient) -> None:
     await login(client, "olga")
+    csrf = await page_csrf(client, "/controlroom/actions/new")
     instruction = "Benader hem niet; bel direct 112."
     fields = {
         "type": "robbery",
@@ -477,7 +478,8 @@ async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.Asy
         "description": "Twee mannen op een zwarte scooter, zwarte helmen, " * 8,
         "instruction": instruction,
     }
-    answer = await client.get("/controlroom/texts/alert", params=fields)
+    assert (await client.get("/controlroom/texts/alert", params=fields)).status_code == 405
+    answer = await client.post("/controlroom/texts/alert", data=fields | {"csrf_token": csrf})
     assert answer.status_code == 200
     data = answer.json()
     texts = AlertTexts(Catalogue.load())

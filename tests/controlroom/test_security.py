@@ -61,7 +61,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions"): OPS,
     ("GET", "/controlroom/actions/new"): OPS,
     ("GET", "/controlroom/postcode"): OPS,
-    ("GET", "/controlroom/texts/alert"): OPS,
+    ("POST", "/controlroom/texts/alert"): OPS,
     ("GET", "/controlroom/places"): OPS,
     ("GET", "/controlroom/map/base.json"): ALL,
     ("POST", "/controlroom/actions"): OPS,
