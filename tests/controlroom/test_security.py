@@ -124,6 +124,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/controlroom/actions/{action_id}/tips/{tip_id}/phone": {},
     "/controlroom/operators": {"username": "nieuw", "password": PASSWORD, "role": "operator"},
     "/controlroom/operators/{operator_id}/unlock": {},
+    "/controlroom/texts/alert": {"type": "robbery", "headline": "Overval", "description": "Man"},
 }
 # Before login the form's token is the pre-session cookie (double submit), not a session's.
 PRE_SESSION_POSTS = ("/controlroom/login", "/controlroom/language")
