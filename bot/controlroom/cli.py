@@ -38,12 +38,12 @@ def create_operator_command(
     from storage.participants import audit
 
     settings = load_settings()
+    migrate(settings.database_url)
     try:
         codes = PostcodeBook.load(settings.postcode_data).municipality_codes(municipality or ())
     except LookupError as unknown:
         typer.echo(f"not created: {unknown.args[0]!r} is not a known municipality code or name", err=True)
         raise typer.Exit(code=1) from None
-    migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         with transaction(session_factory(engine)) as session:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.alerts import AlertTexts
 from bot.channels.segments import count_segments
@@ -99,6 +99,17 @@ async def test_launch_needs_the_confirmation(
         assert session.exec(select(Delivery)).first() is None
 
 
+async def test_the_form_takes_municipalities_as_cbs_writes_them(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    response = await _create(client, area_kind="municipalities", municipalities="GM0153; gm0164, 0153")
+    assert response.status_code == 303, response.text
+    with sessions() as session:
+        action = session.exec(select(Action).order_by(col(Action.id).desc())).first()
+    assert action is not None and action.area == {"municipalities": ["0153", "0164"]}
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -109,6 +120,11 @@ async def test_launch_needs_the_confirmation(
             {"area_kind": "municipalities", "municipalities": "Atlantis"},
             "Gemeente Atlantis is onbekend.",
             id="municipality",
+        ),
+        pytest.param(
+            {"area_kind": "municipalities", "municipalities": "GM0153, GM9999"},
+            "Gemeente GM9999 is onbekend.",
+            id="municipality-code-unknown",
         ),
         pytest.param({"expires_minutes": "0"}, "De looptijd moet minstens 1 minuut zijn.", id="no-lifetime"),
         pytest.param(
