@@ -204,9 +204,15 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     assert any("Tim is gevonden" in m.get("Body", "") for m in room.sent(room.sms[1], 2))
     assert dialogs == []  # the tipster's script never ran
     context.close()
-    # The server logs every URL: the alert's texts (they name the person sought) and the tipsters'
-    # numbers travel in bodies only, the counter's texts included.
-    private = ["Tim", "rode jas", "blauwe fiets", *(p.lstrip("+")[-9:] for p in room.sms + room.whatsapp)]
+    # The server logs every URL: the alert's texts (they name the person sought), the place searched and
+    # the tipsters' numbers travel in bodies only.
+    private = [
+        "Tim",
+        "rode jas",
+        "blauwe fiets",
+        "7511",
+        *(p.lstrip("+")[-9:] for p in room.sms + room.whatsapp),
+    ]
     assert len(urls) > 20
     assert [u for u in urls if any(word in u for word in private)] == []
 
