@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
 LOCK_VENV := .lock-venv
+LOCK_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: run test lint typecheck unit unit-postgres install lock migrate bench nlu-eval console clean
@@ -24,13 +25,14 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP)
 
-# After a change of pyproject.toml's dependencies (or to take newer releases): re-resolves every package for
-# Python 3.11 with its hashes into requirements.lock, with pip-tools in a venv of its own. Commit the result.
+# After a change of pyproject.toml's dependencies: resolves them for Python 3.11 with their hashes into
+# requirements.lock, keeping the versions pinned there where they still fit (`make lock LOCK_ARGS=--upgrade`
+# takes the newest releases instead), with pip-tools in a venv of its own. Commit the result.
 lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools 2>&1 | grep -v "^WARNING: Location" || true
 	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
-	  --no-emit-index-url --no-emit-find-links --upgrade --output-file $(LOCK) pyproject.toml 2>&1 | grep -v "WARNING: Location" || true
+	  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml 2>&1 | grep -v "WARNING: Location" || true
 	rm -rf $(LOCK_VENV)
 
 migrate: install

@@ -71,7 +71,6 @@ def serve(
     import uvicorn
 
     from bot.preflight import check_before_serve
-    from bot.runtime import simulator_runs
     from storage.db import is_sqlite
     from storage.db import migrate as run_migrations
 
@@ -85,7 +84,7 @@ def serve(
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"[bold]burgernet-bot[/bold] on {base}")
     _warn_about_the_simulator(settings)
-    if simulator_runs(settings):
+    if settings.simulator_runs:
         console.print(f"  simulator:    {base}/simulator")
     console.print(f"  control room: {base}/controlroom{_development_login(settings)}")
     console.print(f"  health:       {base}/healthz")
@@ -108,9 +107,7 @@ def serve(
 
 def _warn_about_the_simulator(settings: Settings) -> None:
     """A line on stderr while the simulator is on: anyone who reaches the port can chat through it."""
-    from bot.runtime import real_providers, simulator_runs
-
-    if simulator_runs(settings):
+    if settings.simulator_runs:
         errors.print(
             "[yellow]warning[/yellow]: the simulator is on: whoever reaches this port can chat as a "
             "simulated person and read the simulated conversations; SIMULATOR=false switches it off",
@@ -118,7 +115,7 @@ def _warn_about_the_simulator(settings: Settings) -> None:
         )
     elif settings.simulator:
         errors.print(
-            f"[yellow]warning[/yellow]: the simulator is off because {' and '.join(real_providers(settings))}"
+            f"[yellow]warning[/yellow]: the simulator is off because {' and '.join(settings.real_providers)}"
             " is configured: it would speak for real people; SIMULATOR=false silences this line",
             highlight=False,
         )
@@ -147,20 +144,11 @@ def chat_console(
     from bot.channels.simulator import DEFAULT_SENDERS
     from bot.clock import utcnow
     from bot.messages import ChannelKind, IncomingMessage
-    from bot.preflight import SettingsProblem, check_before_console
-    from bot.runtime import build_runtime, real_providers
+    from bot.preflight import check_before_console
+    from bot.runtime import build_runtime
 
     settings = _settings()
     _or_exit(lambda: check_before_console(settings))
-    if real_providers(settings):
-
-        def refuse() -> None:
-            raise SettingsProblem(
-                f"the console speaks as a simulated person, and {' and '.join(real_providers(settings))} is "
-                "configured: it could speak for a real one; unset the provider settings to chat here"
-            )
-
-        _or_exit(refuse)
     runtime = build_runtime(settings)
     kind = ChannelKind(channel)
     person = sender or DEFAULT_SENDERS.get(kind, DEFAULT_SENDERS[ChannelKind.SMS])

@@ -143,6 +143,22 @@ class Settings(BaseSettings):
             return self.api_docs
         return self.environment is not Environment.PRODUCTION
 
+    @property
+    def real_providers(self) -> list[str]:
+        """The real providers these settings configure (Telegram, Twilio)."""
+        providers = ["Telegram"] if self.telegram_bot_token else []
+        if self.twilio_account_sid and self.twilio_auth_token:
+            providers.append("Twilio")
+        return providers
+
+    @property
+    def simulator_runs(self) -> bool:
+        """SIMULATOR=true and no real provider, so that every identity the simulator speaks for is simulated.
+
+        A person is known by their number on every channel (a number shared on Telegram is linked to the
+        same person on SMS): beside a real provider a simulated sender could speak for a real person."""
+        return self.simulator and not self.real_providers
+
     @field_validator("environment", mode="before")
     @classmethod
     def _known_environment(cls, value: object) -> object:

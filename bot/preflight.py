@@ -176,11 +176,21 @@ def check_before_serve(settings: Settings, *, host: str, port: int) -> None:
 
 
 def check_before_console(settings: Settings) -> None:
-    """The checks for a terminal conversation: values, key, postcode table, database."""
+    """The checks for a terminal conversation: simulated only, values, key, postcode table, database."""
+    check_console_is_simulated(settings)
     check_values(settings)
     check_data_key_file(settings)
     check_postcode_data(settings)
     check_database(settings)
+
+
+def check_console_is_simulated(settings: Settings) -> None:
+    """The console chats as a simulated person: not while a real provider could have real people here."""
+    if settings.real_providers:
+        raise SettingsProblem(
+            f"the console speaks as a simulated person, and {' and '.join(settings.real_providers)} is "
+            "configured: it could speak for a real one; unset the provider settings to chat here"
+        )
 
 
 def _reason(exc: BaseException) -> str:

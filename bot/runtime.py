@@ -1,11 +1,9 @@
 """Builds every long-lived object from the settings, in one place, and hands them to the app.
 
 What is wired depends on the settings: Telegram when `TELEGRAM_BOT_TOKEN` is set, Twilio (SMS, WhatsApp,
-voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are. The simulator (`SIMULATOR=true`) runs only
-when no real provider is configured: a person is known by their number on every channel (a number shared
-on Telegram is linked to the same person on SMS), so with real people in the database a simulated sender
-could speak for one of them and read their name and address. The dispatcher and the scheduler always run
-with the server.
+voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are. The simulator (`SIMULATOR=true`) carries
+every channel, and runs only when no real provider is configured (`Settings.simulator_runs` says why).
+The dispatcher and the scheduler always run with the server.
 """
 
 from __future__ import annotations
@@ -109,19 +107,6 @@ def data_key(settings: Settings) -> str:
     return load_or_create_key(settings.data_key_file)
 
 
-def real_providers(settings: Settings) -> list[str]:
-    """The real providers the settings configure (Telegram, Twilio)."""
-    providers = ["Telegram"] if settings.telegram_bot_token else []
-    if settings.twilio_account_sid and settings.twilio_auth_token:
-        providers.append("Twilio")
-    return providers
-
-
-def simulator_runs(settings: Settings) -> bool:
-    """SIMULATOR=true and no real provider: every identity the simulator can speak for is simulated."""
-    return settings.simulator and not real_providers(settings)
-
-
 def make_parser(settings: Settings) -> Parser:
     """The NLU parser the settings ask for (built-in unless RASA_URL is set)."""
     from nlu.factory import make_parser as factory
@@ -194,12 +179,12 @@ def build_runtime(
     )
     simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
-    if simulator_runs(settings):
+    if settings.simulator_runs:
         senders.update(dict.fromkeys(simulator.kinds, simulator))
     elif settings.simulator:
         log.warning(
             "the simulator is off: %s is configured, and a simulated sender could speak for a real person",
-            " and ".join(real_providers(settings)),
+            " and ".join(settings.real_providers),
         )
     inbox = Inbox(
         handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
@@ -240,7 +225,7 @@ def build_runtime(
         senders=senders,
         texts=texts,
         dispatcher=dispatcher,
-        simulator_on=simulator_runs(settings),
+        simulator_on=settings.simulator_runs,
         routers=wiring.routers,
         on_start=[*wiring.on_start, start],
         on_stop=[geocoder.aclose, *wiring.on_stop, stop],
