@@ -187,7 +187,8 @@ class Settings(BaseSettings):
 def _check_production_values(settings: Settings) -> None:
     """The weak values production refuses; each raises ValueError with one line saying what to do."""
     token = settings.api_token or ""
-    if len(token) < API_TOKEN_MIN_LENGTH or len(set(token)) < API_TOKEN_MIN_DISTINCT:
+    repeated = token in (token + token)[1:-1]  # a shorter block over and over: `abcabcabc…`
+    if len(token) < API_TOKEN_MIN_LENGTH or len(set(token)) < API_TOKEN_MIN_DISTINCT or repeated:
         raise ValueError(
             f"production needs an API_TOKEN of at least {API_TOKEN_MIN_LENGTH} varied characters; make one "
             'with `python -c "import secrets; print(secrets.token_urlsafe(32))"`'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import ipaddress
 import re
 import socket
 from pathlib import Path
@@ -142,6 +143,15 @@ def check_urls(settings: Settings) -> None:
     secret = settings.telegram_webhook_secret
     if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
         raise SettingsProblem("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z a-z 0-9 _ -")
+    for proxy in (p.strip() for p in settings.trusted_proxies.split(",") if p.strip()):
+        if proxy == "*":
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsProblem(
+                f"TRUSTED_PROXIES: {proxy[:60]!r} is not an address or network; e.g. 127.0.0.1,10.0.0.0/8"
+            ) from None
 
 
 def check_listen(host: str, port: int) -> None:

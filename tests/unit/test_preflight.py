@@ -28,7 +28,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free_port: int) -> pyte
     for name in (
         *("POSTCODE_DATA", "DATA_KEY", "ENVIRONMENT", "API_TOKEN", "TIMEZONE", "PUBLIC_BASE_URL"),
         *("SIMULATOR", "CONTROLROOM_WEBHOOK_URL", "CONTROLROOM_WEBHOOK_SECRET", "API_DOCS"),
-        *("TELEGRAM_BOT_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"),
+        *("TRUSTED_PROXIES", "TELEGRAM_BOT_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"),
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'pre.db'}")
@@ -97,8 +97,12 @@ CASES = [
         PRODUCTION | {"API_TOKEN": "abab" * 10 + "123"}, "API_TOKEN", id="production-token-low-variety"
     ),
     pytest.param(
+        PRODUCTION | {"API_TOKEN": "0123456789abcdef" * 3}, "API_TOKEN", id="production-token-repeated-block"
+    ),
+    pytest.param(
         PRODUCTION | {"PUBLIC_BASE_URL": "http://bot.example.nl"}, "PUBLIC_BASE_URL", id="production-http"
     ),
+    pytest.param({"TRUSTED_PROXIES": "nginx"}, "TRUSTED_PROXIES", id="trusted-proxy-not-an-address"),
     pytest.param(
         PRODUCTION | {"CONTROLROOM_WEBHOOK_URL": "https://meldkamer.example.nl/tips"},
         "CONTROLROOM_WEBHOOK_SECRET",
