@@ -5,18 +5,35 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements.lock
+LOCK_VENV := .lock-venv
+LOCK_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck unit unit-postgres install migrate bench nlu-eval console clean
+.PHONY: run test lint typecheck unit unit-postgres install lock migrate bench nlu-eval console clean
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins (runtime and dev, every file checked against its hash),
+# then the project itself without resolving anything again: a fresh machine gets what CI tested.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK) 2>$(VENV)/pip.log \
+	  || { grep -v "^WARNING: Location" $(VENV)/pip.log >&2; exit 1; }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import fastapi, sqlmodel, telegram, twilio, sklearn, apscheduler"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After a change of pyproject.toml's dependencies: resolves them for Python 3.11 with their hashes into
+# requirements.lock, keeping the versions pinned there where they still fit (`make lock LOCK_ARGS=--upgrade`
+# takes the newest releases instead), with pip-tools in a venv of its own. Commit the result.
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools 2>&1 | grep -v "^WARNING: Location" || true
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml 2>&1 | grep -v "WARNING: Location" || true
+	rm -rf $(LOCK_VENV)
 
 migrate: install
 	$(PY) run_bot.py migrate
@@ -58,4 +75,4 @@ nlu-eval: install
 include mk/rasa.mk
 
 clean:
-	rm -rf $(VENV) .rasa-venv .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) .rasa-venv .mypy_cache .ruff_cache .pytest_cache

@@ -83,11 +83,13 @@ def serve(
     run_migrations(settings.database_url)
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"[bold]burgernet-bot[/bold] on {base}")
-    if settings.simulator:
+    _warn_about_the_simulator(settings)
+    if settings.simulator_runs:
         console.print(f"  simulator:    {base}/simulator")
     console.print(f"  control room: {base}/controlroom{_development_login(settings)}")
     console.print(f"  health:       {base}/healthz")
-    console.print(f"  API docs:     {base}/docs")
+    if settings.serves_api_docs:
+        console.print(f"  API docs:     {base}/docs")
     # Each worker process builds its own runtime; the outbox and the scheduler's leader lock are shared
     # through the database.
     uvicorn.run(
@@ -97,8 +99,26 @@ def serve(
         port=bind_port,
         workers=workers,
         log_level="info",
-        proxy_headers=True,
+        # The app believes X-Forwarded-* from TRUSTED_PROXIES only (bot/http_guards.py); uvicorn's own
+        # handling would believe 127.0.0.1 first and hand the app a client address already rewritten.
+        proxy_headers=False,
     )
+
+
+def _warn_about_the_simulator(settings: Settings) -> None:
+    """A line on stderr while the simulator is on: anyone who reaches the port can chat through it."""
+    if settings.simulator_runs:
+        errors.print(
+            "[yellow]warning[/yellow]: the simulator is on: whoever reaches this port can chat as a "
+            "simulated person and read the simulated conversations; SIMULATOR=false switches it off",
+            highlight=False,
+        )
+    elif settings.simulator:
+        errors.print(
+            f"[yellow]warning[/yellow]: the simulator is off because {' and '.join(settings.real_providers)}"
+            " is configured: it would speak for real people; SIMULATOR=false silences this line",
+            highlight=False,
+        )
 
 
 def _development_login(settings: Settings) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError
 from bot.api.actions import actions_router
 from bot.channels.simulator import simulator_router
 from bot.controlroom.router import controlroom_router
+from bot.http_guards import GuardHeadersMiddleware, ProxyHeadersMiddleware, guard_headers, trusted_proxies
 from bot.public.privacy import privacy_router
 from bot.runtime import Runtime
 
@@ -32,8 +33,25 @@ def create_app(runtime: Runtime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="burgernet-bot", version="0.1.0", lifespan=lifespan)
+    docs = runtime.settings.serves_api_docs
+    app = FastAPI(
+        title="burgernet-bot",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.runtime = runtime
+    # Added last, runs first: the client address is settled before anything (a rate limit) reads it.
+    app.add_middleware(GuardHeadersMiddleware)
+    proxies = trusted_proxies(runtime.settings.trusted_proxies)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A 500 leaves outside the middleware, so it carries the guard headers itself (Starlette logs it)."""
+        return JSONResponse({"detail": "internal error"}, status_code=500, headers=guard_headers())
 
     @app.exception_handler(DataError)
     async def unstorable(request: Request, exc: DataError) -> JSONResponse:
@@ -61,7 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         """The simulator when it is on, else the control room."""
-        return RedirectResponse("/simulator" if runtime.settings.simulator else "/controlroom", 303)
+        return RedirectResponse("/simulator" if runtime.simulator_on else "/controlroom", 303)
 
     for router in runtime.routers:
         app.include_router(router)
@@ -81,7 +99,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime, tips=runtime.tip_feed, on_queued=runtime.wake_dispatcher, geocoder=runtime.geocoder
         )
     )
-    if runtime.settings.simulator:
+    if runtime.simulator_on:
         app.include_router(
             simulator_router(inbox=runtime.inbox, simulator=runtime.simulator, clock=runtime.clock)
         )

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from datetime import time
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.geo import SHIPPED_POSTCODE_DATA
+
+
+class Environment(StrEnum):
+    """Where the system runs; only production switches the production guards on."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+    """The test suite's child processes: no development admin account, no production secrets."""
+    BENCHMARK = "benchmark"
+    """The benchmarks' servers, likewise."""
+
+
+# An API token must be long and varied enough that guessing it online is hopeless.
+API_TOKEN_MIN_LENGTH = 32
+API_TOKEN_MIN_DISTINCT = 10
 
 
 class Settings(BaseSettings):
@@ -16,7 +33,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    environment: str = Field(default="development", description="development or production")
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT, description="development or production (test, benchmark)"
+    )
     database_url: str = "sqlite:///./data/burgernet.db"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -60,6 +79,10 @@ class Settings(BaseSettings):
     postcode_data: Path = SHIPPED_POSTCODE_DATA
     """The PC4 table; the copy shipped in `storage/data/` unless a finer or newer one is set."""
     simulator: bool = True
+    trusted_proxies: str = "127.0.0.1"
+    """Addresses whose X-Forwarded-For/-Proto are believed (comma-separated, `*` for any); none: empty."""
+    api_docs: bool | None = None
+    """Serve /docs, /redoc and /openapi.json; unset: everywhere but in production."""
 
     privacy_statement_version: str = "2026-1"
     flow_timeout_minutes: int = 30
@@ -118,15 +141,73 @@ class Settings(BaseSettings):
         """Where the public privacy statement is read, in Dutch or (`en`) English."""
         return self.public_base_url.rstrip("/") + ("/privacy/en" if lang == "en" else "/privacy")
 
+    @property
+    def serves_api_docs(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served (not in production unless API_DOCS=true)."""
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.environment is not Environment.PRODUCTION
+
+    @property
+    def real_providers(self) -> list[str]:
+        """The real providers these settings configure (Telegram, Twilio)."""
+        providers = ["Telegram"] if self.telegram_bot_token else []
+        if self.twilio_account_sid and self.twilio_auth_token:
+            providers.append("Twilio")
+        return providers
+
+    @property
+    def simulator_runs(self) -> bool:
+        """SIMULATOR=true and no real provider, so that every identity the simulator speaks for is simulated.
+
+        A person is known by their number on every channel (a number shared on Telegram is linked to the
+        same person on SMS): beside a real provider a simulated sender could speak for a real person."""
+        return self.simulator and not self.real_providers
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _known_environment(cls, value: object) -> object:
+        # `Production` or `prod` once passed as "not production" and switched every guard off.
+        if isinstance(value, str):
+            name = value.strip().lower()
+            if name not in {e.value for e in Environment}:
+                raise ValueError(
+                    f"{value!r} is not an environment; use one of {', '.join(e.value for e in Environment)}"
+                )
+            return name
+        return value
+
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
-        if self.environment == "production":
+        if self.environment is Environment.PRODUCTION:
             missing = [n for n in ("data_key", "api_token") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"production needs {', '.join(n.upper() for n in missing)}")
             if self.simulator:
                 raise ValueError("production needs SIMULATOR=false")
+            _check_production_values(self)
         return self
+
+
+def _check_production_values(settings: Settings) -> None:
+    """The weak values production refuses; each raises ValueError with one line saying what to do."""
+    token = settings.api_token or ""
+    repeated = token in (token + token)[1:-1]  # a shorter block over and over: `abcabcabc…`
+    if len(token) < API_TOKEN_MIN_LENGTH or len(set(token)) < API_TOKEN_MIN_DISTINCT or repeated:
+        raise ValueError(
+            f"production needs an API_TOKEN of at least {API_TOKEN_MIN_LENGTH} varied characters; make one "
+            'with `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+        )
+    if not settings.public_base_url.startswith("https://"):
+        raise ValueError(
+            "production needs an https:// PUBLIC_BASE_URL (over http:// the login cookie loses its "
+            "Secure flag)"
+        )
+    if settings.controlroom_webhook_url and not settings.controlroom_webhook_secret:
+        raise ValueError(
+            "production needs CONTROLROOM_WEBHOOK_SECRET when CONTROLROOM_WEBHOOK_URL is set (the "
+            "control room cannot tell our tips from forged ones)"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import ipaddress
 import re
 import socket
 from pathlib import Path
@@ -159,6 +160,15 @@ def check_urls(settings: Settings) -> None:
     secret = settings.telegram_webhook_secret
     if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
         raise SettingsProblem("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z a-z 0-9 _ -")
+    for proxy in (p.strip() for p in settings.trusted_proxies.split(",") if p.strip()):
+        if proxy == "*":
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsProblem(
+                f"TRUSTED_PROXIES: {proxy[:60]!r} is not an address or network; e.g. 127.0.0.1,10.0.0.0/8"
+            ) from None
 
 
 def check_listen(host: str, port: int) -> None:
@@ -194,12 +204,22 @@ def check_before_serve(settings: Settings, *, host: str, port: int) -> None:
 
 
 def check_before_console(settings: Settings) -> None:
-    """The checks for a terminal conversation: values, key, postcode table, database."""
+    """The checks for a terminal conversation: simulated only, values, key, postcode table, database."""
+    check_console_is_simulated(settings)
     check_values(settings)
     check_lookup_key(settings)
     check_data_key_file(settings)
     check_postcode_data(settings)
     check_database(settings)
+
+
+def check_console_is_simulated(settings: Settings) -> None:
+    """The console chats as a simulated person: not while a real provider could have real people here."""
+    if settings.real_providers:
+        raise SettingsProblem(
+            f"the console speaks as a simulated person, and {' and '.join(settings.real_providers)} is "
+            "configured: it could speak for a real one; unset the provider settings to chat here"
+        )
 
 
 def _reason(exc: BaseException) -> str:

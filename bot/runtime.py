@@ -1,8 +1,9 @@
 """Builds every long-lived object from the settings, in one place, and hands them to the app.
 
 What is wired depends on the settings: Telegram when `TELEGRAM_BOT_TOKEN` is set, Twilio (SMS, WhatsApp,
-voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are; the simulator carries every channel that no
-provider carries while `SIMULATOR=true`. The dispatcher and the scheduler always run with the server.
+voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are. The simulator (`SIMULATOR=true`) carries
+every channel, and runs only when no real provider is configured (`Settings.simulator_runs` says why).
+The dispatcher and the scheduler always run with the server.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class Runtime:
     tip_feed: TipFeed | None = None
     geocoder: Geocoder | None = None
     """Place names to coordinates: the form's search and tips' places."""
+    simulator_on: bool = False
+    """The simulator carries every channel and its page and API are served (no real provider is set)."""
     routers: list[APIRouter] = field(default_factory=list)
     """Provider webhooks and feature APIs, included by the app."""
     on_start: list[Hook] = field(default_factory=list)
@@ -198,8 +201,13 @@ def build_runtime(
     )
     simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
-    if settings.simulator:
+    if settings.simulator_runs:
         senders.update(dict.fromkeys(simulator.kinds, simulator))
+    elif settings.simulator:
+        log.warning(
+            "the simulator is off: %s is configured, and a simulated sender could speak for a real person",
+            " and ".join(settings.real_providers),
+        )
     inbox = Inbox(
         handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
     )
@@ -239,6 +247,7 @@ def build_runtime(
         senders=senders,
         texts=texts,
         dispatcher=dispatcher,
+        simulator_on=settings.simulator_runs,
         routers=wiring.routers,
         on_start=[*wiring.on_start, start],
         on_stop=[geocoder.aclose, *wiring.on_stop, stop],

@@ -115,6 +115,10 @@ def in_netherlands(lat: float, lon: float) -> bool:
     return lat_min <= lat <= lat_max and lon_min <= lon <= lon_max
 
 
+# CBS writes a municipality code `GM0153`; our tables and forms write `0153`.
+_MUNICIPALITY_CODE = re.compile(r"(?:GM\s*)?(\d{1,4})", re.IGNORECASE)
+
+
 class PostcodeBook:
     """The postcode table in memory: a few thousand PC4 rows, looked up by postcode."""
 
@@ -158,17 +162,23 @@ class PostcodeBook:
         return dict(self._municipalities)
 
     def municipality_code(self, name_or_code: str) -> str:
-        """The code for a municipality given by code or (case-insensitive) name. Raises LookupError."""
+        """The four-digit code for a municipality given by code (`0153`, `153`, CBS's `GM0153`) or
+        (case-insensitive) name. Raises LookupError."""
         wanted = name_or_code.strip()
-        if wanted in self._municipalities:
-            return wanted
-        padded = wanted.zfill(4)
-        if padded in self._municipalities:
-            return padded
+        digits = _MUNICIPALITY_CODE.fullmatch(wanted)
+        if digits is not None:
+            padded = digits.group(1).zfill(4)
+            if padded in self._municipalities:
+                return padded
+            raise LookupError(name_or_code)
         for code, name in self._municipalities.items():
             if name.casefold() == wanted.casefold():
                 return code
         raise LookupError(name_or_code)
+
+    def municipality_codes(self, names_or_codes: Iterable[str]) -> list[str]:
+        """The known codes for several municipalities (blanks skipped), sorted. Raises LookupError."""
+        return sorted({self.municipality_code(n) for n in names_or_codes if n.strip()})
 
     def within(self, lat: float, lon: float, radius_m: float) -> list[Place]:
         """Every PC4 whose centre lies within the radius, nearest first."""

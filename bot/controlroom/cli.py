@@ -15,7 +15,8 @@ def create_operator_command(
         OperatorRole, typer.Option(help="operator, coordinator or admin")
     ] = OperatorRole.OPERATOR,
     municipality: Annotated[
-        list[str] | None, typer.Option("--municipality", "-m", help="CBS code (coordinators; repeatable)")
+        list[str] | None,
+        typer.Option("--municipality", "-m", help="CBS code, 0153 or GM0153 (coordinators; repeatable)"),
     ] = None,
     password: Annotated[
         str,
@@ -32,11 +33,17 @@ def create_operator_command(
     from bot.clock import utcnow
     from bot.config import load_settings
     from storage.db import make_engine, migrate, session_factory, transaction
+    from storage.geo import PostcodeBook
     from storage.operators import InvalidOperator, OperatorExists, create_operator
     from storage.participants import audit
 
     settings = load_settings()
     migrate(settings.database_url)
+    try:
+        codes = PostcodeBook.load(settings.postcode_data).municipality_codes(municipality or ())
+    except LookupError as unknown:
+        typer.echo(f"not created: {unknown.args[0]!r} is not a known municipality code or name", err=True)
+        raise typer.Exit(code=1) from None
     engine = make_engine(settings.database_url)
     try:
         with transaction(session_factory(engine)) as session:
@@ -46,7 +53,7 @@ def create_operator_command(
                 username=name,
                 password=password,
                 role=role,
-                municipalities=municipality or (),
+                municipalities=codes,
                 now=now,
             )
             audit(

@@ -119,9 +119,11 @@ async def new_action(request: Request, visitor: ActionVisitor) -> HTMLResponse:
     return _form_page(request, visitor, defaults)
 
 
-@router.get("/postcode")
-async def postcode(request: Request, visitor: ActionVisitor, pc: str = "") -> JSONResponse:
-    """The centre of a postcode area, for the form's lookup button."""
+@router.post("/postcode")
+async def postcode(
+    request: Request, visitor: ActionPoster, pc: Annotated[str, Form(max_length=20)] = ""
+) -> JSONResponse:
+    """The centre of a postcode area, for the form's lookup button (a POST: no address in a URL)."""
     cr = room(request)
     try:
         place = cr.book.lookup(pc)

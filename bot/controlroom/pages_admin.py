@@ -101,13 +101,19 @@ async def add_operator(
     cr = room(request)
     now = cr.clock()
     try:
+        codes = cr.book.municipality_codes(municipalities.replace(";", ",").split(","))
+    except LookupError as unknown:
+        name = str(unknown.args[0]).strip()[:60]
+        problem = cr.catalogue.render(visitor.language, "controlroom.form.problem.municipality", name=name)
+        return await operators(request, visitor, error=problem)
+    try:
         with transaction(cr.sessions) as session:
             operator = create_operator(
                 session,
                 username=username,
                 password=password,
                 role=role,
-                municipalities=municipalities.replace(";", ",").split(","),
+                municipalities=codes,
                 now=now,
                 hasher=cr.hasher,
             )

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
-from bot.controlroom.auth import ActionVisitor, AnyVisitor
+from bot.controlroom.auth import ActionPoster, AnyVisitor
 from bot.controlroom.deps import room
 from bot.controlroom.maps import base_layer
 
 router = APIRouter()
 
 
-@router.get("/places")
-async def places(request: Request, visitor: ActionVisitor, q: str = "") -> JSONResponse:
-    """Places for the form's search box while the operator types (the geocoder, or the postcode table)."""
+@router.post("/places")
+async def places(
+    request: Request, visitor: ActionPoster, q: Annotated[str, Form(max_length=200)] = ""
+) -> JSONResponse:
+    """Places for the form's search box while the operator types (the geocoder, or the postcode table).
+
+    A POST: what is typed may be someone's address, and the server logs every URL."""
     cr = room(request)
     text = q.strip()[:100]
     found = await cr.places.suggest(text) if len(text) >= 2 else []

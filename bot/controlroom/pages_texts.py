@@ -2,18 +2,19 @@
 
 The form's counter asks here while the operator types, so it counts exactly what each channel will send
 (the SMS with its instruction and squeezed to fit, the chat text whole) instead of guessing in the page.
+The texts travel in a POST body: an alert names the missing person, and the server logs every URL.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from bot.api.actions import MAX_DESCRIPTION, MAX_HEADLINE, MAX_INSTRUCTION
 from bot.channels.segments import count_segments
-from bot.controlroom.auth import ActionVisitor
+from bot.controlroom.auth import ActionPoster
 from bot.controlroom.deps import room
 from bot.messages import ChannelKind
 from bot.texts import LANGUAGES
@@ -24,14 +25,14 @@ CHANNELS = (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.TELEGRAM, Channel
 PLACEHOLDER_CODE = "BN-XXXX"  # as long as every real code
 
 
-@router.get("/texts/alert")
+@router.post("/texts/alert")
 async def alert_texts(
     request: Request,
-    visitor: ActionVisitor,
-    type: Annotated[str, Query(max_length=32)] = ActionType.OTHER.value,
-    headline: Annotated[str, Query(max_length=MAX_HEADLINE)] = "",
-    description: Annotated[str, Query(max_length=MAX_DESCRIPTION)] = "",
-    instruction: Annotated[str, Query(max_length=MAX_INSTRUCTION)] = "",
+    visitor: ActionPoster,
+    type: Annotated[str, Form(max_length=32)] = ActionType.OTHER.value,
+    headline: Annotated[str, Form(max_length=MAX_HEADLINE)] = "",
+    description: Annotated[str, Form(max_length=MAX_DESCRIPTION)] = "",
+    instruction: Annotated[str, Form(max_length=MAX_INSTRUCTION)] = "",
 ) -> JSONResponse:
     """The alert's text per channel and language, with its length, SMS parts and voice minutes."""
     cr = room(request)

@@ -12,6 +12,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -56,6 +57,8 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
 
     room = live_room
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nl-NL")
+    urls: list[str] = []
+    context.on("request", lambda request: urls.append(unquote_plus(request.url)))
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -201,6 +204,17 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     assert any("Tim is gevonden" in m.get("Body", "") for m in room.sent(room.sms[1], 2))
     assert dialogs == []  # the tipster's script never ran
     context.close()
+    # The server logs every URL: the alert's texts (they name the person sought), the place searched and
+    # the tipsters' numbers travel in bodies only.
+    private = [
+        "Tim",
+        "rode jas",
+        "blauwe fiets",
+        "7511",
+        *(p.lstrip("+")[-9:] for p in room.sms + room.whatsapp),
+    ]
+    assert len(urls) > 20
+    assert [u for u in urls if any(word in u for word in private)] == []
 
     if os.environ.get("UPDATE_DOCS_IMG") == "1":  # refresh the README's pictures only when asked
         DOCS_IMG.mkdir(parents=True, exist_ok=True)

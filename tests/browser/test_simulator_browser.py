@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -217,3 +218,58 @@ def test_docs_screenshots(simulator_app: SimulatorApp, browser: Any) -> None:
         out.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out / target))
         context.close()
+
+
+PRIVATE_NUMBER = "+31687650001"
+PRIVATE_NAME = "Sanne de Vries"
+PRIVATE_POSTCODE = "7511 AB"
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE_SIZE], ids=["desktop", "phone"])
+def test_no_personal_data_in_any_url_on_any_channel(
+    simulator_app: SimulatorApp, browser: Any, size: dict[str, int]
+) -> None:
+    """A whole sign-up, MIJN GEGEVENS, a reload and a reset on each channel with a number typed into the
+    page: the number, name and postcode travel in request bodies, never in a URL the server logs."""
+    from playwright.sync_api import expect
+
+    app = simulator_app
+    context = browser.new_context(viewport=size, locale="nl-NL", timezone_id="Europe/Amsterdam")
+    urls: list[str] = []
+    bodies: list[str] = []
+    context.on("request", lambda request: (urls.append(request.url), bodies.append(request.post_data or "")))
+    page = context.new_page()
+    page.goto(f"{app.url}/simulator")
+    for tab, sender in (("SMS", PRIVATE_NUMBER), ("WhatsApp", PRIVATE_NUMBER), ("Telegram", "555000111")):
+        page.get_by_role("tab", name=tab).click()
+        page.get_by_label("afzender").fill(sender)
+        page.get_by_label("afzender").press("Tab")
+        if tab == "Telegram":
+            page.get_by_label("nummer bij Telegram").fill(PRIVATE_NUMBER)
+            page.get_by_label("nummer bij Telegram").press("Tab")
+            for text in ["/start", "JA", PRIVATE_NAME, f"{PRIVATE_POSTCODE} 12", "JA"]:
+                _answered(page, text)
+            page.get_by_role("button", name="Deel mijn nummer").click()
+            expect(page.get_by_role("log").locator(".msg.me").last).to_contain_text(PRIVATE_NUMBER)
+            expect(page.get_by_role("button", name="Telegram", exact=True)).to_be_visible()
+            _answered(page, "Telegram")
+        else:
+            for text in ["AANMELDEN", "JA", PRIVATE_NAME, f"{PRIVATE_POSTCODE} 12", "JA", "JA", tab]:
+                _answered(page, text)
+        _answered(page, "MIJN GEGEVENS")
+        expect(page.get_by_role("log").locator(".msg.bot").last).to_contain_text("Dit weten we van u")
+        page.reload()
+        expect(page.get_by_role("log").locator(".msg.me").first).to_be_visible()
+        name = "desktop" if size is DESKTOP else "phone"
+        shot(page, f"simulator-private-{tab.lower()}-{name}")
+        page.get_by_role("button", name="Wissen").click()
+        expect(page.get_by_role("log").locator(".msg")).to_have_count(0)
+    context.close()
+
+    digits = PRIVATE_NUMBER.lstrip("+")
+    private = [digits, digits[2:], "0" + digits[2:], PRIVATE_NAME, "Sanne", PRIVATE_POSTCODE, "7511"]
+    decoded = [unquote_plus(u) for u in urls]
+    assert len(urls) > 20
+    assert [u for u in decoded if any(word in u for word in private)] == []
+    # The test sees the data where it does travel, so it would see it in a URL too.
+    assert any(digits in body for body in bodies) and any("Sanne" in body for body in bodies)

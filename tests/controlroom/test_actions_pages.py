@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.alerts import AlertTexts
 from bot.channels.segments import count_segments
@@ -22,7 +22,7 @@ from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionStatus, ActionType, AuditEvent, Delivery, DeliveryKind
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
-from tests.controlroom.conftest import FakeTipFeed, csrf_of, login
+from tests.controlroom.conftest import FakeTipFeed, csrf_of, login, page_csrf
 
 ENSCHEDE = (52.2215, 6.8937)
 FAR = (52.37, 4.89)  # Amsterdam
@@ -99,6 +99,17 @@ async def test_launch_needs_the_confirmation(
         assert session.exec(select(Delivery)).first() is None
 
 
+async def test_the_form_takes_municipalities_as_cbs_writes_them(
+    client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    await login(client, "olga")
+    response = await _create(client, area_kind="municipalities", municipalities="GM0153; gm0164, 0153")
+    assert response.status_code == 303, response.text
+    with sessions() as session:
+        action = session.exec(select(Action).order_by(col(Action.id).desc())).first()
+    assert action is not None and action.area == {"municipalities": ["0153", "0164"]}
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -109,6 +120,11 @@ async def test_launch_needs_the_confirmation(
             {"area_kind": "municipalities", "municipalities": "Atlantis"},
             "Gemeente Atlantis is onbekend.",
             id="municipality",
+        ),
+        pytest.param(
+            {"area_kind": "municipalities", "municipalities": "GM0153, GM9999"},
+            "Gemeente GM9999 is onbekend.",
+            id="municipality-code-unknown",
         ),
         pytest.param({"expires_minutes": "0"}, "De looptijd moet minstens 1 minuut zijn.", id="no-lifetime"),
         pytest.param(
@@ -470,6 +486,7 @@ async def test_the_duration_counts_from_the_launch_not_from_the_draft(
 
 async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.AsyncClient) -> None:
     await login(client, "olga")
+    csrf = await page_csrf(client, "/controlroom/actions/new")
     instruction = "Benader hem niet; bel direct 112."
     fields = {
         "type": "robbery",
@@ -477,7 +494,8 @@ async def test_the_form_counter_counts_what_each_channel_sends(client: httpx.Asy
         "description": "Twee mannen op een zwarte scooter, zwarte helmen, " * 8,
         "instruction": instruction,
     }
-    answer = await client.get("/controlroom/texts/alert", params=fields)
+    assert (await client.get("/controlroom/texts/alert", params=fields)).status_code == 405
+    answer = await client.post("/controlroom/texts/alert", data=fields | {"csrf_token": csrf})
     assert answer.status_code == 200
     data = answer.json()
     texts = AlertTexts(Catalogue.load())

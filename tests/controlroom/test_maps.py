@@ -16,7 +16,7 @@ from bot.controlroom.deps import ControlRoom
 from bot.geocoder import FallbackGeocoder, LocatieserverGeocoder, PostcodeGeocoder
 from storage.geo import distance_m
 from storage.models import Action
-from tests.controlroom.conftest import csrf_of, login
+from tests.controlroom.conftest import csrf_of, login, page_csrf
 from tests.fakes.locatieserver import FakeLocatieserver
 
 ENSCHEDE = (52.2215, 6.8937)
@@ -99,23 +99,30 @@ async def test_an_unknown_place_is_named_in_the_error(client: httpx.AsyncClient,
     )
 
 
+async def search(client: httpx.AsyncClient, text: str) -> httpx.Response:
+    """The form's place search, as its script asks: a POST with the form's CSRF token."""
+    csrf = await page_csrf(client, "/controlroom/actions/new")
+    return await client.post("/controlroom/places", data={"q": text, "csrf_token": csrf})
+
+
 async def test_the_place_search_answers_offline_from_the_postcode_table(client: httpx.AsyncClient) -> None:
     await login(client, "olga")
-    found = (await client.get("/controlroom/places", params={"q": "Ensch"})).json()["places"]
+    assert (await client.get("/controlroom/places", params={"q": "Ensch"})).status_code == 405
+    found = (await search(client, "Ensch")).json()["places"]
     assert found[0]["label"] == "Enschede"
     assert distance_m(found[0]["lat"], found[0]["lon"], *ENSCHEDE) < 3000
-    assert (await client.get("/controlroom/places", params={"q": "E"})).json() == {"places": []}
+    assert (await search(client, "E")).json() == {"places": []}
 
 
 async def test_the_place_search_asks_locatieserver_when_set(
     client: httpx.AsyncClient, remote: FakeLocatieserver
 ) -> None:
     await login(client, "olga")
-    found = (await client.get("/controlroom/places", params={"q": "Oude Markt Enschede"})).json()["places"]
+    found = (await search(client, "Oude Markt Enschede")).json()["places"]
     assert found[0] == {"label": "Oude Markt, Enschede", "lat": 52.2196, "lon": 6.8964, "kind": "weg"}
     assert [r.endpoint for r in remote.requests] == ["suggest"]
     remote.fail_status = 500
-    found = (await client.get("/controlroom/places", params={"q": "Enschede"})).json()["places"]
+    found = (await search(client, "Enschede")).json()["places"]
     assert found[0]["label"] == "Enschede"  # the postcode table stood in
 
 

@@ -26,7 +26,11 @@ def free_port() -> Iterator[int]:
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free_port: int) -> pytest.MonkeyPatch:
     """Good settings on the test's own folder, which a case then spoils."""
     monkeypatch.chdir(tmp_path)
-    for name in ("POSTCODE_DATA", "DATA_KEY", "ENVIRONMENT", "API_TOKEN", "TIMEZONE", "PUBLIC_BASE_URL"):
+    for name in (
+        *("POSTCODE_DATA", "DATA_KEY", "ENVIRONMENT", "API_TOKEN", "TIMEZONE", "PUBLIC_BASE_URL"),
+        *("SIMULATOR", "CONTROLROOM_WEBHOOK_URL", "CONTROLROOM_WEBHOOK_SECRET", "API_DOCS"),
+        *("TRUSTED_PROXIES", "TELEGRAM_BOT_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"),
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'pre.db'}")
     monkeypatch.setenv("DATA_KEY_FILE", str(tmp_path / "data" / "data.key"))
@@ -51,6 +55,22 @@ def _under_a_file(tmp_path: Path) -> str:
     return str(tmp_path / "plain" / "data.key")
 
 
+def _fernet_key(_tmp_path: Path) -> str:
+    from storage.crypto import new_data_key
+
+    return new_data_key()
+
+
+STRONG_TOKEN = "kX3-q9Zt_Lm2Vb7Rc4Hn8Wd1Jf6Gp0Ys5"
+# Production with every secret it needs, so that each case below spoils exactly one thing.
+PRODUCTION: dict[str, object] = {
+    "ENVIRONMENT": "production",
+    "DATA_KEY": _fernet_key,
+    "API_TOKEN": STRONG_TOKEN,
+    "SIMULATOR": "false",
+    "PUBLIC_BASE_URL": "https://bot.example.nl",
+}
+
 CASES = [
     pytest.param({"POSTCODE_DATA": "missing/nl_pc4.csv"}, "POSTCODE_DATA", id="postcode-file-missing"),
     pytest.param({"POSTCODE_DATA": _bad_pc4}, "POSTCODE_DATA", id="postcode-file-wrong-columns"),
@@ -64,6 +84,31 @@ CASES = [
     pytest.param({"HTTP_PORT": "eighty"}, "HTTP_PORT", id="port-not-a-number"),
     pytest.param({"HTTP_PORT": "70000"}, "HTTP_PORT", id="port-out-of-range"),
     pytest.param({"ENVIRONMENT": "production"}, "DATA_KEY", id="production-without-secrets"),
+    # Another spelling of production once switched every guard off: now it is production, or refused.
+    pytest.param({"ENVIRONMENT": "Production"}, "DATA_KEY", id="production-capitalised-is-production"),
+    pytest.param({"ENVIRONMENT": " PRODUCTION "}, "DATA_KEY", id="production-shouted-is-production"),
+    pytest.param({"ENVIRONMENT": "prod"}, "ENVIRONMENT", id="environment-prod-refused"),
+    pytest.param({"ENVIRONMENT": "staging"}, "ENVIRONMENT", id="environment-unknown-refused"),
+    pytest.param({"ENVIRONMENT": ""}, "ENVIRONMENT", id="environment-empty-refused"),
+    pytest.param(PRODUCTION | {"SIMULATOR": "true"}, "SIMULATOR", id="production-with-simulator"),
+    pytest.param(PRODUCTION | {"API_TOKEN": "a"}, "API_TOKEN", id="production-token-one-letter"),
+    pytest.param(PRODUCTION | {"API_TOKEN": "a" * 64}, "API_TOKEN", id="production-token-one-letter-64"),
+    pytest.param(PRODUCTION | {"API_TOKEN": "0123456789" * 2}, "API_TOKEN", id="production-token-short"),
+    pytest.param(
+        PRODUCTION | {"API_TOKEN": "abab" * 10 + "123"}, "API_TOKEN", id="production-token-low-variety"
+    ),
+    pytest.param(
+        PRODUCTION | {"API_TOKEN": "0123456789abcdef" * 3}, "API_TOKEN", id="production-token-repeated-block"
+    ),
+    pytest.param(
+        PRODUCTION | {"PUBLIC_BASE_URL": "http://bot.example.nl"}, "PUBLIC_BASE_URL", id="production-http"
+    ),
+    pytest.param({"TRUSTED_PROXIES": "nginx"}, "TRUSTED_PROXIES", id="trusted-proxy-not-an-address"),
+    pytest.param(
+        PRODUCTION | {"CONTROLROOM_WEBHOOK_URL": "https://meldkamer.example.nl/tips"},
+        "CONTROLROOM_WEBHOOK_SECRET",
+        id="production-webhook-without-secret",
+    ),
     pytest.param({"TIMEZONE": "Europe/Enschede"}, "TIMEZONE", id="timezone-unknown"),
     pytest.param({"DATA_KEY": "not-a-fernet-key"}, "DATA_KEY", id="data-key-malformed"),
     pytest.param({"PUBLIC_BASE_URL": "bot.example.nl"}, "PUBLIC_BASE_URL", id="base-url-without-scheme"),
@@ -139,3 +184,37 @@ def test_migrate_stops_on_a_bad_database_url_with_one_line(env: pytest.MonkeyPat
     assert result.stderr.startswith("cannot start: DATABASE_URL")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("development", "development"),
+        ("Development", "development"),
+        ("PRODUCTION", "production"),
+        (" production\n", "production"),
+        ("test", "test"),
+        ("Benchmark", "benchmark"),
+    ],
+)
+def test_known_environments_are_read_in_any_case(env: pytest.MonkeyPatch, given: str, meant: str) -> None:
+    from bot.config import Environment, load_settings
+
+    for name, value in PRODUCTION.items():
+        if name != "ENVIRONMENT":
+            env.setenv(name, value(Path()) if callable(value) else str(value))
+    env.setenv("ENVIRONMENT", given)
+    settings = load_settings()
+    assert settings.environment is Environment(meant)
+    assert settings.serves_api_docs is (meant != "production")
+
+
+def test_production_with_strong_values_starts_its_checks(env: pytest.MonkeyPatch) -> None:
+    """The production values above pass the settings: the failing cases fail for their one spoilt value."""
+    from bot.preflight import settings_from_environment
+
+    for name, value in PRODUCTION.items():
+        env.setenv(name, value(Path()) if callable(value) else str(value))
+    env.setenv("CONTROLROOM_WEBHOOK_URL", "https://meldkamer.example.nl/tips")
+    env.setenv("CONTROLROOM_WEBHOOK_SECRET", "s" + STRONG_TOKEN)
+    assert settings_from_environment().environment == "production"

@@ -173,10 +173,12 @@
       const text = search.value.trim();
       const mine = ++asked;
       if (text.length < 2) { found = []; close(); return found; }
-      const response = await fetch(`${search.dataset.placesUrl}?q=${encodeURIComponent(text)}`, {credentials: "same-origin"});
-      const body = response.ok ? await response.json() : {places: []};
+      // In the body, not the URL: what is typed may be someone's address, and the server logs every URL.
+      const body = new URLSearchParams({q: text, csrf_token: form.elements.csrf_token.value});
+      const response = await fetch(search.dataset.placesUrl, {method: "POST", body, credentials: "same-origin"});
+      const answer = response.ok ? await response.json() : {places: []};
       if (mine !== asked) return found;  // a later keystroke asked again: its answer counts
-      found = body.places;
+      found = answer.places;
       active = -1;
       show();
       return found;
