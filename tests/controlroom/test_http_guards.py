@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request
 from sqlmodel import select
 
@@ -148,6 +149,7 @@ PRODUCTION = {
     "simulator": False,
     "api_token": "kX3-q9Zt_Lm2Vb7Rc4Hn8Wd1Jf6Gp0Ys5",
     "public_base_url": "https://bot.example.nl",
+    "lookup_key": Fernet.generate_key().decode(),
 }
 
 

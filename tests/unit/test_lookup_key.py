@@ -70,7 +70,11 @@ def test_development_with_data_key_set_hashes_as_before() -> None:
 
 def test_production_without_lookup_key_does_not_start() -> None:
     settings = load_settings(
-        environment="production", data_key=new_data_key(), api_token="t" * 32, simulator=False
+        environment="production",
+        data_key=new_data_key(),
+        api_token="k3Jv9QpX2mZr7TbW4nLs8YdA1cHf6GeU",
+        public_base_url="https://bot.example.nl",
+        simulator=False,
     )
     with pytest.raises(RuntimeError, match="LOOKUP_KEY"):
         lookup_key(settings)
