@@ -125,7 +125,9 @@ def reach_of(
 ) -> Reachable | None:
     """The participant's preferred text channel, else any other live one; None when none is left."""
     usable: list[ChannelIdentity] = [
-        i for i in identities if i.channel in TEXT_CHANNELS and not i.opted_out and i.address_enc
+        i
+        for i in identities
+        if i.channel in TEXT_CHANNELS and not i.opted_out and i.address_enc and i.verified
     ]
     usable.sort(key=lambda i: (i.channel != preferred, TEXT_CHANNELS.index(i.channel)))
     for identity in usable:
