@@ -377,6 +377,8 @@ def _time_rules(settings: Settings) -> list[tuple[str, str, int]]:
         # Tips and conversation logs that never belonged to an action age out on their own.
         ("tip", "received_at", settings.retention_days),
         ("conversation_log", "at", settings.retention_days),
+        # Verification codes matter for an hour (their limits); a day later nothing of them is kept.
+        ("phone_verification", "created_at", 1),
     ]
     return [(t, c, d) for t, c, d in rules if t in _tables() and c in _tables()[t].columns]
 

@@ -16,7 +16,7 @@ from sqlalchemy import Column, ColumnElement, Table, and_, or_, select, update
 
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import ChannelIdentity, Participant, Tip
+from storage.models import ChannelIdentity, Participant, PhoneVerification, Tip
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ ENCRYPTED_COLUMNS: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (Participant.__table__, ("name_enc", "phone_enc")),  # type: ignore[attr-defined]
     (ChannelIdentity.__table__, ("address_enc",)),  # type: ignore[attr-defined]
     (Tip.__table__, ("phone_enc",)),  # type: ignore[attr-defined]
+    (PhoneVerification.__table__, ("message_enc", "phone_enc")),  # type: ignore[attr-defined]
 )
 
 

@@ -63,7 +63,7 @@ async def test_sixty_sms_tips_from_one_sender_get_a_bounded_number_of_replies(
         turns += await say(router, jan, clock, f"{action.code} Ik zag hem bij de Jumbo, melding {n}")
     windows = 60 * 20 // window_s + 1  # `say` sends one every 20 s; the windows may not start with ours
     refused_at = [n for n, t in enumerate(turns) if t == [catalogue.render("nl", "tip.rate_limited")]]
-    # The limit is said once per (clock-aligned) window, then silence (60 messages used to get 60 SMS replies).
+    # The limit is said once per (clock-aligned) window, then silence (60 messages used to get 60 replies).
     assert 1 <= len(refused_at) <= windows
     assert sum(1 for t in turns if t) <= 60 // 2
     assert len(stored_tips(sessions)) <= windows * tips.rules.max_tips_per_window

@@ -18,14 +18,26 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("channel_identity", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("verified", sa.Boolean(), nullable=False, server_default=sa.true()))
-        batch_op.add_column(sa.Column("reply_window_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("replies_in_window", sa.Integer(), nullable=False, server_default="0"))
+    # Plain ADD COLUMN, not a batch copy: on SQLite the copy drops the old table, and with foreign keys
+    # on that would cascade into every table that points at an identity (reach, conversations, ...).
+    op.add_column(
+        "channel_identity", sa.Column("verified", sa.Boolean(), nullable=False, server_default=sa.true())
+    )
+    op.add_column(
+        "channel_identity", sa.Column("reply_window_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+    )
+    op.add_column(
+        "channel_identity",
+        sa.Column("replies_in_window", sa.Integer(), nullable=False, server_default="0"),
+    )
     # A phone identity we never heard from was typed by someone in a chat: its owner never agreed.
     op.execute(
         "UPDATE channel_identity SET verified = false "
         "WHERE channel IN ('sms', 'whatsapp', 'voice') AND last_inbound_at IS NULL"
+    )
+    # The reach table is derived from verified identities only.
+    op.execute(
+        "DELETE FROM reach WHERE identity_id IN (SELECT id FROM channel_identity WHERE verified = false)"
     )
     op.create_table(
         "phone_verification",
@@ -37,7 +49,11 @@ def upgrade() -> None:
             sa.ForeignKey("channel_identity.id", ondelete="CASCADE"),
             nullable=False,
         ),
-        sa.Column("channel", sa.Enum("telegram", "sms", "whatsapp", "voice", name="channelkind", native_enum=False, length=24), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum("telegram", "sms", "whatsapp", "voice", name="channelkind", native_enum=False, length=24),
+            nullable=False,
+        ),
         sa.Column("salt", sa.String(length=32), nullable=False),
         sa.Column("code_hash", sa.String(), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -67,7 +83,7 @@ def downgrade() -> None:
     op.drop_index("ix_phone_verification_requester_id", table_name="phone_verification")
     op.drop_index("ix_phone_verification_phone_hash", table_name="phone_verification")
     op.drop_table("phone_verification")
-    with op.batch_alter_table("channel_identity", schema=None) as batch_op:
-        batch_op.drop_column("replies_in_window")
-        batch_op.drop_column("reply_window_at")
-        batch_op.drop_column("verified")
+    # ALTER TABLE DROP COLUMN (SQLite 3.35+), for the same reason as above.
+    op.drop_column("channel_identity", "replies_in_window")
+    op.drop_column("channel_identity", "reply_window_at")
+    op.drop_column("channel_identity", "verified")
