@@ -188,13 +188,10 @@ class QueuedCode:
 def claim_codes(
     session: Session, *, channel: ChannelKind, now: datetime, lease: timedelta, limit: int = 20
 ) -> list[QueuedCode]:
-    """Due code messages of a channel, leased to the caller; codes already expired are given up."""
-    session.execute(
-        update(PhoneVerification)
-        .where(col(PhoneVerification.state) == QUEUED, col(PhoneVerification.expires_at) <= now)
-        .values(state=FAILED, error="expired", message_enc=None, phone_enc=None)
-        .execution_options(synchronize_session=False)
-    )
+    """Due code messages of a channel, leased to the caller; a code already expired is given up.
+
+    Nothing is written when nothing is due: the dispatcher asks on every wake-up.
+    """
     rows = session.exec(
         select(PhoneVerification)
         .where(
@@ -208,14 +205,22 @@ def claim_codes(
     ).all()
     out = []
     for row in rows:
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+        expired = expires <= now or row.phone_enc is None or row.message_enc is None
+        values: dict[str, object] = (
+            {"state": FAILED, "error": "expired", "message_enc": None, "phone_enc": None}
+            if expired
+            else {"lease_until": now + lease}
+        )
         claimed = session.execute(
             update(PhoneVerification)
             .where(col(PhoneVerification.id) == row.id, col(PhoneVerification.state) == QUEUED)
-            .values(lease_until=now + lease)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if getattr(claimed, "rowcount", 0) != 1 or row.phone_enc is None or row.message_enc is None:
+        if expired or getattr(claimed, "rowcount", 0) != 1:
             continue
+        assert row.phone_enc is not None and row.message_enc is not None
         out.append(
             QueuedCode(
                 id=row.id or 0,
