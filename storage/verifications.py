@@ -23,9 +23,8 @@ from enum import StrEnum
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.messages import ChannelKind
 from storage.crypto import DataVault
-from storage.models import ChannelIdentity, PhoneVerification
+from storage.models import ChannelIdentity, ChannelKind, PhoneVerification
 from storage.participants import is_opted_out, phone_hash
 
 CODE_DIGITS = 6
