@@ -86,6 +86,15 @@ class Settings(BaseSettings):
 
     privacy_statement_version: str = "2026-1"
     flow_timeout_minutes: int = 30
+    # Codes that verify a typed phone number (storage/verifications.py); limits per hour.
+    verification_code_minutes: int = 10
+    verification_max_tries: int = 3
+    verification_per_number: int = 3
+    verification_per_sender: int = 3
+    verification_per_hour: int = 200
+    # Replies on paid channels (SMS, WhatsApp): past this many per sender in a window, one notice, then none.
+    reply_limit_per_window: int = 30
+    reply_window_minutes: int = 10
     timezone: str = "Europe/Amsterdam"
 
     # Actions and their fan-out (bot/dispatch.py); rates are messages per second, 0 = no limit.

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from bot.alerts import AlertTexts, RelayRef
-from bot.channels.base import Channel, RecipientOptedOut, SendError
+from bot.channels.base import Channel, PermanentSendError, RecipientOptedOut, SendError, SendReceipt
 from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage, StatusUpdate
@@ -45,8 +45,9 @@ from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction, writer_turn
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
-from storage.participants import opt_out_identity
+from storage.participants import opt_out_identity, record_opt_out
 from storage.relays import RELAY_KINDS, relay_of_delivery
+from storage.verifications import claim_codes, code_result
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
 Sleep = Callable[[float], Awaitable[None]]
 # How long a result may wait for others to share its commit; the consumers keep sending meanwhile.
 FLUSH_DELAY_S = 0.005
+# Verification codes go by SMS or WhatsApp only; a claim is leased this long.
+CODE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
+CODE_LEASE = timedelta(seconds=60)
+CODE_BATCH = 20
 # A consumer starts its next send while earlier results wait for their commit, but never has more than this
 # many sends unrecorded: it bounds what a worker that dies can make us send twice.
 MAX_UNRECORDED = 4
@@ -207,6 +212,7 @@ class Dispatcher:
         self._actions: dict[tuple[int, DeliveryKind], Action] = {}
         self._message_cache: dict[tuple[int, DeliveryKind, ChannelKind, str], str] = {}
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False
         self._stopping = False
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
@@ -221,9 +227,17 @@ class Dispatcher:
     # ---- public -------------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Look at the outbox now (called after a launch or a close queued deliveries)."""
+        """Look at the outbox now (after a launch, a close or a code queued); safe from any thread."""
         self._dirty = True
-        if self._wake is not None:
+        if self._wake is None:
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if self._loop is not None and here is not self._loop:
+            self._loop.call_soon_threadsafe(self._wake.set)
+        else:
             self._wake.set()
 
     async def run(self) -> None:
@@ -276,6 +290,7 @@ class Dispatcher:
             conn.close()
 
     async def _pump_with_connection(self, *, until_idle: bool) -> None:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         lanes = [
             _Lane(kind, sender, TokenBucket(rate_for(self._settings, kind), monotonic=self._monotonic))
@@ -291,6 +306,7 @@ class Dispatcher:
         try:
             poll = self._settings.dispatch_poll_interval_s
             last_poll = self._monotonic()
+            first_round = True
             while not self._stopping:
                 claimed = 0
                 # A lane that came back short is only asked again when rows may have moved (a fallback,
@@ -299,6 +315,10 @@ class Dispatcher:
                 if recheck:
                     self._dirty = False
                     last_poll = self._monotonic()
+                if recheck or first_round:
+                    # Codes before alerts: each has a person waiting for it in a chat.
+                    claimed += await self._send_codes(lanes)
+                    first_round = False
                 for lane in lanes:
                     room = batch - lane.queue.qsize()
                     if room < batch // 2 or (lane.exhausted and not recheck):
@@ -334,6 +354,51 @@ class Dispatcher:
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
+
+    async def _send_codes(self, lanes: list[_Lane]) -> int:
+        """Send the due verification codes, one by one within each lane's rate; returns how many tried."""
+        tried = 0
+        for lane in lanes:
+            if lane.kind not in CODE_CHANNELS:
+                continue
+            with transaction(self._sessions) as session:
+                codes = claim_codes(
+                    session, channel=lane.kind, now=self._clock(), lease=CODE_LEASE, limit=CODE_BATCH
+                )
+            if len(codes) == CODE_BATCH:
+                self._dirty = True
+            for code in codes:
+                receipt: SendReceipt | None = None
+                error: SendError | None = None
+                try:
+                    recipient = self._vault.decrypt(code.phone_enc)
+                    text = self._vault.decrypt(code.message_enc)
+                    await lane.bucket.acquire()
+                    receipt = await lane.sender.send(
+                        OutgoingMessage(channel=code.channel, recipient=recipient, text=text)
+                    )
+                except DataKeyError:
+                    error = PermanentSendError("code cannot be decrypted", code="data_key")
+                except SendError as exc:
+                    error = exc
+                now = self._clock()
+                attempts = code.attempts + 1
+                retry = (
+                    error is not None and error.retryable and attempts < self._settings.dispatch_max_attempts
+                )
+                with transaction(self._sessions) as session:
+                    if isinstance(error, RecipientOptedOut):
+                        # The provider says the number stopped us: remember it like a STOP.
+                        record_opt_out(session, phone_hash=code.phone_hash, now=now)
+                    code_result(
+                        session,
+                        verification_id=code.id,
+                        provider_id=receipt.provider_id if receipt is not None else None,
+                        error=None if error is None else (error.code or type(error).__name__),
+                        next_at=now + timedelta(seconds=self._backoff(attempts, None)) if retry else None,
+                    )
+                tried += 1
+        return tried
 
     def _raise_if_consumer_died(self, consumers: Iterable[asyncio.Task[None]]) -> None:
         if self._failure is not None:

@@ -13,7 +13,7 @@ import logging
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -60,6 +60,8 @@ MAX_ATTEMPTS = 4
 MAX_NLU_TEXT = 500
 INTENT_THRESHOLD = 0.5
 RETRY_PAUSE_S = 0.05
+# Every reply on these costs money; a sender who floods us gets a bounded number of them.
+PAID_REPLY_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
 
 
 class Keyword(StrEnum):
@@ -202,7 +204,9 @@ class Router:
         settings: Settings,
         clock: Callable[[], datetime],
         flows: Sequence[Flow] = (),
+        on_code_queued: Callable[[], None] | None = None,
     ) -> None:
+        """`on_code_queued` is called after the commit of a step that queued a verification code."""
         self._sessions = sessions
         self._parser = parser
         # An in-process parser is asked inside the step's transaction (we are in a worker thread
@@ -211,7 +215,7 @@ class Router:
         self._clock = clock
         self._settings = settings
         self.services = Services(vault=vault, book=book, catalogue=catalogue, settings=settings, clock=clock)
-        builtin: list[Flow] = [RegistrationFlow(), AddressFlow(), UnsubscribeFlow()]
+        builtin: list[Flow] = [RegistrationFlow(on_code_queued), AddressFlow(), UnsubscribeFlow()]
         table = {flow.name: flow for flow in [*builtin, *flows]}
         self.engine = Engine(table)
         self._intent_flows = {intent: flow.name for flow in table.values() for intent in flow.intents}
@@ -301,10 +305,40 @@ class Router:
                 state = None
                 notes.append(ctx.say("router.expired"))
             ctx.found_state = state
-            replies = notes + self._route(ctx, state)
+            replies = self._within_reply_budget(ctx, notes + self._route(ctx, state))
         if message.channel is ChannelKind.SMS:
             replies = [replace(r, text=fold_for_sms(r.text)) for r in replies]
         return replies
+
+    def _within_reply_budget(self, ctx: FlowContext, replies: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        """On paid channels: past the sender's budget for the window, one notice, then silence.
+
+        The message itself is still handled (a tip is still stored, within the tip limits); only the
+        answers stop. STOP is always confirmed.
+        """
+        if (
+            ctx.message.channel not in PAID_REPLY_CHANNELS
+            or not replies
+            or keyword_of(ctx.text) is Keyword.STOP
+            or ctx.identity.id is None
+        ):
+            return replies
+        identity = ctx.identity
+        window = timedelta(minutes=self._settings.reply_window_minutes)
+        started = identity.reply_window_at
+        if started is not None and started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        if started is None or ctx.now - started >= window:
+            identity.reply_window_at = ctx.now
+            identity.replies_in_window = 0
+        identity.replies_in_window += 1
+        ctx.session.add(identity)
+        limit = self._settings.reply_limit_per_window
+        if identity.replies_in_window <= limit:
+            return replies
+        if identity.replies_in_window == limit + 1:
+            return [ctx.say("router.reply_limit")]
+        return []
 
     def _participant(
         self, session: Session, identity: ChannelIdentity, message: IncomingMessage

@@ -189,6 +189,7 @@ def build_runtime(
         municipality_label=municipality_label(catalogue),
     )
     parser = make_parser(settings)
+    wiring = _Wiring()
     router = Router(
         sessions=sessions,
         vault=vault,
@@ -198,6 +199,7 @@ def build_runtime(
         settings=settings,
         clock=clock,
         flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
+        on_code_queued=lambda: wiring.dispatcher_wake(),
     )
     simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
@@ -211,7 +213,6 @@ def build_runtime(
     inbox = Inbox(
         handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
     )
-    wiring = _Wiring()
 
     def wake_dispatcher() -> None:
         wiring.dispatcher_wake()

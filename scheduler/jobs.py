@@ -125,7 +125,9 @@ def reach_of(
 ) -> Reachable | None:
     """The participant's preferred text channel, else any other live one; None when none is left."""
     usable: list[ChannelIdentity] = [
-        i for i in identities if i.channel in TEXT_CHANNELS and not i.opted_out and i.address_enc
+        i
+        for i in identities
+        if i.channel in TEXT_CHANNELS and not i.opted_out and i.address_enc and i.verified
     ]
     usable.sort(key=lambda i: (i.channel != preferred, TEXT_CHANNELS.index(i.channel)))
     for identity in usable:
@@ -375,6 +377,8 @@ def _time_rules(settings: Settings) -> list[tuple[str, str, int]]:
         # Tips and conversation logs that never belonged to an action age out on their own.
         ("tip", "received_at", settings.retention_days),
         ("conversation_log", "at", settings.retention_days),
+        # Verification codes matter for an hour (their limits); a day later nothing of them is kept.
+        ("phone_verification", "created_at", 1),
     ]
     return [(t, c, d) for t, c, d in rules if t in _tables() and c in _tables()[t].columns]
 

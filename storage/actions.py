@@ -439,7 +439,10 @@ def next_identity(
     preferred = session.scalar(select(p.preferred_channel).where(p.id == participant_id))
     rows = session.execute(
         select(i.id, i.channel).where(
-            i.participant_id == participant_id, i.opted_out.is_(False), i.address_enc.is_not(None)
+            i.participant_id == participant_id,
+            i.opted_out.is_(False),
+            i.address_enc.is_not(None),
+            i.verified.is_(True),
         )
     ).all()
     reaches = [Reach(int(iid), ChannelKind(ch)) for iid, ch in rows if iid not in skip]

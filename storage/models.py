@@ -66,6 +66,11 @@ class ChannelIdentity(SQLModel, table=True):
     opted_out_at: datetime | None = None
     last_inbound_at: datetime | None = None
     created_at: datetime
+    verified: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    """False for a number someone typed for alerts whose owner has not proved it (a code, or a message)."""
+    reply_window_at: datetime | None = None
+    """When the sender's current window of counted replies began (paid channels: SMS, WhatsApp)."""
+    replies_in_window: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Address(SQLModel, table=True):
@@ -603,3 +608,39 @@ class TipMedia(SQLModel, table=True):
     """The bytes, Fernet-encrypted with DATA_KEY (rotated with the other encrypted columns)."""
     created_at: datetime
     fetched_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Verification of typed phone numbers (storage/verifications.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class PhoneVerification(SQLModel, table=True):
+    """A one-time code sent to a typed number, and its own outbox row (the message to send).
+
+    Only a keyed hash of the code is kept for checking. The rendered message (which holds the code)
+    stays encrypted in `message_enc` until it is sent or given up, then it is wiped.
+    """
+
+    __tablename__ = "phone_verification"
+    __table_args__ = (sa.Index("ix_phone_verification_queue", "state", "channel", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone_hash: str = Field(index=True)
+    requester_id: int = Field(foreign_key="channel_identity.id", index=True, ondelete="CASCADE")
+    channel: ChannelKind = Field(sa_type=enum_type(ChannelKind))
+    salt: str = Field(max_length=32)
+    code_hash: str
+    created_at: datetime = Field(index=True)
+    expires_at: datetime
+    tries: int = 0
+    verified_at: datetime | None = None
+    state: str = Field(default="queued", max_length=16)
+    """`queued`, `sent`, `failed`, or `withheld` (the number had opted out: nothing is sent)."""
+    message_enc: str | None = None
+    phone_enc: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    error: str | None = None
+    provider_id: str | None = None

@@ -196,7 +196,13 @@ def _touch_statements() -> tuple[ReturningUpdate[int], _FindSender, Insert]:
     # Built once (on first use, not at import): building them cost as much as running them.
     table: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
     where = (table.c.channel == bindparam("b_channel"), table.c.address_hash == bindparam("b_key"))
-    seen = update(table).where(*where).values(last_inbound_at=bindparam("b_now")).returning(table.c.id)
+    # A message from the address proves it is its owner's: a typed number that writes to us is verified.
+    seen = (
+        update(table)
+        .where(*where)
+        .values(last_inbound_at=bindparam("b_now"), verified=True)
+        .returning(table.c.id)
+    )
     find = (
         select(ChannelIdentity, Participant, ConversationState)
         .outerjoin(Participant, col(Participant.id) == col(ChannelIdentity.participant_id))
@@ -268,22 +274,33 @@ def link_identity(
     channel: ChannelKind,
     address: str,
     now: datetime,
+    from_the_address: bool = False,
 ) -> ChannelIdentity:
-    """Make sure the participant is reachable on a channel at an address (creating the identity if new)."""
+    """Make sure the participant is reachable on a channel at an address (creating the identity if new).
+
+    Only a message from that address itself (`from_the_address`) lifts its opt-out: a number typed or
+    shared elsewhere that had said STOP stays opted out.
+    """
     canonical = canonical_address(channel, address)
+    key = vault.lookup_hash(canonical)
     identity = find_identity(session, vault=vault, channel=channel, address=canonical)
     if identity is None:
+        opted_out = channel in PHONE_CHANNELS and is_opted_out(session, phone_hash=key)
         identity = ChannelIdentity(
             channel=channel,
-            address_hash=vault.lookup_hash(canonical),
+            address_hash=key,
             created_at=now,
             language=participant.language,
+            opted_out=opted_out,
+            opted_out_at=now if opted_out else None,
         )
     identity.participant_id = participant.id
     identity.address_hash = vault.lookup_hash(canonical)
     identity.address_enc = vault.encrypt(canonical)
-    identity.opted_out = False
-    identity.opted_out_at = None
+    identity.verified = True
+    if from_the_address:
+        identity.opted_out = False
+        identity.opted_out_at = None
     session.add(identity)
     session.flush()
     return identity
@@ -300,9 +317,12 @@ def register_participant(
     """Store a registration; returns the participant and whether it was new.
 
     The same phone number always lands on the same participant (registering twice updates), and the
-    identity the person wrote from is linked to it. A number that had opted out is opted back in.
+    identity the person wrote from is linked to it. The number must have been proved the person's own
+    (they write from it, shared it as their Telegram contact, or typed its code). A number that had
+    opted out is opted back in only when the registration comes from that number itself.
     """
     key = phone_hash(vault=vault, phone=registration.phone)
+    from_the_phone = identity.channel in PHONE_CHANNELS and identity.address_hash == key
     participant = find_participant_by_phone(session, vault=vault, phone=registration.phone)
     if participant is None:
         participant = current_participant(session, identity=identity)
@@ -335,8 +355,10 @@ def register_participant(
             channel=registration.preferred_channel,
             address=registration.phone,
             now=now,
+            from_the_address=from_the_phone,
         )
-    clear_opt_out(session, phone_hash=key)
+    if from_the_phone:
+        clear_opt_out(session, phone_hash=key)
     set_address(session, participant=participant, slot=1, address=registration.address)
     audit(
         session,

@@ -100,7 +100,12 @@ def source_query(participant_ids: Collection[int] | None = None) -> Select[Any]:
         .join(_PARTICIPANT, and_(p.id == a.participant_id, p.status == ParticipantStatus.ACTIVE.value))
         .join(
             _IDENTITY,
-            and_(i.participant_id == a.participant_id, i.opted_out.is_(False), i.address_enc.is_not(None)),
+            and_(
+                i.participant_id == a.participant_id,
+                i.opted_out.is_(False),
+                i.address_enc.is_not(None),
+                i.verified.is_(True),
+            ),
         )
     )
     if participant_ids is not None:

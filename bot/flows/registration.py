@@ -7,7 +7,7 @@ conversation state, which expires. Name and phone are kept encrypted in that sta
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 
@@ -25,8 +25,10 @@ from bot.flows.engine import (
 )
 from bot.flows.places import address_from_data, address_in_text, confirm_place, describe, read_address
 from bot.messages import ChannelKind, OutgoingMessage
-from storage.participants import Registration, find_participant_by_phone, identities_of, register_participant
+from storage.db import after_commit
+from storage.participants import Registration, identities_of, register_participant
 from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
+from storage.verifications import CodeCheck, CodeLimits, CodeRefused, check_code, request_code
 
 MAX_NAME = 60
 SKIP_WORDS = frozenset(
@@ -43,6 +45,7 @@ _SIGN_UP = re.compile(
     r"register\w*|join\w*)\b",
     re.IGNORECASE,
 )
+_NEW_CODE_WORDS = frozenset({"nieuw", "nieuwe code", "opnieuw", "new", "new code", "again", "resend"})
 
 
 def asks_to_sign_up(text: str) -> bool:
@@ -60,13 +63,34 @@ class RegistrationStep(StrEnum):
     PHONE = "phone"
     CONFIRM_PHONE = "confirm_phone"
     CHANNEL = "channel"
+    CODE = "code"
+
+
+def code_limits(ctx: FlowContext) -> CodeLimits:
+    """The verification code limits from the settings."""
+    s = ctx.services.settings
+    return CodeLimits(
+        valid_minutes=s.verification_code_minutes,
+        max_tries=s.verification_max_tries,
+        per_number=s.verification_per_number,
+        per_sender=s.verification_per_sender,
+        overall=s.verification_per_hour,
+    )
 
 
 class RegistrationFlow(Flow):
-    """Sign a person up (or update them when they register again)."""
+    """Sign a person up (or update them when they register again).
+
+    A number typed in a chat proves nothing: before anything is stored or sent to it but a code, its
+    owner types back the code we send to it. A shared Telegram contact (the sender's own, checked by
+    the channel) and the number an SMS or WhatsApp message comes from need no code.
+    """
 
     name = "registration"
     intents = ("register",)
+
+    def __init__(self, on_code_queued: Callable[[], None] | None = None) -> None:
+        self._on_code_queued = on_code_queued
 
     def steps(self) -> Mapping[str, Step]:
         """The table of steps."""
@@ -78,6 +102,7 @@ class RegistrationFlow(Flow):
             RegistrationStep.PHONE: Step(self.ask_phone, self.on_phone),
             RegistrationStep.CONFIRM_PHONE: Step(self.ask_confirm_phone, self.on_confirm_phone),
             RegistrationStep.CHANNEL: Step(self.ask_channel, self.on_channel),
+            RegistrationStep.CODE: Step(self.ask_code, self.on_code),
         }
 
     def begin(self, ctx: FlowContext) -> Transition:
@@ -210,12 +235,9 @@ class RegistrationFlow(Flow):
             phone = parse_mobile(raw)
         except InvalidPhoneNumber as exc:
             return Retry(ctx.say(f"registration.phone_{exc.reason}"))
-        if not ctx.message.contact_phone:
-            owner = find_participant_by_phone(ctx.session, vault=ctx.services.vault, phone=phone)
-            if owner is not None and (ctx.participant is None or owner.id != ctx.participant.id):
-                # A typed number proves nothing; only a shared contact (Telegram checks it is the
-                # sender's own) may join this chat to someone else's registration.
-                return Retry(ctx.say("registration.phone_taken"))
+        # Whether the number is registered is not looked at here: the answer must not tell. A typed
+        # number gets a code, whoever owns it; only its owner can type it back.
+        ctx.data["phone_typed"] = not ctx.message.contact_phone
         ctx.data["phone_enc"] = ctx.services.vault.encrypt(phone)
         ctx.data["phone_masked"] = mask_phone(phone)
         return Goto(RegistrationStep.CHANNEL)
@@ -247,8 +269,76 @@ class RegistrationFlow(Flow):
         return ctx.say("registration.ask_channel", buttons=labels, options=", ".join(labels))
 
     def on_channel(self, ctx: FlowContext) -> Transition:
-        """Store the registration and welcome the person."""
+        """Store the registration and welcome the person (a typed number first gets its code)."""
         chosen = self._chosen_channel(ctx)
+        ctx.data["channel"] = chosen.value
+        if ctx.data.get("phone_typed"):
+            return self._send_code(ctx)
+        return self._register(ctx, chosen)
+
+    # code ----------------------------------------------------------------------------------
+    def _code_channel(self, ctx: FlowContext) -> ChannelKind:
+        # By WhatsApp when that is how they want alerts; else by SMS, which every mobile receives.
+        chosen = ChannelKind(ctx.data["channel"])
+        return ChannelKind.WHATSAPP if chosen is ChannelKind.WHATSAPP else ChannelKind.SMS
+
+    def _send_code(self, ctx: FlowContext) -> Transition:
+        phone = ctx.services.vault.decrypt(ctx.data["phone_enc"])
+        assert ctx.identity.id is not None
+        channel = self._code_channel(ctx)
+        try:
+            row = request_code(
+                ctx.session,
+                vault=ctx.services.vault,
+                phone=phone,
+                channel=channel,
+                requester_id=ctx.identity.id,
+                compose=lambda code: ctx.t("registration.code_message", code=code),
+                now=ctx.now,
+                limits=code_limits(ctx),
+            )
+        except CodeRefused:
+            return Finish((ctx.say("registration.code_limited"),))
+        ctx.data["verification_id"] = row.id
+        if self._on_code_queued is not None:
+            after_commit(ctx.session, self._on_code_queued)
+        return Goto(RegistrationStep.CODE)
+
+    def ask_code(self, ctx: FlowContext) -> OutgoingMessage:
+        """Ask for the code sent to the typed number."""
+        return ctx.say(
+            "registration.ask_code",
+            phone=ctx.data["phone_masked"],
+            channel=ctx.t(f"channels.{self._code_channel(ctx).value}"),
+            minutes=ctx.services.settings.verification_code_minutes,
+        )
+
+    def on_code(self, ctx: FlowContext) -> Transition:
+        """The right code stores the registration; a wrong one uses a try; NIEUW sends another."""
+        typed = "".join(ctx.text.split())
+        if " ".join(ctx.text.casefold().split()).strip(" .!") in _NEW_CODE_WORDS:
+            return self._send_code(ctx)
+        if not (typed.isascii() and typed.isdigit()):
+            return Retry(ctx.say("registration.code_not_digits"))
+        assert ctx.identity.id is not None
+        result = check_code(
+            ctx.session,
+            vault=ctx.services.vault,
+            verification_id=int(ctx.data["verification_id"]),
+            requester_id=ctx.identity.id,
+            code=typed,
+            now=ctx.now,
+            limits=code_limits(ctx),
+        )
+        if result is CodeCheck.VERIFIED:
+            return self._register(ctx, ChannelKind(ctx.data["channel"]))
+        if result is CodeCheck.WRONG:
+            return Retry(ctx.say("registration.code_wrong"))
+        if result is CodeCheck.EXPIRED:
+            return Retry(ctx.say("registration.code_expired"))
+        return Finish((ctx.say("registration.code_used_up"),))
+
+    def _register(self, ctx: FlowContext, chosen: ChannelKind) -> Transition:
         phone = ctx.services.vault.decrypt(ctx.data["phone_enc"])
         name_enc = ctx.data.get("name_enc")
         registration = Registration(

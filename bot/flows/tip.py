@@ -39,6 +39,7 @@ from bot.tips.facts import facts_from, towns_of
 from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX, action_with_code
 from storage.db import after_commit
+from storage.events import record_first_time
 from storage.models import Action, ActionStatus, ConversationState, Tip
 from storage.relays import RelayNotFound, latest_relay_action, relay_for_tip
 from storage.tips import (
@@ -320,7 +321,7 @@ class TipFlow(Flow):
         if history.same_text is not None:
             return Finish((ctx.say("tip.duplicate", code=action.code),))
         if history.started_since >= self.rules.max_tips_per_window:
-            return Finish((ctx.say("tip.rate_limited"),))
+            return self._refuse_once(ctx, f"tips:{sender_hash(ctx.identity)}")
         text, truncated = self._truncate(text)
         facts = self._facts(ctx, text, media, location)
         missing_where, missing_when = missing_where_when(facts)
@@ -397,6 +398,14 @@ class TipFlow(Flow):
         except RelayNotFound:
             return None
 
+    def _refuse_once(self, ctx: FlowContext, subject: str) -> Transition:
+        """Over a limit: say so once per window, then stay silent (every SMS reply costs money)."""
+        window = self.rules.rate_window_minutes * 60
+        bucket = int(ctx.now.timestamp()) // window
+        if record_first_time(ctx.session, key=f"limit:{subject}:{bucket}", at=ctx.now):
+            return Finish((ctx.say("tip.rate_limited"),))
+        return Finish(())
+
     def _extend(self, ctx: FlowContext, tip: Tip, *, answer: bool) -> Transition:
         action = ctx.session.get(Action, tip.action_id)
         code = action.code if action else ""
@@ -404,7 +413,7 @@ class TipFlow(Flow):
             # The action ended since this tip: the message is late, not more of a live tip.
             return self._late(ctx, action, self._content(ctx))
         if tip.messages >= self.rules.max_messages_per_tip:
-            return Finish((ctx.say("tip.rate_limited"),))
+            return self._refuse_once(ctx, f"tip-messages:{tip.id}")
         added, truncated = self._append(ctx, tip)
         if answer:
             close_answer(ctx.session, tip=tip)

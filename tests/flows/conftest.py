@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
 from storage.db import SessionFactory, migrate
 from storage.geo import PostcodeBook
+from storage.models import PhoneVerification
 from tests.conftest import POSTGRES_ENV, FixedClock, _fresh_postgres_database
 
 SMS_PHONE = "+31612345678"
@@ -49,8 +51,13 @@ class Contact:
     phone: str
 
 
+@dataclass(frozen=True)
+class TypedCode:
+    """The verification code last queued, typed back as the phone's owner would read it from the SMS."""
+
+
 T = TypeVar("T", bound=SQLModel)
-Message = str | IncomingMessage | Contact
+Message = str | IncomingMessage | Contact | TypedCode
 Converse = Callable[[Person, Sequence[Message]], Awaitable[list[list[OutgoingMessage]]]]
 
 
@@ -112,8 +119,18 @@ def router(
     )
 
 
+def queued_code(sessions: SessionFactory, vault: DataVault) -> str:
+    """The code in the newest verification message not yet sent (what the phone would receive)."""
+    with sessions() as session:
+        rows = session.exec(select(PhoneVerification).order_by(PhoneVerification.id.desc()))  # type: ignore[union-attr]
+        message = next(r.message_enc for r in rows if r.message_enc is not None)
+    found = re.search(r"\b\d{6}\b", vault.decrypt(message))
+    assert found is not None
+    return found.group()
+
+
 @pytest.fixture
-def converse(router: Router, clock: FixedClock) -> Converse:
+def converse(router: Router, clock: FixedClock, sessions: SessionFactory, vault: DataVault) -> Converse:
     """Send messages one by one as a person; the replies to each, in order."""
 
     async def run(person: Person, messages: Sequence[Message]) -> list[list[OutgoingMessage]]:
@@ -123,6 +140,8 @@ def converse(router: Router, clock: FixedClock) -> Converse:
                 message = item
             elif isinstance(item, Contact):
                 message = incoming(person, "", clock, contact_phone=item.phone)
+            elif isinstance(item, TypedCode):
+                message = incoming(person, queued_code(sessions, vault), clock)
             else:
                 message = incoming(person, item, clock)
             transcript.append(await router.handle(message))

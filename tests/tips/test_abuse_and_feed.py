@@ -51,6 +51,24 @@ async def test_rate_limit_per_sender_answers_politely(
     assert len(stored_tips(sessions)) == limit + 1
 
 
+async def test_sixty_sms_tips_from_one_sender_get_a_bounded_number_of_replies(
+    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    tips: TipServices,
+) -> None:  # fmt: skip
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    window_s = tips.rules.rate_window_minutes * 60
+    turns = []
+    for n in range(60):
+        turns += await say(router, jan, clock, f"{action.code} Ik zag hem bij de Jumbo, melding {n}")
+    windows = 60 * 20 // window_s + 1  # `say` sends one every 20 s; the windows may not start with ours
+    refused_at = [n for n, t in enumerate(turns) if t == [catalogue.render("nl", "tip.rate_limited")]]
+    # The limit is said once per (clock-aligned) window, then silence (60 messages used to get 60 replies).
+    assert 1 <= len(refused_at) <= windows
+    assert sum(1 for t in turns if t) <= 60 // 2
+    assert len(stored_tips(sessions)) <= windows * tips.rules.max_tips_per_window
+
+
 async def test_a_resent_text_is_folded_into_the_tip_that_has_it(
     router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
 ) -> None:

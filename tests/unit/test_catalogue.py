@@ -26,6 +26,8 @@ SAMPLE = {
     "channel": "WhatsApp",
     "options": "Telegram, WhatsApp, SMS",
     "max": 60,
+    "minutes": 10,
+    "code": "123456",
     "slot": 3,
     "window": "ma, wo, vr 08:30-17:30",
     "name": "Johanna Wilhelmina",

@@ -76,9 +76,10 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
 def test_reach_backfill_derives_the_rows_of_existing_participants(tmp_path: Path) -> None:
     from datetime import UTC, datetime, time
 
+    import sqlalchemy as sa
     from sqlalchemy import insert, select
 
-    from storage.models import Address, ChannelIdentity, Participant
+    from storage.models import Address, Participant
     from storage.reach import REACH, source_query
 
     url = f"sqlite:///{tmp_path / 'm.db'}"
@@ -97,11 +98,17 @@ def test_reach_backfill_derives_the_rows_of_existing_participants(tmp_path: Path
                     for i, s, c in people
                 ],
             )
+            # Only the columns of revision 0004 (the model has more by now).
+            old_identity = sa.table(
+                "channel_identity",
+                *(sa.column(n) for n in ("id", "participant_id", "channel", "address_hash", "address_enc")),
+                *(sa.column(n) for n in ("opted_out", "language", "created_at", "last_inbound_at")),
+            )
             conn.execute(
-                insert(ChannelIdentity.__table__),  # type: ignore[attr-defined]
+                insert(old_identity),
                 [
                     {"id": i, "participant_id": p, "channel": c, "address_hash": f"h{i}", "address_enc": enc}
-                    | {"opted_out": out, "language": "nl", "created_at": now}
+                    | {"opted_out": out, "language": "nl", "created_at": now, "last_inbound_at": now}
                     for i, p, c, out, enc in identities
                 ],
             )
@@ -128,3 +135,58 @@ def test_reach_backfill_derives_the_rows_of_existing_participants(tmp_path: Path
     assert len(rows) == 4
     assert {r.participant_id for r in rows} == {1}
     assert {tuple(r) for r in rows} == {tuple(r) for r in expected}
+
+
+def test_a_phone_number_never_heard_from_is_unverified_after_the_upgrade(tmp_path: Path) -> None:
+    """Numbers typed in a chat before codes existed lose their alerts until their owner writes.
+
+    The columns are added in place: SQLite's table copy would drop the old table and cascade into every
+    row that points at an identity (reach, conversations).
+    """
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from sqlalchemy import insert, select
+
+    from storage.models import Address, ConversationState, Participant
+    from storage.reach import REACH
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate(url, "0004")
+    now = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+    old_identity = sa.table(
+        "channel_identity",
+        *(sa.column(n) for n in ("id", "participant_id", "channel", "address_hash", "address_enc")),
+        *(sa.column(n) for n in ("opted_out", "language", "created_at", "last_inbound_at")),
+    )
+    person = {"id": 1, "status": "active", "preferred_channel": "sms", "language": "nl", "created_at": now}
+    place = {"postcode": "7511 AB", "house_number": 1, "municipality_code": "0153"}
+    place |= {"municipality_name": "Enschede", "place": "Enschede", "lat": 52.22, "lon": 6.89}
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(Participant.__table__), [person])  # type: ignore[attr-defined]
+            # 1: typed in a Telegram chat, never wrote to us; 2: that chat; 3: a number that wrote.
+            conn.execute(
+                insert(old_identity),
+                [
+                    {"id": i, "participant_id": 1, "channel": c, "address_hash": f"h{i}", "address_enc": "x"}
+                    | {"opted_out": False, "language": "nl", "created_at": now, "last_inbound_at": seen}
+                    for i, c, seen in [(1, "sms", None), (2, "telegram", now), (3, "whatsapp", now)]
+                ],
+            )
+            conn.execute(insert(Address.__table__), [place | {"participant_id": 1, "slot": 1}])  # type: ignore[attr-defined]
+            conn.execute(
+                insert(ConversationState.__table__),  # type: ignore[attr-defined]
+                [{"identity_id": 2, "flow": "address", "step": "choose", "data": {}, "updated_at": now}],
+            )
+        migrate(url)
+        with engine.connect() as conn:
+            verified = dict(conn.execute(sa.text("SELECT id, verified FROM channel_identity")).all())
+            reach = {r.identity_id for r in conn.execute(select(REACH)).all()}
+            states = conn.execute(sa.text("SELECT count(*) FROM conversation_state")).scalar_one()
+    finally:
+        engine.dispose()
+    assert {k: bool(v) for k, v in verified.items()} == {1: False, 2: True, 3: True}
+    assert reach == {2, 3}
+    assert states == 1

@@ -1,7 +1,7 @@
 """tip media: the photos and files of tips, fetched from the provider and kept encrypted with the tip
 
-Revision ID: 0013_tip_media
-Revises: 0009
+Revision ID: 0012
+Revises: 0010
 Create Date: 2026-12-06 03:45:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0013_tip_media"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
