@@ -35,7 +35,7 @@ def common_passwords() -> frozenset[str]:
 
 
 def check_password(password: str, *, username: str = "") -> None:
-    """Refuse a password that is too short, too repetitive, common or mostly the username. Raises WeakPassword."""
+    """Refuse a short, repetitive or common password, or one mostly the username. Raises WeakPassword."""
     if len(password) < MIN_LENGTH:
         raise WeakPassword("too_short", f"password must have at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
