@@ -53,6 +53,12 @@ def check_password(password: str, *, username: str = "") -> None:
 
 
 def _sequence(text: str) -> bool:
-    # "1234567890ab…", "abcdefghijkl": a run along the keyboard's or the alphabet's order is no secret.
-    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:], strict=False)}
+    # "1234567890123", "abcdefghijkl", "zyxwvu…": a run along the digits or the alphabet is no secret.
+    steps = {_step(a, b) for a, b in zip(text, text[1:], strict=False)}
     return steps <= {1} or steps <= {-1}
+
+
+def _step(a: str, b: str) -> int:
+    if a.isdigit() and b.isdigit():
+        return {1: 1, 9: -1}.get((int(b) - int(a)) % 10, 0)  # 9 → 0 continues the run
+    return ord(b) - ord(a)
