@@ -92,11 +92,9 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
             return response
 
         cr = "/controlroom"
-        act, tips, ops = (
-            f"{cr}/actions/{{action_id}}",
-            f"{act}/tips/{{tip_id}}",
-            f"{cr}/operators/{{operator_id}}",
-        )
+        act = f"{cr}/actions/{{action_id}}"
+        tips = f"{act}/tips/{{tip_id}}"
+        ops = f"{cr}/operators/{{operator_id}}"
         created = await run(
             "POST",
             f"{cr}/actions",
