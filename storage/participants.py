@@ -452,8 +452,10 @@ def audit_repeated(
     subject: str | None = None,
     detail: Mapping[str, Any] | None = None,
     window: timedelta = REPEAT_WINDOW,
+    count: int = 1,
 ) -> AuditEvent:
-    """Count a repeated event: one row per actor, event and subject per window, with `count` and `last`.
+    """Count a repeated event (`count` times): one row per actor, event and subject per window, with
+    `count` and `last`.
 
     A flood of failed logins thus adds a row per client and account every `window`, not one per try.
     """
@@ -471,11 +473,11 @@ def audit_repeated(
     row = session.exec(query).first()
     if row is None:
         row = AuditEvent(
-            at=now, actor=actor, event=event, subject=subject, detail={**(detail or {}), "count": 1}
+            at=now, actor=actor, event=event, subject=subject, detail={**(detail or {}), "count": count}
         )
     else:
         # A new dict: the JSON column notices a replaced value, not one changed in place.
-        row.detail = {**row.detail, **(detail or {}), "count": int(row.detail.get("count", 1)) + 1}
+        row.detail = {**row.detail, **(detail or {}), "count": int(row.detail.get("count", 1)) + count}
     row.detail["last"] = now.isoformat(timespec="seconds")
     session.add(row)
     return row

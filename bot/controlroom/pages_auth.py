@@ -104,21 +104,26 @@ async def login(
     name = username.strip()
     address = client_address(request)
     verdict = cr.throttle.check(client=address, account=name)
+    if not verdict.allowed:
+        # No password check and, most of the time, no database: the refusal must cost next to nothing.
+        tally = cr.throttle.refused(client=address, account=name)
+        if tally:
+            with transaction(cr.sessions) as session:
+                operator_id, _ = login_hash(session, username=name)
+                audit_repeated(
+                    session,
+                    now=cr.clock(),
+                    actor=_client_actor(cr, address),
+                    event="security.login_throttled",
+                    subject=f"operator:{name}" if operator_id is not None else None,
+                    detail={"reason": verdict.reason},
+                    count=tally,
+                )
+        return _refused(request, cr, verdict)
     with cr.sessions() as session:
         operator_id, stored = login_hash(session, username=name)
     # The typed name is logged only when it is an account's: a password typed into the name field is not.
     subject = f"operator:{name}" if operator_id is not None else None
-    if not verdict.allowed:
-        with transaction(cr.sessions) as session:
-            audit_repeated(
-                session,
-                now=cr.clock(),
-                actor=_client_actor(cr, address),
-                event="security.login_throttled",
-                subject=subject,
-                detail={"reason": verdict.reason},
-            )
-        return _refused(request, cr, verdict)
     right = await cr.passwords.verify(stored, password)
     now = cr.clock()
     if right:

@@ -17,6 +17,10 @@ exists (the account key is the typed username, known or not):
   `trust_for` (the operator's usual place), and any address's first try within the pace (so the
   operator can log in from a new place while strangers guess, with the right password at once).
 
+Refused tries are tallied here and handed to the audit log at most every `tally_every` per client and
+account (a flood from one address is answered hundreds of times a second: one write each would be
+most of the cost of answering it); what is still pending when a process stops is not logged.
+
 The state is in memory: a restart forgets it (a guesser then starts again with a few free tries) and
 each worker process of `serve --workers N` keeps its own (N times the budget, the same doubling). The
 tables are bounded (`max_entries`, the oldest dropped first), so spoofed-address floods cannot grow them.
@@ -37,6 +41,7 @@ ACCOUNT_FREE = 10
 ACCOUNT_PACE = timedelta(seconds=30)
 TRUST_FOR = timedelta(days=30)
 MAX_ENTRIES = 10_000
+TALLY_EVERY = timedelta(seconds=5)
 
 
 @dataclass
@@ -86,6 +91,7 @@ class LoginThrottle:
         account_pace: timedelta = ACCOUNT_PACE,
         trust_for: timedelta = TRUST_FOR,
         max_entries: int = MAX_ENTRIES,
+        tally_every: timedelta = TALLY_EVERY,
     ) -> None:
         self._clock = clock
         self.free_failures = free_failures
@@ -95,10 +101,14 @@ class LoginThrottle:
         self.account_free = account_free
         self.account_pace = account_pace
         self.trust_for = trust_for
+        self.tally_every = tally_every
         self._clients = _Bounded(max_entries)
         self._accounts = _Bounded(max_entries)
         self._tries = _Bounded(max_entries)  # (account, client) → last try while under attack
         self._trusted = _Bounded(max_entries)  # (account, client) → last success
+        self._refused = _Bounded(
+            max_entries
+        )  # (account, client) → [refused tries not yet logged, last logged]
 
     def check(self, *, client: str, account: str) -> Verdict:
         """May this client try this account now? Counts the try against the account's pace."""
@@ -134,6 +144,19 @@ class LoginThrottle:
         """A right password: the address is not guessing, and it is trusted for this account."""
         self._clients.pop(client, None)
         self._trusted.put(f"{account}\x00{client}", self._clock())
+
+    def refused(self, *, client: str, account: str) -> int:
+        """Count a refused try; returns how many to write to the audit log now (0: not yet)."""
+        now = self._clock()
+        pair = f"{account}\x00{client}"
+        found = self._refused.get(pair)
+        pending, logged = found if isinstance(found, tuple) else (0, None)
+        pending += 1
+        if logged is None or now - logged >= self.tally_every:
+            self._refused.put(pair, (0, now))
+            return pending
+        self._refused.put(pair, (pending, logged))
+        return 0
 
     def forget_account(self, account: str) -> None:
         """Clear an account's failures (an admin reset its password)."""

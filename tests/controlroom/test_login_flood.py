@@ -6,10 +6,12 @@ unknown, an inactive and a real account, and argon2 runs in worker threads, at m
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -38,10 +40,12 @@ class CountingHasher(PasswordHasher):
         super().__init__(time_cost=1, memory_cost=8, parallelism=1)
         self.checks = 0
         self.threads: set[str] = set()
+        self.priorities: set[int] = set()
 
     def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002 - the library's name
         self.checks += 1
         self.threads.add(threading.current_thread().name)
+        self.priorities.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return super().verify(hash, password)
 
 
@@ -251,6 +255,7 @@ async def test_throttled_tries_are_counted_apart_from_failures(
     room_app: tuple[FastAPI, ControlRoom], runtime: FakeRuntime
 ) -> None:
     app, cr = room_app
+    cr.throttle = LoginThrottle(runtime.clock, tally_every=timedelta(0))  # every refusal written at once
     async with browser(app, "203.0.113.30") as attacker:
         for _ in range(cr.throttle.free_failures + 1 + 10):
             await try_login(attacker, "olga", WRONG)
@@ -259,6 +264,15 @@ async def test_throttled_tries_are_counted_apart_from_failures(
         "security.login_failed": cr.throttle.free_failures + 1,
         "security.login_throttled": 10,
     }
+
+
+def test_refusals_reach_the_audit_log_in_batches(clock: FixedClock) -> None:
+    throttle = LoginThrottle(clock, tally_every=timedelta(seconds=5))
+    written = [throttle.refused(client="203.0.113.40", account="olga") for _ in range(10)]
+    assert written == [1] + [0] * 9, "the first at once, the rest held back"
+    assert throttle.refused(client="203.0.113.41", account="olga") == 1, "another client: its own tally"
+    clock.advance(seconds=5)
+    assert throttle.refused(client="203.0.113.40", account="olga") == 10, "the nine held back and this one"
 
 
 async def test_parallel_bad_logins_leave_the_event_loop_free(runtime: FakeRuntime) -> None:
@@ -285,6 +299,8 @@ async def test_parallel_bad_logins_leave_the_event_loop_free(runtime: FakeRuntim
     assert await asyncio.gather(*flood) == [401] * 16
     assert gated.most == cr.passwords.at_once == 2, "at most two argon2 checks at once"
     assert gated.threads and all(name.startswith("argon2") for name in gated.threads)
+    loop_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert gated.priorities and min(gated.priorities) > loop_priority, "argon2 yields the CPU to the loop"
 
 
 async def test_admins_password_reset_clears_the_accounts_attack_state(
