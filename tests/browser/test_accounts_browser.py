@@ -43,7 +43,9 @@ def _fits(page: Any) -> None:
 
 
 @pytest.mark.parametrize("viewport", SIZES)
-def test_admin_manages_an_operators_account(live_room: LiveRoom, browser: Any, viewport: dict[str, int]) -> None:
+def test_admin_manages_an_operators_account(
+    live_room: LiveRoom, browser: Any, viewport: dict[str, int]
+) -> None:
     from playwright.sync_api import expect
 
     room = live_room
