@@ -1,7 +1,7 @@
 """The accounts page in Debian's Chromium, on the whole app, at desktop size and 420×860: an admin
 is refused a weak password, logs an operator out everywhere and deactivates her (each time her open
-live page goes to the login form by itself; deactivated, she cannot log in again), and reactivates her; the audit page shows the
-security events apart from the actions."""
+live page goes to the login form by itself; deactivated, she cannot log in again), and reactivates
+her; the audit page shows the security events apart from the actions."""
 
 from __future__ import annotations
 
