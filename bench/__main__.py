@@ -18,7 +18,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "serve": serve_bench.main,
     "login-flood": login_flood_bench.main,
 }
-QUICK: dict[str, list[str]] = {"tips": ["--seconds", "10"]}
+QUICK: dict[str, list[str]] = {"tips": ["--seconds", "10"], "login-flood": ["--seconds", "5"]}
 
 
 def main() -> int:

@@ -244,29 +244,33 @@ def run_server(
         child.join(10)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the figures of the four phases and their ratios."""
-    args_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    args_parser.add_argument("--rate", type=float, default=5.0, help="webhooks (and /healthz) per second")
-    args_parser.add_argument("--seconds", type=float, default=15.0, help="how long each phase probes")
-    args = args_parser.parse_args(argv)
+def run(rate: float, seconds: float) -> dict[str, Any]:
+    """The four phases on a fresh database; their figures."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
         migrate(url)
         now = utcnow()
         code = seed_action(url, now)
         seed_operator(url, now)
-        new = run_server(url, code, args.rate, args.seconds, False, [None, "spread", "one"], first=0)
-        old = run_server(url, code, args.rate, args.seconds, True, ["spread"], first=3)
-    figures = {
-        "rate": args.rate,
-        "seconds": args.seconds,
+        new = run_server(url, code, rate, seconds, False, [None, "spread", "one"], first=0)
+        old = run_server(url, code, rate, seconds, True, ["spread"], first=3)
+    return {
+        "rate": rate,
+        "seconds": seconds,
         "quiet": new["quiet"],
         "flood_spread": new["spread"],
         "flood_one_address": new["one"],
         "flood_spread_in_loop": old["spread"],
     }
-    _print(figures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures of the four phases and their ratios."""
+    args_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    args_parser.add_argument("--rate", type=float, default=5.0, help="webhooks (and /healthz) per second")
+    args_parser.add_argument("--seconds", type=float, default=15.0, help="how long each phase probes")
+    args = args_parser.parse_args(argv)
+    _print(run(args.rate, args.seconds))
     return 0
 
 

@@ -8,7 +8,8 @@ exists (the account key is the typed username, known or not):
 * **Per client address**: the first `free_failures` failures cost nothing; after that each failure
   makes the address wait twice as long as the one before (`first_delay`, doubling, at most
   `max_delay`) before its next attempt. An attempt during the wait is answered at once, without a
-  password check (no CPU for the guesser). A success or `forget_after` without failures clears it.
+  password check (no CPU for the guesser). A try counts when it is made, before its check, so tries
+  sent in parallel are counted too; a success or `forget_after` without failures clears the count.
   This stops one address from guessing fast, whichever accounts it tries.
 * **Per account**: when an account collects `account_free` failures from any addresses within
   `forget_after`, it is under attack: from then on every address may try it at most once per
@@ -111,7 +112,8 @@ class LoginThrottle:
         )  # (account, client) → [refused tries not yet logged, last logged]
 
     def check(self, *, client: str, account: str) -> Verdict:
-        """May this client try this account now? Counts the try against the account's pace."""
+        """May this client try this account now? An allowed try counts against the address's failures
+        (until it succeeds) and the account's pace."""
         now = self._clock()
         failures = self._live(self._clients, client, now)
         if failures is not None and failures.wait_until > now:
@@ -122,19 +124,21 @@ class LoginThrottle:
             if isinstance(last, datetime) and now - last < self.account_pace:
                 return Verdict(False, self.account_pace - (now - last), "account")
             self._tries.put(pair, now)
-        return Verdict(True)
-
-    def failed(self, *, client: str, account: str) -> None:
-        """Count a wrong password (or an unknown username) for both the address and the account."""
-        now = self._clock()
-        mine = self._live(self._clients, client, now) or _Failures(0, now, now)
+        # Charged before the check, as if it failed (a success clears it): tries sent in parallel
+        # cannot all pass before the first of them is counted.
+        mine = failures or _Failures(0, now, now)
         mine.count += 1
         mine.last = now
         over = mine.count - self.free_failures
         if over > 0:
-            delay = min(self.max_delay, self.first_delay * (2 ** min(over - 1, 30)))
-            mine.wait_until = now + delay
+            mine.wait_until = now + min(self.max_delay, self.first_delay * (2 ** min(over - 1, 30)))
         self._clients.put(client, mine)
+        return Verdict(True)
+
+    def failed(self, *, client: str, account: str) -> None:
+        """Count a wrong password (or an unknown username) against the account (the address paid at
+        `check`)."""
+        now = self._clock()
         theirs = self._live(self._accounts, account, now) or _Failures(0, now, now)
         theirs.count += 1
         theirs.last = now

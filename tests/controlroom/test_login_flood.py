@@ -226,6 +226,19 @@ async def test_the_guessing_address_is_slowed_down_without_any_password_check(
         )
 
 
+async def test_parallel_guesses_from_one_address_are_counted_before_their_checks(
+    room_app: tuple[FastAPI, ControlRoom], counting: CountingHasher
+) -> None:
+    app, cr = room_app
+    async with browser(app, "203.0.113.50") as attacker:
+        token = csrf_of((await attacker.get("/controlroom/login")).text)
+        data = {"username": "olga", "password": WRONG, "csrf_token": token}
+        answers = await asyncio.gather(*(attacker.post("/controlroom/login", data=data) for _ in range(32)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * (cr.throttle.free_failures + 1) + [429] * (32 - cr.throttle.free_failures - 1)
+    assert counting.checks == cr.throttle.free_failures + 1
+
+
 async def test_repeated_failures_are_one_audit_row_per_client_and_account(
     room_app: tuple[FastAPI, ControlRoom], runtime: FakeRuntime, clock: FixedClock
 ) -> None:
