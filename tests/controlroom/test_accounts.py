@@ -4,6 +4,7 @@ password (the policy applies, sessions end) and end all sessions; every change i
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -196,3 +197,23 @@ def test_the_policy_refuses(password: str, reason: str) -> None:
 )
 def test_the_policy_accepts(password: str) -> None:
     check_password(password, username="ada")
+
+
+async def test_the_audit_page_shows_security_events_apart_from_actions(
+    app: FastAPI, client: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    async with browser(app) as guesser:
+        for _ in range(3):
+            assert (await login(guesser, "olga", "a wrong guess here")).status_code == 401
+    await login(client, "ada")
+    await admin_post(client, f"/controlroom/operators/{account_id(sessions, 'olga')}/sessions/end")
+    security = (await client.get("/controlroom/audit", params={"kind": "security"})).text
+    actions_only = (await client.get("/controlroom/audit", params={"kind": "actions"})).text
+    everything = (await client.get("/controlroom/audit")).text
+    rows = re.compile(r"<tr class=\"(security|action)\">")
+    assert rows.findall(security) == ["security"], "three failures of one client on one account: one row"
+    assert re.search(r'<td class="num">3</td>', security), "with their count"
+    assert set(rows.findall(actions_only)) == {"action"}
+    assert "<code>controlroom.operator_sessions_ended</code>" in actions_only
+    assert "<code>security." not in actions_only
+    assert sorted(rows.findall(everything)) == sorted(rows.findall(security) + rows.findall(actions_only))
