@@ -24,11 +24,14 @@ import contextlib
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+T = TypeVar("T")
 DEFAULT_AT_ONCE = 2
 LOWER_PRIORITY = 10
 """How much nicer (Linux `nice`) the hashing threads are than the event loop's."""
@@ -59,19 +62,19 @@ class PasswordWorkers:
             self._slots = asyncio.Semaphore(self.at_once)
         return self._slots
 
-    async def _run(self, work: object, *args: str) -> object:
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
+        # Waiting here, not in the executor's queue: the loop decides the order, and a task cancelled
+        # while it waits never costs a check.
         async with self._semaphore():
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads, work, *args)  # type: ignore[arg-type]
+            return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
 
     async def verify(self, stored: str | None, password: str) -> bool:
         """Whether the password matches the stored hash; None (no such account) checks a dummy hash."""
-        result = await self._run(self.verify_now, stored or "", password)
-        return bool(result)
+        return await self._run(self.verify_now, stored or "", password)
 
     async def hash(self, password: str) -> str:
         """A new argon2id hash of the password."""
-        return str(await self._run(self.hasher.hash, password))
+        return await self._run(self.hasher.hash, password)
 
     def needs_rehash(self, stored: str) -> bool:
         """Whether a stored hash was made with other parameters than today's (cheap: no hashing)."""
