@@ -22,6 +22,10 @@ Refused tries are tallied here and handed to the audit log at most every `tally_
 account (a flood from one address is answered hundreds of times a second: one write each would be
 most of the cost of answering it); what is still pending when a process stops is not logged.
 
+The client address is the one uvicorn reports: behind the reverse proxy, the `X-Forwarded-For` it
+sets (only trusted proxies' headers count, see docs/production.md); else every visitor would share the
+proxy's address, and one guesser would slow them all.
+
 The state is in memory: a restart forgets it (a guesser then starts again with a few free tries) and
 each worker process of `serve --workers N` keeps its own (N times the budget, the same doubling). The
 tables are bounded (`max_entries`, the oldest dropped first), so spoofed-address floods cannot grow them.
