@@ -258,10 +258,10 @@ def rehash_lookups_command() -> None:
 
 
 def _register_commands() -> None:
-    from bot.controlroom.cli import create_operator_command
+    from bot.controlroom.cli import register as register_accounts
     from scheduler.cli import register
 
-    cli.command(name="create-operator")(create_operator_command)
+    register_accounts(cli)
     register(cli)
 
 

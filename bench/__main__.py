@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks one after the other and print their figures.
 
-`python -m bench NAME [ARGS]` runs one of them with its own arguments (fanout, tips, inbound, serve, guards).
+`python -m bench NAME [ARGS]` runs one of them with its own arguments (fanout, tips, inbound, serve,
+guards, login-flood).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import fanout_bench, guards_bench, inbound_bench, serve_bench, tip_bench
+from bench import fanout_bench, guards_bench, inbound_bench, login_flood_bench, serve_bench, tip_bench
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "fanout": fanout_bench.main,
@@ -16,8 +17,9 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "inbound": inbound_bench.main,
     "serve": serve_bench.main,
     "guards": guards_bench.main,
+    "login-flood": login_flood_bench.main,
 }
-QUICK: dict[str, list[str]] = {"tips": ["--seconds", "10"]}
+QUICK: dict[str, list[str]] = {"tips": ["--seconds", "10"], "login-flood": ["--seconds", "5"]}
 
 
 def main() -> int:

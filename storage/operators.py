@@ -1,4 +1,9 @@
-"""Control-room accounts: argon2 password hashes, lock-out after repeated failures, server-side sessions."""
+"""Control-room accounts: argon2 password hashes, the password policy, deactivation, server-side sessions.
+
+Failed logins are not counted here: an account is never locked (anyone could lock anyone out), the
+control room slows guessing per client and per account instead (`bot/controlroom/throttle.py`).
+The `failed_logins` and `locked_until` columns are left from the lock-out and no longer written.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from storage.models import Operator, OperatorRole, OperatorSession
+from storage.password_policy import WeakPassword, check_password
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 SESSION_IDLE = timedelta(hours=2)
 USERNAME_MAX = 64
-PASSWORD_MIN = 10
 
 
 class OperatorExists(ValueError):
@@ -28,23 +30,15 @@ class OperatorExists(ValueError):
 
 
 class InvalidOperator(ValueError):
-    """A username, password or role that cannot be used."""
+    """A username, password or role that cannot be used; `reason` names which rule (for the page)."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnknownOperator(LookupError):
     """No account with that id or name."""
-
-
-class LoginFailed(Exception):
-    """Wrong username or password (deliberately not saying which)."""
-
-
-class AccountLocked(Exception):
-    """Too many failed logins; the account opens again at `until`."""
-
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"locked until {until.isoformat()}")
-        self.until = until
 
 
 class SessionInvalid(LookupError):
@@ -83,21 +77,21 @@ def create_operator(
     now: datetime,
     municipalities: Iterable[str] = (),
     hasher: PasswordHasher | None = None,
+    password_hash: str | None = None,
 ) -> Operator:
-    """Add an account. Raises OperatorExists or InvalidOperator."""
+    """Add an account (`password_hash`: hashed already). Raises OperatorExists or InvalidOperator."""
     name = username.strip()
     if not name or len(name) > USERNAME_MAX or any(ch.isspace() for ch in name):
-        raise InvalidOperator("username must be 1-64 characters without spaces")
-    if len(password) < PASSWORD_MIN:
-        raise InvalidOperator(f"password must have at least {PASSWORD_MIN} characters")
+        raise InvalidOperator("username must be 1-64 characters without spaces", "username")
+    check_new_password(password, username=name)
     codes = sorted({code.strip() for code in municipalities if code.strip()})
     if role == OperatorRole.COORDINATOR and not codes:
-        raise InvalidOperator("a coordinator needs at least one municipality code")
+        raise InvalidOperator("a coordinator needs at least one municipality code", "municipalities")
     if session.exec(select(Operator).where(Operator.username == name)).first() is not None:
         raise OperatorExists(name)
     operator = Operator(
         username=name,
-        password_hash=(hasher or default_hasher()).hash(password),
+        password_hash=password_hash or (hasher or default_hasher()).hash(password),
         role=role,
         municipalities=codes if role == OperatorRole.COORDINATOR else [],
         created_at=now,
@@ -120,69 +114,71 @@ def list_operators(session: Session) -> list[Operator]:
     return list(session.exec(select(Operator).order_by(col(Operator.username))))
 
 
-def authenticate(
-    session: Session,
-    *,
-    username: str,
-    password: str,
-    now: datetime,
-    hasher: PasswordHasher | None = None,
-    max_failures: int = MAX_FAILED_LOGINS,
-    lockout: timedelta = LOCKOUT,
-) -> Operator:
-    """Check a login; counts failures and locks the account after `max_failures` in a row.
-
-    Raises LoginFailed or AccountLocked. The caller commits, so that a failure is counted too.
-    """
-    hasher = hasher or default_hasher()
-    operator = session.exec(select(Operator).where(Operator.username == username.strip())).first()
-    if operator is None or not operator.active:
-        # Spend the same time as a real check, so response times do not tell which names exist.
-        _verify(hasher, _dummy_hash(hasher), password)
-        raise LoginFailed()
-    if operator.locked_until is not None and _aware(operator.locked_until) > now:
-        raise AccountLocked(_aware(operator.locked_until))
-    if not _verify(hasher, operator.password_hash, password):
-        operator.failed_logins += 1
-        if operator.failed_logins >= max_failures:
-            operator.locked_until = now + lockout
-            operator.failed_logins = 0
-            session.add(operator)
-            raise AccountLocked(now + lockout)
-        session.add(operator)
-        raise LoginFailed()
-    operator.failed_logins = 0
-    operator.locked_until = None
-    if hasher.check_needs_rehash(operator.password_hash):
-        operator.password_hash = hasher.hash(password)
-    session.add(operator)
-    return operator
-
-
-_DUMMY: dict[int, str] = {}
-
-
-def _dummy_hash(hasher: PasswordHasher) -> str:
-    key = id(hasher)
-    if key not in _DUMMY:
-        _DUMMY[key] = hasher.hash(secrets.token_hex(16))
-    return _DUMMY[key]
-
-
-def _verify(hasher: PasswordHasher, stored: str, password: str) -> bool:
+def check_new_password(password: str, *, username: str) -> None:
+    """The password policy for a new or reset password. Raises InvalidOperator (reason: the rule)."""
     try:
-        return hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
+        check_password(password, username=username)
+    except WeakPassword as weak:
+        raise InvalidOperator(str(weak), f"password_{weak.reason}") from None
 
 
-def unlock_operator(session: Session, *, operator_id: int) -> Operator:
-    """Lift a lock-out. Raises UnknownOperator."""
-    operator = get_operator(session, operator_id=operator_id)
+def find_operator(session: Session, *, username: str) -> Operator:
+    """The account with this name. Raises UnknownOperator."""
+    operator = session.exec(select(Operator).where(Operator.username == username.strip())).first()
+    if operator is None:
+        raise UnknownOperator(username.strip())
+    return operator
+
+
+def login_hash(session: Session, *, username: str) -> tuple[int | None, str]:
+    """The id and password hash of the active account with this name; (None, "") when there is none."""
+    operator = session.exec(
+        select(Operator).where(Operator.username == username.strip(), col(Operator.active).is_(True))
+    ).first()
+    if operator is None:
+        return None, ""
+    return operator.id, operator.password_hash
+
+
+def set_password_hash(session: Session, *, operator: Operator, password_hash: str) -> None:
+    """Store a new hash of the account's password (a reset, or today's argon2 parameters at login)."""
+    operator.password_hash = password_hash
     operator.failed_logins = 0
     operator.locked_until = None
     session.add(operator)
-    return operator
+
+
+def end_sessions(session: Session, *, operator_id: int) -> int:
+    """End every session of an account at once; returns how many were open."""
+    result = session.execute(delete(OperatorSession).where(col(OperatorSession.operator_id) == operator_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def set_active(session: Session, *, operator: Operator, active: bool) -> int:
+    """Deactivate (its sessions end with it; returns how many) or reactivate an account."""
+    operator.active = active
+    session.add(operator)
+    if active or operator.id is None:
+        return 0
+    return end_sessions(session, operator_id=operator.id)
+
+
+def active_admins(session: Session) -> int:
+    """How many active admin accounts there are (the last one cannot be deactivated)."""
+    query = (
+        select(func.count())
+        .select_from(Operator)
+        .where(Operator.role == OperatorRole.ADMIN, col(Operator.active).is_(True))
+    )
+    return int(session.exec(query).one())
+
+
+def session_counts(session: Session) -> dict[int, int]:
+    """Open sessions per account id."""
+    rows = session.execute(
+        select(OperatorSession.operator_id, func.count()).group_by(col(OperatorSession.operator_id))
+    ).all()
+    return {int(operator_id): int(count) for operator_id, count in rows}
 
 
 def open_session(

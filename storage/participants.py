@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -494,6 +494,51 @@ def audit(
 ) -> None:
     """Append an audit event (never personal data in clear)."""
     session.add(AuditEvent(at=now, actor=actor, event=event, subject=subject, detail=dict(detail or {})))
+
+
+SECURITY_PREFIX = "security."
+"""Events of this prefix are security events (failed logins, throttling); all others are actions."""
+REPEAT_WINDOW = timedelta(minutes=15)
+
+
+def audit_repeated(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    event: str,
+    subject: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    window: timedelta = REPEAT_WINDOW,
+    count: int = 1,
+) -> AuditEvent:
+    """Count a repeated event (`count` times): one row per actor, event and subject per window, with
+    `count` and `last`.
+
+    A flood of failed logins thus adds a row per client and account every `window`, not one per try.
+    """
+    query = (
+        select(AuditEvent)
+        .where(
+            AuditEvent.event == event,
+            AuditEvent.actor == actor,
+            col(AuditEvent.subject).is_(None) if subject is None else AuditEvent.subject == subject,
+            col(AuditEvent.at) > now - window,
+        )
+        .order_by(col(AuditEvent.at).desc())
+        .limit(1)
+    )
+    row = session.exec(query).first()
+    if row is None:
+        row = AuditEvent(
+            at=now, actor=actor, event=event, subject=subject, detail={**(detail or {}), "count": count}
+        )
+    else:
+        # A new dict: the JSON column notices a replaced value, not one changed in place.
+        row.detail = {**row.detail, **(detail or {}), "count": int(row.detail.get("count", 1)) + count}
+    row.detail["last"] = now.isoformat(timespec="seconds")
+    session.add(row)
+    return row
 
 
 def _address_fields(address: NewAddress) -> dict[str, Any]:

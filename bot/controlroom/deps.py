@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from bot.alerts import AlertTexts
 from bot.clock import Clock
 from bot.config import Settings
 from bot.controlroom.formats import counter, euro, number
+from bot.controlroom.passwords import PasswordWorkers
+from bot.controlroom.throttle import LoginThrottle
 from bot.controlroom.tipfeed import NoTipFeed, TipFeed, TipView
 from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
@@ -85,10 +88,20 @@ class ControlRoom:
     stream_heartbeat_s: float = 15.0
     geocoder: Geocoder | None = None
     """The place search and tips' places; None: the postcode table (set in `__post_init__`)."""
+    password_checks_at_once: int = 2
     templates: Jinja2Templates = field(init=False)
     texts: AlertTexts = field(init=False)
+    passwords: PasswordWorkers = field(init=False)
+    """argon2 off the event loop, a bounded number at once."""
+    throttle: LoginThrottle = field(init=False)
+    """Failed logins per client address and per account."""
+    recheck: StreamRecheck = field(init=False)
+    """Wakes the live streams to check their sessions at once (after an admin ended some)."""
 
     def __post_init__(self) -> None:
+        self.passwords = PasswordWorkers(self.hasher, at_once=self.password_checks_at_once)
+        self.throttle = LoginThrottle(self.clock)
+        self.recheck = StreamRecheck()
         if self.geocoder is None:
             self.geocoder = PostcodeGeocoder(self.book, municipality_label=municipality_label(self.catalogue))
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -134,6 +147,29 @@ class ControlRoom:
         """The geocoder (the postcode table when none was given)."""
         assert self.geocoder is not None
         return self.geocoder
+
+
+class StreamRecheck:
+    """The live streams of this process wait on this between polls; ringing it makes them poll now."""
+
+    def __init__(self) -> None:
+        self._waiting: set[asyncio.Event] = set()
+
+    def ring(self) -> None:
+        """Wake every waiting stream (call from the event loop)."""
+        for event in self._waiting:
+            event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, less when rung."""
+        event = asyncio.Event()
+        self._waiting.add(event)
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting.discard(event)
 
 
 @dataclass

@@ -607,6 +607,15 @@ async def mark_tip(request: Request, visitor: ActionPoster, action_id: int, tip_
         raise HTTPException(status_code=404) from None
     except TipsUnavailable:
         raise HTTPException(status_code=503, detail="tips are not wired") from None
+    with transaction(cr.sessions) as session:
+        audit(
+            session,
+            now=cr.clock(),
+            actor=visitor.actor,
+            event="tip_marked",
+            subject=f"tip:{tip_id}",
+            detail={"action_id": action_id, "verdict": tip.verdict},
+        )
     if _wants_json(request):
         return JSONResponse(tip.to_json())
     return RedirectResponse(f"{PREFIX}/actions/{action_id}#tip-{tip_id}", status_code=303)
@@ -628,6 +637,15 @@ async def reply_tip(
         raise HTTPException(status_code=404) from None
     except TipsUnavailable:
         raise HTTPException(status_code=503, detail="tips are not wired") from None
+    with transaction(cr.sessions) as session:
+        audit(
+            session,
+            now=cr.clock(),
+            actor=visitor.actor,
+            event="tip_replied",
+            subject=f"tip:{tip_id}",
+            detail={"action_id": action_id},
+        )
     message = cr.catalogue.render(visitor.language, "controlroom.tip.replied")
     if _wants_json(request):
         return JSONResponse({"ok": True, "message": message})

@@ -1,9 +1,16 @@
-"""Admin pages: the audit log (filterable) and the accounts."""
+"""Admin pages: the audit log (security events and operators' actions apart) and the accounts.
+
+An admin creates accounts, resets a password, ends all of an account's sessions and deactivates or
+reactivates an account. Ending sessions (which a reset and a deactivation do too) deletes them in the
+store, so the next request of that browser is refused, and rings the live streams of this process so
+they check their session now and end (other processes' streams see it at their next poll).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,36 +18,50 @@ from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.controlroom.auth import AdminPoster, AdminVisitor
-from bot.controlroom.deps import PREFIX, render, room
+from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
+from bot.texts import MissingText
 from storage.db import transaction
-from storage.models import AuditEvent, OperatorRole
+from storage.models import AuditEvent, Operator, OperatorRole
 from storage.operators import (
     InvalidOperator,
     OperatorExists,
     UnknownOperator,
+    active_admins,
+    check_new_password,
     create_operator,
+    end_sessions,
+    get_operator,
     list_operators,
-    unlock_operator,
+    session_counts,
+    set_active,
+    set_password_hash,
 )
-from storage.participants import audit
+from storage.participants import SECURITY_PREFIX, audit
+from storage.password_policy import MIN_LENGTH
 
 router = APIRouter()
 AUDIT_PAGE = 500
+AUDIT_KINDS = ("actions", "security")
 
 
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_log(
     request: Request,
     visitor: AdminVisitor,
+    kind: Annotated[str, Query(max_length=16)] = "",
     event: Annotated[str, Query(max_length=64)] = "",
     actor: Annotated[str, Query(max_length=80)] = "",
     since: Annotated[str, Query(max_length=10)] = "",
 ) -> HTMLResponse:
-    """Who did what and when, newest first; filter by event, actor (part of the name) and start date."""
+    """Who did what and when, newest first; filter by kind (actions or security), event, actor, start date."""
     cr = room(request)
     query = (
         select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc()).limit(AUDIT_PAGE)
     )
+    if kind == "security":
+        query = query.where(col(AuditEvent.event).startswith(SECURITY_PREFIX))
+    elif kind == "actions":
+        query = query.where(~col(AuditEvent.event).startswith(SECURITY_PREFIX))
     if event:
         query = query.where(col(AuditEvent.event).startswith(event))
     if actor:
@@ -62,18 +83,21 @@ async def audit_log(
         section="audit",
         events=events,
         kinds=kinds,
-        filters={"event": event, "actor": actor, "since": since},
+        audit_kinds=AUDIT_KINDS,
+        security_prefix=SECURITY_PREFIX,
+        filters={"kind": kind if kind in AUDIT_KINDS else "", "event": event, "actor": actor, "since": since},
     )
 
 
 @router.get("/operators", response_class=HTMLResponse)
 async def operators(
-    request: Request, visitor: AdminVisitor, flash: str = "", error: str = ""
+    request: Request, visitor: AdminVisitor, flash: str = "", error: str = "", status_code: int = 200
 ) -> HTMLResponse:
-    """The accounts, with a form for a new one."""
+    """The accounts with their open sessions and what an admin can do to each, and a form for a new one."""
     cr = room(request)
     with cr.sessions() as session:
         accounts = list_operators(session)
+        open_sessions = session_counts(session)
     return render(
         request,
         "operators.html",
@@ -81,11 +105,22 @@ async def operators(
         visitor=visitor,
         section="operators",
         accounts=accounts,
+        open_sessions=open_sessions,
         roles=list(OperatorRole),
-        now=cr.clock(),
+        password_min=MIN_LENGTH,
         flash=flash,
         error=error,
+        status_code=status_code,
     )
+
+
+def _problem(cr: ControlRoom, visitor: Visitor, problem: InvalidOperator | OperatorExists) -> str:
+    reason = problem.reason if isinstance(problem, InvalidOperator) else "exists"
+    key = f"controlroom.operators.problem.{reason}"
+    try:
+        return cr.catalogue.render(visitor.language, key)
+    except MissingText:
+        return str(problem)
 
 
 @router.post("/operators")
@@ -97,9 +132,8 @@ async def add_operator(
     role: Annotated[OperatorRole, Form()],
     municipalities: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Create an account."""
+    """Create an account (the password must pass the policy; it is hashed off the event loop)."""
     cr = room(request)
-    now = cr.clock()
     try:
         codes = cr.book.municipality_codes(municipalities.replace(";", ",").split(","))
     except LookupError as unknown:
@@ -107,15 +141,18 @@ async def add_operator(
         problem = cr.catalogue.render(visitor.language, "controlroom.form.problem.municipality", name=name)
         return await operators(request, visitor, error=problem)
     try:
+        check_new_password(password, username=username.strip())
+        password_hash = await cr.passwords.hash(password)
+        now = cr.clock()
         with transaction(cr.sessions) as session:
             operator = create_operator(
                 session,
                 username=username,
                 password=password,
+                password_hash=password_hash,
                 role=role,
                 municipalities=codes,
                 now=now,
-                hasher=cr.hasher,
             )
             audit(
                 session,
@@ -126,28 +163,104 @@ async def add_operator(
                 detail={"role": role.value},
             )
     except (OperatorExists, InvalidOperator) as problem:
-        return await operators(request, visitor, error=str(problem) or "exists")
+        return await operators(request, visitor, error=_problem(cr, visitor, problem), status_code=422)
     flash = cr.catalogue.render(visitor.language, "controlroom.operators.created", username=operator.username)
     return await operators(request, visitor, flash=flash)
 
 
-@router.post("/operators/{operator_id}/unlock")
-async def unlock(request: Request, visitor: AdminPoster, operator_id: int) -> Response:
-    """Lift a lock-out."""
-    cr = room(request)
+def _done(cr: ControlRoom, visitor: Visitor, key: str, username: str, **params: object) -> Response:
+    flash = cr.catalogue.render(visitor.language, f"controlroom.operators.{key}", username=username, **params)
+    return RedirectResponse(f"{PREFIX}/operators?{urlencode({'flash': flash})}", status_code=303)
+
+
+def _load(session: object, operator_id: int) -> Operator:
     try:
-        with transaction(cr.sessions) as session:
-            operator = unlock_operator(session, operator_id=operator_id)
-            audit(
-                session,
-                now=cr.clock(),
-                actor=visitor.actor,
-                event="controlroom.operator_unlocked",
-                subject=f"operator:{operator.username}",
-            )
+        return get_operator(session, operator_id=operator_id)  # type: ignore[arg-type]
     except UnknownOperator:
         raise HTTPException(status_code=404) from None
-    return RedirectResponse(f"{PREFIX}/operators", status_code=303)
+
+
+@router.post("/operators/{operator_id}/sessions/end")
+async def end_all_sessions(request: Request, visitor: AdminPoster, operator_id: int) -> Response:
+    """Log the account out everywhere at once (its open pages and live streams end too)."""
+    cr = room(request)
+    now = cr.clock()
+    with transaction(cr.sessions) as session:
+        operator = _load(session, operator_id)
+        ended = end_sessions(session, operator_id=operator_id)
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="controlroom.operator_sessions_ended",
+            subject=f"operator:{operator.username}",
+            detail={"sessions": ended},
+        )
+        name = operator.username
+    cr.recheck.ring()
+    return _done(cr, visitor, "sessions_ended", name, count=ended)
+
+
+@router.post("/operators/{operator_id}/active")
+async def set_account_active(
+    request: Request, visitor: AdminPoster, operator_id: int, active: Annotated[str, Form(max_length=3)]
+) -> Response:
+    """Deactivate an account (its sessions and live streams end at once) or reactivate it."""
+    cr = room(request)
+    now = cr.clock()
+    on = active == "yes"
+    with transaction(cr.sessions) as session:
+        operator = _load(session, operator_id)
+        if not on and operator.id == visitor.operator.id:
+            raise HTTPException(status_code=409, detail="an admin cannot deactivate their own account")
+        if not on and operator.role == OperatorRole.ADMIN and operator.active and active_admins(session) <= 1:
+            raise HTTPException(status_code=409, detail="the last active admin cannot be deactivated")
+        ended = set_active(session, operator=operator, active=on)
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="controlroom.operator_activated" if on else "controlroom.operator_deactivated",
+            subject=f"operator:{operator.username}",
+            detail={} if on else {"sessions": ended},
+        )
+        name = operator.username
+    cr.recheck.ring()
+    return _done(cr, visitor, "activated" if on else "deactivated", name)
+
+
+@router.post("/operators/{operator_id}/password")
+async def reset_password(
+    request: Request,
+    visitor: AdminPoster,
+    operator_id: int,
+    password: Annotated[str, Form(max_length=512)],
+) -> Response:
+    """Give the account a new password (the policy applies); its sessions end, so it logs in anew."""
+    cr = room(request)
+    with cr.sessions() as session:
+        name = _load(session, operator_id).username
+    try:
+        check_new_password(password, username=name)
+    except InvalidOperator as problem:
+        return await operators(request, visitor, error=_problem(cr, visitor, problem), status_code=422)
+    password_hash = await cr.passwords.hash(password)
+    now = cr.clock()
+    with transaction(cr.sessions) as session:
+        operator = _load(session, operator_id)
+        set_password_hash(session, operator=operator, password_hash=password_hash)
+        ended = end_sessions(session, operator_id=operator_id)
+        audit(
+            session,
+            now=now,
+            actor=visitor.actor,
+            event="controlroom.operator_password_reset",
+            subject=f"operator:{operator.username}",
+            detail={"sessions": ended},
+        )
+    cr.throttle.forget_account(name)
+    cr.recheck.ring()
+    return _done(cr, visitor, "password_reset", name)
 
 
 SECRET_WORDS = ("token", "secret", "key", "password", "auth", "sid")

@@ -79,7 +79,9 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/audit"): ADMIN,
     ("GET", "/controlroom/operators"): ADMIN,
     ("POST", "/controlroom/operators"): ADMIN,
-    ("POST", "/controlroom/operators/{operator_id}/unlock"): ADMIN,
+    ("POST", "/controlroom/operators/{operator_id}/sessions/end"): ADMIN,
+    ("POST", "/controlroom/operators/{operator_id}/active"): ADMIN,
+    ("POST", "/controlroom/operators/{operator_id}/password"): ADMIN,
     ("GET", "/controlroom/settings"): ADMIN,
 }
 # A valid form for each POST (without its CSRF token); the SQL-injection test puts its strings in each field.
@@ -124,10 +126,12 @@ FORMS: dict[str, dict[str, str]] = {
     "/controlroom/actions/{action_id}/tips/{tip_id}/reply": {"text": "Welke kleur had zijn jas?"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/phone": {},
     "/controlroom/operators": {"username": "nieuw", "password": PASSWORD, "role": "operator"},
-    "/controlroom/operators/{operator_id}/unlock": {},
     "/controlroom/postcode": {"pc": "7511"},
     "/controlroom/places": {"q": "Enschede"},
     "/controlroom/texts/alert": {"type": "robbery", "headline": "Overval", "description": "Man"},
+    "/controlroom/operators/{operator_id}/sessions/end": {},
+    "/controlroom/operators/{operator_id}/active": {"active": "yes"},
+    "/controlroom/operators/{operator_id}/password": {"password": PASSWORD},
 }
 # Before login the form's token is the pre-session cookie (double submit), not a session's.
 PRE_SESSION_POSTS = ("/controlroom/login", "/controlroom/language")
@@ -491,7 +495,8 @@ BIG_IDS = [
     pytest.param("GET", f"/api/v1/actions/{BIG}/tips", id="api-action-tips"),
     pytest.param("POST", f"/api/v1/tips/{BIG}/reply", id="api-tip-reply"),
     pytest.param("GET", f"/controlroom/actions/{BIG}", id="controlroom-action"),
-    pytest.param("POST", f"/controlroom/operators/{BIG}/unlock", id="controlroom-unlock"),
+    pytest.param("POST", f"/controlroom/operators/{BIG}/sessions/end", id="controlroom-end-sessions"),
+    pytest.param("POST", f"/controlroom/operators/{BIG}/active", id="controlroom-deactivate"),
 ]
 
 

@@ -1,0 +1,225 @@
+"""Every state-changing route of the control room and the REST API writes an audit row naming who did
+it: the routes are read from the whole app as `serve` builds it, so a new route that is not walked here
+fails the test until it is (and is audited)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from sqlmodel import col, select
+
+from storage.models import AuditEvent, Operator
+from tests.conftest import FixedClock
+from tests.controlroom.conftest import PASSWORD, csrf_of
+from tests.controlroom.whole_app import TOKEN, Whole, build_whole, client_for, log_in
+
+CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+# Not an operator's action on any data: the page language of the visitor's own session.
+NOT_AUDITED = {("POST", "/controlroom/language")}
+API = {"Authorization": f"Bearer {TOKEN}"}
+ACTION_FORM = {
+    "type": "missing_person", "headline": "Vermist: Sem (6), rode jas", "description": "Sem is weg.",
+    "instruction": "Bel 112.", "area_kind": "circle", "lat": "52.22", "lon": "6.89", "radius_m": "2000",
+    "postcode": "", "municipalities": "", "expires_minutes": "120",
+}  # fmt: skip
+
+
+@pytest.fixture
+async def whole(database_url: str, clock: FixedClock) -> AsyncIterator[Whole]:
+    """The whole app with accounts, an active action with a tip, and a draft."""
+    built = await build_whole(
+        database_url, clock, headline="Vermist: Noah", tip_text="Ik zag hem", draft_headline="Overval"
+    )
+    yield built
+    built.runtime.engine.dispose()
+
+
+def changing_routes(whole: Whole) -> set[tuple[str, str]]:
+    """Every state-changing (method, path) under /controlroom and /api/v1, read from the app."""
+    found = set()
+    for route in iter_route_contexts(whole.app.routes):
+        path = route.path or ""
+        if path.startswith(("/controlroom", "/api/v1")):
+            found.update((m, path) for m in (route.methods or set()) & CHANGING)
+    return found
+
+
+def audit_rows(whole: Whole, after: int) -> list[AuditEvent]:
+    """Audit rows with an id above `after`."""
+    with whole.runtime.sessions() as session:
+        return list(
+            session.exec(select(AuditEvent).where(col(AuditEvent.id) > after).order_by(col(AuditEvent.id)))
+        )
+
+
+def last_id(whole: Whole) -> int:
+    """The newest audit row's id (0 when none)."""
+    rows = audit_rows(whole, 0)
+    return rows[-1].id or 0 if rows else 0
+
+
+async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedClock) -> None:
+    with whole.runtime.sessions() as session:
+        olga = session.exec(select(Operator.id).where(Operator.username == "olga")).one()
+    api_body = {
+        "type": "missing_person",
+        "headline": "Vermist: Tim (8)",
+        "description": "Tim is weg.",
+        "instruction": "Bel 112.",
+        "area": {"circle": {"lat": 52.22, "lon": 6.89, "radius_m": 2000}},
+        "expires_at": (clock() + timedelta(hours=2)).isoformat(),
+    }
+    made: dict[str, int] = {}
+    walked: set[tuple[str, str]] = set()
+    wrong: list[Any] = []
+    async with client_for(whole.app) as http:
+        csrf = await log_in(http, "ada")
+
+        def form(**fields: str) -> dict[str, str]:
+            return {**fields, "csrf_token": csrf}
+
+        async def run(method: str, template: str, event: str, actor: str, send: Any) -> None:
+            walked.add((method, template))
+            before = last_id(whole)
+            response = await send()
+            rows = audit_rows(whole, before)
+            if response.status_code >= 400 or not any(r.event == event and r.actor == actor for r in rows):
+                wrong.append((template, response.status_code, [(r.actor, r.event) for r in rows]))
+            return response
+
+        cr = "/controlroom"
+        act = f"{cr}/actions/{{action_id}}"
+        tips = f"{act}/tips/{{tip_id}}"
+        ops = f"{cr}/operators/{{operator_id}}"
+        created = await run(
+            "POST",
+            f"{cr}/actions",
+            "action_created",
+            "operator:ada",
+            lambda: http.post(f"{cr}/actions", data=form(**ACTION_FORM)),
+        )
+        made["draft"] = int(created.headers["location"].rsplit("/", 1)[1])
+        draft, action, tip = made["draft"], whole.action_id, whole.tip_id
+        steps = [
+            ("POST", f"{act}/edit", "action_edited", f"{cr}/actions/{draft}/edit", form(**ACTION_FORM)),
+            (
+                "POST",
+                f"{act}/delete",
+                "action_deleted",
+                f"{cr}/actions/{whole.draft_id}/delete",
+                form(confirm="yes"),
+            ),
+            ("POST", f"{act}/launch", "action_launched", f"{cr}/actions/{draft}/launch", form(confirm="yes")),
+            (
+                "POST",
+                f"{tips}/mark",
+                "tip_marked",
+                f"{cr}/actions/{action}/tips/{tip}/mark",
+                form(useful="yes"),
+            ),
+            (
+                "POST",
+                f"{tips}/reply",
+                "tip_replied",
+                f"{cr}/actions/{action}/tips/{tip}/reply",
+                form(text="Welke kleur had zijn jas?"),
+            ),
+            ("POST", f"{tips}/phone", "tip_phone_viewed", f"{cr}/actions/{action}/tips/{tip}/phone", form()),
+            (
+                "POST",
+                f"{act}/close",
+                "action_closed",
+                f"{cr}/actions/{draft}/close",
+                form(outcome="found", closing_text="Sem is gevonden.", confirm="yes"),
+            ),
+            (
+                "POST",
+                f"{cr}/operators",
+                "controlroom.operator_created",
+                f"{cr}/operators",
+                form(username="nieuw", password=PASSWORD, role="operator"),
+            ),
+            (
+                "POST",
+                f"{ops}/password",
+                "controlroom.operator_password_reset",
+                f"{cr}/operators/{olga}/password",
+                form(password="a fresh new passphrase"),
+            ),
+            (
+                "POST",
+                f"{ops}/sessions/end",
+                "controlroom.operator_sessions_ended",
+                f"{cr}/operators/{olga}/sessions/end",
+                form(),
+            ),
+            (
+                "POST",
+                f"{ops}/active",
+                "controlroom.operator_deactivated",
+                f"{cr}/operators/{olga}/active",
+                form(active="no"),
+            ),
+        ]
+        for method, template, event, url, data in steps:
+            await run(
+                method, template, event, "operator:ada", lambda url=url, data=data: http.post(url, data=data)
+            )
+        # The API: create, launch, reply to a tip, close.
+        api = await run(
+            "POST",
+            "/api/v1/actions",
+            "action_created",
+            "api",
+            lambda: http.post("/api/v1/actions", json=api_body, headers=API),
+        )
+        api_id = api.json()["id"]
+        await run(
+            "POST",
+            "/api/v1/actions/{action_id}/launch",
+            "action_launched",
+            "api",
+            lambda: http.post(f"/api/v1/actions/{api_id}/launch", headers=API),
+        )
+        await run(
+            "POST",
+            "/api/v1/tips/{tip_id}/reply",
+            "tip_replied",
+            "api",
+            lambda: http.post(f"/api/v1/tips/{tip}/reply", json={"text": "Waar precies?"}, headers=API),
+        )
+        await run(
+            "POST",
+            "/api/v1/actions/{action_id}/close",
+            "action_closed",
+            "api",
+            lambda: http.post(
+                f"/api/v1/actions/{api_id}/close",
+                json={"outcome": "found", "closing_text": "Gevonden."},
+                headers=API,
+            ),
+        )
+        await run(
+            "POST",
+            f"{cr}/logout",
+            "controlroom.logout",
+            "operator:ada",
+            lambda: http.post(f"{cr}/logout", data=form()),
+        )
+        page = await http.get(f"{cr}/login")
+        await run(
+            "POST",
+            f"{cr}/login",
+            "controlroom.login",
+            "operator:ada",
+            lambda: http.post(
+                f"{cr}/login",
+                data={"username": "ada", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+            ),
+        )
+    assert wrong == []
+    assert walked == changing_routes(whole) - NOT_AUDITED, "walk (and audit) the new route"
