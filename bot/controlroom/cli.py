@@ -68,12 +68,14 @@ def create_operator_command(
     from storage.participants import audit
 
     try:
-        codes = PostcodeBook.load(load_settings().postcode_data).municipality_codes(municipality or ())
-    except LookupError as unknown:
-        typer.echo(f"not created: {unknown.args[0]!r} is not a known municipality code or name", err=True)
-        raise typer.Exit(code=1) from None
-    try:
         with _store() as session:
+            book = PostcodeBook.load(load_settings().postcode_data)
+            try:
+                codes = book.municipality_codes(municipality or ())
+            except LookupError as unknown:
+                name = unknown.args[0]
+                typer.echo(f"not created: {name!r} is not a known municipality code or name", err=True)
+                raise typer.Exit(code=1) from None
             now = utcnow()
             operator = create_operator(
                 session,
