@@ -9,10 +9,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from sse_starlette import EventSourceResponse
 
+from bot import sse
 from bot.api.actions import MAX_CLOSING, ActionIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
@@ -533,23 +535,15 @@ async def close(request: Request, visitor: ActionPoster, action_id: int) -> Resp
 @router.get("/actions/{action_id}/stream")
 async def stream(
     request: Request, visitor: ActionVisitor, action_id: int, after: int = 0
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """Server-sent events: delivery progress and new tips; resumes after `Last-Event-ID` (the last tip id)."""
     cr = room(request)
     with cr.sessions() as session:
         _load(session, action_id)
-    last_id = request.headers.get("last-event-id", "")
-    start = int(last_id) if last_id.isdigit() else max(after, 0)
-    return StreamingResponse(
-        action_events(
-            cr,
-            action_id=action_id,
-            after=start,
-            disconnected=request.is_disconnected,
-            session_token=visitor.token,
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    start = sse.resume_after(request.headers.get("last-event-id"), max(after, 0)) or 0
+    return sse.event_stream(
+        action_events(cr, action_id=action_id, after=start, session_token=visitor.token),
+        keepalive_s=cr.stream_heartbeat_s,
     )
 
 
