@@ -7,32 +7,27 @@ Mounted by the app under `/api/v1`; every route needs the bearer `API_TOKEN`. In
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
-from bot.alerts import AlertTexts, estimate_cost
+from bot.alerts import AlertTexts
 from bot.api.auth import api_token_guard
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import ChannelKind
-from bot.services.actions import close as close_now
-from bot.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
+from bot.services.actions import ActionService, InvalidAction
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
     ActionStateError,
     DeliveryCounts,
-    Target,
-    create_action,
     delivery_counts,
     get_action,
-    launch_action,
     list_actions,
 )
-from storage.db import SessionFactory, transaction
+from storage.db import SessionFactory
 from storage.geo import PostcodeBook, in_netherlands
 from storage.models import (
     Action,
@@ -44,7 +39,6 @@ from storage.models import (
     Severity,
     Urgency,
 )
-from storage.participants import audit
 from storage.relays import relay_figures
 
 MAX_HEADLINE = 160
@@ -229,13 +223,6 @@ def _out(action: Action, counts: DeliveryCounts | None = None) -> ActionOut:
     )
 
 
-def _targets(recipients: list[Recipient]) -> list[Target]:
-    return [
-        Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-        for r in recipients
-    ]
-
-
 def actions_router(
     *,
     sessions: SessionFactory,
@@ -247,71 +234,39 @@ def actions_router(
 ) -> APIRouter:
     """The `/api/v1/actions` routes; `on_queued` runs after deliveries were queued (wakes the dispatcher)."""
     router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=[Depends(api_token_guard(settings))])
+    service = ActionService(
+        sessions=sessions, clock=clock, book=book, texts=texts, settings=settings, wake=on_queued
+    )
 
-    def wake() -> None:
-        if on_queued is not None:
-            on_queued()
-
-    def resolve_area(area: AreaIn) -> dict[str, Any]:
-        if area.circle is not None:
-            return {"circle": area.circle.model_dump()}
-        codes: list[str] = []
-        problems = []
-        for n, name in enumerate(area.municipalities or []):
-            if not name.strip():
-                continue
-            try:
-                codes.append(book.municipality_code(name))
-            except LookupError:
-                problems.append(
-                    _invalid(["area", "municipalities", n], f"unknown municipality: {name.strip()[:60]}")
-                )
-        if problems:
-            raise HTTPException(UNPROCESSABLE, detail=problems)
-        return {"municipalities": sorted(set(codes))}
-
-    def load(session: Any, action_id: int) -> Action:
-        try:
-            return get_action(session, action_id=action_id)
-        except ActionNotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}") from exc
+    def not_found(action_id: int) -> HTTPException:
+        return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}")
 
     @router.post("/actions", status_code=status.HTTP_201_CREATED)
     def create(body: ActionIn) -> ActionOut:
         """Create a draft action; nothing is sent until it is launched."""
-        now = clock()
-        problems = []
-        if body.expires_at.astimezone(UTC) <= now:
-            problems.append(_invalid(["expires_at"], "expires_at must be in the future"))
-        area = resolve_area(body.area)
+        area: dict[str, Any]
+        if body.area.circle is not None:
+            area = {"circle": body.area.circle.model_dump()}
+        else:
+            area = {"municipalities": body.area.municipalities or []}
         draft = ActionDraft(
             type=body.type,
             headline=body.headline,
             description=body.description,
             instruction=body.instruction,
             area=area,
-            expires_at=body.expires_at.astimezone(UTC),
+            expires_at=body.expires_at,
             urgency=body.urgency,
             severity=body.severity,
             certainty=body.certainty,
         )
-        probe = Action(
-            code="BN-XXXX",
-            type=draft.type,
-            headline=draft.headline,
-            description=draft.description,
-            instruction=draft.instruction,
-            area=area,
-            created_at=now,
-            expires_at=draft.expires_at,
-        )
-        problems.extend(_invalid([p.field], p.message) for p in texts.problems(probe))
-        if problems:
-            raise HTTPException(UNPROCESSABLE, detail=problems)
-        with transaction(sessions) as session:
-            action = create_action(session, draft=draft, now=now, created_by="api")
-            audit(session, now=now, actor="api", event="action_created", subject=f"action:{action.id}")
-            return _out(action, DeliveryCounts({}))
+        try:
+            action = service.create(draft, actor="api", created_by="api")
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+            ) from exc
+        return _out(action, DeliveryCounts({}))
 
     @router.get("/actions")
     def index(
@@ -326,7 +281,10 @@ def actions_router(
     def show(action_id: ActionId) -> ActionOut:
         """One action with its deliveries counted per kind, status and channel."""
         with sessions() as session:
-            action = load(session, action_id)
+            try:
+                action = get_action(session, action_id=action_id)
+            except ActionNotFound as exc:
+                raise not_found(action_id) from exc
             out = _out(action, delivery_counts(session, action_id=action_id))
             out.relays = RelaysOut(**relay_figures(session, action_id=action_id).as_json())
             return out
@@ -334,14 +292,10 @@ def actions_router(
     @router.post("/actions/{action_id}/launch", response_model=None)
     def launch(action_id: ActionId, dry_run: bool = False) -> ActionOut | PreviewOut:
         """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices."""
-        now = clock()
-        with transaction(sessions) as session:
-            action = load(session, action_id)
-            area = parse_area(action.area)
-            assert isinstance(area, Circle | Municipalities)
-            recipients = select_recipients(session, area=area, at=now, timezone=settings.timezone)
+        try:
             if dry_run:
-                estimate = estimate_cost(texts, action, recipients, settings=settings, now=now)
+                preview = service.preview(action_id)
+                estimate = preview.estimate
                 return PreviewOut(
                     action_id=action_id,
                     recipients=estimate.recipients,
@@ -352,41 +306,24 @@ def actions_router(
                     whatsapp_sessions=estimate.whatsapp_sessions,
                     cost_eur=estimate.cost_eur,
                     total_eur=estimate.total_eur,
-                    sms_text=texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang="nl"),
+                    sms_text=preview.sms_text,
                 )
-            try:
-                queued = launch_action(session, action=action, targets=_targets(recipients), now=now)
-            except ActionStateError as exc:
-                raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-            audit(
-                session,
-                now=now,
-                actor="api",
-                event="action_launched",
-                subject=f"action:{action_id}",
-                detail={"recipients": queued},
-            )
-        wake()
+            service.launch(action_id, actor="api", runs_from_launch=False)
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return show(action_id)
 
     @router.post("/actions/{action_id}/close")
     def close(action_id: ActionId, body: CloseIn) -> ActionOut:
         """End the action; everyone who got the alert gets the closing text, tipsters the result."""
-        now = clock()
-        with transaction(sessions) as session:
-            load(session, action_id)
-            try:
-                close_now(
-                    session,
-                    action_id=action_id,
-                    outcome=body.outcome,
-                    closing_text=body.closing_text,
-                    now=now,
-                    actor="api",
-                )
-            except ActionStateError as exc:
-                raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-        wake()
+        try:
+            service.close(action_id, outcome=body.outcome, closing_text=body.closing_text, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return show(action_id)
 
     return router

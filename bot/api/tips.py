@@ -8,15 +8,16 @@ so a restart or another worker process loses nothing. Tips never carry the tipst
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from sse_starlette import EventSourceResponse
 
+from bot import sse
 from bot.api.actions import MAX_ID, ActionId
 from bot.api.auth import api_token_guard
 from bot.channels.media import is_image
@@ -32,7 +33,6 @@ from storage.tip_outbox import forwards_after, last_forward_id, queue_question
 from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_json
 
 MAX_QUESTION = 500
-KEEPALIVE_S = 15.0
 STREAM_BATCH = 500  # forward rows per read of the event stream
 STREAM_GATHER_S = 0.01  # the shortest time between two reads of the event stream while tips flow in
 
@@ -56,12 +56,6 @@ class ReplyOut(BaseModel):
     tip_id: int
     message_id: int
     state: str
-
-
-def sse_event(event_id: int, event: str, data: dict[str, Any]) -> str:
-    """One server-sent event."""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {event}\ndata: {body}\n\n"
 
 
 def tips_router(
@@ -106,19 +100,14 @@ def tips_router(
 
     @router.get("/tips/stream")
     async def stream(
-        request: Request,
         last_event_id: Annotated[str | None, Header()] = None,
-        after: Annotated[int | None, Query(ge=0)] = None,
-    ) -> StreamingResponse:
+        after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+    ) -> EventSourceResponse:
         """Server-sent events `tip` (data: the tip's JSON), from `Last-Event-ID` / `after`, else from now."""
-        start = _start_id(last_event_id, after)
+        start = sse.resume_after(last_event_id, after)
         if start is None:
             start = await asyncio.to_thread(_newest, sessions)
-        return StreamingResponse(
-            _events(request, sessions=sessions, hub=hub, after=start, poll_s=poll_s),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        return sse.event_stream(_events(sessions=sessions, hub=hub, after=start, poll_s=poll_s))
 
     @router.get("/tips/{tip_id}/media/{position}", response_class=Response)
     def media(
@@ -170,12 +159,6 @@ def tips_router(
     return router
 
 
-def _start_id(last_event_id: str | None, after: int | None) -> int | None:
-    if last_event_id and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
-    return after
-
-
 def _newest(sessions: SessionFactory) -> int:
     with sessions() as session:
         return last_forward_id(session)
@@ -186,13 +169,10 @@ def _read(sessions: SessionFactory, after: int) -> list[tuple[int, str, dict[str
         return forwards_after(session, after=after, limit=STREAM_BATCH)
 
 
-async def _events(
-    request: Request, *, sessions: SessionFactory, hub: TipHub, after: int, poll_s: float
-) -> AsyncIterator[str]:
+async def _events(sessions: SessionFactory, *, hub: TipHub, after: int, poll_s: float) -> AsyncIterator[str]:
     """Every stored tip version above `after`, then each new one as it is stored."""
-    yield "retry: 2000\n\n"
+    yield sse.opening()
     loop = asyncio.get_running_loop()
-    idle = 0.0
     while True:
         seen = hub.rings
         read_at = loop.time()
@@ -201,25 +181,17 @@ async def _events(
             after = rows[-1][0]
             # One chunk per read: one write to the socket however many tips the read found.
             yield "".join(
-                sse_event(event_id, "tip", {**payload, "event": event}) for event_id, event, payload in rows
+                sse.event("tip", {**payload, "event": event}, event_id=event_id)
+                for event_id, event, payload in rows
             )
         if len(rows) >= STREAM_BATCH:
             continue  # more are waiting
-        if rows:
-            idle = 0.0
-        elif await request.is_disconnected():
-            return
         # Read again only after a ring (one that came during the read counts): reading straight
         # after every batch doubled the stream's queries under a steady flow of tips.
-        rung = await hub.wait(poll_s, seen=seen)
-        idle = 0.0 if rung else idle + poll_s
-        if rung:
+        if await hub.wait(poll_s, seen=seen):
             # Under a flow of tips, at most one read per STREAM_GATHER_S: the tips stored meanwhile come
             # in that read (a read, its thread and its write cost more than the tip itself). A tip after
             # a quiet spell is read at once.
             pause = read_at + STREAM_GATHER_S - loop.time()
             if pause > 0:
                 await asyncio.sleep(pause)
-        if idle >= KEEPALIVE_S:
-            idle = 0.0
-            yield ": keep-alive\n\n"

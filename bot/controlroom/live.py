@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from bot import sse
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.tipfeed import TipView
 from bot.messages import DeliveryStatus
@@ -124,21 +124,12 @@ def _poll(
     return progress, status, new, changed
 
 
-def _event(event: str, data: Any, event_id: int | None = None) -> str:
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    return "\n".join(lines) + "\n\n"
-
-
 async def action_events(
     cr: ControlRoom,
     *,
     action_id: int,
     after: int,
-    disconnected: Callable[[], Awaitable[bool]],
+    disconnected: Callable[[], Awaitable[bool]] | None = None,
     session_token: str | None = None,
     max_polls: int | None = None,
 ) -> AsyncIterator[str]:
@@ -148,46 +139,39 @@ async def action_events(
     The store is polled, so tips stored by another worker process show up too, and a browser that
     reconnects with `Last-Event-ID` gets exactly the tips it missed. With `session_token` the stream
     ends (event `logout`) as soon as that session is gone: logged out, expired, ended by an admin or the
-    account deactivated.
+    account deactivated. The response (`bot.sse.event_stream`) keeps it alive and ends it when the client
+    goes; `disconnected` is a further way to end it.
     """
-    yield "retry: 2000\n\n"
+    yield sse.opening()
     last_progress: dict[str, Any] | None = None
     last_status: str | None = None
-    idle = 0.0
     polls = 0
     # Tips shown with the page may change before this stream's first poll: look a little back.
     since = cr.clock() - UPDATE_LOOKBACK
     while True:
-        if await disconnected():
+        if disconnected is not None and await disconnected():
             return
         # In a worker thread: many open pages poll at once and the event loop must stay free.
         if session_token is not None and not await asyncio.to_thread(_session_alive, cr, session_token):
-            yield _event("logout", {})
+            yield sse.event("logout", {})
             return
         progress, status, tips, changed = await asyncio.to_thread(_poll, cr, action_id, after, since)
         if progress != last_progress:
             last_progress = progress
-            yield _event("progress", progress)
-            idle = 0.0
+            yield sse.event("progress", progress)
         if status != last_status:
             if last_status is not None:
-                yield _event("status", {"status": status})
+                yield sse.event("status", {"status": status})
             last_status = status
         for tip in changed:
             since = max(since, tip.updated_at or since)
-            yield _event("tip_updated", tip.to_json())
-            idle = 0.0
+            yield sse.event("tip_updated", tip.to_json())
         for tip in tips:
             after = max(after, tip.id)
             since = max(since, tip.updated_at or since)
-            yield _event("tip", tip.to_json(), tip.id)
-            idle = 0.0
+            yield sse.event("tip", tip.to_json(), event_id=tip.id)
         polls += 1
         if max_polls is not None and polls >= max_polls:
             return
         # Rung when an admin ends sessions here: the stream checks its own at once instead of next poll.
         await cr.recheck.wait(cr.stream_poll_s)
-        idle += cr.stream_poll_s
-        if idle >= cr.stream_heartbeat_s:
-            idle = 0.0
-            yield ": keep-alive\n\n"

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from sse_starlette import EventSourceResponse
 
-from bot.alerts import estimate_cost
+from bot import sse
 from bot.api.actions import MAX_CLOSING, ActionIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
@@ -21,25 +22,20 @@ from bot.controlroom.live import action_events, progress_of, recipient_groups
 from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable, media_response
-from bot.messages import ChannelKind
-from bot.services.actions import close as close_now
-from bot.services.actions import closing_audience_of
-from bot.targeting import Circle, Municipalities, parse_area, select_recipients
+from bot.services.actions import ActionService, InvalidAction, closing_audience_of, draft_duration
+from bot.targeting import Circle, Municipalities, parse_area
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
     ActionStateError,
-    Target,
-    create_action,
     delete_draft,
     get_action,
-    launch_action,
     list_actions,
     update_draft,
 )
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
-from storage.models import Action, ActionOutcome, ActionStatus, ActionType, DeliveryKind
+from storage.models import Action, ActionOutcome, ActionStatus, ActionType
 from storage.participants import audit
 from storage.relays import relay_figures
 
@@ -208,42 +204,42 @@ async def _draft_from_form(cr: ControlRoom, values: dict[str, str], lang: str) -
     if body.area.circle is not None:
         area = {"circle": body.area.circle.model_dump()}
     else:
-        codes = []
-        for name in body.area.municipalities or []:
-            if name.strip():
-                try:
-                    codes.append(cr.book.municipality_code(name))
-                except LookupError:
-                    raise FormProblem(t("form.problem.municipality", name=name.strip()[:60])) from None
-        area = {"municipalities": sorted(set(codes))}
+        area = {"municipalities": body.area.municipalities or []}
     draft = ActionDraft(
         type=body.type,
         headline=body.headline,
         description=body.description,
         instruction=body.instruction,
         area=area,
-        expires_at=body.expires_at.astimezone(UTC),
+        expires_at=body.expires_at,
     )
-    probe = Action(
-        code="BN-XXXX",
-        type=draft.type,
-        headline=draft.headline,
-        description=draft.description,
-        instruction=draft.instruction,
-        area=area,
-        created_at=now,
-        expires_at=draft.expires_at,
+    try:
+        return _service(cr).validate(draft)
+    except InvalidAction as exc:
+        raise FormProblem(_refusal(exc, t)) from None
+
+
+def _refusal(exc: InvalidAction, t: Any) -> str:
+    """The service's reasons as the operator reads them: the first unknown municipality, else each field."""
+    for problem in exc.problems:
+        if problem.kind == "municipality":
+            return str(t("form.problem.municipality", name=problem.name))
+    keys = {
+        "headline": "headline_sms",
+        "instruction": "instruction_sms",
+        "description": "description_long",
+        "expires_at": "expires",
+    }
+    found = {
+        t(f"form.problem.{keys.get(p.name or p.kind, 'other')}", field=p.name or p.kind) for p in exc.problems
+    }
+    return " ".join(sorted(found))
+
+
+def _service(cr: ControlRoom) -> ActionService:
+    return ActionService(
+        sessions=cr.sessions, clock=cr.clock, book=cr.book, texts=cr.texts, settings=cr.settings, wake=cr.wake
     )
-    problems = cr.texts.problems(probe)
-    if problems:
-        keys = {
-            "headline": "headline_sms",
-            "instruction": "instruction_sms",
-            "description": "description_long",
-        }
-        found = {t(f"form.problem.{keys.get(p.field, 'other')}", field=p.field) for p in problems}
-        raise FormProblem(" ".join(sorted(found)))
-    return draft
 
 
 def _form_values(form: Any) -> dict[str, str]:
@@ -260,10 +256,7 @@ async def create(request: Request, visitor: ActionPoster) -> Response:
     except FormProblem as exc:
         message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
         return _form_page(request, visitor, values, error=message, status_code=422)
-    now = cr.clock()
-    with transaction(cr.sessions) as session:
-        action = create_action(session, draft=draft, now=now, created_by=visitor.actor)
-        audit(session, now=now, actor=visitor.actor, event="action_created", subject=f"action:{action.id}")
+    action = _service(cr).create(draft, actor=visitor.actor, created_by=visitor.actor)
     return RedirectResponse(f"{PREFIX}/actions/{action.id}", status_code=303)
 
 
@@ -286,13 +279,8 @@ def _draft_values(action: Action) -> dict[str, str]:
         }
     else:
         values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
-    values["expires_minutes"] = str(max(1, round(_runs_for(action).total_seconds() / 60)))
+    values["expires_minutes"] = str(max(1, round(draft_duration(action).total_seconds() / 60)))
     return values
-
-
-def _runs_for(action: Action) -> timedelta:
-    """How long the operator asked a draft from the form to run (whole minutes), counted from its launch."""
-    return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
 
 
 def _draft_or_409(cr: ControlRoom, session: Session, action_id: int, lang: str) -> Action:
@@ -404,30 +392,28 @@ def _approx_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTMLResponse:
     """A draft shows its preview (recipients per channel, cost, launch); a launched action its live page."""
     cr = room(request)
-    now = cr.clock()
     with cr.sessions() as session:
         action = _load(session, action_id)
-        if action.status == ActionStatus.DRAFT:
-            view = _action_map(cr, session, action)
-            area = parse_area(action.area)
-            assert isinstance(area, Circle | Municipalities)
-            recipients = select_recipients(session, area=area, at=now, timezone=cr.settings.timezone)
-            estimate = estimate_cost(cr.texts, action, recipients, settings=cr.settings, now=now)
-            sms = cr.texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang="nl")
-            return render(
-                request,
-                "action_preview.html",
-                lang=visitor.language,
-                visitor=visitor,
-                section="actions",
-                action=action,
-                estimate=estimate,
-                sms_text=sms,
-                sms_segments=cr.texts.sms_segments(sms),
-                map=view,
-                map_config=map_config(cr, lang=visitor.language, area=area),
-                error=request.query_params.get("error"),
-            )
+        view = _action_map(cr, session, action) if action.status == ActionStatus.DRAFT else None
+    if view is not None:
+        try:
+            preview = _service(cr).preview(action_id)
+        except ActionNotFound:  # deleted by a colleague meanwhile
+            raise HTTPException(status_code=404, detail="no such action") from None
+        return render(
+            request,
+            "action_preview.html",
+            lang=visitor.language,
+            visitor=visitor,
+            section="actions",
+            action=preview.action,
+            estimate=preview.estimate,
+            sms_text=preview.sms_text,
+            sms_segments=cr.texts.sms_segments(preview.sms_text),
+            map=view,
+            map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action)),
+            error=request.query_params.get("error"),
+        )
     return _live_page(request, visitor, action_id)
 
 
@@ -480,33 +466,14 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
     form = await request.form()
     if form.get("confirm") != "yes":
         return RedirectResponse(f"{PREFIX}/actions/{action_id}?error=confirm", status_code=303)
-    now = cr.clock()
-    with transaction(cr.sessions) as session:
-        action = _load(session, action_id)
-        area = parse_area(action.area)
-        assert isinstance(area, Circle | Municipalities)
-        recipients = select_recipients(session, area=area, at=now, timezone=cr.settings.timezone)
-        targets = [
-            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-            for r in recipients
-        ]
-        try:
-            # The form asked how long the action runs: that time counts from now, not from the draft.
-            # A draft an API client made keeps the absolute end time it was given.
-            runs_for = None if action.created_by == "api" else _runs_for(action)
-            queued = launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
-        except ActionStateError as exc:
-            message = translator(cr.catalogue, visitor.language)("preview.already")
-            raise HTTPException(status_code=409, detail=message) from exc
-        audit(
-            session,
-            now=now,
-            actor=visitor.actor,
-            event="action_launched",
-            subject=f"action:{action_id}",
-            detail={"recipients": queued},
-        )
-    cr.wake()
+    try:
+        # The form asked how long the action runs: that time counts from now, not from the draft.
+        _service(cr).launch(action_id, actor=visitor.actor, runs_from_launch=True)
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError as exc:
+        message = translator(cr.catalogue, visitor.language)("preview.already")
+        raise HTTPException(status_code=409, detail=message) from exc
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 
 
@@ -537,7 +504,6 @@ async def close(request: Request, visitor: ActionPoster, action_id: int) -> Resp
             close_values=values,
             status_code=422,
         )
-    now = cr.clock()
     if form.get("confirm") != "yes":
         with cr.sessions() as session:
             action = _load(session, action_id)
@@ -553,45 +519,31 @@ async def close(request: Request, visitor: ActionPoster, action_id: int) -> Resp
             closing_text=values["closing_text"],
             audience=audience,
         )
-    with transaction(cr.sessions) as session:
-        _load(session, action_id)
-        try:
-            close_now(
-                session,
-                action_id=action_id,
-                outcome=outcome,
-                closing_text=values["closing_text"],
-                now=now,
-                actor=visitor.actor,
-            )
-        except ActionStateError:
-            # A second click, or a colleague who closed it first: show the action as it now stands.
-            flash = urlencode({"flash": t("close.already")})
-            return RedirectResponse(f"{PREFIX}/actions/{action_id}?{flash}", status_code=303)
-    cr.wake()
+    try:
+        _service(cr).close(
+            action_id, outcome=outcome, closing_text=values["closing_text"], actor=visitor.actor
+        )
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError:
+        # A second click, or a colleague who closed it first: show the action as it now stands.
+        flash = urlencode({"flash": t("close.already")})
+        return RedirectResponse(f"{PREFIX}/actions/{action_id}?{flash}", status_code=303)
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 
 
 @router.get("/actions/{action_id}/stream")
 async def stream(
     request: Request, visitor: ActionVisitor, action_id: int, after: int = 0
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """Server-sent events: delivery progress and new tips; resumes after `Last-Event-ID` (the last tip id)."""
     cr = room(request)
     with cr.sessions() as session:
         _load(session, action_id)
-    last_id = request.headers.get("last-event-id", "")
-    start = int(last_id) if last_id.isdigit() else max(after, 0)
-    return StreamingResponse(
-        action_events(
-            cr,
-            action_id=action_id,
-            after=start,
-            disconnected=request.is_disconnected,
-            session_token=visitor.token,
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    start = sse.resume_after(request.headers.get("last-event-id"), max(after, 0)) or 0
+    return sse.event_stream(
+        action_events(cr, action_id=action_id, after=start, session_token=visitor.token),
+        keepalive_s=cr.stream_heartbeat_s,
     )
 
 

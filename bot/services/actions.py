@@ -1,20 +1,93 @@
-"""Closing an action, shared by the REST API and the control room so both audit and count alike."""
+"""Creating, previewing, launching and closing actions, shared by the REST API and the control room.
+
+Each use case is written once here: validation, the storage calls, the audit row, the outbox rows
+(queued by the store functions in the same transaction) and waking the dispatcher after the commit.
+The web layers only parse their input and present the result: a domain error (`InvalidAction`,
+`ActionNotFound`, `ActionStateError`) becomes a JSON status code in the API and a page in the control room.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
+from bot.alerts import AlertTexts, CostEstimate, estimate_cost
+from bot.clock import Clock
+from bot.config import Settings
+from bot.messages import ChannelKind
+from bot.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
 from storage.actions import (
+    ActionDraft,
     ClosingAudience,
+    Target,
     close_action,
     closing_audience,
+    create_action,
     get_action,
+    launch_action,
     tipster_identity_ids,
 )
-from storage.models import ActionOutcome
+from storage.db import SessionFactory, transaction
+from storage.geo import PostcodeBook
+from storage.models import Action, ActionOutcome, DeliveryKind
 from storage.participants import audit
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a new action is refused: where (`loc`, as the API's 422 names it), why (English),
+    and what (`kind`: `expires_at`, `municipality` with its `name`, or `text` for a field too long)."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    kind: str
+    name: str = ""
+
+
+class InvalidAction(ValueError):
+    """The fields do not make a valid action; `problems` says each reason."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Who a launch would reach now, per channel, what it would cost, and the Dutch SMS text."""
+
+    action: Action
+    estimate: CostEstimate
+    sms_text: str
+
+
+def resolve_area(book: PostcodeBook, area: Mapping[str, Any]) -> dict[str, Any]:
+    """A circle as given, or municipality names and codes as sorted CBS codes. Raises InvalidAction."""
+    if area.get("circle") is not None:
+        return {"circle": dict(area["circle"])}
+    codes: list[str] = []
+    problems = []
+    for n, name in enumerate(area.get("municipalities") or []):
+        if not name.strip():
+            continue
+        try:
+            codes.append(book.municipality_code(name))
+        except LookupError:
+            problems.append(
+                Problem(
+                    ("area", "municipalities", n),
+                    f"unknown municipality: {name.strip()[:60]}",
+                    "municipality",
+                    name.strip()[:60],
+                )
+            )
+    if problems:
+        raise InvalidAction(problems)
+    return {"municipalities": sorted(set(codes))}
 
 
 def closing_audience_of(session: Session, *, action_id: int) -> ClosingAudience:
@@ -56,3 +129,133 @@ def close(
         detail={"outcome": outcome.value, "closing_messages": queued},
     )
     return queued
+
+
+def draft_duration(action: Action) -> timedelta:
+    """How long the operator asked a draft from the form to run (whole minutes), counted from its launch."""
+    return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
+
+
+@dataclass(frozen=True)
+class ActionService:
+    """The action use cases on one database; each opens its own transaction and wakes the dispatcher
+    after a commit that queued messages."""
+
+    sessions: SessionFactory
+    clock: Clock
+    book: PostcodeBook
+    texts: AlertTexts
+    settings: Settings
+    wake: Callable[[], None] | None = None
+
+    def _woken(self) -> None:
+        if self.wake is not None:
+            self.wake()
+
+    def validate(self, draft: ActionDraft) -> ActionDraft:
+        """The draft with its area resolved to codes, if it makes a valid action. Raises InvalidAction."""
+        now = self.clock()
+        area = resolve_area(self.book, draft.area)
+        problems = []
+        expires_at = draft.expires_at.astimezone(UTC)
+        if expires_at <= now:
+            problems.append(Problem(("expires_at",), "expires_at must be in the future", "expires_at"))
+        checked = ActionDraft(
+            type=draft.type,
+            headline=draft.headline,
+            description=draft.description,
+            instruction=draft.instruction,
+            area=area,
+            expires_at=expires_at,
+            urgency=draft.urgency,
+            severity=draft.severity,
+            certainty=draft.certainty,
+        )
+        probe = Action(
+            code="BN-XXXX",
+            type=checked.type,
+            headline=checked.headline,
+            description=checked.description,
+            instruction=checked.instruction,
+            area=area,
+            created_at=now,
+            expires_at=checked.expires_at,
+        )
+        problems.extend(Problem((p.field,), p.message, "text", p.field) for p in self.texts.problems(probe))
+        if problems:
+            raise InvalidAction(problems)
+        return checked
+
+    def create(self, draft: ActionDraft, *, actor: str, created_by: str) -> Action:
+        """Validate and store a draft action, audited; nothing is sent. Raises InvalidAction."""
+        checked = self.validate(draft)
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = create_action(session, draft=checked, now=now, created_by=created_by)
+            audit(session, now=now, actor=actor, event="action_created", subject=f"action:{action.id}")
+        return action
+
+    def _recipients(self, session: Session, action: Action, now: datetime) -> list[Recipient]:
+        area = parse_area(action.area)
+        assert isinstance(area, Circle | Municipalities)
+        return select_recipients(session, area=area, at=now, timezone=self.settings.timezone)
+
+    def preview(self, action_id: int) -> Preview:
+        """Who launching now would reach and what it would cost; nothing is stored. Raises ActionNotFound."""
+        now = self.clock()
+        with self.sessions() as session:
+            action = get_action(session, action_id=action_id)
+            recipients = self._recipients(session, action, now)
+            estimate = estimate_cost(self.texts, action, recipients, settings=self.settings, now=now)
+            sms = self.texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang="nl")
+        return Preview(action=action, estimate=estimate, sms_text=sms)
+
+    def launch(self, action_id: int, *, actor: str, runs_from_launch: bool) -> int:
+        """Queue the alert to everyone in the area, nearest first, audited; returns how many were queued.
+
+        With `runs_from_launch` a draft the form made (it asked how long the action runs) ends that long
+        after now; a draft an API client made keeps the absolute end time it was given.
+        Raises ActionNotFound or ActionStateError.
+        """
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            recipients = self._recipients(session, action, now)
+            targets = [
+                Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+                for r in recipients
+            ]
+            runs_for = draft_duration(action) if runs_from_launch and action.created_by != "api" else None
+            queued = launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_launched",
+                subject=f"action:{action_id}",
+                detail={"recipients": queued},
+            )
+        self._woken()
+        return queued
+
+    def close(self, action_id: int, *, outcome: ActionOutcome, closing_text: str, actor: str) -> int:
+        """End the action and queue its closing messages, audited; returns how many were queued.
+
+        Raises ActionNotFound or ActionStateError.
+        """
+        with transaction(self.sessions) as session:
+            queued = close(
+                session,
+                action_id=action_id,
+                outcome=outcome,
+                closing_text=closing_text,
+                now=self.clock(),
+                actor=actor,
+            )
+        self._woken()
+        return queued
+
+    def closing_audience(self, action_id: int) -> ClosingAudience:
+        """How many closing messages closing now would queue. Raises ActionNotFound."""
+        with self.sessions() as session:
+            return closing_audience_of(session, action_id=action_id)
