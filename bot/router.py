@@ -37,7 +37,7 @@ from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, 
 from bot.flows.mydata import show_my_data
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
+from bot.messages import IncomingMessage, OutgoingMessage, event_key
 from bot.texts import Catalogue
 from nlu.types import InProcessParser, Intent, Parser, ParseResult
 from storage.crypto import DataVault
@@ -53,6 +53,7 @@ from storage.participants import (
     find_participant_by_phone,
     touch_sender,
 )
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 

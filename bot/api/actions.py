@@ -17,9 +17,7 @@ from bot.alerts import AlertTexts, estimate_cost
 from bot.api.auth import api_token_guard
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import ChannelKind
 from bot.services.actions import close as close_now
-from bot.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
@@ -46,6 +44,8 @@ from storage.models import (
 )
 from storage.participants import audit
 from storage.relays import relay_figures
+from storage.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
+from storage.vocabulary import ChannelKind
 
 MAX_HEADLINE = 160
 UNPROCESSABLE = 422

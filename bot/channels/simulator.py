@@ -22,7 +22,8 @@ from bot.channels.base import SendReceipt
 from bot.channels.segments import count_segments
 from bot.clock import Clock, utcnow
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, GeoPoint, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
+from storage.vocabulary import ChannelKind, GeoPoint
 
 MAX_TEXT = 10_000
 MAILBOX_SIZE = 200

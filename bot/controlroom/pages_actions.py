@@ -21,10 +21,8 @@ from bot.controlroom.live import action_events, progress_of, recipient_groups
 from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable, media_response
-from bot.messages import ChannelKind
 from bot.services.actions import close as close_now
 from bot.services.actions import closing_audience_of
-from bot.targeting import Circle, Municipalities, parse_area, select_recipients
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
@@ -42,6 +40,8 @@ from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType, DeliveryKind
 from storage.participants import audit
 from storage.relays import relay_figures
+from storage.targeting import Circle, Municipalities, parse_area, select_recipients
+from storage.vocabulary import ChannelKind
 
 router = APIRouter()
 FORM_FIELDS = (

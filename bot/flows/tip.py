@@ -34,7 +34,7 @@ from bot.flows.engine import (
     normalise,
     yes_or_no,
 )
-from bot.messages import GeoPoint, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.tips.facts import facts_from, towns_of
 from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX, action_with_code
@@ -58,6 +58,7 @@ from storage.tips import (
     sender_history,
     tip_awaiting_answer,
 )
+from storage.vocabulary import GeoPoint
 
 
 @dataclass(frozen=True)
