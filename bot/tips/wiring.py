@@ -16,7 +16,6 @@ from datetime import datetime
 import httpx
 from fastapi import APIRouter
 
-from bot.api.tips import tips_router
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.controlroom.tipfeed import TipFeed
@@ -24,6 +23,7 @@ from bot.flows.engine import Flow
 from bot.flows.tip import TipFlow, TipRules
 from bot.geocoder import Geocoder
 from bot.texts import Catalogue
+from bot.tips.api import tips_router
 from bot.tips.feed import StorageTipFeed
 from bot.tips.forwarder import TipForwarder, chat_configured, webhook_configured
 from bot.tips.hub import TipHub

@@ -11,7 +11,8 @@ import pytest
 from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.flows.engine import Flow, FlowContext, Goto, Step, Transition
-from bot.router import Keyword, Router, StorageUnavailable, keyword_of
+from bot.flows.keywords import Keyword, keyword_of
+from bot.router import Router, StorageUnavailable
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from nlu.types import ParseResult
