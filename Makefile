@@ -44,8 +44,10 @@ run: migrate
 console: migrate
 	$(PY) run_bot.py console
 
+# ruff, then the import contracts of pyproject.toml's [tool.importlinter] (layers, no circles, providers).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy

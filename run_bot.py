@@ -143,9 +143,10 @@ def chat_console(
     """Chat with the bot in the terminal, as a person on a channel."""
     from bot.channels.simulator import DEFAULT_SENDERS
     from bot.clock import utcnow
-    from bot.messages import ChannelKind, IncomingMessage
+    from bot.messages import IncomingMessage
     from bot.preflight import check_before_console
     from bot.runtime import build_runtime
+    from storage.vocabulary import ChannelKind
 
     settings = _settings()
     _or_exit(lambda: check_before_console(settings))

@@ -48,8 +48,7 @@ from bot.alerts import AlertTexts
 from bot.channels.base import RetryableSendError, SendReceipt
 from bot.config import Settings, load_settings
 from bot.dispatch import DELIVERY, IDENTITY, Dispatcher
-from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage
-from bot.targeting import Circle, select_recipients
+from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
 from storage.crypto import DataVault, new_data_key
@@ -64,6 +63,8 @@ from storage.models import (
     ParticipantStatus,
 )
 from storage.reach import rebuild_reach
+from storage.targeting import Circle, select_recipients
+from storage.vocabulary import ChannelKind, DeliveryStatus
 
 AMSTERDAM = (52.3731, 4.8926)  # Dam square
 NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # a Friday afternoon: work-time windows are open

@@ -76,13 +76,14 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
     from bot.config import load_settings
     from bot.inbox import Inbox
-    from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
+    from bot.messages import OutgoingMessage
     from bot.router import Router
+    from bot.runtime import make_parser
     from bot.texts import Catalogue
-    from nlu.factory import make_parser
     from storage.crypto import DataVault, new_data_key
     from storage.db import make_engine, migrate, session_factory
     from storage.geo import PostcodeBook
+    from storage.vocabulary import ChannelKind, StatusUpdate
 
     class CountingChannel:
         kinds = frozenset(ChannelKind)

@@ -71,9 +71,7 @@ def builtin_parser() -> Parser | None:
         from nlu.factory import make_parser
     except ImportError:
         return None
-    from bot.config import load_settings
-
-    return make_parser(load_settings(rasa_url=None))
+    return make_parser(rasa_url=None)
 
 
 async def timed(parser: Parser, texts: Sequence[str], rounds: int) -> list[float]:

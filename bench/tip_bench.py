@@ -39,11 +39,12 @@ from bot.app import create_app
 from bot.asgi import freeze_startup_heap
 from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.runtime import Runtime, build_runtime
 from bot.tips.wiring import Timings, TipServices
 from storage.crypto import new_data_key
 from storage.db import make_engine, migrate, session_factory, transaction
+from storage.vocabulary import ChannelKind
 
 GOAL_P99_MS = 200.0
 ACCOUNT_SID = "AC" + "b" * 32

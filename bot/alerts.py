@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 from bot.channels.segments import count_segments
 from bot.config import Settings
-from bot.messages import ChannelKind
-from bot.targeting import Recipient
 from bot.texts import Catalogue
 from storage.models import Action, ActionOutcome, DeliveryKind, RelayPlatform
+from storage.targeting import Recipient
+from storage.vocabulary import ChannelKind
 
 MAX_SMS_SEGMENTS = 2
 CHAT_LIMITS = {ChannelKind.TELEGRAM: 4096, ChannelKind.WHATSAPP: 1600}

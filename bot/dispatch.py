@@ -39,7 +39,7 @@ from bot.alerts import AlertTexts, RelayRef
 from bot.channels.base import Channel, PermanentSendError, RecipientOptedOut, SendError, SendReceipt
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage, StatusUpdate
+from bot.messages import OutgoingMessage
 from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
@@ -48,6 +48,7 @@ from storage.models import Action, ActionType, ChannelIdentity, Delivery, Delive
 from storage.participants import opt_out_identity, record_opt_out
 from storage.relays import RELAY_KINDS, relay_of_delivery
 from storage.verifications import claim_codes, code_result
+from storage.vocabulary import ChannelKind, DeliveryStatus, StatusUpdate
 
 log = logging.getLogger(__name__)
 

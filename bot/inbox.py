@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import Channel, SendError
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
+from bot.messages import IncomingMessage, OutgoingMessage, event_key
 from storage.db import SessionFactory, transaction
 from storage.models import ProcessedEvent
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 

@@ -1,29 +1,17 @@
-"""Channel-agnostic messages: what flows read and write, whatever the provider."""
+"""Channel-agnostic messages: what flows read and write, whatever the provider.
+
+The words they are made of (`ChannelKind`, `GeoPoint`, `DeliveryStatus`, `StatusUpdate`) are in
+`storage.vocabulary`, the lowest layer that records them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-
-class ChannelKind(StrEnum):
-    """A way a person reaches us and we reach them."""
-
-    TELEGRAM = "telegram"
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
-    VOICE = "voice"
-
-
-@dataclass(frozen=True)
-class GeoPoint:
-    """A latitude/longitude pair in WGS84."""
-
-    lat: float
-    lon: float
+from storage.vocabulary import ChannelKind, GeoPoint
 
 
 @dataclass(frozen=True)
@@ -65,28 +53,3 @@ class OutgoingMessage:
     request_location: bool = False
     template_sid: str | None = None
     template_variables: Mapping[str, str] | None = None
-
-
-class DeliveryStatus(StrEnum):
-    """Where a message is on its way to a person."""
-
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    READ = "read"
-    UNDELIVERED = "undelivered"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """A provider's receipt for a message we sent."""
-
-    channel: ChannelKind
-    provider_id: str
-    status: DeliveryStatus
-    error_code: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    key: str = field(default="", compare=False)
-    """What makes this receipt unique at the provider (a retry carries the same key); empty if unknown."""

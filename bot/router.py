@@ -14,7 +14,6 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -34,10 +33,11 @@ from bot.flows.engine import (
     normalise,
 )
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
+from bot.flows.keywords import Keyword, keyword_of
 from bot.flows.mydata import show_my_data
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, event_key
+from bot.messages import IncomingMessage, OutgoingMessage, event_key
 from bot.texts import Catalogue
 from nlu.types import InProcessParser, Intent, Parser, ParseResult
 from storage.crypto import DataVault
@@ -53,6 +53,7 @@ from storage.participants import (
     find_participant_by_phone,
     touch_sender,
 )
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -63,82 +64,6 @@ RETRY_PAUSE_S = 0.05
 # Every reply on these costs money; a sender who floods us gets a bounded number of them.
 PAID_REPLY_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
 
-
-class Keyword(StrEnum):
-    """Single-word commands that work on every channel, at any moment."""
-
-    STOP = "stop"
-    START = "start"
-    HELP = "help"
-    MY_DATA = "my_data"
-    ADDRESS = "address"
-    CANCEL = "cancel"
-    LANGUAGE = "language"
-
-
-# Twilio's standard opt-out words plus the Dutch ones; CANCEL is an opt-out word there, so the
-# word that only ends the current conversation is ANNULEER.
-KEYWORDS: dict[str, Keyword] = {
-    **dict.fromkeys(
-        [
-            "stop",
-            "stoppen",
-            "uit",
-            "afmelden",
-            "stopall",
-            "unsubscribe",
-            "end",
-            "quit",
-            "cancel",
-            "/stop",
-            "/afmelden",
-            "/unsubscribe",
-        ],
-        Keyword.STOP,
-    ),
-    **dict.fromkeys(["start", "aanmelden", "unstop", "/start", "/aanmelden", "/register"], Keyword.START),
-    **dict.fromkeys(["help", "hulp", "info", "/help", "/hulp", "/info"], Keyword.HELP),
-    **dict.fromkeys(
-        [
-            "mijn gegevens",
-            "mijngegevens",
-            "/mijngegevens",
-            "/gegevens",
-            "my data",
-            "mydata",
-            "/mydata",
-            "my details",
-        ],
-        Keyword.MY_DATA,
-    ),
-    **dict.fromkeys(
-        ["adres", "address", "/adres", "/address", "adres wijzigen", "change address"], Keyword.ADDRESS
-    ),
-    **dict.fromkeys(
-        [
-            "annuleer",
-            "annuleren",
-            "afbreken",
-            "cancel flow",
-            "/annuleer",
-            "/cancel",
-            "stop flow",
-            "laat maar",
-            "laat maar zitten",
-            "laatmaar",
-            "lat maar",
-            "stop maar",
-            "stop er maar mee",
-            "hou maar op",
-            "laat ook maar",
-            "never mind",
-            "nevermind",
-            "forget it",
-        ],
-        Keyword.CANCEL,
-    ),
-    **dict.fromkeys(LANGUAGE_KEYWORDS, Keyword.LANGUAGE),
-}
 
 # "stop maar" ends a conversation; with none open it may mean the alerts, which only a confirmed
 # unsubscribe ends (a bare STOP stays the immediate opt-out).
@@ -177,17 +102,6 @@ class _AlreadyHandled(Exception):
 
 class _NeedsIntent(Exception):
     """The message reached the NLU stage before it was parsed; parse it and handle it again."""
-
-
-def keyword_of(text: str) -> Keyword | None:
-    """The keyword a message is, if it is one (case, spaces, punctuation and `@botname` ignored)."""
-    value = normalise(text)
-    if value.startswith("/"):
-        command, _, rest = value.partition(" ")
-        value = command.split("@", 1)[0]
-        if rest and value != "/start":
-            return None
-    return KEYWORDS.get(value)
 
 
 class Router:

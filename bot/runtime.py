@@ -30,7 +30,6 @@ from bot.flows.reconfirm import ReconfirmFlow
 from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, StatusUpdate
 from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
@@ -40,9 +39,11 @@ from storage.crypto import DataVault, load_or_create_key, split_keys
 from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from storage.geo import PostcodeBook
 from storage.models import ProcessedEvent
+from storage.vocabulary import ChannelKind, StatusUpdate
 
 if TYPE_CHECKING:
     from bot.controlroom.tipfeed import TipFeed
+    from scheduler.jobs import JobContext
     from scheduler.service import SchedulerService
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,9 @@ def make_parser(settings: Settings) -> Parser:
     """The NLU parser the settings ask for (built-in unless RASA_URL is set)."""
     from nlu.factory import make_parser as factory
 
-    return factory(settings)
+    return factory(
+        rasa_url=settings.rasa_url, rasa_timeout_s=settings.rasa_timeout_s, timezone=settings.timezone
+    )
 
 
 def _background(
@@ -254,12 +257,48 @@ def build_runtime(
         on_stop=[geocoder.aclose, *wiring.on_stop, stop],
         geocoder=geocoder,
     )
-    # Tips: their API, the forwarder's start/stop and the control room's feed.
-    tips.attach(runtime)
-    from scheduler.service import attach_scheduler
-
-    runtime.scheduler = attach_scheduler(runtime)
+    # Tips: their storage and senders, their API, the forwarder's start/stop and the control room's feed.
+    tips.bind(
+        sessions=sessions,
+        vault=vault,
+        clock=clock,
+        catalogue=catalogue,
+        senders=senders,
+        geocoder=geocoder,
+        book=book,
+    )
+    runtime.routers.append(tips.api_router())
+    runtime.on_start.append(tips.start)
+    runtime.on_stop.append(tips.stop)
+    runtime.tip_feed = tips.feed
+    runtime.scheduler = _attach_scheduler(runtime)
     return runtime
+
+
+def job_context(runtime: Runtime) -> JobContext:
+    """The scheduler's jobs' context from the wired runtime."""
+    from scheduler.jobs import JobContext
+
+    return JobContext(
+        sessions=runtime.sessions,
+        settings=runtime.settings,
+        clock=runtime.clock,
+        vault=runtime.vault,
+        catalogue=runtime.catalogue,
+        senders=runtime.senders,
+        book=runtime.book,
+    )
+
+
+def _attach_scheduler(runtime: Runtime) -> SchedulerService:
+    """The runtime's scheduler, hooked to its start and stop (unless SCHEDULER_ENABLED=false)."""
+    from scheduler.service import SchedulerService
+
+    service = SchedulerService(job_context(runtime))
+    if runtime.settings.scheduler_enabled:
+        runtime.on_start.append(service.start)
+        runtime.on_stop.append(service.stop)
+    return service
 
 
 @dataclass

@@ -17,7 +17,7 @@ from rich.table import Table
 from bot.clock import utcnow
 from bot.config import Settings, load_settings
 from scheduler.jobs import JobContext, report_for
-from scheduler.service import JobBusy, SchedulerService, UnknownJob, job_context
+from scheduler.service import JobBusy, SchedulerService, UnknownJob
 from storage import reports
 from storage.db import transaction
 
@@ -26,7 +26,7 @@ console = Console()
 
 def _service(settings: Settings) -> SchedulerService:
     """The scheduler on the whole runtime (channels included): for running jobs that send."""
-    from bot.runtime import build_runtime
+    from bot.runtime import build_runtime, job_context
 
     return SchedulerService(job_context(build_runtime(settings)))
 

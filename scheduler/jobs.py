@@ -20,7 +20,7 @@ from sqlmodel import SQLModel, col, select
 from bot.channels.base import Channel, SendError
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
 from storage import keys, reports
 from storage import reconfirmations as store
@@ -41,6 +41,7 @@ from storage.models import (
     ReconfirmRequest,
 )
 from storage.participants import addresses_of, audit, erase_participant, identities_of
+from storage.vocabulary import ChannelKind, DeliveryStatus
 
 log = logging.getLogger(__name__)
 

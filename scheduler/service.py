@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 import sqlalchemy as sa
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -36,9 +36,6 @@ from bot.config import Settings
 from scheduler import jobs as job_functions
 from scheduler.jobs import JobContext, JobResult
 from storage.db import is_sqlite
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -496,25 +493,3 @@ def stored_next_runs(database_url: str) -> dict[str, datetime | None]:
         }
     finally:
         engine.dispose()
-
-
-def job_context(runtime: Runtime) -> JobContext:
-    """The jobs' context from the wired runtime."""
-    return JobContext(
-        sessions=runtime.sessions,
-        settings=runtime.settings,
-        clock=runtime.clock,
-        vault=runtime.vault,
-        catalogue=runtime.catalogue,
-        senders=runtime.senders,
-        book=runtime.book,
-    )
-
-
-def attach_scheduler(runtime: Runtime) -> SchedulerService:
-    """The scheduler of a runtime, hooked to its start and stop (unless SCHEDULER_ENABLED=false)."""
-    service = SchedulerService(job_context(runtime))
-    if runtime.settings.scheduler_enabled:
-        runtime.on_start.append(service.start)
-        runtime.on_stop.append(service.stop)
-    return service

@@ -25,13 +25,13 @@ from argon2 import PasswordHasher
 
 from bot.app import create_app
 from bot.config import load_settings
-from bot.messages import ChannelKind
 from bot.runtime import Runtime, build_runtime
 from storage.crypto import new_data_key
 from storage.db import transaction
 from storage.models import Address, ChannelIdentity, OperatorRole, Participant, ParticipantStatus
 from storage.operators import create_operator
 from storage.participants import canonical_address
+from storage.vocabulary import ChannelKind
 
 CHROMIUM = "/usr/bin/chromium"
 ENSCHEDE = (52.2215, 6.8937)

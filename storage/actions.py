@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
-from bot.messages import ChannelKind, DeliveryStatus, StatusUpdate
 from storage.models import (
     Action,
     ActionOutcome,
@@ -32,6 +31,8 @@ from storage.models import (
     Urgency,
 )
 from storage.relays import queue_relay_alerts, queue_relay_closings
+from storage.targeting import Reach, order_reaches
+from storage.vocabulary import RECEIVED, ChannelKind, DeliveryStatus, StatusUpdate
 
 # No 0/O, 1/I/L, 5/S, 8/B, 2/Z, 6/G: a code read aloud or typed from a lock screen comes back right.
 CODE_ALPHABET = "3479ACDEFHJKMNPRTUVWXY"
@@ -39,7 +40,6 @@ CODE_PREFIX = "BN-"
 CODE_LENGTH = 4
 # The code may be followed by `_`: a relay's Telegram link carries `BN-4821_R7` (issue 8).
 CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})(?![^\W_])", re.IGNORECASE)
-RECEIVED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 # Receipts can arrive out of order (delivered before sent); a status never moves backwards.
 _STATUS_ORDER = {
     DeliveryStatus.QUEUED: 0,
@@ -431,8 +431,6 @@ def next_identity(
     """The person's next reachable identity after those excluded, in the targeting order."""
     if participant_id is None:
         return None
-    from bot.targeting import Reach, order_reaches
-
     i = ChannelIdentity.__table__.c  # type: ignore[attr-defined]
     skip = set(exclude)
     p = Participant.__table__.c  # type: ignore[attr-defined]

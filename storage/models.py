@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from bot.messages import ChannelKind, DeliveryStatus
+from storage.vocabulary import ChannelKind, DeliveryStatus
 
 
 def enum_type(enum: type[StrEnum]) -> sa.Enum:
@@ -202,7 +202,7 @@ class ProcessedEvent(SQLModel, table=True):
 
 
 # --------------------------------------------------------------------------------------------------
-# Actions and their outbox (issue 4: bot/dispatch.py, bot/targeting.py, storage/actions.py)
+# Actions and their outbox (bot/dispatch.py, storage/targeting.py, storage/actions.py)
 # --------------------------------------------------------------------------------------------------
 
 

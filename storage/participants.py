@@ -18,7 +18,6 @@ from sqlalchemy.sql.dml import Insert, ReturningUpdate
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
-from bot.messages import ChannelKind
 from storage.crypto import DataVault
 from storage.models import (
     Address,
@@ -31,6 +30,8 @@ from storage.models import (
 )
 from storage.phones import InvalidPhoneNumber, to_e164
 from storage.reach import forget_identity_reach, touch_reach
+from storage.tips import forget_tipster
+from storage.vocabulary import ChannelKind
 
 MAX_ADDRESSES = 3
 PHONE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
@@ -423,8 +424,6 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
     Name, phone, addresses and conversation state go; identities keep only their keyed hash (so the
     person is recognised as opted out) and are unlinked. `reason` is unsubscribed or expired.
     """
-    from storage.tips import forget_tipster  # tips import the action tables, which import nothing of ours
-
     identities = identities_of(session, participant=participant)
     forget_tipster(
         session, identity_ids=[i.id for i in identities if i.id is not None], participant_id=participant.id

@@ -2,7 +2,7 @@
 
 One row per address and reachable identity (not opted out, not erased) of an active participant, with
 what selection needs (point, window, channel, preferred channel, language, last inbound message), so
-that `bot.targeting` reads one covering index instead of three tables.
+that `storage.targeting` reads one covering index instead of three tables.
 
 How it stays in step with its sources:
 * sessions from `storage.db.session_factory` refresh, after every flush, the rows of each person whose

@@ -12,13 +12,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlmodel import Session, col
 
-from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage
-from bot.targeting import Circle, parse_area
 from storage.crypto import DataVault
 from storage.geo import Place, distance_m
 from storage.models import (
@@ -32,11 +30,30 @@ from storage.models import (
     Tip,
 )
 from storage.participants import audit, find_identity
+from storage.targeting import Circle, parse_area
+from storage.vocabulary import ChannelKind, DeliveryStatus
 
 RELAY_RULES_VERSION = "2026-1"
 RELAY_KINDS = (DeliveryKind.RELAY_ALERT, DeliveryKind.RELAY_CLOSING)
 # What a relay message counts as once it is out: sent, delivered, read (or in flight: it may be out).
 _REACHED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.SENDING)
+
+
+class RelayMessage(Protocol):
+    """What `relay_for_tip` reads of an incoming message (`bot.messages.IncomingMessage` has it all)."""
+
+    @property
+    def channel(self) -> ChannelKind: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def provider_id(self) -> str | None: ...
+    @property
+    def reply_to_provider_id(self) -> str | None: ...
+    @property
+    def start_payload(self) -> str | None: ...
+    @property
+    def group_id(self) -> str | None: ...
 # `TIP BN-4821 R7` (the wa.me text) and `BN-4821_R7` (the t.me start payload): the relay a tip came
 # through. Only right after an action code, so that "een Renault R5" in a tip names no relay.
 RELAY_REF = re.compile(r"\bBN-?\s?[0-9A-Z]{4}(?:\s+|_)R(\d{1,9})\b", re.IGNORECASE)
@@ -180,7 +197,7 @@ class RelaySource:
     action_id: int | None = None
 
 
-def relay_for_tip(session: Session, *, vault: DataVault, message: IncomingMessage) -> RelaySource:
+def relay_for_tip(session: Session, *, vault: DataVault, message: RelayMessage) -> RelaySource:
     """The relay a tip came through: the `R<id>` of a relay's link (`/start BN-4821_R7`, `TIP BN-4821 R7`),
     or the Telegram group it was written in (a reply to the bot's post there also names the action).
 

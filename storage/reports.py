@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from bot.messages import DeliveryStatus
 from storage.geo import PostcodeBook, distance_m
 from storage.models import (
     Action,
@@ -31,6 +30,7 @@ from storage.models import (
     Participant,
     ParticipantStatus,
 )
+from storage.vocabulary import DeliveryStatus
 
 UNKNOWN = "onbekend"
 FIGURES = ("participants", "new", "expired", "unsubscribed", "actions", "reach", "tips", "solved")

@@ -16,9 +16,9 @@ from sqlalchemy import Select, bindparam, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from bot.messages import ChannelKind
 from storage.models import Action, ChannelIdentity, Tip, TipForward, TipMessage
 from storage.tips import DONE, FAILED, PENDING, QUEUED, SENT, TipHasNoChannel, utc
+from storage.vocabulary import ChannelKind
 
 
 def forwards_after(session: Session, *, after: int, limit: int) -> list[tuple[int, str, dict[str, Any]]]:

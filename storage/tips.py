@@ -18,8 +18,6 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, insert, update
 from sqlalchemy.sql.dml import Insert, ReturningInsert
 from sqlmodel import Session, col, select
 
-from bot.messages import ChannelKind, GeoPoint
-from storage.actions import RECEIVED
 from storage.crypto import DataVault
 from storage.models import (
     Action,
@@ -33,6 +31,7 @@ from storage.models import (
     TipMessage,
 )
 from storage.tip_media import add_media, media_paths
+from storage.vocabulary import RECEIVED, ChannelKind, GeoPoint
 
 CREATED = "tip.created"
 UPDATED = "tip.updated"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
+from storage.vocabulary import ChannelKind
 
 
 class SendError(Exception):

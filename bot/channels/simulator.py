@@ -11,7 +11,7 @@ import itertools
 from collections import defaultdict, deque
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from bot.channels.base import SendReceipt
 from bot.channels.segments import count_segments
 from bot.clock import Clock, utcnow
-from bot.inbox import Inbox
-from bot.messages import ChannelKind, GeoPoint, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
+from storage.vocabulary import ChannelKind, GeoPoint
 
 MAX_TEXT = 10_000
 MAILBOX_SIZE = 200
@@ -179,7 +179,15 @@ class SimulatorChannel:
             self._mailboxes.pop((kind, person), None)
 
 
-def simulator_router(*, inbox: Inbox, simulator: SimulatorChannel, clock: Clock) -> APIRouter:
+class Receiver(Protocol):
+    """What the simulator hands a message to (`bot.inbox.Inbox`, which stands above the channels)."""
+
+    async def receive(self, message: IncomingMessage, *, send: bool = True) -> list[OutgoingMessage]:
+        """Handle one message; its replies, sent only when `send` is on."""
+        ...
+
+
+def simulator_router(*, inbox: Receiver, simulator: SimulatorChannel, clock: Clock) -> APIRouter:
     """`POST /simulator/messages`, the page's history, reset and SMS counter, and the `/simulator` page."""
     router = APIRouter(tags=["simulator"])
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

@@ -49,8 +49,9 @@ from bot.channels.limits import JSON_TYPE, read_limited_body
 from bot.channels.media import FetchedMedia, MediaRefused, MediaUnavailable, checked
 from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
 from bot.config import Settings
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 

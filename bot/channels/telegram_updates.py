@@ -6,7 +6,8 @@ from datetime import datetime
 
 from telegram import CallbackQuery, Chat, Message, Update
 
-from bot.messages import ChannelKind, GeoPoint, IncomingMessage
+from bot.messages import IncomingMessage
+from storage.vocabulary import ChannelKind, GeoPoint
 
 GROUP_CHATS = frozenset({Chat.GROUP, Chat.SUPERGROUP})
 # What we ask Telegram for; edited messages are left out on purpose (see `incoming_from_update`).

@@ -42,8 +42,9 @@ from bot.channels.twilio_webhooks import (
     twilio_webhook_router,
 )
 from bot.config import Settings
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from bot.channels.twilio_media import accepted_media_url
-from bot.messages import ChannelKind, DeliveryStatus, GeoPoint, IncomingMessage, StatusUpdate
+from bot.messages import IncomingMessage
 from storage.phones import InvalidPhoneNumber, to_e164
+from storage.vocabulary import ChannelKind, DeliveryStatus, GeoPoint, StatusUpdate
 
 log = logging.getLogger(__name__)
 

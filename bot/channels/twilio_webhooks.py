@@ -31,8 +31,9 @@ from bot.channels.twilio_payloads import (
     parse_status,
     status_key,
 )
-from bot.messages import IncomingMessage, StatusUpdate
+from bot.messages import IncomingMessage
 from bot.texts import Catalogue
+from storage.vocabulary import StatusUpdate
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from sqlmodel import Session
 from bot import sse
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.tipfeed import TipView
-from bot.messages import DeliveryStatus
 from storage.actions import delivery_counts
 from storage.geo import PostcodeBook
 from storage.models import Action, Address, Delivery, DeliveryKind
 from storage.operators import SessionInvalid, find_session
+from storage.vocabulary import DeliveryStatus
 
 # What the bar shows: the provider's statuses folded into four stages.
 STAGES: dict[str, tuple[DeliveryStatus, ...]] = {

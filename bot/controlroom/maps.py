@@ -14,8 +14,8 @@ from bot.controlroom.deps import PREFIX, ControlRoom
 from bot.controlroom.live import RecipientGroup
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM
 from bot.controlroom.tipfeed import TipView
-from bot.targeting import Circle, Municipalities
 from storage.geo import PostcodeBook, distance_m
+from storage.targeting import Circle, Municipalities
 
 # A town with at least this many postcode areas gets its name on the offline map.
 LABELLED_TOWN_AREAS = 6

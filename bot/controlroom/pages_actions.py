@@ -23,7 +23,6 @@ from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable, media_response
 from bot.services.actions import ActionService, InvalidAction, closing_audience_of, draft_duration
-from bot.targeting import Circle, Municipalities, parse_area
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
@@ -38,6 +37,7 @@ from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType
 from storage.participants import audit
 from storage.relays import relay_figures
+from storage.targeting import Circle, Municipalities, parse_area
 
 router = APIRouter()
 FORM_FIELDS = (

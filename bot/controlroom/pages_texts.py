@@ -16,9 +16,9 @@ from bot.api.actions import MAX_DESCRIPTION, MAX_HEADLINE, MAX_INSTRUCTION
 from bot.channels.segments import count_segments
 from bot.controlroom.auth import ActionPoster
 from bot.controlroom.deps import room
-from bot.messages import ChannelKind
 from bot.texts import LANGUAGES
 from storage.models import Action, ActionType, DeliveryKind
+from storage.vocabulary import ChannelKind
 
 router = APIRouter()
 CHANNELS = (ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.TELEGRAM, ChannelKind.VOICE)

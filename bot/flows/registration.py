@@ -24,11 +24,12 @@ from bot.flows.engine import (
     yes_or_no,
 )
 from bot.flows.places import address_from_data, address_in_text, confirm_place, describe, read_address
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from storage.db import after_commit
 from storage.participants import Registration, identities_of, register_participant
 from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
 from storage.verifications import CodeCheck, CodeLimits, CodeRefused, check_code, request_code
+from storage.vocabulary import ChannelKind
 
 MAX_NAME = 60
 SKIP_WORDS = frozenset(

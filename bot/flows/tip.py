@@ -34,8 +34,9 @@ from bot.flows.engine import (
     normalise,
     yes_or_no,
 )
-from bot.messages import GeoPoint, OutgoingMessage
-from bot.tips.facts import facts_from, towns_of
+from bot.flows.keywords import keyword_of
+from bot.flows.tip_facts import facts_from, towns_of
+from bot.messages import OutgoingMessage
 from nlu.keywords import KeywordParser
 from storage.actions import CODE_PATTERN, CODE_PREFIX, action_with_code
 from storage.db import after_commit
@@ -58,6 +59,7 @@ from storage.tips import (
     sender_history,
     tip_awaiting_answer,
 )
+from storage.vocabulary import GeoPoint
 
 
 @dataclass(frozen=True)
@@ -496,6 +498,4 @@ def _means_something_else(text: str) -> bool:
 
 
 def _is_keyword(text: str) -> bool:
-    from bot.router import keyword_of  # the router imports the flows; this is the one way back
-
     return keyword_of(text) is not None

@@ -18,8 +18,6 @@ from sqlmodel import Session
 from bot.alerts import AlertTexts, CostEstimate, estimate_cost
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import ChannelKind
-from bot.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
 from storage.actions import (
     ActionDraft,
     ClosingAudience,
@@ -35,6 +33,8 @@ from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, DeliveryKind
 from storage.participants import audit
+from storage.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
+from storage.vocabulary import ChannelKind
 
 
 @dataclass(frozen=True)

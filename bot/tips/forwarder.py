@@ -27,7 +27,7 @@ import httpx
 
 from bot.channels.base import Channel, SendError
 from bot.config import Settings
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
@@ -41,6 +41,7 @@ from storage.tip_outbox import (
     forward_failed,
     question_result,
 )
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.channels.media import FetchedMedia, MediaRefused, MediaSource, MediaUnavailable
-from bot.messages import ChannelKind
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.tip_media import MediaToFetch, claim_media, refuse_media, retry_media, store_media
+from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 The runtime builds the router before the providers fill in the senders, so the tip flow exists before
 the rest: `build_runtime` makes `TipServices.deferred(settings)` (or takes one with other timings), gives
-`tips.flows` to the router, then `tips.attach(runtime)` binds the storage, adds the API routes and the
-forwarder's start/stop hooks and sets the control room's feed. With every object at hand,
+`tips.flows` to the router, then binds the storage (`tips.bind(...)`) and adds the API routes, the forwarder's
+start/stop hooks and the control room's feed to the runtime itself. With every object at hand,
 `TipServices(sessions=..., vault=..., settings=..., clock=..., catalogue=..., senders=...)` does both.
 """
 
@@ -12,20 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import APIRouter
 
-from bot.api.tips import tips_router
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.controlroom.tipfeed import TipFeed
 from bot.flows.engine import Flow
 from bot.flows.tip import TipFlow, TipRules
 from bot.geocoder import Geocoder
-from bot.messages import ChannelKind
 from bot.texts import Catalogue
+from bot.tips.api import tips_router
 from bot.tips.feed import StorageTipFeed
 from bot.tips.forwarder import TipForwarder, chat_configured, webhook_configured
 from bot.tips.hub import TipHub
@@ -34,9 +32,7 @@ from bot.tips.places import TipPlaces
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from storage.vocabulary import ChannelKind
 
 
 class TipsNotBound(RuntimeError):
@@ -158,22 +154,6 @@ class TipServices:
         self._feed = StorageTipFeed(
             sessions=sessions, vault=vault, clock=clock, on_queued=self._forwarder.wake
         )
-
-    def attach(self, runtime: Runtime) -> None:
-        """Bind to a runtime built with `flows=tips.flows`: API routes, start/stop hooks, the feed."""
-        self.bind(
-            sessions=runtime.sessions,
-            vault=runtime.vault,
-            clock=runtime.clock,
-            catalogue=runtime.catalogue,
-            senders=runtime.senders,
-            geocoder=runtime.geocoder,
-            book=runtime.book,
-        )
-        runtime.routers.append(self.api_router())
-        runtime.on_start.append(self.start)
-        runtime.on_stop.append(self.stop)
-        runtime.tip_feed = self.feed
 
     @property
     def forwarder(self) -> TipForwarder:

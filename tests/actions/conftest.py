@@ -13,11 +13,12 @@ import pytest
 from bot.alerts import AlertTexts
 from bot.channels.base import SendError, SendReceipt
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Address, ChannelIdentity, Participant, ParticipantStatus
+from storage.vocabulary import ChannelKind
 
 ENSCHEDE = (52.2215, 6.8937)  # PC4 7511, the centre of Enschede
 _numbers = itertools.count(1)

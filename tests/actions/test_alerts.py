@@ -9,9 +9,9 @@ import pytest
 
 from bot.alerts import AlertTexts, RelayRef, as_sentence, gsm_friendly
 from bot.channels.segments import Encoding, count_segments
-from bot.messages import ChannelKind
 from bot.texts import Catalogue
 from storage.models import Action, ActionOutcome, ActionType, DeliveryKind, RelayPlatform
+from storage.vocabulary import ChannelKind
 
 NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 

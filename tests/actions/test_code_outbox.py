@@ -10,14 +10,14 @@ from sqlalchemy import update
 from bot.alerts import AlertTexts
 from bot.channels.base import RecipientOptedOut, RetryableSendError
 from bot.dispatch import Dispatcher
-from bot.messages import ChannelKind
-from bot.targeting import Circle, select_recipients
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import ChannelIdentity, OptOut, PhoneVerification
 from storage.reach import refresh_reach
+from storage.targeting import Circle, select_recipients
 from storage.verifications import CodeLimits, request_code
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings, seed_person
 from tests.conftest import FixedClock
 

@@ -11,8 +11,7 @@ from bot.alerts import AlertTexts
 from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError, SendReceipt
 from bot.config import Settings
 from bot.dispatch import Dispatcher, TokenBucket, apply_status
-from bot.messages import ChannelKind, DeliveryStatus, OutgoingMessage, StatusUpdate
-from bot.targeting import Circle, select_recipients
+from bot.messages import OutgoingMessage
 from storage.actions import (
     ActionDraft,
     Target,
@@ -34,6 +33,8 @@ from storage.models import (
     Delivery,
     DeliveryKind,
 )
+from storage.targeting import Circle, select_recipients
+from storage.vocabulary import ChannelKind, DeliveryStatus, StatusUpdate
 from tests.actions.conftest import ENSCHEDE, FakeChannel, Person, WorkerKilled, dispatch_settings, seed_person
 from tests.conftest import FixedClock
 

@@ -21,18 +21,6 @@ from sqlmodel import Session
 
 from bot.flows.engine import FlowContext
 from bot.flows.unsubscribe import opt_in, opt_out
-from bot.messages import ChannelKind
-from bot.targeting import (
-    METRES_PER_DEGREE_LAT,
-    Area,
-    Circle,
-    Municipalities,
-    Reach,
-    Recipient,
-    in_window,
-    order_reaches,
-    select_recipients,
-)
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import distance_m
@@ -53,6 +41,18 @@ from storage.participants import (
     touch_sender,
 )
 from storage.reach import REACH, source_query
+from storage.targeting import (
+    METRES_PER_DEGREE_LAT,
+    Area,
+    Circle,
+    Municipalities,
+    Reach,
+    Recipient,
+    in_window,
+    order_reaches,
+    select_recipients,
+)
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE
 
 START = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # Friday 15:30 in Amsterdam

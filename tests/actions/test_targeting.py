@@ -6,12 +6,12 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from bot.messages import ChannelKind
-from bot.targeting import Circle, Municipalities, in_window, parse_area, select_recipients
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import distance_m
 from storage.models import ParticipantStatus
+from storage.targeting import Circle, Municipalities, in_window, parse_area, select_recipients
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, Second, seed_person
 from tests.conftest import FixedClock
 

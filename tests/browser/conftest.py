@@ -25,13 +25,13 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind
 from bot.runtime import Runtime, build_runtime
 from bot.tips.wiring import Timings, TipServices
 from storage.crypto import new_data_key
 from storage.db import transaction
 from storage.models import OperatorRole
 from storage.operators import create_operator
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import seed_person
 from tests.controlroom.conftest import PASSWORD, cheap_hasher
 from tests.fakes.twilio_api import FakeTwilioApi

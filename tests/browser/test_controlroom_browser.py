@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.messages import ChannelKind
+from storage.vocabulary import ChannelKind
 from tests.browser.conftest import (
     ENSCHEDE,
     SCREENSHOTS,

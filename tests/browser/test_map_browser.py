@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.messages import ChannelKind
 from storage.geo import distance_m
+from storage.vocabulary import ChannelKind
 from tests.browser.conftest import ENSCHEDE, LiveRoom, shot, twilio_form
 from tests.controlroom.conftest import PASSWORD
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.messages import ChannelKind
+from storage.vocabulary import ChannelKind
 from tests.browser.conftest import LiveRoom, shot, twilio_form
 from tests.browser.test_controlroom_browser import _login
 

@@ -21,9 +21,10 @@ import pytest
 from bot.app import create_app
 from bot.channels.simulator import DEFAULT_SENDERS, DEFAULT_TELEGRAM_PHONE
 from bot.config import load_settings
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.runtime import Runtime, build_runtime
 from storage.crypto import new_data_key
+from storage.vocabulary import ChannelKind
 from tests.browser.conftest import SCREENSHOTS, Served, _listening, _need_chromium, _until, shot
 
 pytestmark = pytest.mark.browser

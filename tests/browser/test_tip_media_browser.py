@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.messages import ChannelKind
 from storage.models import TipMedia
+from storage.vocabulary import ChannelKind
 from tests.browser.conftest import WAIT_S, LiveRoom, shot, twilio_form
 from tests.controlroom.conftest import PASSWORD
 from tests.tips.conftest import launch, person

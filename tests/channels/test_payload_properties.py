@@ -25,10 +25,11 @@ from bot.channels.twilio_payloads import (
     parse_speech,
     parse_status,
 )
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
+from storage.vocabulary import ChannelKind
 from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Outbox, webhooks_app
 from tests.fakes.telegram_api import FakeTelegramApi
 

@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 from bot.app import create_app
 from bot.channels.segments import count_segments
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.runtime import Runtime, build_runtime
 from run_bot import cli
 from storage.crypto import new_data_key
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 
 PHONE = "+31687654321"

@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind
 from bot.runtime import build_runtime
 from run_bot import cli
 from storage.crypto import new_data_key
 from storage.models import ChannelIdentity, Participant
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.tips.conftest import person
 

@@ -18,9 +18,10 @@ from bot.channels.media import MAX_MEDIA_BYTES, MediaRefused
 from bot.channels.telegram import WEBHOOK_PATH, ChatPacer, TelegramChannel, TelegramNotConfigured
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, GeoPoint, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
 from storage.db import SessionFactory
+from storage.vocabulary import ChannelKind, GeoPoint
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import BLOCKED, CHAT_NOT_FOUND, FakeTelegramApi
 

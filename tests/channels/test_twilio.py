@@ -24,16 +24,10 @@ from bot.channels.twilio_http import HttpxTwilioClient, rewrite_url
 from bot.channels.twilio_payloads import caller_of
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
-from bot.messages import (
-    ChannelKind,
-    DeliveryStatus,
-    GeoPoint,
-    IncomingMessage,
-    OutgoingMessage,
-    StatusUpdate,
-)
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
 from storage.db import SessionFactory
+from storage.vocabulary import ChannelKind, DeliveryStatus, GeoPoint, StatusUpdate
 from tests.conftest import FixedClock
 from tests.fakes.twilio_api import FakeTwilioApi
 

@@ -22,9 +22,10 @@ from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio import TwilioChannel
 from bot.config import load_settings
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage, StatusUpdate
+from bot.messages import IncomingMessage, OutgoingMessage
 from storage.db import SessionFactory
 from storage.models import ProcessedEvent
+from storage.vocabulary import ChannelKind, StatusUpdate
 from tests.conftest import FixedClock
 from tests.fakes.twilio_api import FakeTwilioApi
 

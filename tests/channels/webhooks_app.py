@@ -20,13 +20,14 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
 from bot.config import load_settings
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, OutgoingMessage, StatusUpdate
+from bot.messages import OutgoingMessage
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
+from storage.vocabulary import ChannelKind, StatusUpdate
 from tests.conftest import FixedClock
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"

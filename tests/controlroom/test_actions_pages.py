@@ -15,11 +15,11 @@ from bot.alerts import AlertTexts
 from bot.channels.segments import count_segments
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.live import action_events
-from bot.messages import ChannelKind, DeliveryStatus
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionStatus, ActionType, AuditEvent, Delivery, DeliveryKind
+from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import FakeTipFeed, csrf_of, login, page_csrf

@@ -9,10 +9,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.messages import ChannelKind
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.participants import audit
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import login

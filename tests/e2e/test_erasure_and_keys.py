@@ -25,9 +25,8 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime, make_vault
+from bot.runtime import Runtime, build_runtime, job_context, make_vault
 from scheduler.jobs import purge_retention, rehash_lookups
-from scheduler.service import job_context
 from storage.crypto import DataKeyError, DataVault, new_data_key
 from storage.db import make_engine, session_factory
 from storage.keys import rotate_data_key

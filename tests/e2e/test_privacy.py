@@ -30,13 +30,13 @@ from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio import TwilioChannel
 from bot.config import load_settings
 from bot.inbox import Inbox
-from bot.messages import ChannelKind, StatusUpdate
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
+from storage.vocabulary import ChannelKind, StatusUpdate
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi

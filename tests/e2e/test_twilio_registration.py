@@ -15,10 +15,10 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind
 from bot.runtime import Runtime, build_runtime
 from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.e2e.serving import served
 from tests.fakes.twilio_api import FakeTwilioApi

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.messages import ChannelKind
 from storage.crypto import DataVault, new_data_key
 from storage.db import make_engine, session_factory
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import seed_person
 from tests.fakes.twilio_api import FakeTwilioApi
 

@@ -16,12 +16,13 @@ from bot.channels.twilio_http import HttpxTwilioClient
 from bot.clock import Clock
 from bot.config import Settings, load_settings
 from bot.dispatch import Dispatcher
-from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage, StatusUpdate
+from bot.messages import IncomingMessage
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import ActionType, ChannelIdentity, Delivery, Participant, ParticipantStatus
+from storage.vocabulary import ChannelKind, DeliveryStatus, StatusUpdate
 
 ACCOUNT_SID = "AC" + "f4" * 16
 AUTH_TOKEN = "fa17" * 8

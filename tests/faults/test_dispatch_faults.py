@@ -21,9 +21,9 @@ import pytest
 
 from bot.clock import utcnow
 from bot.dispatch import MAX_UNRECORDED
-from bot.messages import DeliveryStatus
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, make_engine, session_factory
+from storage.vocabulary import DeliveryStatus
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.faults.outbox import (
     ACCOUNT_SID,

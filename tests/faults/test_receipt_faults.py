@@ -22,13 +22,14 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.channels.twilio_webhooks import STATUS_PATH, SignedForms, recorded_by_handler, twilio_webhook_router
 from bot.config import load_settings
-from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage
+from bot.messages import IncomingMessage
 from bot.runtime import build_runtime, status_recorder
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, session_factory, transaction
 from storage.models import ActionType, Delivery, ProcessedEvent
+from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
 from tests.fakes.twilio_api import FakeTwilioApi

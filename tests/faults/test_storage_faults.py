@@ -25,7 +25,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.config import load_settings
-from bot.messages import ChannelKind, IncomingMessage
+from bot.messages import IncomingMessage
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -33,6 +33,7 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, session_factory
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, ConversationState, ProcessedEvent
+from storage.vocabulary import ChannelKind
 from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Outbox, webhooks_app
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import FakeTelegramApi

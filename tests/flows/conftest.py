@@ -16,7 +16,7 @@ from sqlmodel import SQLModel, select
 
 from bot.config import Settings, load_settings
 from bot.flows.relay import RelayFlow, RelayGroupFlow
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -24,6 +24,7 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, migrate
 from storage.geo import PostcodeBook
 from storage.models import PhoneVerification
+from storage.vocabulary import ChannelKind
 from tests.conftest import POSTGRES_ENV, FixedClock, _fresh_postgres_database
 
 SMS_PHONE = "+31612345678"

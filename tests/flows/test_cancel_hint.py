@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.router import Keyword, keyword_of
+from bot.flows.keywords import Keyword, keyword_of
 from storage.db import SessionFactory
 from storage.models import ConversationState
 from tests.flows.conftest import SMS, TELEGRAM, Contact, Converse, register_steps, rows

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import ChannelKind, OutgoingMessage
+from bot.messages import OutgoingMessage
+from storage.vocabulary import ChannelKind
 from tests.flows.conftest import Converse, Message, Person, TypedCode, register_steps
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "flows.md"

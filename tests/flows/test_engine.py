@@ -10,7 +10,6 @@ from sqlmodel import select
 from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.flows.engine import Answer, StaleState, clear_state, load_state, set_state, yes_or_no
-from bot.messages import ChannelKind
 from bot.router import Router, fold_for_sms
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -19,6 +18,7 @@ from storage.db import SessionFactory, make_engine, session_factory, transaction
 from storage.geo import PostcodeBook
 from storage.models import ConversationState
 from storage.participants import touch_sender
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import Converse, Person, incoming, last
 

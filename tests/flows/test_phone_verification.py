@@ -9,7 +9,6 @@ import pytest
 from sqlmodel import select
 
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -18,6 +17,7 @@ from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, OptOut, Participant, PhoneVerification
 from storage.models import ParticipantStatus as Status
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import (
     SMS,

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.messages import ChannelKind, IncomingMessage
+from bot.messages import IncomingMessage
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.models import Address, AuditEvent, ChannelIdentity, ConversationState, OptOut, Participant
 from storage.models import ParticipantStatus as Status
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import (
     SMS,

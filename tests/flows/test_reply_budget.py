@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
-from bot.messages import ChannelKind
 from bot.router import Router
 from bot.texts import Catalogue
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import SMS, TELEGRAM, WHATSAPP, Person, incoming
 

@@ -11,8 +11,8 @@ import pytest
 from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.flows.engine import Flow, FlowContext, Goto, Step, Transition
-from bot.messages import ChannelKind
-from bot.router import Keyword, Router, StorageUnavailable, keyword_of
+from bot.flows.keywords import Keyword, keyword_of
+from bot.router import Router, StorageUnavailable
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from nlu.types import ParseResult
@@ -21,6 +21,7 @@ from storage.db import SessionFactory, make_engine, session_factory
 from storage.geo import PostcodeBook
 from storage.models import AuditEvent, ChannelIdentity, ConversationState, Participant
 from storage.participants import audit
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import (
     SMS,

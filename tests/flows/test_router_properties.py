@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.channels.segments import count_segments
-from bot.messages import ChannelKind
 from bot.router import Router
 from bot.texts import Catalogue
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import Person, incoming
 

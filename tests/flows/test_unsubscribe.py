@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.messages import ChannelKind
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.models import Address, AuditEvent, ChannelIdentity, ConversationState, OptOut, Participant
 from storage.models import ParticipantStatus as Status
 from storage.participants import is_opted_out
+from storage.vocabulary import ChannelKind
 from tests.flows.conftest import (
     SMS,
     SMS_PHONE,

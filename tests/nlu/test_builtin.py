@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import load_settings
 from nlu.builtin import OUT_OF_SCOPE, BuiltinParser, normalise
 from nlu.evaluate import evaluate
 from nlu.factory import make_parser
@@ -139,7 +138,7 @@ def test_normalise(raw: str, clean: str) -> None:
 
 
 def test_factory_gives_builtin_without_rasa_url() -> None:
-    parser = make_parser(load_settings(rasa_url=None), clock=_clock)
+    parser = make_parser(rasa_url=None, clock=_clock)
     assert isinstance(parser, BuiltinParser)
 
 

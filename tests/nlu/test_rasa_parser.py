@@ -309,11 +309,10 @@ async def test_real_rasa(real_rasa_url: str, text: str, intent: str, entities: d
 
 
 async def test_factory_uses_rasa_with_builtin_fallback() -> None:
-    from bot.config import load_settings
     from nlu.factory import make_parser
 
-    down = make_parser(load_settings(rasa_url=f"http://127.0.0.1:{_free_port()}"))
-    builtin = make_parser(load_settings(rasa_url=None))
+    down = make_parser(rasa_url=f"http://127.0.0.1:{_free_port()}")
+    builtin = make_parser(rasa_url=None)
     assert isinstance(down, RasaParser)
     assert not isinstance(builtin, RasaParser)
     try:

@@ -15,9 +15,8 @@ from bot.channels.telegram_updates import incoming_from_update
 from bot.config import Settings
 from bot.dispatch import Dispatcher
 from bot.flows.relay import RelayFlow, RelayGroupFlow
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.router import Router
-from bot.targeting import parse_area, select_recipients
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
@@ -25,6 +24,8 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, ActionType
+from storage.targeting import parse_area, select_recipients
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings
 from tests.conftest import FixedClock
 from tests.flows.conftest import catalogue, database_url, sqlite_template  # noqa: F401  (fixtures)

@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.config import Settings
-from bot.messages import ChannelKind
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
 from tests.flows.conftest import WHATSAPP_PHONE

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import httpx
 
-from bot.messages import ChannelKind
 from storage.actions import ActionDraft, create_action, launch_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import ActionType, ChannelIdentity, RelayPlatform
 from storage.relays import RELAY_RULES_VERSION, RelayDraft, register_relay
+from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import app, client, cr, login, runtime, tips  # noqa: F401  (fixtures)

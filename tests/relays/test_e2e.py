@@ -16,11 +16,11 @@ import uvicorn
 
 from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind
 from bot.runtime import build_runtime
 from storage.actions import normalise_code
 from storage.crypto import new_data_key
 from storage.relays import relay_ref
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.e2e.test_twilio_registration import (
     ACCOUNT_SID,

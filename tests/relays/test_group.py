@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from bot.flows.engine import Finish, Flow, FlowContext, Step, Transition
 from bot.flows.relay import RelayFlow, RelayGroupFlow
-from bot.messages import ChannelKind
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -20,6 +19,7 @@ from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, Relay, RelayPlatform
 from storage.participants import find_identity
 from storage.relays import relay_for_group
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.relays.conftest import ADMIN, GROUP_CHAT, Chat, group_message, texts_of
 

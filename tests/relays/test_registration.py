@@ -6,11 +6,11 @@ import pytest
 from sqlmodel import select
 
 from bot.flows.relay import read_count, read_km
-from bot.messages import ChannelKind
 from bot.texts import Catalogue
 from storage.db import SessionFactory
 from storage.models import ChannelIdentity, ConversationState, Relay, RelayPlatform
 from storage.relays import RELAY_RULES_VERSION
+from storage.vocabulary import ChannelKind
 from tests.flows.conftest import WHATSAPP_PHONE
 from tests.relays.conftest import Chat, texts_of
 

@@ -11,13 +11,13 @@ from sqlmodel import select
 from bot.alerts import AlertTexts
 from bot.channels.segments import count_segments
 from bot.config import Settings
-from bot.messages import ChannelKind, DeliveryStatus
 from bot.texts import Catalogue
 from storage.actions import delivery_counts, normalise_code
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Delivery, DeliveryKind, Relay, RelayPlatform
 from storage.relays import relay_figures, relay_ref
+from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.actions.conftest import ENSCHEDE, seed_person
 from tests.conftest import FixedClock
 from tests.flows.conftest import SMS_PHONE, WHATSAPP_PHONE

@@ -11,7 +11,7 @@ from sqlmodel import SQLModel, select
 from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
 from bot.flows.reconfirm import ReconfirmFlow
-from bot.messages import ChannelKind, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
@@ -20,6 +20,7 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import Participant
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 
 

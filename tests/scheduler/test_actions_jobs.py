@@ -11,7 +11,6 @@ from sqlmodel import select
 from bot.alerts import AlertTexts
 from bot.config import Settings
 from bot.dispatch import Dispatcher
-from bot.messages import ChannelKind, DeliveryStatus
 from bot.router import Router
 from scheduler.jobs import JobContext, close_expired_actions, purge_retention, reconcile_deliveries
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
@@ -26,6 +25,7 @@ from storage.models import (
     Delivery,
     ProcessedEvent,
 )
+from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.conftest import FixedClock
 from tests.scheduler.conftest import FakeChannel, register
 

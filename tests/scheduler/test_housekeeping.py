@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.messages import ChannelKind, IncomingMessage
+from bot.messages import IncomingMessage
 from bot.router import Router
 from scheduler import jobs
 from scheduler.jobs import JobContext, JobResult, clean_signups, monthly_report
@@ -30,6 +30,7 @@ from storage.models import (
     Participant,
     ParticipantStatus,
 )
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.scheduler.conftest import register, rows, say
 

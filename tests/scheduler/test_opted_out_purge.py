@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.messages import ChannelKind
 from scheduler.jobs import JobContext, purge_retention
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionType, ChannelIdentity, ConversationState, Tip
 from storage.participants import touch_sender
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 
 STOPPED = "+31624681357"

@@ -178,8 +178,8 @@ async def test_silent_participant_is_reminded_then_erased_on_day_396(
 
 def _reachable(sessions: SessionFactory) -> set[int | None]:
     """Who the reach table (what selection reads) holds, and who selection finds anywhere in NL."""
-    from bot.targeting import Circle, select_recipients
     from storage.models import ReachPoint
+    from storage.targeting import Circle, select_recipients
 
     with sessions() as session:
         held = set(session.exec(select(ReachPoint.participant_id)).all())
@@ -249,8 +249,8 @@ async def test_expiry_is_not_held_back_by_quiet_hours(
 
 def _seed_due(sessions: SessionFactory, clock: FixedClock, vault: object, count: int) -> list[str]:
     """`count` SMS participants confirmed 400 days ago (a bulk import), straight into storage."""
-    from bot.messages import ChannelKind
     from storage.crypto import DataVault
+    from storage.vocabulary import ChannelKind
 
     assert isinstance(vault, DataVault)
     phones = [f"+316{10000000 + i}" for i in range(count)]
@@ -312,7 +312,7 @@ async def test_whatsapp_outside_the_24h_window_gets_the_template(
     channel: FakeChannel,
     settings: Settings,
 ) -> None:
-    from bot.messages import ChannelKind
+    from storage.vocabulary import ChannelKind
 
     settings.reconfirm_whatsapp_template = "HXreconfirm"
     _seed_due(sessions, clock, vault, 1)

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from bot.channels.base import SendError, SendReceipt
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind, DeliveryStatus, IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
@@ -34,6 +34,7 @@ from storage.models import (
     TipForward,
 )
 from storage.participants import canonical_address
+from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.conftest import FixedClock
 from tests.flows.conftest import catalogue, database_url, sqlite_template  # noqa: F401  (fixtures)
 

@@ -6,12 +6,12 @@ import pytest
 
 from bot.channels.segments import count_segments
 from bot.controlroom.tipfeed import TipNotFound
-from bot.messages import ChannelKind
 from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.tips.conftest import forwards, launch, person, say, stored_tips
 

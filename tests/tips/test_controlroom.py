@@ -12,7 +12,6 @@ from sqlmodel import select
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.live import action_events
 from bot.controlroom.tipfeed import TipFeed
-from bot.messages import ChannelKind
 from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
@@ -22,6 +21,7 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, AuditEvent
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import FakeRuntime, app, client, cr, csrf_of, login, runtime  # noqa: F401
 from tests.tips.conftest import FakeChannel, launch, person, say, stored_tips

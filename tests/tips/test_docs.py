@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.messages import ChannelKind
 from bot.router import Router
 from storage.actions import close_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionOutcome
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.test_docs import format_replies
 from tests.tips.conftest import launch, message, person

@@ -16,8 +16,8 @@ from twilio.request_validator import RequestValidator
 
 from bench.tip_bench import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, OUR_NUMBER, bench_settings, build_app
 from bot.config import Settings
-from bot.messages import ChannelKind
 from storage.crypto import DataVault, new_data_key
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.tips.conftest import launch, person
 from tests.tips.loopback import free_port

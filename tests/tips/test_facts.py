@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.flows.tip_facts import facts_from, towns_of
 from bot.texts import Catalogue
-from bot.tips.facts import facts_from, towns_of
 from bot.tips.forwarder import chat_text
 from storage.geo import PostcodeBook
 from storage.models import ChannelKind, Tip

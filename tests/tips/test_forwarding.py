@@ -140,8 +140,8 @@ async def test_operators_telegram_chat_gets_each_tip_in_order_and_retries(
     sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue, book: PostcodeBook
 ) -> None:
     from bot.channels.base import RetryableSendError
-    from bot.messages import ChannelKind
     from nlu.keywords import KeywordParser
+    from storage.vocabulary import ChannelKind
     from tests.tips.conftest import FakeChannel
 
     telegram = FakeChannel([ChannelKind.TELEGRAM])

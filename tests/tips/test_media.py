@@ -25,7 +25,6 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings, load_settings
-from bot.messages import ChannelKind
 from bot.runtime import Runtime, build_runtime
 from bot.tips.wiring import Timings, TipServices
 from scheduler.jobs import JobContext, purge_retention
@@ -34,6 +33,7 @@ from storage.crypto import new_data_key
 from storage.db import transaction
 from storage.models import Action, ActionOutcome, AuditEvent, OperatorRole, Tip, TipMedia
 from storage.operators import create_operator
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import PASSWORD, cheap_hasher, csrf_of
 from tests.e2e.serving import served

@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlmodel import col, select
 
 from bot.channels.media import FetchedMedia, MediaUnavailable
-from bot.messages import ChannelKind
 from bot.tips.media import MAX_ATTEMPTS, TipMediaFetcher
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, transaction
@@ -16,6 +15,7 @@ from storage.keys import rotate_data_key
 from storage.models import Action, ChannelIdentity, TipMedia
 from storage.tip_media import claim_media
 from storage.tips import TipFacts, create_tip
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.tips.conftest import launch, person
 

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.messages import ChannelKind, GeoPoint
 from bot.router import Router
 from bot.texts import Catalogue
 from storage.actions import close_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionOutcome
+from storage.vocabulary import ChannelKind, GeoPoint
 from tests.conftest import FixedClock
 from tests.tips.conftest import alert_id, forwards, launch, message, person, say, stored_tips
 

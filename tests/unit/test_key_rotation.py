@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from bot.messages import ChannelKind
 from storage.crypto import DataKeyError, DataVault, new_data_key
 from storage.db import SessionFactory, transaction
 from storage.keys import rotate_data_key
 from storage.models import ChannelIdentity, Participant, ParticipantStatus
+from storage.vocabulary import ChannelKind
 
 NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 PEOPLE = [

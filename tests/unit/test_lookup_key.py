@@ -9,13 +9,13 @@ import pytest
 from sqlmodel import select
 
 from bot.config import load_settings
-from bot.messages import ChannelKind
 from bot.runtime import lookup_key, make_vault
 from storage.crypto import DataKeyError, DataVault, new_data_key
 from storage.db import SessionFactory, transaction
 from storage.keys import rehash_lookups
 from storage.models import Action, ActionType, ChannelIdentity, OptOut, Participant, ParticipantStatus, Tip
 from storage.participants import find_identity, find_participant_by_phone, touch_sender
+from storage.vocabulary import ChannelKind
 
 NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 PHONE = "+31613572468"

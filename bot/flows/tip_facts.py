@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from bot.messages import GeoPoint
 from nlu.entities import DESCRIPTION, DIRECTION, POSTCODE, VEHICLE_PLATE, read_tip
 from nlu.places import Towns
 from storage.actions import CODE_PATTERN
 from storage.geo import PostcodeBook
 from storage.tips import TipFacts
+from storage.vocabulary import GeoPoint
 
 
 @lru_cache(maxsize=4)

@@ -4,6 +4,9 @@ Selection reads only the reach table (`storage.reach`: one row per address and r
 active participant) through a covering index: the strips of longitude that cross the circle's bounding box,
 each a range of latitude, or the municipality codes. The exact distance, the time windows and the choice
 of channel are done in Python on the few thousand rows that come back.
+
+It lives in `storage` because it is a query of the reach table, and because storage itself needs its
+geometry (`Circle`, `parse_area`) and its channel order (`order_reaches`) for relays and fallback.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select
 from sqlmodel import Session
 
-from bot.messages import ChannelKind
 from storage.geo import distance_m
 from storage.reach import REACH, lon_cells
+from storage.vocabulary import ChannelKind
 
 # Free channels first, then the paid ones: the order a person's channels are tried in after their preference.
 CHANNEL_ORDER: tuple[ChannelKind, ...] = (
