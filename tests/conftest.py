@@ -119,3 +119,28 @@ def postgres_url() -> Iterator[str]:
     for url in _fresh_postgres_database(base):
         migrate(url)
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _sse_not_shutting_down() -> Iterator[None]:
+    """Each test starts with sse-starlette's process-wide shutdown flag down.
+
+    sse-starlette keeps its shutdown watch per process and thread (a flag, uvicorn's exit handler, one
+    watcher task per thread); tests start and stop many servers and event loops in one process.
+    """
+    import signal
+
+    from sse_starlette import sse
+
+    def reset() -> None:
+        sse.AppStatus.should_exit = False
+        # A watcher task left on a closed event loop, or a stopped in-process server whose exit handler is
+        # still installed, would otherwise end (or never watch) the next test's streams.
+        sse._thread_state.shutdown_state = None
+        handler = signal.getsignal(signal.SIGTERM)
+        if getattr(getattr(handler, "__self__", None), "should_exit", False):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    reset()
+    yield
+    reset()
