@@ -71,6 +71,8 @@ class SharedBucket:
         self._sleep = sleep
         self._slots: deque[float] = deque()
         self._conn: Connection | None = None
+        self._round_trip = float("inf")
+        self._offset = 0.0
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -80,15 +82,22 @@ class SharedBucket:
 
     def _reserve(self) -> None:
         # One short autocommit statement: the row lock is held for microseconds, not across a send.
-        delay = reserve_slots(
+        before = self._monotonic()
+        first, server_now = reserve_slots(
             self._connection(),
             channel=self._channel,
             sender=self._sender,
             count=self._lease,
             interval=self._interval,
         )
-        first = self._monotonic() + delay
-        self._slots.extend(first + n * self._interval for n in range(self._lease))
+        after = self._monotonic()
+        # The slots are on the server's clock; the quickest round trip so far maps it onto ours best,
+        # so that one slow answer does not shift a slot towards the next process's.
+        if after - before < self._round_trip:
+            self._round_trip = after - before
+            self._offset = (before + after) / 2 - server_now
+        start = first + self._offset
+        self._slots.extend(start + n * self._interval for n in range(self._lease))
 
     async def acquire(self) -> None:
         """Wait until one send may go."""

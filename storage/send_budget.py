@@ -21,7 +21,7 @@ _RESERVE = text(
     "WITH clock AS (SELECT extract(epoch FROM clock_timestamp()) AS now) "
     "UPDATE send_budget SET next_at = greatest(send_budget.next_at, clock.now) + :span "
     "FROM clock WHERE channel = :channel AND sender = :sender "
-    "RETURNING send_budget.next_at - :span - clock.now"
+    "RETURNING send_budget.next_at - :span, clock.now"
 )
 
 
@@ -30,9 +30,11 @@ def ensure_budget(conn: Connection, *, channel: str, sender: str) -> None:
     conn.execute(_CREATE, {"channel": channel, "sender": sender})
 
 
-def reserve_slots(conn: Connection, *, channel: str, sender: str, count: int, interval: float) -> float:
-    """Reserve `count` slots `interval` seconds apart; returns seconds from now until the first one."""
-    delay = conn.execute(
+def reserve_slots(
+    conn: Connection, *, channel: str, sender: str, count: int, interval: float
+) -> tuple[float, float]:
+    """Reserve `count` slots `interval` seconds apart: the first slot and the server's time, epoch seconds."""
+    first, now = conn.execute(
         _RESERVE, {"channel": channel, "sender": sender, "span": count * interval}
-    ).scalar_one()
-    return float(delay)
+    ).one()
+    return float(first), float(now)
