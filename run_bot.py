@@ -78,6 +78,13 @@ def serve(
     if workers > 1 and is_sqlite(settings.database_url):
         console.print("[red]--workers needs PostgreSQL[/red]: on SQLite one process owns the outbox")
         raise typer.Exit(code=2)
+    if workers > 1 and settings.telegram_bot_token and not settings.telegram_webhook_secret:
+        # Telegram hands updates to one poller: a second one gets 409 Conflict and updates go missing.
+        console.print(
+            "[red]--workers needs TELEGRAM_WEBHOOK_SECRET[/red]: Telegram allows one polling process; "
+            "set a webhook secret so that every worker takes updates by webhook"
+        )
+        raise typer.Exit(code=2)
     bind_host, bind_port = host or settings.http_host, port or settings.http_port
     _or_exit(lambda: check_before_serve(settings, host=bind_host, port=bind_port))
     run_migrations(settings.database_url)

@@ -40,6 +40,7 @@ from bot.channels.base import Channel, PermanentSendError, RecipientOptedOut, Se
 from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import OutgoingMessage
+from bot.send_budget import SharedBucket, sender_of
 from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
@@ -152,7 +153,7 @@ class DrainReport:
 class _Lane:
     kind: ChannelKind
     sender: Channel
-    bucket: TokenBucket
+    bucket: TokenBucket | SharedBucket
     queue: asyncio.Queue[Claimed] = field(default_factory=asyncio.Queue)
     outstanding: int = 0
     exhausted: bool = False
@@ -181,7 +182,7 @@ def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind
 
 
 class Dispatcher:
-    """Sends the outbox: per-channel lanes with their own rate, nearest-first, crash-safe claims."""
+    """Sends the outbox: per-channel lanes, each within a rate shared by all processes; crash-safe claims."""
 
     def __init__(
         self,
@@ -293,10 +294,7 @@ class Dispatcher:
     async def _pump_with_connection(self, *, until_idle: bool) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        lanes = [
-            _Lane(kind, sender, TokenBucket(rate_for(self._settings, kind), monotonic=self._monotonic))
-            for kind, sender in self._senders.items()
-        ]
+        lanes = [_Lane(kind, sender, self._bucket(kind)) for kind, sender in self._senders.items()]
         per_lane = max(1, self._settings.dispatch_concurrency)
         consumers = [
             asyncio.create_task(self._consume(lane), name=f"dispatch-{lane.kind.value}-{n}")
@@ -355,6 +353,22 @@ class Dispatcher:
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
+            for lane in lanes:
+                if isinstance(lane.bucket, SharedBucket):
+                    lane.bucket.close()
+
+    def _bucket(self, kind: ChannelKind) -> TokenBucket | SharedBucket:
+        """This process's bucket on SQLite (the only sender); the installation's shared one elsewhere."""
+        rate = rate_for(self._settings, kind)
+        if self._is_sqlite or rate <= 0:
+            return TokenBucket(rate, monotonic=self._monotonic)
+        return SharedBucket(
+            self._engine,
+            channel=kind,
+            sender=sender_of(self._settings, kind),
+            rate=rate,
+            monotonic=self._monotonic,
+        )
 
     async def _send_codes(self, lanes: list[_Lane]) -> int:
         """Send the due verification codes, one by one within each lane's rate; returns how many tried."""

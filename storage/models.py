@@ -192,6 +192,17 @@ class OptOut(SQLModel, table=True):
     at: datetime
 
 
+class SendBudget(SQLModel, table=True):
+    """The next free send slot of one channel and sender, shared by every process (storage/send_budget.py)."""
+
+    __tablename__ = "send_budget"
+
+    channel: str = Field(primary_key=True, max_length=24)
+    sender: str = Field(primary_key=True, max_length=64)
+    next_at: float
+    """Seconds since the epoch, on the database server's clock."""
+
+
 class ProcessedEvent(SQLModel, table=True):
     """A provider event already handled (Twilio MessageSid, Telegram update_id), to process each once."""
 

@@ -110,6 +110,9 @@ class TwilioChannel:
         self._http = http_client or HttpxTwilioClient(base_url=settings.twilio_api_base_url)
         self._owns_http = http_client is None
         self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
+        # twilio imports its REST resources on first use; done here, not in the first send of an action,
+        # where it would hold back the first slots of the shared rate and let them go out in a bunch.
+        _ = self._client.messages, self._client.calls
         self._media = TwilioMedia(
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token,

@@ -62,6 +62,8 @@ class RecordedRequest:
     """The sid of the message or call created, when one was."""
     credentials_sent: bool = False
     """Whether the request carried an Authorization header at all (right or wrong)."""
+    at: float = field(default_factory=time.monotonic)
+    """When the fake answered it (`time.monotonic()`), to measure the rate it was sent at."""
 
     @property
     def kind(self) -> str:
@@ -297,6 +299,10 @@ class FakeTwilioApi:
     def messages(self) -> list[dict[str, str]]:
         """The forms of the messages accepted (2xx) so far."""
         return [r.form for r in self.requests if r.kind == "Messages" and 200 <= r.status < 300]
+
+    def message_times(self) -> list[float]:
+        """When each accepted message arrived (`time.monotonic()`), oldest first."""
+        return sorted(r.at for r in self.requests if r.kind == "Messages" and 200 <= r.status < 300)
 
     def calls(self) -> list[dict[str, str]]:
         """The forms of the calls accepted (2xx) so far."""

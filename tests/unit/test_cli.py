@@ -36,6 +36,15 @@ def test_serve_refuses_workers_on_sqlite(tmp_path: Path, monkeypatch: pytest.Mon
     assert "PostgreSQL" in result.output
 
 
+def test_serve_refuses_workers_that_would_each_poll_telegram(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:p@127.0.0.1:1/none")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:polling-token")
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "TELEGRAM_WEBHOOK_SECRET" in result.output
+
+
 def test_rotate_data_key_on_an_empty_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("DATA_KEY_FILE", str(tmp_path / "data.key"))
