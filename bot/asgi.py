@@ -21,9 +21,8 @@ def app_from_environment() -> FastAPI:
 def freeze_startup_heap() -> None:
     """Keep what start-up built (NLU model, catalogues, ORM mappings) out of every later collection.
 
-    A full collection walks every tracked object, and these never die: in the inbound benchmark two
-    full collections took 128 and 158 ms each, during which no request moved. Frozen, the longest
-    collection took 12 ms. Collect first, so that no garbage is kept for good.
+    A full collection walks every tracked object, and these never die: no request moves while it runs
+    (figures in bench/README.md). Collect first, so that no garbage is kept for good.
     """
     gc.collect()
     gc.freeze()

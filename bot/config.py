@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     whatsapp_template_stolen_vehicle: str | None = None
     whatsapp_template_other: str | None = None
     whatsapp_template_closing: str | None = None
-    # A relay's alert outside the window (issue 8): the alert's four variables and 5, the tip link.
+    # A relay's alert outside the window: the alert's four variables and 5, the tip link.
     whatsapp_template_relay: str | None = None
     action_max_radius_m: float = 50_000.0
 

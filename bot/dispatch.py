@@ -488,7 +488,7 @@ class Dispatcher:
         text = self._message_cache.get(key)
         relay = self._relay(row) if row.kind in RELAY_KINDS else None
         if row.kind in RELAY_KINDS:
-            # Issue 8: a relay's text carries its own tip link, so it is not cached per action.
+            # A relay's text carries its own tip link, so it is not cached per action.
             text = self._texts.text(
                 action, kind=row.kind, channel=row.channel, lang=row.language, relay=relay
             )

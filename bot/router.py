@@ -300,7 +300,7 @@ class Router:
         return self._intent(ctx)
 
     def _group_dialogue(self, ctx: FlowContext) -> list[OutgoingMessage]:
-        """A dialogue a flow holds with a whole group (issue 8), else nothing.
+        """A dialogue a flow holds with a whole group, else nothing.
 
         Its state is keyed by the group chat's own identity and its replies go to the group; the
         person who wrote stays in `message.raw` for the flow to tell its starter from the others.

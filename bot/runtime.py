@@ -231,7 +231,7 @@ def build_runtime(
         telegram_options=telegram_options or {},
         twilio_http=twilio_http,
     )
-    # Relayed alerts end with tip links to our own WhatsApp number and Telegram bot (issue 8).
+    # Relayed alerts end with tip links to our own WhatsApp number and Telegram bot.
     texts = AlertTexts.from_settings(catalogue, settings)
     dispatcher = Dispatcher(sessions, senders, clock, settings, vault=vault, texts=texts)
     wiring.dispatcher_wake = dispatcher.wake

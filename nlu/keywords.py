@@ -1,4 +1,8 @@
-"""A keyword parser: phrases per intent, Dutch and English. The fallback when no model is available."""
+"""Phrases per intent, Dutch and English: how the tip flow tells that a follow-up asks for something else.
+
+Not the system's NLU (that is the built-in model or Rasa, chosen in nlu/factory.py); tests also use it
+as a parser whose answers are fixed.
+"""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ from storage.vocabulary import RECEIVED, ChannelKind, DeliveryStatus, StatusUpda
 CODE_ALPHABET = "3479ACDEFHJKMNPRTUVWXY"
 CODE_PREFIX = "BN-"
 CODE_LENGTH = 4
-# The code may be followed by `_`: a relay's Telegram link carries `BN-4821_R7` (issue 8).
+# The code may be followed by `_`: a relay's Telegram link carries `BN-4821_R7`.
 CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})(?![^\W_])", re.IGNORECASE)
 # Receipts can arrive out of order (delivered before sent); a status never moves backwards.
 _STATUS_ORDER = {
@@ -265,14 +265,14 @@ def launch_action(
     queued = write_deliveries(
         session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
     )
-    # Neighbourhood groups in the area (issue 8) get the forward-ready alert in the same transaction;
+    # Neighbourhood groups in the area get the forward-ready alert in the same transaction;
     # they are counted apart (storage.relays.relay_figures), so the return stays the participants'.
     queue_relay_alerts(session, action=action, now=now)
     return queued
 
 
 def tipster_identity_ids(session: Session, *, action_id: int) -> list[int]:
-    """The identities that sent a tip for the action, when the tips table (issue 5) exists."""
+    """The identities that sent a tip for the action, when the tips table exists."""
     table = Delivery.metadata.tables.get("tip")
     if table is None or "action_id" not in table.c or "identity_id" not in table.c:
         return []
@@ -307,7 +307,7 @@ def close_action(
     action.status, action.outcome, action.closing_text, action.closed_at = status, outcome, closing_text, now
     if not was_active:
         return 0
-    # Relays that got the alert get the closing too (issue 8), counted apart from the participants'.
+    # Relays that got the alert get the closing too, counted apart from the participants'.
     queue_relay_closings(session, action_id=action.id or 0, now=now)
     d = Delivery.__table__.c  # type: ignore[attr-defined]
     session.execute(

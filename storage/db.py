@@ -2,8 +2,8 @@
 
 On SQLite, `transaction` also takes an in-process lock per database file. SQLite lets one writer in at a
 time, and a connection that finds the file locked sleeps in steps of up to 100 ms before it looks again:
-under load, the writers of one process spent more time asleep than the lock was held (p99 0.6 s for a
-3 ms transaction). Waiting on a Python lock instead wakes the next writer the moment the last one is
+under load, the writers of one process spent more time asleep than the lock was held (bench/README.md).
+Waiting on a Python lock instead wakes the next writer the moment the last one is
 done. Other processes (the command line, a second `serve`) still meet SQLite's own busy timeout.
 """
 

@@ -282,7 +282,7 @@ class DeliveryKind(StrEnum):
     ALERT = "alert"
     CLOSING = "closing"
     TIP_RESULT = "tip_result"
-    # Relays (issue 8): the forward-ready alert and its closing, to a coordinator or a Telegram group.
+    # Relays: the forward-ready alert and its closing, to a coordinator or a Telegram group.
     RELAY_ALERT = "relay_alert"
     RELAY_CLOSING = "relay_closing"
 
@@ -346,11 +346,11 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = None
     updated_at: datetime
     relay_id: int | None = Field(default=None, foreign_key="relay.id", ondelete="SET NULL")
-    """The relay a relay_alert/relay_closing goes to (issue 8); None for a participant's delivery."""
+    """The relay a relay_alert/relay_closing goes to; None for a participant's delivery."""
 
 
 # --------------------------------------------------------------------------------------------------
-# Scheduler (issue 6: scheduler/, storage/reconfirmations.py, storage/reports.py)
+# Scheduler (scheduler/, storage/reconfirmations.py, storage/reports.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -390,7 +390,7 @@ class MunicipalityReport(SQLModel, table=True):
 
 
 # --------------------------------------------------------------------------------------------------
-# Control room operators and their sessions (issue 7: bot/controlroom/, storage/operators.py)
+# Control room operators and their sessions (bot/controlroom/, storage/operators.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -434,7 +434,7 @@ class OperatorSession(SQLModel, table=True):
 
 
 # --------------------------------------------------------------------------------------------------
-# Neighbourhood groups that relay alerts (issue 8: bot/flows/relay.py, storage/relays.py)
+# Neighbourhood groups that relay alerts (bot/flows/relay.py, storage/relays.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -477,7 +477,7 @@ sa.Index("uq_delivery_relay", _DELIVERY.relay_id, _DELIVERY.action_id, _DELIVERY
 
 
 # --------------------------------------------------------------------------------------------------
-# Tips and their forwarding (issue 5: bot/flows/tip.py, bot/tips/, storage/tips.py)
+# Tips and their forwarding (bot/flows/tip.py, bot/tips/, storage/tips.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -527,7 +527,7 @@ class Tip(SQLModel, table=True):
     """Until when the tipster's next message answers an operator's question (joins this tip)."""
     verdict: str | None = None
     relay_id: int | None = Field(default=None, foreign_key="relay.id", index=True, ondelete="SET NULL")
-    """The neighbourhood group whose link or chat the tip came through (issue 8)."""
+    """The neighbourhood group whose link or chat the tip came through."""
     late: bool = False
     """Sent after its action ended: operators see it apart, never as a live tip."""
     received_at: datetime = Field(index=True)

@@ -241,7 +241,7 @@ def find_participant_by_phone(session: Session, *, vault: DataVault, phone: str)
 @cache
 def _by_phone() -> SelectOfScalar[Participant]:
     # By the hash alone, status checked by the caller: with a status condition SQLite may pick the
-    # status index (nearly every row) over the hash index and scan a million rows (75 ms at 1M).
+    # status index (nearly every row) over the hash index and scan a million rows.
     # Built once: every first message from a number asks.
     key = col(Participant.phone_hash) == bindparam("b_key")
     return select(Participant).where(key).order_by(col(Participant.id))

@@ -138,7 +138,7 @@ class DeliveryCountsOut(BaseModel):
 
 
 class RelaysOut(BaseModel):
-    """What neighbourhood groups did for an action (issue 8): groups and estimated members reached, tips."""
+    """What neighbourhood groups did for an action: groups and estimated members reached, tips."""
 
     relays: int
     estimated_members: int

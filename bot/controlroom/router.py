@@ -41,7 +41,7 @@ def controlroom_router(
 ) -> APIRouter:
     """The control room for a wired runtime; include it in the app as it is (its prefix is /controlroom).
 
-    `tips` is the tip handling (issue 5); `on_queued` wakes the dispatcher after a launch or a close.
+    `tips` is the tip handling; `on_queued` wakes the dispatcher after a launch or a close.
     """
     return routes_for(
         make_controlroom(

@@ -1,4 +1,4 @@
-"""How the control room reads and answers tips, without knowing how tips are stored (issue 5 owns that).
+"""How the control room reads and answers tips, without knowing how tips are stored (storage/tips.py).
 
 The tips module provides a `TipFeed`; until it is wired, `NoTipFeed` keeps the action page working and
 says that tips will show up there.

@@ -176,7 +176,7 @@ class Flow(ABC):
         """Whether this flow should take the message whatever else is going on."""
         return False
 
-    # Group dialogues (issue 8): a flow that talks with a whole group chat, e.g. to register it as a
+    # Group dialogues: a flow that talks with a whole group chat, e.g. to register it as a
     # relay. The router runs it on the group's own identity, replies go to the group, and only the
     # messages `hears_in_group` accepts (its starter's) advance it; `intercepts` opens it.
     group_chat: ClassVar[bool] = False

@@ -15,7 +15,7 @@ from storage.phones import mask_phone
 def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
     """The person's data in one message, and an audit record that they asked."""
     participant = ctx.participant
-    groups = relay_summary(ctx)  # issue 8: the neighbourhood groups the person coordinates
+    groups = relay_summary(ctx)  # the neighbourhood groups the person coordinates
     if participant is None:
         return groups or [ctx.say("mydata.none", channel=ctx.t(f"channels.{ctx.message.channel.value}"))]
     vault = ctx.services.vault

@@ -7,7 +7,7 @@ NLU calls a tip (or a bare photo or location), an alert the sender received for 
 still running (several: we ask which). The tip is stored and forwarded in the step's own transaction;
 when where or when is missing we ask once ("Waar en hoe laat zag u dit?") and add the answer.
 
-Tips through a neighbourhood group (issue 8) carry the relay: its link's `R<id>` (`TIP BN-4K7P R7`,
+Tips through a neighbourhood group carry the relay: its link's `R<id>` (`TIP BN-4K7P R7`,
 `/start BN-4K7P_R7`), or the Telegram group the bot posts in. In such a group a reply to the bot's post,
 or a message that mentions the bot, is a tip on that post's action (or the group's latest running
 one); the thanks go to the group, and no follow-up is asked there.

@@ -29,7 +29,7 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
 
     The caller has already ended any active conversation of this identity.
     """
-    # A coordinator's neighbourhood groups (issue 8) go with them: nothing is relayed on their behalf.
+    # A coordinator's neighbourhood groups go with them: nothing is relayed on their behalf.
     erase_relays(ctx.session, identity_ids=own_identity_ids(ctx), now=ctx.now)
 
     hashes: set[str] = set()
