@@ -57,8 +57,8 @@ def migrate() -> None:
 
     settings = _settings()
     _or_exit(lambda: check_database(settings))
-    run_migrations(settings.database_url)
-    console.print(f"[green]database up to date[/green] ({settings.database_url.split('@')[-1]})")
+    run_migrations(settings.database.url)
+    console.print(f"[green]database up to date[/green] ({settings.database.url.split('@')[-1]})")
 
 
 @cli.command()
@@ -75,19 +75,19 @@ def serve(
     from storage.db import migrate as run_migrations
 
     settings = _settings()
-    if workers > 1 and is_sqlite(settings.database_url):
+    if workers > 1 and is_sqlite(settings.database.url):
         console.print("[red]--workers needs PostgreSQL[/red]: on SQLite one process owns the outbox")
         raise typer.Exit(code=2)
-    if workers > 1 and settings.telegram_bot_token and not settings.telegram_webhook_secret:
+    if workers > 1 and settings.telegram.bot_token and not settings.telegram.webhook_secret:
         # Telegram hands updates to one poller: a second one gets 409 Conflict and updates go missing.
         console.print(
             "[red]--workers needs TELEGRAM_WEBHOOK_SECRET[/red]: Telegram allows one polling process; "
             "set a webhook secret so that every worker takes updates by webhook"
         )
         raise typer.Exit(code=2)
-    bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    bind_host, bind_port = host or settings.http.host, port or settings.http.port
     _or_exit(lambda: check_before_serve(settings, host=bind_host, port=bind_port))
-    run_migrations(settings.database_url)
+    run_migrations(settings.database.url)
     base = f"http://{bind_host}:{bind_port}"
     console.print(f"[bold]burgernet-bot[/bold] on {base}")
     _warn_about_the_simulator(settings)
@@ -234,7 +234,7 @@ def rotate_data_key_command() -> None:
     from storage.keys import rotate_data_key
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     try:
         report = rotate_data_key(session_factory(engine), vault=make_vault(settings))
     finally:
@@ -253,7 +253,7 @@ def rehash_lookups_command() -> None:
     from storage.keys import rehash_lookups
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     try:
         report = rehash_lookups(session_factory(engine), vault=make_vault(settings))
     finally:

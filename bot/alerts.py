@@ -114,8 +114,8 @@ class AlertTexts:
         """The texts with the tip links of our own WhatsApp number and Telegram bot."""
         return cls(
             catalogue,
-            whatsapp_number=settings.twilio_whatsapp_from,
-            telegram_bot=settings.telegram_bot_username,
+            whatsapp_number=settings.twilio.whatsapp_from,
+            telegram_bot=settings.telegram.bot_username,
         )
 
     def tip_links(self, code: str, relay: RelayRef) -> dict[RelayPlatform, str]:

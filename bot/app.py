@@ -72,7 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         except Exception:
             return JSONResponse({"status": "unavailable", "storage": "down"}, status_code=503)
         scheduler = runtime.scheduler
-        if runtime.settings.scheduler_enabled and (scheduler is None or not scheduler.is_running):
+        if runtime.settings.scheduler.enabled and (scheduler is None or not scheduler.is_running):
             return JSONResponse({"status": "starting", "scheduler": "down"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

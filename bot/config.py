@@ -1,26 +1,133 @@
-"""Settings from environment variables and `.env` (pydantic-settings)."""
+"""Settings from environment variables and `.env` (pydantic-settings), read flat and seen in groups.
+
+`Settings` reads one field per environment variable (`TWILIO_AUTH_TOKEN` is `twilio_auth_token`), so the
+names in README and docs/production.md, `.env` files and `load_settings(api_token=…)` overrides stay as
+they are, and the admin page lists each by its environment name. pydantic-settings fills nested models only
+from prefixed, delimited names (`TWILIO__AUTH_TOKEN` with `env_nested_delimiter`), and a `validation_alias`
+inside a nested model is not looked up in the environment; hence the flat reading model, and readers see
+the groups built from it: `settings.twilio.auth_token`, `settings.http.port`, `settings.dispatch.rates[kind]`,
+`settings.whatsapp_templates.for_action[action_type]`. The groups are frozen views built on each read, so a
+test that changes a flat field sees the change in its group.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import time
-from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.geo import SHIPPED_POSTCODE_DATA
+from storage.models import ActionType
+from storage.vocabulary import ChannelKind
+
+Environment = Literal["development", "production", "test", "benchmark"]
+"""Where the system runs; only production switches the production guards on (test: the test suite's
+child processes, benchmark: the benchmarks' servers; neither has the development admin account)."""
+ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 
 
-class Environment(StrEnum):
-    """Where the system runs; only production switches the production guards on."""
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """Where the data lives."""
 
-    DEVELOPMENT = "development"
-    PRODUCTION = "production"
-    TEST = "test"
-    """The test suite's child processes: no development admin account, no production secrets."""
-    BENCHMARK = "benchmark"
-    """The benchmarks' servers, likewise."""
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The web server: where it listens, where it is reached, whom it believes, what it serves."""
+
+    host: str
+    port: int
+    public_base_url: str
+    trusted_proxies: str
+    serves_api_docs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    """The Telegram bot."""
+
+    bot_token: str | None
+    api_base_url: str
+    webhook_secret: str | None
+    bot_username: str
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    """The Twilio account and its senders (SMS, WhatsApp, voice)."""
+
+    account_sid: str | None
+    auth_token: str | None
+    sms_from: str | None
+    whatsapp_from: str | None
+    voice_from: str | None
+    api_base_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppTemplates:
+    """The approved WhatsApp templates: one per action type, the fall-back, closings and relays."""
+
+    for_action: Mapping[ActionType, str | None]
+    default: str | None
+    closing: str | None
+    relay: str | None
+    reconfirm: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    """The fan-out of actions: rates per channel (messages per second, 0 = no limit), retries, claims."""
+
+    rate_limits: bool
+    rates: Mapping[ChannelKind, float]
+    concurrency: int
+    batch_size: int
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    claim_timeout_s: float
+    poll_interval_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """The scheduler's jobs: reconfirmation, expiry, sign-up clean-up, retention."""
+
+    enabled: bool
+    leader_poll_seconds: float
+    reconfirm_after_days: int
+    reconfirm_reminder_days: tuple[int, ...]
+    expire_after_days: int
+    reconfirm_per_minute: int
+    reconfirm_batch_expire: int
+    quiet_hours_start: time
+    quiet_hours_end: time
+    signup_timeout_hours: int
+    retention_days: int
+    audit_retention_days: int
+    processed_event_retention_days: int
+    delivery_stuck_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRoomSettings:
+    """The control room: its webhook, phone, map and operators' Telegram chat."""
+
+    webhook_url: str | None
+    webhook_secret: str | None
+    phone: str | None
+    tile_url: str | None
+    tile_attribution: str
+    telegram_chat_id: str | None
 
 
 # An API token must be long and varied enough that guessing it online is hopeless.
@@ -34,7 +141,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     environment: Environment = Field(
-        default=Environment.DEVELOPMENT, description="development or production (test, benchmark)"
+        default="development", description="development or production (test, benchmark)"
     )
     database_url: str = "sqlite:///./data/burgernet.db"
     http_host: str = "127.0.0.1"
@@ -155,7 +262,7 @@ class Settings(BaseSettings):
         """Whether /docs, /redoc and /openapi.json are served (not in production unless API_DOCS=true)."""
         if self.api_docs is not None:
             return self.api_docs
-        return self.environment is not Environment.PRODUCTION
+        return self.environment != "production"
 
     @property
     def real_providers(self) -> list[str]:
@@ -173,22 +280,130 @@ class Settings(BaseSettings):
         same person on SMS): beside a real provider a simulated sender could speak for a real person."""
         return self.simulator and not self.real_providers
 
+    @property
+    def database(self) -> DatabaseSettings:
+        """The database group."""
+        return DatabaseSettings(url=self.database_url)
+
+    @property
+    def http(self) -> HttpSettings:
+        """The web server group."""
+        return HttpSettings(
+            host=self.http_host,
+            port=self.http_port,
+            public_base_url=self.public_base_url,
+            trusted_proxies=self.trusted_proxies,
+            serves_api_docs=self.serves_api_docs,
+        )
+
+    @property
+    def telegram(self) -> TelegramSettings:
+        """The Telegram group."""
+        return TelegramSettings(
+            bot_token=self.telegram_bot_token,
+            api_base_url=self.telegram_api_base_url,
+            webhook_secret=self.telegram_webhook_secret,
+            bot_username=self.telegram_bot_username,
+        )
+
+    @property
+    def twilio(self) -> TwilioSettings:
+        """The Twilio group."""
+        return TwilioSettings(
+            account_sid=self.twilio_account_sid,
+            auth_token=self.twilio_auth_token,
+            sms_from=self.twilio_sms_from,
+            whatsapp_from=self.twilio_whatsapp_from,
+            voice_from=self.twilio_voice_from,
+            api_base_url=self.twilio_api_base_url,
+        )
+
+    @property
+    def whatsapp_templates(self) -> WhatsAppTemplates:
+        """The WhatsApp templates, those of alerts by action type."""
+        by_action = {
+            ActionType.MISSING_PERSON: self.whatsapp_template_missing_person,
+            ActionType.ROBBERY: self.whatsapp_template_robbery,
+            ActionType.HIT_AND_RUN: self.whatsapp_template_hit_and_run,
+            ActionType.BURGLARY: self.whatsapp_template_burglary,
+            ActionType.STOLEN_VEHICLE: self.whatsapp_template_stolen_vehicle,
+            ActionType.OTHER: self.whatsapp_template_other,
+        }
+        return WhatsAppTemplates(
+            for_action=MappingProxyType(by_action),
+            default=self.whatsapp_template_default,
+            closing=self.whatsapp_template_closing,
+            relay=self.whatsapp_template_relay,
+            reconfirm=self.reconfirm_whatsapp_template,
+        )
+
+    @property
+    def dispatch(self) -> DispatchSettings:
+        """The dispatcher group, its rates by channel."""
+        rates = {
+            ChannelKind.TELEGRAM: self.dispatch_rate_telegram,
+            ChannelKind.SMS: self.dispatch_rate_sms,
+            ChannelKind.WHATSAPP: self.dispatch_rate_whatsapp,
+            ChannelKind.VOICE: self.dispatch_rate_voice,
+        }
+        return DispatchSettings(
+            rate_limits=self.dispatch_rate_limits,
+            rates=MappingProxyType(rates),
+            concurrency=self.dispatch_concurrency,
+            batch_size=self.dispatch_batch_size,
+            max_attempts=self.dispatch_max_attempts,
+            backoff_base_s=self.dispatch_backoff_base_s,
+            backoff_max_s=self.dispatch_backoff_max_s,
+            claim_timeout_s=self.dispatch_claim_timeout_s,
+            poll_interval_s=self.dispatch_poll_interval_s,
+        )
+
+    @property
+    def scheduler(self) -> SchedulerSettings:
+        """The scheduler group."""
+        return SchedulerSettings(
+            enabled=self.scheduler_enabled,
+            leader_poll_seconds=self.scheduler_leader_poll_seconds,
+            reconfirm_after_days=self.reconfirm_after_days,
+            reconfirm_reminder_days=tuple(self.reconfirm_reminder_days),
+            expire_after_days=self.expire_after_days,
+            reconfirm_per_minute=self.reconfirm_per_minute,
+            reconfirm_batch_expire=self.reconfirm_batch_expire,
+            quiet_hours_start=self.quiet_hours_start,
+            quiet_hours_end=self.quiet_hours_end,
+            signup_timeout_hours=self.signup_timeout_hours,
+            retention_days=self.retention_days,
+            audit_retention_days=self.audit_retention_days,
+            processed_event_retention_days=self.processed_event_retention_days,
+            delivery_stuck_minutes=self.delivery_stuck_minutes,
+        )
+
+    @property
+    def controlroom(self) -> ControlRoomSettings:
+        """The control room group."""
+        return ControlRoomSettings(
+            webhook_url=self.controlroom_webhook_url,
+            webhook_secret=self.controlroom_webhook_secret,
+            phone=self.controlroom_phone,
+            tile_url=self.controlroom_tile_url,
+            tile_attribution=self.controlroom_tile_attribution,
+            telegram_chat_id=self.controlroom_telegram_chat_id,
+        )
+
     @field_validator("environment", mode="before")
     @classmethod
     def _known_environment(cls, value: object) -> object:
         # `Production` or `prod` once passed as "not production" and switched every guard off.
         if isinstance(value, str):
             name = value.strip().lower()
-            if name not in {e.value for e in Environment}:
-                raise ValueError(
-                    f"{value!r} is not an environment; use one of {', '.join(e.value for e in Environment)}"
-                )
+            if name not in ENVIRONMENTS:
+                raise ValueError(f"{value!r} is not an environment; use one of {', '.join(ENVIRONMENTS)}")
             return name
         return value
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
-        if self.environment is Environment.PRODUCTION:
+        if self.environment == "production":
             missing = [n for n in ("data_key", "api_token") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"production needs {', '.join(n.upper() for n in missing)}")

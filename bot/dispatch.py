@@ -166,19 +166,19 @@ def default_worker_id() -> str:
 
 def rate_for(settings: Settings, kind: ChannelKind) -> float:
     """The configured send rate of a channel (0 = unlimited, also when rate limits are switched off)."""
-    if not settings.dispatch_rate_limits:
+    if not settings.dispatch.rate_limits:
         return 0.0
-    return float(getattr(settings, f"dispatch_rate_{kind.value}", 0.0))
+    return settings.dispatch.rates.get(kind, 0.0)
 
 
 def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind) -> str | None:
     """The WhatsApp template configured for an action type (alert) or for closing messages."""
-    if kind is DeliveryKind.RELAY_ALERT and settings.whatsapp_template_relay:
-        return settings.whatsapp_template_relay
+    templates = settings.whatsapp_templates
+    if kind is DeliveryKind.RELAY_ALERT and templates.relay:
+        return templates.relay
     if kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT):
-        sid = getattr(settings, f"whatsapp_template_{action_type.value}", None)
-        return sid or settings.whatsapp_template_default
-    return settings.whatsapp_template_closing or settings.whatsapp_template_default
+        return templates.for_action.get(action_type) or templates.default
+    return templates.closing or templates.default
 
 
 class Dispatcher:
@@ -220,7 +220,7 @@ class Dispatcher:
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         # Consumers do not wait for their own commit, so a group may span more than one round of sends.
-        self._group_size = max(1, settings.dispatch_concurrency * 2)
+        self._group_size = max(1, settings.dispatch.concurrency * 2)
         self._in_send = 0
         self._failure: BaseException | None = None
         self._conn: Connection | None = None
@@ -268,7 +268,7 @@ class Dispatcher:
         d = DELIVERY.c
         query = update(Delivery).where(d.status == DeliveryStatus.SENDING.value, d.provider_id.is_(None))
         if stale_only:
-            cutoff = now - timedelta(seconds=self._settings.dispatch_claim_timeout_s)
+            cutoff = now - timedelta(seconds=self._settings.dispatch.claim_timeout_s)
             query = query.where(d.claimed_at < cutoff)
         with transaction(self._sessions) as session:
             result = session.execute(
@@ -295,15 +295,15 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         lanes = [_Lane(kind, sender, self._bucket(kind)) for kind, sender in self._senders.items()]
-        per_lane = max(1, self._settings.dispatch_concurrency)
+        per_lane = max(1, self._settings.dispatch.concurrency)
         consumers = [
             asyncio.create_task(self._consume(lane), name=f"dispatch-{lane.kind.value}-{n}")
             for lane in lanes
             for n in range(per_lane)
         ]
-        batch = max(1, self._settings.dispatch_batch_size)
+        batch = max(1, self._settings.dispatch.batch_size)
         try:
-            poll = self._settings.dispatch_poll_interval_s
+            poll = self._settings.dispatch.poll_interval_s
             last_poll = self._monotonic()
             first_round = True
             while not self._stopping:
@@ -399,7 +399,7 @@ class Dispatcher:
                 now = self._clock()
                 attempts = code.attempts + 1
                 retry = (
-                    error is not None and error.retryable and attempts < self._settings.dispatch_max_attempts
+                    error is not None and error.retryable and attempts < self._settings.dispatch.max_attempts
                 )
                 with transaction(self._sessions) as session:
                     if isinstance(error, RecipientOptedOut):
@@ -439,7 +439,7 @@ class Dispatcher:
         lane.outstanding -= 1
         if not future.cancelled() and future.exception() is not None and self._failure is None:
             self._failure = future.exception()
-        low = lane.queue.qsize() <= self._settings.dispatch_batch_size // 2
+        low = lane.queue.qsize() <= self._settings.dispatch.batch_size // 2
         if self._wake is not None and ((low and not lane.exhausted) or lane.outstanding == 0):
             self._wake.set()
 
@@ -499,7 +499,7 @@ class Dispatcher:
             sid = template_for(self._settings, action.type, row.kind)
             if sid is None:
                 raise PermanentSendError("no WhatsApp template configured", code="no_template")
-            own = relay if sid == self._settings.whatsapp_template_relay else None
+            own = relay if sid == self._settings.whatsapp_templates.relay else None
             variables = self._texts.template_variables(action, kind=row.kind, lang=row.language, relay=own)
             return OutgoingMessage(
                 channel=row.channel,
@@ -686,7 +686,7 @@ class Dispatcher:
                     continue
                 attempts = o.row.attempts + 1
                 code = o.error.code or type(o.error).__name__
-                if o.error.retryable and attempts < self._settings.dispatch_max_attempts:
+                if o.error.retryable and attempts < self._settings.dispatch.max_attempts:
                     retry.append(
                         {
                             "b_id": o.row.id,
@@ -735,8 +735,8 @@ class Dispatcher:
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before try `attempts + 1`: exponential, capped, at least what the provider asked."""
-        base = self._settings.dispatch_backoff_base_s * 2 ** (attempts - 1)
-        return max(min(base, self._settings.dispatch_backoff_max_s), retry_after or 0.0)
+        base = self._settings.dispatch.backoff_base_s * 2 ** (attempts - 1)
+        return max(min(base, self._settings.dispatch.backoff_max_s), retry_after or 0.0)
 
 
 def apply_status(sessions: SessionFactory, update_: StatusUpdate, *, clock: Clock) -> bool:

@@ -63,20 +63,20 @@ def check_database(settings: Settings) -> None:
     """DATABASE_URL is SQLite or PostgreSQL, and the database answers."""
     hint = "e.g. sqlite:///./data/burgernet.db or postgresql+psycopg://user:pw@host/db"
     try:
-        url = make_url(settings.database_url)
+        url = make_url(settings.database.url)
     except ArgumentError:
         raise SettingsProblem(f"DATABASE_URL is not a database URL; {hint}") from None
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise SettingsProblem(f"DATABASE_URL: {url.get_backend_name()} is not supported; {hint}")
     try:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database.url)
     except (OSError, ImportError, ArgumentError) as exc:
         raise SettingsProblem(f"DATABASE_URL: {_reason(exc)}; {hint}") from None
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        where = url.database if is_sqlite(settings.database_url) else f"{url.host}:{url.port or 5432}"
+        where = url.database if is_sqlite(settings.database.url) else f"{url.host}:{url.port or 5432}"
         raise SettingsProblem(
             f"DATABASE_URL: cannot open the database at {where} ({_reason(exc)}); check the URL and "
             "that the server runs"
@@ -150,14 +150,14 @@ def check_urls(settings: Settings) -> None:
     """The optional service URLs are http(s) URLs, and the Telegram webhook secret is one Telegram takes."""
     urls = {
         "RASA_URL": settings.rasa_url,
-        "CONTROLROOM_WEBHOOK_URL": settings.controlroom_webhook_url,
-        "TELEGRAM_API_BASE_URL": settings.telegram_api_base_url,
-        "TWILIO_API_BASE_URL": settings.twilio_api_base_url,
+        "CONTROLROOM_WEBHOOK_URL": settings.controlroom.webhook_url,
+        "TELEGRAM_API_BASE_URL": settings.telegram.api_base_url,
+        "TWILIO_API_BASE_URL": settings.twilio.api_base_url,
     }
     for name, value in urls.items():
         if value and not value.startswith(("http://", "https://")):
             raise SettingsProblem(f"{name} must start with http:// or https://")
-    secret = settings.telegram_webhook_secret
+    secret = settings.telegram.webhook_secret
     if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
         raise SettingsProblem("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z a-z 0-9 _ -")
     for proxy in (p.strip() for p in settings.trusted_proxies.split(",") if p.strip()):

@@ -179,8 +179,8 @@ def build_runtime(
     """
     tips = tips or TipServices.deferred(settings)
     if run_migrations:
-        migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
+        migrate(settings.database.url)
+    engine = make_engine(settings.database.url)
     sessions = session_factory(engine)
     vault = make_vault(settings)
     book = PostcodeBook.load(settings.postcode_data)
@@ -295,7 +295,7 @@ def _attach_scheduler(runtime: Runtime) -> SchedulerService:
     from scheduler.service import SchedulerService
 
     service = SchedulerService(job_context(runtime))
-    if runtime.settings.scheduler_enabled:
+    if runtime.settings.scheduler.enabled:
         runtime.on_start.append(service.start)
         runtime.on_stop.append(service.stop)
     return service
@@ -351,7 +351,7 @@ def _wire_providers(
     telegram_options: dict[str, Any],
     twilio_http: Any,
 ) -> None:
-    if settings.telegram_bot_token:
+    if settings.telegram.bot_token:
         from bot.channels.telegram import TelegramChannel
 
         telegram = TelegramChannel(settings, inbox.receive, clock, catalogue=catalogue, **telegram_options)
@@ -359,7 +359,7 @@ def _wire_providers(
         wiring.routers.append(telegram.router())
         wiring.on_start.append(telegram.start)
         wiring.on_stop.append(telegram.stop)
-    if settings.twilio_account_sid and settings.twilio_auth_token:
+    if settings.twilio.account_sid and settings.twilio.auth_token:
         from bot.channels.twilio import TwilioChannel
         from bot.channels.twilio_webhooks import recorded_by_handler
 

@@ -39,11 +39,11 @@ LATE_SHARE = 0.25
 def sender_of(settings: Settings, kind: ChannelKind) -> str:
     """Whose limit a channel's sends count against: the bot (Telegram) or the sending number (Twilio)."""
     if kind is ChannelKind.TELEGRAM:
-        return (settings.telegram_bot_token or "").split(":", 1)[0] or "bot"
+        return (settings.telegram.bot_token or "").split(":", 1)[0] or "bot"
     sender = {
-        ChannelKind.SMS: settings.twilio_sms_from,
-        ChannelKind.WHATSAPP: settings.twilio_whatsapp_from,
-        ChannelKind.VOICE: settings.twilio_voice_from,
+        ChannelKind.SMS: settings.twilio.sms_from,
+        ChannelKind.WHATSAPP: settings.twilio.whatsapp_from,
+        ChannelKind.VOICE: settings.twilio.voice_from,
     }.get(kind)
     return (sender or "default")[:64]
 

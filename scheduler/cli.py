@@ -38,9 +38,9 @@ def _storage_only(settings: Settings) -> SchedulerService:
     from storage.db import make_engine, migrate, session_factory
     from storage.geo import PostcodeBook
 
-    migrate(settings.database_url)
+    migrate(settings.database.url)
     context = JobContext(
-        sessions=session_factory(make_engine(settings.database_url)),
+        sessions=session_factory(make_engine(settings.database.url)),
         settings=settings,
         clock=utcnow,
         vault=make_vault(settings),

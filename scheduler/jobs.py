@@ -154,7 +154,7 @@ def reconfirm_message(
             ctx.catalogue.render(language, "reconfirm.button_yes"),
             ctx.catalogue.render(language, "reconfirm.button_no"),
         )
-    template = ctx.settings.reconfirm_whatsapp_template
+    template = ctx.settings.whatsapp_templates.reconfirm
     outside_window = to.last_inbound_at is None or now - to.last_inbound_at > WHATSAPP_WINDOW
     if to.channel is ChannelKind.WHATSAPP and template and outside_window:
         # WhatsApp only lets a business start a conversation with an approved template.
@@ -217,22 +217,27 @@ async def reconfirm(ctx: JobContext) -> JobResult:
     """Ask, remind and expire: at most N messages a minute, never in quiet hours; expiry any time."""
     settings, now = ctx.settings, ctx.clock()
     result = JobResult()
-    expired = await asyncio.to_thread(expire_unanswered, ctx, now=now, limit=settings.reconfirm_batch_expire)
+    expired = await asyncio.to_thread(
+        expire_unanswered, ctx, now=now, limit=settings.scheduler.reconfirm_batch_expire
+    )
     result.add("expired", expired)
     if in_quiet_hours(
-        now, start=settings.quiet_hours_start, end=settings.quiet_hours_end, timezone=settings.timezone
+        now,
+        start=settings.scheduler.quiet_hours_start,
+        end=settings.scheduler.quiet_hours_end,
+        timezone=settings.timezone,
     ):
         result.note = "quiet hours"
         return result
     with transaction(ctx.sessions) as session:
-        budget = settings.reconfirm_per_minute - store.sent_since(session, since=minute_start(now))
+        budget = settings.scheduler.reconfirm_per_minute - store.sent_since(session, since=minute_start(now))
     unreachable_left = BATCH
     # Reminders first: their deadline is nearer than that of a question not yet asked.
     while budget > 0:
         outgoing: list[OutgoingMessage] = []
         with transaction(ctx.sessions) as session:
             reminders = store.due_for_reminder(
-                session, now=now, reminder_days=settings.reconfirm_reminder_days, limit=budget
+                session, now=now, reminder_days=settings.scheduler.reconfirm_reminder_days, limit=budget
             )
             for request in reminders:
                 participant = session.get(Participant, request.participant_id)
@@ -269,7 +274,7 @@ async def reconfirm(ctx: JobContext) -> JobResult:
         outgoing = []
         with transaction(ctx.sessions) as session:
             due = store.due_for_question(
-                session, now=now, after_days=settings.reconfirm_after_days, limit=budget
+                session, now=now, after_days=settings.scheduler.reconfirm_after_days, limit=budget
             )
             for participant in due:
                 to = reach_of(
@@ -281,7 +286,7 @@ async def reconfirm(ctx: JobContext) -> JobResult:
                     session,
                     participant=participant,
                     now=now,
-                    expire_after_days=settings.expire_after_days,
+                    expire_after_days=settings.scheduler.expire_after_days,
                     sent=to is not None,
                 )
                 if to is None:
@@ -314,7 +319,7 @@ async def reconfirm(ctx: JobContext) -> JobResult:
 def clean_signups(ctx: JobContext) -> JobResult:
     """Delete sign-ups left unfinished for `signup_timeout_hours` (pending people, half-done flows)."""
     now = ctx.clock()
-    cutoff = now - timedelta(hours=ctx.settings.signup_timeout_hours)
+    cutoff = now - timedelta(hours=ctx.settings.scheduler.signup_timeout_hours)
     result = JobResult()
     with transaction(ctx.sessions) as session:
         pending = list(
@@ -373,8 +378,8 @@ def _action_linked_tables() -> list[sa.Table]:
 def _time_rules(settings: Settings) -> list[tuple[str, str, int]]:
     """(table, timestamp column, days) for what is purged by age alone."""
     rules = [
-        ("audit_event", "at", settings.audit_retention_days),
-        ("processed_event", "at", settings.processed_event_retention_days),
+        ("audit_event", "at", settings.scheduler.audit_retention_days),
+        ("processed_event", "at", settings.scheduler.processed_event_retention_days),
         # Tips and conversation logs that never belonged to an action age out on their own.
         ("tip", "received_at", settings.retention_days),
         ("conversation_log", "at", settings.retention_days),
@@ -535,7 +540,7 @@ def reconcile_deliveries(ctx: JobContext) -> JobResult:
     settings, now = ctx.settings, ctx.clock()
     result = JobResult()
     d = Delivery.__table__.c  # type: ignore[attr-defined]
-    cutoff = now - timedelta(minutes=settings.delivery_stuck_minutes)
+    cutoff = now - timedelta(minutes=settings.scheduler.delivery_stuck_minutes)
     with transaction(ctx.sessions) as session:
         failed = session.execute(
             sa.update(Delivery)
@@ -543,7 +548,7 @@ def reconcile_deliveries(ctx: JobContext) -> JobResult:
                 d.status == DeliveryStatus.SENDING.value,
                 d.provider_id.is_(None),
                 d.claimed_at < cutoff,
-                d.attempts >= settings.dispatch_max_attempts,
+                d.attempts >= settings.dispatch.max_attempts,
             )
             .values(status=DeliveryStatus.FAILED.value, error_code="stuck", updated_at=now)
         )

@@ -334,8 +334,8 @@ class SchedulerService:
             s.name: s for s in (jobs if jobs is not None else default_jobs(settings))
         }
         self.key = key
-        self._locks = locks or LockFactory(settings.database_url)
-        self._poll = poll_seconds if poll_seconds is not None else settings.scheduler_leader_poll_seconds
+        self._locks = locks or LockFactory(settings.database.url)
+        self._poll = poll_seconds if poll_seconds is not None else settings.scheduler.leader_poll_seconds
         self._leader: Lock | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._jobstore_engine: Engine | None = None
@@ -391,7 +391,7 @@ class SchedulerService:
 
     def _take_over(self) -> None:
         settings = self.context.settings
-        self._jobstore_engine = _jobstore_engine(settings.database_url)
+        self._jobstore_engine = _jobstore_engine(settings.database.url)
         scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._jobstore_engine, tablename=JOB_TABLE)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -455,7 +455,7 @@ class SchedulerService:
 
     def list_jobs(self) -> list[JobInfo]:
         """Every job with its schedule and next run (stored, else the trigger's next time from now)."""
-        stored = stored_next_runs(self.context.settings.database_url)
+        stored = stored_next_runs(self.context.settings.database.url)
         now = self.context.clock()
         infos = []
         for spec in self.specs.values():

@@ -223,16 +223,16 @@ class TelegramChannel:
         poll_timeout: float = 10.0,
         request: BaseRequest | None = None,
     ) -> None:
-        if not settings.telegram_bot_token:
+        if not settings.telegram.bot_token:
             raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is required")
-        keep_secrets_out_of_logs(settings.telegram_bot_token)
+        keep_secrets_out_of_logs(settings.telegram.bot_token)
         self._settings = settings
         self._on_message = on_message
         self._clock = clock
         self._catalogue = catalogue or Catalogue.load()
         self._pacer = ChatPacer(per_chat_interval, monotonic=monotonic, sleep=sleep)
         self._poll_timeout = poll_timeout
-        self._secret = settings.telegram_webhook_secret or None
+        self._secret = settings.telegram.webhook_secret or None
         if self._secret is not None and not WEBHOOK_SECRET.fullmatch(self._secret):
             # Telegram refuses other secrets at setWebhook; say so at start-up, not in a 400 later.
             raise TelegramNotConfigured("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z, a-z, 0-9, _ and -")
@@ -253,9 +253,9 @@ class TelegramChannel:
     def _build_application(self, settings: Settings, request: BaseRequest | None) -> AnyApplication:
         builder = (
             Application.builder()
-            .token(settings.telegram_bot_token or "")
-            .base_url(settings.telegram_api_base_url)
-            .base_file_url(file_base_url(settings.telegram_api_base_url))
+            .token(settings.telegram.bot_token or "")
+            .base_url(settings.telegram.api_base_url)
+            .base_file_url(file_base_url(settings.telegram.api_base_url))
             # 30 messages/s overall, 20/min per group (Telegram's limits); no retries inside PTB, so a
             # RetryAfter reaches the dispatcher, which reschedules instead of holding a worker.
             .rate_limiter(

@@ -97,7 +97,7 @@ class TwilioChannel:
         catalogue: Catalogue | None = None,
         first_time: FirstTime | None = None,
     ) -> None:
-        if not settings.twilio_account_sid or not settings.twilio_auth_token:
+        if not settings.twilio.account_sid or not settings.twilio.auth_token:
             raise TwilioNotConfigured("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required")
         self._settings = settings
         self._on_message = on_message
@@ -106,17 +106,17 @@ class TwilioChannel:
         self._catalogue = catalogue or Catalogue.load()
         self._first_time = first_time or RecentKeys()
         self._public = settings.public_base_url.rstrip("/")
-        self._validator = RequestValidator(settings.twilio_auth_token)
-        self._http = http_client or HttpxTwilioClient(base_url=settings.twilio_api_base_url)
+        self._validator = RequestValidator(settings.twilio.auth_token)
+        self._http = http_client or HttpxTwilioClient(base_url=settings.twilio.api_base_url)
         self._owns_http = http_client is None
-        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
+        self._client = Client(settings.twilio.account_sid, settings.twilio.auth_token, http_client=self._http)
         # twilio imports its REST resources on first use; done here, not in the first send of an action,
         # where it would hold back the first slots of the shared rate and let them go out in a bunch.
         _ = self._client.messages, self._client.calls
         self._media = TwilioMedia(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token,
-            api_base_url=settings.twilio_api_base_url,
+            account_sid=settings.twilio.account_sid,
+            auth_token=settings.twilio.auth_token,
+            api_base_url=settings.twilio.api_base_url,
         )
 
     @property
@@ -133,7 +133,7 @@ class TwilioChannel:
             first_time=self._first_time,
             clock=self._clock,
             catalogue=self._catalogue,
-            controlroom_phone=self._settings.controlroom_phone,
+            controlroom_phone=self._settings.controlroom.phone,
         )
 
     async def send(self, message: OutgoingMessage) -> SendReceipt:
@@ -152,7 +152,7 @@ class TwilioChannel:
         raise PermanentSendError(f"Twilio does not carry {message.channel}", code="unsupported_channel")
 
     async def _send_sms(self, message: OutgoingMessage) -> SendReceipt:
-        sender = self._settings.twilio_sms_from
+        sender = self._settings.twilio.sms_from
         if not sender:
             raise PermanentSendError("TWILIO_SMS_FROM is not set", code="not_configured")
         text = with_buttons(message.text, message.buttons)
@@ -167,7 +167,7 @@ class TwilioChannel:
         return SendReceipt(provider_id=sid, segments=count_segments(text).segments)
 
     async def _send_whatsapp(self, message: OutgoingMessage) -> SendReceipt:
-        sender = self._settings.twilio_whatsapp_from
+        sender = self._settings.twilio.whatsapp_from
         if not sender:
             raise PermanentSendError("TWILIO_WHATSAPP_FROM is not set", code="not_configured")
         content: dict[str, Any]
@@ -190,7 +190,7 @@ class TwilioChannel:
 
     async def call(self, to: str, text: str, lang: str = voice.DEFAULT_LANGUAGE) -> SendReceipt:
         """Phone a person and speak an alert, then offer the control room (press 1) or a spoken tip."""
-        sender = self._settings.twilio_voice_from
+        sender = self._settings.twilio.voice_from
         if not sender:
             raise PermanentSendError("TWILIO_VOICE_FROM is not set", code="not_configured")
         lang = voice.catalogue_language(lang)

@@ -35,8 +35,8 @@ def _store() -> Iterator[Session]:
     from storage.db import make_engine, migrate, session_factory, transaction
 
     settings = load_settings()
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
+    migrate(settings.database.url)
+    engine = make_engine(settings.database.url)
     try:
         with transaction(session_factory(engine)) as session:
             yield session

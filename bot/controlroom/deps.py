@@ -140,7 +140,7 @@ class ControlRoom:
     @property
     def tile_url(self) -> str | None:
         """An optional XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); None draws the offline outline."""
-        return self.settings.controlroom_tile_url or None
+        return self.settings.controlroom.tile_url or None
 
     @property
     def places(self) -> Geocoder:

@@ -26,7 +26,7 @@ def ensure_development_admin(settings: Settings) -> tuple[str, str | None]:
     if settings.environment != "development":
         raise RuntimeError("a development account is only made in development")
     kept = settings.data_key_file.parent / PASSWORD_FILE
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     try:
         with transaction(session_factory(engine)) as session:
             accounts = session.exec(select(Operator.username)).all()

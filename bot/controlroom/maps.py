@@ -36,7 +36,7 @@ def map_config(
     t = cr.catalogue
     config: dict[str, Any] = {
         "tiles": cr.tile_url,
-        "attribution": cr.settings.controlroom_tile_attribution if cr.tile_url else "",
+        "attribution": cr.settings.controlroom.tile_attribution if cr.tile_url else "",
         "base": f"{PREFIX}/map/base.json",
         "centre": list(NL_CENTRE),
         "zoom": NL_ZOOM,

@@ -413,7 +413,7 @@ class RelayFlow(Flow):
         replies = [ctx.say("relay.done", name=ctx.data["group_name"])]
         if ctx.data["platform"] == RelayPlatform.TELEGRAM.value:
             # A Telegram group can have the bot post itself, so nobody has to forward anything.
-            replies.append(ctx.say("relay.telegram_hint", bot=ctx.services.settings.telegram_bot_username))
+            replies.append(ctx.say("relay.telegram_hint", bot=ctx.services.settings.telegram.bot_username))
         return Finish(tuple(replies))
 
 
@@ -440,7 +440,7 @@ class RelayGroupFlow(RelayFlow):
         command, _, bot = normalise(ctx.text).partition("@")
         if ctx.message.group_id is None or command not in {"/buurtapp", "/buurtgroep", "/relay"}:
             return False
-        if bot and bot != ctx.services.settings.telegram_bot_username.casefold():
+        if bot and bot != ctx.services.settings.telegram.bot_username.casefold():
             return False
         assert ctx.identity.id is not None
         state = load_state(ctx.session, identity_id=ctx.identity.id)

@@ -172,7 +172,7 @@ class TipFlow(Flow):
         except RelayNotFound:
             return None
         action_id = source.action_id
-        mention = "@" + ctx.services.settings.telegram_bot_username.casefold()
+        mention = "@" + ctx.services.settings.telegram.bot_username.casefold()
         if action_id is None and mention in ctx.text.casefold():
             action_id = latest_relay_action(ctx.session, relay_id=source.relay_id, now=ctx.now)
         action = ctx.session.get(Action, action_id) if action_id is not None else None

@@ -64,7 +64,7 @@ def webhook_body(payload: Mapping[str, Any]) -> bytes:
 
 def chat_configured(settings: Settings) -> bool:
     """Whether tips also go to an operators' Telegram chat (sent once Telegram is wired, else skipped)."""
-    return bool(settings.controlroom_telegram_chat_id)
+    return bool(settings.controlroom.telegram_chat_id)
 
 
 def chat_text(payload: Mapping[str, Any], catalogue: Catalogue, *, event: str, tz: str) -> str:
@@ -111,9 +111,9 @@ def chat_text(payload: Mapping[str, Any], catalogue: Catalogue, *, event: str, t
 
 def webhook_configured(settings: Settings) -> bool:
     """Whether tips go to a control-room webhook (both its URL and its secret are set)."""
-    if settings.controlroom_webhook_url and not settings.controlroom_webhook_secret:
+    if settings.controlroom.webhook_url and not settings.controlroom.webhook_secret:
         log.warning("CONTROLROOM_WEBHOOK_URL is set without CONTROLROOM_WEBHOOK_SECRET: tips are not POSTed")
-    return bool(settings.controlroom_webhook_url and settings.controlroom_webhook_secret)
+    return bool(settings.controlroom.webhook_url and settings.controlroom.webhook_secret)
 
 
 class TipForwarder:
@@ -283,7 +283,7 @@ class TipForwarder:
             return None
         message = OutgoingMessage(
             channel=ChannelKind.TELEGRAM,
-            recipient=self._settings.controlroom_telegram_chat_id or "",
+            recipient=self._settings.controlroom.telegram_chat_id or "",
             text=chat_text(forward.payload, self._catalogue, event=forward.event, tz=self._settings.timezone),
         )
         try:
@@ -297,7 +297,7 @@ class TipForwarder:
         body = webhook_body(forward.payload)
         # Each try is signed anew with its own time, so a retry after a long outage is still fresh.
         timestamp, delivery = int(self._clock().timestamp()), str(forward.id)
-        secret = self._settings.controlroom_webhook_secret or ""
+        secret = self._settings.controlroom.webhook_secret or ""
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(body, secret, timestamp=timestamp, delivery=delivery),
@@ -307,7 +307,7 @@ class TipForwarder:
         }
         try:
             response = await self._client().post(
-                self._settings.controlroom_webhook_url or "", content=body, headers=headers
+                self._settings.controlroom.webhook_url or "", content=body, headers=headers
             )
         except httpx.HTTPError as exc:
             return type(exc).__name__
