@@ -28,7 +28,7 @@ from bot.messages import OutgoingMessage
 from storage.db import after_commit
 from storage.participants import Registration, identities_of, register_participant
 from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
-from storage.verifications import CodeCheck, CodeLimits, CodeRefused, check_code, request_code
+from storage.verifications import CODE_DIGITS, CodeCheck, CodeLimits, CodeRefused, check_code, request_code
 from storage.vocabulary import ChannelKind
 
 MAX_NAME = 60
@@ -319,7 +319,8 @@ class RegistrationFlow(Flow):
         typed = "".join(ctx.text.split())
         if " ".join(ctx.text.casefold().split()).strip(" .!") in _NEW_CODE_WORDS:
             return self._send_code(ctx)
-        if not (typed.isascii() and typed.isdigit()):
+        if not (typed.isascii() and typed.isdigit() and len(typed) == CODE_DIGITS):
+            # A slip of the thumb (five digits, a letter) is no guess at the code: it uses no try.
             return Retry(ctx.say("registration.code_not_digits"))
         assert ctx.identity.id is not None
         result = check_code(

@@ -122,6 +122,21 @@ async def test_three_wrong_codes_end_the_sign_up(
     assert sms_identity(sessions, vault) is None
 
 
+async def test_a_code_of_the_wrong_length_uses_no_try(
+    converse: Converse, sessions: SessionFactory, vault: DataVault, catalogue: Catalogue
+) -> None:
+    await converse(STRANGER, TYPED)
+    right = queued_code(sessions, vault)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    transcript = await converse(STRANGER, [right[:5], right + "1", "12 34 5", wrong, wrong, right])
+    not_digits = [catalogue.render("nl", "registration.code_not_digits")]
+    assert [texts(t) for t in transcript[:3]] == [not_digits] * 3
+    assert texts(transcript[3]) == [catalogue.render("nl", "registration.code_wrong")]
+    assert texts(transcript[5]) == [
+        catalogue.render("nl", "registration.welcome", channel="SMS", place="Amsterdam")
+    ]
+
+
 async def test_a_code_expires_after_ten_minutes_and_a_new_one_works(
     converse: Converse, sessions: SessionFactory, vault: DataVault, catalogue: Catalogue, clock: FixedClock
 ) -> None:
