@@ -75,9 +75,9 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     from bot.channels.base import SendReceipt
     from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
     from bot.config import load_settings
+    from bot.conversations import ConversationRouter
     from bot.inbox import Inbox
     from bot.messages import OutgoingMessage
-    from bot.router import Router
     from bot.runtime import make_parser
     from bot.texts import Catalogue
     from storage.crypto import DataVault, new_data_key
@@ -100,7 +100,7 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     sessions = session_factory(make_engine(database_url))
     clock = lambda: datetime.now(UTC)  # noqa: E731
     catalogue = Catalogue.load()
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=DataVault(new_data_key()),
         book=PostcodeBook.load(settings.postcode_data),

@@ -24,13 +24,13 @@ from bot.channels.base import Channel
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, utcnow
 from bot.config import Settings
+from bot.conversations import ConversationRouter
 from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
 from bot.flows.reconfirm import ReconfirmFlow
 from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
-from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.types import Parser
@@ -63,7 +63,7 @@ class Runtime:
     book: PostcodeBook
     catalogue: Catalogue
     parser: Parser
-    router: Router
+    router: ConversationRouter
     inbox: Inbox
     simulator: SimulatorChannel
     senders: dict[ChannelKind, Channel]
@@ -193,7 +193,7 @@ def build_runtime(
     )
     parser = make_parser(settings)
     wiring = _Wiring()
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,

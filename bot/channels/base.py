@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.messages import OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from storage.vocabulary import ChannelKind
+
+OnMessage = Callable[[IncomingMessage], Awaitable[object]]
+"""What a channel hands each verified, parsed message to (the inbox's `receive`)."""
 
 
 class SendError(Exception):

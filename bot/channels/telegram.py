@@ -39,6 +39,7 @@ from telegram.request import BaseRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import (
+    OnMessage,
     PermanentSendError,
     RecipientOptedOut,
     RetryableSendError,
@@ -49,7 +50,7 @@ from bot.channels.limits import JSON_TYPE, read_limited_body
 from bot.channels.media import FetchedMedia, MediaRefused, MediaUnavailable, checked
 from bot.channels.telegram_updates import ALLOWED_UPDATES, incoming_from_update
 from bot.config import Settings
-from bot.messages import IncomingMessage, OutgoingMessage
+from bot.messages import OutgoingMessage
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
 from storage.vocabulary import ChannelKind
 
@@ -63,7 +64,6 @@ CHAT_ID = re.compile(r"-?[1-9][0-9]{0,19}")
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 SHORT_BUTTON = 16  # characters; up to three short answers (JA/NEE, channels) fit on one row
 
-MessageHandler = Callable[[IncomingMessage], Awaitable[object]]
 Sleep = Callable[[float], Awaitable[None]]
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -213,7 +213,7 @@ class TelegramChannel:
     def __init__(
         self,
         settings: Settings,
-        on_message: MessageHandler,
+        on_message: OnMessage,
         clock: Callable[[], datetime],
         *,
         catalogue: Catalogue | None = None,

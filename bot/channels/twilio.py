@@ -19,6 +19,7 @@ from twilio.rest import Client
 
 from bot.channels import twilio_voice as voice
 from bot.channels.base import (
+    OnMessage,
     PermanentSendError,
     RecipientOptedOut,
     RetryableSendError,
@@ -35,7 +36,6 @@ from bot.channels.twilio_webhooks import (
     GATHER_PATH,
     STATUS_PATH,
     FirstTime,
-    MessageHandler,
     RecentKeys,
     SignedForms,
     StatusHandler,
@@ -89,7 +89,7 @@ class TwilioChannel:
     def __init__(
         self,
         settings: Settings,
-        on_message: MessageHandler,
+        on_message: OnMessage,
         on_status: StatusHandler,
         clock: Callable[[], datetime],
         http_client: HttpClient | None = None,

@@ -22,6 +22,7 @@ from twilio.request_validator import (
 )
 
 from bot.channels import twilio_voice as voice
+from bot.channels.base import OnMessage
 from bot.channels.limits import FORM_TYPE, read_limited_body
 from bot.channels.twilio_payloads import (
     BadPayload,
@@ -47,7 +48,6 @@ RECORDING_PATH = f"{PREFIX}/voice/recording"
 TWIML_TYPE = "application/xml"
 SEEN_MEMORY = 10_000
 
-MessageHandler = Callable[[IncomingMessage], Awaitable[Any]]
 StatusHandler = Callable[[StatusUpdate], Awaitable[Any]]
 FirstTime = Callable[[str], bool]
 Lang = Annotated[str, Query(max_length=8)]
@@ -77,7 +77,7 @@ CALL_REPLIES: ContextVar[CallReplies | None] = ContextVar("twilio_call_replies",
 
 
 async def _hand_on_call_input(
-    on_message: MessageHandler, incoming: IncomingMessage, call_sid: str
+    on_message: OnMessage, incoming: IncomingMessage, call_sid: str
 ) -> list[str]:
     replies = CallReplies(caller=incoming.sender, call_sid=call_sid)
     token = CALL_REPLIES.set(replies)
@@ -187,7 +187,7 @@ def _parsed(parse: Callable[[], T], path: str) -> T:
 def twilio_webhook_router(
     *,
     forms: SignedForms,
-    on_message: MessageHandler,
+    on_message: OnMessage,
     on_status: StatusHandler,
     first_time: FirstTime,
     clock: Callable[[], datetime],

@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, delete, update
 from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col, select
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
@@ -30,7 +31,6 @@ from storage.crypto import DataVault
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, ConversationState, Participant
 
-Clock = Callable[[], datetime]
 MAX_RETRIES = 5
 RETRIES_KEY = "_retries"
 _NOT_LOADED: Any = object()
@@ -273,7 +273,7 @@ def clear_state(session: Session, *, current: ConversationState) -> None:
         session.expunge(current)
 
 
-class Engine:
+class FlowEngine:
     """Runs flows: starts them, feeds them answers, re-asks, cancels; persists their state."""
 
     def __init__(self, flows: Mapping[str, Flow]) -> None:

@@ -19,9 +19,9 @@ from bot.channels.base import SendReceipt
 from bot.channels.telegram import TelegramChannel
 from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
 from bot.config import load_settings
+from bot.conversations import ConversationRouter
 from bot.inbox import Inbox
 from bot.messages import OutgoingMessage
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -72,7 +72,7 @@ async def webhooks_app(
         public_base_url=PUBLIC,
         privacy_statement_version="2026-1",
     )
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,

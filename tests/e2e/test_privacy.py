@@ -29,8 +29,8 @@ from twilio.request_validator import RequestValidator
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio import TwilioChannel
 from bot.config import load_settings
+from bot.conversations import ConversationRouter
 from bot.inbox import Inbox
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -110,7 +110,7 @@ async def wired(
         public_base_url=PUBLIC,
         privacy_statement_version="2026-1",
     )
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,

@@ -25,8 +25,8 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.config import load_settings
+from bot.conversations import ConversationRouter
 from bot.messages import IncomingMessage
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -185,7 +185,7 @@ async def test_a_locked_database_answers_503_writes_nothing_and_the_retry_is_han
 async def test_the_router_records_the_provider_id_with_the_step(
     sessions: SessionFactory, vault: DataVault, book: PostcodeBook
 ) -> None:
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,

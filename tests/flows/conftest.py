@@ -15,9 +15,9 @@ import pytest
 from sqlmodel import SQLModel, select
 
 from bot.config import Settings, load_settings
+from bot.conversations import ConversationRouter
 from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.messages import IncomingMessage, OutgoingMessage
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -105,9 +105,9 @@ def router(
     catalogue: Catalogue,
     settings: Settings,
     clock: FixedClock,
-) -> Router:
+) -> ConversationRouter:
     """The router on the test's own database, with the keyword parser."""
-    return Router(
+    return ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,
@@ -131,7 +131,9 @@ def queued_code(sessions: SessionFactory, vault: DataVault) -> str:
 
 
 @pytest.fixture
-def converse(router: Router, clock: FixedClock, sessions: SessionFactory, vault: DataVault) -> Converse:
+def converse(
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, vault: DataVault
+) -> Converse:
     """Send messages one by one as a person; the replies to each, in order."""
 
     async def run(person: Person, messages: Sequence[Message]) -> list[list[OutgoingMessage]]:

@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from bot.channels.segments import count_segments
 from bot.config import Settings
+from bot.conversations import ConversationRouter, fold_for_sms
 from bot.flows.engine import Answer, StaleState, clear_state, load_state, set_state, yes_or_no
-from bot.router import Router, fold_for_sms
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -149,8 +149,8 @@ async def test_two_workers_handle_one_persons_messages_one_after_the_other(
     # Two routers on their own engines stand for two worker processes sharing the database.
     other_engine = make_engine(database_url)
     routers = [
-        Router(sessions=factory, vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
-               settings=settings, clock=clock)
+        ConversationRouter(sessions=factory, vault=vault, book=book, parser=KeywordParser(),
+                           catalogue=catalogue, settings=settings, clock=clock)
         for factory in (sessions, session_factory(other_engine))
     ]  # fmt: skip
     person = Person(ChannelKind.SMS, "+31611112222")

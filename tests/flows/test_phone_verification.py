@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from bot.config import Settings, load_settings
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -197,7 +197,7 @@ async def test_the_whole_installation_sends_a_bounded_number_of_codes(
     sessions: SessionFactory, vault: DataVault, book: PostcodeBook, catalogue: Catalogue, clock: FixedClock
 ) -> None:
     settings: Settings = load_settings(privacy_statement_version="2026-1", verification_per_hour=2)
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,

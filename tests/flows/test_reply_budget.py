@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 from tests.flows.conftest import SMS, TELEGRAM, WHATSAPP, Person, incoming
 
 
-async def flood(router: Router, clock: FixedClock, who: Person, count: int, text: str) -> list[list[str]]:
+async def flood(
+    router: ConversationRouter, clock: FixedClock, who: Person, count: int, text: str
+) -> list[list[str]]:
     turns = []
     for _ in range(count):
         turns.append([r.text for r in await router.handle(incoming(who, text, clock))])
@@ -22,7 +24,7 @@ async def flood(router: Router, clock: FixedClock, who: Person, count: int, text
 
 @pytest.mark.parametrize("who", [SMS, WHATSAPP], ids=["sms", "whatsapp"])
 async def test_sixty_messages_get_a_bounded_number_of_replies(
-    router: Router, clock: FixedClock, catalogue: Catalogue, settings: Settings, who: Person
+    router: ConversationRouter, clock: FixedClock, catalogue: Catalogue, settings: Settings, who: Person
 ) -> None:
     limit = settings.reply_limit_per_window
     turns = await flood(router, clock, who, 60, "hallo?")  # five minutes: one window
@@ -36,7 +38,7 @@ async def test_sixty_messages_get_a_bounded_number_of_replies(
 
 
 async def test_the_budget_starts_again_in_the_next_window(
-    router: Router, clock: FixedClock, settings: Settings
+    router: ConversationRouter, clock: FixedClock, settings: Settings
 ) -> None:
     limit = settings.reply_limit_per_window
     await flood(router, clock, SMS, limit + 5, "hallo?")
@@ -46,7 +48,7 @@ async def test_the_budget_starts_again_in_the_next_window(
 
 
 async def test_telegram_replies_cost_nothing_and_are_not_budgeted(
-    router: Router, clock: FixedClock, settings: Settings
+    router: ConversationRouter, clock: FixedClock, settings: Settings
 ) -> None:
     turns = await flood(router, clock, TELEGRAM, settings.reply_limit_per_window + 5, "hallo?")
     assert all(turns)

@@ -1,4 +1,4 @@
-"""Router transcripts: keyword priority, keywords mid-flow, cancelling, expiry, bad input, failures."""
+"""Conversation transcripts: keyword priority, keywords mid-flow, cancelling, expiry, bad input, failures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from bot.channels.segments import count_segments
 from bot.config import Settings
+from bot.conversations import ConversationRouter, StorageUnavailable
 from bot.flows.engine import Flow, FlowContext, Goto, Step, Transition
 from bot.flows.keywords import Keyword, keyword_of
-from bot.router import Router, StorageUnavailable
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from nlu.types import ParseResult
@@ -298,7 +298,7 @@ async def test_a_broken_parser_falls_back_to_not_understood(
     settings: Settings,
     clock: FixedClock,
 ) -> None:
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,
@@ -348,7 +348,7 @@ async def test_a_failing_step_writes_nothing_and_apologises(
     settings: Settings,
     clock: FixedClock,
 ) -> None:
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,
@@ -374,7 +374,7 @@ async def test_replies_go_to_the_sender_on_its_channel(converse: Converse) -> No
     assert (reply.channel, reply.recipient) == (ChannelKind.WHATSAPP, WHATSAPP.sender)
 
 
-async def test_group_chatter_gets_no_reply(router: Router, clock: FixedClock) -> None:
+async def test_group_chatter_gets_no_reply(router: ConversationRouter, clock: FixedClock) -> None:
     message = incoming(TELEGRAM, "hallo allemaal", clock, group_id="-100123")
     assert await router.handle(message) == []
 
@@ -407,7 +407,7 @@ async def test_an_unreachable_database_raises_so_the_provider_retries(
     # A database file in a folder that does not exist cannot be opened: sqlite raises OperationalError.
     engine = make_engine(f"sqlite:///{tmp_path / 'missing.db'}")
     (tmp_path / "missing.db").mkdir()
-    router = Router(
+    router = ConversationRouter(
         sessions=session_factory(engine), vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
         settings=settings, clock=clock,
     )  # fmt: skip
@@ -417,7 +417,7 @@ async def test_an_unreachable_database_raises_so_the_provider_retries(
 
 
 async def test_a_photo_without_text_outside_an_action_is_not_called_empty(
-    router: Router, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter, clock: FixedClock, catalogue: Catalogue
 ) -> None:
     replies = await router.handle(incoming(TELEGRAM, "", clock, media=("https://files.example/photo.jpg",)))
     assert [r.text for r in replies] == [catalogue.render("nl", "fallback.unregistered")]

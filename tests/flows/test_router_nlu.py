@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.config import Settings
+from bot.conversations import ConversationRouter
 from bot.inbox import Inbox
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from nlu.types import ParseResult
@@ -66,8 +66,8 @@ def make_router(
     settings: Settings,
     clock: FixedClock,
 ):  # type: ignore[no-untyped-def]
-    def make(parser: object) -> Router:
-        return Router(
+    def make(parser: object) -> ConversationRouter:
+        return ConversationRouter(
             sessions=sessions,
             vault=vault,
             book=book,

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.channels.segments import count_segments
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
@@ -51,7 +51,7 @@ numbers = itertools.count(1)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.sampled_from(PREFIXES), text=texts)
 async def test_any_text_at_any_step_gets_a_bounded_answer(
-    router: Router, catalogue: Catalogue, clock: FixedClock, prefix: list[str], text: str
+    router: ConversationRouter, catalogue: Catalogue, clock: FixedClock, prefix: list[str], text: str
 ) -> None:
     person = Person(ChannelKind.SMS, f"+3161{next(numbers):07d}")
     for sent in prefix:
@@ -79,7 +79,7 @@ ADDRESS_PREFIXES = [
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.sampled_from(ADDRESS_PREFIXES), text=texts)
 async def test_any_text_in_the_participant_flows_gets_a_bounded_answer(
-    router: Router, catalogue: Catalogue, clock: FixedClock, prefix: list[str], text: str
+    router: ConversationRouter, catalogue: Catalogue, clock: FixedClock, prefix: list[str], text: str
 ) -> None:
     person = Person(ChannelKind.SMS, f"+3162{next(numbers):07d}")
     for sent in [*REGISTERED, *prefix]:

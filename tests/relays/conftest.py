@@ -13,10 +13,10 @@ from telegram import Update
 from bot.alerts import AlertTexts
 from bot.channels.telegram_updates import incoming_from_update
 from bot.config import Settings
+from bot.conversations import ConversationRouter
 from bot.dispatch import Dispatcher
 from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.messages import IncomingMessage, OutgoingMessage
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
@@ -62,9 +62,9 @@ def router(
     catalogue: Catalogue,  # noqa: F811
     settings: Settings,
     clock: FixedClock,
-) -> Router:
+) -> ConversationRouter:
     """The router with the relay flows, as the runtime wires it."""
-    return Router(
+    return ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,
@@ -79,7 +79,7 @@ def router(
 class Chat:
     """Send messages through the router as one sender and collect each turn's replies."""
 
-    def __init__(self, router: Router, clock: FixedClock) -> None:
+    def __init__(self, router: ConversationRouter, clock: FixedClock) -> None:
         self.router = router
         self.clock = clock
 
@@ -135,7 +135,7 @@ def group_message(
 
 
 @pytest.fixture
-def chat(router: Router, clock: FixedClock) -> Chat:
+def chat(router: ConversationRouter, clock: FixedClock) -> Chat:
     """A chat helper on the relay router."""
     return Chat(router, clock)
 

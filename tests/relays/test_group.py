@@ -8,9 +8,9 @@ from typing import ClassVar
 import pytest
 from sqlmodel import select
 
+from bot.conversations import ConversationRouter
 from bot.flows.engine import Finish, Flow, FlowContext, Step, Transition
 from bot.flows.relay import RelayFlow, RelayGroupFlow
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -160,7 +160,7 @@ async def test_a_reply_in_the_group_reaches_the_interceptors_with_what_a_tip_nee
     settings: object,
     clock: FixedClock,
 ) -> None:
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,

@@ -10,9 +10,9 @@ from sqlmodel import SQLModel, select
 
 from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
+from bot.conversations import ConversationRouter
 from bot.flows.reconfirm import ReconfirmFlow
 from bot.messages import IncomingMessage, OutgoingMessage
-from bot.router import Router
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from scheduler.jobs import JobContext
@@ -67,9 +67,9 @@ def router(
     catalogue: Catalogue,
     settings: Settings,
     clock: FixedClock,
-) -> Router:
+) -> ConversationRouter:
     """The router with the reconfirmation flow, as the runtime wires it."""
-    return Router(
+    return ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,
@@ -104,7 +104,9 @@ def job_context(
     )
 
 
-async def say(router: Router, clock: FixedClock, phone: str, texts: Sequence[str]) -> list[OutgoingMessage]:
+async def say(
+    router: ConversationRouter, clock: FixedClock, phone: str, texts: Sequence[str]
+) -> list[OutgoingMessage]:
     """Send texts by SMS from a phone; the replies to the last one."""
     replies: list[OutgoingMessage] = []
     for text in texts:
@@ -116,7 +118,12 @@ async def say(router: Router, clock: FixedClock, phone: str, texts: Sequence[str
 
 
 async def register(
-    router: Router, clock: FixedClock, phone: str, *, name: str = "Jan", address: str = "7511 AB 12"
+    router: ConversationRouter,
+    clock: FixedClock,
+    phone: str,
+    *,
+    name: str = "Jan",
+    address: str = "7511 AB 12",
 ) -> None:
     """A complete registration by SMS, as a citizen does it."""
     await say(router, clock, phone, ["START", "JA", name, address, "JA", "JA", "SMS"])

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from bot.alerts import AlertTexts
 from bot.config import Settings
+from bot.conversations import ConversationRouter
 from bot.dispatch import Dispatcher
-from bot.router import Router
 from scheduler.jobs import JobContext, close_expired_actions, purge_retention, reconcile_deliveries
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
 from storage.db import SessionFactory, transaction
@@ -69,7 +69,11 @@ def launch(sessions: SessionFactory, clock: FixedClock, *, minutes: int = 60) ->
 
 
 async def test_action_past_its_end_closes_and_its_closing_message_goes_out_once(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    job_context: JobContext,
+    channel: FakeChannel,
 ) -> None:
     for phone in PHONES:
         await register(router, clock, phone)
@@ -99,7 +103,7 @@ async def test_action_past_its_end_closes_and_its_closing_message_goes_out_once(
 
 
 async def test_an_action_the_operator_closed_is_left_alone(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
 ) -> None:
     await register(router, clock, PHONES[0])
     action_id = launch(sessions, clock, minutes=10)
@@ -138,7 +142,7 @@ def _stuck(sessions: SessionFactory, action_id: int, *, attempts: int, claimed_a
     ],
 )
 async def test_deliveries_stuck_in_sending(
-    router: Router,
+    router: ConversationRouter,
     clock: FixedClock,
     sessions: SessionFactory,
     job_context: JobContext,

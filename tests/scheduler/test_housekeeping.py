@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.conversations import ConversationRouter
 from bot.messages import IncomingMessage
-from bot.router import Router
 from scheduler import jobs
 from scheduler.jobs import JobContext, JobResult, clean_signups, monthly_report
 from storage import reports
@@ -36,7 +36,7 @@ from tests.scheduler.conftest import register, rows, say
 
 
 async def test_half_done_registration_is_forgotten_after_a_day(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
 ) -> None:
     await say(router, clock, "+31611111111", ["START", "JA", "Halverwege"])  # stops at the address
     with sessions() as session:
@@ -91,7 +91,7 @@ def test_pending_participant_older_than_a_day_is_deleted(
 
 
 async def test_active_registrations_are_not_touched(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
 ) -> None:
     await register(router, clock, "+31611111111")
     clock.advance(days=3)
@@ -100,7 +100,7 @@ async def test_active_registrations_are_not_touched(
 
 
 async def test_monthly_report_per_municipality_and_csv(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
 ) -> None:
     from storage.actions import ActionDraft, create_action
 
@@ -216,7 +216,7 @@ JOBS = [
 @pytest.mark.parametrize("job", JOBS)
 async def test_every_job_run_twice_gives_the_same_result(
     job: Callable[[JobContext], Any],
-    router: Router,
+    router: ConversationRouter,
     clock: FixedClock,
     sessions: SessionFactory,
     job_context: JobContext,

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.channels.segments import count_segments
 from bot.config import Settings
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from scheduler.jobs import JobContext, in_quiet_hours, reconfirm
 from storage.db import SessionFactory
@@ -36,7 +36,11 @@ def participant(sessions: SessionFactory, n: int = 0) -> Participant:
 
 
 async def test_participant_of_366_days_gets_the_question_answers_ja_and_stays(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    job_context: JobContext,
+    channel: FakeChannel,
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=364)
@@ -67,7 +71,11 @@ async def test_participant_of_366_days_gets_the_question_answers_ja_and_stays(
 
 
 async def test_nee_to_the_question_leaves_and_erases(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    job_context: JobContext,
+    channel: FakeChannel,
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
@@ -79,7 +87,7 @@ async def test_nee_to_the_question_leaves_and_erases(
 
 
 async def test_a_message_that_is_not_ja_is_no_sign_of_life(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
@@ -126,7 +134,11 @@ def _every_stored_value(sessions: SessionFactory) -> list[tuple[str, str, str]]:
 
 
 async def test_silent_participant_is_reminded_then_erased_on_day_396(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    job_context: JobContext,
+    channel: FakeChannel,
 ) -> None:
     await register(router, clock, ANNE, name="Anneke Zwijgzaam", address="7511 AB 12")
     await register(router, clock, BART, name="Bart", address="1012 AB 5")
@@ -220,7 +232,11 @@ def test_quiet_hours_other_windows(start: time, end: time, local: time, quiet: b
 
 
 async def test_no_question_goes_out_in_quiet_hours(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    job_context: JobContext,
+    channel: FakeChannel,
 ) -> None:
     clock.now = datetime(2025, 11, 20, 21, 0, tzinfo=UTC)
     await register(router, clock, ANNE)
@@ -236,7 +252,7 @@ async def test_no_question_goes_out_in_quiet_hours(
 
 
 async def test_expiry_is_not_held_back_by_quiet_hours(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
+    router: ConversationRouter, clock: FixedClock, sessions: SessionFactory, job_context: JobContext
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
@@ -339,7 +355,11 @@ def test_reconfirmation_sms_fit_two_gsm7_segments(catalogue: Catalogue, lang: st
 
 
 async def test_stop_after_the_question_ends_the_reminders(
-    router: Router, clock: FixedClock, sessions: SessionFactory, job_context: JobContext, channel: FakeChannel
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    job_context: JobContext,
+    channel: FakeChannel,
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)

@@ -14,8 +14,8 @@ from sqlmodel import col, select
 
 from bot.channels.base import SendError, SendReceipt
 from bot.config import Settings, load_settings
+from bot.conversations import ConversationRouter
 from bot.messages import IncomingMessage, OutgoingMessage
-from bot.router import Router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
@@ -108,9 +108,9 @@ def router(
     settings: Settings,
     clock: FixedClock,
     tips: TipServices,
-) -> Router:
+) -> ConversationRouter:
     """The router with the tip flow, the keyword parser."""
-    return Router(
+    return ConversationRouter(
         sessions=sessions,
         vault=vault,
         book=book,
@@ -219,7 +219,7 @@ def message(who: Person, text: str, clock: FixedClock, **extra: object) -> Incom
 
 
 async def say(
-    router: Router, who: Person, clock: FixedClock, *items: str | IncomingMessage
+    router: ConversationRouter, who: Person, clock: FixedClock, *items: str | IncomingMessage
 ) -> list[list[str]]:
     """Send messages one after the other (20 s apart); the reply texts to each."""
     out = []

@@ -6,7 +6,7 @@ import pytest
 
 from bot.channels.segments import count_segments
 from bot.controlroom.tipfeed import TipNotFound
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from storage.crypto import DataVault
@@ -32,7 +32,8 @@ def test_tip_texts_fit_two_sms_parts(catalogue: Catalogue, lang: str) -> None:
 
 
 async def test_rate_limit_per_sender_answers_politely(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     tips: TipServices,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock(), registered=False)
@@ -52,7 +53,8 @@ async def test_rate_limit_per_sender_answers_politely(
 
 
 async def test_sixty_sms_tips_from_one_sender_get_a_bounded_number_of_replies(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     tips: TipServices,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
@@ -70,7 +72,11 @@ async def test_sixty_sms_tips_from_one_sender_get_a_bounded_number_of_replies(
 
 
 async def test_a_resent_text_is_folded_into_the_tip_that_has_it(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -85,7 +91,8 @@ async def test_a_resent_text_is_folded_into_the_tip_that_has_it(
 
 
 async def test_an_over_long_tip_is_truncated_with_a_note(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     tips: TipServices,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
@@ -103,7 +110,11 @@ async def test_an_over_long_tip_is_truncated_with_a_note(
 
 
 async def test_storage_feed_for_the_control_room(
-    router: Router, tips: TipServices, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    router: ConversationRouter,
+    tips: TipServices,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
 ) -> None:
     sms = person(sessions, vault, clock())
     stranger_chat = person(sessions, vault, clock(), ChannelKind.TELEGRAM, registered=False)
@@ -129,7 +140,11 @@ async def test_storage_feed_for_the_control_room(
 
 @pytest.mark.parametrize("registered", [True, False], ids=["participant", "unregistered"])
 async def test_stop_erases_the_tipsters_number_from_their_tips(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, registered: bool
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    registered: bool,
 ) -> None:
     jan = person(sessions, vault, clock(), registered=registered)
     action = launch(sessions, clock(), jan)
@@ -141,7 +156,11 @@ async def test_stop_erases_the_tipsters_number_from_their_tips(
 
 
 async def test_retention_purges_a_closed_actions_tips_with_their_forwards_and_messages(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     from sqlalchemy import update
     from sqlmodel import col, select
@@ -170,7 +189,11 @@ async def test_retention_purges_a_closed_actions_tips_with_their_forwards_and_me
 
 
 async def test_storage_feed_shows_the_whole_thread_with_the_operators_questions(
-    router: Router, tips: TipServices, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    router: ConversationRouter,
+    tips: TipServices,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
 ) -> None:
     sms = person(sessions, vault, clock())
     action = launch(sessions, clock(), sms)

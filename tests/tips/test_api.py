@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot.config import Settings, load_settings
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from storage.actions import close_action
@@ -103,7 +103,11 @@ async def test_every_route_needs_the_token(http: httpx.AsyncClient) -> None:
 
 
 async def test_lists_since_and_per_action(
-    http: httpx.AsyncClient, router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    http: httpx.AsyncClient,
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
 ) -> None:
     jan, piet = person(sessions, vault, clock()), person(sessions, vault, clock())
     first = launch(sessions, clock(), jan)
@@ -123,7 +127,11 @@ async def test_lists_since_and_per_action(
 
 
 async def test_a_message_after_close_is_listed_as_late(
-    http: httpx.AsyncClient, router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    http: httpx.AsyncClient,
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -141,7 +149,8 @@ async def test_a_message_after_close_is_listed_as_late(
 
 
 async def test_stream_resumes_with_last_event_id_and_sees_other_processes(
-    http: httpx.AsyncClient, router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    http: httpx.AsyncClient, router: ConversationRouter, sessions: SessionFactory, vault: DataVault,
+    clock: FixedClock,
     settings: Settings, catalogue: Catalogue, channel: FakeChannel, book: Any,
 ) -> None:  # fmt: skip
     people = [person(sessions, vault, clock()) for _ in range(3)]
@@ -161,7 +170,7 @@ async def test_stream_resumes_with_last_event_id_and_sees_other_processes(
         sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue,
         senders={}, stream_poll_s=0.05,
     )  # fmt: skip
-    other_router = Router(
+    other_router = ConversationRouter(
         sessions=sessions, vault=vault, book=book, parser=router._parser, catalogue=catalogue,
         settings=settings, clock=clock, flows=other.flows,
     )  # fmt: skip
@@ -186,7 +195,8 @@ async def test_stream_resumes_with_last_event_id_and_sees_other_processes(
 
 
 async def test_operator_reply_reaches_the_tipster_and_the_answer_joins_the_tip(
-    http: httpx.AsyncClient, router: Router, tips: TipServices, sessions: SessionFactory, vault: DataVault,
+    http: httpx.AsyncClient, router: ConversationRouter, tips: TipServices, sessions: SessionFactory,
+    vault: DataVault,
     clock: FixedClock, catalogue: Catalogue, channel: FakeChannel,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
@@ -222,7 +232,8 @@ async def test_operator_reply_reaches_the_tipster_and_the_answer_joins_the_tip(
 
 
 async def test_a_question_that_fails_to_send_is_retried(
-    router: Router, tips: TipServices, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    router: ConversationRouter, tips: TipServices, sessions: SessionFactory, vault: DataVault,
+    clock: FixedClock,
     channel: FakeChannel,
 ) -> None:  # fmt: skip
     from bot.channels.base import RetryableSendError

@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.live import action_events
 from bot.controlroom.tipfeed import TipFeed
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
@@ -43,9 +43,9 @@ def tips(services: TipServices) -> TipFeed:
 
 
 @pytest.fixture
-def tip_router(runtime: FakeRuntime, services: TipServices, book: PostcodeBook) -> Router:  # noqa: F811
+def tip_router(runtime: FakeRuntime, services: TipServices, book: PostcodeBook) -> ConversationRouter:  # noqa: F811
     """The router with the tip flow on the same database."""
-    return Router(
+    return ConversationRouter(
         sessions=runtime.sessions, vault=runtime.vault, book=book, parser=KeywordParser(),
         catalogue=runtime.catalogue, settings=runtime.settings, clock=runtime.clock, flows=services.flows,
     )  # fmt: skip
@@ -53,7 +53,7 @@ def tip_router(runtime: FakeRuntime, services: TipServices, book: PostcodeBook) 
 
 async def test_operator_sees_marks_questions_and_calls_a_real_tip(
     client: httpx.AsyncClient,  # noqa: F811
-    tip_router: Router,
+    tip_router: ConversationRouter,
     services: TipServices,
     sessions: SessionFactory,
     vault: DataVault,
@@ -93,7 +93,7 @@ async def test_operator_sees_marks_questions_and_calls_a_real_tip(
 
 async def test_a_late_message_is_marked_apart_on_the_action_page(
     client: httpx.AsyncClient,  # noqa: F811
-    tip_router: Router,
+    tip_router: ConversationRouter,
     sessions: SessionFactory,
     vault: DataVault,
     clock: FixedClock,
@@ -121,7 +121,7 @@ async def _never() -> bool:
 
 async def test_a_tip_that_grows_is_pushed_again_to_the_open_page(
     cr: ControlRoom,  # noqa: F811
-    tip_router: Router,
+    tip_router: ConversationRouter,
     sessions: SessionFactory,
     vault: DataVault,
     clock: FixedClock,

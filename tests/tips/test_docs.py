@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from storage.actions import close_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
@@ -87,7 +87,11 @@ def close_first(sessions: SessionFactory, now: datetime, outcome: ActionOutcome)
 
 @pytest.mark.parametrize("transcript", transcripts(), ids=lambda t: t.title)
 async def test_documented_tip_conversation_is_what_the_bot_says(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, transcript: Transcript
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    transcript: Transcript,
 ) -> None:
     who = person(sessions, vault, clock(), transcript.channel, registered=transcript.registered,
                  sender=transcript.sender)  # fmt: skip

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from bot.tips.forwarder import signature, webhook_body
 from bot.tips.wiring import TipServices
@@ -60,7 +60,8 @@ def test_signature_is_the_hex_hmac_sha256_of_timestamp_delivery_and_body() -> No
 
 
 async def test_a_tip_is_posted_signed_in_the_tip_shape(
-    router: Router, tips: TipServices, receiver: Receiver, sessions: SessionFactory, vault: DataVault,
+    router: ConversationRouter, tips: TipServices, receiver: Receiver, sessions: SessionFactory,
+    vault: DataVault,
     clock: FixedClock,
 ) -> None:  # fmt: skip
     await receiver.start()
@@ -84,7 +85,8 @@ async def test_a_tip_is_posted_signed_in_the_tip_shape(
 
 @pytest.mark.parametrize("outage", ["not_listening", "answers_503"])
 async def test_receiver_down_then_back_nothing_lost_nothing_doubled(
-    router: Router, tips: TipServices, receiver: Receiver, sessions: SessionFactory, vault: DataVault,
+    router: ConversationRouter, tips: TipServices, receiver: Receiver, sessions: SessionFactory,
+    vault: DataVault,
     clock: FixedClock, outage: str,
 ) -> None:  # fmt: skip
     if outage == "answers_503":
@@ -121,7 +123,8 @@ async def test_receiver_down_then_back_nothing_lost_nothing_doubled(
 
 
 async def test_the_running_worker_posts_as_soon_as_a_tip_is_stored(
-    router: Router, tips: TipServices, receiver: Receiver, sessions: SessionFactory, vault: DataVault,
+    router: ConversationRouter, tips: TipServices, receiver: Receiver, sessions: SessionFactory,
+    vault: DataVault,
     clock: FixedClock,
 ) -> None:  # fmt: skip
     await receiver.start()
@@ -150,7 +153,7 @@ async def test_operators_telegram_chat_gets_each_tip_in_order_and_retries(
         sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue,
         senders={ChannelKind.TELEGRAM: telegram},
     )  # fmt: skip
-    router = Router(
+    router = ConversationRouter(
         sessions=sessions, vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
         settings=settings, clock=clock, flows=services.flows,
     )  # fmt: skip

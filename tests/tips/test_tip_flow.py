@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
 from storage.actions import close_action
 from storage.crypto import DataVault
@@ -34,7 +34,12 @@ COMPLETE = "Ik zag hem om 15:10 bij de Jumbo, hij liep richting station"
     ],
 )
 async def test_a_code_anywhere_links_an_unregistered_sender(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue, spell
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
+    spell,
 ) -> None:
     stranger = person(sessions, vault, clock(), registered=False)
     action = launch(sessions, clock())
@@ -54,7 +59,11 @@ async def test_a_code_anywhere_links_an_unregistered_sender(
 
 
 async def test_telegram_deep_link_starts_a_tip_and_asks_where_and_when(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     relay_member = person(sessions, vault, clock(), ChannelKind.TELEGRAM, registered=False)
     action = launch(sessions, clock())
@@ -80,7 +89,8 @@ async def test_telegram_deep_link_starts_a_tip_and_asks_where_and_when(
     ],
 )
 async def test_a_reply_to_the_alert_links_it(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     channel: ChannelKind,
 ) -> None:  # fmt: skip
     sanne = person(sessions, vault, clock(), channel)
@@ -93,7 +103,7 @@ async def test_a_reply_to_the_alert_links_it(
 
 
 async def test_telegram_reply_ids_repeat_across_chats_so_the_chat_must_match(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock
 ) -> None:
     anna, bram = (person(sessions, vault, clock(), ChannelKind.TELEGRAM) for _ in range(2))
     first = launch(sessions, clock(), anna)
@@ -105,7 +115,11 @@ async def test_telegram_reply_ids_repeat_across_chats_so_the_chat_must_match(
 
 
 async def test_a_tip_from_a_recipient_of_one_running_action(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -116,7 +130,11 @@ async def test_a_tip_from_a_recipient_of_one_running_action(
 
 
 async def test_a_participants_tip_that_holds_a_postcode_is_a_tip(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -129,7 +147,8 @@ async def test_a_participants_tip_that_holds_a_postcode_is_a_tip(
 
 @pytest.mark.parametrize("answer", ["number", "button"])
 async def test_several_running_actions_ask_which(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     answer: str,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
@@ -158,7 +177,7 @@ async def test_several_running_actions_ask_which(
     ],
 )
 async def test_no_linkable_action_answers_politely(
-    router: Router,
+    router: ConversationRouter,
     sessions: SessionFactory,
     vault: DataVault,
     clock: FixedClock,
@@ -205,7 +224,8 @@ def late_reply(catalogue: Catalogue, action: Action, outcome: ActionOutcome | No
     ],
 )
 async def test_a_message_right_after_close_is_late_not_added_to_the_tip(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     outcome: ActionOutcome | None,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
@@ -224,7 +244,11 @@ async def test_a_message_right_after_close_is_late_not_added_to_the_tip(
 
 
 async def test_late_messages_do_not_keep_the_window_open(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -250,7 +274,8 @@ async def test_late_messages_do_not_keep_the_window_open(
     ],
 )
 async def test_a_tip_on_an_ended_action_is_kept_as_late(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     via: str,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock(), ChannelKind.WHATSAPP)
@@ -266,7 +291,11 @@ async def test_a_tip_on_an_ended_action_is_kept_as_late(
 
 
 async def test_photo_from_telegram_payload(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     from tests.tips.payloads import telegram_incoming
 
@@ -282,7 +311,11 @@ async def test_photo_from_telegram_payload(
 
 
 async def test_bare_photo_without_text_from_a_recipient(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM)
     action = launch(sessions, clock(), anna)
@@ -292,7 +325,11 @@ async def test_bare_photo_without_text_from_a_recipient(
 
 
 async def test_whatsapp_location_then_photo(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     from tests.tips.payloads import whatsapp_incoming
 
@@ -312,7 +349,11 @@ async def test_whatsapp_location_then_photo(
 
 
 async def test_a_second_message_within_minutes_extends_the_tip_later_ones_do_not(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -329,7 +370,11 @@ async def test_a_second_message_within_minutes_extends_the_tip_later_ones_do_not
 
 
 async def test_tips_in_english(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     anna = person(sessions, vault, clock(), ChannelKind.TELEGRAM, language="en")
     action = launch(sessions, clock(), anna)
@@ -345,7 +390,11 @@ async def test_tips_in_english(
 
 
 async def test_a_follow_up_answer_that_repeats_the_code_joins_the_same_tip(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
@@ -366,7 +415,8 @@ TELEGRAM_PAYLOADS = [
 
 @pytest.mark.parametrize(("name", "question", "expected"), TELEGRAM_PAYLOADS)
 async def test_real_telegram_payloads_become_tips(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    catalogue: Catalogue,
     name: str, question: str, expected: dict[str, object],
 ) -> None:  # fmt: skip
     from tests.tips.payloads import telegram_incoming
@@ -383,7 +433,11 @@ async def test_real_telegram_payloads_become_tips(
 
 
 async def test_a_day_without_a_time_keeps_its_phrase_and_the_follow_up_asks_when(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
 ) -> None:
     tipster = person(sessions, vault, clock())
     action = launch(sessions, clock())
@@ -396,7 +450,7 @@ async def test_a_day_without_a_time_keeps_its_phrase_and_the_follow_up_asks_when
 
 
 async def test_nu_net_minutes_ago_is_stored_with_its_phrase_and_every_place(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock
 ) -> None:
     tipster = person(sessions, vault, clock())
     action = launch(sessions, clock())

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from bot.controlroom.tipfeed import TipView
+from bot.conversations import ConversationRouter
 from bot.geocoder import FallbackGeocoder, Geocoder, LocatieserverGeocoder, PostcodeGeocoder
-from bot.router import Router
 from bot.tips.places import TipPlaces
 from bot.tips.wiring import TipServices
 from storage.crypto import DataVault
@@ -48,7 +48,7 @@ def places(sessions: SessionFactory, clock: FixedClock, geocoder: Geocoder, book
 
 
 async def tip_with(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, text: str
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock, text: str
 ) -> None:
     """One tip from someone who got the alert of an action around Enschede's centre (2 km)."""
     jan = person(sessions, vault, clock())
@@ -69,7 +69,8 @@ async def tip_with(
     ],
 )
 async def test_a_tips_place_is_found_inside_the_area(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver, tips: TipServices, text: str, where: tuple[float, float],
 ) -> None:  # fmt: skip
     await tip_with(router, sessions, vault, clock, text)
@@ -88,7 +89,8 @@ async def test_a_tips_place_is_found_inside_the_area(
 
 
 async def test_a_place_outside_the_area_gets_no_marker(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver,
 ) -> None:  # fmt: skip
     await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 in Hengelo")
@@ -109,7 +111,8 @@ async def test_a_place_outside_the_area_gets_no_marker(
     ],
 )
 async def test_offline_the_postcode_table_places_tips(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     text: str, placed: bool,
 ) -> None:  # fmt: skip
     await tip_with(router, sessions, vault, clock, text)
@@ -120,7 +123,8 @@ async def test_offline_the_postcode_table_places_tips(
 
 
 async def test_a_dead_geocoder_falls_back_to_the_postcode_table(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver,
 ) -> None:  # fmt: skip
     fake.fail_status = 503
@@ -131,7 +135,8 @@ async def test_a_dead_geocoder_falls_back_to_the_postcode_table(
 
 
 async def test_a_slow_geocoder_does_not_hold_up_the_tip(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver, tips: TipServices,
 ) -> None:  # fmt: skip
     fake.delay_s = 0.3
@@ -153,7 +158,8 @@ async def test_a_slow_geocoder_does_not_hold_up_the_tip(
 
 
 async def test_tips_without_a_place_in_the_area_do_not_hold_up_later_ones(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver,
 ) -> None:  # fmt: skip
     finder = TipPlaces(sessions=sessions, clock=clock, geocoder=remote, book=book, batch=2)
@@ -168,7 +174,8 @@ async def test_tips_without_a_place_in_the_area_do_not_hold_up_later_ones(
 
 
 async def test_tips_older_than_the_lookback_are_left_alone(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, fake: FakeLocatieserver,
 ) -> None:  # fmt: skip
     await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 bij de Oude Markt")
@@ -178,7 +185,7 @@ async def test_tips_older_than_the_lookback_are_left_alone(
 
 
 async def test_a_shared_location_is_not_overwritten(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock
 ) -> None:
     await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 bij de Oude Markt")
     [tip] = stored_tips(sessions)
@@ -191,7 +198,8 @@ async def test_a_shared_location_is_not_overwritten(
 
 @pytest.mark.parametrize("webhook", [True, False])
 async def test_the_point_goes_out_as_a_new_version_of_the_tip(
-    router: Router, sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook,
+    router: ConversationRouter, sessions: SessionFactory, vault: DataVault, clock: FixedClock,
+    book: PostcodeBook,
     remote: Geocoder, webhook: bool,
 ) -> None:  # fmt: skip
     await tip_with(router, sessions, vault, clock, "Ik zag hem om 15:10 bij de Oude Markt")

@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.router import Router
+from bot.conversations import ConversationRouter
 from bot.tips.wiring import TipServices
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -59,7 +59,8 @@ def settings(receiver: Receiver) -> Settings:
 
 @pytest.fixture
 async def delivered(
-    router: Router, tips: TipServices, receiver: Receiver, sessions: SessionFactory, vault: DataVault,
+    router: ConversationRouter, tips: TipServices, receiver: Receiver, sessions: SessionFactory,
+    vault: DataVault,
     clock: FixedClock,
 ) -> Received:  # fmt: skip
     """One tip as the forwarder POSTed it."""
@@ -129,7 +130,8 @@ def test_the_example_refuses_what_the_signature_does_not_cover(
 
 
 async def test_a_retry_is_signed_anew_with_the_same_delivery_id(
-    example: ModuleType, router: Router, tips: TipServices, receiver: Receiver, sessions: SessionFactory,
+    example: ModuleType, router: ConversationRouter, tips: TipServices, receiver: Receiver,
+    sessions: SessionFactory,
     vault: DataVault, clock: FixedClock,
 ) -> None:  # fmt: skip
     """After an outage longer than the tolerance the retry is fresh, and its id shows it as the same tip."""

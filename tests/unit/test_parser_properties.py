@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.channels.segments import count_segments, is_gsm7
+from bot.conversations import fold_for_sms
 from bot.flows.keywords import KEYWORDS, Keyword, keyword_of
-from bot.router import fold_for_sms
 from nlu.dutch_time import find_time, find_times, resolve_time
 from nlu.plates import InvalidPlate, find_plates, is_plate, normalise_plate, sidecode
 from storage.actions import CODE_ALPHABET, normalise_code

@@ -22,9 +22,9 @@ from bot.channels.segments import GSM7_BASIC, GSM7_EXTENSION, is_gsm7
 from bot.config import Settings
 from bot.flows.address import AddressFlow
 from bot.flows.engine import (
-    Engine,
     Flow,
     FlowContext,
+    FlowEngine,
     Services,
     StaleState,
     clean_text,
@@ -104,7 +104,7 @@ class _NeedsIntent(Exception):
     """The message reached the NLU stage before it was parsed; parse it and handle it again."""
 
 
-class Router:
+class ConversationRouter:
     """Turns each incoming message into replies, keeping the conversation state in the database."""
 
     def __init__(
@@ -131,7 +131,7 @@ class Router:
         self.services = Services(vault=vault, book=book, catalogue=catalogue, settings=settings, clock=clock)
         builtin: list[Flow] = [RegistrationFlow(on_code_queued), AddressFlow(), UnsubscribeFlow()]
         table = {flow.name: flow for flow in [*builtin, *flows]}
-        self.engine = Engine(table)
+        self.engine = FlowEngine(table)
         self._intent_flows = {intent: flow.name for flow in table.values() for intent in flow.intents}
         self._interceptors = [
             f for f in flows if not f.group_chat and type(f).intercepts is not Flow.intercepts
