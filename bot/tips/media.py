@@ -10,12 +10,12 @@ too large or of a type we do not take, the file is marked refused and the contro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.channels.media import FetchedMedia, MediaRefused, MediaSource, MediaUnavailable
+from bot.tips.worker import WakeableWorker
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.tip_media import MediaToFetch, claim_media, refuse_media, retry_media, store_media
@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 
 
-class TipMediaFetcher:
+class TipMediaFetcher(WakeableWorker):
     """The background worker that fetches tips' files through their channels and stores them encrypted."""
+
+    name = "tip-media"
 
     def __init__(
         self,
@@ -48,52 +50,11 @@ class TipMediaFetcher:
         self._clock = clock
         self._sources = sources
         self._max_bytes = max_bytes
-        self._poll_s = poll_s
         self._lease = lease
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         self._on_stored = on_stored
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def wake(self) -> None:
-        """A tip was stored: look now; safe from any thread."""
-        loop, ready = self._loop, self._wake
-        if loop is not None and ready is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(ready.set)
-
-    async def start(self) -> None:
-        """Run in the background until `stop()`."""
-        if self._task is not None:
-            return
-        self._stopping = False
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="tip-media")
-
-    async def stop(self) -> None:
-        """Finish the fetch in flight and stop."""
-        self._stopping = True
-        self.wake()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.step()
-            except Exception:
-                log.exception("tip media pass failed; trying again shortly")
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        super().__init__(poll_s=poll_s)
 
     async def step(self) -> int:
         """Fetch every file that is due, once each; how many were stored or refused for good."""

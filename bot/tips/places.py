@@ -8,12 +8,12 @@ dropped: a tip without a marker is better than a marker in the wrong town.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.geocoder import Found, Geocoder, Near, area_near
+from bot.tips.worker import WakeableWorker
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.tip_places import PlaceToFind, forward_point, set_tip_point, tips_awaiting_place
@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 COARSE = frozenset({"woonplaats", "gemeente"})
 
 
-class TipPlaces:
+class TipPlaces(WakeableWorker):
     """The background worker that gives tips the coordinates of the place they name."""
+
+    name = "tip-places"
 
     def __init__(
         self,
@@ -44,53 +46,12 @@ class TipPlaces:
         self._clock = clock
         self._geocoder = geocoder
         self._book = book
-        self._poll_s = poll_s
         self._lookback = lookback
         self._batch = batch
         self._webhook = webhook
         self._on_placed = on_placed
         self._after: tuple[datetime, int] = (datetime.min.replace(tzinfo=UTC), 0)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def wake(self) -> None:
-        """A tip was stored: look now; safe from any thread."""
-        loop, ready = self._loop, self._wake
-        if loop is not None and ready is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(ready.set)
-
-    async def start(self) -> None:
-        """Run in the background until `stop()`."""
-        if self._task is not None:
-            return
-        self._stopping = False
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="tip-places")
-
-    async def stop(self) -> None:
-        """Finish the lookup in flight and stop."""
-        self._stopping = True
-        self.wake()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.step()
-            except Exception:
-                log.exception("tip places pass failed; trying again shortly")
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        super().__init__(poll_s=poll_s)
 
     async def step(self) -> int:
         """Look up the place of every tip that waits for one, once each; how many tips got coordinates."""
