@@ -130,7 +130,8 @@ class AlertTexts:
         """The links that open a chat with the bot carrying the action's code (the public page's)."""
         links: dict[RelayPlatform, str] = {}
         if self._whatsapp_number:
-            links[RelayPlatform.WHATSAPP] = f"https://wa.me/{self._whatsapp_number}?text={quote(f'TIP {code}')}"
+            text = quote(f"TIP {code}")
+            links[RelayPlatform.WHATSAPP] = f"https://wa.me/{self._whatsapp_number}?text={text}"
         if self._telegram_bot:
             links[RelayPlatform.TELEGRAM] = f"https://t.me/{self._telegram_bot}?start={code}"
         return links

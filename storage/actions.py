@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
+from storage.action_photos import delete_photo
 from storage.models import (
     Action,
     ActionOutcome,
@@ -30,7 +31,6 @@ from storage.models import (
     Severity,
     Urgency,
 )
-from storage.action_photos import delete_photo
 from storage.relays import queue_relay_alerts, queue_relay_closings
 from storage.targeting import Reach, order_reaches
 from storage.vocabulary import RECEIVED, ChannelKind, DeliveryStatus, StatusUpdate

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from bot.alerts import AlertTexts, CostEstimate, estimate_cost
 from bot.clock import Clock
 from bot.config import Settings
+from storage.action_photos import NewPhoto, put_photo
 from storage.actions import (
     ActionDraft,
     ClosingAudience,
@@ -29,7 +30,6 @@ from storage.actions import (
     launch_action,
     tipster_identity_ids,
 )
-from storage.action_photos import NewPhoto, put_photo
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, DeliveryKind
