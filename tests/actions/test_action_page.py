@@ -139,7 +139,7 @@ def test_a_draft_is_not_found_like_an_unknown_code(client: TestClient, clock: Fi
     page = client.get(f"/a/{draft['code']}")
     assert page.status_code == unknown.status_code == 404
     assert HEADLINE not in page.text and DESCRIPTION not in page.text
-    assert page.text.replace(draft["code"], "BN-XXXX") == unknown.text.replace("BN-XXXX", "BN-XXXX")
+    assert page.text == unknown.text, "nothing tells a draft from a code that does not exist"
     assert client.get(f"/a/{draft['code']}/photo").status_code == 404
     _public(page)
 
