@@ -1,4 +1,4 @@
-"""Photos made for tests: a JPEG that carries EXIF (GPS, camera), a PNG with text chunks, things that are not."""
+"""Photos made for tests: a JPEG with EXIF (GPS, camera), a PNG with text chunks, and what is not a photo."""
 
 from __future__ import annotations
 
@@ -53,4 +53,5 @@ BROKEN_JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200  # the signature of a JPEG, th
 def has_metadata(data: bytes) -> bool:
     """Whether the image carries EXIF, or text chunks, or an ICC profile."""
     with Image.open(io.BytesIO(data)) as image:
-        return bool(image.getexif()) or any(k in image.info for k in ("exif", "Author", "icc_profile", "XML:com.adobe.xmp"))
+        extra = ("exif", "Author", "icc_profile", "XML:com.adobe.xmp")
+        return bool(image.getexif()) or any(k in image.info for k in extra)

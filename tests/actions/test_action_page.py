@@ -54,7 +54,9 @@ def client(
         actions_router(sessions=sessions, settings=settings, clock=clock, book=book, texts=texts, vault=vault)
     )
     app.include_router(
-        action_page_router(sessions=sessions, vault=vault, settings=settings, catalogue=catalogue, texts=texts)
+        action_page_router(
+            sessions=sessions, vault=vault, settings=settings, catalogue=catalogue, texts=texts
+        )
     )
     with TestClient(app) as test_client:
         yield test_client
@@ -144,7 +146,9 @@ def test_a_draft_is_not_found_like_an_unknown_code(client: TestClient, clock: Fi
     _public(page)
 
 
-@pytest.mark.parametrize(("outcome", "shown"), [("found", "de persoon is gevonden"), ("cancelled", "ingetrokken")])
+@pytest.mark.parametrize(
+    ("outcome", "shown"), [("found", "de persoon is gevonden"), ("cancelled", "ingetrokken")]
+)
 def test_after_closing_the_page_says_only_that_it_is_over_and_the_photo_is_gone(
     client: TestClient, clock: FixedClock, sessions: SessionFactory, outcome: str, shown: str
 ) -> None:
@@ -152,7 +156,9 @@ def test_after_closing_the_page_says_only_that_it_is_over_and_the_photo_is_gone(
     code = action["code"]
     assert client.get(f"/a/{code}/photo").status_code == 200
     closed = client.post(
-        f"/api/v1/actions/{action['id']}/close", headers=AUTH, json={"outcome": outcome, "closing_text": CLOSING}
+        f"/api/v1/actions/{action['id']}/close",
+        headers=AUTH,
+        json={"outcome": outcome, "closing_text": CLOSING},
     )
     assert closed.status_code == 200
     page = client.get(f"/a/{code}")

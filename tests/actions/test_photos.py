@@ -326,7 +326,10 @@ def test_the_sms_of_an_action_with_a_photo_links_to_its_page_within_two_parts(
     assert instruction in sms and "BN-4K7P" in sms and sms.endswith("112")
     assert photo_texts.sms_segments(sms) <= 2
     without = photo_texts.text(
-        action.model_copy(update={"has_photo": False}), kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang=lang
+        action.model_copy(update={"has_photo": False}),
+        kind=DeliveryKind.ALERT,
+        channel=ChannelKind.SMS,
+        lang=lang,
     )
     assert "/a/" not in without
     for kind in (DeliveryKind.CLOSING, DeliveryKind.TIP_RESULT):

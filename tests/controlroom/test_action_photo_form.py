@@ -106,7 +106,9 @@ async def test_a_draft_s_photo_can_be_removed_in_the_edit_form(
     edit = await client.get(f"{path}/edit")
     assert f'src="{path}/photo"' in edit.text and 'name="remove_photo"' in edit.text
     fields = {"csrf_token": csrf_of(edit.text), **FIELDS, "remove_photo": "yes"}
-    saved = await client.post(f"{path}/edit", data=fields, files={"photo": ("", b"", "application/octet-stream")})
+    saved = await client.post(
+        f"{path}/edit", data=fields, files={"photo": ("", b"", "application/octet-stream")}
+    )
     assert saved.status_code == 303, saved.text
     assert _photos(sessions) == []
     assert (await client.get(f"{path}/photo")).status_code == 404
