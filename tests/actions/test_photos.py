@@ -18,11 +18,15 @@ from sqlmodel import select
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.photos import PhotoRefused, clean_photo
+from bot.services.action_photos import ActionPhotos
 from bot.texts import Catalogue
 from scheduler.jobs import JobContext, close_expired_actions
-from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.action_photos import put_photo
+from storage.actions import ActionDraft, create_action
+from storage.crypto import DataVault, new_data_key
+from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
+from storage.keys import rotate_data_key
 from storage.models import Action, ActionPhoto, ActionType, DeliveryKind
 from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, dispatch_settings, seed_person
@@ -371,3 +375,30 @@ def test_the_preview_sms_of_a_draft_with_a_photo_carries_the_link(
     code = created.json()["code"]
     preview = client.post(f"/api/v1/actions/{action_id}/launch?dry_run=true", headers=AUTH).json()
     assert f"{BASE}/a/{code}" in preview["sms_text"] and preview["sms_segments"] <= 2
+
+
+def test_key_rotation_re_encrypts_the_photo(sessions: SessionFactory, clock: FixedClock) -> None:
+    old_key, new_key = new_data_key(), new_data_key()
+    photos = ActionPhotos(
+        sessions=sessions,
+        clock=clock,
+        vault=DataVault(old_key),
+        texts=AlertTexts(Catalogue.load()),
+        max_bytes=MAX_BYTES,
+    )
+    photo = photos.prepare(jpeg_with_exif())
+    draft = ActionDraft(
+        type=ActionType.MISSING_PERSON,
+        headline="Vermist",
+        description="Tim.",
+        instruction="",
+        area={"municipalities": ["0153"]},
+        expires_at=clock() + timedelta(hours=1),
+    )
+    with transaction(sessions) as session:
+        action = create_action(session, draft=draft, now=clock(), created_by="test")
+        put_photo(session, action_id=action.id or 0, photo=photo, now=clock())
+    report = rotate_data_key(sessions, vault=DataVault(f"{new_key},{old_key}"))
+    assert report.values >= 1
+    [row] = _rows(sessions)
+    assert DataVault(new_key).decrypt_bytes(row.data_enc) == DataVault(old_key).decrypt_bytes(photo.data_enc)
