@@ -49,6 +49,11 @@ class TextProblem:
     message: str
 
 
+def thanks_already(text: str) -> bool:
+    """Whether an operator's closing text thanks the participants already (ours would be the second)."""
+    return bool(_THANKS.search(text))
+
+
 def gsm_friendly(text: str) -> str:
     """Replace typographic characters that would force an SMS into UCS-2."""
     return text.translate(_GSM_FRIENDLY)
@@ -125,6 +130,11 @@ class AlertTexts:
     def page_url(self, code: str) -> str | None:
         """The action's public page (`/a/<code>`), or None without a public base URL."""
         return f"{self._page_base_url}/a/{code}" if self._page_base_url else None
+
+    def photo_url(self, code: str) -> str | None:
+        """Where the action's photo is served while it runs: a URL a provider can fetch (Twilio's media)."""
+        page = self.page_url(code)
+        return f"{page}/photo" if page else None
 
     def direct_tip_links(self, code: str) -> dict[RelayPlatform, str]:
         """The links that open a chat with the bot carrying the action's code (the public page's)."""

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from bot.alerts import AlertTexts
+from bot.alerts import AlertTexts, thanks_already
 from bot.config import Settings
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
 from storage.action_photos import PhotoFile, PhotoNotFound, photo_file
@@ -118,6 +118,7 @@ def action_page_router(
         context |= {
             "action": action,
             "over": action.status in OVER,
+            "thanks": not thanks_already(action.closing_text or ""),
             "type": catalogue.render(language, f"action.type.{action.type.value}"),
             "outcome": catalogue.render(language, f"action.outcome.{outcome.value}"),
             "ways": tip_ways(action),

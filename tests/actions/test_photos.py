@@ -327,6 +327,7 @@ def test_the_sms_of_an_action_with_a_photo_links_to_its_page_within_two_parts(
     action = _action(clock, description=description, instruction=instruction, has_photo=True)
     sms = photo_texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang=lang)
     assert f"{BASE}/a/BN-4K7P" in sms
+    assert photo_texts.photo_url("BN-4K7P") == f"{BASE}/a/BN-4K7P/photo"
     assert instruction in sms and "BN-4K7P" in sms and sms.endswith("112")
     assert photo_texts.sms_segments(sms) <= 2
     without = photo_texts.text(
