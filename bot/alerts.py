@@ -49,6 +49,11 @@ class TextProblem:
     message: str
 
 
+def thanks_already(text: str) -> bool:
+    """Whether an operator's closing text thanks the participants already (ours would be the second)."""
+    return bool(_THANKS.search(text))
+
+
 def gsm_friendly(text: str) -> str:
     """Replace typographic characters that would force an SMS into UCS-2."""
     return text.translate(_GSM_FRIENDLY)
@@ -93,7 +98,8 @@ class AlertTexts:
     """Builds every text an action sends, in the recipient's language and for their channel.
 
     `whatsapp_number` (digits, as in wa.me links) and `telegram_bot` (the bot's username) are the bases
-    of the tip links in relayed alerts; None leaves that link out.
+    of the tip links in relayed alerts and on the public page; None leaves that link out. With
+    `page_base_url` (PUBLIC_BASE_URL) the SMS alert of an action with a photo links to its page.
     """
 
     def __init__(
@@ -103,11 +109,13 @@ class AlertTexts:
         max_sms_segments: int = MAX_SMS_SEGMENTS,
         whatsapp_number: str | None = None,
         telegram_bot: str | None = None,
+        page_base_url: str | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._max_sms_segments = max_sms_segments
         self._whatsapp_number = whatsapp_digits(whatsapp_number)
         self._telegram_bot = (telegram_bot or "").lstrip("@") or None
+        self._page_base_url = (page_base_url or "").rstrip("/") or None
 
     @classmethod
     def from_settings(cls, catalogue: Catalogue, settings: Settings) -> AlertTexts:
@@ -116,7 +124,27 @@ class AlertTexts:
             catalogue,
             whatsapp_number=settings.twilio.whatsapp_from,
             telegram_bot=settings.telegram.bot_username,
+            page_base_url=settings.public_base_url,
         )
+
+    def page_url(self, code: str) -> str | None:
+        """The action's public page (`/a/<code>`), or None without a public base URL."""
+        return f"{self._page_base_url}/a/{code}" if self._page_base_url else None
+
+    def photo_url(self, code: str) -> str | None:
+        """Where the action's photo is served while it runs: a URL a provider can fetch (Twilio's media)."""
+        page = self.page_url(code)
+        return f"{page}/photo" if page else None
+
+    def direct_tip_links(self, code: str) -> dict[RelayPlatform, str]:
+        """The links that open a chat with the bot carrying the action's code (the public page's)."""
+        links: dict[RelayPlatform, str] = {}
+        if self._whatsapp_number:
+            text = quote(f"TIP {code}")
+            links[RelayPlatform.WHATSAPP] = f"https://wa.me/{self._whatsapp_number}?text={text}"
+        if self._telegram_bot:
+            links[RelayPlatform.TELEGRAM] = f"https://t.me/{self._telegram_bot}?start={code}"
+        return links
 
     def tip_links(self, code: str, relay: RelayRef) -> dict[RelayPlatform, str]:
         """The links that open a chat with the bot carrying the action's code and the relay, per platform."""
@@ -166,8 +194,11 @@ class AlertTexts:
         closing_text = (action.closing_text or "").strip()
         closes = kind in (DeliveryKind.CLOSING, DeliveryKind.RELAY_CLOSING)
         thanks = closes and not _THANKS.search(closing_text)
+        # The photo is not sent by SMS: the alert links to the page that shows it, while the action runs.
+        page = self.page_url(action.code) if action.has_photo and kind is DeliveryKind.ALERT else None
         return {
             "link": self._link_line(action.code, relay, lang),
+            "page": self._catalogue.render(lang, "action.page_link", url=page) if page else "",
             "code": action.code,
             "type": self._catalogue.render(lang, f"action.type.{action.type.value}"),
             "headline": action.headline.strip(),

@@ -16,6 +16,7 @@ from bot.api.actions import actions_router
 from bot.channels.simulator import simulator_router
 from bot.controlroom.router import controlroom_router
 from bot.http_guards import GuardHeadersMiddleware, ProxyHeadersMiddleware, guard_headers, trusted_proxies
+from bot.public.action_page import action_page_router
 from bot.public.privacy import privacy_router
 from bot.runtime import Runtime
 
@@ -91,9 +92,19 @@ def create_app(runtime: Runtime) -> FastAPI:
             book=runtime.book,
             texts=runtime.texts,
             on_queued=runtime.wake_dispatcher,
+            vault=runtime.vault,
         )
     )
     app.include_router(privacy_router(runtime.settings))
+    app.include_router(
+        action_page_router(
+            sessions=runtime.sessions,
+            vault=runtime.vault,
+            settings=runtime.settings,
+            catalogue=runtime.catalogue,
+            texts=runtime.texts,
+        )
+    )
     app.include_router(
         controlroom_router(
             runtime, tips=runtime.tip_feed, on_queued=runtime.wake_dispatcher, geocoder=runtime.geocoder

@@ -252,6 +252,8 @@ class Settings(BaseSettings):
     delivery_stuck_minutes: int = 15
     tip_media_max_bytes: int = Field(default=10_000_000, ge=1)
     """The largest photo or file of a tip that is fetched and kept (bytes)."""
+    action_photo_max_bytes: int = Field(default=10_000_000, ge=1)
+    """The largest photo an operator may upload with an action (bytes, before it is re-encoded)."""
 
     def privacy_url(self, lang: str = "nl") -> str:
         """Where the public privacy statement is read, in Dutch or (`en`) English."""

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
+from storage.action_photos import delete_photo
 from storage.models import (
     Action,
     ActionOutcome,
@@ -305,6 +306,8 @@ def close_action(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise ActionStateError(f"action {action.code} was closed already")
     action.status, action.outcome, action.closing_text, action.closed_at = status, outcome, closing_text, now
+    # A missing person's picture must not stay online once the search is over (closed, cancelled, expired).
+    delete_photo(session, action_id=action.id or 0)
     if not was_active:
         return 0
     # Relays that got the alert get the closing too, counted apart from the participants'.

@@ -20,7 +20,15 @@ from sqlalchemy import Column, ColumnElement, Table, and_, delete, func, or_, se
 
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import ChannelIdentity, OptOut, Participant, PhoneVerification, Tip, TipMedia
+from storage.models import (
+    ActionPhoto,
+    ChannelIdentity,
+    OptOut,
+    Participant,
+    PhoneVerification,
+    Tip,
+    TipMedia,
+)
 from storage.participants import canonical_address
 
 log = logging.getLogger(__name__)
@@ -32,9 +40,10 @@ ENCRYPTED_COLUMNS: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (Tip.__table__, ("phone_enc",)),  # type: ignore[attr-defined]
     (TipMedia.__table__, ("data_enc",)),  # type: ignore[attr-defined]
     (PhoneVerification.__table__, ("message_enc", "phone_enc")),  # type: ignore[attr-defined]
+    (ActionPhoto.__table__, ("data_enc",)),  # type: ignore[attr-defined]
 )
 # Rows per batch where a value can be megabytes (a tip's photo): a batch is held in memory at once.
-LARGE_VALUE_BATCH = {"tip_media": 10}
+LARGE_VALUE_BATCH = {"tip_media": 10, "action_photo": 10}
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,8 @@ def rotate_data_key(
     """
     rows = values = skipped = 0
     for table, names in columns:
-        key: Column[int] = table.c.id
+        # The one-column primary key: `id`, or `action_id` for an action's photo.
+        key: Column[int] = next(iter(table.primary_key.columns))
         cols = [table.c[name] for name in names]
         after = 0
         size = min(batch_size, LARGE_VALUE_BATCH.get(table.name, batch_size))

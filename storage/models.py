@@ -311,6 +311,8 @@ class Action(SQLModel, table=True):
     launched_at: datetime | None = None
     expires_at: datetime = Field(index=True)
     closed_at: datetime | None = None
+    has_photo: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    """Whether an `ActionPhoto` row goes with it: read by the texts (the SMS then links to the page)."""
 
 
 class Delivery(SQLModel, table=True):
@@ -655,3 +657,22 @@ class PhoneVerification(SQLModel, table=True):
     lease_until: datetime | None = None
     error: str | None = None
     provider_id: str | None = None
+
+
+class ActionPhoto(SQLModel, table=True):
+    """An action's photo: re-encoded (no EXIF), encrypted with DATA_KEY, deleted when the action ends.
+
+    A missing person's picture must not outlive the search, so closing or expiring the action deletes
+    the row in the same transaction; the row also goes with its action (cascade).
+    """
+
+    __tablename__ = "action_photo"
+
+    action_id: int = Field(foreign_key="action.id", primary_key=True, ondelete="CASCADE")
+    content_type: str = Field(max_length=16)
+    width: int
+    height: int
+    size: int
+    data_enc: str = Field(sa_type=sa.Text)
+    """The bytes, Fernet-encrypted with DATA_KEY (rotated with the other encrypted columns)."""
+    created_at: datetime

@@ -6,18 +6,24 @@ Mounted by the app under `/api/v1`; every route needs the bearer `API_TOKEN`. In
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, File, HTTPException, Path, Query, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from bot.alerts import AlertTexts
 from bot.api.auth import api_token_guard
 from bot.clock import Clock
 from bot.config import Settings
+from bot.services.action_photos import ActionPhotos, PhotoRefused
 from bot.services.actions import ActionService, InvalidAction
+from storage.action_photos import NewPhoto, PhotoInfo, PhotoNotFound, photo_info
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
@@ -27,6 +33,7 @@ from storage.actions import (
     get_action,
     list_actions,
 )
+from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook, in_netherlands
 from storage.models import (
@@ -105,6 +112,11 @@ class ActionIn(BaseModel):
     urgency: Urgency = Urgency.IMMEDIATE
     severity: Severity = Severity.SEVERE
     certainty: Certainty = Certainty.OBSERVED
+    photo: str | None = Field(
+        default=None,
+        description="A JPEG or PNG photo, base64 (a `data:image/...;base64,` URL too); stored without EXIF. "
+        "`PUT /api/v1/actions/{id}/photo` takes it as a multipart file instead.",
+    )
 
     @field_validator("headline")
     @classmethod
@@ -127,6 +139,16 @@ class CloseIn(BaseModel):
     @classmethod
     def _text(cls, value: str) -> str:
         return _not_blank(value, "closing_text")
+
+
+class PhotoOut(BaseModel):
+    """An action's photo as stored (re-encoded, no metadata); `url` serves it with the API token."""
+
+    url: str
+    content_type: str
+    width: int
+    height: int
+    size: int
 
 
 class DeliveryCountsOut(BaseModel):
@@ -167,6 +189,7 @@ class ActionOut(BaseModel):
     launched_at: datetime | None
     expires_at: datetime
     closed_at: datetime | None
+    photo: PhotoOut | None = None
     deliveries: dict[str, DeliveryCountsOut] | None = None
     relays: RelaysOut | None = None
 
@@ -190,7 +213,39 @@ def _invalid(loc: list[str | int], message: str) -> dict[str, Any]:
     return {"loc": ["body", *loc], "msg": message, "type": "value_error"}
 
 
-def _out(action: Action, counts: DeliveryCounts | None = None) -> ActionOut:
+PHOTO_PROBLEMS = {
+    "too_large": "the photo is larger than {max_bytes} bytes",
+    "type": "the photo must be a JPEG or PNG image (its content counts, not its name)",
+    "broken": "the photo cannot be read as an image",
+    "base64": "photo must be base64, or a data: URL with base64",
+}
+
+
+def photo_bytes(text: str, *, max_bytes: int) -> bytes:
+    """The bytes of a base64 photo (a data: URL too). Raises PhotoRefused (`base64`, `too_large`)."""
+    _, comma, tail = text.partition(",")
+    if comma and text.startswith("data:"):
+        text = tail
+    text = "".join(text.split())
+    if len(text) > (max_bytes // 3 + 1) * 4:
+        raise PhotoRefused("too_large")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise PhotoRefused("base64") from None
+
+
+def _photo_out(info: PhotoInfo) -> PhotoOut:
+    return PhotoOut(
+        url=f"/api/v1/actions/{info.action_id}/photo",
+        content_type=info.content_type,
+        width=info.width,
+        height=info.height,
+        size=info.size,
+    )
+
+
+def _out(action: Action, counts: DeliveryCounts | None = None, photo: PhotoInfo | None = None) -> ActionOut:
     deliveries = None
     if counts is not None:
         deliveries = {
@@ -219,6 +274,7 @@ def _out(action: Action, counts: DeliveryCounts | None = None) -> ActionOut:
         launched_at=action.launched_at,
         expires_at=action.expires_at,
         closed_at=action.closed_at,
+        photo=_photo_out(photo) if photo is not None else None,
         deliveries=deliveries,
     )
 
@@ -231,15 +287,48 @@ def actions_router(
     book: PostcodeBook,
     texts: AlertTexts,
     on_queued: Callable[[], None] | None = None,
+    vault: DataVault | None = None,
 ) -> APIRouter:
-    """The `/api/v1/actions` routes; `on_queued` runs after deliveries were queued (wakes the dispatcher)."""
+    """The `/api/v1/actions` routes; `on_queued` runs after deliveries were queued (wakes the dispatcher).
+
+    Without a `vault` (DATA_KEY) photos cannot be stored: a photo is then refused with 503."""
     router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=[Depends(api_token_guard(settings))])
     service = ActionService(
         sessions=sessions, clock=clock, book=book, texts=texts, settings=settings, wake=on_queued
     )
+    max_bytes = settings.action_photo_max_bytes
+    photos = (
+        ActionPhotos(sessions=sessions, clock=clock, vault=vault, texts=texts, max_bytes=max_bytes)
+        if vault is not None
+        else None
+    )
 
     def not_found(action_id: int) -> HTTPException:
         return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}")
+
+    def wired() -> ActionPhotos:
+        if photos is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="photos are not wired")
+        return photos
+
+    def refused(exc: PhotoRefused, loc: list[str | int]) -> HTTPException:
+        message = PHOTO_PROBLEMS.get(exc.reason, PHOTO_PROBLEMS["type"]).format(max_bytes=max_bytes)
+        return HTTPException(UNPROCESSABLE, detail=[_invalid(loc, message)])
+
+    def prepared(data: bytes, loc: list[str | int]) -> NewPhoto:
+        try:
+            return wired().prepare(data)
+        except PhotoRefused as exc:
+            raise refused(exc, loc) from exc
+
+    def info_of(action: Action) -> PhotoInfo | None:
+        if not action.has_photo:
+            return None
+        with sessions() as session:
+            try:
+                return photo_info(session, action_id=action.id or 0)
+            except PhotoNotFound:
+                return None
 
     @router.post("/actions", status_code=status.HTTP_201_CREATED)
     def create(body: ActionIn) -> ActionOut:
@@ -260,13 +349,20 @@ def actions_router(
             severity=body.severity,
             certainty=body.certainty,
         )
+        photo = None
+        if body.photo is not None:
+            try:
+                data = photo_bytes(body.photo, max_bytes=max_bytes)
+            except PhotoRefused as exc:
+                raise refused(exc, ["photo"]) from exc
+            photo = prepared(data, ["photo"])
         try:
-            action = service.create(draft, actor="api", created_by="api")
+            action = service.create(draft, actor="api", created_by="api", photo=photo)
         except InvalidAction as exc:
             raise HTTPException(
                 UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
             ) from exc
-        return _out(action, DeliveryCounts({}))
+        return _out(action, DeliveryCounts({}), info_of(action))
 
     @router.get("/actions")
     def index(
@@ -275,7 +371,8 @@ def actions_router(
     ) -> list[ActionOut]:
         """Actions, newest first."""
         with sessions() as session:
-            return [_out(a) for a in list_actions(session, status=status_, limit=limit)]
+            found = list_actions(session, status=status_, limit=limit)
+        return [_out(a, photo=info_of(a)) for a in found]
 
     @router.get("/actions/{action_id}")
     def show(action_id: ActionId) -> ActionOut:
@@ -285,7 +382,7 @@ def actions_router(
                 action = get_action(session, action_id=action_id)
             except ActionNotFound as exc:
                 raise not_found(action_id) from exc
-            out = _out(action, delivery_counts(session, action_id=action_id))
+            out = _out(action, delivery_counts(session, action_id=action_id), info_of(action))
             out.relays = RelaysOut(**relay_figures(session, action_id=action_id).as_json())
             return out
 
@@ -325,5 +422,55 @@ def actions_router(
         except ActionStateError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return show(action_id)
+
+    @router.put("/actions/{action_id}/photo")
+    @router.post("/actions/{action_id}/photo", include_in_schema=False)
+    async def put_photo(
+        action_id: ActionId,
+        photo: Annotated[UploadFile, File(description="A JPEG or PNG photo; the file's name does not count")],
+    ) -> ActionOut:
+        """Give a draft its photo (multipart field `photo`), replacing one it had; stored without EXIF."""
+        # One byte more than allowed is enough to know it is too large, without reading it all.
+        data = await photo.read(max_bytes + 1)
+        new = await run_in_threadpool(prepared, data, ["photo"])
+        try:
+            await run_in_threadpool(wired().attach, action_id, new, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+            ) from exc
+        return await run_in_threadpool(show, action_id)
+
+    @router.delete("/actions/{action_id}/photo", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_photo(action_id: ActionId) -> Response:
+        """Take a draft's photo away; 204 also when it had none."""
+        try:
+            wired().remove(action_id, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.get(
+        "/actions/{action_id}/photo",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    )
+    def get_photo(action_id: ActionId) -> Response:
+        """The action's photo as stored; 404 without one (also after the action ended: it is deleted)."""
+        try:
+            file = wired().file(action_id)
+        except PhotoNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"action {action_id} has no photo") from exc
+        return Response(
+            file.data,
+            media_type=file.content_type,
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'; sandbox"},
+        )
 
     return router

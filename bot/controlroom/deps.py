@@ -109,7 +109,8 @@ class ControlRoom:
         self.templates.env.filters["local"] = self.local_time
         self.templates.env.filters["seen"] = self.seen_time
         self.templates.env.globals["timezone"] = self.settings.timezone
-        self.texts = AlertTexts(self.catalogue)
+        # With the settings' link bases: a preview's SMS shows the page link an action with a photo gets.
+        self.texts = AlertTexts.from_settings(self.catalogue, self.settings)
 
     def local_time(self, value: datetime, fmt: str = "%d-%m %H:%M") -> str:
         """A stored (UTC) time as the control room's wall clock shows it."""

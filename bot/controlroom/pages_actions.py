@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
+from starlette.datastructures import UploadFile
 
 from bot import sse
 from bot.api.actions import MAX_CLOSING, ActionIn
@@ -22,7 +23,9 @@ from bot.controlroom.live import action_events, progress_of, recipient_groups
 from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable, media_response
+from bot.services.action_photos import ActionPhotos, PhotoRefused
 from bot.services.actions import ActionService, InvalidAction, closing_audience_of, draft_duration
+from storage.action_photos import NewPhoto, PhotoNotFound
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
@@ -177,8 +180,11 @@ def _problem_text(exc: ValidationError, values: dict[str, str], t: Any) -> str:
     return " ".join(parts)
 
 
-async def _draft_from_form(cr: ControlRoom, values: dict[str, str], lang: str) -> ActionDraft:
-    """The form's fields as a valid draft. Raises FormProblem with a message for the operator."""
+async def _draft_from_form(
+    cr: ControlRoom, values: dict[str, str], lang: str, *, with_photo: bool = False
+) -> ActionDraft:
+    """The form's fields as a valid draft (`with_photo`: its SMS will link to the page). Raises FormProblem
+    with a message for the operator."""
     t = translator(cr.catalogue, lang)
     now = cr.clock()
     try:
@@ -214,7 +220,7 @@ async def _draft_from_form(cr: ControlRoom, values: dict[str, str], lang: str) -
         expires_at=body.expires_at,
     )
     try:
-        return _service(cr).validate(draft)
+        return _service(cr).validate(draft, with_photo=with_photo)
     except InvalidAction as exc:
         raise FormProblem(_refusal(exc, t)) from None
 
@@ -246,17 +252,48 @@ def _form_values(form: Any) -> dict[str, str]:
     return {name: str(form.get(name, "")) for name in FORM_FIELDS}
 
 
+def _photos(cr: ControlRoom) -> ActionPhotos:
+    return ActionPhotos(
+        sessions=cr.sessions,
+        clock=cr.clock,
+        vault=cr.vault,
+        texts=cr.texts,
+        max_bytes=cr.settings.action_photo_max_bytes,
+    )
+
+
+async def _photo_from_form(cr: ControlRoom, form: Any, lang: str) -> NewPhoto | None:
+    """The form's photo, checked, cleaned and encrypted; None when none was chosen. Raises FormProblem."""
+    upload = form.get("photo")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    limit = cr.settings.action_photo_max_bytes
+    # One byte more than allowed tells that it is too large, without reading all of it.
+    data = await upload.read(limit + 1)
+    if not data:
+        return None
+    try:
+        # Decoding and encoding an image of megabytes is work for a thread, not for the event loop.
+        return await asyncio.to_thread(_photos(cr).prepare, data)
+    except PhotoRefused as exc:
+        t = translator(cr.catalogue, lang)
+        reason = exc.reason if exc.reason in ("too_large", "broken") else "type"
+        raise FormProblem(t(f"form.problem.photo_{reason}", mb=f"{limit / 1_000_000:g}")) from None
+
+
 @router.post("/actions")
 async def create(request: Request, visitor: ActionPoster) -> Response:
     """Store the form as a draft action and show its preview; nothing is sent yet."""
     cr = room(request)
-    values = _form_values(await request.form())
+    form = await request.form()
+    values = _form_values(form)
     try:
-        draft = await _draft_from_form(cr, values, visitor.language)
+        photo = await _photo_from_form(cr, form, visitor.language)
+        draft = await _draft_from_form(cr, values, visitor.language, with_photo=photo is not None)
     except FormProblem as exc:
         message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
         return _form_page(request, visitor, values, error=message, status_code=422)
-    action = _service(cr).create(draft, actor=visitor.actor, created_by=visitor.actor)
+    action = _service(cr).create(draft, actor=visitor.actor, created_by=visitor.actor, photo=photo)
     return RedirectResponse(f"{PREFIX}/actions/{action.id}", status_code=303)
 
 
@@ -303,11 +340,15 @@ async def edit_draft(request: Request, visitor: ActionVisitor, action_id: int) -
 async def save_draft(request: Request, visitor: ActionPoster, action_id: int) -> Response:
     """Store the changed draft and show its preview again; nothing is sent."""
     cr = room(request)
-    values = _form_values(await request.form())
+    form = await request.form()
+    values = _form_values(form)
+    remove_photo = form.get("remove_photo") == "yes"
     with cr.sessions() as session:
         action = _draft_or_409(cr, session, action_id, visitor.language)
     try:
-        draft = await _draft_from_form(cr, values, visitor.language)
+        photo = await _photo_from_form(cr, form, visitor.language)
+        with_photo = photo is not None or (action.has_photo and not remove_photo)
+        draft = await _draft_from_form(cr, values, visitor.language, with_photo=with_photo)
     except FormProblem as exc:
         message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
         return _form_page(request, visitor, values, error=message, status_code=422, draft=action)
@@ -323,7 +364,29 @@ async def save_draft(request: Request, visitor: ActionPoster, action_id: int) ->
         except ActionStateError:
             raise HTTPException(status_code=409, detail=refused) from None
         audit(session, now=now, actor=visitor.actor, event="action_edited", subject=f"action:{action_id}")
+    try:
+        if photo is not None:
+            await asyncio.to_thread(_photos(cr).attach, action_id, photo, actor=visitor.actor)
+        elif remove_photo:
+            await asyncio.to_thread(_photos(cr).remove, action_id, actor=visitor.actor)
+    except ActionStateError:
+        raise HTTPException(status_code=409, detail=refused) from None
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.get("/actions/{action_id}/photo")
+async def action_photo(request: Request, visitor: ActionVisitor, action_id: int) -> Response:
+    """The action's photo for the preview and the edit form; 404 once the action ended (it is deleted)."""
+    cr = room(request)
+    try:
+        file = await asyncio.to_thread(_photos(cr).file, action_id)
+    except PhotoNotFound:
+        raise HTTPException(status_code=404) from None
+    return Response(
+        file.data,
+        media_type=file.content_type,
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'; sandbox"},
+    )
 
 
 @router.post("/actions/{action_id}/delete")

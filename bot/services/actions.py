@@ -18,6 +18,7 @@ from sqlmodel import Session
 from bot.alerts import AlertTexts, CostEstimate, estimate_cost
 from bot.clock import Clock
 from bot.config import Settings
+from storage.action_photos import NewPhoto, put_photo
 from storage.actions import (
     ActionDraft,
     ClosingAudience,
@@ -152,8 +153,10 @@ class ActionService:
         if self.wake is not None:
             self.wake()
 
-    def validate(self, draft: ActionDraft) -> ActionDraft:
-        """The draft with its area resolved to codes, if it makes a valid action. Raises InvalidAction."""
+    def validate(self, draft: ActionDraft, *, with_photo: bool = False) -> ActionDraft:
+        """The draft with its area resolved to codes, if it makes a valid action. Raises InvalidAction.
+
+        `with_photo`: the action will have a photo, so its SMS carries the page's link as well."""
         now = self.clock()
         area = resolve_area(self.book, draft.area)
         problems = []
@@ -180,18 +183,24 @@ class ActionService:
             area=area,
             created_at=now,
             expires_at=checked.expires_at,
+            has_photo=with_photo,
         )
         problems.extend(Problem((p.field,), p.message, "text", p.field) for p in self.texts.problems(probe))
         if problems:
             raise InvalidAction(problems)
         return checked
 
-    def create(self, draft: ActionDraft, *, actor: str, created_by: str) -> Action:
-        """Validate and store a draft action, audited; nothing is sent. Raises InvalidAction."""
-        checked = self.validate(draft)
+    def create(
+        self, draft: ActionDraft, *, actor: str, created_by: str, photo: NewPhoto | None = None
+    ) -> Action:
+        """Validate and store a draft action (with its photo, prepared by `ActionPhotos.prepare`),
+        audited; nothing is sent. Raises InvalidAction."""
+        checked = self.validate(draft, with_photo=photo is not None)
         now = self.clock()
         with transaction(self.sessions) as session:
             action = create_action(session, draft=checked, now=now, created_by=created_by)
+            if photo is not None:
+                put_photo(session, action_id=action.id or 0, photo=photo, now=now)
             audit(session, now=now, actor=actor, event="action_created", subject=f"action:{action.id}")
         return action
 

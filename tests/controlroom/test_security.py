@@ -71,6 +71,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions/{action_id}/edit"): OPS,
     ("POST", "/controlroom/actions/{action_id}/edit"): OPS,
     ("POST", "/controlroom/actions/{action_id}/delete"): OPS,
+    ("GET", "/controlroom/actions/{action_id}/photo"): OPS,
     ("GET", "/controlroom/actions/{action_id}/stream"): OPS,
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/mark"): OPS,
     ("POST", "/controlroom/actions/{action_id}/tips/{tip_id}/reply"): OPS,
