@@ -10,14 +10,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from bot.alerts import AlertTexts
 from bot.api.auth import api_token_guard
 from bot.clock import Clock
 from bot.config import Settings
-from bot.services.actions import ActionService, InvalidAction
+from bot.services.actions import SYSTEM, ActionService, InvalidAction, LaunchRefused
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
@@ -105,6 +105,9 @@ class ActionIn(BaseModel):
     urgency: Urgency = Urgency.IMMEDIATE
     severity: Severity = Severity.SEVERE
     certainty: Certainty = Certainty.OBSERVED
+    exercise: bool = False
+    """An exercise: only participants who opted in to exercises (and test participants) get it, every
+    message starts with OEFENING/EXERCISE, it never counts in the figures."""
 
     @field_validator("headline")
     @classmethod
@@ -127,6 +130,12 @@ class CloseIn(BaseModel):
     @classmethod
     def _text(cls, value: str) -> str:
         return _not_blank(value, "closing_text")
+
+
+class RejectIn(BaseModel):
+    """Why a waiting launch is refused (kept in the audit log)."""
+
+    reason: str = Field(default="", max_length=200)
 
 
 class DeliveryCountsOut(BaseModel):
@@ -167,6 +176,9 @@ class ActionOut(BaseModel):
     launched_at: datetime | None
     expires_at: datetime
     closed_at: datetime | None
+    exercise: bool = False
+    approval_requested_by: str | None = None
+    approved_by: str | None = None
     deliveries: dict[str, DeliveryCountsOut] | None = None
     relays: RelaysOut | None = None
 
@@ -219,6 +231,9 @@ def _out(action: Action, counts: DeliveryCounts | None = None) -> ActionOut:
         launched_at=action.launched_at,
         expires_at=action.expires_at,
         closed_at=action.closed_at,
+        exercise=action.exercise,
+        approval_requested_by=action.approval_requested_by,
+        approved_by=action.approved_by,
         deliveries=deliveries,
     )
 
@@ -259,6 +274,7 @@ def actions_router(
             urgency=body.urgency,
             severity=body.severity,
             certainty=body.certainty,
+            exercise=body.exercise,
         )
         try:
             action = service.create(draft, actor="api", created_by="api")
@@ -290,8 +306,12 @@ def actions_router(
             return out
 
     @router.post("/actions/{action_id}/launch", response_model=None)
-    def launch(action_id: ActionId, dry_run: bool = False) -> ActionOut | PreviewOut:
-        """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices."""
+    def launch(action_id: ActionId, response: Response, dry_run: bool = False) -> ActionOut | PreviewOut:
+        """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices.
+
+        Where four eyes are configured for the action's type and region the answer is 202 with status
+        `awaiting_approval`: an operator approves it in the control room.
+        """
         try:
             if dry_run:
                 preview = service.preview(action_id)
@@ -308,7 +328,36 @@ def actions_router(
                     total_eur=estimate.total_eur,
                     sms_text=preview.sms_text,
                 )
-            service.launch(action_id, actor="api", runs_from_launch=False)
+            result = service.request_launch(action_id, by=SYSTEM, runs_from_launch=False)
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        if result.status is ActionStatus.AWAITING_APPROVAL:
+            response.status_code = status.HTTP_202_ACCEPTED
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/approve")
+    def approve(action_id: ActionId) -> ActionOut:
+        """Approve a launch an operator asked for (four eyes); the token cannot approve its own request."""
+        try:
+            service.approve(action_id, by=SYSTEM)
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except LaunchRefused as exc:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail="a launch needs the approval of someone other than who asked",
+            ) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/reject")
+    def reject(action_id: ActionId, body: RejectIn) -> ActionOut:
+        """Refuse a waiting launch (or withdraw the token's own request): the action is a draft again."""
+        try:
+            service.reject(action_id, by=SYSTEM, reason=body.reason)
         except ActionNotFound as exc:
             raise not_found(action_id) from exc
         except ActionStateError as exc:
