@@ -206,3 +206,15 @@ def needs_approval(session: Session, *, action_type: str, touched: Iterable[str]
         .where(col(ApprovalRule.action_type).in_([action_type, ANY_TYPE]))
     ).all()
     return any(region.everywhere or codes & set(region.municipalities) for region in rules)
+
+
+def grant_everywhere(session: Session, *, operator: Operator, now: datetime) -> None:
+    """Give an account the whole country (the region is made when missing): a first admin, a demo."""
+    assert operator.id is not None
+    region = session.exec(select(Region).where(Region.name == EVERYWHERE)).first()
+    if region is None:
+        region = save_region(session, name=EVERYWHERE, municipalities=[], everywhere=True, now=now)
+    assert region.id is not None
+    if session.get(OperatorRegion, (operator.id, region.id)) is None:
+        session.add(OperatorRegion(operator_id=operator.id, region_id=region.id))
+        session.flush()
