@@ -73,7 +73,7 @@ def municipalities_of_points(book: PostcodeBook, postcodes: Iterable[str]) -> se
     return codes
 
 
-def action_municipalities(book: PostcodeBook, action: Action) -> set[str]:
+def touched_by_action(book: PostcodeBook, action: Action) -> set[str]:
     """The municipalities an action's area touches."""
     area = parse_area(action.area)
     assert isinstance(area, Circle | Municipalities)

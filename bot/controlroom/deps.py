@@ -30,7 +30,7 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import Action, Operator, OperatorRole, OperatorSession
-from storage.regions import action_municipalities, coverage
+from storage.regions import coverage, touched_by_action
 
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "/controlroom"
@@ -232,7 +232,7 @@ def approvals_for(cr: ControlRoom, visitor: Visitor) -> list[Action]:
         if not waiting:
             return []
         regions = coverage(session, operator_id=visitor.operator.id)
-    return [a for a in waiting if not regions.missing(action_municipalities(cr.book, a))]
+    return [a for a in waiting if not regions.missing(touched_by_action(cr.book, a))]
 
 
 def render(

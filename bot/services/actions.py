@@ -38,7 +38,7 @@ from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, ActionStatus, DeliveryKind
 from storage.participants import audit
-from storage.regions import action_municipalities, coverage, needs_approval
+from storage.regions import coverage, needs_approval, touched_by_action
 from storage.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
 from storage.vocabulary import ChannelKind
 
@@ -293,7 +293,7 @@ class ActionService:
         return queued
 
     def _check_region(self, session: Session, action: Action, by: Launcher) -> set[str]:
-        touched = action_municipalities(self.book, action)
+        touched = touched_by_action(self.book, action)
         if by.operator_id is not None:
             missing = coverage(session, operator_id=by.operator_id).missing(touched)
             if missing:

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.alerts import AlertTexts
+from bot.controlroom.pages_figures import actions_per_month
 from bot.services.actions import SYSTEM, ActionService, Launcher, LaunchRefused
 from storage.actions import ActionDraft, ActionStateError
 from storage.crypto import DataVault
@@ -32,6 +33,7 @@ from storage.regions import (
     set_operator_regions,
     touched_municipalities,
 )
+from storage.reports import compute, month
 from storage.targeting import Circle, Municipalities
 from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, dispatch_settings, seed_person
@@ -291,3 +293,24 @@ def test_every_message_of_an_exercise_says_so_first_and_an_sms_still_fits(
     assert not real.startswith(word)
     if channel is ChannelKind.SMS:
         assert texts.sms_segments(text) <= texts.sms_segments(real)
+
+
+def test_an_exercise_never_counts_in_the_figures(
+    sessions: SessionFactory, clock: FixedClock, book: PostcodeBook, texts: AlertTexts, vault: DataVault
+) -> None:
+    person = seed_person(sessions, vault, clock())
+    with transaction(sessions) as session:
+        session.get(Participant, person.participant_id).exercises = True  # type: ignore[union-attr]
+    service = _service(sessions, clock, book, texts)
+    for exercise in (False, True, True):
+        made = service.create(_draft(clock, exercise=exercise), actor="api", created_by="api")
+        assert made.id is not None
+        assert service.request_launch(made.id, by=SYSTEM, runs_from_launch=False).queued == 1
+    with sessions() as session:
+        months = actions_per_month(session, codes=None)
+        assert [(m.month, m.actions) for m in months] == [("2026-11", 1)]
+        coordinator = actions_per_month(session, codes=["0153"])
+        assert [m.actions for m in coordinator] == [1]
+        rows = compute(session, period=month(2026, 11, "Europe/Amsterdam"), book=book, now=clock())
+    enschede = next(r for r in rows if r.municipality_code == "0153")
+    assert enschede.actions == 1  # reach and tips are counted from the same actions
