@@ -157,7 +157,7 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
                 f"{cr}/regions",
                 "controlroom.region_saved",
                 f"{cr}/regions",
-                form(name="Twente", municipalities="Enschede, Hengelo"),
+                form(name="Twente", municipalities="Enschede, 0164"),
             ),
             (
                 "POST",

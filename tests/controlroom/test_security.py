@@ -133,7 +133,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/controlroom/actions/{action_id}/tips/{tip_id}/phone": {},
     "/controlroom/actions/{action_id}/approve": {},
     "/controlroom/actions/{action_id}/reject": {"reason": "Verkeerde straal"},
-    "/controlroom/regions": {"name": "Twente", "municipalities": "Enschede, Hengelo"},
+    "/controlroom/regions": {"name": "Twente", "municipalities": "Enschede, 0164"},
     "/controlroom/regions/delete": {"name": "Heel Nederland"},
     "/controlroom/operators/{operator_id}/regions": {"region": "Heel Nederland"},
     "/controlroom/four-eyes": {"region": "Heel Nederland", "action_type": "*", "required": "yes"},
