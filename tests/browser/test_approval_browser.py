@@ -74,7 +74,7 @@ def test_an_exercise_waits_for_a_second_operator_who_approves_it_from_the_banner
     asker.get_by_label(re.compile("Ik heb de tekst en het gebied gecontroleerd")).check()
     asker.get_by_role("button", name="Start de actie").click()
     expect(asker.locator(".flash")).to_contain_text("een tweede operator moet goedkeuren")
-    expect(asker.locator("#approval-asked")).to_contain_text("operator:olga")
+    expect(asker.locator("#approval-asked")).to_contain_text("Gevraagd door olga om")
     expect(asker.locator("#approve")).to_have_count(0)  # not one's own request
     expect(asker.locator("#approvals")).to_have_count(0)  # the banner is for the others
     shot(asker, f"approval-asked-{name}")
