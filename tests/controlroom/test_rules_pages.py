@@ -38,7 +38,7 @@ async def _draft(client: httpx.AsyncClient, radius_m: str, **fields: str) -> int
         ("nl", "U mag hier niet uitgeven: uw regio dekt Dinkelland, Hengelo (O.), Losser, Oldenzaal niet."),
         (
             "en",
-            "You may not launch here: your region does not cover Dinkelland, Hengelo (O.), Losser, Oldenzaal.",
+            "You may not launch here: your region does not cover Dinkelland, Hengelo (O.), Losser, Oldenzaal",
         ),
     ],
 )
