@@ -328,7 +328,7 @@ def exercise_participant_ids(session: Session) -> set[int]:
         col(Participant.status) == ParticipantStatus.ACTIVE.value,
         or_(col(Participant.exercises).is_(True), col(Participant.test).is_(True)),
     )
-    return {int(pid) for pid in session.scalars(query)}
+    return {pid for pid in session.scalars(query) if pid is not None}
 
 
 def tipster_identity_ids(session: Session, *, action_id: int) -> list[int]:
