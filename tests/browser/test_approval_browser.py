@@ -108,3 +108,47 @@ def test_an_exercise_waits_for_a_second_operator_who_approves_it_from_the_banner
             "operator:bram",
         )
         assert len(session.exec(select(Delivery).where(Delivery.action_id == action.id)).all()) == 1
+
+
+@pytest.mark.parametrize("viewport", SIZES)
+def test_an_admin_sets_regions_members_and_four_eyes_on_the_accounts_page(
+    live_room: LiveRoom, browser: Any, viewport: dict[str, int]
+) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    with transaction(room.runtime.sessions) as session:
+        ada = create_operator(
+            session, username="ada", password=PASSWORD, role=OperatorRole.ADMIN, now=room.runtime.clock(),
+            hasher=cheap_hasher(),
+        )  # fmt: skip
+        grant_everywhere(session, operator=ada, now=room.runtime.clock())
+    page = browser.new_context(viewport=viewport, locale="nl-NL").new_page()
+    _login(page, room.url, "ada")
+    page.goto(f"{room.url}/controlroom/operators")
+    form = page.locator("#region-form")
+    form.get_by_label("Regio").fill("Twente")
+    form.get_by_label("Gemeenten").fill("Enschede, 0164")
+    form.get_by_role("button", name="Regio opslaan").click()
+    expect(page.locator(".flash")).to_have_text("Regio Twente opgeslagen.")
+    expect(page.locator("#regions tbody")).to_contain_text("Enschede, Hengelo (O.)")
+
+    olga = page.locator("section.account", has_text="olga")
+    olga.locator("summary", has_text="Regio's instellen").click()
+    olga.get_by_label("Heel Nederland").uncheck()
+    olga.get_by_label("Twente").check()
+    olga.get_by_role("button", name="Regio's opslaan").click()
+    expect(page.locator(".flash")).to_have_text("Regio's van olga opgeslagen.")
+    expect(page.locator("section.account", has_text="olga").locator(".regions-of")).to_have_text(
+        "Mag uitgeven in: Twente"
+    )
+
+    four = page.locator("#four-eyes-form")
+    four.get_by_label("Regio").select_option("Twente")
+    four.get_by_label("Soort").select_option("robbery")
+    four.get_by_role("button", name="Vier ogen opslaan").click()
+    expect(page.locator(".flash")).to_have_text("Vier ogen voor Twente opgeslagen.")
+    expect(page.locator("#regions tbody tr", has_text="Twente")).to_contain_text("Overval")
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the page is wider than the screen: {width}"
+    shot(page, f"regions-admin-{viewport['width']}")
