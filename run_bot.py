@@ -265,6 +265,41 @@ def rehash_lookups_command() -> None:
     )
 
 
+@cli.command(name="test-participant")
+def test_participant_command(
+    phone: Annotated[str, typer.Argument(help="the participant's number, +31612345678")],
+    off: Annotated[bool, typer.Option("--off", help="a normal participant again")] = False,
+) -> None:
+    """Mark a registered participant as a test participant: every exercise in their area reaches them."""
+    from bot.clock import utcnow
+    from bot.runtime import make_vault
+    from storage.db import make_engine, migrate, session_factory, transaction
+    from storage.participants import audit, find_participant_by_phone
+
+    settings = _settings()
+    migrate(settings.database.url)
+    engine = make_engine(settings.database.url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            participant = find_participant_by_phone(session, vault=make_vault(settings), phone=phone.strip())
+            if participant is None:
+                console.print("[red]no registered participant with that number[/red]")
+                raise typer.Exit(code=1)
+            participant.test = not off
+            session.add(participant)
+            audit(
+                session,
+                now=utcnow(),
+                actor="cli",
+                event="participant_test_set",
+                subject=f"participant:{participant.id}",
+                detail={"test": not off},
+            )
+    finally:
+        engine.dispose()
+    console.print(f"participant {participant.id} is {'no longer ' if off else ''}a test participant")
+
+
 def _register_commands() -> None:
     from bot.controlroom.cli import register as register_accounts
     from scheduler.cli import register

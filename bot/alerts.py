@@ -207,10 +207,14 @@ class AlertTexts:
             "outcome": self._catalogue.render(lang, f"action.outcome.{outcome.value}"),
             "closing_text": closing_text,
             "thanks": self._catalogue.render(lang, f"action.thanks.{kind.value}") if thanks else "",
+            # Every message of an exercise says so first, so no one mistakes it for the real thing.
+            "prefix": self._catalogue.render(lang, "action.exercise_prefix") if action.exercise else "",
         }
 
     def _render(self, kind: DeliveryKind, style: str, lang: str, params: dict[str, str]) -> str:
-        return _tidy(self._catalogue.render(lang, f"action.{kind.value}.{style}", **params))
+        body = self._catalogue.render(lang, f"action.{kind.value}.{style}", **params)
+        prefix = params.get("prefix", "")
+        return _tidy(f"{prefix} {body}" if prefix else body)
 
     def text(
         self,

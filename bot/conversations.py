@@ -34,7 +34,7 @@ from bot.flows.engine import (
 )
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
 from bot.flows.keywords import Keyword, keyword_of
-from bot.flows.mydata import show_my_data
+from bot.flows.mydata import set_exercises, show_my_data
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import IncomingMessage, OutgoingMessage, event_key
@@ -368,6 +368,8 @@ class ConversationRouter:
             replies = show_help(ctx)
         elif keyword is Keyword.MY_DATA:
             replies = show_my_data(ctx)
+        elif keyword in (Keyword.EXERCISES_ON, Keyword.EXERCISES_OFF):
+            replies = set_exercises(ctx, on=keyword is Keyword.EXERCISES_ON)
         else:
             replies = switch_language(ctx, LANGUAGE_KEYWORDS[normalise(ctx.text).split("@", 1)[0]])
         if state is not None:

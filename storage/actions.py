@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, select, update
 from sqlmodel import Session, col
 
 from storage.action_photos import delete_photo
@@ -28,6 +28,7 @@ from storage.models import (
     Delivery,
     DeliveryKind,
     Participant,
+    ParticipantStatus,
     Severity,
     Urgency,
 )
@@ -40,6 +41,7 @@ CODE_ALPHABET = "3479ACDEFHJKMNPRTUVWXY"
 CODE_PREFIX = "BN-"
 CODE_LENGTH = 4
 # The code may be followed by `_`: a relay's Telegram link carries `BN-4821_R7`.
+LAUNCHABLE = (ActionStatus.DRAFT, ActionStatus.AWAITING_APPROVAL)
 CODE_PATTERN = re.compile(rf"\bBN-?\s?([{CODE_ALPHABET}]{{{CODE_LENGTH}}})(?![^\W_])", re.IGNORECASE)
 # Receipts can arrive out of order (delivered before sent); a status never moves backwards.
 _STATUS_ORDER = {
@@ -74,6 +76,7 @@ class ActionDraft:
     urgency: Urgency = Urgency.IMMEDIATE
     severity: Severity = Severity.SEVERE
     certainty: Certainty = Certainty.OBSERVED
+    exercise: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def create_action(
         urgency=draft.urgency,
         severity=draft.severity,
         certainty=draft.certainty,
+        exercise=draft.exercise,
         status=ActionStatus.DRAFT,
         created_by=created_by,
         created_at=now,
@@ -145,6 +149,7 @@ def update_draft(session: Session, *, action: Action, draft: ActionDraft) -> Act
             instruction=draft.instruction.strip(),
             area=dict(draft.area),
             expires_at=draft.expires_at,
+            exercise=draft.exercise,
         )
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -249,7 +254,7 @@ def launch_action(
     With `runs_for` the action ends that long after this launch (a duration the operator chose), not
     after the draft was made; without it the draft's own end time holds (an API client's absolute one).
     """
-    if action.status is not ActionStatus.DRAFT:
+    if action.status not in LAUNCHABLE:
         raise ActionStateError(f"action {action.code} is {action.status.value}, only a draft can be launched")
     expires_at = now + runs_for if runs_for is not None else action.expires_at
     if expires_at <= now:
@@ -257,7 +262,7 @@ def launch_action(
     # Claim the transition first so two launches of one action cannot both write an outbox.
     claimed = session.execute(
         update(Action)
-        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.DRAFT.value)
+        .where(col(Action.id) == action.id, col(Action.status) == action.status.value)
         .values(status=ActionStatus.ACTIVE.value, launched_at=now, expires_at=expires_at)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -268,8 +273,63 @@ def launch_action(
     )
     # Neighbourhood groups in the area get the forward-ready alert in the same transaction;
     # they are counted apart (storage.relays.relay_figures), so the return stays the participants'.
-    queue_relay_alerts(session, action=action, now=now)
+    # A group never opted in to exercises: an exercise stays with the people who did.
+    if not action.exercise:
+        queue_relay_alerts(session, action=action, now=now)
     return queued
+
+
+def request_approval(session: Session, *, action: Action, actor: str, now: datetime) -> None:
+    """Put a draft on hold until a second operator approves its launch (ActionStateError: no draft)."""
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.DRAFT.value)
+        .values(
+            status=ActionStatus.AWAITING_APPROVAL.value,
+            approval_requested_by=actor,
+            approval_requested_at=now,
+        )
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} is {action.status.value}, only a draft can be launched")
+    session.refresh(action)
+
+
+def record_approval(session: Session, *, action: Action, actor: str, now: datetime) -> None:
+    """Note who approved the launch (called in the launch's transaction)."""
+    action.approved_by, action.approved_at = actor, now
+    session.add(action)
+
+
+def reject_approval(session: Session, *, action: Action) -> None:
+    """Send an action awaiting approval back to draft (ActionStateError: it was not waiting)."""
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.AWAITING_APPROVAL.value)
+        .values(status=ActionStatus.DRAFT.value, approval_requested_by=None, approval_requested_at=None)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} is not awaiting approval")
+    session.refresh(action)
+
+
+def awaiting_approval(session: Session) -> list[Action]:
+    """Actions waiting for a second operator, oldest request first."""
+    query = (
+        select(Action)
+        .where(col(Action.status) == ActionStatus.AWAITING_APPROVAL.value)
+        .order_by(col(Action.approval_requested_at))
+    )
+    return list(session.scalars(query))
+
+
+def exercise_participant_ids(session: Session) -> set[int]:
+    """Active participants an exercise may reach: those who opted in and the test participants."""
+    query = select(col(Participant.id)).where(
+        col(Participant.status) == ParticipantStatus.ACTIVE.value,
+        or_(col(Participant.exercises).is_(True), col(Participant.test).is_(True)),
+    )
+    return {pid for pid in session.scalars(query) if pid is not None}
 
 
 def tipster_identity_ids(session: Session, *, action_id: int) -> list[int]:

@@ -46,6 +46,12 @@ class Participant(SQLModel, table=True):
     created_at: datetime
     confirmed_at: datetime | None = Field(default=None, index=True)
     ended_at: datetime | None = None
+    exercises: bool = Field(
+        default=False, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    """Opted in to exercise alerts (OEFENINGEN AAN); exercises reach only these and test participants."""
+    test: bool = Field(default=False, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    """A test identity an admin marked: gets every exercise in its area, whatever its opt-in."""
 
 
 class ChannelIdentity(SQLModel, table=True):
@@ -229,9 +235,10 @@ class ActionType(StrEnum):
 
 
 class ActionStatus(StrEnum):
-    """Where an action stands: draft → active → closed or cancelled."""
+    """Where an action stands: draft → (awaiting approval →) active → closed or cancelled."""
 
     DRAFT = "draft"
+    AWAITING_APPROVAL = "awaiting_approval"
     ACTIVE = "active"
     CLOSED = "closed"
     CANCELLED = "cancelled"
@@ -313,6 +320,16 @@ class Action(SQLModel, table=True):
     closed_at: datetime | None = None
     has_photo: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     """Whether an `ActionPhoto` row goes with it: read by the texts (the SMS then links to the page)."""
+    exercise: bool = Field(
+        default=False, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    """An exercise: only opted-in and test participants, texts start with OEFENING, CAP status Exercise,
+    never in the figures."""
+    approval_requested_by: str | None = None
+    """Who asked to launch when a second operator must approve (the audit actor's name)."""
+    approval_requested_at: datetime | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
 
 
 class Delivery(SQLModel, table=True):
@@ -419,6 +436,40 @@ class Operator(SQLModel, table=True):
     locked_until: datetime | None = None
     active: bool = True
     created_at: datetime
+
+
+class Region(SQLModel, table=True):
+    """A named set of municipalities (a police unit, a safety region) operators may launch in."""
+
+    __tablename__ = "region"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    everywhere: bool = False
+    """The whole country, whatever municipalities are merged or split later."""
+    municipalities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """CBS codes (GM0153); empty when `everywhere`."""
+    created_at: datetime
+
+
+class OperatorRegion(SQLModel, table=True):
+    """An operator may launch in a region."""
+
+    __tablename__ = "operator_region"
+
+    operator_id: int = Field(foreign_key="operator.id", primary_key=True, ondelete="CASCADE")
+    region_id: int = Field(foreign_key="region.id", primary_key=True, ondelete="CASCADE", index=True)
+
+
+class ApprovalRule(SQLModel, table=True):
+    """Four eyes: launching an action of this type (`*`: any) touching the region needs a second operator."""
+
+    __tablename__ = "approval_rule"
+    __table_args__ = (sa.UniqueConstraint("region_id", "action_type"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    region_id: int = Field(foreign_key="region.id", index=True, ondelete="CASCADE")
+    action_type: str = Field(max_length=24)
 
 
 class OperatorSession(SQLModel, table=True):

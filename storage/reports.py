@@ -132,6 +132,7 @@ def compute(
             col(Action.launched_at).is_not(None),
             col(Action.launched_at) >= period.start,
             col(Action.launched_at) < period.end,
+            col(Action.exercise).is_(False),  # an exercise never counts in the figures
         )
     ).all()
     reach = _reach(session, [a.id for a in actions if a.id is not None])

@@ -22,7 +22,7 @@ from bot.api.auth import api_token_guard
 from bot.clock import Clock
 from bot.config import Settings
 from bot.services.action_photos import ActionPhotos, PhotoRefused
-from bot.services.actions import ActionService, InvalidAction
+from bot.services.actions import SYSTEM, ActionService, InvalidAction, LaunchRefused
 from storage.action_photos import NewPhoto, PhotoInfo, PhotoNotFound, photo_info
 from storage.actions import (
     ActionDraft,
@@ -117,6 +117,9 @@ class ActionIn(BaseModel):
         description="A JPEG or PNG photo, base64 (a `data:image/...;base64,` URL too); stored without EXIF. "
         "`PUT /api/v1/actions/{id}/photo` takes it as a multipart file instead.",
     )
+    exercise: bool = False
+    """An exercise: only participants who opted in to exercises (and test participants) get it, every
+    message starts with OEFENING/EXERCISE, it never counts in the figures."""
 
     @field_validator("headline")
     @classmethod
@@ -149,6 +152,12 @@ class PhotoOut(BaseModel):
     width: int
     height: int
     size: int
+
+
+class RejectIn(BaseModel):
+    """Why a waiting launch is refused (kept in the audit log)."""
+
+    reason: str = Field(default="", max_length=200)
 
 
 class DeliveryCountsOut(BaseModel):
@@ -190,6 +199,9 @@ class ActionOut(BaseModel):
     expires_at: datetime
     closed_at: datetime | None
     photo: PhotoOut | None = None
+    exercise: bool = False
+    approval_requested_by: str | None = None
+    approved_by: str | None = None
     deliveries: dict[str, DeliveryCountsOut] | None = None
     relays: RelaysOut | None = None
 
@@ -275,6 +287,9 @@ def _out(action: Action, counts: DeliveryCounts | None = None, photo: PhotoInfo 
         expires_at=action.expires_at,
         closed_at=action.closed_at,
         photo=_photo_out(photo) if photo is not None else None,
+        exercise=action.exercise,
+        approval_requested_by=action.approval_requested_by,
+        approved_by=action.approved_by,
         deliveries=deliveries,
     )
 
@@ -348,6 +363,7 @@ def actions_router(
             urgency=body.urgency,
             severity=body.severity,
             certainty=body.certainty,
+            exercise=body.exercise,
         )
         photo = None
         if body.photo is not None:
@@ -387,8 +403,12 @@ def actions_router(
             return out
 
     @router.post("/actions/{action_id}/launch", response_model=None)
-    def launch(action_id: ActionId, dry_run: bool = False) -> ActionOut | PreviewOut:
-        """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices."""
+    def launch(action_id: ActionId, response: Response, dry_run: bool = False) -> ActionOut | PreviewOut:
+        """Send the alert to everyone in the area (nearest first); `dry_run=true` only counts and prices.
+
+        Where four eyes are configured for the action's type and region the answer is 202 with status
+        `awaiting_approval`: an operator approves it in the control room.
+        """
         try:
             if dry_run:
                 preview = service.preview(action_id)
@@ -405,7 +425,36 @@ def actions_router(
                     total_eur=estimate.total_eur,
                     sms_text=preview.sms_text,
                 )
-            service.launch(action_id, actor="api", runs_from_launch=False)
+            result = service.request_launch(action_id, by=SYSTEM, runs_from_launch=False)
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        if result.status is ActionStatus.AWAITING_APPROVAL:
+            response.status_code = status.HTTP_202_ACCEPTED
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/approve")
+    def approve(action_id: ActionId) -> ActionOut:
+        """Approve a launch an operator asked for (four eyes); the token cannot approve its own request."""
+        try:
+            service.approve(action_id, by=SYSTEM)
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except LaunchRefused as exc:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail="a launch needs the approval of someone other than who asked",
+            ) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/reject")
+    def reject(action_id: ActionId, body: RejectIn) -> ActionOut:
+        """Refuse a waiting launch (or withdraw the token's own request): the action is a draft again."""
+        try:
+            service.reject(action_id, by=SYSTEM, reason=body.reason)
         except ActionNotFound as exc:
             raise not_found(action_id) from exc
         except ActionStateError as exc:

@@ -25,10 +25,12 @@ from bot.controlroom.throttle import LoginThrottle
 from bot.controlroom.tipfeed import NoTipFeed, TipFeed, TipView
 from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
+from storage.actions import awaiting_approval
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
-from storage.models import Operator, OperatorRole, OperatorSession
+from storage.models import Action, Operator, OperatorRole, OperatorSession
+from storage.regions import coverage, touched_by_action
 
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "/controlroom"
@@ -222,6 +224,18 @@ def translator(catalogue: Catalogue, lang: str) -> Any:
     return t
 
 
+def approvals_for(cr: ControlRoom, visitor: Visitor) -> list[Action]:
+    """Waiting launches this visitor may approve: not their own, inside their regions."""
+    if visitor.role not in (OperatorRole.OPERATOR, OperatorRole.ADMIN) or visitor.operator.id is None:
+        return []
+    with cr.sessions() as session:
+        waiting = [a for a in awaiting_approval(session) if a.approval_requested_by != visitor.actor]
+        if not waiting:
+            return []
+        regions = coverage(session, operator_id=visitor.operator.id)
+    return [a for a in waiting if not regions.missing(touched_by_action(cr.book, a))]
+
+
 def render(
     request: Request,
     name: str,
@@ -245,6 +259,8 @@ def render(
             "lang": lang,
             "visitor": visitor,
             "csrf": csrf if csrf is not None else (visitor.csrf if visitor else ""),
+            # Every page tells an operator who may approve that a launch is waiting for them.
+            "approvals": approvals_for(cr, visitor) if visitor is not None else [],
             **context,
         },
         status_code=status_code,

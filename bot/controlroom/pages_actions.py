@@ -24,7 +24,14 @@ from bot.controlroom.maps import map_config
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable, media_response
 from bot.services.action_photos import ActionPhotos, PhotoRefused
-from bot.services.actions import ActionService, InvalidAction, closing_audience_of, draft_duration
+from bot.services.actions import (
+    ActionService,
+    InvalidAction,
+    Launcher,
+    LaunchRefused,
+    closing_audience_of,
+    draft_duration,
+)
 from storage.action_photos import NewPhoto, PhotoNotFound
 from storage.actions import (
     ActionDraft,
@@ -45,7 +52,7 @@ from storage.targeting import Circle, Municipalities, parse_area
 router = APIRouter()
 FORM_FIELDS = (
     *("type", "headline", "description", "instruction", "area_kind", "lat", "lon", "radius_m"),
-    *("postcode", "municipalities", "expires_minutes"),
+    *("postcode", "municipalities", "expires_minutes", "exercise"),
 )
 
 
@@ -67,7 +74,8 @@ async def actions(request: Request, visitor: ActionVisitor) -> HTMLResponse:
     with cr.sessions() as session:
         every = list_actions(session, limit=300)
     active = [a for a in every if a.status == ActionStatus.ACTIVE]
-    others = [a for a in every if a.status != ActionStatus.ACTIVE]
+    waiting = [a for a in every if a.status == ActionStatus.AWAITING_APPROVAL]
+    others = [a for a in every if a.status not in (ActionStatus.ACTIVE, ActionStatus.AWAITING_APPROVAL)]
     return render(
         request,
         "actions.html",
@@ -75,6 +83,7 @@ async def actions(request: Request, visitor: ActionVisitor) -> HTMLResponse:
         visitor=visitor,
         section="actions",
         active=active,
+        waiting=waiting,
         others=others,
         flash=request.query_params.get("flash"),
     )
@@ -218,6 +227,7 @@ async def _draft_from_form(
         instruction=body.instruction,
         area=area,
         expires_at=body.expires_at,
+        exercise=values.get("exercise") == "yes",
     )
     try:
         return _service(cr).validate(draft, with_photo=with_photo)
@@ -317,6 +327,7 @@ def _draft_values(action: Action) -> dict[str, str]:
     else:
         values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
     values["expires_minutes"] = str(max(1, round(draft_duration(action).total_seconds() / 60)))
+    values["exercise"] = "yes" if action.exercise else ""
     return values
 
 
@@ -457,10 +468,12 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
     cr = room(request)
     with cr.sessions() as session:
         action = _load(session, action_id)
-        view = _action_map(cr, session, action) if action.status == ActionStatus.DRAFT else None
+        before_launch = action.status in (ActionStatus.DRAFT, ActionStatus.AWAITING_APPROVAL)
+        view = _action_map(cr, session, action) if before_launch else None
     if view is not None:
         try:
             preview = _service(cr).preview(action_id)
+            missing = _service(cr).may_launch(action_id, by=launcher(visitor))
         except ActionNotFound:  # deleted by a colleague meanwhile
             raise HTTPException(status_code=404, detail="no such action") from None
         return render(
@@ -476,8 +489,31 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
             map=view,
             map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action)),
             error=request.query_params.get("error"),
+            missing=_municipality_names(cr, missing),
+            flash=request.query_params.get("flash"),
+            own_request=preview.action.approval_requested_by == visitor.actor,
         )
     return _live_page(request, visitor, action_id)
+
+
+def launcher(visitor: Visitor) -> Launcher:
+    """The logged-in operator as the one who launches or approves (their regions apply)."""
+    return Launcher(visitor.actor, visitor.operator.id)
+
+
+def _municipality_names(cr: ControlRoom, codes: list[str]) -> str:
+    names = cr.book.municipalities()
+    return ", ".join(sorted(names.get(code, code) for code in codes))
+
+
+def _refused(cr: ControlRoom, visitor: Visitor, refused: LaunchRefused) -> HTTPException:
+    """A launch or approval this operator may not do, as a 403 they can read."""
+    t = translator(cr.catalogue, visitor.language)
+    if refused.reason == "region":
+        message = t("approval.region_refused", names=_municipality_names(cr, refused.missing))
+    else:
+        message = t("approval.self_refused")
+    return HTTPException(status_code=403, detail=message)
 
 
 def _live_page(
@@ -531,12 +567,52 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
         return RedirectResponse(f"{PREFIX}/actions/{action_id}?error=confirm", status_code=303)
     try:
         # The form asked how long the action runs: that time counts from now, not from the draft.
-        _service(cr).launch(action_id, actor=visitor.actor, runs_from_launch=True)
+        result = _service(cr).request_launch(action_id, by=launcher(visitor), runs_from_launch=True)
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError as exc:
         message = translator(cr.catalogue, visitor.language)("preview.already")
         raise HTTPException(status_code=409, detail=message) from exc
+    except LaunchRefused as refused:
+        raise _refused(cr, visitor, refused) from None
+    if result.status is ActionStatus.AWAITING_APPROVAL:
+        flash = translator(cr.catalogue, visitor.language)("approval.requested")
+        return RedirectResponse(
+            f"{PREFIX}/actions/{action_id}?{urlencode({'flash': flash})}", status_code=303
+        )
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/approve")
+async def approve(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """A second operator approves a waiting launch: the alert goes out now."""
+    cr = room(request)
+    try:
+        _service(cr).approve(action_id, by=launcher(visitor))
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError as exc:
+        message = translator(cr.catalogue, visitor.language)("approval.not_waiting")
+        raise HTTPException(status_code=409, detail=message) from exc
+    except LaunchRefused as refused:
+        raise _refused(cr, visitor, refused) from None
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+@router.post("/actions/{action_id}/reject")
+async def reject(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Refuse a waiting launch (or withdraw one's own request): the action is a draft again."""
+    cr = room(request)
+    form = await request.form()
+    try:
+        _service(cr).reject(action_id, by=launcher(visitor), reason=str(form.get("reason", "")))
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError as exc:
+        message = translator(cr.catalogue, visitor.language)("approval.not_waiting")
+        raise HTTPException(status_code=409, detail=message) from exc
+    except LaunchRefused as refused:
+        raise _refused(cr, visitor, refused) from None
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 
 

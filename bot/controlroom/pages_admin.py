@@ -21,7 +21,7 @@ from bot.controlroom.auth import AdminPoster, AdminVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
 from bot.texts import MissingText
 from storage.db import transaction
-from storage.models import AuditEvent, Operator, OperatorRole
+from storage.models import ActionType, AuditEvent, Operator, OperatorRole
 from storage.operators import (
     InvalidOperator,
     OperatorExists,
@@ -38,6 +38,7 @@ from storage.operators import (
 )
 from storage.participants import SECURITY_PREFIX, audit
 from storage.password_policy import MIN_LENGTH
+from storage.regions import approval_rules, list_regions, region_names
 
 router = APIRouter()
 AUDIT_PAGE = 500
@@ -98,6 +99,9 @@ async def operators(
     with cr.sessions() as session:
         accounts = list_operators(session)
         open_sessions = session_counts(session)
+        regions = list_regions(session)
+        members = region_names(session)
+        rules = approval_rules(session)
     return render(
         request,
         "operators.html",
@@ -106,6 +110,11 @@ async def operators(
         section="operators",
         accounts=accounts,
         open_sessions=open_sessions,
+        regions=regions,
+        members=members,
+        rules=rules,
+        action_types=list(ActionType),
+        municipality_names=cr.book.municipalities(),
         roles=list(OperatorRole),
         password_min=MIN_LENGTH,
         flash=flash,

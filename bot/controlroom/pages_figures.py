@@ -100,7 +100,8 @@ def participants_per_municipality(session: Session, *, codes: Sequence[str] | No
 
 def actions_per_month(session: Session, *, codes: Sequence[str] | None) -> list[MonthRow]:
     """Launched actions per month with their outcomes; for coordinators those that reached their area."""
-    query = select(Action).where(col(Action.launched_at).is_not(None))
+    # An exercise never counts in the figures.
+    query = select(Action).where(col(Action.launched_at).is_not(None), col(Action.exercise).is_(False))
     actions = list(session.scalars(query))
     if codes is not None:
         wanted = set(codes)

@@ -82,7 +82,15 @@ def make_controlroom(
 
 def routes_for(cr: ControlRoom) -> APIRouter:
     """Every control-room route, sharing one `ControlRoom`."""
-    from bot.controlroom import pages_actions, pages_admin, pages_auth, pages_figures, pages_map, pages_texts
+    from bot.controlroom import (
+        pages_actions,
+        pages_admin,
+        pages_auth,
+        pages_figures,
+        pages_map,
+        pages_regions,
+        pages_texts,
+    )
 
     def attach(request: Request) -> None:
         request.scope["controlroom"] = cr
@@ -123,4 +131,5 @@ def routes_for(cr: ControlRoom) -> APIRouter:
     router.include_router(pages_map.router)
     router.include_router(pages_figures.router)
     router.include_router(pages_admin.router)
+    router.include_router(pages_regions.router)
     return router

@@ -22,6 +22,8 @@ class Keyword(StrEnum):
     ADDRESS = "address"
     CANCEL = "cancel"
     LANGUAGE = "language"
+    EXERCISES_ON = "exercises_on"
+    EXERCISES_OFF = "exercises_off"
 
 
 # Twilio's standard opt-out words plus the Dutch ones; CANCEL is an opt-out word there, so the
@@ -86,6 +88,14 @@ KEYWORDS: dict[str, Keyword] = {
         Keyword.CANCEL,
     ),
     **dict.fromkeys(LANGUAGE_KEYWORDS, Keyword.LANGUAGE),
+    **dict.fromkeys(
+        ["oefeningen aan", "oefening aan", "exercises on", "/oefeningen_aan", "/exercises_on"],
+        Keyword.EXERCISES_ON,
+    ),
+    **dict.fromkeys(
+        ["oefeningen uit", "oefening uit", "exercises off", "/oefeningen_uit", "/exercises_off"],
+        Keyword.EXERCISES_OFF,
+    ),
 }
 
 

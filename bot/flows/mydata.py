@@ -12,6 +12,24 @@ from storage.participants import audit, identities_of
 from storage.phones import mask_phone
 
 
+def set_exercises(ctx: FlowContext, *, on: bool) -> list[OutgoingMessage]:
+    """OEFENINGEN AAN/UIT: whether exercise alerts reach the person (never counted in the figures)."""
+    participant = ctx.participant
+    if participant is None:
+        return [ctx.say("exercises.not_registered")]
+    if participant.exercises != on:
+        participant.exercises = on
+        ctx.session.add(participant)
+        audit(
+            ctx.session,
+            now=ctx.now,
+            actor=f"identity:{ctx.identity.id}",
+            event="exercises_on" if on else "exercises_off",
+            subject=f"participant:{participant.id}",
+        )
+    return [ctx.say("exercises.turned_on" if on else "exercises.turned_off")]
+
+
 def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
     """The person's data in one message, and an audit record that they asked."""
     participant = ctx.participant
@@ -48,6 +66,7 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
             channels=", ".join(channels),
             version=participant.consent_version or "-",
             consent_date=consent_date,
+            exercises=ctx.t("mydata.exercises_on" if participant.exercises else "mydata.exercises_off"),
         ),
         *groups,
     ]

@@ -150,7 +150,11 @@ class TipFlow(Flow):
         code = action_code_in(message.start_payload or "") or action_code_in(ctx.text)
         if code is not None:
             action = action_with_code(ctx.session, code=code)
-            if action is not None and action.status is not ActionStatus.DRAFT:
+            # Not yet launched (a draft, or waiting for a second operator): no one was told the code.
+            if action is not None and action.status not in (
+                ActionStatus.DRAFT,
+                ActionStatus.AWAITING_APPROVAL,
+            ):
                 return _Link(action=action)
         if message.reply_to_provider_id:
             action = action_replied_to(

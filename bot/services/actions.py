@@ -21,19 +21,25 @@ from bot.config import Settings
 from storage.action_photos import NewPhoto, put_photo
 from storage.actions import (
     ActionDraft,
+    ActionStateError,
     ClosingAudience,
     Target,
     close_action,
     closing_audience,
     create_action,
+    exercise_participant_ids,
     get_action,
     launch_action,
+    record_approval,
+    reject_approval,
+    request_approval,
     tipster_identity_ids,
 )
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
-from storage.models import Action, ActionOutcome, DeliveryKind
+from storage.models import Action, ActionOutcome, ActionStatus, DeliveryKind
 from storage.participants import audit
+from storage.regions import coverage, needs_approval, touched_by_action
 from storage.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
 from storage.vocabulary import ChannelKind
 
@@ -132,6 +138,36 @@ def close(
     return queued
 
 
+@dataclass(frozen=True)
+class Launcher:
+    """Who launches or approves: an operator (launches only where their regions cover the area) or the
+    API token (`operator_id` None: a system actor trusted everywhere, as its client decides who may)."""
+
+    actor: str
+    operator_id: int | None = None
+
+
+SYSTEM = Launcher("api")
+
+
+class LaunchRefused(PermissionError):
+    """This launcher may not launch or approve this action; `reason`: `region` (with the `missing`
+    municipality codes) or `self_approval`."""
+
+    def __init__(self, reason: str, missing: Sequence[str] = ()) -> None:
+        super().__init__(f"{reason}: {', '.join(missing)}" if missing else reason)
+        self.reason = reason
+        self.missing = list(missing)
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """What asking to launch did: `active` with the queued count, or `awaiting_approval` (nothing sent)."""
+
+    status: ActionStatus
+    queued: int = 0
+
+
 def draft_duration(action: Action) -> timedelta:
     """How long the operator asked a draft from the form to run (whole minutes), counted from its launch."""
     return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
@@ -173,6 +209,7 @@ class ActionService:
             urgency=draft.urgency,
             severity=draft.severity,
             certainty=draft.certainty,
+            exercise=draft.exercise,
         )
         probe = Action(
             code="BN-XXXX",
@@ -184,6 +221,7 @@ class ActionService:
             created_at=now,
             expires_at=checked.expires_at,
             has_photo=with_photo,
+            exercise=checked.exercise,
         )
         problems.extend(Problem((p.field,), p.message, "text", p.field) for p in self.texts.problems(probe))
         if problems:
@@ -207,7 +245,28 @@ class ActionService:
     def _recipients(self, session: Session, action: Action, now: datetime) -> list[Recipient]:
         area = parse_area(action.area)
         assert isinstance(area, Circle | Municipalities)
-        return select_recipients(session, area=area, at=now, timezone=self.settings.timezone)
+        found = select_recipients(session, area=area, at=now, timezone=self.settings.timezone)
+        if action.exercise:
+            # An exercise reaches only who opted in to exercises and the test participants.
+            allowed = exercise_participant_ids(session)
+            found = [r for r in found if r.participant_id in allowed]
+        return found
+
+    def _launch_in(
+        self,
+        session: Session,
+        action: Action,
+        recipients: list[Recipient],
+        now: datetime,
+        *,
+        runs_from_launch: bool,
+    ) -> int:
+        targets = [
+            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+            for r in recipients
+        ]
+        runs_for = draft_duration(action) if runs_from_launch and action.created_by != "api" else None
+        return launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
 
     def preview(self, action_id: int) -> Preview:
         """Who launching now would reach and what it would cost; nothing is stored. Raises ActionNotFound."""
@@ -230,12 +289,7 @@ class ActionService:
         with transaction(self.sessions) as session:
             action = get_action(session, action_id=action_id)
             recipients = self._recipients(session, action, now)
-            targets = [
-                Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-                for r in recipients
-            ]
-            runs_for = draft_duration(action) if runs_from_launch and action.created_by != "api" else None
-            queued = launch_action(session, action=action, targets=targets, now=now, runs_for=runs_for)
+            queued = self._launch_in(session, action, recipients, now, runs_from_launch=runs_from_launch)
             audit(
                 session,
                 now=now,
@@ -246,6 +300,97 @@ class ActionService:
             )
         self._woken()
         return queued
+
+    def _check_region(self, session: Session, action: Action, by: Launcher) -> set[str]:
+        touched = touched_by_action(self.book, action)
+        if by.operator_id is not None:
+            missing = coverage(session, operator_id=by.operator_id).missing(touched)
+            if missing:
+                raise LaunchRefused("region", missing)
+        return touched
+
+    def may_launch(self, action_id: int, *, by: Launcher) -> list[str]:
+        """The municipalities of the action's area the launcher's regions do not cover (none: allowed)."""
+        with self.sessions() as session:
+            action = get_action(session, action_id=action_id)
+            try:
+                self._check_region(session, action, by)
+            except LaunchRefused as refused:
+                return refused.missing
+        return []
+
+    def request_launch(self, action_id: int, *, by: Launcher, runs_from_launch: bool) -> LaunchResult:
+        """Launch where the launcher's regions cover the area; where four eyes are configured for the
+        action's type and region, put it on hold for a second operator instead (audited).
+
+        Raises ActionNotFound, ActionStateError or LaunchRefused.
+        """
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            touched = self._check_region(session, action, by)
+            if needs_approval(session, action_type=action.type.value, touched=touched):
+                request_approval(session, action=action, actor=by.actor, now=now)
+                audit(
+                    session,
+                    now=now,
+                    actor=by.actor,
+                    event="launch_approval_requested",
+                    subject=f"action:{action_id}",
+                    detail={"municipalities": sorted(touched)},
+                )
+                return LaunchResult(ActionStatus.AWAITING_APPROVAL)
+        return LaunchResult(
+            ActionStatus.ACTIVE, self.launch(action_id, actor=by.actor, runs_from_launch=runs_from_launch)
+        )
+
+    def approve(self, action_id: int, *, by: Launcher) -> int:
+        """A second operator (not the one who asked, with rights in the area) approves: the action is
+        launched, audited; returns how many were queued. Raises ActionNotFound, ActionStateError or
+        LaunchRefused."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            if action.status is not ActionStatus.AWAITING_APPROVAL:
+                raise ActionStateError(f"action {action.code} is not awaiting approval")
+            if action.approval_requested_by == by.actor:
+                raise LaunchRefused("self_approval")
+            self._check_region(session, action, by)
+            requested_by = action.approval_requested_by
+            recipients = self._recipients(session, action, now)
+            queued = self._launch_in(session, action, recipients, now, runs_from_launch=True)
+            record_approval(session, action=action, actor=by.actor, now=now)
+            audit(
+                session,
+                now=now,
+                actor=by.actor,
+                event="launch_approved",
+                subject=f"action:{action_id}",
+                detail={"requested_by": requested_by, "recipients": queued},
+            )
+        self._woken()
+        return queued
+
+    def reject(self, action_id: int, *, by: Launcher, reason: str = "") -> None:
+        """Refuse a waiting launch: the action goes back to draft, audited. Raises ActionNotFound,
+        ActionStateError or LaunchRefused (the requester cannot reject in place of a second operator)."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            if action.status is not ActionStatus.AWAITING_APPROVAL:
+                raise ActionStateError(f"action {action.code} is not awaiting approval")
+            requested_by = action.approval_requested_by
+            if requested_by != by.actor:
+                self._check_region(session, action, by)
+            reject_approval(session, action=action)
+            audit(
+                session,
+                now=now,
+                actor=by.actor,
+                event="launch_rejected" if requested_by != by.actor else "launch_request_withdrawn",
+                subject=f"action:{action_id}",
+                detail={"requested_by": requested_by, "reason": reason.strip()[:200]},
+            )
 
     def close(self, action_id: int, *, outcome: ActionOutcome, closing_text: str, actor: str) -> int:
         """End the action and queue its closing messages, audited; returns how many were queued.

@@ -240,3 +240,40 @@ def test_municipalities_by_name_or_code(client: TestClient, clock: FixedClock) -
     )
     assert response.status_code == 201, response.text
     assert response.json()["area"] == {"municipalities": ["0153", "0164"]}
+
+
+def test_four_eyes_over_the_api_202_then_an_operator_approves_and_the_token_cannot_approve_itself(
+    client: TestClient, sessions: SessionFactory, clock: FixedClock, vault: DataVault, woken: list[int]
+) -> None:
+    from storage.db import transaction
+    from storage.regions import ANY_TYPE, EVERYWHERE, save_region, set_approval_rule
+
+    seed_person(sessions, vault, clock())
+    with transaction(sessions) as session:
+        save_region(session, name=EVERYWHERE, municipalities=[], everywhere=True, now=clock())
+        set_approval_rule(session, region_name=EVERYWHERE, action_type=ANY_TYPE, required=True)
+    made = client.post("/api/v1/actions", json=_body(clock, exercise=False), headers=AUTH).json()
+    asked = client.post(f"/api/v1/actions/{made['id']}/launch", headers=AUTH)
+    assert asked.status_code == 202
+    assert (asked.json()["status"], asked.json()["approval_requested_by"]) == ("awaiting_approval", "api")
+    assert woken == []
+    own = client.post(f"/api/v1/actions/{made['id']}/approve", headers=AUTH)
+    assert own.status_code == 403 and "someone other than who asked" in own.json()["detail"]
+    rejected = client.post(
+        f"/api/v1/actions/{made['id']}/reject", json={"reason": "ingetrokken"}, headers=AUTH
+    )
+    assert (rejected.status_code, rejected.json()["status"]) == (200, "draft")
+    again = client.post(f"/api/v1/actions/{made['id']}/reject", json={}, headers=AUTH)
+    assert again.status_code == 409
+
+
+def test_an_exercise_over_the_api(
+    client: TestClient, sessions: SessionFactory, clock: FixedClock, vault: DataVault
+) -> None:
+    seed_person(sessions, vault, clock())
+    made = client.post("/api/v1/actions", json=_body(clock, exercise=True), headers=AUTH)
+    assert made.status_code == 201 and made.json()["exercise"] is True
+    dry = client.post(f"/api/v1/actions/{made.json()['id']}/launch?dry_run=true", headers=AUTH).json()
+    assert dry["recipients"] == 0 and dry["sms_text"].startswith("OEFENING: ")
+    launched = client.post(f"/api/v1/actions/{made.json()['id']}/launch", headers=AUTH)
+    assert (launched.status_code, launched.json()["status"]) == (200, "active")

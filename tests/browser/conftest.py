@@ -31,6 +31,7 @@ from storage.crypto import new_data_key
 from storage.db import transaction
 from storage.models import OperatorRole
 from storage.operators import create_operator
+from storage.regions import grant_everywhere
 from storage.vocabulary import ChannelKind
 from tests.actions.conftest import seed_person
 from tests.controlroom.conftest import PASSWORD, cheap_hasher
@@ -281,7 +282,7 @@ def live_room(database_url: str) -> Iterator[LiveRoom]:
                 ("olga", OperatorRole.OPERATOR, ()),
                 ("cor", OperatorRole.COORDINATOR, ("0153",)),
             ):
-                create_operator(
+                account = create_operator(
                     session,
                     username=name,
                     password=PASSWORD,
@@ -290,6 +291,8 @@ def live_room(database_url: str) -> Iterator[LiveRoom]:
                     now=now,
                     hasher=hasher,
                 )
+                if role != OperatorRole.COORDINATOR:
+                    grant_everywhere(session, operator=account, now=now)
         served = Served(create_app(runtime), runtime, sock)
         stack.callback(served.close)
         served.start()

@@ -23,6 +23,7 @@ from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import OperatorRole
 from storage.operators import create_operator
+from storage.regions import grant_everywhere
 from tests.conftest import FixedClock
 
 PASSWORD = "correct horse battery"
@@ -71,7 +72,7 @@ def app(runtime: FakeRuntime, cr: ControlRoom) -> FastAPI:
             ("cor", OperatorRole.COORDINATOR, ("0153",)),
             ("ada", OperatorRole.ADMIN, ()),
         ):
-            create_operator(
+            account = create_operator(
                 session,
                 username=name,
                 password=PASSWORD,
@@ -80,6 +81,8 @@ def app(runtime: FakeRuntime, cr: ControlRoom) -> FastAPI:
                 now=runtime.clock(),
                 hasher=hasher,
             )
+            if role != OperatorRole.COORDINATOR:
+                grant_everywhere(session, operator=account, now=runtime.clock())
     application = FastAPI()
     application.include_router(routes_for(cr))
     return application

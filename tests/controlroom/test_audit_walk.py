@@ -12,7 +12,9 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from sqlmodel import col, select
 
+from storage.db import transaction
 from storage.models import AuditEvent, Operator
+from storage.regions import ANY_TYPE, EVERYWHERE, set_approval_rule
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import PASSWORD, csrf_of
 from tests.controlroom.whole_app import TOKEN, Whole, build_whole, client_for, log_in
@@ -152,6 +154,34 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
             ),
             (
                 "POST",
+                f"{cr}/regions",
+                "controlroom.region_saved",
+                f"{cr}/regions",
+                form(name="Twente", municipalities="Enschede, 0164"),
+            ),
+            (
+                "POST",
+                f"{ops}/regions",
+                "controlroom.operator_regions_set",
+                f"{cr}/operators/{olga}/regions",
+                form(region="Twente"),
+            ),
+            (
+                "POST",
+                f"{cr}/four-eyes",
+                "controlroom.four_eyes_set",
+                f"{cr}/four-eyes",
+                form(region="Twente", action_type="robbery", required="yes"),
+            ),
+            (
+                "POST",
+                f"{cr}/regions/delete",
+                "controlroom.region_deleted",
+                f"{cr}/regions/delete",
+                form(name="Twente"),
+            ),
+            (
+                "POST",
                 f"{ops}/password",
                 "controlroom.operator_password_reset",
                 f"{cr}/operators/{olga}/password",
@@ -210,6 +240,35 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
                 headers=API,
             ),
         )
+        # Four eyes everywhere from here on: a launch waits, another party approves or rejects it.
+        with transaction(whole.runtime.sessions) as session:
+            set_approval_rule(session, region_name=EVERYWHERE, action_type=ANY_TYPE, required=True)
+
+        async def api_waiting() -> int:
+            made = await http.post("/api/v1/actions", json=api_body, headers=API)
+            waiting = await http.post(f"/api/v1/actions/{made.json()['id']}/launch", headers=API)
+            assert waiting.status_code == 202, waiting.text
+            return int(made.json()["id"])
+
+        async def room_waiting() -> int:
+            made = await http.post(f"{cr}/actions", data=form(**ACTION_FORM))
+            waiting = int(made.headers["location"].rsplit("/", 1)[1])
+            await http.post(f"{cr}/actions/{waiting}/launch", data=form(confirm="yes"))
+            return waiting
+
+        api_act, ada = "/api/v1/actions/{action_id}", "operator:ada"
+        for template, event, actor, url, waiting in [
+            (f"{act}/approve", "launch_approved", ada, f"{cr}/actions/{{}}/approve", api_waiting),
+            (f"{act}/reject", "launch_rejected", ada, f"{cr}/actions/{{}}/reject", api_waiting),
+            (f"{api_act}/approve", "launch_approved", "api", "/api/v1/actions/{}/approve", room_waiting),
+            (f"{api_act}/reject", "launch_rejected", "api", "/api/v1/actions/{}/reject", room_waiting),
+        ]:
+            target = url.format(await waiting())
+            if target.startswith("/api"):
+                send = lambda target=target: http.post(target, json={"reason": "nee"}, headers=API)  # noqa: E731
+            else:
+                send = lambda target=target: http.post(target, data=form(reason="nee"))  # noqa: E731
+            await run("POST", template, event, actor, send)
         await run(
             "POST",
             f"{cr}/logout",

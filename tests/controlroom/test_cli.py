@@ -159,3 +159,41 @@ def test_create_operator_refuses_a_weak_password(
     with session_factory(engine)() as session:
         assert list_operators(session) == []
     engine.dispose()
+
+
+def test_region_commands(accounts_cli: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.regions import approval_rules, coverage, region_names
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("OPERATOR_PASSWORD", "a long enough password")
+    runner = CliRunner()
+    made = runner.invoke(accounts_cli, ["region", "Twente", "-m", "Enschede", "-m", "GM0164"])
+    assert made.exit_code == 0, made.output
+    assert runner.invoke(accounts_cli, ["region", "Nergens", "-m", "Atlantis"]).exit_code == 1
+    assert runner.invoke(accounts_cli, ["create-operator", "olga", "-r", "Twente"]).exit_code == 0
+    assert runner.invoke(accounts_cli, ["create-operator", "bram"]).exit_code == 0
+    assert runner.invoke(accounts_cli, ["operator-regions", "bram", "-r", "Heel Nederland"]).exit_code == 0
+    assert runner.invoke(accounts_cli, ["operator-regions", "bram", "-r", "Atlantis"]).exit_code == 1
+    assert runner.invoke(accounts_cli, ["four-eyes", "Twente", "--type", "robbery"]).exit_code == 0
+    assert runner.invoke(accounts_cli, ["four-eyes", "Twente", "--type", "parking"]).exit_code == 1
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        olga, bram = (
+            session.exec(select(Operator).where(Operator.username == n)).one() for n in ("olga", "bram")
+        )
+        assert olga.id is not None and bram.id is not None
+        assert coverage(session, operator_id=olga.id).codes == {"0153", "0164"}
+        assert coverage(session, operator_id=bram.id).everywhere  # the region the migration made
+        assert region_names(session)[olga.id] == ["Twente"]
+        assert approval_rules(session) == [("Twente", "robbery")]
+    engine.dispose()
+    assert runner.invoke(accounts_cli, ["delete-region", "Twente"]).exit_code == 0
+    assert _state(url, "olga")[3] == [
+        "controlroom.region_saved",
+        "controlroom.operator_created",
+        "controlroom.operator_created",
+        "controlroom.operator_regions_set",
+        "controlroom.four_eyes_set",
+        "controlroom.region_deleted",
+    ]

@@ -68,6 +68,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/controlroom/actions/{action_id}"): OPS,
     ("POST", "/controlroom/actions/{action_id}/launch"): OPS,
     ("POST", "/controlroom/actions/{action_id}/close"): OPS,
+    ("POST", "/controlroom/actions/{action_id}/approve"): OPS,
+    ("POST", "/controlroom/actions/{action_id}/reject"): OPS,
     ("GET", "/controlroom/actions/{action_id}/edit"): OPS,
     ("POST", "/controlroom/actions/{action_id}/edit"): OPS,
     ("POST", "/controlroom/actions/{action_id}/delete"): OPS,
@@ -84,6 +86,10 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/controlroom/operators/{operator_id}/active"): ADMIN,
     ("POST", "/controlroom/operators/{operator_id}/password"): ADMIN,
     ("GET", "/controlroom/settings"): ADMIN,
+    ("POST", "/controlroom/regions"): ADMIN,
+    ("POST", "/controlroom/regions/delete"): ADMIN,
+    ("POST", "/controlroom/operators/{operator_id}/regions"): ADMIN,
+    ("POST", "/controlroom/four-eyes"): ADMIN,
 }
 # A valid form for each POST (without its CSRF token); the SQL-injection test puts its strings in each field.
 FORMS: dict[str, dict[str, str]] = {
@@ -126,6 +132,12 @@ FORMS: dict[str, dict[str, str]] = {
     "/controlroom/actions/{action_id}/tips/{tip_id}/mark": {"useful": "yes"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/reply": {"text": "Welke kleur had zijn jas?"},
     "/controlroom/actions/{action_id}/tips/{tip_id}/phone": {},
+    "/controlroom/actions/{action_id}/approve": {},
+    "/controlroom/actions/{action_id}/reject": {"reason": "Verkeerde straal"},
+    "/controlroom/regions": {"name": "Twente", "municipalities": "Enschede, 0164"},
+    "/controlroom/regions/delete": {"name": "Heel Nederland"},
+    "/controlroom/operators/{operator_id}/regions": {"region": "Heel Nederland"},
+    "/controlroom/four-eyes": {"region": "Heel Nederland", "action_type": "*", "required": "yes"},
     "/controlroom/operators": {"username": "nieuw", "password": PASSWORD, "role": "operator"},
     "/controlroom/postcode": {"pc": "7511"},
     "/controlroom/places": {"q": "Enschede"},

@@ -19,6 +19,7 @@ from storage.crypto import new_data_key
 from storage.db import transaction
 from storage.models import ActionType, Operator, OperatorRole, Tip
 from storage.operators import create_operator
+from storage.regions import grant_everywhere
 from tests.conftest import FixedClock
 from tests.controlroom.conftest import PASSWORD, cheap_hasher, csrf_of
 from tests.tips.conftest import launch, person
@@ -63,7 +64,7 @@ async def build_whole(
     app = create_app(runtime)
     with transaction(runtime.sessions) as session:
         for name, role in ACCOUNTS.items():
-            create_operator(
+            account = create_operator(
                 session,
                 username=name,
                 password=PASSWORD,
@@ -72,6 +73,8 @@ async def build_whole(
                 now=clock(),
                 hasher=cheap_hasher(),
             )
+            if role != OperatorRole.COORDINATOR:
+                grant_everywhere(session, operator=account, now=clock())
         draft = create_action(
             session,
             draft=ActionDraft(

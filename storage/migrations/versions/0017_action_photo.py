@@ -1,7 +1,7 @@
 """action photo: an action's photo, encrypted, and the flag the alert texts read
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-06 07:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0013"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
