@@ -33,7 +33,7 @@ from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, DeliveryKind
 from storage.participants import audit
-from storage.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
+from storage.targeting import Recipient, parse_area, select_recipients
 from storage.vocabulary import ChannelKind
 
 
@@ -196,9 +196,9 @@ class ActionService:
         return action
 
     def _recipients(self, session: Session, action: Action, now: datetime) -> list[Recipient]:
-        area = parse_area(action.area)
-        assert isinstance(area, Circle | Municipalities)
-        return select_recipients(session, area=area, at=now, timezone=self.settings.timezone)
+        return select_recipients(
+            session, area=parse_area(action.area), at=now, timezone=self.settings.timezone
+        )
 
     def preview(self, action_id: int) -> Preview:
         """Who launching now would reach and what it would cost; nothing is stored. Raises ActionNotFound."""
