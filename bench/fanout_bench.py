@@ -280,7 +280,7 @@ def seed(url: str, participants: int, postcode_data: Path, data_key: str, rng_se
 
 
 def star_ring(centre: tuple[float, float], corners: int, inner_m: float, outer_m: float) -> list[list[float]]:
-    """A closed CAP ring (lat, lon) of `corners` points, alternately `inner_m` and `outer_m` from the centre."""
+    """A closed CAP ring (lat, lon) of `corners` points, `outer_m` and `inner_m` from the centre in turn."""
     ring = []
     for i in range(corners):
         bearing = 2 * math.pi * i / corners

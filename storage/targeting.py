@@ -20,8 +20,8 @@ import gc
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime, time
+from functools import cached_property
 from operator import itemgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -156,13 +156,17 @@ def _ring(points: Any, *, lon_first: bool, where: str) -> Ring:
             raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers") from exc
         lat, lon = (b, a) if lon_first else (a, b)
         if not (math.isfinite(lat) and math.isfinite(lon)) or not -90 <= lat <= 90 or not -180 <= lon <= 180:
-            raise InvalidArea(f"{where}: point {n + 1} is out of range (latitude -90..90, longitude -180..180)")
+            raise InvalidArea(
+                f"{where}: point {n + 1} is out of range (latitude -90..90, longitude -180..180)"
+            )
         ring.append((lat, lon))
     if len(ring) < 4:
-        raise InvalidArea(f"{where} needs at least 4 points (3 corners and the first point again to close it)")
+        raise InvalidArea(
+            f"{where} needs at least 4 points (3 corners and the first point again to close it)"
+        )
     if ring[0] != ring[-1]:
         raise InvalidArea(f"{where} is not closed: the last point must be the same as the first")
-    if len({pt for pt in ring}) < 3:
+    if len(set(ring)) < 3:
         raise InvalidArea(f"{where} needs at least 3 different corners")
     return tuple(ring)
 

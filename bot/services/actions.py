@@ -33,7 +33,7 @@ from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, DeliveryKind
 from storage.participants import audit
-from storage.targeting import Recipient, parse_area, select_recipients
+from storage.targeting import InvalidArea, Recipient, parse_area, select_recipients
 from storage.vocabulary import ChannelKind
 
 
@@ -66,9 +66,19 @@ class Preview:
 
 
 def resolve_area(book: PostcodeBook, area: Mapping[str, Any]) -> dict[str, Any]:
-    """A circle as given, or municipality names and codes as sorted CBS codes. Raises InvalidAction."""
+    """A circle or polygon as given, or municipality names and codes as sorted CBS codes.
+
+    Raises InvalidAction.
+    """
     if area.get("circle") is not None:
         return {"circle": dict(area["circle"])}
+    if area.get("polygon") is not None or area.get("geojson") is not None:
+        try:
+            parse_area(area)
+        except InvalidArea as exc:
+            key = "polygon" if area.get("polygon") is not None else "geojson"
+            raise InvalidAction([Problem(("area", key), str(exc), "area")]) from exc
+        return dict(area)
     codes: list[str] = []
     problems = []
     for n, name in enumerate(area.get("municipalities") or []):

@@ -127,7 +127,20 @@ def test_centroid_of_a_square_is_its_middle() -> None:
         ({"geojson": {"type": "MultiPolygon", "coordinates": []}}, "at least one polygon"),
         ({"polygon": SQUARE, "centre": {"lat": 52}}, "centre needs"),
     ],
-    ids=["open", "short", "lat", "lon", "degenerate", "nan", "large", "string", "point", "geo-open", "empty", "centre"],
+    ids=[
+        "open",
+        "short",
+        "lat",
+        "lon",
+        "degenerate",
+        "nan",
+        "large",
+        "string",
+        "point",
+        "geo-open",
+        "empty",
+        "centre",
+    ],
 )
 def test_bad_polygons_are_refused_with_a_reason(area: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArea, match=message):
