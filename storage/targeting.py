@@ -49,7 +49,13 @@ MAX_POLYGON_POINTS = 1_000
 
 
 class InvalidArea(ValueError):
-    """An area that is not a valid circle, polygon or list of municipalities."""
+    """An area that is not a valid circle, polygon or list of municipalities; `reason` names the rule
+    broken (`not_closed`, `too_few`, `range`, `numbers`, `degenerate`, `too_many`, `too_large`, `shape`)
+    so that a form can say it in the operator's language."""
+
+    def __init__(self, message: str, reason: str = "shape") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -149,25 +155,27 @@ def _ring(points: Any, *, lon_first: bool, where: str) -> Ring:
     ring: list[LatLon] = []
     for n, point in enumerate(points):
         if not isinstance(point, list | tuple) or len(point) < 2:
-            raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers")
+            raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers", "numbers")
         try:
             a, b = float(point[0]), float(point[1])
         except (TypeError, ValueError) as exc:
-            raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers") from exc
+            raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers", "numbers") from exc
         lat, lon = (b, a) if lon_first else (a, b)
         if not (math.isfinite(lat) and math.isfinite(lon)) or not -90 <= lat <= 90 or not -180 <= lon <= 180:
             raise InvalidArea(
-                f"{where}: point {n + 1} is out of range (latitude -90..90, longitude -180..180)"
+                f"{where}: point {n + 1} is out of range (latitude -90..90, longitude -180..180)", "range"
             )
         ring.append((lat, lon))
     if len(ring) < 4:
         raise InvalidArea(
-            f"{where} needs at least 4 points (3 corners and the first point again to close it)"
+            f"{where} needs at least 4 points (3 corners and the first point again to close it)", "too_few"
         )
     if ring[0] != ring[-1]:
-        raise InvalidArea(f"{where} is not closed: the last point must be the same as the first")
+        raise InvalidArea(
+            f"{where} is not closed: the last point must be the same as the first", "not_closed"
+        )
     if len(set(ring)) < 3:
-        raise InvalidArea(f"{where} needs at least 3 different corners")
+        raise InvalidArea(f"{where} needs at least 3 different corners", "degenerate")
     return tuple(ring)
 
 
@@ -188,14 +196,16 @@ def _polygon(parts: list[list[Any]], *, lon_first: bool, centre: Any, where: str
         count += sum(len(r) for r in made)
         checked.append(made)
     if count > MAX_POLYGON_POINTS:
-        raise InvalidArea(f"{where} has {count} points; at most {MAX_POLYGON_POINTS} are allowed")
+        raise InvalidArea(f"{where} has {count} points; at most {MAX_POLYGON_POINTS} are allowed", "too_many")
     lats = [pt[0] for rings in checked for pt in rings[0]]
     lons = [pt[1] for rings in checked for pt in rings[0]]
     mid = (min(lats) + max(lats)) / 2
     span_ns = (max(lats) - min(lats)) * METRES_PER_DEGREE_LAT
     span_ew = (max(lons) - min(lons)) * METRES_PER_DEGREE_LAT * math.cos(math.radians(mid))
     if max(span_ns, span_ew) > MAX_POLYGON_SPAN_M:
-        raise InvalidArea(f"{where} is too large: at most {MAX_POLYGON_SPAN_M / 1000:.0f} km across")
+        raise InvalidArea(
+            f"{where} is too large: at most {MAX_POLYGON_SPAN_M / 1000:.0f} km across", "too_large"
+        )
     if centre is not None:
         try:
             point = (float(centre["lat"]), float(centre["lon"]))
