@@ -158,7 +158,7 @@ def _ring(points: Any, *, lon_first: bool, where: str) -> Ring:
             raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers", "numbers")
         try:
             a, b = float(point[0]), float(point[1])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidArea(f"{where}: point {n + 1} must be a pair of numbers", "numbers") from exc
         lat, lon = (b, a) if lon_first else (a, b)
         if not (math.isfinite(lat) and math.isfinite(lon)) or not -90 <= lat <= 90 or not -180 <= lon <= 180:
@@ -209,7 +209,7 @@ def _polygon(parts: list[list[Any]], *, lon_first: bool, centre: Any, where: str
     if centre is not None:
         try:
             point = (float(centre["lat"]), float(centre["lon"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidArea("centre needs lat and lon") from exc
     else:
         weighted = [_ring_area_centroid(rings[0]) for rings in checked]

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from pydantic import ValidationError
 
 from bot.alerts import AlertTexts
-from bot.api.actions import ActionOut, action_out
+from bot.api.actions import ActionIn, ActionOut, action_out
 from bot.api.auth import api_token_guard
 from bot.cap.document import (
     MEDIA_TYPE,
@@ -149,16 +150,34 @@ def cap_router(
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body"], str(exc))]) from exc
         if alert.msg_type != "Alert":
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body", "msgType"], _not_yet(alert))])
+        try:
+            # The same checks as an action posted as JSON: lengths, blanks, the area inside the country.
+            body = ActionIn.model_validate(
+                {
+                    "type": alert.type,
+                    "headline": alert.headline,
+                    "description": alert.description,
+                    "instruction": alert.instruction,
+                    "area": alert.area,
+                    "expires_at": alert.expires_at or clock() + DEFAULT_RUN,
+                    "urgency": alert.urgency,
+                    "severity": alert.severity,
+                    "certainty": alert.certainty,
+                }
+            )
+        except ValidationError as exc:
+            detail = [_problem(["body", *e["loc"]], e["msg"]) for e in exc.errors(include_url=False)]
+            raise HTTPException(UNPROCESSABLE, detail=detail) from exc
         draft = ActionDraft(
-            type=alert.type,
-            headline=alert.headline,
-            description=alert.description,
-            instruction=alert.instruction,
-            area=alert.area,
-            expires_at=alert.expires_at or clock() + DEFAULT_RUN,
-            urgency=alert.urgency,
-            severity=alert.severity,
-            certainty=alert.certainty,
+            type=body.type,
+            headline=body.headline,
+            description=body.description,
+            instruction=body.instruction,
+            area=body.area.stored(),
+            expires_at=body.expires_at,
+            urgency=body.urgency,
+            severity=body.severity,
+            certainty=body.certainty,
         )
         try:
             action = service.create(draft, actor=f"cap:{alert.sender}"[:120], created_by="cap")

@@ -31,13 +31,14 @@ D = 0.01
 SQUARE = [[LAT - D, LON - D], [LAT - D, LON + D], [LAT + D, LON + D], [LAT + D, LON - D], [LAT - D, LON - D]]
 HOLE = [[LAT - D / 4, LON - D / 4], [LAT + D / 4, LON - D / 4], [LAT + D / 4, LON + D / 4],
         [LAT - D / 4, LON + D / 4], [LAT - D / 4, LON - D / 4]]  # fmt: skip
+GEO_RINGS = [[[b, a] for a, b in ring] for ring in (SQUARE, HOLE)]
 AREAS: dict[str, dict[str, Any]] = {
     "circle": {"circle": {"lat": LAT, "lon": LON, "radius_m": 2500.0}},
     "polygon": {"polygon": SQUARE},
     "polygon-centre": {"polygon": SQUARE, "centre": {"lat": LAT - D, "lon": LON}},
-    "geojson-hole": {"geojson": {"type": "Polygon", "coordinates": [[[b, a] for a, b in SQUARE], [[b, a] for a, b in HOLE]]}},
+    "geojson-hole": {"geojson": {"type": "Polygon", "coordinates": GEO_RINGS}},
     "municipalities": {"municipalities": ["0153", "0164"]},
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -286,10 +287,16 @@ def _event_code(value: str) -> str:
             _alert(area=f"<circle>{LAT},{LON} 2</circle><circle>{LAT},{LON} 3</circle>"),
             "more than one circle",
         ),
+        (_alert(info_extra=_event_code("x")), "not expected"),
         (
-            _alert(info_extra="<eventCode><valueName>burgernet:type</valueName><value>x</value></eventCode>"),
-            "",
+            _alert().replace(
+                b"</certainty>\n    <expires>", b"</certainty>" + _event_code("x").encode() + b"<expires>"
+            ),
+            "not an action",
         ),
+        (_alert(area="<circle>52.2,6.8 1e999</circle>"), "radius_m"),
+        (_alert(area="<circle>40.0,6.8 2</circle>"), "outside the Netherlands"),
+        (_alert().replace(b"<headline>Vermist: jongen (8)", b"<headline>" + b"x" * 200), "160"),
     ],
     ids=[
         "empty",
@@ -304,6 +311,10 @@ def _event_code(value: str) -> str:
         "fips",
         "two",
         "order",
+        "type",
+        "radius",
+        "abroad",
+        "long",
     ],
 )
 def test_invalid_cap_is_a_422_with_the_reason(client: TestClient, document: bytes, words: str) -> None:

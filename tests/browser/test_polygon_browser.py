@@ -43,7 +43,9 @@ def test_draw_a_polygon_preview_and_launch(live_room: LiveRoom, browser: Any, si
     expect(box).to_have_attribute("data-base", "ready")
     expect(page.locator("#polygon-tools")).to_be_hidden()  # only for the polygon kind
     page.get_by_label("Kop (kort: wat is er gebeurd)").fill("Overval juwelier, twee mannen op scooter")
-    page.get_by_label("Omschrijving (signalement, voertuig)").fill("Zwarte scooter, beide in donkere kleding.")
+    page.get_by_label("Omschrijving (signalement, voertuig)").fill(
+        "Zwarte scooter, beide in donkere kleding."
+    )
     page.get_by_label("Zoek een plaats, straat of postcode").fill("Enschede")
     page.get_by_label("Zoek een plaats, straat of postcode").press("Enter")
     expect(page.locator("#lookup-result")).to_contain_text("Enschede")
