@@ -143,16 +143,15 @@ def cap_router(
     )
     async def cap_in(request: Request) -> ActionOut:
         """Store a CAP 1.2 alert as a draft action (Update and Cancel are refused for now)."""
-        body = await request.body()
         try:
-            alert = read_alert(body)
+            alert = read_alert(await request.body())
         except CapError as exc:
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body"], str(exc))]) from exc
         if alert.msg_type != "Alert":
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body", "msgType"], _not_yet(alert))])
         try:
             # The same checks as an action posted as JSON: lengths, blanks, the area inside the country.
-            body = ActionIn.model_validate(
+            fields = ActionIn.model_validate(
                 {
                     "type": alert.type,
                     "headline": alert.headline,
@@ -169,15 +168,15 @@ def cap_router(
             detail = [_problem(["body", *e["loc"]], e["msg"]) for e in exc.errors(include_url=False)]
             raise HTTPException(UNPROCESSABLE, detail=detail) from exc
         draft = ActionDraft(
-            type=body.type,
-            headline=body.headline,
-            description=body.description,
-            instruction=body.instruction,
-            area=body.area.stored(),
-            expires_at=body.expires_at,
-            urgency=body.urgency,
-            severity=body.severity,
-            certainty=body.certainty,
+            type=fields.type,
+            headline=fields.headline,
+            description=fields.description,
+            instruction=fields.instruction,
+            area=fields.area.stored(),
+            expires_at=fields.expires_at,
+            urgency=fields.urgency,
+            severity=fields.severity,
+            certainty=fields.certainty,
         )
         try:
             action = service.create(draft, actor=f"cap:{alert.sender}"[:120], created_by="cap")
