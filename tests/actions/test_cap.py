@@ -356,3 +356,15 @@ def test_atom_feed_lists_the_running_actions(client: TestClient, clock: FixedClo
     assert links == [f"https://burgernet.example/api/v1/actions/{running['id']}/cap"]
     assert feed.xpath("a:entry/a:title/text()", namespaces=atom) == [running["headline"]]
     assert client.get("/api/v1/cap/feed").status_code == 401
+
+
+def test_several_cap_polygons_become_one_multipolygon(client: TestClient) -> None:
+    ring = " ".join(f"{a},{b}" for a, b in SQUARE)
+    east = " ".join(f"{a},{b + 0.1}" for a, b in SQUARE)
+    response = client.post(
+        "/api/v1/cap", headers=CAP, content=_alert(area=f"<polygon>{ring}</polygon><polygon>{east}</polygon>")
+    )
+    assert response.status_code == 201, response.text
+    area = response.json()["area"]["geojson"]
+    assert area["type"] == "MultiPolygon"
+    assert area["coordinates"][1][0][0] == [SQUARE[0][1] + 0.1, SQUARE[0][0]]
