@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError
 
 from bot.api.actions import actions_router
+from bot.api.cap import cap_router
 from bot.channels.simulator import simulator_router
 from bot.controlroom.router import controlroom_router
 from bot.http_guards import GuardHeadersMiddleware, ProxyHeadersMiddleware, guard_headers, trusted_proxies
@@ -93,6 +94,16 @@ def create_app(runtime: Runtime) -> FastAPI:
             texts=runtime.texts,
             on_queued=runtime.wake_dispatcher,
             vault=runtime.vault,
+        )
+    )
+    app.include_router(
+        cap_router(
+            sessions=runtime.sessions,
+            settings=runtime.settings,
+            clock=runtime.clock,
+            book=runtime.book,
+            texts=runtime.texts,
+            catalogue=runtime.catalogue,
         )
     )
     app.include_router(privacy_router(runtime.settings))

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from storage.geo import PostcodeBook, distance_m
 from storage.models import Action, ApprovalRule, Operator, OperatorRegion, Region
-from storage.targeting import Circle, Municipalities, parse_area
+from storage.targeting import Area, Municipalities, Polygon, parse_area
 
 EVERYWHERE = "Heel Nederland"
 ANY_TYPE = "*"
@@ -46,17 +46,21 @@ class Coverage:
         return sorted(set(touched) - self.codes)
 
 
-def touched_municipalities(book: PostcodeBook, area: Circle | Municipalities) -> set[str]:
+def touched_municipalities(book: PostcodeBook, area: Area) -> set[str]:
     """The CBS codes of every municipality an area touches.
 
-    A circle touches the municipality of every PC4 centre inside it, and always that of the PC4 centre
-    nearest to its middle (a small circle may hold no centre at all). Other area shapes (polygons) go
-    through `municipalities_of_points`, from the PC4 centres or reach points their selection finds.
+    A circle or a polygon touches the municipality of every PC4 centre inside it, and always that of
+    the PC4 centre nearest to its middle (a small area may hold no centre at all).
     """
     if isinstance(area, Municipalities):
         return set(area.codes)
-    inside = {place.municipality_code for place in book.within(area.lat, area.lon, area.radius_m)}
-    nearest = min(book, key=lambda p: distance_m(area.lat, area.lon, p.lat, p.lon), default=None)
+    if isinstance(area, Polygon):
+        lat, lon = area.centre
+        inside = {p.municipality_code for p in book if area.contains(p.lat, p.lon)}
+    else:
+        lat, lon = area.lat, area.lon
+        inside = {place.municipality_code for place in book.within(lat, lon, area.radius_m)}
+    nearest = min(book, key=lambda p: distance_m(lat, lon, p.lat, p.lon), default=None)
     if nearest is not None:
         inside.add(nearest.municipality_code)
     return inside
@@ -75,9 +79,7 @@ def municipalities_of_points(book: PostcodeBook, postcodes: Iterable[str]) -> se
 
 def touched_by_action(book: PostcodeBook, action: Action) -> set[str]:
     """The municipalities an action's area touches."""
-    area = parse_area(action.area)
-    assert isinstance(area, Circle | Municipalities)
-    return touched_municipalities(book, area)
+    return touched_municipalities(book, parse_area(action.area))
 
 
 def coverage(session: Session, *, operator_id: int) -> Coverage:

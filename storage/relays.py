@@ -30,7 +30,7 @@ from storage.models import (
     Tip,
 )
 from storage.participants import audit, find_identity
-from storage.targeting import Circle, parse_area
+from storage.targeting import Circle, Polygon, parse_area
 from storage.vocabulary import ChannelKind, DeliveryStatus
 
 RELAY_RULES_VERSION = "2026-1"
@@ -272,6 +272,8 @@ def touches(
     """Whether a relay's area meets an action's: circles that overlap, a PC4 centre inside the action's
     circle, or a shared municipality when the action names municipalities."""
     area = parse_area(action_area)
+    if isinstance(area, Polygon):
+        return _touches_polygon(relay_area, area)
     if not isinstance(area, Circle):
         return bool(set(area.codes) & set(municipalities))
     if "circle" in relay_area:
@@ -282,6 +284,18 @@ def touches(
         distance_m(area.lat, area.lon, float(p["lat"]), float(p["lon"])) <= area.radius_m
         for p in relay_area.get("postcodes", ())
     )
+
+
+def _touches_polygon(relay_area: Mapping[str, Any], area: Polygon) -> bool:
+    """A relay circle whose centre lies inside the polygon or that reaches one of its corners, or a PC4
+    centre inside the polygon."""
+    if "circle" in relay_area:
+        c = relay_area["circle"]
+        lat, lon, radius = float(c["lat"]), float(c["lon"]), float(c["radius_m"])
+        return area.contains(lat, lon) or any(
+            distance_m(lat, lon, pt[0], pt[1]) <= radius for rings in area.parts for pt in rings[0]
+        )
+    return any(area.contains(float(p["lat"]), float(p["lon"])) for p in relay_area.get("postcodes", ()))
 
 
 def _reachable_relays(session: Session) -> list[tuple[Relay, int, ChannelKind, str]]:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, HTTPException, Path, Query, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from bot.alerts import AlertTexts
 from bot.api.auth import api_token_guard
@@ -47,6 +47,7 @@ from storage.models import (
     Urgency,
 )
 from storage.relays import relay_figures
+from storage.targeting import InvalidArea, parse_polygon
 
 MAX_HEADLINE = 160
 UNPROCESSABLE = 422
@@ -79,19 +80,73 @@ class CircleIn(BaseModel):
         return self
 
 
+class PointIn(BaseModel):
+    """A point (WGS84) in the Netherlands."""
+
+    lat: float
+    lon: float
+
+    @model_validator(mode="after")
+    def _inside(self) -> PointIn:
+        if not in_netherlands(self.lat, self.lon):
+            raise ValueError(f"the point {self.lat}, {self.lon} lies outside the Netherlands")
+        return self
+
+
 class AreaIn(BaseModel):
-    """Either a circle or a list of municipalities (CBS codes such as `0153` or names)."""
+    """One of: a circle; a polygon (CAP order, `[[lat, lon], ...]`, closed: the last point repeats the
+    first); a GeoJSON Polygon or MultiPolygon (`[lon, lat]`, holes allowed); a list of municipalities
+    (CBS codes such as `0153` or names). A polygon ranks recipients from `centre` when given, else from
+    its centroid."""
 
     circle: CircleIn | None = None
+    polygon: list[list[float]] | None = None
+    geojson: dict[str, Any] | None = None
+    centre: PointIn | None = None
     municipalities: list[str] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> AreaIn:
-        if (self.circle is None) == (self.municipalities is None):
-            raise ValueError("give exactly one of 'circle' or 'municipalities'")
+        given = [self.circle, self.polygon, self.geojson, self.municipalities]
+        if sum(1 for g in given if g is not None) != 1:
+            raise ValueError("give exactly one of 'circle', 'polygon', 'geojson' or 'municipalities'")
         if self.municipalities is not None and not [m for m in self.municipalities if m.strip()]:
             raise ValueError("municipalities must name at least one municipality")
+        if self.centre is not None and self.polygon is None and self.geojson is None:
+            raise ValueError("'centre' goes with a 'polygon' or 'geojson' area")
+        if self.polygon is not None or self.geojson is not None:
+            try:
+                shape = parse_polygon(self.stored())
+            except InvalidArea as exc:
+                raise ValueError(str(exc)) from exc
+            if not in_netherlands(*shape.centre):
+                raise ValueError(
+                    f"the polygon's centre {shape.centre[0]}, {shape.centre[1]} lies outside the Netherlands"
+                )
         return self
+
+    def stored(self) -> dict[str, Any]:
+        """The area as the action stores it."""
+        if self.circle is not None:
+            return {"circle": self.circle.model_dump()}
+        if self.municipalities is not None:
+            return {"municipalities": self.municipalities}
+        area: dict[str, Any] = (
+            {"polygon": self.polygon} if self.polygon is not None else {"geojson": self.geojson}
+        )
+        if self.centre is not None:
+            area["centre"] = self.centre.model_dump()
+        return area
+
+
+def _cap_spelling(value: Any) -> Any:
+    """CAP spells its values capitalised (`Immediate`, `Severe`, `Observed`): accept those too."""
+    return value.lower() if isinstance(value, str) else value
+
+
+UrgencyIn = Annotated[Urgency, BeforeValidator(_cap_spelling)]
+SeverityIn = Annotated[Severity, BeforeValidator(_cap_spelling)]
+CertaintyIn = Annotated[Certainty, BeforeValidator(_cap_spelling)]
 
 
 def _not_blank(value: str, name: str) -> str:
@@ -109,9 +164,9 @@ class ActionIn(BaseModel):
     instruction: str = Field(default="", max_length=MAX_INSTRUCTION)
     area: AreaIn
     expires_at: AwareDatetime
-    urgency: Urgency = Urgency.IMMEDIATE
-    severity: Severity = Severity.SEVERE
-    certainty: Certainty = Certainty.OBSERVED
+    urgency: UrgencyIn = Urgency.IMMEDIATE
+    severity: SeverityIn = Severity.SEVERE
+    certainty: CertaintyIn = Certainty.OBSERVED
     photo: str | None = Field(
         default=None,
         description="A JPEG or PNG photo, base64 (a `data:image/...;base64,` URL too); stored without EXIF. "
@@ -294,6 +349,11 @@ def _out(action: Action, counts: DeliveryCounts | None = None, photo: PhotoInfo 
     )
 
 
+def action_out(action: Action, counts: DeliveryCounts | None = None) -> ActionOut:
+    """An action as the API shows it, with its delivery counts when given."""
+    return _out(action, counts)
+
+
 def actions_router(
     *,
     sessions: SessionFactory,
@@ -348,11 +408,7 @@ def actions_router(
     @router.post("/actions", status_code=status.HTTP_201_CREATED)
     def create(body: ActionIn) -> ActionOut:
         """Create a draft action; nothing is sent until it is launched."""
-        area: dict[str, Any]
-        if body.area.circle is not None:
-            area = {"circle": body.area.circle.model_dump()}
-        else:
-            area = {"municipalities": body.area.municipalities or []}
+        area = body.area.stored()
         draft = ActionDraft(
             type=body.type,
             headline=body.headline,

@@ -15,7 +15,7 @@ from bot.controlroom.live import RecipientGroup
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM
 from bot.controlroom.tipfeed import TipView
 from storage.geo import PostcodeBook, distance_m
-from storage.targeting import Circle, Municipalities
+from storage.targeting import Circle, Municipalities, Polygon
 
 # A town with at least this many postcode areas gets its name on the offline map.
 LABELLED_TOWN_AREAS = 6
@@ -27,7 +27,7 @@ def map_config(
     cr: ControlRoom,
     *,
     lang: str = "nl",
-    area: Circle | Municipalities | None = None,
+    area: Circle | Municipalities | Polygon | None = None,
     groups: list[RecipientGroup] | None = None,
     tips: list[TipView] | None = None,
     pick: bool = False,
@@ -42,6 +42,7 @@ def map_config(
         "zoom": NL_ZOOM,
         "pick": pick,
         "circle": None,
+        "polygons": [],
         "area_points": [],
         "groups": [{"lat": g.lat, "lon": g.lon, "count": g.count} for g in groups or []],
         "tips": [_tip(tip) for tip in tips or [] if tip.lat is not None and tip.lon is not None],
@@ -53,6 +54,9 @@ def map_config(
     if isinstance(area, Circle):
         config["circle"] = {"lat": area.lat, "lon": area.lon, "radius_m": area.radius_m}
         config["centre"] = [area.lat, area.lon]
+    elif isinstance(area, Polygon):
+        config["polygons"] = [[[list(pt) for pt in ring] for ring in rings] for rings in area.parts]
+        config["centre"] = list(area.centre)
     elif isinstance(area, Municipalities):
         codes = set(area.codes)
         points = [[p.lat, p.lon] for p in cr.book if p.municipality_code in codes]

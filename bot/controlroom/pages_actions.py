@@ -47,12 +47,12 @@ from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType
 from storage.participants import audit
 from storage.relays import relay_figures
-from storage.targeting import Circle, Municipalities, parse_area
+from storage.targeting import Area, Circle, InvalidArea, Polygon, parse_area
 
 router = APIRouter()
 FORM_FIELDS = (
     *("type", "headline", "description", "instruction", "area_kind", "lat", "lon", "radius_m"),
-    *("postcode", "municipalities", "expires_minutes", "exercise"),
+    *("postcode", "municipalities", "polygon", "expires_minutes", "exercise"),
 )
 
 
@@ -151,6 +151,8 @@ async def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str,
     t = translator(cr.catalogue, lang)
     if values.get("area_kind") == "municipalities":
         return {"municipalities": values.get("municipalities", "").replace(";", ",").split(",")}
+    if values.get("area_kind") == "polygon":
+        return _polygon_area(values, t)
     lat, lon = values.get("lat", "").strip(), values.get("lon", "").strip()
     searched = values.get("postcode", "").strip()
     if (not lat or not lon) and searched:
@@ -165,13 +167,36 @@ async def _area(cr: ControlRoom, values: dict[str, str], lang: str) -> dict[str,
     return {"circle": {"lat": lat, "lon": lon, "radius_m": values.get("radius_m", "")}}
 
 
+def _polygon_area(values: dict[str, str], t: Any) -> dict[str, Any]:
+    """The form's polygon (CAP text: "lat,lon lat,lon ...", closed) and, when given, the point recipients
+    are ranked from. Raises FormProblem in the page's language."""
+    ring: list[list[float]] = []
+    for pair in values.get("polygon", "").split():
+        try:
+            lat, lon = (float(x) for x in pair.split(","))
+        except ValueError:
+            raise FormProblem(t("form.problem.polygon_numbers")) from None
+        ring.append([lat, lon])
+    area: dict[str, Any] = {"polygon": ring}
+    lat_text, lon_text = values.get("lat", "").strip(), values.get("lon", "").strip()
+    if lat_text and lon_text:
+        area["centre"] = {"lat": lat_text, "lon": lon_text}
+    try:
+        parse_area({"polygon": ring})
+    except InvalidArea as exc:
+        raise FormProblem(t(f"form.problem.polygon_{exc.reason}")) from None
+    return area
+
+
 def _problem_text(exc: ValidationError, values: dict[str, str], t: Any) -> str:
     """Pydantic's English errors as one sentence per field the operator can fix, in the page's language."""
     parts: list[str] = []
     for err in exc.errors():
         where = [str(x) for x in err["loc"]]
         if where[:1] == ["area"]:
-            if where[-1:] == ["radius_m"]:
+            if values.get("area_kind") == "polygon":
+                key = "point" if where[-1:] == ["centre"] else "polygon_outside"
+            elif where[-1:] == ["radius_m"]:
                 key = "radius"
             elif where[-1:] in (["lat"], ["lon"]):
                 key = "coordinates"
@@ -215,11 +240,7 @@ async def _draft_from_form(
         )
     except ValidationError as exc:
         raise FormProblem(_problem_text(exc, values, t)) from None
-    area: dict[str, Any]
-    if body.area.circle is not None:
-        area = {"circle": body.area.circle.model_dump()}
-    else:
-        area = {"municipalities": body.area.municipalities or []}
+    area = body.area.stored()
     draft = ActionDraft(
         type=body.type,
         headline=body.headline,
@@ -318,7 +339,15 @@ def _draft_values(action: Action) -> dict[str, str]:
         "radius_m": "2000",
     }
     circle = action.area.get("circle")
-    if circle is not None:
+    area = parse_area(action.area)
+    if isinstance(area, Polygon):
+        # The form edits one ring: a GeoJSON draft (from the API) shows its first outline.
+        ring = area.parts[0][0]
+        values |= {"area_kind": "polygon", "polygon": " ".join(f"{lat:.6f},{lon:.6f}" for lat, lon in ring)}
+        centre = action.area.get("centre")
+        if centre is not None:
+            values |= {"lat": f"{float(centre['lat']):.5f}", "lon": f"{float(centre['lon']):.5f}"}
+    elif circle is not None:
         values |= {
             "lat": f"{circle['lat']:.5f}",
             "lon": f"{circle['lon']:.5f}",
@@ -432,6 +461,10 @@ def _action_map(cr: ControlRoom, session: Session, action: Action) -> MapView:
     area = parse_area(action.area)
     if isinstance(area, Circle):
         view = view_for(centre=(area.lat, area.lon), radius_m=area.radius_m, tile_url=cr.tile_url)
+    elif isinstance(area, Polygon):
+        far = max(_approx_m(*area.centre, lat, lon) for rings in area.parts for lat, lon in rings[0])
+        view = view_for(centre=area.centre, radius_m=far, tile_url=cr.tile_url)
+        view.circle = None
     else:
         places = [p for p in cr.book if p.municipality_code in set(area.codes)]
         if places:
@@ -451,9 +484,8 @@ def _action_map(cr: ControlRoom, session: Session, action: Action) -> MapView:
     return view
 
 
-def _parsed_area(action: Action) -> Circle | Municipalities | None:
-    area = parse_area(action.area)
-    return area if isinstance(area, Circle | Municipalities) else None
+def _parsed_area(action: Action) -> Area:
+    return parse_area(action.area)
 
 
 def _approx_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

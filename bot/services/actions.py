@@ -40,7 +40,7 @@ from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, ActionStatus, DeliveryKind
 from storage.participants import audit
 from storage.regions import coverage, needs_approval, touched_by_action
-from storage.targeting import Circle, Municipalities, Recipient, parse_area, select_recipients
+from storage.targeting import InvalidArea, Recipient, parse_area, select_recipients
 from storage.vocabulary import ChannelKind
 
 
@@ -73,9 +73,19 @@ class Preview:
 
 
 def resolve_area(book: PostcodeBook, area: Mapping[str, Any]) -> dict[str, Any]:
-    """A circle as given, or municipality names and codes as sorted CBS codes. Raises InvalidAction."""
+    """A circle or polygon as given, or municipality names and codes as sorted CBS codes.
+
+    Raises InvalidAction.
+    """
     if area.get("circle") is not None:
         return {"circle": dict(area["circle"])}
+    if area.get("polygon") is not None or area.get("geojson") is not None:
+        try:
+            parse_area(area)
+        except InvalidArea as exc:
+            key = "polygon" if area.get("polygon") is not None else "geojson"
+            raise InvalidAction([Problem(("area", key), str(exc), "area")]) from exc
+        return dict(area)
     codes: list[str] = []
     problems = []
     for n, name in enumerate(area.get("municipalities") or []):
@@ -244,7 +254,6 @@ class ActionService:
 
     def _recipients(self, session: Session, action: Action, now: datetime) -> list[Recipient]:
         area = parse_area(action.area)
-        assert isinstance(area, Circle | Municipalities)
         found = select_recipients(session, area=area, at=now, timezone=self.settings.timezone)
         if action.exercise:
             # An exercise reaches only who opted in to exercises and the test participants.

@@ -13,6 +13,8 @@ from bench.fanout_bench import exactly_once, run
 def test_fanout_bench_runs_small(tmp_path: Path) -> None:
     figures = run(3_000, tmp_path / "bench.db", messages=100, rate_seconds=0.5, database_url=None)
     assert figures["recipients_5km"] > 0
+    assert 0 < figures["recipients_polygon"] < figures["recipients_5km"] * 1.2
+    assert figures["polygon_select_ms_median"] > 0
     assert figures["outbox_rows"] == figures["recipients_5km"]
     assert figures["dispatch_messages"] == 100
     assert figures["dispatch_ratio"] > 0

@@ -34,7 +34,7 @@ from storage.regions import (
     touched_municipalities,
 )
 from storage.reports import compute, month
-from storage.targeting import Circle, Municipalities
+from storage.targeting import Circle, Municipalities, parse_polygon
 from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, dispatch_settings, seed_person
 from tests.conftest import FixedClock
@@ -96,6 +96,28 @@ def test_a_circle_touches_the_municipalities_of_its_postcodes(book: PostcodeBook
     assert touched_municipalities(book, Municipalities(("0363", "0153"))) == {"0363", "0153"}
     assert Coverage(everywhere=False, codes=frozenset({"0153"})).missing({"0153", "0164"}) == ["0164"]
     assert Coverage(everywhere=True, codes=frozenset()).missing({"0153", "0164"}) == []
+
+
+def _square(centre: tuple[float, float], half_deg: float) -> dict[str, object]:
+    lat, lon = centre
+    ring = [
+        [lat - half_deg, lon - half_deg],
+        [lat - half_deg, lon + half_deg],
+        [lat + half_deg, lon + half_deg],
+        [lat + half_deg, lon - half_deg],
+        [lat - half_deg, lon - half_deg],
+    ]
+    return {"polygon": ring}
+
+
+def test_a_polygon_touches_the_municipalities_of_the_postcodes_inside_it(book: PostcodeBook) -> None:
+    small = touched_municipalities(book, parse_polygon(_square(ENSCHEDE, 0.02)))
+    assert small == {"0153"}
+    wide = touched_municipalities(book, parse_polygon(_square(ENSCHEDE, 0.15)))
+    assert {"0153", "0164"} <= wide
+    # A polygon too small to hold a PC4 centre still touches the municipality it lies in.
+    tiny = touched_municipalities(book, parse_polygon(_square((ENSCHEDE[0] + 0.003, ENSCHEDE[1]), 0.0003)))
+    assert tiny == {"0153"}
 
 
 @pytest.mark.usefixtures("regions")

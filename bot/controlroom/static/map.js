@@ -114,13 +114,16 @@
       const la = parseFloat(lat.value), lo = parseFloat(lon.value);
       return Number.isFinite(la) && Number.isFinite(lo) ? [la, lo] : null;
     };
+    const kind = () => (form.querySelector('input[name="area_kind"]:checked') || {}).value;
     const draw = () => {
       area.clearLayers();
       circle = null;
       const at = point();
       if (!at) return;
-      circle = L.circle(at, {...AREA, radius: Math.max(parseFloat(radius.value) || 0, 10), interactive: false});
-      area.addLayer(circle);
+      if (kind() !== "polygon") {
+        circle = L.circle(at, {...AREA, radius: Math.max(parseFloat(radius.value) || 0, 10), interactive: false});
+        area.addLayer(circle);
+      }
       area.addLayer(L.circleMarker(at, {radius: 5, color: "#fff", weight: 2, fillColor: "#a30000", fillOpacity: 1,
         className: "picked-point", interactive: false}));
     };
@@ -128,13 +131,78 @@
       lat.value = la.toFixed(6);
       lon.value = lo.toFixed(6);
       const circleKind = form.querySelector('input[name="area_kind"][value="circle"]');
-      if (circleKind) circleKind.checked = true;
+      if (circleKind && kind() !== "polygon") circleKind.checked = true;
       draw();
     };
-    map.on("click", (event) => setPoint(event.latlng.lat, event.latlng.lng));
+
+    // Polygon mode: each click on the map adds a corner; the first corner or Close closes the ring. The
+    // ring lives in the form's polygon field as CAP writes it ("lat,lon lat,lon ...", last = first), so
+    // it can also be typed or pasted, and the server checks it either way.
+    const ringText = form.elements.polygon;
+    const tools = document.getElementById("polygon-tools");
+    const state = document.getElementById("polygon-state");
+    const shape = L.layerGroup().addTo(map);
+    let corners = [], closed = false;
+    const readRing = () => {
+      const pts = ringText.value.trim().split(/\s+/).filter(Boolean).map((p) => p.split(",").map(Number));
+      if (pts.some((p) => p.length !== 2 || !p.every(Number.isFinite))) return;
+      const last = pts[pts.length - 1];
+      closed = pts.length >= 4 && pts[0][0] === last[0] && pts[0][1] === last[1];
+      corners = closed ? pts.slice(0, -1) : pts;
+    };
+    const writeRing = () => {
+      const ring = closed ? [...corners, corners[0]] : corners;
+      ringText.value = ring.map(([a, b]) => `${a.toFixed(6)},${b.toFixed(6)}`).join(" ");
+    };
+    const drawRing = () => {
+      shape.clearLayers();
+      el.dataset.polygon = closed ? "closed" : String(corners.length);
+      if (!corners.length) { state.textContent = ""; return; }
+      if (closed) shape.addLayer(L.polygon(corners, {...AREA, interactive: false, className: "drawn-polygon"}));
+      else if (corners.length > 1) shape.addLayer(L.polyline(corners, {...AREA, dashArray: "6 4", interactive: false}));
+      corners.forEach((corner, i) => {
+        const marker = L.circleMarker(corner, {radius: i === 0 && !closed ? 8 : 5, color: "#00468b", weight: 2,
+          fillColor: "#fff", fillOpacity: 1, className: `polygon-corner corner-${i}`});
+        if (i === 0) marker.on("click", (event) => { L.DomEvent.stopPropagation(event); closeRing(); });
+        shape.addLayer(marker);
+      });
+      state.textContent = (closed ? state.dataset.closed : state.dataset.open).replace("{count}", String(corners.length));
+    };
+    const closeRing = () => {
+      if (corners.length < 3) return;
+      closed = true;
+      writeRing();
+      drawRing();
+    };
+    const showTools = () => { tools.hidden = kind() !== "polygon"; draw(); };
+    map.on("click", (event) => {
+      if (kind() !== "polygon") { setPoint(event.latlng.lat, event.latlng.lng); return; }
+      if (closed) return;  // a closed polygon changes by Undo or Clear, not by a stray click
+      corners.push([event.latlng.lat, event.latlng.lng]);
+      writeRing();
+      drawRing();
+    });
+    document.getElementById("polygon-close").addEventListener("click", closeRing);
+    document.getElementById("polygon-undo").addEventListener("click", () => {
+      if (closed) closed = false;
+      else corners.pop();
+      writeRing();
+      drawRing();
+    });
+    document.getElementById("polygon-clear").addEventListener("click", () => {
+      corners = [];
+      closed = false;
+      writeRing();
+      drawRing();
+    });
+    ringText.addEventListener("input", () => { readRing(); drawRing(); });
+    for (const input of form.querySelectorAll('input[name="area_kind"]')) input.addEventListener("change", showTools);
     for (const input of [lat, lon, radius]) input.addEventListener("input", draw);
-    draw();
+    readRing();
+    drawRing();
+    showTools();
     if (circle) map.fitBounds(circle.getBounds(), {maxZoom: 15});
+    else if (corners.length > 1) map.fitBounds(L.latLngBounds(corners), {maxZoom: 15});
 
     // The place search: suggestions while typing, a pick centres the map and sets the point.
     let found = [], active = -1, asked = 0;
@@ -216,6 +284,11 @@
       const c = L.circle([config.circle.lat, config.circle.lon], {...AREA, radius: config.circle.radius_m, interactive: false});
       c.addTo(map);
       bounds.extend(c.getBounds());
+    }
+    for (const rings of config.polygons || []) {
+      const p = L.polygon(rings, {...AREA, interactive: false, className: "area-polygon"});
+      p.addTo(map);
+      bounds.extend(p.getBounds());
     }
     for (const [lat, lon] of config.area_points) {
       const c = L.circle([lat, lon], {...AREA, radius: 1500, weight: 0, fillOpacity: 0.18, interactive: false});

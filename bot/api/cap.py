@@ -1,0 +1,202 @@
+"""CAP 1.2 in the REST API: an action as a CAP alert, an Atom feed of the running ones, and CAP in.
+
+`GET /api/v1/actions/{id}/cap` answers `application/cap+xml`; `GET /api/v1/cap/feed` lists the active
+actions' CAP links as Atom (the form alert aggregators poll); `POST /api/v1/cap` takes a CAP 1.2 alert
+and stores a draft action from it (nothing is sent until an operator launches it). An Update or Cancel
+that references one of our actions is refused with 422 until updating and cancelling actions exist.
+Like every `/api/v1` route these need the bearer `API_TOKEN`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from pydantic import ValidationError
+
+from bot.alerts import AlertTexts
+from bot.api.actions import ActionIn, ActionOut, action_out
+from bot.api.auth import api_token_guard
+from bot.cap.document import (
+    MEDIA_TYPE,
+    CapAlert,
+    CapError,
+    alert_xml,
+    cap_time,
+    describe_area,
+    identifier_of,
+    read_alert,
+)
+from bot.clock import Clock
+from bot.config import Settings
+from bot.services.actions import ActionService, InvalidAction
+from bot.texts import Catalogue
+from storage.actions import ActionDraft, ActionNotFound, DeliveryCounts, get_action, list_actions
+from storage.db import SessionFactory
+from storage.geo import PostcodeBook
+from storage.models import Action, ActionStatus
+from storage.targeting import parse_area
+
+UNPROCESSABLE = 422
+MAX_ID = 2**31 - 1
+# A CAP alert without `expires` runs this long (our actions always end).
+DEFAULT_RUN = timedelta(hours=2)
+ATOM = "application/atom+xml"
+
+
+def cap_sender(settings: Settings) -> str:
+    """Our CAP `sender`: a name at the host of PUBLIC_BASE_URL (no spaces or commas, as CAP asks)."""
+    return f"burgernet@{urlsplit(settings.public_base_url).hostname or 'localhost'}"
+
+
+def public_page(settings: Settings, action: Action) -> str:
+    """The action's public page."""
+    return f"{settings.public_base_url.rstrip('/')}/a/{action.code}"
+
+
+def cap_router(
+    *,
+    sessions: SessionFactory,
+    settings: Settings,
+    clock: Clock,
+    book: PostcodeBook,
+    texts: AlertTexts,
+    catalogue: Catalogue,
+) -> APIRouter:
+    """The CAP routes under `/api/v1`."""
+    router = APIRouter(prefix="/api/v1", tags=["cap"], dependencies=[Depends(api_token_guard(settings))])
+    service = ActionService(sessions=sessions, clock=clock, book=book, texts=texts, settings=settings)
+    sender = cap_sender(settings)
+
+    def area_desc(action: Action) -> str:
+        figures = describe_area(parse_area(action.area))
+        kind = figures.pop("kind")
+        if kind == "municipalities":
+            names = book.municipalities()
+            figures = {"names": ", ".join(names.get(c, c) for c in figures["codes"])}
+        return catalogue.render("nl", f"cap.area.{kind}", **figures)
+
+    def document(action: Action) -> bytes:
+        return alert_xml(
+            action,
+            sender=sender,
+            web=public_page(settings, action),
+            event=catalogue.render("nl", f"action.type.{action.type.value}"),
+            area_desc=area_desc(action),
+            exercise=action.exercise,
+        )
+
+    @router.get(
+        "/actions/{action_id}/cap",
+        response_class=Response,
+        responses={200: {"content": {MEDIA_TYPE: {}}, "description": "A CAP 1.2 alert"}},
+    )
+    def cap_out(action_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+        """The action as a CAP 1.2 alert: Alert while it runs, Update once closed, Cancel once cancelled."""
+        with sessions() as session:
+            try:
+                action = get_action(session, action_id=action_id)
+            except ActionNotFound as exc:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}") from exc
+            return Response(document(action), media_type=MEDIA_TYPE)
+
+    @router.get(
+        "/cap/feed", response_class=Response, responses={200: {"content": {ATOM: {}}, "description": "Atom"}}
+    )
+    def feed(request: Request) -> Response:
+        """An Atom feed of the active actions, each entry linking to its CAP alert."""
+        with sessions() as session:
+            active = list_actions(session, status=ActionStatus.ACTIVE, limit=500)
+        base = settings.public_base_url.rstrip("/")
+        updated = max((a.launched_at or a.created_at for a in active), default=clock())
+        entries = []
+        for action in active:
+            link = f"{base}/api/v1/actions/{action.id}/cap"
+            entries.append(
+                "<entry>"
+                f"<id>urn:burgernet:{escape(identifier_of(action))}</id>"
+                f"<title>{escape(action.headline)}</title>"
+                f"<updated>{cap_time(action.launched_at or action.created_at)}</updated>"
+                f"<summary>{escape(action.description)}</summary>"
+                f'<link rel="alternate" type="{MEDIA_TYPE}" href="{escape(link)}"/>'
+                f'<link rel="related" type="text/html" href="{escape(public_page(settings, action))}"/>'
+                "</entry>"
+            )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<id>urn:burgernet:cap-feed:{escape(sender)}</id>"
+            f"<title>{escape(catalogue.render('nl', 'cap.feed_title'))}</title>"
+            f"<updated>{cap_time(updated)}</updated>"
+            f"<author><name>{escape(sender)}</name></author>"
+            f'<link rel="self" href="{escape(base + request.url.path)}"/>' + "".join(entries) + "</feed>"
+        )
+        return Response(body.encode(), media_type=ATOM)
+
+    @router.post(
+        "/cap",
+        status_code=status.HTTP_201_CREATED,
+        openapi_extra={"requestBody": {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    async def cap_in(request: Request) -> ActionOut:
+        """Store a CAP 1.2 alert as a draft action (Update and Cancel are refused for now)."""
+        try:
+            alert = read_alert(await request.body())
+        except CapError as exc:
+            raise HTTPException(UNPROCESSABLE, detail=[_problem(["body"], str(exc))]) from exc
+        if alert.msg_type != "Alert":
+            raise HTTPException(UNPROCESSABLE, detail=[_problem(["body", "msgType"], _not_yet(alert))])
+        try:
+            # The same checks as an action posted as JSON: lengths, blanks, the area inside the country.
+            fields = ActionIn.model_validate(
+                {
+                    "type": alert.type,
+                    "headline": alert.headline,
+                    "description": alert.description,
+                    "instruction": alert.instruction,
+                    "area": alert.area,
+                    "expires_at": alert.expires_at or clock() + DEFAULT_RUN,
+                    "urgency": alert.urgency,
+                    "severity": alert.severity,
+                    "certainty": alert.certainty,
+                }
+            )
+        except ValidationError as exc:
+            detail = [_problem(["body", *e["loc"]], e["msg"]) for e in exc.errors(include_url=False)]
+            raise HTTPException(UNPROCESSABLE, detail=detail) from exc
+        draft = ActionDraft(
+            type=fields.type,
+            headline=fields.headline,
+            description=fields.description,
+            instruction=fields.instruction,
+            area=fields.area.stored(),
+            expires_at=fields.expires_at,
+            urgency=fields.urgency,
+            severity=fields.severity,
+            certainty=fields.certainty,
+        )
+        try:
+            action = service.create(draft, actor=f"cap:{alert.sender}"[:120], created_by="cap")
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_problem(["body", *p.loc], p.message) for p in exc.problems]
+            ) from exc
+        return action_out(action, DeliveryCounts({}))
+
+    def _not_yet(alert: CapAlert) -> str:
+        ours = [ref for ref in alert.references.split() if ref.split(",")[0] == sender]
+        if not ours:
+            return f"a CAP {alert.msg_type} must reference one of our alerts (sender {sender})"
+        return (
+            f"a CAP {alert.msg_type} of one of our actions is not supported yet; "
+            "change the action in the control room"
+        )
+
+    return router
+
+
+def _problem(loc: list[Any], message: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": message, "type": "value_error"}
