@@ -131,14 +131,14 @@ async def wired(
     async def on_status(_update: StatusUpdate) -> None:
         return None
 
-    twilio = TwilioChannel(settings, inbox.receive, on_status, clock, first_time=inbox.first_time)
-    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
+    twilio = TwilioChannel(settings, clock)
+    telegram = TelegramChannel(settings, clock, per_chat_interval=0)
     senders.update(dict.fromkeys(twilio.kinds, twilio))
     senders[ChannelKind.TELEGRAM] = telegram
-    await telegram.start()
+    await telegram.start(inbox.receive)
     app = FastAPI()
-    app.include_router(twilio.router())
-    app.include_router(telegram.router())
+    app.include_router(twilio.router(inbox.receive, on_status, first_time=inbox.first_time))
+    app.include_router(telegram.router(inbox.receive))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
             yield Wired(http, sessions, twilio_api, telegram_api)
