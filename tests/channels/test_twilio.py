@@ -99,7 +99,7 @@ async def channel(fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock) ->
 
 
 @pytest.fixture
-async def client(channel: TwilioChannel) -> AsyncIterator[httpx.AsyncClient]:
+async def client(channel: TwilioChannel, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(channel.router(recorder.on_message, recorder.on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
