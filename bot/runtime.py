@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -280,15 +280,16 @@ def build_runtime(
     )
 
     # Conversations: from a message to a flow step, once and in order per sender.
-    router = ConversationRouter(
+    router = conversation_router(
+        settings,
         sessions=sessions,
         vault=vault,
         book=book,
         parser=parser,
         catalogue=catalogue,
-        settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
+        tips=tips,
+        flows=flows or [],
         on_code_queued=dispatcher.wake,
     )
     inbox = Inbox(
@@ -334,6 +335,33 @@ def build_runtime(
         inbox=inbox,
         subsystems=subsystems,
         simulator_on=settings.simulator_runs,
+    )
+
+
+def conversation_router(
+    settings: Settings,
+    *,
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    parser: Parser,
+    catalogue: Catalogue,
+    clock: Clock,
+    tips: TipServices,
+    flows: Sequence[Flow] = (),
+    on_code_queued: Callable[[], None] | None = None,
+) -> ConversationRouter:
+    """The conversation router with every flow the bot runs (reconfirmation, relays, tips, then `flows`)."""
+    return ConversationRouter(
+        sessions=sessions,
+        vault=vault,
+        book=book,
+        parser=parser,
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *flows],
+        on_code_queued=on_code_queued,
     )
 
 

@@ -531,9 +531,7 @@ async def test_inbound_call_greets_and_gathers(client: httpx.AsyncClient) -> Non
 async def test_digit_1_without_a_control_room_phone_offers_a_recording(
     fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
 ) -> None:
-    twilio = TwilioChannel(
-        make_settings(fake.base_url, controlroom_phone=None), clock
-    )
+    twilio = TwilioChannel(make_settings(fake.base_url, controlroom_phone=None), clock)
     app = FastAPI()
     app.include_router(twilio.router(recorder.on_message, recorder.on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
@@ -581,9 +579,7 @@ async def test_sms_from_a_messaging_service(
     fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
 ) -> None:
     service = "MG" + "1" * 32
-    twilio = TwilioChannel(
-        make_settings(fake.base_url, twilio_sms_from=service), clock
-    )
+    twilio = TwilioChannel(make_settings(fake.base_url, twilio_sms_from=service), clock)
     await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
     await twilio.aclose()
     [sent] = fake.messages()
@@ -712,9 +708,7 @@ async def test_timeout_is_retryable(recorder: Recorder, clock: FixedClock) -> No
         raise httpx.ReadTimeout("no answer", request=request)
 
     http = HttpxTwilioClient(transport=httpx.MockTransport(time_out))
-    twilio = TwilioChannel(
-        make_settings("http://127.0.0.1:9"), clock, http
-    )
+    twilio = TwilioChannel(make_settings("http://127.0.0.1:9"), clock, http)
     with pytest.raises(RetryableSendError):
         await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
     await http.aclose()
