@@ -221,7 +221,6 @@ def build_runtime(
     *,
     clock: Clock = utcnow,
     run_migrations: bool = True,
-    flows: list[Flow] | None = None,
     telegram_options: dict[str, Any] | None = None,
     twilio_http: Any = None,
     timings: Timings | None = None,
@@ -289,7 +288,6 @@ def build_runtime(
         catalogue=catalogue,
         clock=clock,
         tips=tips,
-        flows=flows or [],
         on_code_queued=dispatcher.wake,
     )
     inbox = Inbox(
