@@ -76,7 +76,9 @@ class CallReplies:
 CALL_REPLIES: ContextVar[CallReplies | None] = ContextVar("twilio_call_replies", default=None)
 
 
-async def _hand_on_call_input(on_message: OnMessage, incoming: IncomingMessage, call_sid: str) -> list[str]:
+async def _hand_on_call_input(
+    on_message: OnMessage, incoming: IncomingMessage, call_sid: str
+) -> list[str]:
     replies = CallReplies(caller=incoming.sender, call_sid=call_sid)
     token = CALL_REPLIES.set(replies)
     try:
