@@ -6,13 +6,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from scheduler.jobs import JobContext
 
 T = TypeVar("T")
 
@@ -300,12 +303,25 @@ def test_participant_command(
     console.print(f"participant {participant.id} is {'no longer ' if off else ''}a test participant")
 
 
+def _job_context_with_channels(settings: Settings) -> JobContext:
+    from bot.runtime import runtime_job_context
+
+    return runtime_job_context(settings)
+
+
+def _job_context_on_storage(settings: Settings) -> JobContext:
+    from bot.runtime import storage_job_context
+
+    return storage_job_context(settings)
+
+
 def _register_commands() -> None:
     from bot.controlroom.cli import register as register_accounts
-    from scheduler.cli import register
+    from scheduler.cli import JobContexts, register
 
     register_accounts(cli)
-    register(cli)
+    # The scheduler's commands get their job contexts from the composition root, handed in from here.
+    register(cli, JobContexts(with_channels=_job_context_with_channels, storage_only=_job_context_on_storage))
 
 
 _register_commands()

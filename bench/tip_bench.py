@@ -41,7 +41,7 @@ from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
 from bot.messages import OutgoingMessage
 from bot.runtime import Runtime, build_runtime
-from bot.tips.wiring import Timings, TipServices
+from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from storage.db import make_engine, migrate, session_factory, transaction
 from storage.vocabulary import ChannelKind
@@ -77,8 +77,7 @@ def utcnow() -> datetime:
 
 def build_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> tuple[FastAPI, Runtime]:
     """The app exactly as the runtime wires it, tips attached; replies go to a sender that accepts them."""
-    tips = TipServices.deferred(settings, timings=Timings(stream_poll_s=0.5))
-    runtime = build_runtime(settings, clock=clock, run_migrations=False, tips=tips)
+    runtime = build_runtime(settings, clock=clock, run_migrations=False, timings=Timings(stream_poll_s=0.5))
     accepting = AcceptingSender()
     # The inbox reads this mapping when it replies: the bench measures tips, not the provider.
     for kind in list(runtime.senders):

@@ -73,8 +73,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             await asyncio.to_thread(storage_answers)
         except Exception:
             return JSONResponse({"status": "unavailable", "storage": "down"}, status_code=503)
-        scheduler = runtime.scheduler
-        if runtime.settings.scheduler.enabled and (scheduler is None or not scheduler.is_running):
+        if runtime.settings.scheduler.enabled and not runtime.scheduler.is_running:
             return JSONResponse({"status": "starting", "scheduler": "down"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

@@ -1,9 +1,15 @@
-"""Builds every long-lived object from the settings, in one place, and hands them to the app.
+"""The composition root: builds every long-lived object from the settings, in one straight line.
+
+The order is storage (engine, sessions, vault, postcode book) → catalogue, parser, geocoder → senders
+(Telegram, Twilio, simulator) → dispatcher → tips → scheduler → conversations (router, inbox) → the
+channels' receiving side (webhooks, polling) → web routes. Each part is a `Subsystem` (start, stop, the
+routes it serves); the runtime starts them in order and stops them in reverse.
 
 What is wired depends on the settings: Telegram when `TELEGRAM_BOT_TOKEN` is set, Twilio (SMS, WhatsApp,
 voice) when `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN` are. The simulator (`SIMULATOR=true`) carries
 every channel, and runs only when no real provider is configured (`Settings.simulator_runs` says why).
-The dispatcher and the scheduler always run with the server.
+The dispatcher and the scheduler always run with the server. Tests and benchmarks build the app with
+these same functions; `clock`, `telegram_options`, `twilio_http` and `timings` are the hooks they may set.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter
 from sqlalchemy.engine import Engine
@@ -24,6 +30,7 @@ from bot.channels.base import Channel
 from bot.channels.simulator import SimulatorChannel
 from bot.clock import Clock, utcnow
 from bot.config import Settings
+from bot.controlroom.tipfeed import TipFeed
 from bot.conversations import ConversationRouter
 from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
@@ -32,8 +39,10 @@ from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
 from bot.texts import Catalogue
-from bot.tips.wiring import TipServices
+from bot.tips.wiring import Timings, TipServices
 from nlu.types import Parser
+from scheduler.jobs import JobContext
+from scheduler.service import SchedulerService
 from storage.actions import apply_status
 from storage.crypto import DataVault, load_or_create_key, split_keys
 from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
@@ -41,19 +50,79 @@ from storage.geo import PostcodeBook
 from storage.models import ProcessedEvent
 from storage.vocabulary import ChannelKind, StatusUpdate
 
-if TYPE_CHECKING:
-    from bot.controlroom.tipfeed import TipFeed
-    from scheduler.jobs import JobContext
-    from scheduler.service import SchedulerService
-
 log = logging.getLogger(__name__)
 
-Hook = Callable[[], Awaitable[Any]]
+
+class Subsystem(Protocol):
+    """A part of the running system: started in order, stopped in reverse, serving its routes."""
+
+    async def start(self) -> None:
+        """Start background work (returns once it runs)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop background work and release what it holds."""
+        ...
+
+    def routes(self) -> list[APIRouter]:
+        """The HTTP routes it serves (webhooks, APIs); empty for none."""
+        ...
+
+
+class BackgroundTask:
+    """A long-running coroutine as a subsystem: started as a task, ended by its `stop` callback."""
+
+    def __init__(
+        self, name: str, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], None]
+    ) -> None:
+        self._name = name
+        self._run = run
+        self._stop = stop
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the coroutine as a task."""
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        """Ask it to end and wait a while; cancel it if it does not."""
+        self._stop()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def routes(self) -> list[APIRouter]:
+        """No routes."""
+        return []
+
+
+class Closing:
+    """Something that only needs closing at the end (the geocoder's HTTP client) as a subsystem."""
+
+    def __init__(self, close: Callable[[], Awaitable[Any]]) -> None:
+        self._close = close
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Close it."""
+        await self._close()
+
+    def routes(self) -> list[APIRouter]:
+        """No routes."""
+        return []
 
 
 @dataclass
 class Runtime:
-    """The wired system: storage, catalogue, NLU, router, inbox, channels, outbox and scheduler."""
+    """The wired system: storage, catalogue, NLU, senders, dispatcher, tips, scheduler and conversations."""
 
     settings: Settings
     clock: Clock
@@ -63,35 +132,43 @@ class Runtime:
     book: PostcodeBook
     catalogue: Catalogue
     parser: Parser
-    router: ConversationRouter
-    inbox: Inbox
+    geocoder: Geocoder
+    """Place names to coordinates: the form's search and tips' places."""
     simulator: SimulatorChannel
     senders: dict[ChannelKind, Channel]
     texts: AlertTexts
     dispatcher: Dispatcher
-    scheduler: SchedulerService | None = None
-    tip_feed: TipFeed | None = None
-    geocoder: Geocoder | None = None
-    """Place names to coordinates: the form's search and tips' places."""
+    tips: TipServices
+    scheduler: SchedulerService
+    router: ConversationRouter
+    inbox: Inbox
+    subsystems: list[Subsystem]
+    """Started in this order, stopped in reverse."""
     simulator_on: bool = False
     """The simulator carries every channel and its page and API are served (no real provider is set)."""
-    routers: list[APIRouter] = field(default_factory=list)
-    """Provider webhooks and feature APIs, included by the app."""
-    on_start: list[Hook] = field(default_factory=list)
-    on_stop: list[Hook] = field(default_factory=list)
+
+    @property
+    def tip_feed(self) -> TipFeed:
+        """The control room's tips."""
+        return self.tips.feed
+
+    @property
+    def routers(self) -> list[APIRouter]:
+        """Provider webhooks and feature APIs the subsystems serve, included by the app."""
+        return [router for part in self.subsystems for router in part.routes()]
 
     async def start(self) -> None:
-        """Start background work (polling, dispatcher, scheduler)."""
-        for hook in self.on_start:
-            await hook()
+        """Start the subsystems in order (polling, dispatcher, tips, scheduler)."""
+        for part in self.subsystems:
+            await part.start()
 
     async def stop(self) -> None:
-        """Stop background work, newest first."""
-        for hook in reversed(self.on_stop):
+        """Stop the subsystems, last started first; one that fails does not keep the rest running."""
+        for part in reversed(self.subsystems):
             try:
-                await hook()
+                await part.stop()
             except Exception:
-                log.exception("a stop hook failed; stopping the rest")
+                log.exception("a subsystem failed to stop; stopping the rest")
         self.engine.dispose()
 
     def wake_dispatcher(self) -> None:
@@ -139,45 +216,21 @@ def make_parser(settings: Settings) -> Parser:
     )
 
 
-def _background(
-    name: str, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], None]
-) -> tuple[Hook, Hook]:
-    """Start/stop hooks for a long-running coroutine that ends when `stop()` is called."""
-    task: asyncio.Task[None] | None = None
-
-    async def start() -> None:
-        nonlocal task
-        task = asyncio.create_task(run(), name=name)
-
-    async def finish() -> None:
-        stop()
-        if task is not None:
-            try:
-                await asyncio.wait_for(task, timeout=10)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    return start, finish
-
-
 def build_runtime(
     settings: Settings,
     *,
     clock: Clock = utcnow,
     run_migrations: bool = True,
-    flows: list[Flow] | None = None,
     telegram_options: dict[str, Any] | None = None,
     twilio_http: Any = None,
-    tips: TipServices | None = None,
+    timings: Timings | None = None,
 ) -> Runtime:
-    """Wire the whole system from the settings.
+    """Wire the whole system from the settings, in one straight line.
 
     `telegram_options` and `twilio_http` let tests point the providers at local fakes (pacing off, a
-    custom HTTP client), `tips` lets them set the tip services' timings; the rest comes from the settings.
+    custom HTTP client), `timings` sets the tip services' polling and backoff; the rest is the settings'.
     """
-    tips = tips or TipServices.deferred(settings)
+    # Storage.
     if run_migrations:
         migrate(settings.database.url)
     engine = make_engine(settings.database.url)
@@ -185,58 +238,82 @@ def build_runtime(
     vault = make_vault(settings)
     book = PostcodeBook.load(settings.postcode_data)
     catalogue = Catalogue.load()
+    parser = make_parser(settings)
     geocoder = make_geocoder(
         book,
         url=settings.geocoder_url,
         timeout_s=settings.geocoder_timeout_s,
         municipality_label=municipality_label(catalogue),
     )
-    parser = make_parser(settings)
-    wiring = _Wiring()
-    router = ConversationRouter(
+
+    # Senders: every channel's sending side, by kind.
+    simulator = SimulatorChannel(clock=clock)
+    telegram, twilio = _provider_channels(settings, clock, catalogue, telegram_options or {}, twilio_http)
+    senders = _senders(settings, simulator, telegram, twilio)
+
+    # The one way out. Relayed alerts end with tip links to our own WhatsApp number and Telegram bot.
+    texts = AlertTexts.from_settings(catalogue, settings)
+    dispatcher = Dispatcher(sessions, senders, clock, settings, vault=vault, texts=texts)
+
+    tips = TipServices(
+        sessions=sessions,
+        vault=vault,
+        settings=settings,
+        clock=clock,
+        catalogue=catalogue,
+        senders=senders,
+        geocoder=geocoder,
+        book=book,
+        timings=timings,
+    )
+    scheduler = SchedulerService(
+        JobContext(
+            sessions=sessions,
+            settings=settings,
+            clock=clock,
+            vault=vault,
+            catalogue=catalogue,
+            senders=senders,
+            book=book,
+        )
+    )
+
+    # Conversations: from a message to a flow step, once and in order per sender.
+    router = conversation_router(
+        settings,
         sessions=sessions,
         vault=vault,
         book=book,
         parser=parser,
         catalogue=catalogue,
-        settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
-        on_code_queued=lambda: wiring.dispatcher_wake(),
+        tips=tips,
+        on_code_queued=dispatcher.wake,
     )
-    simulator = SimulatorChannel(clock=clock)
-    senders: dict[ChannelKind, Channel] = {}
-    if settings.simulator_runs:
-        senders.update(dict.fromkeys(simulator.kinds, simulator))
-    elif settings.simulator:
-        log.warning(
-            "the simulator is off: %s is configured, and a simulated sender could speak for a real person",
-            " and ".join(settings.real_providers),
-        )
     inbox = Inbox(
         handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
     )
 
-    def wake_dispatcher() -> None:
-        wiring.dispatcher_wake()
+    # The channels' receiving side hands messages to the inbox and receipts to the outbox.
+    receiving: list[Subsystem] = []
+    if telegram is not None:
+        receiving.append(telegram.receiving(inbox.receive))
+    if twilio is not None:
+        from bot.channels.twilio_webhooks import recorded_by_handler
 
-    _wire_providers(
-        settings,
-        wiring,
-        senders=senders,
-        inbox=inbox,
-        clock=clock,
-        catalogue=catalogue,
-        on_status=status_recorder(sessions, clock, wake_dispatcher),
-        telegram_options=telegram_options or {},
-        twilio_http=twilio_http,
-    )
-    # Relayed alerts end with tip links to our own WhatsApp number and Telegram bot.
-    texts = AlertTexts.from_settings(catalogue, settings)
-    dispatcher = Dispatcher(sessions, senders, clock, settings, vault=vault, texts=texts)
-    wiring.dispatcher_wake = dispatcher.wake
-    start, stop = _background("dispatcher", dispatcher.run, dispatcher.stop)
-    runtime = Runtime(
+        on_status = status_recorder(sessions, clock, dispatcher.wake)
+        receiving.append(twilio.receiving(inbox.receive, on_status, first_time=recorded_by_handler))
+
+    # Started in this order, stopped in reverse: the channels outlive the workers that send through them.
+    subsystems: list[Subsystem] = [
+        Closing(geocoder.aclose),
+        *receiving,
+        BackgroundTask("dispatcher", dispatcher.run, dispatcher.stop),
+        tips,
+    ]
+    if settings.scheduler.enabled:
+        subsystems.append(scheduler)
+    return Runtime(
         settings=settings,
         clock=clock,
         engine=engine,
@@ -245,70 +322,68 @@ def build_runtime(
         book=book,
         catalogue=catalogue,
         parser=parser,
-        router=router,
-        inbox=inbox,
+        geocoder=geocoder,
         simulator=simulator,
         senders=senders,
         texts=texts,
         dispatcher=dispatcher,
+        tips=tips,
+        scheduler=scheduler,
+        router=router,
+        inbox=inbox,
+        subsystems=subsystems,
         simulator_on=settings.simulator_runs,
-        routers=wiring.routers,
-        on_start=[*wiring.on_start, start],
-        on_stop=[geocoder.aclose, *wiring.on_stop, stop],
-        geocoder=geocoder,
     )
-    # Tips: their storage and senders, their API, the forwarder's start/stop and the control room's feed.
-    tips.bind(
+
+
+def conversation_router(
+    settings: Settings,
+    *,
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    parser: Parser,
+    catalogue: Catalogue,
+    clock: Clock,
+    tips: TipServices,
+    flows: Sequence[Flow] = (),
+    on_code_queued: Callable[[], None] | None = None,
+) -> ConversationRouter:
+    """The conversation router with every flow the bot runs (reconfirmation, relays, tips, then `flows`)."""
+    return ConversationRouter(
         sessions=sessions,
         vault=vault,
-        clock=clock,
-        catalogue=catalogue,
-        senders=senders,
-        geocoder=geocoder,
         book=book,
+        parser=parser,
+        catalogue=catalogue,
+        settings=settings,
+        clock=clock,
+        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *flows],
+        on_code_queued=on_code_queued,
     )
-    runtime.routers.append(tips.api_router())
-    runtime.on_start.append(tips.start)
-    runtime.on_stop.append(tips.stop)
-    runtime.tip_feed = tips.feed
-    runtime.scheduler = _attach_scheduler(runtime)
-    return runtime
 
 
 def job_context(runtime: Runtime) -> JobContext:
-    """The scheduler's jobs' context from the wired runtime."""
-    from scheduler.jobs import JobContext
+    """The scheduler's jobs' context of the wired runtime."""
+    return runtime.scheduler.context
 
+
+def runtime_job_context(settings: Settings) -> JobContext:
+    """The job context of the whole runtime (channels included): for running jobs that send."""
+    return job_context(build_runtime(settings))
+
+
+def storage_job_context(settings: Settings) -> JobContext:
+    """A job context on storage alone (no channels, no NLU): for listing jobs and reports."""
+    migrate(settings.database.url)
     return JobContext(
-        sessions=runtime.sessions,
-        settings=runtime.settings,
-        clock=runtime.clock,
-        vault=runtime.vault,
-        catalogue=runtime.catalogue,
-        senders=runtime.senders,
-        book=runtime.book,
+        sessions=session_factory(make_engine(settings.database.url)),
+        settings=settings,
+        clock=utcnow,
+        vault=make_vault(settings),
+        catalogue=Catalogue.load(),
+        book=PostcodeBook.load(settings.postcode_data),
     )
-
-
-def _attach_scheduler(runtime: Runtime) -> SchedulerService:
-    """The runtime's scheduler, hooked to its start and stop (unless SCHEDULER_ENABLED=false)."""
-    from scheduler.service import SchedulerService
-
-    service = SchedulerService(job_context(runtime))
-    if runtime.settings.scheduler.enabled:
-        runtime.on_start.append(service.start)
-        runtime.on_stop.append(service.stop)
-    return service
-
-
-@dataclass
-class _Wiring:
-    """What the providers add to the runtime while it is being built."""
-
-    routers: list[APIRouter] = field(default_factory=list)
-    on_start: list[Hook] = field(default_factory=list)
-    on_stop: list[Hook] = field(default_factory=list)
-    dispatcher_wake: Callable[[], None] = lambda: None
 
 
 def status_recorder(
@@ -339,42 +414,50 @@ def status_recorder(
     return record
 
 
-def _wire_providers(
+if TYPE_CHECKING:
+    from bot.channels.telegram import TelegramChannel
+    from bot.channels.twilio import TwilioChannel
+
+
+def _provider_channels(
     settings: Settings,
-    wiring: _Wiring,
-    *,
-    senders: dict[ChannelKind, Channel],
-    inbox: Inbox,
     clock: Clock,
     catalogue: Catalogue,
-    on_status: Callable[[StatusUpdate], Awaitable[None]],
     telegram_options: dict[str, Any],
     twilio_http: Any,
-) -> None:
+) -> tuple[TelegramChannel | None, TwilioChannel | None]:
+    """The providers the settings configure (their libraries are imported only when configured)."""
+    telegram = twilio = None
     if settings.telegram.bot_token:
         from bot.channels.telegram import TelegramChannel
 
-        telegram = TelegramChannel(settings, inbox.receive, clock, catalogue=catalogue, **telegram_options)
-        senders.update(dict.fromkeys(telegram.kinds, telegram))
-        wiring.routers.append(telegram.router())
-        wiring.on_start.append(telegram.start)
-        wiring.on_stop.append(telegram.stop)
+        telegram = TelegramChannel(settings, clock, catalogue=catalogue, **telegram_options)
     if settings.twilio.account_sid and settings.twilio.auth_token:
         from bot.channels.twilio import TwilioChannel
-        from bot.channels.twilio_webhooks import recorded_by_handler
 
-        twilio = TwilioChannel(
-            settings,
-            inbox.receive,
-            on_status,
-            clock,
-            twilio_http,
-            catalogue=catalogue,
-            first_time=recorded_by_handler,
+        twilio = TwilioChannel(settings, clock, twilio_http, catalogue=catalogue)
+    return telegram, twilio
+
+
+def _senders(
+    settings: Settings,
+    simulator: SimulatorChannel,
+    telegram: TelegramChannel | None,
+    twilio: TwilioChannel | None,
+) -> dict[ChannelKind, Channel]:
+    """Which channel sends each kind of message."""
+    senders: dict[ChannelKind, Channel] = {}
+    if settings.simulator_runs:
+        senders.update(dict.fromkeys(simulator.kinds, simulator))
+    elif settings.simulator:
+        log.warning(
+            "the simulator is off: %s is configured, and a simulated sender could speak for a real person",
+            " and ".join(settings.real_providers),
         )
-        senders.update(dict.fromkeys(twilio.kinds, twilio))
-        wiring.routers.append(twilio.router())
-        wiring.on_stop.append(twilio.aclose)
+    for channel in (telegram, twilio):
+        if channel is not None:
+            senders.update(dict.fromkeys(channel.kinds, channel))
     missing = [k.value for k in ChannelKind if k not in senders]
     if missing:
         log.warning("no provider carries %s: messages on it are not sent", ", ".join(missing))
+    return senders

@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import sqlalchemy as sa
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from fastapi import APIRouter
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
@@ -297,23 +300,40 @@ class LockFactory:
 # The service
 # --------------------------------------------------------------------------------------------------
 
-# Running services by key: the job store keeps only a textual reference to `run_scheduled` and the
-# job's arguments (pickled), so the running process needs a way back to its live objects.
-_RUNNING: dict[str, SchedulerService] = {}
+
+def run_scheduled(name: str) -> None:
+    """What the job store names for every job: the leading service's own executor runs the job by its id.
+
+    The job store keeps a textual reference and the job's arguments, never live objects; the service that
+    leads hands the due job to `SchedulerService.run_due` through `_ServiceExecutor`, so nothing has to
+    find the service again through a process-wide table.
+    """
+    raise JobNotScheduled(name)
 
 
-async def run_scheduled(service_key: str, name: str) -> None:
-    """What the job store calls: run a job on the live service (skipped when it is busy elsewhere)."""
-    service = _RUNNING.get(service_key)
-    if service is None:
-        log.warning("job %s fired without a running scheduler service %s", name, service_key)
-        return
-    try:
-        await service.run_job(name)
-    except JobBusy:
-        log.info("job %s is already running elsewhere; this run skipped", name)
-    except Exception:
-        log.exception("job %s failed", name)
+class JobNotScheduled(RuntimeError):
+    """A stored job was run by an executor other than its service's own."""
+
+
+class _ServiceExecutor(AsyncIOExecutor):
+    """APScheduler's asyncio executor, running each due job on the service that made it."""
+
+    def __init__(self, run: Callable[[str], Awaitable[None]]) -> None:
+        super().__init__()
+        self._run = run
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        def finished(task: asyncio.Future[None]) -> None:
+            self._pending_futures.discard(task)
+            error = None if task.cancelled() else task.exception()
+            if error is None:
+                self._run_job_success(job.id, [])
+            else:
+                self._run_job_error(job.id, error, error.__traceback__)
+
+        task = self._eventloop.create_task(self._run(job.id))
+        task.add_done_callback(finished)
+        self._pending_futures.add(task)
 
 
 class SchedulerService:
@@ -355,7 +375,6 @@ class SchedulerService:
 
     async def start(self) -> None:
         """Begin trying to lead (in the background; returns at once)."""
-        _RUNNING[self.key] = self
         self._stopping.clear()
         self._task = asyncio.create_task(self._lead(), name=f"scheduler-{self.key}")
 
@@ -369,8 +388,10 @@ class SchedulerService:
             self._task = None
         self._step_down()
         self._locks.dispose()
-        if _RUNNING.get(self.key) is self:
-            del _RUNNING[self.key]
+
+    def routes(self) -> list[APIRouter]:
+        """The scheduler serves no routes (`/healthz` asks `is_running`)."""
+        return []
 
     async def _lead(self) -> None:
         self._leader = self._locks.lock("leader")
@@ -394,6 +415,7 @@ class SchedulerService:
         self._jobstore_engine = _jobstore_engine(settings.database.url)
         scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._jobstore_engine, tablename=JOB_TABLE)},
+            executors={"default": _ServiceExecutor(self.run_due)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=settings.timezone,
         )
@@ -402,12 +424,12 @@ class SchedulerService:
             existing = scheduler.get_job(spec.name)
             if existing is not None and str(existing.trigger) == str(spec.trigger):
                 # Keep the stored next run time: a job missed while nobody led runs once on resume.
-                existing.modify(args=[self.key, spec.name])
+                existing.modify(func=run_scheduled, args=[spec.name])
             else:
                 scheduler.add_job(
                     run_scheduled,
                     trigger=spec.trigger,
-                    args=[self.key, spec.name],
+                    args=[spec.name],
                     id=spec.name,
                     name=spec.name,
                     replace_existing=True,
@@ -431,6 +453,15 @@ class SchedulerService:
         if self._leader is not None:
             self._leader.release()
         self.leading.clear()
+
+    async def run_due(self, name: str) -> None:
+        """Run a job whose time has come (skipped when it is busy elsewhere; a failure is logged)."""
+        try:
+            await self.run_job(name)
+        except JobBusy:
+            log.info("job %s is already running elsewhere; this run skipped", name)
+        except Exception:
+            log.exception("job %s failed", name)
 
     async def run_job(self, name: str) -> JobResult:
         """Run one job now, under its lock; raises JobBusy when it is running already."""

@@ -205,6 +205,10 @@ def file_base_url(api_base_url: str) -> str:
     return api_base_url.rstrip("/") + "/file/bot"
 
 
+class TelegramNotStarted(RuntimeError):
+    """An update arrived by polling before `start()` said where updates go."""
+
+
 class TelegramChannel:
     """Telegram in (polling, or `POST /webhooks/telegram` when TELEGRAM_WEBHOOK_SECRET is set) and out."""
 
@@ -213,7 +217,6 @@ class TelegramChannel:
     def __init__(
         self,
         settings: Settings,
-        on_message: OnMessage,
         clock: Callable[[], datetime],
         *,
         catalogue: Catalogue | None = None,
@@ -227,7 +230,7 @@ class TelegramChannel:
             raise TelegramNotConfigured("TELEGRAM_BOT_TOKEN is required")
         keep_secrets_out_of_logs(settings.telegram.bot_token)
         self._settings = settings
-        self._on_message = on_message
+        self._polled_to: OnMessage | None = None
         self._clock = clock
         self._catalogue = catalogue or Catalogue.load()
         self._pacer = ChatPacer(per_chat_interval, monotonic=monotonic, sleep=sleep)
@@ -286,8 +289,8 @@ class TelegramChannel:
                 await self._app.initialize()  # getMe: also checks the token
                 self._initialized = True
 
-    async def start(self) -> None:
-        """Register the webhook (webhook mode) or start polling; the app's lifespan calls this."""
+    async def start(self, on_message: OnMessage) -> None:
+        """Register the webhook (webhook mode) or start polling updates for `on_message`."""
         await self._ensure_initialized()
         if self.webhook_mode:
             await self._app.bot.set_webhook(
@@ -295,6 +298,7 @@ class TelegramChannel:
             )
             log.info("telegram webhook registered")
             return
+        self._polled_to = on_message
         await self._app.start()
         assert self._app.updater is not None
         await self._app.updater.start_polling(
@@ -314,13 +318,15 @@ class TelegramChannel:
 
     # --- inbound ---------------------------------------------------------------------------------
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.process(update)
+        if self._polled_to is None:
+            raise TelegramNotStarted("an update was polled before start()")
+        await self.process(update, self._polled_to)
 
     async def _on_error(self, _update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # Polling: a failed update is logged and the next one goes on (no personal data in the log).
         log.error("telegram update failed: %s", type(context.error).__name__)
 
-    async def process(self, update: Update) -> None:
+    async def process(self, update: Update, on_message: OnMessage) -> None:
         """Turn one update into an `IncomingMessage` and hand it on; updates we do not act on are dropped."""
         message = incoming_from_update(update, received_at=self._clock())
         if message is None:
@@ -328,7 +334,7 @@ class TelegramChannel:
             return
         if update.callback_query is not None:
             await self._answer_callback(update.callback_query.id)
-        await self._on_message(message)
+        await on_message(message)
 
     async def _answer_callback(self, query_id: str) -> None:
         # Without an answer the button keeps spinning in the person's app.
@@ -337,7 +343,7 @@ class TelegramChannel:
         except TelegramError as exc:
             log.warning("answerCallbackQuery failed: %s", type(exc).__name__)
 
-    async def webhook_endpoint(self, request: Request) -> Response:
+    async def webhook_endpoint(self, request: Request, on_message: OnMessage) -> Response:
         """`POST /webhooks/telegram`: check the secret token, then process the update before answering."""
         given = request.headers.get(SECRET_HEADER, "")
         if self._secret is None or not hmac.compare_digest(given.encode(), self._secret.encode()):
@@ -361,17 +367,25 @@ class TelegramChannel:
             log.warning("telegram webhook refused: not an update")
             return Response(status_code=400)
         try:
-            await self.process(update)
+            await self.process(update, on_message)
         except Exception as exc:  # noqa: BLE001 - Telegram retries a non-2xx; the inbox dedupes the retry
             log.error("telegram update %s failed: %s", update.update_id, type(exc).__name__)
             return Response(status_code=503)
         return Response(status_code=200)
 
-    def router(self) -> APIRouter:
-        """The webhook route, for the app to include (answers 403 in polling mode)."""
+    def router(self, on_message: OnMessage) -> APIRouter:
+        """The webhook route handing updates to `on_message`, for the app (answers 403 in polling mode)."""
+
+        async def endpoint(request: Request) -> Response:
+            return await self.webhook_endpoint(request, on_message)
+
         router = APIRouter()
-        router.add_api_route(WEBHOOK_PATH, self.webhook_endpoint, methods=["POST"], include_in_schema=False)
+        router.add_api_route(WEBHOOK_PATH, endpoint, methods=["POST"], include_in_schema=False)
         return router
+
+    def receiving(self, on_message: OnMessage) -> TelegramReceiving:
+        """Telegram as a subsystem of the runtime: updates (webhook or polling) go to `on_message`."""
+        return TelegramReceiving(self, on_message)
 
     # --- outbound --------------------------------------------------------------------------------
     async def send(self, message: OutgoingMessage) -> SendReceipt:
@@ -422,3 +436,23 @@ class TelegramChannel:
             raise MediaRefused("unavailable") from exc
         declared, _ = mimetypes.guess_type(file.file_path or "")
         return checked(data, declared=declared, max_bytes=max_bytes)
+
+
+class TelegramReceiving:
+    """The receiving side of a Telegram channel: its webhook route, its polling, its lifecycle."""
+
+    def __init__(self, channel: TelegramChannel, on_message: OnMessage) -> None:
+        self.channel = channel
+        self._on_message = on_message
+
+    async def start(self) -> None:
+        """Register the webhook or start polling."""
+        await self.channel.start(self._on_message)
+
+    async def stop(self) -> None:
+        """Stop polling and close the channel's HTTP client."""
+        await self.channel.stop()
+
+    def routes(self) -> list[APIRouter]:
+        """The webhook route."""
+        return [self.channel.router(self._on_message)]

@@ -89,22 +89,16 @@ class TwilioChannel:
     def __init__(
         self,
         settings: Settings,
-        on_message: OnMessage,
-        on_status: StatusHandler,
         clock: Callable[[], datetime],
         http_client: HttpClient | None = None,
         *,
         catalogue: Catalogue | None = None,
-        first_time: FirstTime | None = None,
     ) -> None:
         if not settings.twilio.account_sid or not settings.twilio.auth_token:
             raise TwilioNotConfigured("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required")
         self._settings = settings
-        self._on_message = on_message
-        self._on_status = on_status
         self._clock = clock
         self._catalogue = catalogue or Catalogue.load()
-        self._first_time = first_time or RecentKeys()
         self._public = settings.public_base_url.rstrip("/")
         self._validator = RequestValidator(settings.twilio.auth_token)
         self._http = http_client or HttpxTwilioClient(base_url=settings.twilio.api_base_url)
@@ -124,13 +118,15 @@ class TwilioChannel:
         """Where Twilio posts delivery receipts for what we send."""
         return self._public + STATUS_PATH
 
-    def router(self) -> APIRouter:
-        """The webhooks under /webhooks/twilio, for the app to include."""
+    def router(
+        self, on_message: OnMessage, on_status: StatusHandler, *, first_time: FirstTime | None = None
+    ) -> APIRouter:
+        """The webhooks under /webhooks/twilio handing messages and receipts on, for the app to include."""
         return twilio_webhook_router(
             forms=SignedForms(validator=self._validator, public_base_url=self._public),
-            on_message=self._on_message,
-            on_status=self._on_status,
-            first_time=self._first_time,
+            on_message=on_message,
+            on_status=on_status,
+            first_time=first_time or RecentKeys(),
             clock=self._clock,
             catalogue=self._catalogue,
             controlroom_phone=self._settings.controlroom.phone,
@@ -236,8 +232,33 @@ class TwilioChannel:
         """A message's file (a `MediaUrlN` or `RecordingUrl`), with the account's credentials."""
         return await self._media.fetch(ref, max_bytes=max_bytes)
 
+    def receiving(
+        self, on_message: OnMessage, on_status: StatusHandler, *, first_time: FirstTime | None = None
+    ) -> TwilioReceiving:
+        """Twilio as a subsystem of the runtime: its webhooks hand messages and receipts on."""
+        return TwilioReceiving(self, self.router(on_message, on_status, first_time=first_time))
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool (when the channel made it)."""
         if self._owns_http and isinstance(self._http, HttpxTwilioClient):
             await self._http.aclose()
         await self._media.aclose()
+
+
+class TwilioReceiving:
+    """The receiving side of a Twilio channel: its webhooks; stopping closes the HTTP client."""
+
+    def __init__(self, channel: TwilioChannel, router: APIRouter) -> None:
+        self.channel = channel
+        self._router = router
+
+    async def start(self) -> None:
+        """Nothing to start: Twilio calls the webhooks."""
+
+    async def stop(self) -> None:
+        """Close the channel's HTTP client."""
+        await self.channel.aclose()
+
+    def routes(self) -> list[APIRouter]:
+        """The webhooks under /webhooks/twilio."""
+        return [self._router]

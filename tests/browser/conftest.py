@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.wiring import Timings, TipServices
+from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from storage.db import transaction
 from storage.models import OperatorRole
@@ -256,9 +256,8 @@ def _settings(database_url: str, fake: FakeTwilioApi, port: int) -> Settings:
     )
 
 
-def tip_services(settings: Settings) -> TipServices:
-    """The tip services with short polls (the tests wait on what they do, not on a timer)."""
-    return TipServices.deferred(settings, timings=Timings(stream_poll_s=0.1, forwarder_poll_s=0.1))
+# The tip services with short polls (the tests wait on what they do, not on a timer).
+TIMINGS = Timings(stream_poll_s=0.1, forwarder_poll_s=0.1)
 
 
 @pytest.fixture
@@ -270,7 +269,7 @@ def live_room(database_url: str) -> Iterator[LiveRoom]:
         sock = _listening(0)
         stack.callback(sock.close)  # uvicorn closes it when it stops; this covers a failed start
         settings = _settings(database_url, fake, sock.getsockname()[1])
-        runtime = build_runtime(settings, run_migrations=False, tips=tip_services(settings))
+        runtime = build_runtime(settings, run_migrations=False, timings=TIMINGS)
         now = runtime.clock()
         people = [
             seed_person(runtime.sessions, runtime.vault, now, at=ENSCHEDE, channels=[channel])
@@ -347,7 +346,7 @@ def post_to_another_worker(room: LiveRoom, path: str, form: dict[str, str]) -> h
     deployment), without its background work, while the first one's HTTP server is down."""
 
     async def handle() -> httpx.Response:
-        other = build_runtime(room.settings, run_migrations=False, tips=tip_services(room.settings))
+        other = build_runtime(room.settings, run_migrations=False, timings=TIMINGS)
         try:
             transport = httpx.ASGITransport(app=create_app(other))
             async with httpx.AsyncClient(transport=transport, base_url=room.url, timeout=WAIT_S) as http:

@@ -98,20 +98,19 @@ async def webhook_channel(
 ) -> AsyncIterator[TelegramChannel]:
     channel = TelegramChannel(
         make_settings(fake, secret=SECRET),
-        received,
         FixedClock(NOW),
         per_chat_interval=0,
         catalogue=catalogue,
     )
-    await channel.start()
+    await channel.start(received)
     yield channel
     await channel.stop()
 
 
 @pytest.fixture
-async def client(webhook_channel: TelegramChannel) -> AsyncIterator[httpx.AsyncClient]:
+async def client(webhook_channel: TelegramChannel, received: Received) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.include_router(webhook_channel.router())
+    app.include_router(webhook_channel.router(received))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield http
 
@@ -184,11 +183,9 @@ async def test_webhook_without_the_right_secret_is_refused(
 async def test_webhook_refuses_everything_in_polling_mode(
     fake: FakeTelegramApi, received: Received, catalogue: Catalogue
 ) -> None:
-    channel = TelegramChannel(
-        make_settings(fake, secret=None), received, FixedClock(NOW), catalogue=catalogue
-    )
+    channel = TelegramChannel(make_settings(fake, secret=None), FixedClock(NOW), catalogue=catalogue)
     app = FastAPI()
-    app.include_router(channel.router())
+    app.include_router(channel.router(received))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         response = await post_update(http, payload("text"), secret="")
     assert response.status_code == 403
@@ -251,15 +248,14 @@ async def test_a_repeated_update_is_handled_once_through_the_inbox(
     inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=FixedClock(NOW))
     channel = TelegramChannel(
         make_settings(fake, secret=SECRET),
-        inbox.receive,
         FixedClock(NOW),
         per_chat_interval=0,
         catalogue=catalogue,
     )
     senders[ChannelKind.TELEGRAM] = channel
-    await channel.start()
+    await channel.start(inbox.receive)
     app = FastAPI()
-    app.include_router(channel.router())
+    app.include_router(channel.router(inbox.receive))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
             update = payload("text")
@@ -286,13 +282,12 @@ async def test_polling_hands_on_updates_in_order_and_confirms_them(
     fake.push_update({k: v for k, v in payload("location").items() if k != "update_id"})
     channel = TelegramChannel(
         make_settings(fake, secret=None),
-        received,
         FixedClock(NOW),
         per_chat_interval=0,
         poll_timeout=0.5,
         catalogue=catalogue,
     )
-    await channel.start()
+    await channel.start(received)
     try:
         messages = await received.wait_for(len(texts) + 1)
     finally:
@@ -313,7 +308,7 @@ async def sender(
     fake: FakeTelegramApi, received: Received, catalogue: Catalogue
 ) -> AsyncIterator[TelegramChannel]:
     channel = TelegramChannel(
-        make_settings(fake, secret=None), received, FixedClock(NOW), per_chat_interval=0, catalogue=catalogue
+        make_settings(fake, secret=None), FixedClock(NOW), per_chat_interval=0, catalogue=catalogue
     )
     yield channel
     await channel.stop()
@@ -479,7 +474,7 @@ async def test_fetch_media_of_an_unknown_file_is_refused(
 def test_no_token_no_channel(fake: FakeTelegramApi, received: Received, catalogue: Catalogue) -> None:
     settings = make_settings(fake, secret=None).model_copy(update={"telegram_bot_token": None})
     with pytest.raises(TelegramNotConfigured):
-        TelegramChannel(settings, received, FixedClock(NOW), catalogue=catalogue)
+        TelegramChannel(settings, FixedClock(NOW), catalogue=catalogue)
 
 
 @pytest.mark.parametrize("secret", ["with space", "sla/sh", "x" * 257], ids=["space", "slash", "too_long"])
@@ -487,7 +482,7 @@ def test_a_secret_telegram_would_refuse_is_refused_at_start_up(
     secret: str, fake: FakeTelegramApi, received: Received, catalogue: Catalogue
 ) -> None:
     with pytest.raises(TelegramNotConfigured):
-        TelegramChannel(make_settings(fake, secret=secret), received, FixedClock(NOW), catalogue=catalogue)
+        TelegramChannel(make_settings(fake, secret=secret), FixedClock(NOW), catalogue=catalogue)
 
 
 # --- our own pace of one message per second per chat -----------------------------------------------
@@ -525,7 +520,6 @@ async def test_sends_to_one_chat_are_paced(
     time = FakeTime()
     channel = TelegramChannel(
         make_settings(fake, secret=None),
-        received,
         FixedClock(NOW),
         per_chat_interval=1.0,
         monotonic=time.monotonic,

@@ -93,15 +93,15 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 async def channel(fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock) -> AsyncIterator[TwilioChannel]:
-    twilio = TwilioChannel(make_settings(fake.base_url), recorder.on_message, recorder.on_status, clock)
+    twilio = TwilioChannel(make_settings(fake.base_url), clock)
     yield twilio
     await twilio.aclose()
 
 
 @pytest.fixture
-async def client(channel: TwilioChannel) -> AsyncIterator[httpx.AsyncClient]:
+async def client(channel: TwilioChannel, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.include_router(channel.router())
+    app.include_router(channel.router(recorder.on_message, recorder.on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield http
 
@@ -431,10 +431,10 @@ async def test_duplicate_sms_webhook_is_handled_once_by_the_inbox(
 
     senders: dict[ChannelKind, Any] = {}
     inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=clock)
-    twilio = TwilioChannel(make_settings(fake.base_url), inbox.receive, Recorder().on_status, clock)
+    twilio = TwilioChannel(make_settings(fake.base_url), clock)
     senders.update(dict.fromkeys(twilio.kinds, twilio))
     app = FastAPI()
-    app.include_router(twilio.router())
+    app.include_router(twilio.router(inbox.receive, Recorder().on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         for _ in range(2):
             assert (await post(http, "/webhooks/twilio/sms", payload("sms_text"))).status_code == 200
@@ -456,10 +456,10 @@ async def test_replies_to_a_caller_are_spoken_in_the_call_not_a_call_back(
 
     senders: dict[ChannelKind, Any] = {}
     inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=clock)
-    twilio = TwilioChannel(make_settings(fake.base_url), inbox.receive, Recorder().on_status, clock)
+    twilio = TwilioChannel(make_settings(fake.base_url), clock)
     senders.update(dict.fromkeys(twilio.kinds, twilio))
     app = FastAPI()
-    app.include_router(twilio.router())
+    app.include_router(twilio.router(inbox.receive, Recorder().on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         first = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
         again = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
@@ -531,11 +531,9 @@ async def test_inbound_call_greets_and_gathers(client: httpx.AsyncClient) -> Non
 async def test_digit_1_without_a_control_room_phone_offers_a_recording(
     fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
 ) -> None:
-    twilio = TwilioChannel(
-        make_settings(fake.base_url, controlroom_phone=None), recorder.on_message, recorder.on_status, clock
-    )
+    twilio = TwilioChannel(make_settings(fake.base_url, controlroom_phone=None), clock)
     app = FastAPI()
-    app.include_router(twilio.router())
+    app.include_router(twilio.router(recorder.on_message, recorder.on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         response = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_digits"))
     await twilio.aclose()
@@ -581,9 +579,7 @@ async def test_sms_from_a_messaging_service(
     fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
 ) -> None:
     service = "MG" + "1" * 32
-    twilio = TwilioChannel(
-        make_settings(fake.base_url, twilio_sms_from=service), recorder.on_message, recorder.on_status, clock
-    )
+    twilio = TwilioChannel(make_settings(fake.base_url, twilio_sms_from=service), clock)
     await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
     await twilio.aclose()
     [sent] = fake.messages()
@@ -689,8 +685,6 @@ async def test_wrong_credentials_are_permanent(
 ) -> None:
     twilio = TwilioChannel(
         make_settings(fake.base_url, twilio_auth_token="f" * 32),
-        recorder.on_message,
-        recorder.on_status,
         clock,
     )
     with pytest.raises(PermanentSendError) as raised:
@@ -702,7 +696,7 @@ async def test_wrong_credentials_are_permanent(
 async def test_unreachable_api_is_retryable(recorder: Recorder, clock: FixedClock) -> None:
     with FakeTwilioApi(ACCOUNT_SID, AUTH_TOKEN) as gone:
         base = gone.base_url
-    twilio = TwilioChannel(make_settings(base), recorder.on_message, recorder.on_status, clock)
+    twilio = TwilioChannel(make_settings(base), clock)
     with pytest.raises(RetryableSendError) as raised:
         await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
     await twilio.aclose()
@@ -714,9 +708,7 @@ async def test_timeout_is_retryable(recorder: Recorder, clock: FixedClock) -> No
         raise httpx.ReadTimeout("no answer", request=request)
 
     http = HttpxTwilioClient(transport=httpx.MockTransport(time_out))
-    twilio = TwilioChannel(
-        make_settings("http://127.0.0.1:9"), recorder.on_message, recorder.on_status, clock, http
-    )
+    twilio = TwilioChannel(make_settings("http://127.0.0.1:9"), clock, http)
     with pytest.raises(RetryableSendError):
         await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
     await http.aclose()
@@ -737,7 +729,7 @@ async def test_blocking_http_client_runs_in_a_thread(
     fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock
 ) -> None:
     sync = RewritingSyncClient(fake.base_url)
-    twilio = TwilioChannel(make_settings(fake.base_url), recorder.on_message, recorder.on_status, clock, sync)
+    twilio = TwilioChannel(make_settings(fake.base_url), clock, sync)
     receipt = await twilio.send(OutgoingMessage(channel=ChannelKind.SMS, recipient=CITIZEN, text="Hoi"))
     assert receipt.provider_id == fake.requests[-1].sid
     fake.fail_next(1, status=400, code=21610)
@@ -796,8 +788,6 @@ def test_channel_refuses_missing_credentials(clock: FixedClock, recorder: Record
     with pytest.raises(TwilioNotConfigured):
         TwilioChannel(
             make_settings("http://127.0.0.1:9", twilio_auth_token=None),
-            recorder.on_message,
-            recorder.on_status,
             clock,
         )
 

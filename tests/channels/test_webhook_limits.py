@@ -100,11 +100,11 @@ async def wired(sessions: SessionFactory, fake: FakeTwilioApi, clock: FixedClock
     async def on_status(_update: StatusUpdate) -> None:
         return None
 
-    twilio = TwilioChannel(settings, inbox.receive, on_status, clock, first_time=inbox.first_time)
-    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
+    twilio = TwilioChannel(settings, clock)
+    telegram = TelegramChannel(settings, clock, per_chat_interval=0)
     app = FastAPI()
-    app.include_router(twilio.router())
-    app.include_router(telegram.router())
+    app.include_router(twilio.router(inbox.receive, on_status, first_time=inbox.first_time))
+    app.include_router(telegram.router(inbox.receive))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield Wired(http, handler, sessions)
     await twilio.aclose()

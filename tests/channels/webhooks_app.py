@@ -101,9 +101,9 @@ async def webhooks_app(
             controlroom_phone=controlroom_phone,
         )
     )
-    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
-    await telegram.start()
-    app.include_router(telegram.router())
+    telegram = TelegramChannel(settings, clock, per_chat_interval=0)
+    await telegram.start(inbox.receive)
+    app.include_router(telegram.router(inbox.receive))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
             yield http, outbox

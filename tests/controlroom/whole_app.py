@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.wiring import Timings, TipServices
+from bot.tips.wiring import Timings
 from storage.actions import ActionDraft, create_action
 from storage.crypto import new_data_key
 from storage.db import transaction
@@ -59,8 +59,8 @@ async def build_whole(
 ) -> Whole:
     """The whole app, three accounts, an active action with one tip (sent through the simulator), a draft."""
     settings = whole_settings(database_url)
-    tips = TipServices.deferred(settings, timings=Timings(stream_poll_s=0.05, forwarder_poll_s=0.05))
-    runtime = build_runtime(settings, clock=clock, run_migrations=False, tips=tips)
+    timings = Timings(stream_poll_s=0.05, forwarder_poll_s=0.05)
+    runtime = build_runtime(settings, clock=clock, run_migrations=False, timings=timings)
     app = create_app(runtime)
     with transaction(runtime.sessions) as session:
         for name, role in ACCOUNTS.items():

@@ -22,21 +22,15 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import MetaData, select
 from twilio.request_validator import RequestValidator
 
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
-from bot.channels.twilio import TwilioChannel
+from bot.app import create_app
+from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.config import load_settings
-from bot.conversations import ConversationRouter
-from bot.inbox import Inbox
-from bot.texts import Catalogue
-from nlu.keywords import KeywordParser
-from storage.crypto import DataVault
+from bot.runtime import build_runtime
+from storage.crypto import new_data_key
 from storage.db import SessionFactory
-from storage.geo import PostcodeBook
-from storage.vocabulary import ChannelKind, StatusUpdate
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
@@ -91,15 +85,13 @@ def telegram_api() -> Iterator[FakeTelegramApi]:
 
 @pytest.fixture
 async def wired(
-    sessions: SessionFactory,
-    vault: DataVault,
-    book: PostcodeBook,
-    twilio_api: FakeTwilioApi,
-    telegram_api: FakeTelegramApi,
+    database_url: str, twilio_api: FakeTwilioApi, telegram_api: FakeTelegramApi
 ) -> AsyncIterator[Wired]:
-    clock = FixedClock(NOW)
-    catalogue = Catalogue.load()
+    """The whole app as `serve` builds it, with both providers pointed at their fakes."""
     settings = load_settings(
+        database_url=database_url,
+        data_key=new_data_key(),
+        scheduler_enabled=False,
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         twilio_sms_from=OUR_NUMBER,
@@ -110,41 +102,15 @@ async def wired(
         public_base_url=PUBLIC,
         privacy_statement_version="2026-1",
     )
-    router = ConversationRouter(
-        sessions=sessions,
-        vault=vault,
-        book=book,
-        parser=KeywordParser(),
-        catalogue=catalogue,
-        settings=settings,
-        clock=clock,
+    runtime = build_runtime(
+        settings, clock=FixedClock(NOW), run_migrations=False, telegram_options={"per_chat_interval": 0}
     )
-    senders: dict[ChannelKind, Any] = {}
-    inbox = Inbox(
-        handle=router.handle,
-        senders=senders,
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,
-    )
-
-    async def on_status(_update: StatusUpdate) -> None:
-        return None
-
-    twilio = TwilioChannel(settings, inbox.receive, on_status, clock, first_time=inbox.first_time)
-    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
-    senders.update(dict.fromkeys(twilio.kinds, twilio))
-    senders[ChannelKind.TELEGRAM] = telegram
-    await telegram.start()
-    app = FastAPI()
-    app.include_router(twilio.router())
-    app.include_router(telegram.router())
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
-            yield Wired(http, sessions, twilio_api, telegram_api)
-    finally:
-        await telegram.stop()
-        await twilio.aclose()
+    app = create_app(runtime)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http,
+    ):
+        yield Wired(http, runtime.sessions, twilio_api, telegram_api)
 
 
 async def send_sms(wired: Wired, text: str) -> None:

@@ -16,13 +16,12 @@ from bot.channels.twilio_http import HttpxTwilioClient
 from bot.clock import Clock
 from bot.config import Settings, load_settings
 from bot.dispatch import Dispatcher
-from bot.messages import IncomingMessage
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import ActionType, ChannelIdentity, Delivery, Participant, ParticipantStatus
-from storage.vocabulary import ChannelKind, DeliveryStatus, StatusUpdate
+from storage.vocabulary import ChannelKind, DeliveryStatus
 
 ACCOUNT_SID = "AC" + "f4" * 16
 AUTH_TOKEN = "fa17" * 8
@@ -119,18 +118,12 @@ def child_env(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-async def _ignore(_event: IncomingMessage | StatusUpdate) -> None:
-    return None
-
-
 def sms_dispatcher(
     sessions: SessionFactory, settings: Settings, clock: Clock, *, timeout_s: float = 2.0
 ) -> tuple[Dispatcher, TwilioChannel]:
     """The real dispatcher with the real Twilio channel as its only (SMS) lane."""
     twilio = TwilioChannel(
         settings,
-        _ignore,
-        _ignore,
         clock,
         http_client=HttpxTwilioClient(base_url=settings.twilio_api_base_url, timeout=timeout_s),
     )

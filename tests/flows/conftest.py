@@ -16,9 +16,10 @@ from sqlmodel import SQLModel, select
 
 from bot.config import Settings, load_settings
 from bot.conversations import ConversationRouter
-from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.messages import IncomingMessage, OutgoingMessage
+from bot.runtime import conversation_router
 from bot.texts import Catalogue
+from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
 from storage.db import SessionFactory, migrate
@@ -106,17 +107,18 @@ def router(
     settings: Settings,
     clock: FixedClock,
 ) -> ConversationRouter:
-    """The router on the test's own database, with the keyword parser."""
-    return ConversationRouter(
+    """The router as the runtime builds it (every flow), on the test's database, keyword parser."""
+    return conversation_router(
+        settings,
         sessions=sessions,
         vault=vault,
         book=book,
         parser=KeywordParser(),
         catalogue=catalogue,
-        settings=settings,
         clock=clock,
-        # The relay flows (issue 8) are documented in docs/flows.md, whose transcripts run here.
-        flows=[RelayFlow(), RelayGroupFlow()],
+        tips=TipServices(
+            sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue, senders={}
+        ),
     )
 
 

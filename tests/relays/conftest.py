@@ -15,9 +15,10 @@ from bot.channels.telegram_updates import incoming_from_update
 from bot.config import Settings
 from bot.conversations import ConversationRouter
 from bot.dispatch import Dispatcher
-from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.messages import IncomingMessage, OutgoingMessage
+from bot.runtime import conversation_router
 from bot.texts import Catalogue
+from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
 from storage.crypto import DataVault
@@ -63,16 +64,18 @@ def router(
     settings: Settings,
     clock: FixedClock,
 ) -> ConversationRouter:
-    """The router with the relay flows, as the runtime wires it."""
-    return ConversationRouter(
+    """The router as the runtime builds it (every flow), with the keyword parser."""
+    return conversation_router(
+        settings,
         sessions=sessions,
         vault=vault,
         book=book,
         parser=KeywordParser(),
         catalogue=catalogue,
-        settings=settings,
         clock=clock,
-        flows=[RelayFlow(), RelayGroupFlow()],
+        tips=TipServices(
+            sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue, senders={}
+        ),
     )
 
 

@@ -11,9 +11,10 @@ from sqlmodel import SQLModel, select
 from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
 from bot.conversations import ConversationRouter
-from bot.flows.reconfirm import ReconfirmFlow
 from bot.messages import IncomingMessage, OutgoingMessage
+from bot.runtime import conversation_router
 from bot.texts import Catalogue
+from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
 from scheduler.jobs import JobContext
 from storage.crypto import DataVault
@@ -68,16 +69,18 @@ def router(
     settings: Settings,
     clock: FixedClock,
 ) -> ConversationRouter:
-    """The router with the reconfirmation flow, as the runtime wires it."""
-    return ConversationRouter(
+    """The router as the runtime builds it (every flow), with the keyword parser."""
+    return conversation_router(
+        settings,
         sessions=sessions,
         vault=vault,
         book=book,
         parser=KeywordParser(),
         catalogue=catalogue,
-        settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow()],
+        tips=TipServices(
+            sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue, senders={}
+        ),
     )
 
 

@@ -8,7 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from scheduler.cli import register
+from bot.runtime import runtime_job_context, storage_job_context
+from scheduler.cli import JobContexts, register
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     def main() -> None:
         """Test app."""
 
-    register(cli)
+    register(cli, JobContexts(with_channels=runtime_job_context, storage_only=storage_job_context))
     return cli
 
 

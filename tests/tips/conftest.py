@@ -16,6 +16,7 @@ from bot.channels.base import SendError, SendReceipt
 from bot.config import Settings, load_settings
 from bot.conversations import ConversationRouter
 from bot.messages import IncomingMessage, OutgoingMessage
+from bot.runtime import conversation_router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
@@ -109,16 +110,16 @@ def router(
     clock: FixedClock,
     tips: TipServices,
 ) -> ConversationRouter:
-    """The router with the tip flow, the keyword parser."""
-    return ConversationRouter(
+    """The router as the runtime builds it (every flow), with the keyword parser."""
+    return conversation_router(
+        settings,
         sessions=sessions,
         vault=vault,
         book=book,
         parser=KeywordParser(),
         catalogue=catalogue,
-        settings=settings,
         clock=clock,
-        flows=tips.flows,
+        tips=tips,
     )
 
 

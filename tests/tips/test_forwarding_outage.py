@@ -20,7 +20,7 @@ import pytest
 from bot.app import create_app
 from bot.config import load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.wiring import Timings, TipServices
+from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from storage.models import TipForward
 from tests.conftest import FixedClock
@@ -58,8 +58,7 @@ def runtime(database_url: str, receiver: Receiver, clock: FixedClock) -> Runtime
     timings = Timings(
         stream_poll_s=0.05, forwarder_poll_s=0.02, backoff_base_s=1.0, backoff_max_s=BACKOFF_MAX_S
     )
-    tips = TipServices.deferred(settings, timings=timings)
-    return build_runtime(settings, clock=clock, run_migrations=False, tips=tips)
+    return build_runtime(settings, clock=clock, run_migrations=False, timings=timings)
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -26,7 +26,7 @@ from bot.app import create_app
 from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.wiring import Timings, TipServices
+from bot.tips.wiring import Timings
 from scheduler.jobs import JobContext, purge_retention
 from storage.actions import close_action
 from storage.crypto import new_data_key
@@ -100,9 +100,12 @@ async def room(
         controlroom_webhook_url=None,
         controlroom_telegram_chat_id=None,
     )
-    tips = TipServices.deferred(settings, timings=Timings(stream_poll_s=0.1, forwarder_poll_s=0.1))
     runtime = build_runtime(
-        settings, clock=clock, run_migrations=False, telegram_options={"per_chat_interval": 0}, tips=tips
+        settings,
+        clock=clock,
+        run_migrations=False,
+        telegram_options={"per_chat_interval": 0},
+        timings=Timings(stream_poll_s=0.1, forwarder_poll_s=0.1),
     )
     with transaction(runtime.sessions) as session:
         for name, role, munis in (

@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
-from bot.tips.wiring import Timings, TipServices
+from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from tests.conftest import FixedClock
 from tests.fakes.twilio_api import FakeTwilioApi
@@ -65,8 +65,8 @@ def settings(database_url: str, fake: FakeTwilioApi, receiver: Receiver) -> Sett
 
 @pytest.fixture
 async def served(settings: Settings, clock: FixedClock) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    tips = TipServices.deferred(settings, timings=Timings(stream_poll_s=0.05, forwarder_poll_s=0.05))
-    runtime = build_runtime(settings, clock=clock, run_migrations=False, tips=tips)
+    timings = Timings(stream_poll_s=0.05, forwarder_poll_s=0.05)
+    runtime = build_runtime(settings, clock=clock, run_migrations=False, timings=timings)
     app = create_app(runtime)
     port = int(settings.public_base_url.rsplit(":", 1)[1])
     server = uvicorn.Server(
