@@ -4,8 +4,10 @@ fails the test until it is (and is audited)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ NOT_AUDITED = {
     ("POST", "/controlroom/texts/alert"),
 }
 API = {"Authorization": f"Bearer {TOKEN}"}
+PHOTO = (Path(__file__).parents[1] / "channels" / "testdata" / "media" / "photo.jpg").read_bytes()
 ACTION_FORM = {
     "type": "missing_person", "headline": "Vermist: Sem (6), rode jas", "description": "Sem is weg.",
     "instruction": "Bel 112.", "area_kind": "circle", "lat": "52.22", "lon": "6.89", "radius_m": "2000",
@@ -238,6 +241,39 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
                 f"/api/v1/actions/{api_id}/close",
                 json={"outcome": "found", "closing_text": "Gevonden."},
                 headers=API,
+            ),
+        )
+        # A photo on an API draft: added twice (PUT, POST) and removed.
+        photo_draft = (await http.post("/api/v1/actions", json=api_body, headers=API)).json()["id"]
+        photo_url = f"/api/v1/actions/{photo_draft}/photo"
+        for method, event in [("PUT", "action_photo_added"), ("POST", "action_photo_added")]:
+            await run(
+                method,
+                "/api/v1/actions/{action_id}/photo",
+                event,
+                "api",
+                lambda method=method: http.request(
+                    method, photo_url, files={"photo": ("p.jpg", PHOTO, "image/jpeg")}, headers=API
+                ),
+            )
+        await run(
+            "DELETE",
+            "/api/v1/actions/{action_id}/photo",
+            "action_photo_removed",
+            "api",
+            lambda: http.delete(photo_url, headers=API),
+        )
+        # A dispatch system's CAP alert becomes a draft: our own running action's CAP, posted back.
+        document = (await http.get(f"/api/v1/actions/{whole.action_id}/cap", headers=API)).content
+        found = re.search(rb"<sender>([^<]+)</sender>", document)
+        assert found is not None, document
+        await run(
+            "POST",
+            "/api/v1/cap",
+            "action_created",
+            f"cap:{found.group(1).decode()}",
+            lambda: http.post(
+                "/api/v1/cap", content=document, headers={**API, "Content-Type": "application/cap+xml"}
             ),
         )
         # Four eyes everywhere from here on: a launch waits, another party approves or rejects it.
