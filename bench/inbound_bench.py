@@ -89,11 +89,14 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
         kinds = frozenset(ChannelKind)
 
         async def send(self, message: OutgoingMessage) -> SendReceipt:
+            reply_times.setdefault(message.recipient, time.time())
             with sent.get_lock():
                 sent.value += 1
                 number = sent.value
             return SendReceipt(provider_id=f"bench-{number}")
 
+    # When each phone's first reply reached the provider (wall clock, compared with the client's post time).
+    reply_times: dict[str, float] = {}
     settings = load_settings(database_url=database_url, public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN)
     if migrate_first:
         migrate(database_url)
@@ -141,8 +144,12 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     async def replies(_request: Request) -> JSONResponse:
         return JSONResponse({"sent": sent.value})
 
+    async def reply_times_route(_request: Request) -> JSONResponse:
+        return JSONResponse(reply_times)
+
     # Plain Starlette routes: no FastAPI dependency resolution, the floor to compare against.
     app.router.add_route(BARE_PATH, bare, methods=["POST"])
+    app.router.add_route("/reply-times", reply_times_route, methods=["GET"])
     app.router.add_route("/replies", replies, methods=["GET"])
 
     # Keep-alive past the client's longest pause: with uvicorn's 5 s, a connection httpx left idle was
@@ -271,6 +278,51 @@ async def _load(
     return _summary(latencies, failures, elapsed)
 
 
+async def _reply_latency(base_url: str, phones: int, rate: float) -> dict[str, Any]:
+    """Fresh phones each send HULP, open-loop at `rate`/s: time from the post to its reply's provider send."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    posted: dict[str, float] = {}
+    failures = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+        async def post(phone: str) -> None:
+            nonlocal failures
+            params = {
+                "From": phone,
+                "To": OUR_NUMBER,
+                "Body": "HULP",
+                "MessageSid": f"SM{next(_SIDS):032x}",
+                "AccountSid": ACCOUNT_SID,
+            }
+            signature = validator.compute_signature(PUBLIC + SMS_PATH, params)
+            headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+            posted[phone] = time.time()
+            if await _post(http, SMS_PATH, urlencode(params).encode(), headers) != 200:
+                failures += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for n in range(phones):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(f"+3168{n:07d}")))
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(1.0)  # replies sent after the webhook answered
+        times = (await http.get("/reply-times")).json()
+    latencies = sorted(times[p] - t for p, t in posted.items() if p in times)
+    return {
+        "phones": phones,
+        "rate": rate,
+        "replied": len(latencies),
+        "failures": failures,
+        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1) if latencies else None,
+    }
+
+
 def _summary(latencies: list[float], failures: int, elapsed: float) -> dict[str, Any]:
     """Messages, failures, messages/s and p50/p99 latency of one load."""
     latencies = sorted(latencies)
@@ -320,6 +372,8 @@ def run(
                 _load_at_rate(base, SMS_PATH, _requests(open_messages, SMS_PATH, "+3167"), steady)
             )
             replies = httpx.get(f"{base}/replies").json()["sent"] - warm_replies
+            # Each worker keeps its own send times, so this is measured with one server process only.
+            reply = asyncio.run(_reply_latency(base, min(messages, 1000), 50.0)) if workers == 1 else None
         finally:
             for server in servers:
                 server.kill()
@@ -333,6 +387,7 @@ def run(
         "ratio": round(real["per_s"] / bare["per_s"], 2),
         "open_loop": {"webhook": open_real, "bare": open_bare},
         "replies_sent": replies,
+        "reply_latency": reply,
     }
 
 
@@ -398,6 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  {name:<28} {row['per_s']:>9} /s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
                 f"  ({row['failures']} not 200)"
+            )
+        reply = figures["reply_latency"]
+        if reply is not None:
+            print(
+                f"  reply latency, webhook post -> provider send,"
+                f" {reply['phones']} phones at {reply['rate']:g}/s:"
+                f"  p50 {reply['p50_ms']} ms  p99 {reply['p99_ms']} ms  ({reply['replied']} replied)"
             )
     print(json.dumps(figures))
     return 0

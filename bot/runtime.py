@@ -203,6 +203,7 @@ def build_runtime(
         clock=clock,
         flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
         on_code_queued=lambda: wiring.dispatcher_wake(),
+        on_queued=lambda: wiring.dispatcher_wake(),
     )
     simulator = SimulatorChannel(clock=clock)
     senders: dict[ChannelKind, Channel] = {}
@@ -213,9 +214,7 @@ def build_runtime(
             "the simulator is off: %s is configured, and a simulated sender could speak for a real person",
             " and ".join(settings.real_providers),
         )
-    inbox = Inbox(
-        handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
-    )
+    inbox = Inbox(handle=router.handle)
 
     def wake_dispatcher() -> None:
         wiring.dispatcher_wake()

@@ -20,7 +20,15 @@ from sqlalchemy import Column, ColumnElement, Table, and_, delete, func, or_, se
 
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import ChannelIdentity, OptOut, Participant, PhoneVerification, Tip, TipMedia
+from storage.models import (
+    ChannelIdentity,
+    OptOut,
+    OutboundMessage,
+    Participant,
+    PhoneVerification,
+    Tip,
+    TipMedia,
+)
 from storage.participants import canonical_address
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,7 @@ ENCRYPTED_COLUMNS: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (Tip.__table__, ("phone_enc",)),  # type: ignore[attr-defined]
     (TipMedia.__table__, ("data_enc",)),  # type: ignore[attr-defined]
     (PhoneVerification.__table__, ("message_enc", "phone_enc")),  # type: ignore[attr-defined]
+    (OutboundMessage.__table__, ("message_enc", "recipient_enc")),  # type: ignore[attr-defined]
 )
 # Rows per batch where a value can be megabytes (a tip's photo): a batch is held in memory at once.
 LARGE_VALUE_BATCH = {"tip_media": 10}

@@ -54,6 +54,8 @@ class RelayMessage(Protocol):
     def start_payload(self) -> str | None: ...
     @property
     def group_id(self) -> str | None: ...
+
+
 # `TIP BN-4821 R7` (the wa.me text) and `BN-4821_R7` (the t.me start payload): the relay a tip came
 # through. Only right after an action code, so that "een Renault R5" in a tip names no relay.
 RELAY_REF = re.compile(r"\bBN-?\s?[0-9A-Z]{4}(?:\s+|_)R(\d{1,9})\b", re.IGNORECASE)
