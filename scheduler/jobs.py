@@ -259,7 +259,8 @@ async def reconfirm(ctx: JobContext) -> JobResult:
                 )
                 _queue(ctx, session, message, to, now)
                 queued += 1
-        result.add("reminded", queued)
+        if queued:
+            result.add("reminded", queued)
         budget -= queued
         if not reminders:
             break
@@ -296,7 +297,8 @@ async def reconfirm(ctx: JobContext) -> JobResult:
                 )
                 _queue(ctx, session, message, to, now)
                 queued += 1
-        result.add("asked", queued)
+        if queued:
+            result.add("asked", queued)
         budget -= queued
         if not due or unreachable_left <= 0:
             break
