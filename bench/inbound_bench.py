@@ -13,7 +13,9 @@ run also sends, open-loop at `--rate` messages/s (default: 60% of the throughput
 mix to both endpoints and prints p50/p99 from each request's scheduled moment (a request that had to wait
 for the one before it counts the wait too). Each phone still sends in order, about a second apart.
 
-Replies go to a counting channel in the server (no outbound HTTP): this measures the inbound path.
+Replies go through the outbox and the dispatcher to a counting channel in the server (no outbound
+HTTP). Last, fresh phones send HULP open-loop at 50/s and the time from each post to its reply reaching
+the channel is reported (p50/p99, one server process only).
 `--workers N` (PostgreSQL only) serves the same port from N processes, as `serve --workers N` does.
 
 Run: `.venv/bin/python -m bench.inbound_bench` (20,000 messages) or `--messages 2000` for a quick run.
@@ -32,7 +34,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,11 +74,13 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     from starlette.responses import JSONResponse, Response
     from twilio.request_validator import RequestValidator
 
+    from bot.alerts import AlertTexts
     from bot.asgi import freeze_startup_heap
     from bot.channels.base import SendReceipt
-    from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
+    from bot.channels.twilio_webhooks import RecentKeys, SignedForms, twilio_webhook_router
     from bot.config import load_settings
     from bot.conversations import ConversationRouter
+    from bot.dispatch import Dispatcher
     from bot.inbox import Inbox
     from bot.messages import OutgoingMessage
     from bot.runtime import make_parser
@@ -103,34 +108,46 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     sessions = session_factory(make_engine(database_url))
     clock = lambda: datetime.now(UTC)  # noqa: E731
     catalogue = Catalogue.load()
+    vault = DataVault(new_data_key())
+    channel = CountingChannel()
+    # The dispatcher sends the replies, woken after each step's commit, as bot/runtime.py wires it.
+    dispatcher = Dispatcher(
+        sessions,
+        dict.fromkeys(ChannelKind, channel),
+        clock,
+        settings,
+        vault=vault,
+        texts=AlertTexts.from_settings(catalogue, settings),
+    )
     router = ConversationRouter(
         sessions=sessions,
-        vault=DataVault(new_data_key()),
+        vault=vault,
         book=PostcodeBook.load(settings.postcode_data),
         parser=make_parser(settings),
         catalogue=catalogue,
         settings=settings,
         clock=clock,
+        on_queued=dispatcher.wake,
     )
-    channel = CountingChannel()
-    inbox = Inbox(
-        handle=router.handle,
-        senders=dict.fromkeys(ChannelKind, channel),
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,  # as bot/runtime.py wires it
-    )
+    inbox = Inbox(handle=router.handle)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(dispatcher.run())
+        yield
+        dispatcher.stop()
+        await task
 
     async def on_status(_update: StatusUpdate) -> None:
         return None
 
-    app = FastAPI()
+    app = FastAPI(lifespan=lifespan)
     app.include_router(
         twilio_webhook_router(
             forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
             on_message=inbox.receive,
             on_status=on_status,
-            first_time=inbox.first_time,
+            first_time=RecentKeys(),
             clock=clock,
             catalogue=catalogue,
             controlroom_phone=None,

@@ -26,11 +26,14 @@ from fastapi import FastAPI
 from sqlalchemy import MetaData, select
 from twilio.request_validator import RequestValidator
 
+from bot.alerts import AlertTexts
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio import TwilioChannel
 from bot.config import load_settings
 from bot.conversations import ConversationRouter
+from bot.dispatch import Dispatcher
 from bot.inbox import Inbox
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -120,21 +123,24 @@ async def wired(
         clock=clock,
     )
     senders: dict[ChannelKind, Any] = {}
-    inbox = Inbox(
-        handle=router.handle,
-        senders=senders,
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,
-    )
+    inbox = Inbox(handle=router.handle)
+
+    async def receive(message: IncomingMessage) -> list[OutgoingMessage]:
+        # The replies go out through the dispatcher, as in the running system.
+        replies = await inbox.receive(message)
+        await dispatcher.drain()
+        return replies
 
     async def on_status(_update: StatusUpdate) -> None:
         return None
 
-    twilio = TwilioChannel(settings, inbox.receive, on_status, clock, first_time=inbox.first_time)
-    telegram = TelegramChannel(settings, inbox.receive, clock, per_chat_interval=0)
+    twilio = TwilioChannel(settings, receive, on_status, clock)
+    telegram = TelegramChannel(settings, receive, clock, per_chat_interval=0)
     senders.update(dict.fromkeys(twilio.kinds, twilio))
     senders[ChannelKind.TELEGRAM] = telegram
+    dispatcher = Dispatcher(
+        sessions, senders, clock, settings, vault=vault, texts=AlertTexts.from_settings(catalogue, settings)
+    )
     await telegram.start()
     app = FastAPI()
     app.include_router(twilio.router())
