@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -102,7 +103,13 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
 
     # When each phone's first reply reached the provider (wall clock, compared with the client's post time).
     reply_times: dict[str, float] = {}
-    settings = load_settings(database_url=database_url, public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN)
+    # No send rate: the counting channel is no provider, and before the outbox replies were not rate limited.
+    settings = load_settings(
+        database_url=database_url,
+        public_base_url=PUBLIC,
+        twilio_auth_token=AUTH_TOKEN,
+        dispatch_rate_limits=False,
+    )
     if migrate_first:
         migrate(database_url)
     sessions = session_factory(make_engine(database_url))
@@ -133,7 +140,14 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(dispatcher.run())
+        async def run() -> None:
+            try:
+                await dispatcher.run()
+            except BaseException:
+                traceback.print_exc()
+                raise
+
+        task = asyncio.create_task(run())
         yield
         dispatcher.stop()
         await task

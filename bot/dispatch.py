@@ -371,13 +371,13 @@ class Dispatcher:
             # Finish what is in flight before leaving; unsent claims go back to the queue.
             for lane in lanes:
                 while not lane.queue.empty():
-                    row = lane.queue.get_nowait().row
+                    unsent = lane.queue.get_nowait().row
                     lane.outstanding -= 1
-                    if isinstance(row, ClaimedOutbound):
+                    if isinstance(unsent, ClaimedOutbound):
                         with transaction(self._sessions) as session:
-                            release_outbound(session, ids=[row.id], worker=self.worker_id)
+                            release_outbound(session, ids=[unsent.id], worker=self.worker_id)
                     else:
-                        self._release([row.id])
+                        self._release([unsent.id])
             while any(lane.outstanding for lane in lanes):
                 self._raise_if_consumer_died(consumers)
                 await asyncio.sleep(0.005)
