@@ -153,7 +153,7 @@ def chat_console(
     """Chat with the bot in the terminal, as a person on a channel."""
     from bot.channels.simulator import DEFAULT_SENDERS
     from bot.clock import utcnow
-    from bot.messages import IncomingMessage
+    from bot.messages import IncomingMessage, answered_in_band
     from bot.preflight import check_before_console
     from bot.runtime import build_runtime
     from storage.vocabulary import ChannelKind
@@ -167,7 +167,9 @@ def chat_console(
 
     async def turn(text: str) -> None:
         message = IncomingMessage(channel=kind, sender=person, text=text, received_at=utcnow())
-        for reply in await runtime.inbox.receive(message, send=False):
+        with answered_in_band("console"):
+            replies = await runtime.inbox.receive(message)
+        for reply in replies:
             console.print(f"[cyan]bot>[/cyan] {reply.text}")
             if reply.buttons:
                 console.print(f"[dim]     [{' | '.join(reply.buttons)}][/dim]")

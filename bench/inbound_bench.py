@@ -13,7 +13,9 @@ run also sends, open-loop at `--rate` messages/s (default: 60% of the throughput
 mix to both endpoints and prints p50/p99 from each request's scheduled moment (a request that had to wait
 for the one before it counts the wait too). Each phone still sends in order, about a second apart.
 
-Replies go to a counting channel in the server (no outbound HTTP): this measures the inbound path.
+Replies go through the outbox and the dispatcher to a counting channel in the server (no outbound
+HTTP). Last, fresh phones send HULP open-loop at 50/s and the time from each post to its reply reaching
+the channel is reported (p50/p99, one server process only).
 `--workers N` (PostgreSQL only) serves the same port from N processes, as `serve --workers N` does.
 
 Run: `.venv/bin/python -m bench.inbound_bench` (20,000 messages) or `--messages 2000` for a quick run.
@@ -32,7 +34,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,11 +75,13 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     from starlette.responses import JSONResponse, Response
     from twilio.request_validator import RequestValidator
 
+    from bot.alerts import AlertTexts
     from bot.asgi import freeze_startup_heap
     from bot.channels.base import SendReceipt
-    from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
+    from bot.channels.twilio_webhooks import RecentKeys, SignedForms, twilio_webhook_router
     from bot.config import load_settings
     from bot.conversations import ConversationRouter
+    from bot.dispatch import Dispatcher
     from bot.inbox import Inbox
     from bot.messages import OutgoingMessage
     from bot.runtime import make_parser
@@ -89,45 +95,73 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
         kinds = frozenset(ChannelKind)
 
         async def send(self, message: OutgoingMessage) -> SendReceipt:
+            reply_times.setdefault(message.recipient, time.time())
             with sent.get_lock():
                 sent.value += 1
                 number = sent.value
             return SendReceipt(provider_id=f"bench-{number}")
 
-    settings = load_settings(database_url=database_url, public_base_url=PUBLIC, twilio_auth_token=AUTH_TOKEN)
+    # When each phone's first reply reached the provider (wall clock, compared with the client's post time).
+    reply_times: dict[str, float] = {}
+    # No send rate: the counting channel is no provider, and before the outbox replies were not rate limited.
+    settings = load_settings(
+        database_url=database_url,
+        public_base_url=PUBLIC,
+        twilio_auth_token=AUTH_TOKEN,
+        dispatch_rate_limits=False,
+    )
     if migrate_first:
         migrate(database_url)
     sessions = session_factory(make_engine(database_url))
     clock = lambda: datetime.now(UTC)  # noqa: E731
     catalogue = Catalogue.load()
+    vault = DataVault(new_data_key())
+    channel = CountingChannel()
+    # The dispatcher sends the replies, woken after each step's commit, as bot/runtime.py wires it.
+    dispatcher = Dispatcher(
+        sessions,
+        dict.fromkeys(ChannelKind, channel),
+        clock,
+        settings,
+        vault=vault,
+        texts=AlertTexts.from_settings(catalogue, settings),
+    )
     router = ConversationRouter(
         sessions=sessions,
-        vault=DataVault(new_data_key()),
+        vault=vault,
         book=PostcodeBook.load(settings.postcode_data),
         parser=make_parser(settings),
         catalogue=catalogue,
         settings=settings,
         clock=clock,
+        on_queued=dispatcher.wake,
     )
-    channel = CountingChannel()
-    inbox = Inbox(
-        handle=router.handle,
-        senders=dict.fromkeys(ChannelKind, channel),
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,  # as bot/runtime.py wires it
-    )
+    inbox = Inbox(handle=router.handle)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def run() -> None:
+            try:
+                await dispatcher.run()
+            except BaseException:
+                traceback.print_exc()
+                raise
+
+        task = asyncio.create_task(run())
+        yield
+        dispatcher.stop()
+        await task
 
     async def on_status(_update: StatusUpdate) -> None:
         return None
 
-    app = FastAPI()
+    app = FastAPI(lifespan=lifespan)
     app.include_router(
         twilio_webhook_router(
             forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
             on_message=inbox.receive,
             on_status=on_status,
-            first_time=inbox.first_time,
+            first_time=RecentKeys(),
             clock=clock,
             catalogue=catalogue,
             controlroom_phone=None,
@@ -141,8 +175,12 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     async def replies(_request: Request) -> JSONResponse:
         return JSONResponse({"sent": sent.value})
 
+    async def reply_times_route(_request: Request) -> JSONResponse:
+        return JSONResponse(reply_times)
+
     # Plain Starlette routes: no FastAPI dependency resolution, the floor to compare against.
     app.router.add_route(BARE_PATH, bare, methods=["POST"])
+    app.router.add_route("/reply-times", reply_times_route, methods=["GET"])
     app.router.add_route("/replies", replies, methods=["GET"])
 
     # Keep-alive past the client's longest pause: with uvicorn's 5 s, a connection httpx left idle was
@@ -271,6 +309,51 @@ async def _load(
     return _summary(latencies, failures, elapsed)
 
 
+async def _reply_latency(base_url: str, phones: int, rate: float) -> dict[str, Any]:
+    """Fresh phones each send HULP, open-loop at `rate`/s: time from the post to its reply's provider send."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    posted: dict[str, float] = {}
+    failures = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+        async def post(phone: str) -> None:
+            nonlocal failures
+            params = {
+                "From": phone,
+                "To": OUR_NUMBER,
+                "Body": "HULP",
+                "MessageSid": f"SM{next(_SIDS):032x}",
+                "AccountSid": ACCOUNT_SID,
+            }
+            signature = validator.compute_signature(PUBLIC + SMS_PATH, params)
+            headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+            posted[phone] = time.time()
+            if await _post(http, SMS_PATH, urlencode(params).encode(), headers) != 200:
+                failures += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for n in range(phones):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(f"+3168{n:07d}")))
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(1.0)  # replies sent after the webhook answered
+        times = (await http.get("/reply-times")).json()
+    latencies = sorted(times[p] - t for p, t in posted.items() if p in times)
+    return {
+        "phones": phones,
+        "rate": rate,
+        "replied": len(latencies),
+        "failures": failures,
+        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1) if latencies else None,
+    }
+
+
 def _summary(latencies: list[float], failures: int, elapsed: float) -> dict[str, Any]:
     """Messages, failures, messages/s and p50/p99 latency of one load."""
     latencies = sorted(latencies)
@@ -320,6 +403,8 @@ def run(
                 _load_at_rate(base, SMS_PATH, _requests(open_messages, SMS_PATH, "+3167"), steady)
             )
             replies = httpx.get(f"{base}/replies").json()["sent"] - warm_replies
+            # Each worker keeps its own send times, so this is measured with one server process only.
+            reply = asyncio.run(_reply_latency(base, min(messages, 1000), 50.0)) if workers == 1 else None
         finally:
             for server in servers:
                 server.kill()
@@ -333,6 +418,7 @@ def run(
         "ratio": round(real["per_s"] / bare["per_s"], 2),
         "open_loop": {"webhook": open_real, "bare": open_bare},
         "replies_sent": replies,
+        "reply_latency": reply,
     }
 
 
@@ -398,6 +484,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  {name:<28} {row['per_s']:>9} /s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms"
                 f"  ({row['failures']} not 200)"
+            )
+        reply = figures["reply_latency"]
+        if reply is not None:
+            print(
+                f"  reply latency, webhook post -> provider send,"
+                f" {reply['phones']} phones at {reply['rate']:g}/s:"
+                f"  p50 {reply['p50_ms']} ms  p99 {reply['p99_ms']} ms  ({reply['replied']} replied)"
             )
     print(json.dumps(figures))
     return 0

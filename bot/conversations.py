@@ -38,13 +38,14 @@ from bot.flows.mydata import set_exercises, show_my_data
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import IncomingMessage, OutgoingMessage, event_key
+from bot.outbox import queue_messages
 from bot.texts import Catalogue
 from nlu.types import InProcessParser, Intent, Parser, ParseResult
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.events import record_first_time
 from storage.geo import PostcodeBook
-from storage.models import ChannelIdentity, ConversationState, Participant
+from storage.models import ChannelIdentity, ConversationState, OutboundKind, Participant
 from storage.participants import (
     PHONE_CHANNELS,
     canonical_address,
@@ -119,9 +120,11 @@ class ConversationRouter:
         clock: Callable[[], datetime],
         flows: Sequence[Flow] = (),
         on_code_queued: Callable[[], None] | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
-        """`on_code_queued` is called after the commit of a step that queued a verification code."""
+        """`on_code_queued` / `on_queued` run after the commit of a step that queued a code / messages."""
         self._sessions = sessions
+        self._on_queued = on_queued
         self._parser = parser
         # An in-process parser is asked inside the step's transaction (we are in a worker thread
         # already); a remote one (Rasa) only between attempts, so no transaction waits on HTTP.
@@ -163,10 +166,28 @@ class ConversationRouter:
                     await asyncio.sleep(RETRY_PAUSE_S * (attempt + 1))
             except Exception:
                 log.exception("handling a %s message failed", message.channel)
-                return [self._apology(message)]
+                return await asyncio.to_thread(self._apologise, message)
         if unavailable is not None:
             raise StorageUnavailable("the database stayed unavailable") from unavailable
-        return [self._apology(message)]
+        return await asyncio.to_thread(self._apologise, message)
+
+    def _apologise(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        """The step left nothing behind; the apology is queued on its own."""
+        replies = [self._apology(message)]
+        try:
+            with transaction(self._sessions) as session:
+                queue_messages(
+                    session,
+                    replies,
+                    vault=self.services.vault,
+                    kind=OutboundKind.REPLY,
+                    now=self._clock(),
+                    sender=(message.channel, message.sender),
+                    on_queued=self._on_queued,
+                )
+        except Exception:
+            log.exception("the apology could not be queued")
+        return replies
 
     async def _parse(self, text: str) -> ParseResult:
         try:
@@ -220,8 +241,19 @@ class ConversationRouter:
                 notes.append(ctx.say("router.expired"))
             ctx.found_state = state
             replies = self._within_reply_budget(ctx, notes + self._route(ctx, state))
-        if message.channel is ChannelKind.SMS:
-            replies = [replace(r, text=fold_for_sms(r.text)) for r in replies]
+            if message.channel is ChannelKind.SMS:
+                replies = [replace(r, text=fold_for_sms(r.text)) for r in replies]
+            # In the step's transaction: a step that fails sends nothing, one that commits is answered.
+            queue_messages(
+                session,
+                replies,
+                vault=self.services.vault,
+                kind=OutboundKind.REPLY,
+                now=now,
+                identity_id=identity.id,
+                sender=(message.channel, message.sender),
+                on_queued=self._on_queued,
+            )
         return replies
 
     def _within_reply_budget(self, ctx: FlowContext, replies: list[OutgoingMessage]) -> list[OutgoingMessage]:

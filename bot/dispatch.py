@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -40,12 +41,20 @@ from bot.channels.base import Channel, PermanentSendError, RecipientOptedOut, Se
 from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import OutgoingMessage
+from bot.outbox import message_of
 from bot.send_budget import SharedBucket, sender_of
 from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction, writer_turn
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
+from storage.outbound import (
+    ClaimedOutbound,
+    claim_outbound,
+    outbound_result,
+    release_outbound,
+    requeue_stale_outbound,
+)
 from storage.participants import opt_out_identity, record_opt_out
 from storage.relays import RELAY_KINDS, relay_of_delivery
 from storage.verifications import claim_codes, code_result
@@ -66,6 +75,13 @@ CODE_BATCH = 20
 # A consumer starts its next send while earlier results wait for their commit, but never has more than this
 # many sends unrecorded: it bounds what a worker that dies can make us send twice.
 MAX_UNRECORDED = 4
+# Messages out claimed per channel at a time (replies are few, and each waits for a person).
+MESSAGE_BATCH = 20
+# At a limited rate a lane holds about this many seconds of deliveries claimed: a reply queued meanwhile
+# goes before the rest, and no claim comes near the claim timeout.
+ALERT_BATCH_S = 2.0
+# The priority of a delivery in its channel's queue: replies and codes (0) first, then alerts, then closings.
+LANE_OF = {DeliveryKind.ALERT: 1, DeliveryKind.RELAY_ALERT: 1}
 MARK_SENT = (
     update(DELIVERY)
     .where(DELIVERY.c.id == bindparam("b_id"))
@@ -141,12 +157,22 @@ class Outcome:
 
 @dataclass
 class DrainReport:
-    """What one `drain()` did."""
+    """What one `drain()` did (`sent` … `failed`: deliveries; `messages`: other messages out sent)."""
 
     sent: int = 0
     retried: int = 0
     fell_back: int = 0
     failed: int = 0
+    messages: int = 0
+
+
+@dataclass(order=True, frozen=True)
+class _Item:
+    """A claimed row in a lane's queue, ordered by its priority lane, then by when it was claimed."""
+
+    lane: int
+    seq: int
+    row: Claimed | ClaimedOutbound = field(compare=False)
 
 
 @dataclass
@@ -154,7 +180,7 @@ class _Lane:
     kind: ChannelKind
     sender: Channel
     bucket: TokenBucket | SharedBucket
-    queue: asyncio.Queue[Claimed] = field(default_factory=asyncio.Queue)
+    queue: asyncio.PriorityQueue[_Item] = field(default_factory=asyncio.PriorityQueue)
     outstanding: int = 0
     exhausted: bool = False
 
@@ -225,6 +251,7 @@ class Dispatcher:
         self._failure: BaseException | None = None
         self._conn: Connection | None = None
         self._report = DrainReport()
+        self._seq = itertools.count()
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -267,8 +294,8 @@ class Dispatcher:
         now = self._clock()
         d = DELIVERY.c
         query = update(Delivery).where(d.status == DeliveryStatus.SENDING.value, d.provider_id.is_(None))
+        cutoff = now - timedelta(seconds=self._settings.dispatch.claim_timeout_s)
         if stale_only:
-            cutoff = now - timedelta(seconds=self._settings.dispatch.claim_timeout_s)
             query = query.where(d.claimed_at < cutoff)
         with transaction(self._sessions) as session:
             result = session.execute(
@@ -276,9 +303,10 @@ class Dispatcher:
                     status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None, updated_at=now
                 )
             )
-        count = int(result.rowcount)  # type: ignore[attr-defined]
+            count = int(result.rowcount)  # type: ignore[attr-defined]
+            count += requeue_stale_outbound(session, cutoff=cutoff if stale_only else None)
         if count:
-            log.warning("reconcile: %d claimed deliveries of a stopped worker queued again", count)
+            log.warning("reconcile: %d claimed messages of a stopped worker queued again", count)
         return count
 
     # ---- the pump -----------------------------------------------------------------------------
@@ -301,7 +329,6 @@ class Dispatcher:
             for lane in lanes
             for n in range(per_lane)
         ]
-        batch = max(1, self._settings.dispatch.batch_size)
         try:
             poll = self._settings.dispatch.poll_interval_s
             last_poll = self._monotonic()
@@ -317,15 +344,18 @@ class Dispatcher:
                 if recheck or first_round:
                     # Codes before alerts: each has a person waiting for it in a chat.
                     claimed += await self._send_codes(lanes)
+                    # Replies and the other messages go in the lanes' queues ahead of waiting alerts.
+                    claimed += self._claim_messages(lanes)
                     first_round = False
                 for lane in lanes:
+                    batch = self._alert_batch(lane)
                     room = batch - lane.queue.qsize()
                     if room < batch // 2 or (lane.exhausted and not recheck):
                         continue
                     rows = self._claim(lane.kind, room)
                     lane.exhausted = len(rows) < room
                     for row in rows:
-                        lane.queue.put_nowait(row)
+                        lane.queue.put_nowait(_Item(LANE_OF.get(row.kind, 2), next(self._seq), row))
                     lane.outstanding += len(rows)
                     claimed += len(rows)
                 self._raise_if_consumer_died(consumers)
@@ -341,9 +371,13 @@ class Dispatcher:
             # Finish what is in flight before leaving; unsent claims go back to the queue.
             for lane in lanes:
                 while not lane.queue.empty():
-                    row = lane.queue.get_nowait()
+                    unsent = lane.queue.get_nowait().row
                     lane.outstanding -= 1
-                    self._release([row.id])
+                    if isinstance(unsent, ClaimedOutbound):
+                        with transaction(self._sessions) as session:
+                            release_outbound(session, ids=[unsent.id], worker=self.worker_id)
+                    else:
+                        self._release([unsent.id])
             while any(lane.outstanding for lane in lanes):
                 self._raise_if_consumer_died(consumers)
                 await asyncio.sleep(0.005)
@@ -369,6 +403,84 @@ class Dispatcher:
             rate=rate,
             monotonic=self._monotonic,
         )
+
+    def _alert_batch(self, lane: _Lane) -> int:
+        """How many deliveries a lane holds claimed: a few seconds of its rate, so none waits claimed for
+        long while a reply goes ahead, and a claim never nears the claim timeout."""
+        batch = max(1, self._settings.dispatch.batch_size)
+        rate = lane.bucket.rate
+        if rate <= 0:
+            return batch
+        return max(2, min(batch, int(rate * ALERT_BATCH_S), self._settings.dispatch.concurrency * 2 + 2))
+
+    def _claim_messages(self, lanes: list[_Lane]) -> int:
+        """Claim the due messages out (replies, questions, reconfirmations) into each lane's queue."""
+        claimed = 0
+        for lane in lanes:
+            with transaction(self._sessions) as session:
+                rows = claim_outbound(
+                    session,
+                    vault=self._vault,
+                    channel=lane.kind,
+                    now=self._clock(),
+                    worker=self.worker_id,
+                    limit=MESSAGE_BATCH,
+                    skip_locked=not self._is_sqlite,
+                )
+            if len(rows) == MESSAGE_BATCH:
+                self._dirty = True
+            for row in rows:
+                lane.queue.put_nowait(_Item(row.lane, next(self._seq), row))
+            lane.outstanding += len(rows)
+            claimed += len(rows)
+        return claimed
+
+    async def _send_message(self, lane: _Lane, row: ClaimedOutbound) -> None:
+        """Send one message out (its slot is taken) and record the result at once: they are few."""
+        receipt: SendReceipt | None = None
+        error: SendError | None = None
+        message = message_of(row)
+        if message is None:
+            error = PermanentSendError("the message was erased", code="erased")
+        else:
+            self._in_send += 1
+            try:
+                receipt = await lane.sender.send(message)
+            except SendError as exc:
+                error = exc
+            except Exception as exc:  # an adapter bug or a transport error the adapter did not map
+                log.exception("send on %s raised %s", row.channel.value, type(exc).__name__)
+                error = SendError(str(exc), code=type(exc).__name__)
+            finally:
+                self._in_send -= 1
+        now = self._clock()
+        attempts = row.attempts + 1
+        retry = error is not None and error.retryable and attempts < self._settings.dispatch.max_attempts
+        try:
+            with transaction(self._sessions) as session:
+                if isinstance(error, RecipientOptedOut) and row.identity_id is not None:
+                    opt_out_identity(session, identity_id=row.identity_id, now=now)
+                outbound_result(
+                    session,
+                    outbound_id=row.id,
+                    attempts=attempts,
+                    provider_id=receipt.provider_id if receipt is not None else None,
+                    error=None if error is None else (error.code or type(error).__name__),
+                    next_at=now + timedelta(seconds=self._backoff(attempts, error.retry_after))
+                    if retry and error is not None
+                    else None,
+                    now=now,
+                )
+        finally:
+            lane.outstanding -= 1
+            if error is None:
+                self._report.messages += 1
+            elif retry:
+                self._dirty = True
+            if self._wake is not None and lane.outstanding == 0:
+                self._wake.set()
+        if error is not None and not retry:
+            log.info("message %d on %s: %s", row.id, row.channel.value, error.code)
 
     async def _send_codes(self, lanes: list[_Lane]) -> int:
         """Send the due verification codes, one by one within each lane's rate; returns how many tried."""
@@ -426,7 +538,15 @@ class Dispatcher:
     async def _consume(self, lane: _Lane) -> None:
         unrecorded: deque[asyncio.Future[None]] = deque()
         while True:
-            row = await lane.queue.get()
+            item = await lane.queue.get()
+            # The send slot first, then the most urgent row: a reply claimed while this consumer waited
+            # for its slot goes before the alerts claimed earlier.
+            await lane.bucket.acquire()
+            lane.queue.put_nowait(item)
+            row = lane.queue.get_nowait().row
+            if isinstance(row, ClaimedOutbound):
+                await self._send_message(lane, row)
+                continue
             outcome = await self._send(lane, row)
             while unrecorded and unrecorded[0].done():
                 unrecorded.popleft().result()
@@ -448,7 +568,6 @@ class Dispatcher:
             message = self._message(row)
         except SendError as exc:
             return Outcome(row, error=exc)
-        await lane.bucket.acquire()
         self._in_send += 1
         try:
             receipt = await lane.sender.send(message)

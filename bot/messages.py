@@ -6,7 +6,9 @@ The words they are made of (`ChannelKind`, `GeoPoint`, `DeliveryStatus`, `Status
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,3 +55,17 @@ class OutgoingMessage:
     request_location: bool = False
     template_sid: str | None = None
     template_variables: Mapping[str, str] | None = None
+
+
+# Set while a webhook hands a message on whose replies it speaks itself: the call's (or a session's) id.
+IN_BAND: ContextVar[str | None] = ContextVar("answered_in_band", default=None)
+
+
+@contextmanager
+def answered_in_band(answer_id: str) -> Iterator[None]:
+    """Within this block, replies to the sender are recorded as answered in the webhook's response."""
+    token = IN_BAND.set(answer_id or "in-band")
+    try:
+        yield
+    finally:
+        IN_BAND.reset(token)

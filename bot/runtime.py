@@ -289,10 +289,9 @@ def build_runtime(
         clock=clock,
         tips=tips,
         on_code_queued=dispatcher.wake,
+        on_queued=dispatcher.wake,
     )
-    inbox = Inbox(
-        handle=router.handle, senders=senders, sessions=sessions, clock=clock, handler_records_keys=True
-    )
+    inbox = Inbox(handle=router.handle)
 
     # The channels' receiving side hands messages to the inbox and receipts to the outbox.
     receiving: list[Subsystem] = []
@@ -348,6 +347,7 @@ def conversation_router(
     tips: TipServices,
     flows: Sequence[Flow] = (),
     on_code_queued: Callable[[], None] | None = None,
+    on_queued: Callable[[], None] | None = None,
 ) -> ConversationRouter:
     """The conversation router with every flow the bot runs (reconfirmation, relays, tips, then `flows`)."""
     return ConversationRouter(
@@ -360,6 +360,7 @@ def conversation_router(
         clock=clock,
         flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *flows],
         on_code_queued=on_code_queued,
+        on_queued=on_queued,
     )
 
 

@@ -15,12 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, select
 
-from bot.channels.base import Channel, SendError
+from bot.channels.base import Channel
 from bot.clock import Clock
 from bot.config import Settings
 from bot.messages import OutgoingMessage
+from bot.outbox import queue_messages
 from bot.texts import Catalogue
 from storage import keys, reports
 from storage import reconfirmations as store
@@ -36,6 +37,7 @@ from storage.models import (
     ChannelIdentity,
     ConversationState,
     Delivery,
+    OutboundKind,
     Participant,
     ParticipantStatus,
     ReconfirmRequest,
@@ -119,6 +121,7 @@ class Reachable:
     channel: ChannelKind
     recipient: str
     last_inbound_at: datetime | None
+    identity_id: int | None = None
 
 
 def reach_of(
@@ -138,7 +141,7 @@ def reach_of(
         except DataKeyError:
             continue
         last = store.aware(identity.last_inbound_at) if identity.last_inbound_at else None
-        return Reachable(identity.channel, recipient, last)
+        return Reachable(identity.channel, recipient, last, identity.id)
     return None
 
 
@@ -168,19 +171,11 @@ def reconfirm_message(
     return OutgoingMessage(channel=to.channel, recipient=to.recipient, text=text, buttons=buttons)
 
 
-async def _deliver(ctx: JobContext, message: OutgoingMessage) -> bool:
-    channel = ctx.senders.get(message.channel)
-    if channel is None:
-        log.warning("no sender for %s; reconfirmation not sent", message.channel)
-        return False
-    try:
-        await channel.send(message)
-    except SendError as exc:
-        log.warning(
-            "reconfirmation on %s failed: %s (code %s)", message.channel, type(exc).__name__, exc.code
-        )
-        return False
-    return True
+def _queue(ctx: JobContext, session: Session, message: OutgoingMessage, to: Reachable, now: datetime) -> None:
+    # In the transaction that records the question: the dispatcher sends it (lane 2, after alerts).
+    queue_messages(
+        session, [message], vault=ctx.vault, kind=OutboundKind.RECONFIRM, now=now, identity_id=to.identity_id
+    )
 
 
 def expire_unanswered(ctx: JobContext, *, now: datetime, limit: int) -> int:
@@ -234,7 +229,7 @@ async def reconfirm(ctx: JobContext) -> JobResult:
     unreachable_left = BATCH
     # Reminders first: their deadline is nearer than that of a question not yet asked.
     while budget > 0:
-        outgoing: list[OutgoingMessage] = []
+        queued = 0
         with transaction(ctx.sessions) as session:
             reminders = store.due_for_reminder(
                 session, now=now, reminder_days=settings.scheduler.reconfirm_reminder_days, limit=budget
@@ -254,24 +249,23 @@ async def reconfirm(ctx: JobContext) -> JobResult:
                 if to is None:
                     result.add("unreachable")
                     continue
-                outgoing.append(
-                    reconfirm_message(
-                        ctx,
-                        to=to,
-                        language=participant.language,
-                        key="reconfirm.reminder",
-                        expires_at=request.expires_at,
-                        now=now,
-                    )
+                message = reconfirm_message(
+                    ctx,
+                    to=to,
+                    language=participant.language,
+                    key="reconfirm.reminder",
+                    expires_at=request.expires_at,
+                    now=now,
                 )
-        # Recorded before sending: a crash in between loses one message, never doubles it.
-        for message in outgoing:
-            result.add("reminded" if await _deliver(ctx, message) else "failed")
-        budget -= len(outgoing)
+                _queue(ctx, session, message, to, now)
+                queued += 1
+        if queued:
+            result.add("reminded", queued)
+        budget -= queued
         if not reminders:
             break
     while budget > 0:
-        outgoing = []
+        queued = 0
         with transaction(ctx.sessions) as session:
             due = store.due_for_question(
                 session, now=now, after_days=settings.scheduler.reconfirm_after_days, limit=budget
@@ -293,19 +287,19 @@ async def reconfirm(ctx: JobContext) -> JobResult:
                     result.add("unreachable")
                     unreachable_left -= 1
                     continue
-                outgoing.append(
-                    reconfirm_message(
-                        ctx,
-                        to=to,
-                        language=participant.language,
-                        key="reconfirm.question",
-                        expires_at=request.expires_at,
-                        now=now,
-                    )
+                message = reconfirm_message(
+                    ctx,
+                    to=to,
+                    language=participant.language,
+                    key="reconfirm.question",
+                    expires_at=request.expires_at,
+                    now=now,
                 )
-        for message in outgoing:
-            result.add("asked" if await _deliver(ctx, message) else "failed")
-        budget -= len(outgoing)
+                _queue(ctx, session, message, to, now)
+                queued += 1
+        if queued:
+            result.add("asked", queued)
+        budget -= queued
         if not due or unreachable_left <= 0:
             break
     return result
@@ -385,6 +379,8 @@ def _time_rules(settings: Settings) -> list[tuple[str, str, int]]:
         ("conversation_log", "at", settings.retention_days),
         # Verification codes matter for an hour (their limits); a day later nothing of them is kept.
         ("phone_verification", "created_at", 1),
+        # Messages out are wiped when sent; the rows stay a day as counts, a reply unsent by then is moot.
+        ("outbound_message", "created_at", 1),
     ]
     return [(t, c, d) for t, c, d in rules if t in _tables() and c in _tables()[t].columns]
 

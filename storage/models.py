@@ -727,3 +727,50 @@ class ActionPhoto(SQLModel, table=True):
     data_enc: str = Field(sa_type=sa.Text)
     """The bytes, Fernet-encrypted with DATA_KEY (rotated with the other encrypted columns)."""
     created_at: datetime
+
+
+# --------------------------------------------------------------------------------------------------
+# Messages out other than deliveries and codes (storage/outbound.py, bot/dispatch.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class OutboundKind(StrEnum):
+    """Why a message goes out: it decides its lane in the dispatcher."""
+
+    REPLY = "reply"
+    TIP_QUESTION = "tip_question"
+    OPERATOR_CHAT = "operator_chat"
+    TIP_RESULT = "tip_result"
+    RECONFIRM = "reconfirm"
+
+
+class OutboundMessage(SQLModel, table=True):
+    """One message out that is not an alert or a code: a reply, a question, a reconfirmation.
+
+    Written in the transaction of the state change that causes it; the dispatcher sends it. The
+    recipient and the message (text and channel extras, JSON) stay encrypted until it is sent, failed
+    or its person said STOP, then they are wiped; the row stays as a count until the scheduler purges it.
+    """
+
+    __tablename__ = "outbound_message"
+    __table_args__ = (sa.Index("ix_outbound_message_queue", "status", "channel", "lane", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: ChannelKind = Field(sa_type=enum_type(ChannelKind))
+    identity_id: int | None = Field(
+        default=None, foreign_key="channel_identity.id", ondelete="SET NULL", index=True
+    )
+    kind: OutboundKind = Field(sa_type=enum_type(OutboundKind))
+    lane: int = 0
+    """0: a person in a conversation; 2: closings, results, reconfirmations (alerts are lane 1)."""
+    recipient_enc: str | None = None
+    message_enc: str | None = None
+    status: DeliveryStatus = Field(default=DeliveryStatus.QUEUED, sa_type=enum_type(DeliveryStatus))
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    provider_id: str | None = None
+    error_code: str | None = None
+    created_at: datetime = Field(index=True)
+    sent_at: datetime | None = None

@@ -28,6 +28,7 @@ from storage.models import (
     Participant,
     ParticipantStatus,
 )
+from storage.outbound import forget_outbound
 from storage.phones import InvalidPhoneNumber, to_e164
 from storage.reach import forget_identity_reach, touch_reach
 from storage.tips import forget_tipster
@@ -428,6 +429,7 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
     forget_tipster(
         session, identity_ids=[i.id for i in identities if i.id is not None], participant_id=participant.id
     )
+    forget_outbound(session, identity_ids=[i.id for i in identities if i.id is not None])
     for identity in identities:
         session.execute(delete(ConversationState).where(col(ConversationState.identity_id) == identity.id))
         identity.address_enc = None
@@ -463,6 +465,7 @@ def opt_out_identity(session: Session, *, identity_id: int, now: datetime) -> No
         .values(opted_out=True, opted_out_at=now, address_enc=None)
     )
     forget_identity_reach(session.connection(), identity_id=identity_id)
+    forget_outbound(session, identity_ids=[identity_id])
 
 
 def record_opt_out(session: Session, *, phone_hash: str, now: datetime) -> None:

@@ -8,6 +8,7 @@ bodies only: the server logs every URL.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections import defaultdict, deque
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field
 from bot.channels.base import SendReceipt
 from bot.channels.segments import count_segments
 from bot.clock import Clock, utcnow
-from bot.messages import IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage, answered_in_band
 from storage.vocabulary import ChannelKind, GeoPoint
 
 MAX_TEXT = 10_000
@@ -182,8 +183,8 @@ class SimulatorChannel:
 class Receiver(Protocol):
     """What the simulator hands a message to (`bot.inbox.Inbox`, which stands above the channels)."""
 
-    async def receive(self, message: IncomingMessage, *, send: bool = True) -> list[OutgoingMessage]:
-        """Handle one message; its replies, sent only when `send` is on."""
+    async def receive(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        """Handle one message; the replies it queued."""
         ...
 
 
@@ -216,7 +217,9 @@ def simulator_router(*, inbox: Receiver, simulator: SimulatorChannel, clock: Clo
             contact_phone=body.contact_phone,
         )
         simulator.record_incoming(message)
-        replies = await inbox.receive(message, send=False)
+        # The page shows the replies in this response: recorded as sent in-band, not sent again.
+        with answered_in_band(f"simulator:{uuid.uuid4().hex[:12]}"):
+            replies = await inbox.receive(message)
         return [simulator.record(reply) for reply in replies]
 
     @router.post("/simulator/history")

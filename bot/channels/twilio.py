@@ -32,7 +32,6 @@ from bot.channels.twilio_http import HttpxTwilioClient, TwilioThrottled, TwilioU
 from bot.channels.twilio_media import TwilioMedia
 from bot.channels.twilio_payloads import WHATSAPP_PREFIX
 from bot.channels.twilio_webhooks import (
-    CALL_REPLIES,
     GATHER_PATH,
     STATUS_PATH,
     FirstTime,
@@ -135,11 +134,6 @@ class TwilioChannel:
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         """Send one SMS or WhatsApp message (a VOICE message places a call); raise a SendError on failure."""
         if message.channel is ChannelKind.VOICE:
-            replies = CALL_REPLIES.get()
-            spoken = replies.take(message.recipient, message.text) if replies is not None else None
-            if spoken is not None:
-                # A reply to a caller still on the line is spoken in that call, not a new call back.
-                return SendReceipt(provider_id=spoken, segments=1)
             return await self.call(message.recipient, message.text)
         if message.channel is ChannelKind.SMS:
             return await self._send_sms(message)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl
@@ -32,7 +31,7 @@ from bot.channels.twilio_payloads import (
     parse_status,
     status_key,
 )
-from bot.messages import IncomingMessage
+from bot.messages import IncomingMessage, OutgoingMessage, answered_in_band
 from bot.texts import Catalogue
 from storage.vocabulary import StatusUpdate
 
@@ -54,37 +53,17 @@ Lang = Annotated[str, Query(max_length=8)]
 T = TypeVar("T")
 
 
-@dataclass
-class CallReplies:
-    """Replies to what a caller said, collected while the call waits for our TwiML, to be spoken in it."""
-
-    caller: str
-    call_sid: str
-    texts: list[str] = field(default_factory=list)
-    open: bool = True
-
-    def take(self, recipient: str, text: str) -> str | None:
-        """Keep a reply for this caller while the webhook runs; its receipt id, or None when not ours."""
-        if not self.open or recipient != self.caller:
-            return None
-        self.texts.append(text)
-        return f"{self.call_sid}:say:{len(self.texts)}"
-
-
-# Set while a voice webhook hands a caller's words on: replies sent meanwhile (in the same task) are
-# spoken in the call instead of placing a new call back to the person.
-CALL_REPLIES: ContextVar[CallReplies | None] = ContextVar("twilio_call_replies", default=None)
-
-
 async def _hand_on_call_input(on_message: OnMessage, incoming: IncomingMessage, call_sid: str) -> list[str]:
-    replies = CallReplies(caller=incoming.sender, call_sid=call_sid)
-    token = CALL_REPLIES.set(replies)
-    try:
-        await on_message(incoming)
-    finally:
-        replies.open = False
-        CALL_REPLIES.reset(token)
-    return replies.texts
+    # The replies to the caller are spoken in this call's TwiML: recorded as sent in-band by the router.
+    with answered_in_band(f"call:{call_sid}"):
+        replies = await on_message(incoming)
+    if not isinstance(replies, list):
+        return []
+    return [
+        r.text
+        for r in replies
+        if isinstance(r, OutgoingMessage) and r.channel is incoming.channel and r.recipient == incoming.sender
+    ]
 
 
 class RecentKeys:

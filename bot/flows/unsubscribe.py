@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from bot.flows.engine import Answer, Finish, Flow, FlowContext, Goto, Retry, Step, Transition, yes_or_no
 from bot.messages import OutgoingMessage
+from storage.outbound import forget_outbound
 from storage.participants import (
     PHONE_CHANNELS,
     audit,
@@ -39,6 +40,8 @@ def opt_out(ctx: FlowContext, *, source: str) -> bool:
     registered = participant is not None
     # Tips stay for the control room, without the number (a participant's are handled by the erasure).
     forget_tipster(ctx.session, identity_ids=[ctx.identity.id or 0], participant_id=None)
+    # Messages still waiting for this person are wiped with the rest (the STOP reply comes after).
+    forget_outbound(ctx.session, identity_ids=[ctx.identity.id or 0])
     if participant is not None:
         if participant.phone_hash:
             hashes.add(participant.phone_hash)

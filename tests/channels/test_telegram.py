@@ -20,8 +20,10 @@ from bot.config import Settings, load_settings
 from bot.inbox import Inbox
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
+from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.vocabulary import ChannelKind, GeoPoint
+from tests.channels.keyed import KeyedHandler, drain
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import BLOCKED, CHAT_NOT_FOUND, FakeTelegramApi
 
@@ -236,23 +238,21 @@ async def test_start_in_webhook_mode_registers_the_webhook_with_the_secret(
 
 
 async def test_a_repeated_update_is_handled_once_through_the_inbox(
-    fake: FakeTelegramApi, sessions: SessionFactory, catalogue: Catalogue
+    fake: FakeTelegramApi, sessions: SessionFactory, catalogue: Catalogue, vault: DataVault
 ) -> None:
-    handled: list[IncomingMessage] = []
-
-    async def handle(message: IncomingMessage) -> list[OutgoingMessage]:
-        handled.append(message)
-        return [OutgoingMessage(ChannelKind.TELEGRAM, message.sender, "Dank u")]
-
-    senders: dict[ChannelKind, Any] = {}
-    inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=FixedClock(NOW))
+    handle = KeyedHandler(
+        sessions,
+        vault,
+        FixedClock(NOW),
+        lambda m: [OutgoingMessage(ChannelKind.TELEGRAM, m.sender, "Dank u")],
+    )
+    inbox = Inbox(handle=handle)
     channel = TelegramChannel(
         make_settings(fake, secret=SECRET),
         FixedClock(NOW),
         per_chat_interval=0,
         catalogue=catalogue,
     )
-    senders[ChannelKind.TELEGRAM] = channel
     await channel.start(inbox.receive)
     app = FastAPI()
     app.include_router(channel.router(inbox.receive))
@@ -261,10 +261,11 @@ async def test_a_repeated_update_is_handled_once_through_the_inbox(
             update = payload("text")
             first = await post_update(http, update)
             again = await post_update(http, update)
+        await drain(sessions, {ChannelKind.TELEGRAM: channel}, FixedClock(NOW), vault)
     finally:
         await channel.stop()
     assert (first.status_code, again.status_code) == (200, 200)
-    assert len(handled) == 1
+    assert len(handle.handled) == 1
     assert fake.sent_texts(ANNA) == ["Dank u"]
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlmodel import select
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator
@@ -26,8 +27,11 @@ from bot.config import Settings, load_settings
 from bot.inbox import Inbox
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
+from storage.crypto import DataVault
 from storage.db import SessionFactory
+from storage.models import OutboundMessage
 from storage.vocabulary import ChannelKind, DeliveryStatus, GeoPoint, StatusUpdate
+from tests.channels.keyed import KeyedHandler, drain
 from tests.conftest import FixedClock
 from tests.fakes.twilio_api import FakeTwilioApi
 
@@ -421,32 +425,33 @@ async def test_status_callback_is_handed_on_once_per_sid_and_status(
 
 
 async def test_duplicate_sms_webhook_is_handled_once_by_the_inbox(
-    fake: FakeTwilioApi, sessions: SessionFactory, clock: FixedClock
+    fake: FakeTwilioApi, sessions: SessionFactory, clock: FixedClock, vault: DataVault
 ) -> None:
-    handled: list[IncomingMessage] = []
-
-    async def handle(message: IncomingMessage) -> list[OutgoingMessage]:
-        handled.append(message)
-        return [OutgoingMessage(channel=message.channel, recipient=message.sender, text="Welkom")]
-
-    senders: dict[ChannelKind, Any] = {}
-    inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=clock)
+    handle = KeyedHandler(
+        sessions,
+        vault,
+        clock,
+        lambda m: [OutgoingMessage(channel=m.channel, recipient=m.sender, text="Welkom")],
+    )
+    inbox = Inbox(handle=handle)
     twilio = TwilioChannel(make_settings(fake.base_url), clock)
-    senders.update(dict.fromkeys(twilio.kinds, twilio))
     app = FastAPI()
     app.include_router(twilio.router(inbox.receive, Recorder().on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         for _ in range(2):
             assert (await post(http, "/webhooks/twilio/sms", payload("sms_text"))).status_code == 200
+        # Nothing is sent from the webhook: the reply waits in the outbox for the dispatcher.
+        assert fake.messages() == []
+        await drain(sessions, dict.fromkeys(twilio.kinds, twilio), clock, vault)
     await twilio.aclose()
-    assert len(handled) == 1
+    assert len(handle.handled) == 1
     assert [(m["To"], m["Body"]) for m in fake.messages()] == [(CITIZEN, "Welkom")]
 
 
 async def test_replies_to_a_caller_are_spoken_in_the_call_not_a_call_back(
-    fake: FakeTwilioApi, sessions: SessionFactory, clock: FixedClock
+    fake: FakeTwilioApi, sessions: SessionFactory, clock: FixedClock, vault: DataVault
 ) -> None:
-    async def handle(message: IncomingMessage) -> list[OutgoingMessage]:
+    def reply(message: IncomingMessage) -> list[OutgoingMessage]:
         return [
             OutgoingMessage(channel=message.channel, recipient=message.sender, text="Dank u, tip ontvangen."),
             OutgoingMessage(
@@ -454,18 +459,26 @@ async def test_replies_to_a_caller_are_spoken_in_the_call_not_a_call_back(
             ),
         ]
 
-    senders: dict[ChannelKind, Any] = {}
-    inbox = Inbox(handle=handle, senders=senders, sessions=sessions, clock=clock)
+    inbox = Inbox(handle=KeyedHandler(sessions, vault, clock, reply))
     twilio = TwilioChannel(make_settings(fake.base_url), clock)
-    senders.update(dict.fromkeys(twilio.kinds, twilio))
     app = FastAPI()
     app.include_router(twilio.router(inbox.receive, Recorder().on_status))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         first = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
         again = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
+        # The spoken replies are recorded as sent in the call: the dispatcher has nothing to send.
+        report = await drain(sessions, dict.fromkeys(twilio.kinds, twilio), clock, vault)
         # Outside a call's webhook a VOICE message is an alert: that one places a call.
         await twilio.send(OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text="Alert"))
     await twilio.aclose()
+    assert report.messages == 0
+    with sessions() as session:
+        rows = list(session.exec(select(OutboundMessage)))
+    assert [(r.status, r.channel, r.message_enc, r.recipient_enc) for r in rows] == [
+        (DeliveryStatus.SENT, ChannelKind.VOICE, None, None)
+    ] * 2
+    call_sid = payload("voice_gather_speech")["CallSid"]
+    assert {r.provider_id for r in rows} == {f"in-band:call:{call_sid}"}
     found = verbs(first.text)
     assert [(tag, text) for tag, _, text in found if tag == "Say"] == [
         ("Say", "Dank u, tip ontvangen."),

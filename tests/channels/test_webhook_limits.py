@@ -22,8 +22,9 @@ from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio import TwilioChannel
 from bot.config import load_settings
 from bot.inbox import Inbox
-from bot.messages import IncomingMessage, OutgoingMessage
-from storage.db import SessionFactory
+from bot.messages import IncomingMessage, OutgoingMessage, event_key
+from storage.db import SessionFactory, transaction
+from storage.events import record_first_time
 from storage.models import ProcessedEvent
 from storage.vocabulary import ChannelKind, StatusUpdate
 from tests.conftest import FixedClock
@@ -57,8 +58,11 @@ def sign(url: str, form: dict[str, str]) -> str:
 
 @dataclass
 class Handler:
-    """Stands in for the router: records what it handled, or fails like a locked database."""
+    """Stands in for the router: records the provider id as it does (in the step's transaction) and what
+    it handled, or fails like a locked database."""
 
+    sessions: SessionFactory
+    clock: FixedClock
     handled: list[IncomingMessage] = field(default_factory=list)
     failures: int = 0
 
@@ -66,6 +70,10 @@ class Handler:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("database stayed locked")
+        key = event_key(message)
+        with transaction(self.sessions) as session:
+            if key is not None and not record_first_time(session, key=key, at=self.clock()):
+                return []
         self.handled.append(message)
         return []
 
@@ -86,8 +94,8 @@ def fake() -> Iterator[FakeTwilioApi]:
 @pytest.fixture
 async def wired(sessions: SessionFactory, fake: FakeTwilioApi, clock: FixedClock) -> AsyncIterator[Wired]:
     """Both webhooks on one app, each handing on through the same inbox (as the runtime wires them)."""
-    handler = Handler()
-    inbox = Inbox(handle=handler, senders={}, sessions=sessions, clock=clock)
+    handler = Handler(sessions, clock)
+    inbox = Inbox(handle=handler)
     settings = load_settings(
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
@@ -103,7 +111,7 @@ async def wired(sessions: SessionFactory, fake: FakeTwilioApi, clock: FixedClock
     twilio = TwilioChannel(settings, clock)
     telegram = TelegramChannel(settings, clock, per_chat_interval=0)
     app = FastAPI()
-    app.include_router(twilio.router(inbox.receive, on_status, first_time=inbox.first_time))
+    app.include_router(twilio.router(inbox.receive, on_status))
     app.include_router(telegram.router(inbox.receive))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield Wired(http, handler, sessions)

@@ -1,11 +1,13 @@
 """Both webhooks (Twilio, Telegram) in front of the real inbox and router, on a test's database.
 
 For tests that feed raw provider payloads through the signature checks into the router and read what
-would have been sent, without the rest of the runtime (dispatcher, scheduler, NLU training).
+was sent: after each message the dispatcher drains the outbox into a recording sender (no scheduler,
+no NLU training).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,13 +17,15 @@ import httpx
 from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
+from bot.alerts import AlertTexts
 from bot.channels.base import SendReceipt
 from bot.channels.telegram import TelegramChannel
-from bot.channels.twilio_webhooks import SignedForms, twilio_webhook_router
+from bot.channels.twilio_webhooks import RecentKeys, SignedForms, twilio_webhook_router
 from bot.config import load_settings
 from bot.conversations import ConversationRouter
+from bot.dispatch import Dispatcher
 from bot.inbox import Inbox
-from bot.messages import OutgoingMessage
+from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
@@ -82,28 +86,38 @@ async def webhooks_app(
         clock=clock,
     )
     outbox = Outbox()
-    inbox = Inbox(
-        handle=router.handle,
-        senders=dict.fromkeys(ChannelKind, outbox),
-        sessions=sessions,
-        clock=clock,
-        handler_records_keys=True,  # as bot/runtime.py wires it
+    inbox = Inbox(handle=router.handle)
+    dispatcher = Dispatcher(
+        sessions,
+        dict.fromkeys(ChannelKind, outbox),
+        clock,
+        settings,
+        vault=vault,
+        texts=AlertTexts.from_settings(catalogue, settings),
     )
+    draining = asyncio.Lock()
+
+    async def receive(message: IncomingMessage) -> list[OutgoingMessage]:
+        replies = await inbox.receive(message)
+        async with draining:
+            await dispatcher.drain()
+        return replies
+
     app = FastAPI()
     app.include_router(
         twilio_webhook_router(
             forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
-            on_message=inbox.receive,
+            on_message=receive,
             on_status=_ignore_status,
-            first_time=inbox.first_time,
+            first_time=RecentKeys(),
             clock=clock,
             catalogue=catalogue,
             controlroom_phone=controlroom_phone,
         )
     )
     telegram = TelegramChannel(settings, clock, per_chat_interval=0)
-    await telegram.start(inbox.receive)
-    app.include_router(telegram.router(inbox.receive))
+    await telegram.start(receive)
+    app.include_router(telegram.router(receive))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
             yield http, outbox

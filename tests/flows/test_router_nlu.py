@@ -113,8 +113,8 @@ async def test_an_inbox_that_leaves_the_ids_to_the_router_handles_a_duplicate_on
     make_router, sessions: SessionFactory, clock: FixedClock
 ) -> None:  # type: ignore[no-untyped-def]
     router = make_router(CountingParser())
-    inbox = Inbox(handle=router.handle, senders={}, sessions=sessions, clock=clock, handler_records_keys=True)
+    inbox = Inbox(handle=router.handle)
     message = incoming(SMS, "HULP", clock, provider_id="SM" + "1" * 32)
-    assert await inbox.receive(message, send=False)
-    assert await inbox.receive(message, send=False) == []
+    assert await inbox.receive(message)
+    assert await inbox.receive(message) == []
     assert [e.key for e in rows(sessions, ProcessedEvent)] == ["sms:SM" + "1" * 32]

@@ -6,21 +6,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import SQLModel, select
 
+from bot.alerts import AlertTexts
 from bot.channels.base import SendReceipt
 from bot.config import Settings, load_settings
 from bot.conversations import ConversationRouter
+from bot.dispatch import Dispatcher
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.runtime import conversation_router
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
-from scheduler.jobs import JobContext
+from scheduler.jobs import JobContext, JobResult, reconfirm
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
-from storage.models import Participant
+from storage.models import OutboundKind, OutboundMessage, Participant
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
 
@@ -116,8 +119,27 @@ async def say(
         replies = await router.handle(
             IncomingMessage(channel=ChannelKind.SMS, sender=phone, text=text, received_at=clock())
         )
+        answered(router)
         clock.advance(seconds=20)
     return replies
+
+
+def answered(router: ConversationRouter) -> None:
+    """The replies queued so far count as sent: the tests' channel records only what the jobs cause."""
+    with transaction(router._sessions) as session:  # noqa: SLF001 - the router's own database
+        session.execute(
+            sa.update(OutboundMessage)
+            .where(sa.column("kind") == OutboundKind.REPLY.value, sa.column("status") == "queued")
+            .values(status="sent", recipient_enc=None, message_enc=None)
+        )
+
+
+async def reconfirm_and_send(ctx: JobContext) -> JobResult:
+    """The reconfirm job, then the dispatcher over what it queued (into the context's senders)."""
+    result = await reconfirm(ctx)
+    texts = AlertTexts.from_settings(ctx.catalogue, ctx.settings)
+    await Dispatcher(ctx.sessions, ctx.senders, ctx.clock, ctx.settings, vault=ctx.vault, texts=texts).drain()
+    return result
 
 
 async def register(

@@ -12,7 +12,7 @@ from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.conversations import ConversationRouter
 from bot.texts import Catalogue
-from scheduler.jobs import JobContext, in_quiet_hours, reconfirm
+from scheduler.jobs import JobContext, in_quiet_hours
 from storage.db import SessionFactory
 from storage.models import (
     Address,
@@ -24,7 +24,7 @@ from storage.models import (
     ReconfirmRequest,
 )
 from tests.conftest import FixedClock
-from tests.scheduler.conftest import FakeChannel, register, rows, say
+from tests.scheduler.conftest import FakeChannel, reconfirm_and_send, register, rows, say
 
 ANNE = "+31612345678"
 BART = "+31687654321"
@@ -44,11 +44,11 @@ async def test_participant_of_366_days_gets_the_question_answers_ja_and_stays(
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=364)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     assert channel.sent == []
 
     clock.advance(days=2)  # day 366
-    result = await reconfirm(job_context)
+    result = await reconfirm_and_send(job_context)
     assert result.counts.get("asked") == 1
     [question] = channel.to(ANNE)
     assert "JA" in question.text and question.buttons == ("JA", "NEE")
@@ -65,7 +65,7 @@ async def test_participant_of_366_days_gets_the_question_answers_ja_and_stays(
 
     # Past the day the silent ones expire, Anne is still there and nothing more was sent.
     clock.advance(days=40)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     assert participant(sessions).status is ParticipantStatus.ACTIVE
     assert len(channel.to(ANNE)) == 1
 
@@ -79,7 +79,7 @@ async def test_nee_to_the_question_leaves_and_erases(
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     replies = await say(router, clock, ANNE, ["NEE"])
     assert replies[-1].text == job_context.catalogue.render("nl", "reconfirm.left")
     anne = participant(sessions)
@@ -91,13 +91,13 @@ async def test_a_message_that_is_not_ja_is_no_sign_of_life(
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     clock.advance(days=1)
     await say(router, clock, ANNE, ["hallo"])
     with sessions() as session:
         assert session.get(ReconfirmRequest, participant(sessions).id) is not None
     clock.advance(days=30)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     assert participant(sessions).status is ParticipantStatus.EXPIRED
 
 
@@ -152,14 +152,14 @@ async def test_silent_participant_is_reminded_then_erased_on_day_396(
     assert len(visible) >= 4 and "7511 AB" in visible, "the scan sees the stored personal data"
     assert _reachable(sessions) == {anne_id, participant(sessions, 1).id}, "registration made them reachable"
     clock.advance(days=366)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     await say(router, clock, BART, ["JA"])  # Bart answers, Anne stays silent
 
     sent_on: dict[int, int] = {}
     for day in range(367, 397):
         clock.advance(days=1)
         before = len(channel.to(ANNE))
-        await reconfirm(job_context)
+        await reconfirm_and_send(job_context)
         if len(channel.to(ANNE)) > before:
             sent_on[day] = len(channel.to(ANNE)) - before
         if day == 395:
@@ -242,12 +242,12 @@ async def test_no_question_goes_out_in_quiet_hours(
     await register(router, clock, ANNE)
     clock.now = datetime(2026, 11, 21, 21, 0, tzinfo=UTC)  # 22:00 in Amsterdam, 366 days later
     for _ in range(10 * 60 // 5):  # every 5 minutes through the night
-        result = await reconfirm(job_context)
+        result = await reconfirm_and_send(job_context)
         assert channel.sent == [], f"sent at {clock()}"
         assert result.note == "quiet hours"
         clock.advance(minutes=5)
     assert clock() >= datetime(2026, 11, 22, 7, 0, tzinfo=UTC)  # 08:00 local
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     assert len(channel.sent) == 1
 
 
@@ -256,10 +256,10 @@ async def test_expiry_is_not_held_back_by_quiet_hours(
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     clock.now = clock.now.replace(hour=23)  # midnight in Amsterdam
     clock.advance(days=30)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     assert participant(sessions).status is ParticipantStatus.EXPIRED
 
 
@@ -311,9 +311,11 @@ async def test_at_most_n_a_minute_spread_until_all_are_asked(
     per_minute = []
     for _minute in range(4):
         before = len(channel.sent)
-        await reconfirm(job_context)
+        await reconfirm_and_send(job_context)
         clock.advance(seconds=30)
-        await reconfirm(job_context)  # a second run in the same minute (run-job, a restart) adds nothing
+        await reconfirm_and_send(
+            job_context
+        )  # a second run in the same minute (run-job, a restart) adds nothing
         per_minute.append(len(channel.sent) - before)
         clock.advance(seconds=30)
     assert per_minute == [10, 10, 5, 0]
@@ -340,7 +342,7 @@ async def test_whatsapp_outside_the_24h_window_gets_the_template(
         session.add(identity)
         session.add(person)
         session.commit()
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     [message] = channel.sent
     assert message.channel is ChannelKind.WHATSAPP
     assert message.template_sid == "HXreconfirm" and message.template_variables == {"1": "20-12-2026"}
@@ -363,10 +365,10 @@ async def test_stop_after_the_question_ends_the_reminders(
 ) -> None:
     await register(router, clock, ANNE)
     clock.advance(days=366)
-    await reconfirm(job_context)
+    await reconfirm_and_send(job_context)
     await say(router, clock, ANNE, ["STOP"])
     clock.advance(days=8)
-    result = await reconfirm(job_context)
+    result = await reconfirm_and_send(job_context)
     assert len(channel.to(ANNE)) == 1 and result.counts.get("reminded") is None
     with sessions() as session:
         assert session.exec(select(ReconfirmRequest)).all() == []

@@ -4,7 +4,7 @@ Existing operators get the region "Heel Nederland" (everywhere), so an install k
 accounts made later launch only where an admin gives them a region.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-06 06:50:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
