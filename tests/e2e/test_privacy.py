@@ -9,6 +9,7 @@ value on PostgreSQL) holds neither the numbers nor the names in clear.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -122,6 +123,7 @@ async def send_sms(wired: Wired, text: str) -> None:
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
     response = await wired.http.post(path, content=urlencode(form).encode(), headers=headers)
     assert response.status_code == 200
+    await settled(wired)
 
 
 async def send_telegram(wired: Wired, text: str) -> None:
@@ -139,6 +141,7 @@ async def send_telegram(wired: Wired, text: str) -> None:
     headers = {"Content-Type": "application/json", SECRET_HEADER: SECRET}
     response = await wired.http.post(WEBHOOK_PATH, content=json.dumps(copy.deepcopy(update)), headers=headers)
     assert response.status_code == 200
+    await settled(wired)
 
 
 REGISTER_SMS = ["START", "JA", SMS_NAME, "7511 AB 12", "JA", "JA", "SMS", "MIJN GEGEVENS"]
@@ -152,6 +155,26 @@ REGISTER_TELEGRAM = [
     "Telegram",
     "/mijngegevens",
 ]
+
+
+async def settled(wired: Wired) -> None:
+    """Wait until the running dispatcher sent every reply: a person reads the answer before writing again."""
+    from sqlmodel import col
+    from sqlmodel import select as select_rows
+
+    from storage.models import OutboundMessage
+    from storage.vocabulary import DeliveryStatus
+
+    waiting = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+    for _ in range(400):
+        with wired.sessions() as session:
+            pending = session.exec(
+                select_rows(OutboundMessage.id).where(col(OutboundMessage.status).in_(waiting))
+            ).first()
+        if pending is None:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the dispatcher did not send the replies")
 
 
 def raw_database_text(database_url: str, sessions: SessionFactory) -> str:
