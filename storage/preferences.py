@@ -37,7 +37,7 @@ class QuietHours(NamedTuple):
 
 @dataclass(frozen=True)
 class Preferences:
-    """What a person chose; the default (nothing skipped, no quiet hours) is everyone's until they change it."""
+    """What a person chose; the default (nothing skipped, no quiet hours) holds until they change it."""
 
     skipped: frozenset[ActionType] = frozenset()
     quiet: QuietHours | None = None
@@ -76,7 +76,9 @@ def preferences_of(session: Session, *, participant_id: int) -> Preferences:
     return Preferences(skipped=_unwrap(row.skipped_types), quiet=quiet)
 
 
-def save_preferences(session: Session, *, participant_id: int, preferences: Preferences, now: datetime) -> None:
+def save_preferences(
+    session: Session, *, participant_id: int, preferences: Preferences, now: datetime
+) -> None:
     """Store the person's preferences; back to the default removes the row."""
     if preferences == Preferences():
         session.execute(delete(AlertPreference).where(col(AlertPreference.participant_id) == participant_id))
@@ -94,11 +96,6 @@ def save_preferences(session: Session, *, participant_id: int, preferences: Pref
     session.flush()
 
 
-def forget_preferences(session: Session, *, participant_id: int) -> None:
-    """Delete the person's preferences (erasure)."""
-    session.execute(delete(AlertPreference).where(col(AlertPreference.participant_id) == participant_id))
-
-
 def left_out_by_preferences(
     session: Session,
     *,
@@ -114,8 +111,9 @@ def left_out_by_preferences(
     wanted = set(participant_ids)
     p = AlertPreference.__table__.c  # type: ignore[attr-defined]
     # Only rows that could leave someone out: few people change anything, so this reads a handful.
+    urgent = is_urgent(action_type=action_type, urgency=urgency)
     reasons: list[Any] = [p.skipped_types.like(f"%,{action_type.value},%")]
-    if not is_urgent(action_type=action_type, urgency=urgency):
+    if not urgent:
         reasons.append(p.quiet_start.is_not(None))
     query = select(p.participant_id, p.skipped_types, p.quiet_days, p.quiet_start, p.quiet_end).where(
         or_(*reasons)
@@ -125,9 +123,11 @@ def left_out_by_preferences(
     for pid, skipped, days, start, end in session.execute(query):
         if pid not in wanted:
             continue
-        if f",{action_type.value}," in (skipped or ""):
-            left_out.add(pid)
-        elif start is not None and in_window(days, _as_time(start), _as_time(end), local):
+        skips_kind = f",{action_type.value}," in (skipped or "")
+        quiet_now = (
+            not urgent and start is not None and in_window(days, _as_time(start), _as_time(end), local)
+        )
+        if skips_kind or quiet_now:
             left_out.add(pid)
     return left_out
 
