@@ -40,11 +40,19 @@ def _chosen(
 
 # (Amsterdam local time, action type, urgency, whether the night-quiet person gets it)
 QUIET_CASES = [
-    pytest.param(datetime(2026, 11, 20, 23, 30), ActionType.BURGLARY, Urgency.EXPECTED, False, id="23:30-held"),
-    pytest.param(datetime(2026, 11, 21, 6, 59), ActionType.BURGLARY, Urgency.EXPECTED, False, id="06:59-held"),
+    pytest.param(
+        datetime(2026, 11, 20, 23, 30), ActionType.BURGLARY, Urgency.EXPECTED, False, id="23:30-held"
+    ),
+    pytest.param(
+        datetime(2026, 11, 21, 6, 59), ActionType.BURGLARY, Urgency.EXPECTED, False, id="06:59-held"
+    ),
     pytest.param(datetime(2026, 11, 21, 7, 0), ActionType.BURGLARY, Urgency.EXPECTED, True, id="07:00-open"),
-    pytest.param(datetime(2026, 11, 20, 22, 59), ActionType.BURGLARY, Urgency.EXPECTED, True, id="22:59-open"),
-    pytest.param(datetime(2026, 11, 20, 23, 30), ActionType.BURGLARY, Urgency.IMMEDIATE, True, id="immediate"),
+    pytest.param(
+        datetime(2026, 11, 20, 22, 59), ActionType.BURGLARY, Urgency.EXPECTED, True, id="22:59-open"
+    ),
+    pytest.param(
+        datetime(2026, 11, 20, 23, 30), ActionType.BURGLARY, Urgency.IMMEDIATE, True, id="immediate"
+    ),
     pytest.param(
         datetime(2026, 11, 20, 23, 30), ActionType.MISSING_PERSON, Urgency.EXPECTED, True, id="missing-person"
     ),
@@ -79,9 +87,14 @@ def test_a_skipped_kind_never_arrives_even_when_immediate(
     no_burglary = seed_person(sessions, vault, clock())
     no_missing = seed_person(sessions, vault, clock())
     everything = seed_person(sessions, vault, clock())
-    _prefer(sessions, clock, no_burglary.participant_id, Preferences(skipped=frozenset({ActionType.BURGLARY})))
     _prefer(
-        sessions, clock, no_missing.participant_id, Preferences(skipped=frozenset({ActionType.MISSING_PERSON}))
+        sessions, clock, no_burglary.participant_id, Preferences(skipped=frozenset({ActionType.BURGLARY}))
+    )
+    _prefer(
+        sessions,
+        clock,
+        no_missing.participant_id,
+        Preferences(skipped=frozenset({ActionType.MISSING_PERSON})),
     )
     chosen, left_out = _chosen(sessions, clock(), ActionType.BURGLARY, Urgency.IMMEDIATE)
     assert chosen == {no_missing.participant_id, everything.participant_id} and left_out == 1
@@ -109,7 +122,9 @@ def test_quiet_hours_on_some_days_and_with_an_address_window(
     assert chosen == set() and left_out == 0
 
 
-def test_back_to_the_default_removes_the_row(sessions: SessionFactory, vault: DataVault, clock: FixedClock) -> None:
+def test_back_to_the_default_removes_the_row(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
     person = seed_person(sessions, vault, clock())
     _prefer(sessions, clock, person.participant_id, Preferences(skipped=frozenset({ActionType.OTHER})))
     _prefer(sessions, clock, person.participant_id, Preferences())
@@ -119,7 +134,9 @@ def test_back_to_the_default_removes_the_row(sessions: SessionFactory, vault: Da
 def test_preview_and_launch_count_who_preferences_left_out(
     sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook, texts: AlertTexts
 ) -> None:
-    service = ActionService(sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings())
+    service = ActionService(
+        sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
+    )
     people = [seed_person(sessions, vault, clock()) for _ in range(4)]
     _prefer(sessions, clock, people[0].participant_id, Preferences(skipped=frozenset({ActionType.BURGLARY})))
     # Quiet 15-16 on Fridays: the clock says 15:30 on a Friday.

@@ -24,7 +24,15 @@ CHANNELS = [
 async def test_preferences_in_dutch(
     converse: Converse, sessions: SessionFactory, person: Person, channel: str
 ) -> None:
-    steps = ["VOORKEUREN", "Geen inbraak", "geen voertuig", "STIL 23-7", "voorkeuren", "WEL INBRAAK", "STIL UIT"]
+    steps = [
+        "VOORKEUREN",
+        "Geen inbraak",
+        "geen voertuig",
+        "STIL 23-7",
+        "voorkeuren",
+        "WEL INBRAAK",
+        "STIL UIT",
+    ]
     transcript = await converse(person, [*register_steps(person, channel=channel), *steps])
     shown, no_burglary, no_vehicle, quiet, shown_again, burglary_back, quiet_off = (
         texts(turn) for turn in transcript[-7:]
@@ -38,7 +46,9 @@ async def test_preferences_in_dutch(
         "U krijgt geen berichten meer over inbraken. Andere acties blijven komen. Toch weer wel? Stuur WEL INBRAAK."
     ]
     assert no_vehicle[0].startswith("U krijgt geen berichten meer over gestolen voertuigen.")
-    assert quiet[0].startswith("Stille uren: elke dag 23:00-07:00. Dan krijgt u geen berichten die kunnen wachten;")
+    assert quiet[0].startswith(
+        "Stille uren: elke dag 23:00-07:00. Dan krijgt u geen berichten die kunnen wachten;"
+    )
     assert shown_again[0].splitlines()[1:3] == [
         "Geen berichten over: inbraken, gestolen voertuigen",
         "Stille uren: elke dag 23:00-07:00",
@@ -80,7 +90,9 @@ async def test_preferences_in_english(
 async def test_bad_quiet_hours_and_skipping_everything(
     converse: Converse, sessions: SessionFactory, catalogue: Catalogue
 ) -> None:
-    everything = [f"GEEN {w}" for w in ("VERMISSING", "OVERVAL", "DOORRIJDEN", "INBRAAK", "VOERTUIG", "OVERIG")]
+    everything = [
+        f"GEEN {w}" for w in ("VERMISSING", "OVERVAL", "DOORRIJDEN", "INBRAAK", "VOERTUIG", "OVERIG")
+    ]
     transcript = await converse(SMS, [*register_steps(SMS), "STIL 25-7", "stil 7-7", *everything])
     assert texts(transcript[-8]) == texts(transcript[-7]) == [catalogue.render("nl", "preferences.quiet_bad")]
     assert texts(transcript[-1]) == [catalogue.render("nl", "preferences.all_skipped")]
@@ -88,7 +100,9 @@ async def test_bad_quiet_hours_and_skipping_everything(
     assert len(row.skipped_types.strip(",").split(",")) == 5
 
 
-async def test_only_for_the_registered(converse: Converse, catalogue: Catalogue, sessions: SessionFactory) -> None:
+async def test_only_for_the_registered(
+    converse: Converse, catalogue: Catalogue, sessions: SessionFactory
+) -> None:
     for person in (SMS, WHATSAPP, TELEGRAM):
         transcript = await converse(person, ["VOORKEUREN", "GEEN INBRAAK", "STIL 23-7"])
         assert [texts(t) for t in transcript] == [[catalogue.render("nl", "preferences.not_registered")]] * 3
