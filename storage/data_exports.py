@@ -152,7 +152,8 @@ def request_export(session: Session, *, vault: DataVault, participant: Participa
     )
     if (asked or 0) >= EXPORTS_PER_DAY:
         raise ExportRefused(subject)
-    token = secrets.token_urlsafe(32)
+    # 128 random bits: unguessable, and short enough for the link to fit one SMS part with its text.
+    token = secrets.token_urlsafe(16)
     session.add(
         DataExport(
             participant_id=participant.id or 0,

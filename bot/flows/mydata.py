@@ -110,11 +110,11 @@ def history(ctx: FlowContext, participant: Participant) -> OutgoingMessage:
     """
     alerts = received_alerts(ctx.session, participant=participant, now=ctx.now)
     tips = sent_tips(ctx.session, participant=participant)
+    if ctx.message.channel is ChannelKind.SMS:
+        return ctx.say("mydata.history_sms", alerts=len(alerts), tips=len(tips))
     skipped, quiet = describe_preferences(
         ctx, preferences_of(ctx.session, participant_id=participant.id or 0)
     )
-    if ctx.message.channel is ChannelKind.SMS:
-        return ctx.say("mydata.history_sms", alerts=len(alerts), tips=len(tips), skipped=skipped, quiet=quiet)
     alert_lines = [
         ctx.t("mydata.alert_line", date=_date(ctx, a.at), code=a.code, type=ctx.t(f"action.type.{a.type}"))
         for a in alerts

@@ -140,8 +140,8 @@ async def test_my_data_by_sms_counts_and_points_to_the_export(
     [summary, history] = texts((await converse(SMS, ["MIJN GEGEVENS"]))[0])
     assert summary.startswith("Dit weten we van u:")
     assert history == (
-        "Burgernetberichten aan u (12 maanden): 1. Uw tips: 1. Geen berichten over: inbraken. "
-        "Stille uren: geen. Alles als bestand: stuur MIJN GEGEVENS EXPORT."
+        "Burgernetberichten aan u (12 maanden): 1. Uw tips: 1. Voorkeuren: stuur VOORKEUREN. "
+        "Alles als bestand: stuur MIJN GEGEVENS EXPORT."
     )
 
 
@@ -189,7 +189,7 @@ async def test_export_link_works_once_then_410(
     seed_history(sessions, clock, *_owner(sessions, person))
     [reply] = texts((await converse(person, ["MIJN GEGEVENS EXPORT"]))[0])
     assert reply.startswith("Uw gegevens als bestand (JSON): http://127.0.0.1:8080/mijn-gegevens/")
-    assert reply.splitlines()[1] == "De link werkt 1 keer en 24 uur lang. Stuur hem aan niemand door."
+    assert reply.splitlines()[1] == "De link werkt 1 keer, 24 uur lang. Deel hem met niemand."
     found = URL.search(reply)
     assert found is not None
     token = found.group(1)
@@ -232,7 +232,7 @@ async def test_expired_forged_and_erased_links_give_410_and_purge_removes_them(
     clock.advance(hours=24, seconds=1)
     assert client.get(f"/mijn-gegevens/{expired.group(1)}").status_code == 410
     assert client.get(f"/mijn-gegevens/{expired.group(1)[:-2]}xx").status_code == 410
-    assert client.get("/mijn-gegevens/" + "A" * 43).status_code == 410
+    assert client.get("/mijn-gegevens/" + "A" * 22).status_code == 410
     erased = URL.search(texts((await converse(SMS, ["my data export"]))[0])[0])
     assert erased is not None
     await converse(SMS, ["STOP"])
