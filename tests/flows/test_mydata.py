@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.texts import Catalogue
 from storage.db import SessionFactory
 from storage.models import AuditEvent, Participant
-from tests.flows.conftest import SMS, TELEGRAM, Converse, last, register_steps, rows, texts
+from tests.flows.conftest import SMS, TELEGRAM, Converse, register_steps, rows, texts
 
 
 async def test_my_data_shows_everything_masked(converse: Converse, sessions: SessionFactory) -> None:

@@ -43,7 +43,8 @@ async def test_preferences_in_dutch(
         "Stille uren: geen",
     ]
     assert no_burglary == [
-        "U krijgt geen berichten meer over inbraken. Andere acties blijven komen. Toch weer wel? Stuur WEL INBRAAK."
+        "U krijgt geen berichten meer over inbraken. Andere acties blijven komen. "
+        "Toch weer wel? Stuur WEL INBRAAK."
     ]
     assert no_vehicle[0].startswith("U krijgt geen berichten meer over gestolen voertuigen.")
     assert quiet[0].startswith(
@@ -70,7 +71,8 @@ async def test_preferences_in_english(
     shown, skip, quiet, no_missing = (texts(turn) for turn in transcript[-4:])
     assert shown[0].splitlines()[-1].startswith("Change: SKIP BURGLARY or ALLOW BURGLARY")
     assert skip == [
-        "You no longer get alerts about burglaries. Other alerts keep coming. Want them again? Send ALLOW BURGLARY."
+        "You no longer get alerts about burglaries. Other alerts keep coming. "
+        "Want them again? Send ALLOW BURGLARY."
     ]
     assert quiet[0].startswith("Quiet hours: Mon-Fri 22:30-06:30. Alerts that can wait are held back then;")
     # Missing persons are turned off only when asked for explicitly, and the answer says what that means.

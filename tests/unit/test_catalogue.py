@@ -50,13 +50,12 @@ SAMPLE = {
     "date": "20-11-2026",
     "type": "Doorrijden na ongeval",
     "text": "Ik zag twee mannen met een koevoet bij nummer 14, ze liepen richting het station.",
-    "alert_lines": "\n".join(f"- 20-11-2026 BN-4K7P: Doorrijden na ongeval" for _ in range(10)),
+    "alert_lines": "\n".join("- 20-11-2026 BN-4K7P: Doorrijden na ongeval" for _ in range(10)),
     "tip_lines": "\n".join(f"- 20-11-2026 bij BN-4K7P: {'x' * 120}" for _ in range(10)),
 }
 # The export link: a production host and the token as MIJN GEGEVENS EXPORT makes it (22 characters).
 EXPORT_URL = "https://burgernet.example.nl/mijn-gegevens/" + "A" * 22
 THREE_ADDRESSES = "\n".join(f"{n}. 7511 AB 12-A, Sint Michielsgestel (ma-vr 09:00-17:00)" for n in (1, 2, 3))
-# My data lists up to three addresses; it may take three parts.
 # My data lists up to three addresses, preferences up to five kinds: three parts; the chat history (never
 # sent by SMS) lists up to ten alerts and ten tips.
 LONGER = {"mydata.summary": 3, "preferences.summary": 3, "mydata.history_chat": 20}
