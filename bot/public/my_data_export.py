@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -23,10 +25,26 @@ from storage.data_exports import ExportGone, export_document, redeem_export
 from storage.db import SessionFactory, transaction
 from storage.participants import audit
 
+PREFIX = "/mijn-gegevens/"
+_TOKEN_IN_PATH = re.compile(re.escape(PREFIX) + r"[^/?#\s]+")
 FILE_HEADERS = PAGE_HEADERS | {
     "Content-Security-Policy": "default-src 'none'; sandbox",
     "Content-Disposition": 'attachment; filename="burgernet-mijn-gegevens.json"',
 }
+
+
+class ExportTokenRedaction(logging.Filter):
+    """Blanks the token of an export link in the access log, where it would be readable before its use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's arguments (uvicorn passes the path as one of them); never drops a record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub(PREFIX + "***", a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_PATH.sub(PREFIX + "***", record.msg)
+        return True
 
 
 def my_data_export_router(
@@ -49,7 +67,7 @@ def my_data_export_router(
             )
         return json.dumps(data, ensure_ascii=False, indent=2).encode()
 
-    @router.get("/mijn-gegevens/{token}")
+    @router.get(PREFIX + "{token}")
     async def my_data_export(
         request: Request, token: str, lang: Annotated[str | None, Query(max_length=5)] = None
     ) -> Response:

@@ -3,6 +3,7 @@ link that gives the JSON once, for 24 hours, only the asker's own data; then 410
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bot.public.my_data_export import my_data_export_router
+from bot.public.my_data_export import ExportTokenRedaction, my_data_export_router
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.data_exports import purge_exports
@@ -283,3 +284,17 @@ async def test_three_exports_a_day(
 async def test_export_when_not_registered(converse: Converse, catalogue: Catalogue) -> None:
     transcript = await converse(SMS, ["MIJN GEGEVENS EXPORT"])
     assert texts(transcript[0]) == [catalogue.render("nl", "mydata.none", channel="SMS")]
+
+
+def test_the_access_log_never_holds_an_export_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/mijn-gegevens/AbC-123_xyz?lang=en", "1.1", 200),
+        None,
+    )
+    assert ExportTokenRedaction().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /mijn-gegevens/***?lang=en HTTP/1.1" 200'
