@@ -243,8 +243,9 @@ def export_document(
         else []
     )
     reconfirm = session.get(ReconfirmRequest, pid)
+    subjects = [f"participant:{pid}", *(f"identity:{i}" for i in identity_ids)]
     events = session.exec(
-        select(AuditEvent).where(col(AuditEvent.subject) == f"participant:{pid}").order_by(col(AuditEvent.at))
+        select(AuditEvent).where(col(AuditEvent.subject).in_(subjects)).order_by(col(AuditEvent.at))
     ).all()
     quiet = preferences.quiet
     return {
