@@ -18,6 +18,7 @@ from bot.channels.simulator import simulator_router
 from bot.controlroom.router import controlroom_router
 from bot.http_guards import GuardHeadersMiddleware, ProxyHeadersMiddleware, guard_headers, trusted_proxies
 from bot.public.action_page import action_page_router
+from bot.public.my_data_export import my_data_export_router
 from bot.public.privacy import privacy_router
 from bot.runtime import Runtime
 
@@ -113,6 +114,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             settings=runtime.settings,
             catalogue=runtime.catalogue,
             texts=runtime.texts,
+        )
+    )
+    app.include_router(
+        my_data_export_router(
+            sessions=runtime.sessions, vault=runtime.vault, catalogue=runtime.catalogue, clock=runtime.clock
         )
     )
     app.include_router(

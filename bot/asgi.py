@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 from fastapi import FastAPI
 
 from bot.app import create_app
 from bot.config import load_settings
+from bot.public.my_data_export import ExportTokenRedaction
 from bot.runtime import build_runtime
 
 
 def app_from_environment() -> FastAPI:
     """The whole system from the environment's settings (migrations ran in the parent process)."""
     app = create_app(build_runtime(load_settings(), run_migrations=False))
+    # The access log would hold the one-time links of MIJN GEGEVENS EXPORT, readable before their use.
+    logging.getLogger("uvicorn.access").addFilter(ExportTokenRedaction())
     freeze_startup_heap()
     return app
 

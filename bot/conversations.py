@@ -34,7 +34,8 @@ from bot.flows.engine import (
 )
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
 from bot.flows.keywords import Keyword, keyword_of
-from bot.flows.mydata import set_exercises, show_my_data
+from bot.flows.mydata import request_my_data_export, set_exercises, show_my_data
+from bot.flows.preferences import change_preference, preference_command, show_preferences
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import IncomingMessage, OutgoingMessage, event_key
@@ -402,6 +403,14 @@ class ConversationRouter:
             replies = show_my_data(ctx)
         elif keyword in (Keyword.EXERCISES_ON, Keyword.EXERCISES_OFF):
             replies = set_exercises(ctx, on=keyword is Keyword.EXERCISES_ON)
+        elif keyword is Keyword.PREFERENCES:
+            replies = show_preferences(ctx)
+        elif keyword is Keyword.PREFERENCE_CHANGE:
+            command = preference_command(ctx.text)
+            assert command is not None
+            replies = change_preference(ctx, command)
+        elif keyword is Keyword.MY_DATA_EXPORT:
+            replies = request_my_data_export(ctx)
         else:
             replies = switch_language(ctx, LANGUAGE_KEYWORDS[normalise(ctx.text).split("@", 1)[0]])
         if state is not None:

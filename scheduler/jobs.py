@@ -27,6 +27,7 @@ from storage import keys, reports
 from storage import reconfirmations as store
 from storage.actions import ActionStateError, close_action, tipster_identity_ids
 from storage.crypto import DataKeyError, DataVault
+from storage.data_exports import purge_exports
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import (
@@ -417,6 +418,8 @@ def purge_retention(ctx: JobContext) -> JobResult:
             "purged.channel_identity",
             _purge_silent_identities(session, now=now, days=settings.retention_days),
         )
+        # One-time export links: once used or expired, their hash is kept no longer.
+        result.add("purged.data_export", purge_exports(session, now=now))
         for name, n in _purge_opted_out(session, now=now, days=settings.retention_days).items():
             result.add(f"purged.opted_out_{name}", n)
         purged = {k.removeprefix("purged."): v for k, v in result.counts.items() if v}

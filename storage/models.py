@@ -774,3 +774,40 @@ class OutboundMessage(SQLModel, table=True):
     error_code: str | None = None
     created_at: datetime = Field(index=True)
     sent_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# A person's own way: alert preferences and data exports (bot/flows/preferences.py,
+# storage/preferences.py, storage/data_exports.py)
+# --------------------------------------------------------------------------------------------------
+
+
+class AlertPreference(SQLModel, table=True):
+    """What a person chose to skip: kinds of action, and quiet hours for alerts that are not urgent.
+
+    Only people who changed something have a row; no row means every alert, at any hour.
+    """
+
+    __tablename__ = "alert_preference"
+
+    participant_id: int = Field(foreign_key="participant.id", primary_key=True, ondelete="CASCADE")
+    skipped_types: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    """Action types the person turned off, comma-wrapped (`,burglary,stolen_vehicle,`) for a LIKE."""
+    quiet_days: str | None = None
+    """Weekdays the quiet hours hold (ISO digits), like an address's window; None: every day."""
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    updated_at: datetime
+
+
+class DataExport(SQLModel, table=True):
+    """A one-time link to a person's data as JSON (AVG art. 20); only a keyed hash of its token is kept."""
+
+    __tablename__ = "data_export"
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(index=True)
+    expires_at: datetime = Field(index=True)
+    used_at: datetime | None = None

@@ -21,9 +21,11 @@ from sqlmodel.sql.expression import Select, SelectOfScalar
 from storage.crypto import DataVault
 from storage.models import (
     Address,
+    AlertPreference,
     AuditEvent,
     ChannelIdentity,
     ConversationState,
+    DataExport,
     OptOut,
     Participant,
     ParticipantStatus,
@@ -436,6 +438,9 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
         identity.participant_id = None
         session.add(identity)
     session.execute(delete(Address).where(col(Address.participant_id) == participant.id))
+    # Preferences and export links are the person's too; a link sent before STOP must open nothing.
+    session.execute(delete(AlertPreference).where(col(AlertPreference.participant_id) == participant.id))
+    session.execute(delete(DataExport).where(col(DataExport.participant_id) == participant.id))
     participant.name_enc = None
     participant.phone_enc = None
     participant.phone_hash = None

@@ -274,6 +274,8 @@ class PreviewOut(BaseModel):
     cost_eur: dict[str, float]
     total_eur: float
     sms_text: str
+    left_out_by_preferences: int = 0
+    """People in the area who would not get it: they skip this kind of action, or it is their quiet hours."""
 
 
 def _invalid(loc: list[str | int], message: str) -> dict[str, Any]:
@@ -480,6 +482,7 @@ def actions_router(
                     cost_eur=estimate.cost_eur,
                     total_eur=estimate.total_eur,
                     sms_text=preview.sms_text,
+                    left_out_by_preferences=preview.left_out_by_preferences,
                 )
             result = service.request_launch(action_id, by=SYSTEM, runs_from_launch=False)
         except ActionNotFound as exc:

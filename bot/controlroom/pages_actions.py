@@ -518,6 +518,7 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
             estimate=preview.estimate,
             sms_text=preview.sms_text,
             sms_segments=cr.texts.sms_segments(preview.sms_text),
+            left_out=preview.left_out_by_preferences,
             map=view,
             map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action)),
             error=request.query_params.get("error"),

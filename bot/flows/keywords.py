@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from bot.flows.engine import normalise
 from bot.flows.help import LANGUAGE_KEYWORDS
+from bot.flows.preferences import preference_command
 
 
 class Keyword(StrEnum):
@@ -24,6 +25,10 @@ class Keyword(StrEnum):
     LANGUAGE = "language"
     EXERCISES_ON = "exercises_on"
     EXERCISES_OFF = "exercises_off"
+    PREFERENCES = "preferences"
+    PREFERENCE_CHANGE = "preference_change"
+    """GEEN/WEL <soort>, STIL <uren>, STIL UIT (and English): a command with its argument."""
+    MY_DATA_EXPORT = "my_data_export"
 
 
 # Twilio's standard opt-out words plus the Dutch ones; CANCEL is an opt-out word there, so the
@@ -96,6 +101,23 @@ KEYWORDS: dict[str, Keyword] = {
         ["oefeningen uit", "oefening uit", "exercises off", "/oefeningen_uit", "/exercises_off"],
         Keyword.EXERCISES_OFF,
     ),
+    **dict.fromkeys(
+        ["voorkeuren", "voorkeur", "preferences", "my preferences", "/voorkeuren", "/preferences"],
+        Keyword.PREFERENCES,
+    ),
+    **dict.fromkeys(
+        [
+            "mijn gegevens export",
+            "mijngegevens export",
+            "export mijn gegevens",
+            "gegevens exporteren",
+            "my data export",
+            "mydata export",
+            "export my data",
+            "/export",
+        ],
+        Keyword.MY_DATA_EXPORT,
+    ),
 }
 
 
@@ -107,4 +129,7 @@ def keyword_of(text: str) -> Keyword | None:
         value = command.split("@", 1)[0]
         if rest and value != "/start":
             return None
-    return KEYWORDS.get(value)
+    found = KEYWORDS.get(value)
+    if found is None and preference_command(value) is not None:
+        return Keyword.PREFERENCE_CHANGE
+    return found

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.flows.address import address_lines
 from bot.flows.engine import FlowContext
+from bot.flows.preferences import describe_preferences
 from bot.flows.relay import relay_summary
 from bot.messages import OutgoingMessage
+from storage.data_exports import (
+    EXPORT_VALID,
+    EXPORTS_PER_DAY,
+    ExportRefused,
+    received_alerts,
+    request_export,
+    sent_tips,
+)
+from storage.models import Participant
 from storage.participants import audit, identities_of
 from storage.phones import mask_phone
+from storage.preferences import preferences_of
+from storage.vocabulary import ChannelKind
+
+# In a chat the lists are shown, newest first, up to this many each; the export holds everything.
+MAX_LINES = 10
+MAX_TIP_TEXT = 120
 
 
 def set_exercises(ctx: FlowContext, *, on: bool) -> list[OutgoingMessage]:
@@ -68,5 +85,65 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
             consent_date=consent_date,
             exercises=ctx.t("mydata.exercises_on" if participant.exercises else "mydata.exercises_off"),
         ),
+        history(ctx, participant),
         *groups,
     ]
+
+
+def _date(ctx: FlowContext, moment: datetime) -> str:
+    return f"{moment.astimezone(ZoneInfo(ctx.services.settings.timezone)):%d-%m-%Y}"
+
+
+def _lines(ctx: FlowContext, lines: list[str]) -> str:
+    if not lines:
+        return ctx.t("mydata.none_line")
+    shown = lines[:MAX_LINES]
+    if len(lines) > MAX_LINES:
+        shown.append(ctx.t("mydata.more_lines", count=len(lines) - MAX_LINES))
+    return "\n".join(shown)
+
+
+def history(ctx: FlowContext, participant: Participant) -> OutgoingMessage:
+    """The alerts the person got in the last twelve months, their tips and their preferences.
+
+    By SMS only the counts (a list would cost many parts); in a chat the lists themselves.
+    """
+    alerts = received_alerts(ctx.session, participant=participant, now=ctx.now)
+    tips = sent_tips(ctx.session, participant=participant)
+    if ctx.message.channel is ChannelKind.SMS:
+        return ctx.say("mydata.history_sms", alerts=len(alerts), tips=len(tips))
+    skipped, quiet = describe_preferences(
+        ctx, preferences_of(ctx.session, participant_id=participant.id or 0)
+    )
+    alert_lines = [
+        ctx.t("mydata.alert_line", date=_date(ctx, a.at), code=a.code, type=ctx.t(f"action.type.{a.type}"))
+        for a in alerts
+    ]
+    tip_lines = []
+    for tip in tips:
+        text = " ".join(tip.text.split())
+        if len(text) > MAX_TIP_TEXT:
+            text = text[: MAX_TIP_TEXT - 3].rstrip() + "..."
+        tip_lines.append(ctx.t("mydata.tip_line", date=_date(ctx, tip.at), code=tip.code, text=text))
+    return ctx.say(
+        "mydata.history_chat",
+        alerts=len(alerts),
+        alert_lines=_lines(ctx, alert_lines),
+        tips=len(tips),
+        tip_lines=_lines(ctx, tip_lines),
+        skipped=skipped,
+        quiet=quiet,
+    )
+
+
+def request_my_data_export(ctx: FlowContext) -> list[OutgoingMessage]:
+    """MIJN GEGEVENS EXPORT: a link that gives the person's data as a JSON file, once, for a day."""
+    participant = ctx.participant
+    if participant is None:
+        return [ctx.say("mydata.none", channel=ctx.t(f"channels.{ctx.message.channel.value}"))]
+    try:
+        token = request_export(ctx.session, vault=ctx.services.vault, participant=participant, now=ctx.now)
+    except ExportRefused:
+        return [ctx.say("mydata.export_limit", max=EXPORTS_PER_DAY)]
+    url = f"{ctx.services.settings.public_base_url.rstrip('/')}/mijn-gegevens/{token}"
+    return [ctx.say("mydata.export_link", url=url, hours=int(EXPORT_VALID.total_seconds() // 3600))]

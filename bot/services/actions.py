@@ -39,8 +39,9 @@ from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionOutcome, ActionStatus, DeliveryKind
 from storage.participants import audit
+from storage.preferences import Selection, select_for_alert
 from storage.regions import coverage, needs_approval, touched_by_action
-from storage.targeting import InvalidArea, Recipient, parse_area, select_recipients
+from storage.targeting import InvalidArea, Recipient, parse_area
 from storage.vocabulary import ChannelKind
 
 
@@ -70,6 +71,8 @@ class Preview:
     action: Action
     estimate: CostEstimate
     sms_text: str
+    left_out_by_preferences: int = 0
+    """People in the area who would not get it because they skip this kind, or it is their quiet hours."""
 
 
 def resolve_area(book: PostcodeBook, area: Mapping[str, Any]) -> dict[str, Any]:
@@ -252,14 +255,20 @@ class ActionService:
             audit(session, now=now, actor=actor, event="action_created", subject=f"action:{action.id}")
         return action
 
+    def _selection(self, session: Session, action: Action, now: datetime) -> Selection:
+        # An exercise reaches only who opted in to exercises and the test participants.
+        return select_for_alert(
+            session,
+            area=parse_area(action.area),
+            at=now,
+            action_type=action.type,
+            urgency=action.urgency,
+            timezone=self.settings.timezone,
+            only=exercise_participant_ids(session) if action.exercise else None,
+        )
+
     def _recipients(self, session: Session, action: Action, now: datetime) -> list[Recipient]:
-        area = parse_area(action.area)
-        found = select_recipients(session, area=area, at=now, timezone=self.settings.timezone)
-        if action.exercise:
-            # An exercise reaches only who opted in to exercises and the test participants.
-            allowed = exercise_participant_ids(session)
-            found = [r for r in found if r.participant_id in allowed]
-        return found
+        return self._selection(session, action, now).recipients
 
     def _launch_in(
         self,
@@ -282,10 +291,14 @@ class ActionService:
         now = self.clock()
         with self.sessions() as session:
             action = get_action(session, action_id=action_id)
-            recipients = self._recipients(session, action, now)
-            estimate = estimate_cost(self.texts, action, recipients, settings=self.settings, now=now)
+            selection = self._selection(session, action, now)
+            estimate = estimate_cost(
+                self.texts, action, selection.recipients, settings=self.settings, now=now
+            )
             sms = self.texts.text(action, kind=DeliveryKind.ALERT, channel=ChannelKind.SMS, lang="nl")
-        return Preview(action=action, estimate=estimate, sms_text=sms)
+        return Preview(
+            action=action, estimate=estimate, sms_text=sms, left_out_by_preferences=selection.left_out
+        )
 
     def launch(self, action_id: int, *, actor: str, runs_from_launch: bool) -> int:
         """Queue the alert to everyone in the area, nearest first, audited; returns how many were queued.

@@ -14,8 +14,10 @@ from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.dispatch import Dispatcher
 from storage.crypto import DataVault
-from storage.db import SessionFactory
+from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
+from storage.models import ActionType
+from storage.preferences import Preferences, save_preferences
 from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings, seed_person
 from tests.conftest import FixedClock
@@ -277,3 +279,19 @@ def test_an_exercise_over_the_api(
     assert dry["recipients"] == 0 and dry["sms_text"].startswith("OEFENING: ")
     launched = client.post(f"/api/v1/actions/{made.json()['id']}/launch", headers=AUTH)
     assert (launched.status_code, launched.json()["status"]) == (200, "active")
+
+
+def test_preview_says_how_many_their_preferences_left_out(
+    client: TestClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    people = [seed_person(sessions, vault, clock()) for _ in range(3)]
+    with transaction(sessions) as session:
+        save_preferences(
+            session,
+            participant_id=people[0].participant_id,
+            preferences=Preferences(skipped=frozenset({ActionType.MISSING_PERSON})),
+            now=clock(),
+        )
+    action = client.post("/api/v1/actions", headers=AUTH, json=_body(clock)).json()
+    preview = client.post(f"/api/v1/actions/{action['id']}/launch?dry_run=true", headers=AUTH).json()
+    assert (preview["recipients"], preview["left_out_by_preferences"]) == (2, 1)

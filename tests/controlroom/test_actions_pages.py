@@ -19,6 +19,7 @@ from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionStatus, ActionType, AuditEvent, Delivery, DeliveryKind
+from storage.preferences import Preferences, save_preferences
 from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.actions.conftest import seed_person
 from tests.conftest import FixedClock
@@ -84,6 +85,23 @@ async def test_preview_counts_recipients_per_channel_and_prices_sms(
     assert action.status == ActionStatus.DRAFT and action.created_by == "operator:olga"
     listing = await client.get("/controlroom/actions")
     assert "20-11 15:30" in listing.text, "times in Amsterdam time (the clock says 14:30 UTC)"
+
+
+async def test_preview_says_how_many_their_preferences_left_out(
+    client: httpx.AsyncClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    _seed(sessions, vault, clock())
+    with transaction(sessions) as session:
+        save_preferences(
+            session,
+            participant_id=1,
+            preferences=Preferences(skipped=frozenset({ActionType.MISSING_PERSON})),
+            now=clock(),
+        )
+    await login(client, "olga")
+    preview = await client.get((await _create(client)).headers["location"])
+    assert re.search(r'id="preview-total">4<', preview.text)
+    assert "Niet bereikt door eigen voorkeuren (soort actie of stille uren): 1<" in preview.text
 
 
 async def test_launch_needs_the_confirmation(

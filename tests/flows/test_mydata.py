@@ -5,13 +5,13 @@ from __future__ import annotations
 from bot.texts import Catalogue
 from storage.db import SessionFactory
 from storage.models import AuditEvent, Participant
-from tests.flows.conftest import SMS, TELEGRAM, Converse, last, register_steps, rows, texts
+from tests.flows.conftest import SMS, TELEGRAM, Converse, register_steps, rows, texts
 
 
 async def test_my_data_shows_everything_masked(converse: Converse, sessions: SessionFactory) -> None:
     add = ["ADRES", "TOEVOEGEN", "1012 AB 5", "JA", "ma-vr 09:00-17:00"]
     transcript = await converse(SMS, [*register_steps(SMS), *add, "MIJN GEGEVENS"])
-    text = last(transcript).text
+    text = transcript[-1][0].text
     assert text.splitlines() == [
         "Dit weten we van u:",
         "Naam: Jan",
@@ -33,7 +33,7 @@ async def test_my_data_in_english_with_two_channels(converse: Converse) -> None:
     transcript = await converse(
         TELEGRAM, [*register_steps(TELEGRAM, name="-", channel="Telegram"), "ENGLISH", "my data"]
     )
-    lines = last(transcript).text.splitlines()
+    lines = transcript[-1][0].text.splitlines()
     assert lines[1] == "Name: (none)"
     assert "Messages via: Telegram" in lines
     assert "Channels: SMS, Telegram" in lines
@@ -46,7 +46,7 @@ async def test_my_data_when_not_registered(converse: Converse, catalogue: Catalo
 
 async def test_free_text_asks_for_my_data(converse: Converse) -> None:
     transcript = await converse(SMS, [*register_steps(SMS), "wat weten jullie van mij?"])
-    assert last(transcript).text.startswith("Dit weten we van u:")
+    assert transcript[-1][0].text.startswith("Dit weten we van u:")
 
 
 async def test_exercises_on_and_off_by_keyword_shown_in_my_data(
@@ -54,7 +54,7 @@ async def test_exercises_on_and_off_by_keyword_shown_in_my_data(
 ) -> None:
     transcript = await converse(SMS, [*register_steps(SMS), "Oefeningen aan!", "MIJN GEGEVENS"])
     assert texts(transcript[-2]) == [catalogue.render("nl", "exercises.turned_on")]
-    assert "Oefenberichten: aan (OEFENINGEN UIT om te stoppen)" in last(transcript).text.splitlines()
+    assert "Oefenberichten: aan (OEFENINGEN UIT om te stoppen)" in transcript[-1][0].text.splitlines()
     assert [p.exercises for p in rows(sessions, Participant)] == [True]
     transcript = await converse(SMS, ["OEFENINGEN UIT"])
     assert texts(transcript[0]) == [catalogue.render("nl", "exercises.turned_off")]

@@ -26,6 +26,7 @@ from storage.models import (
     AuditEvent,
     ChannelIdentity,
     ConversationState,
+    DataExport,
     MunicipalityReport,
     Participant,
     ParticipantStatus,
@@ -242,3 +243,31 @@ async def test_every_job_run_twice_gives_the_same_result(
     after_first = _snapshot(sessions)
     await _run(job, job_context)
     assert _snapshot(sessions) == after_first
+
+
+def test_retention_purges_used_and_expired_export_links(
+    sessions: SessionFactory, clock: FixedClock, job_context: JobContext
+) -> None:
+    now = clock()
+    with transaction(sessions) as session:
+        person = Participant(created_at=now)
+        session.add(person)
+        session.flush()
+        for n, (expires, used) in enumerate(
+            [
+                (now - timedelta(seconds=1), None),
+                (now + timedelta(hours=20), now),
+                (now + timedelta(hours=20), None),
+            ]
+        ):
+            session.add(
+                DataExport(
+                    participant_id=person.id or 0,
+                    token_hash=f"hash-{n}",
+                    created_at=now - timedelta(hours=4),
+                    expires_at=expires,
+                    used_at=used,
+                )
+            )
+    assert jobs.purge_retention(job_context).counts["purged.data_export"] == 2
+    assert [row.token_hash for row in rows(sessions, DataExport)] == ["hash-2"]

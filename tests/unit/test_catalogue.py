@@ -13,7 +13,7 @@ from bot.texts import Catalogue
 # The areas whose texts are replies in a conversation, and so may go out as SMS.
 CONVERSATION_AREAS = (
     "common", "channels", "router", "registration", "address", "unsubscribe", "mydata", "help", "greet",
-    "fallback", "language",
+    "fallback", "language", "preferences",
 )  # fmt: skip
 # Long but realistic values for every placeholder (the longest PC4 place and municipality names).
 SAMPLE = {
@@ -36,10 +36,29 @@ SAMPLE = {
     "consent_date": "20-11-2026",
     # PUBLIC_BASE_URL/privacy (the English page's, the longer): a production host of ordinary length.
     "url": "https://burgernet.example.nl/privacy/en",
+    # mydata.summary's exercise line (missing here, so the walk over the catalogue raised KeyError).
+    "exercises": "uit (OEFENINGEN AAN om mee te doen)",
+    # Preferences and the history of MIJN GEGEVENS.
+    "skipped": "vermissingen, overvallen, doorrijden na een ongeval, inbraken, gestolen voertuigen",
+    "quiet": "ma, wo, vr 22:30-06:30",
+    "kind": "doorrijden na een ongeval",
+    "word": "HIT AND RUN",
+    "alerts": 365,
+    "tips": 120,
+    "count": 120,
+    "hours": 24,
+    "date": "20-11-2026",
+    "type": "Doorrijden na ongeval",
+    "text": "Ik zag twee mannen met een koevoet bij nummer 14, ze liepen richting het station.",
+    "alert_lines": "\n".join("- 20-11-2026 BN-4K7P: Doorrijden na ongeval" for _ in range(10)),
+    "tip_lines": "\n".join(f"- 20-11-2026 bij BN-4K7P: {'x' * 120}" for _ in range(10)),
 }
+# The export link: a production host and the token as MIJN GEGEVENS EXPORT makes it (22 characters).
+EXPORT_URL = "https://burgernet.example.nl/mijn-gegevens/" + "A" * 22
 THREE_ADDRESSES = "\n".join(f"{n}. 7511 AB 12-A, Sint Michielsgestel (ma-vr 09:00-17:00)" for n in (1, 2, 3))
-# My data lists up to three addresses; it may take three parts.
-LONGER = {"mydata.summary": 3}
+# My data lists up to three addresses, preferences up to five kinds: three parts; the chat history (never
+# sent by SMS) lists up to ten alerts and ten tips.
+LONGER = {"mydata.summary": 3, "preferences.summary": 3, "mydata.history_chat": 20}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +145,16 @@ def test_every_key_the_flows_use_exists(catalogue: Catalogue) -> None:
 
 
 # The flows' questions, and the placeholders they take beyond SAMPLE.
-QUESTION_AREAS = ("common", "registration", "address", "unsubscribe", "reconfirm", "tip", "relay")
+QUESTION_AREAS = (
+    "common",
+    "registration",
+    "address",
+    "unsubscribe",
+    "reconfirm",
+    "tip",
+    "relay",
+    "preferences",
+)
 # A question, or a re-ask after an answer we could not use ("Stuur uw voornaam, of OVERSLAAN.").
 QUESTION_KEY = re.compile(
     r"\.(ask_|confirm|consent|question|reminder|followup_|which_|bad_|missing_|unknown_|phone_|area_)"
@@ -204,3 +232,10 @@ def test_consent_links_the_privacy_statement_in_one_sms_part(catalogue: Catalogu
         text = catalogue.render(lang, key, **SAMPLE)
         assert SAMPLE["url"] in text
         assert count_segments(text).segments == 1, text
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_the_export_link_and_the_sms_history_fit_one_sms_part(catalogue: Catalogue, lang: str) -> None:
+    link = catalogue.render(lang, "mydata.export_link", url=EXPORT_URL, hours=24)
+    history = catalogue.render(lang, "mydata.history_sms", **SAMPLE)
+    assert [count_segments(link).segments, count_segments(history).segments] == [1, 1], (link, history)
