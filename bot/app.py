@@ -19,6 +19,7 @@ from bot.controlroom.router import controlroom_router
 from bot.http_guards import GuardHeadersMiddleware, ProxyHeadersMiddleware, guard_headers, trusted_proxies
 from bot.public.action_page import action_page_router
 from bot.public.privacy import privacy_router
+from bot.public.signup import signup_router
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,17 @@ def create_app(runtime: Runtime) -> FastAPI:
             settings=runtime.settings,
             catalogue=runtime.catalogue,
             texts=runtime.texts,
+        )
+    )
+    app.include_router(
+        signup_router(
+            sessions=runtime.sessions,
+            vault=runtime.vault,
+            settings=runtime.settings,
+            catalogue=runtime.catalogue,
+            book=runtime.book,
+            clock=runtime.clock,
+            on_code_queued=runtime.wake_dispatcher,
         )
     )
     app.include_router(

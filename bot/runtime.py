@@ -29,6 +29,7 @@ from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
 from bot.flows.reconfirm import ReconfirmFlow
 from bot.flows.relay import RelayFlow, RelayGroupFlow
+from bot.flows.signup_link import SignupLinkFlow
 from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
 from bot.texts import Catalogue
@@ -201,7 +202,7 @@ def build_runtime(
         catalogue=catalogue,
         settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
+        flows=[SignupLinkFlow(), ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *(flows or [])],
         on_code_queued=lambda: wiring.dispatcher_wake(),
     )
     simulator = SimulatorChannel(clock=clock)
