@@ -122,7 +122,8 @@ def start_signup(
 
 def open_signup(session: Session, *, vault: DataVault, ref: str, now: datetime) -> WebSignup:
     """The sign-up waiting for its code under this reference. Raises SignupNotFound."""
-    signup = session.exec(select(WebSignup).where(WebSignup.ref_hash == ref_hash(vault=vault, ref=ref))).first()
+    key = ref_hash(vault=vault, ref=ref)
+    signup = session.exec(select(WebSignup).where(WebSignup.ref_hash == key)).first()
     if signup is None or signup.state != CODE or signup.data_enc is None:
         raise SignupNotFound(ref)
     expires = signup.expires_at if signup.expires_at.tzinfo else signup.expires_at.replace(tzinfo=now.tzinfo)
@@ -164,7 +165,7 @@ def new_link(
 def use_link(
     session: Session, *, vault: DataVault, token: str, chat_id: str, now: datetime
 ) -> tuple[Participant, ChannelIdentity]:
-    """Bind a Telegram chat to the sign-up's participant, once, before the link expires. Raises LinkInvalid."""
+    """Bind a Telegram chat to the sign-up's participant, once, while the link lasts. Raises LinkInvalid."""
     signup = session.exec(
         select(WebSignup).where(WebSignup.link_hash == link_hash(vault=vault, token=token)).with_for_update()
     ).first()

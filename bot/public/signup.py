@@ -331,7 +331,9 @@ def signup_router(
             )
             identity = session.get(ChannelIdentity, signup.requester_id)
             if result is CodeCheck.VERIFIED and (
-                identity is None or identity.opted_out or is_opted_out(session, phone_hash=identity.address_hash)
+                identity is None
+                or identity.opted_out
+                or is_opted_out(session, phone_hash=identity.address_hash)
             ):
                 # STOP arrived while the code was on its way: only a message from the number lifts it.
                 result = CodeCheck.WRONG
