@@ -233,7 +233,8 @@ def signup_router(
         if values["consent"] != "yes":
             errors["consent"] = "consent_missing"
         found["channel"] = channel
-        return values, errors, found
+        # In the form's order, so the summary reads as the page does.
+        return values, {name: errors[name] for name in FIELDS if name in errors}, found
 
     def submit(request: Request, form: FormData, lang: str) -> Page:
         if not csrf_ok(request, form):
