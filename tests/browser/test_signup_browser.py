@@ -53,7 +53,9 @@ def fits(page: Any, width: int, step: str) -> None:
 
 
 def focused_summary(page: Any) -> bool:
-    return bool(page.evaluate("document.activeElement && document.activeElement.hasAttribute('data-error-summary')"))
+    return bool(
+        page.evaluate("document.activeElement && document.activeElement.hasAttribute('data-error-summary')")
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,9 @@ def focused_summary(page: Any) -> bool:
     [("nl", "+31611122233", "SMS"), ("en", "+31611122244", "Telegram")],
     ids=["nl-sms", "en-telegram"],
 )
-def test_every_step_is_accessible(live_room: LiveRoom, browser: Any, lang: str, phone: str, channel: str) -> None:
+def test_every_step_is_accessible(
+    live_room: LiveRoom, browser: Any, lang: str, phone: str, channel: str
+) -> None:
     room = live_room
     labels = LABELS[lang]
     blocked: list[str] = []

@@ -130,7 +130,11 @@ async def send_form(
 
 
 async def send_code(running: Running, page: httpx.Response, code: str) -> httpx.Response:
-    form = {"csrf": hidden(page.text, "csrf"), "ref": hidden(page.text, "ref"), "lang": hidden(page.text, "lang")}
+    form = {
+        "csrf": hidden(page.text, "csrf"),
+        "ref": hidden(page.text, "ref"),
+        "lang": hidden(page.text, "lang"),
+    }
     return await running.http.post("/aanmelden/code", data=form | {"code": code})
 
 
