@@ -295,7 +295,8 @@ def signup_router(
             errors={"code": error} if error else {},
             extra={
                 "ref": ref,
-                "phone": mask_phone(phone) if phone else "****",
+                # Kept on one line: a number broken after "+31" reads as two.
+                "phone": (mask_phone(phone) if phone else "****").replace(" ", "\u00a0"),
                 "code_channel": by.value,
                 "minutes": settings.verification_code_minutes,
                 "channel": channel.value,

@@ -196,7 +196,7 @@ async def on_telegram(running: Running, text: str) -> None:
 async def test_sms_sign_up_gets_only_the_code_and_is_stored_as_the_chat_stores_one(running: Running) -> None:
     page = await send_form(running, "sms")
     assert page.status_code == 200, page.text
-    assert "+31 6 ****5678" in page.text
+    assert "+31\u00a06\u00a0****5678" in page.text
     [message] = await twilio_messages(running, 1)
     assert message["To"] == PHONE
     code = the_code(message)
@@ -324,7 +324,7 @@ async def test_three_wrong_codes_use_up_the_tries_and_a_slip_uses_none(running: 
 async def test_a_filled_honeypot_looks_fine_and_does_nothing(running: Running) -> None:
     page = await send_form(running, "sms", website="https://spam.example")
     assert page.status_code == 200
-    assert "+31 6 ****5678" in page.text
+    assert "+31\u00a06\u00a0****5678" in page.text
     assert 'name="ref"' in page.text
     follow = await send_code(running, page, "123456")
     assert follow.status_code == 410
@@ -379,7 +379,7 @@ async def test_an_opted_out_number_hears_the_same_and_gets_nothing(running: Runn
     stop_replies = len(await twilio_messages(running, 1))
     page = await send_form(running, "sms")
     assert page.status_code == 200
-    assert "+31 6 ****5678" in page.text and 'name="ref"' in page.text
+    assert "+31\u00a06\u00a0****5678" in page.text and 'name="ref"' in page.text
     await asyncio.sleep(0.3)
     assert len(running.twilio.messages()) == stop_replies  # no code to a number that said STOP
     for guess in ("000000", "123456"):
