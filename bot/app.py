@@ -20,6 +20,7 @@ from bot.http_guards import GuardHeadersMiddleware, ProxyHeadersMiddleware, guar
 from bot.public.action_page import action_page_router
 from bot.public.my_data_export import my_data_export_router
 from bot.public.privacy import privacy_router
+from bot.public.signup import signup_router
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(
         my_data_export_router(
             sessions=runtime.sessions, vault=runtime.vault, catalogue=runtime.catalogue, clock=runtime.clock
+        )
+    )
+    app.include_router(
+        signup_router(
+            sessions=runtime.sessions,
+            vault=runtime.vault,
+            settings=runtime.settings,
+            catalogue=runtime.catalogue,
+            book=runtime.book,
+            clock=runtime.clock,
+            on_code_queued=runtime.wake_dispatcher,
         )
     )
     app.include_router(

@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     verification_per_number: int = 3
     verification_per_sender: int = 3
     verification_per_hour: int = 200
+    # The public sign-up page (/aanmelden): forms per client address per hour, the Telegram link's life.
+    signup_per_address: int = 10
+    signup_link_minutes: int = 60
     # Replies on paid channels (SMS, WhatsApp): past this many per sender in a window, one notice, then none.
     reply_limit_per_window: int = 30
     reply_window_minutes: int = 10

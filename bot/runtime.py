@@ -36,6 +36,7 @@ from bot.dispatch import Dispatcher
 from bot.flows.engine import Flow
 from bot.flows.reconfirm import ReconfirmFlow
 from bot.flows.relay import RelayFlow, RelayGroupFlow
+from bot.flows.signup_link import SignupLinkFlow
 from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
 from bot.texts import Catalogue
@@ -358,7 +359,7 @@ def conversation_router(
         catalogue=catalogue,
         settings=settings,
         clock=clock,
-        flows=[ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *flows],
+        flows=[SignupLinkFlow(), ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *flows],
         on_code_queued=on_code_queued,
         on_queued=on_queued,
     )

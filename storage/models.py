@@ -811,3 +811,32 @@ class DataExport(SQLModel, table=True):
     created_at: datetime = Field(index=True)
     expires_at: datetime = Field(index=True)
     used_at: datetime | None = None
+
+
+class WebSignup(SQLModel, table=True):
+    """A sign-up on the public page `/aanmelden`, from the form to the chat app it continues in.
+
+    The browser holds a random reference; only its keyed hash is kept, as for the client's address (the
+    per-address limits count by it) and the Telegram link token. The form's answers wait encrypted in
+    `data_enc` until the code is typed, and are wiped then.
+    """
+
+    __tablename__ = "web_signup"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref_hash: str = Field(unique=True)
+    client_hash: str = Field(index=True)
+    created_at: datetime = Field(index=True)
+    expires_at: datetime
+    state: str = Field(default="code", max_length=16)
+    """`code` (waiting for the code), `done`, or `failed` (no code could be sent, or the tries ran out)."""
+    data_enc: str | None = None
+    verification_id: int | None = Field(
+        default=None, foreign_key="phone_verification.id", ondelete="SET NULL"
+    )
+    requester_id: int | None = Field(default=None, foreign_key="channel_identity.id", ondelete="SET NULL")
+    participant_id: int | None = Field(default=None, foreign_key="participant.id", ondelete="CASCADE")
+    link_hash: str | None = Field(default=None, unique=True)
+    """Keyed hash of the one-time Telegram deep-link token; the token itself is only on the done page."""
+    link_expires_at: datetime | None = None
+    link_used_at: datetime | None = None
