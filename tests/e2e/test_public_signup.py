@@ -149,7 +149,7 @@ async def twilio_messages(running: Running, count: int, timeout_s: float = 10.0)
 
 
 async def telegram_sends(running: Running, count: int) -> list[Any]:
-    """The fake Bot API's sendMessage calls once there are `count` (the dispatcher sends in the background)."""
+    """The fake Bot API's sendMessage calls once there are `count` (the dispatcher sends them)."""
     # The fake's own wait blocks: it must not hold up the event loop the dispatcher sends from.
     return await asyncio.to_thread(running.telegram.wait_for, "sendMessage", count, 10.0)
 
