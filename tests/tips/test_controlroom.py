@@ -84,7 +84,11 @@ async def test_operator_sees_marks_questions_and_calls_a_real_tip(
         f"{base}/reply", data={"csrf_token": token, "text": "Welke kant op?"}, headers=headers
     )
     assert replied.status_code == 200
+    shown = (await client.get(f"/controlroom/actions/{action.id}")).text
+    assert "Welke kant op?" in shown and "nog niet verstuurd" in shown  # the outbound row waits
     assert (await dispatcher.drain()).messages == 1
+    shown = (await client.get(f"/controlroom/actions/{action.id}")).text
+    assert "Welke kant op?" in shown and "niet verstuurd" not in shown  # sent: the thread says nothing more
     assert [m.text for m in channel.sent] == [
         catalogue.render("nl", "tip.operator_question", code=action.code, question="Welke kant op?")
     ]
