@@ -79,7 +79,7 @@ class TipRules:
     """Whether forwards are queued for the control-room webhook (CONTROLROOM_WEBHOOK_URL is set)."""
 
 
-class OperatorsChat(Protocol):
+class ChatWriter(Protocol):
     """Writes a tip version's message to the operators' chat, in the transaction that stores the version."""
 
     def __call__(self, session: Session, tip: Tip, *, action_code: str, event: str, now: datetime) -> None:
@@ -119,7 +119,7 @@ class TipFlow(Flow):
         self,
         rules: TipRules | None = None,
         on_stored: Callable[[], None] | None = None,
-        chat: OperatorsChat | None = None,
+        chat: ChatWriter | None = None,
     ) -> None:
         self.rules = rules or TipRules()
         self._on_stored = on_stored

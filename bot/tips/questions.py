@@ -59,7 +59,6 @@ def ask_tipster(
     )
     session.flush()
     question.message.outbound_id = row.id
-    session.add(question.message)
     if on_queued is not None:
         after_commit(session, on_queued)
     return question.message
