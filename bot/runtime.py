@@ -266,6 +266,7 @@ def build_runtime(
         geocoder=geocoder,
         book=book,
         timings=timings,
+        on_queued=dispatcher.wake,
     )
     scheduler = SchedulerService(
         JobContext(
@@ -299,10 +300,9 @@ def build_runtime(
     if telegram is not None:
         receiving.append(telegram.receiving(inbox.receive))
     if twilio is not None:
-        from bot.channels.twilio_webhooks import recorded_by_handler
-
+        # No `first_time`: the status recorder records each receipt's key in the transaction applying it.
         on_status = status_recorder(sessions, clock, dispatcher.wake)
-        receiving.append(twilio.receiving(inbox.receive, on_status, first_time=recorded_by_handler))
+        receiving.append(twilio.receiving(inbox.receive, on_status, first_time=None))
 
     # Started in this order, stopped in reverse: the channels outlive the workers that send through them.
     subsystems: list[Subsystem] = [

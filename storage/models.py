@@ -621,7 +621,8 @@ class TipForward(SQLModel, table=True):
 
 
 class TipMessage(SQLModel, table=True):
-    """A message of a tip's conversation: the tipster's (in), or an operator's question (out: outbox row)."""
+    """A message of a tip's conversation: the tipster's (in), or an operator's question (out: sent as an
+    outbound row, `outbound_id`)."""
 
     __tablename__ = "tip_message"
     __table_args__ = (sa.Index("ix_tip_message_queue", "state", "next_attempt_at"),)
@@ -634,7 +635,9 @@ class TipMessage(SQLModel, table=True):
     actor: str | None = None
     at: datetime
     state: str = Field(default="done", max_length=16)
-    """Out: `queued`, `sent`, `failed`; in: `done`."""
+    """In: `done`; out: `queued` as written (its sending state is its outbound row's, `question_states`)."""
+    outbound_id: int | None = None
+    """Out: the `outbound_message` row that sends the question (no foreign key: that row is purged sooner)."""
     attempts: int = 0
     next_attempt_at: datetime | None = None
     lease_until: datetime | None = None

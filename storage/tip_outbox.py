@@ -1,5 +1,5 @@
-"""Store functions for the tip outbox: the forward rows (stream events; webhook and operators' chat
-lanes, strictly in order, leased) and the operators' questions to tipsters.
+"""Store functions for the tip outbox: the forward rows (stream events; the webhook lane, strictly in
+order, leased) and the operators' questions to tipsters (each sent by its outbound row).
 
 Like the other store functions these take the caller's session and keyword-only arguments and never
 commit: the forwarder commits a claim before it sends and the result after, one transaction each.
@@ -7,6 +7,7 @@ commit: the forwarder commits a claim before it sends and the result after, one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -16,9 +17,9 @@ from sqlalchemy import Select, bindparam, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.models import Action, ChannelIdentity, Tip, TipForward, TipMessage
+from storage.models import Action, ChannelIdentity, OutboundMessage, Tip, TipForward, TipMessage
 from storage.tips import DONE, FAILED, PENDING, QUEUED, SENT, TipHasNoChannel, utc
-from storage.vocabulary import ChannelKind
+from storage.vocabulary import DeliveryStatus
 
 
 def forwards_after(session: Session, *, after: int, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
@@ -45,8 +46,8 @@ def last_forward_id(session: Session) -> int:
     return int(session.scalar(select(func.max(TipForward.id))) or 0)
 
 
-WEBHOOK, CHAT = "webhook", "chat"
-"""The lanes a forward row goes out on: the control-room webhook and the operators' Telegram chat."""
+WEBHOOK = "webhook"
+"""The lane a forward row goes out on: the control-room webhook (the operators' chat is an outbound row)."""
 
 
 def _lane(lane: str, name: str) -> Any:
@@ -114,86 +115,47 @@ def forward_failed(session: Session, *, lane: str, forward_id: int, error: str, 
     )
 
 
+@dataclass(frozen=True)
+class QueuedQuestion:
+    """An operator's question just written, with what its message to the tipster needs."""
+
+    message: TipMessage
+    identity: ChannelIdentity
+    action_code: str
+
+
 def queue_question(
     session: Session, *, tip: Tip, text: str, actor: str, now: datetime, answer_open: timedelta
-) -> TipMessage:
-    """Queue an operator's question to the tipster; their next message answers it (joins the tip)."""
+) -> QueuedQuestion:
+    """Write an operator's question to the tipster; their next message answers it (joins the tip).
+
+    The caller writes the outbound row that sends it in the same transaction and sets `outbound_id`.
+    """
     identity = session.get(ChannelIdentity, tip.identity_id) if tip.identity_id else None
     if identity is None or identity.opted_out or identity.address_enc is None:
         raise TipHasNoChannel(tip.id)
-    message = TipMessage(
-        tip_id=tip.id or 0, direction="out", text=text, actor=actor, at=now, state=QUEUED, next_attempt_at=now
-    )
+    action = session.get(Action, tip.action_id)
+    message = TipMessage(tip_id=tip.id or 0, direction="out", text=text, actor=actor, at=now, state=QUEUED)
     session.add(message)
     tip.answer_open_until = now + answer_open
     session.add(tip)
     session.flush()
-    return message
+    return QueuedQuestion(message, identity, action.code if action is not None else "")
 
 
-@dataclass(frozen=True)
-class Question:
-    """A queued operator question with what is needed to send it."""
+def question_states(session: Session, *, outbound_ids: Sequence[int]) -> dict[int, str]:
+    """The sending state of questions by their outbound row: `queued` (also while sending), `sent`, `failed`.
 
-    id: int
-    tip_id: int
-    text: str
-    attempts: int
-    channel: ChannelKind
-    address_enc: str | None
-    language: str
-    action_code: str
-
-
-def claim_questions(session: Session, *, now: datetime, lease: timedelta, limit: int = 20) -> list[Question]:
-    """Due operator questions, leased to the caller."""
-    rows = session.exec(
-        select(TipMessage, Tip, ChannelIdentity, Action.code)
-        .join(Tip, col(Tip.id) == col(TipMessage.tip_id))
-        .join(Action, col(Action.id) == col(Tip.action_id))
-        .outerjoin(ChannelIdentity, col(ChannelIdentity.id) == col(Tip.identity_id))
-        .where(
-            col(TipMessage.state) == QUEUED,
-            col(TipMessage.next_attempt_at) <= now,
-            (col(TipMessage.lease_until).is_(None)) | (col(TipMessage.lease_until) <= now),
+    A row the scheduler purged is missing here: its question was sent or failed, which the row no longer says.
+    """
+    if not outbound_ids:
+        return {}
+    rows = session.execute(
+        sa_select(col(OutboundMessage.id), col(OutboundMessage.status)).where(
+            col(OutboundMessage.id).in_(list(outbound_ids))
         )
-        .order_by(col(TipMessage.id))
-        .limit(limit)
     ).all()
-    out = []
-    for message, tip, identity, code in rows:
-        claimed = session.execute(
-            update(TipMessage)
-            .where(col(TipMessage.id) == message.id, col(TipMessage.state) == QUEUED)
-            .values(lease_until=now + lease)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) != 1:
-            continue
-        out.append(
-            Question(
-                id=message.id or 0,
-                tip_id=tip.id or 0,
-                text=message.text,
-                attempts=message.attempts,
-                channel=tip.channel,
-                address_enc=identity.address_enc if identity is not None and not identity.opted_out else None,
-                language=identity.language if identity is not None else tip.language,
-                action_code=code,
-            )
-        )
-    return out
+    return {row_id: _STATE.get(DeliveryStatus(status), QUEUED) for row_id, status in rows}
 
 
-def question_result(
-    session: Session, *, message_id: int, sent: bool, error: str | None, next_at: datetime | None
-) -> None:
-    """Record a send: sent, to retry at `next_at`, or failed for good (`next_at` None)."""
-    values: dict[str, Any] = {"lease_until": None, "attempts": TipMessage.attempts + 1, "error": error}
-    if sent:
-        values["state"] = SENT
-    elif next_at is None:
-        values["state"] = FAILED
-    else:
-        values["next_attempt_at"] = next_at
-    session.execute(update(TipMessage).where(col(TipMessage.id) == message_id).values(**values))
+_STATE = {DeliveryStatus.SENT: SENT, DeliveryStatus.FAILED: FAILED}

@@ -157,7 +157,6 @@ def _forward(
     event: str,
     now: datetime,
     webhook: bool,
-    chat: bool,
 ) -> None:
     # Core inserts on the session's connection: these two rows are written for every tip version, and
     # the ORM (its unit of work, or even only its execute) would add half again to their cost.
@@ -175,7 +174,8 @@ def _forward(
             "webhook_state": PENDING if webhook else SKIPPED,
             "webhook_attempts": 0,
             "webhook_next_at": now,
-            "chat_state": PENDING if chat else SKIPPED,
+            # The operators' chat is an outbound row the tip flow writes beside this one.
+            "chat_state": SKIPPED,
             "chat_attempts": 0,
             "chat_next_at": now,
         },
@@ -231,7 +231,6 @@ def create_tip(
     truncated: bool,
     now: datetime,
     webhook: bool,
-    chat: bool = False,
     followup_asked: bool = False,
     relay_id: int | None = None,
     late: bool = False,
@@ -288,7 +287,6 @@ def create_tip(
         event=CREATED,
         now=now,
         webhook=webhook,
-        chat=chat,
     )
     return tip
 
@@ -309,7 +307,6 @@ def extend_tip(
     now: datetime,
     webhook: bool,
     max_chars: int,
-    chat: bool = False,
 ) -> bool:
     """Add a message to a tip (and a forward row); False when it added nothing (a duplicate)."""
     lines = [line.strip().casefold() for line in tip.text.split(SEPARATOR)]
@@ -341,9 +338,7 @@ def extend_tip(
         )
     action = session.get(Action, tip.action_id)
     code = action.code if action else ""
-    _forward(
-        session, tip=tip, text=text, action_code=code, event=UPDATED, now=now, webhook=webhook, chat=chat
-    )
+    _forward(session, tip=tip, text=text, action_code=code, event=UPDATED, now=now, webhook=webhook)
     return True
 
 

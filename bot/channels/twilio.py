@@ -35,7 +35,6 @@ from bot.channels.twilio_webhooks import (
     GATHER_PATH,
     STATUS_PATH,
     FirstTime,
-    RecentKeys,
     SignedForms,
     StatusHandler,
     twilio_webhook_router,
@@ -118,14 +117,17 @@ class TwilioChannel:
         return self._public + STATUS_PATH
 
     def router(
-        self, on_message: OnMessage, on_status: StatusHandler, *, first_time: FirstTime | None = None
+        self, on_message: OnMessage, on_status: StatusHandler, *, first_time: FirstTime | None
     ) -> APIRouter:
-        """The webhooks under /webhooks/twilio handing messages and receipts on, for the app to include."""
+        """The webhooks under /webhooks/twilio handing messages and receipts on, for the app to include.
+
+        `first_time`: None when `on_status` records each receipt's key itself (see `twilio_webhook_router`).
+        """
         return twilio_webhook_router(
             forms=SignedForms(validator=self._validator, public_base_url=self._public),
             on_message=on_message,
             on_status=on_status,
-            first_time=first_time or RecentKeys(),
+            first_time=first_time,
             clock=self._clock,
             catalogue=self._catalogue,
             controlroom_phone=self._settings.controlroom.phone,
@@ -227,7 +229,7 @@ class TwilioChannel:
         return await self._media.fetch(ref, max_bytes=max_bytes)
 
     def receiving(
-        self, on_message: OnMessage, on_status: StatusHandler, *, first_time: FirstTime | None = None
+        self, on_message: OnMessage, on_status: StatusHandler, *, first_time: FirstTime | None
     ) -> TwilioReceiving:
         """Twilio as a subsystem of the runtime: its webhooks hand messages and receipts on."""
         return TwilioReceiving(self, self.router(on_message, on_status, first_time=first_time))

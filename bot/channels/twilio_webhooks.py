@@ -83,15 +83,6 @@ class RecentKeys:
         return True
 
 
-def recorded_by_handler(_key: str) -> bool:
-    """`first_time` for a status handler that records each receipt's key itself (`StatusUpdate.key`).
-
-    The key must be written in the transaction that applies the receipt: recorded apart, a failed apply
-    (the database locked) would leave the key behind and Twilio's retry would be dropped as a duplicate.
-    """
-    return True
-
-
 @dataclass(frozen=True)
 class SignedForms:
     """Reads a webhook's form and checks `X-Twilio-Signature` against the public URL Twilio called."""
@@ -166,12 +157,17 @@ def twilio_webhook_router(
     forms: SignedForms,
     on_message: OnMessage,
     on_status: StatusHandler,
-    first_time: FirstTime,
+    first_time: FirstTime | None,
     clock: Callable[[], datetime],
     catalogue: Catalogue,
     controlroom_phone: str | None,
 ) -> APIRouter:
-    """The Twilio webhooks: SMS, WhatsApp, delivery status and the voice callbacks."""
+    """The Twilio webhooks: SMS, WhatsApp, delivery status and the voice callbacks.
+
+    `first_time` says whether a receipt's key is new; None when `on_status` records each receipt's key
+    itself (`StatusUpdate.key`), in the transaction that applies it: recorded apart, a failed apply would
+    leave the key behind and Twilio's retry would be dropped as a duplicate.
+    """
     router = APIRouter(tags=["twilio"])
     public = forms.public_base_url.rstrip("/")
 
@@ -203,7 +199,7 @@ def twilio_webhook_router(
             log.info("twilio status callback with an untracked status ignored")
             return twiml(voice.empty_twiml())
         try:
-            new = first_time(status_key(form))
+            new = first_time is None or first_time(status_key(form))
         except Exception as exc:  # noqa: BLE001 - storage down: Twilio retries a 5xx receipt
             raise _unavailable(request.url.path, exc) from exc
         if new:

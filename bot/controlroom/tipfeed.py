@@ -30,6 +30,8 @@ class ThreadLine:
     direction: str
     text: str
     at: datetime
+    state: str = "done"
+    """A question: `queued`, `sent` or `failed` (its outbound row's state); the tipster's message: `done`."""
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -44,6 +44,8 @@ from storage.events import record_first_time
 from storage.models import Action, ActionStatus, ConversationState, Tip
 from storage.relays import RelayNotFound, latest_relay_action, relay_for_tip
 from storage.tips import (
+    CREATED,
+    UPDATED,
     TipFacts,
     action_is_over,
     action_replied_to,
@@ -75,8 +77,13 @@ class TipRules:
     max_messages_per_tip: int = 20
     webhook: bool = False
     """Whether forwards are queued for the control-room webhook (CONTROLROOM_WEBHOOK_URL is set)."""
-    chat: bool = False
-    """Whether forwards are queued for the operators' Telegram chat (CONTROLROOM_TELEGRAM_CHAT_ID)."""
+
+
+class ChatWriter(Protocol):
+    """Writes a tip version's message to the operators' chat, in the transaction that stores the version."""
+
+    def __call__(self, session: Session, tip: Tip, *, action_code: str, event: str, now: datetime) -> None:
+        """Queue the message for this version of the tip."""
 
 
 class TipStep(StrEnum):
@@ -108,9 +115,15 @@ class TipFlow(Flow):
     name = "tip"
     intents = ("give_tip",)
 
-    def __init__(self, rules: TipRules | None = None, on_stored: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        rules: TipRules | None = None,
+        on_stored: Callable[[], None] | None = None,
+        chat: ChatWriter | None = None,
+    ) -> None:
         self.rules = rules or TipRules()
         self._on_stored = on_stored
+        self._chat = chat
         self._links: dict[int, _Link] = {}
 
     def steps(self) -> Mapping[str, Step]:
@@ -344,11 +357,10 @@ class TipFlow(Flow):
             truncated=truncated,
             now=ctx.now,
             webhook=self.rules.webhook,
-            chat=self.rules.chat,
             followup_asked=followup,
             relay_id=self._relay_id(ctx),
         )
-        self._stored(ctx.session)
+        self._stored(ctx, tip, action.code, CREATED)
         if in_group:
             # The member may never have opened a chat with the bot: it can only answer in the group.
             assert ctx.message.group_id is not None
@@ -370,7 +382,7 @@ class TipFlow(Flow):
         if text or media or location:
             earlier = late_tip(ctx.session, identity_id=ctx.identity.id or 0, action_id=action.id or 0)
             if earlier is None:
-                create_tip(
+                stored = create_tip(
                     ctx.session,
                     action=action,
                     identity=ctx.identity,
@@ -381,11 +393,10 @@ class TipFlow(Flow):
                     truncated=truncated,
                     now=ctx.now,
                     webhook=self.rules.webhook,
-                    chat=self.rules.chat,
                     relay_id=self._relay_id(ctx),
                     late=True,
                 )
-                self._stored(ctx.session)
+                self._stored(ctx, stored, action.code, CREATED)
             elif earlier.messages < self.rules.max_messages_per_tip:
                 self._append(ctx, earlier, content)
         if action.outcome is not None:
@@ -445,17 +456,20 @@ class TipFlow(Flow):
             truncated=truncated,
             now=ctx.now,
             webhook=self.rules.webhook,
-            chat=self.rules.chat,
             max_chars=self.rules.max_chars * 4,
         )
         if added:
-            self._stored(ctx.session)
+            action = ctx.session.get(Action, tip.action_id)
+            self._stored(ctx, tip, action.code if action else "", UPDATED)
         return added, truncated
 
-    def _stored(self, session: Session) -> None:
-        """Tell the forwarders once the step's transaction has committed (not before: it may roll back)."""
+    def _stored(self, ctx: FlowContext, tip: Tip, code: str, event: str) -> None:
+        """Queue the operators' chat message in the step's transaction, and tell the forwarders once it has
+        committed (not before: it may roll back)."""
+        if self._chat is not None:
+            self._chat(ctx.session, tip, action_code=code, event=event, now=ctx.now)
         if self._on_stored is not None:
-            after_commit(session, self._on_stored)
+            after_commit(ctx.session, self._on_stored)
 
     # the follow-up ---------------------------------------------------------------------------
 

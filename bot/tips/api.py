@@ -23,13 +23,15 @@ from bot.api.auth import api_token_guard
 from bot.channels.media import is_image
 from bot.config import Settings
 from bot.controlroom.tipfeed import MediaFile, media_response
+from bot.texts import Catalogue
 from bot.tips.hub import TipHub
+from bot.tips.questions import ask_tipster
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action
 from storage.participants import audit
 from storage.tip_media import MediaNotFound, stored_media
-from storage.tip_outbox import forwards_after, last_forward_id, queue_question
+from storage.tip_outbox import forwards_after, last_forward_id
 from storage.tips import TipHasNoChannel, TipNotFound, get_tip, list_tips, tip_json
 
 MAX_QUESTION = 500
@@ -65,11 +67,12 @@ def tips_router(
     clock: Callable[[], datetime],
     hub: TipHub,
     vault: DataVault,
+    catalogue: Catalogue,
     on_queued: Callable[[], None] | None = None,
     poll_s: float = 1.0,
     answer_open_minutes: int = 60,
 ) -> APIRouter:
-    """The `/api/v1/tips` routes; `on_queued` runs after a question was queued (wakes the forwarder)."""
+    """The `/api/v1/tips` routes; `on_queued` runs after a question was queued (wakes the dispatcher)."""
     router = APIRouter(prefix="/api/v1", tags=["tips"], dependencies=[Depends(api_token_guard(settings))])
 
     @router.get("/tips")
@@ -138,23 +141,24 @@ def tips_router(
         with transaction(sessions) as session:
             try:
                 tip = get_tip(session, tip_id=tip_id)
-                message = queue_question(
+                message = ask_tipster(
                     session,
                     tip=tip,
                     text=body.text,
                     actor="api",
                     now=now,
                     answer_open=timedelta(minutes=answer_open_minutes),
+                    vault=vault,
+                    catalogue=catalogue,
+                    on_queued=on_queued,
                 )
             except TipNotFound as exc:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no tip {tip_id}") from exc
             except TipHasNoChannel as exc:
                 raise HTTPException(status.HTTP_409_CONFLICT, detail="the tipster cannot be reached") from exc
             audit(session, now=now, actor="api", event="tip_replied", subject=f"tip:{tip_id}")
-            out = ReplyOut(tip_id=tip_id, message_id=message.id or 0, state=message.state)
-        if on_queued is not None:
-            on_queued()
-        return out
+            # Just written with its outbound row: queued (the control room's thread shows how the send went).
+            return ReplyOut(tip_id=tip_id, message_id=message.id or 0, state=message.state)
 
     return router
 

@@ -10,12 +10,14 @@ from sqlmodel import Session
 
 from bot.channels.media import is_image
 from bot.controlroom.tipfeed import MediaFile, ThreadLine, TipMediaView, TipNotFound, TipView
+from bot.texts import Catalogue
+from bot.tips.questions import ask_tipster
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Tip, TipMessage
+from storage.models import Tip
 from storage.relays import relay_names
 from storage.tip_media import MediaNotFound, MediaState, media_of, stored_media
-from storage.tip_outbox import queue_question
+from storage.tip_outbox import question_states
 from storage.tips import (
     TipHasNoChannel,
     changed_tips,
@@ -44,7 +46,7 @@ def tip_view(
     tip: Tip,
     *,
     relay: str | None = None,
-    thread: Sequence[TipMessage] = (),
+    thread: Sequence[ThreadLine] = (),
     media: Sequence[MediaState] = (),
 ) -> TipView:
     """A stored tip as the control room shows it (`relay`: the name of the group it came through)."""
@@ -69,15 +71,19 @@ def tip_view(
         has_phone=tip.phone_enc is not None,
         relay=relay,
         updated_at=utc(tip.updated_at),
-        thread=[ThreadLine(m.direction, m.text, utc(m.at) or m.at) for m in thread],
+        thread=list(thread),
         late=tip.late,
     )
 
 
-def _threads(session: Session, tips: Sequence[Tip]) -> defaultdict[int | None, list[TipMessage]]:
-    by_tip: defaultdict[int | None, list[TipMessage]] = defaultdict(list)
-    for message in messages_of(session, tip_ids=[t.id for t in tips if t.id is not None]):
-        by_tip[message.tip_id].append(message)
+def _threads(session: Session, tips: Sequence[Tip]) -> defaultdict[int | None, list[ThreadLine]]:
+    by_tip: defaultdict[int | None, list[ThreadLine]] = defaultdict(list)
+    messages = messages_of(session, tip_ids=[t.id for t in tips if t.id is not None])
+    # A question's state is its outbound row's: the dispatcher records how the send went there.
+    states = question_states(session, outbound_ids=[m.outbound_id for m in messages if m.outbound_id])
+    for m in messages:
+        state = states.get(m.outbound_id or 0, m.state)
+        by_tip[m.tip_id].append(ThreadLine(m.direction, m.text, utc(m.at) or m.at, state))
     return by_tip
 
 
@@ -92,12 +98,14 @@ class StorageTipFeed:
         sessions: SessionFactory,
         vault: DataVault,
         clock: Callable[[], datetime],
+        catalogue: Catalogue,
         on_queued: Callable[[], None] | None = None,
         answer_open_minutes: int = 60,
     ) -> None:
         self._sessions = sessions
         self._vault = vault
         self._clock = clock
+        self._catalogue = catalogue
         self._on_queued = on_queued
         self._answer_open = timedelta(minutes=answer_open_minutes)
 
@@ -143,17 +151,23 @@ class StorageTipFeed:
             )
 
     async def reply(self, *, action_id: int, tip_id: int, text: str, actor: str) -> None:
-        """Queue an operator's question to the tipster (sent by the forwarder). Raises TipNotFound."""
+        """Queue an operator's question to the tipster (sent by the dispatcher). Raises TipNotFound."""
         with transaction(self._sessions) as session:
             tip = self._get(session, action_id, tip_id)
             try:
-                queue_question(
-                    session, tip=tip, text=text, actor=actor, now=self._clock(), answer_open=self._answer_open
+                ask_tipster(
+                    session,
+                    tip=tip,
+                    text=text,
+                    actor=actor,
+                    now=self._clock(),
+                    answer_open=self._answer_open,
+                    vault=self._vault,
+                    catalogue=self._catalogue,
+                    on_queued=self._on_queued,
                 )
             except TipHasNoChannel as exc:
                 raise TipNotFound(tip_id) from exc
-        if self._on_queued is not None:
-            self._on_queued()
 
     def phone(self, *, action_id: int, tip_id: int, actor: str) -> str:
         """The tipster's phone number (the control room checks the role and audits the view)."""

@@ -22,8 +22,9 @@ from bot.flows.tip import TipFlow, TipRules
 from bot.geocoder import Geocoder
 from bot.texts import Catalogue
 from bot.tips.api import tips_router
+from bot.tips.chat import operators_chat
 from bot.tips.feed import StorageTipFeed
-from bot.tips.forwarder import TipForwarder, chat_configured, webhook_configured
+from bot.tips.forwarder import TipForwarder, webhook_configured
 from bot.tips.hub import TipHub
 from bot.tips.media import TipMediaFetcher
 from bot.tips.places import TipPlaces
@@ -46,8 +47,10 @@ class Timings:
 class TipServices:
     """The tip flow, its API routes, the control room's feed and the forwarding worker, wired together.
 
-    The `senders` mapping is read when sending and fetching media; with a geocoder and the postcode
-    table, tips' places are looked up for the map too.
+    The `senders` mapping is read when fetching media (and says whether Telegram carries the operators'
+    chat); with a geocoder and the postcode table, tips' places are looked up for the map too.
+    `on_queued` wakes the dispatcher after a commit that wrote a message out (the operators' chat, a
+    question to a tipster).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class TipServices:
         http: httpx.AsyncClient | None = None,
         timings: Timings | None = None,
         stream_poll_s: float | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         timings = timings or Timings()
         if stream_poll_s is not None:
@@ -72,25 +76,24 @@ class TipServices:
         self._settings = settings
         self._timings = timings
         self._sessions, self._clock, self._vault = sessions, clock, vault
+        self._catalogue, self._on_queued = catalogue, on_queued
         self.hub = TipHub()
-        self.rules = replace(
-            rules or TipRules(), webhook=webhook_configured(settings), chat=chat_configured(settings)
+        self.rules = replace(rules or TipRules(), webhook=webhook_configured(settings))
+        chat = operators_chat(
+            settings, catalogue=catalogue, vault=vault, carried=senders, on_queued=on_queued
         )
-        self.flow = TipFlow(self.rules, on_stored=self.wake)
+        self.flow = TipFlow(self.rules, on_stored=self.wake, chat=chat)
         self.flows: list[Flow] = [self.flow]
         self.forwarder = TipForwarder(
             sessions=sessions,
             settings=settings,
             clock=clock,
-            vault=vault,
-            catalogue=catalogue,
-            senders=senders,
             http=http,
             poll_s=timings.forwarder_poll_s,
             backoff_base_s=timings.backoff_base_s,
             backoff_max_s=timings.backoff_max_s,
         )
-        """The outbox worker (webhook, operators' chat, operator questions)."""
+        """The webhook worker (the operators' chat and questions go out through the dispatcher)."""
         self.places: TipPlaces | None = None
         if geocoder is not None and book is not None:
             self.places = TipPlaces(
@@ -112,7 +115,7 @@ class TipServices:
             on_stored=self.hub.notify,
         )
         self._feed = StorageTipFeed(
-            sessions=sessions, vault=vault, clock=clock, on_queued=self.forwarder.wake
+            sessions=sessions, vault=vault, clock=clock, catalogue=catalogue, on_queued=on_queued
         )
 
     @property
@@ -121,9 +124,9 @@ class TipServices:
         return self._feed
 
     def wake(self) -> None:
-        """A tip was stored: ring the stream and the forward lanes; safe from any thread."""
+        """A tip was stored: ring the stream and the webhook lane; safe from any thread."""
         self.hub.notify()
-        self.forwarder.wake(questions=False)
+        self.forwarder.wake()
         if self.places is not None:
             self.places.wake()
         self.media.wake()
@@ -131,7 +134,7 @@ class TipServices:
     def _placed(self) -> None:
         # A tip got its point: a new version for the streams and the webhook (not for the place finder).
         self.hub.notify()
-        self.forwarder.wake(questions=False)
+        self.forwarder.wake()
 
     def api_router(self) -> APIRouter:
         """The `/api/v1` tip routes (bearer API_TOKEN)."""
@@ -141,7 +144,8 @@ class TipServices:
             clock=self._clock,
             hub=self.hub,
             vault=self._vault,
-            on_queued=self.forwarder.wake,
+            catalogue=self._catalogue,
+            on_queued=self._on_queued,
             poll_s=self._timings.stream_poll_s,
         )
 
@@ -150,14 +154,14 @@ class TipServices:
         return [self.api_router()]
 
     async def start(self) -> None:
-        """Start the forwarding worker (webhook, operators' chat, operator questions) and the place finder."""
+        """Start the webhook worker, the place finder and the media fetcher."""
         await self.forwarder.start()
         if self.places is not None:
             await self.places.start()
         await self.media.start()
 
     async def stop(self) -> None:
-        """Stop the forwarding worker (what is unsent stays in the outbox) and the place finder."""
+        """Stop the workers (what is unsent stays in the outbox)."""
         await self.media.stop()
         if self.places is not None:
             await self.places.stop()

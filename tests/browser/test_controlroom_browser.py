@@ -165,7 +165,7 @@ def test_operator_runs_an_action_from_launch_to_close(live_room: LiveRoom, brows
     expect(page.locator("#action-map path.tip-2")).to_have_count(1)
     shot(page, "05-live-action")
 
-    # Reply to the tipster: the tip forwarder sends the question by SMS; the answer joins the tip.
+    # Reply to the tipster: the dispatcher sends the question by SMS; the answer joins the tip.
     tip.get_by_label("Antwoord aan de melder").fill("Welke kant fietste hij op?")
     tip.get_by_role("button", name="Verstuur").click()
     expect(tip.locator(".status")).to_contain_text("verstuurd")

@@ -1,7 +1,7 @@
 """A delivery receipt whose apply fails (the database locked): 503, nothing recorded, the retry applied once.
 
 The receipt's key (sid and status) is written in the transaction that applies it (`status_recorder`,
-wired with `recorded_by_handler` as `serve` wires it), so a failed apply cannot leave the key behind
+wired with no `first_time`, as `serve` wires it), so a failed apply cannot leave the key behind
 and make Twilio's retry look like a duplicate.
 """
 
@@ -20,7 +20,7 @@ from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
-from bot.channels.twilio_webhooks import STATUS_PATH, SignedForms, recorded_by_handler, twilio_webhook_router
+from bot.channels.twilio_webhooks import STATUS_PATH, SignedForms, twilio_webhook_router
 from bot.config import load_settings
 from bot.messages import IncomingMessage
 from bot.runtime import build_runtime, status_recorder
@@ -92,7 +92,7 @@ async def receipts(database_url: str, vault: DataVault) -> AsyncIterator[Receipt
             forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
             on_message=no_messages,
             on_status=status_recorder(sessions, clock, lambda: wakes.append(1)),
-            first_time=recorded_by_handler,
+            first_time=None,
             clock=clock,
             catalogue=Catalogue.load(),
             controlroom_phone=None,

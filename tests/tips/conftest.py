@@ -12,9 +12,11 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from bot.alerts import AlertTexts
 from bot.channels.base import SendError, SendReceipt
 from bot.config import Settings, load_settings
 from bot.conversations import ConversationRouter
+from bot.dispatch import Dispatcher
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.runtime import conversation_router
 from bot.texts import Catalogue
@@ -29,6 +31,8 @@ from storage.models import (
     ActionType,
     ChannelIdentity,
     Delivery,
+    OutboundKind,
+    OutboundMessage,
     Participant,
     ParticipantStatus,
     Tip,
@@ -97,6 +101,22 @@ def tips(
         clock=clock,
         catalogue=catalogue,
         senders=dict.fromkeys(ChannelKind, channel),
+    )
+
+
+@pytest.fixture
+def dispatcher(
+    sessions: SessionFactory,
+    vault: DataVault,
+    settings: Settings,
+    clock: FixedClock,
+    catalogue: Catalogue,  # noqa: F811
+    channel: FakeChannel,
+) -> Dispatcher:
+    """The one way out (replies, questions, the operators' chat), sending through the fake channel."""
+    texts = AlertTexts.from_settings(catalogue, settings)
+    return Dispatcher(
+        sessions, dict.fromkeys(ChannelKind, channel), clock, settings, vault=vault, texts=texts
     )
 
 
@@ -241,3 +261,15 @@ def forwards(sessions: SessionFactory) -> list[TipForward]:
     """Every forward row, in id order."""
     with sessions() as session:
         return list(session.exec(select(TipForward).order_by(col(TipForward.id))))
+
+
+def outbound(sessions: SessionFactory, kind: OutboundKind) -> list[OutboundMessage]:
+    """Every outbound row of a kind, in id order."""
+    with sessions() as session:
+        return list(
+            session.exec(
+                select(OutboundMessage)
+                .where(col(OutboundMessage.kind) == kind)
+                .order_by(col(OutboundMessage.id))
+            )
+        )

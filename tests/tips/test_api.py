@@ -15,14 +15,15 @@ from fastapi import FastAPI
 
 from bot.config import Settings, load_settings
 from bot.conversations import ConversationRouter
+from bot.dispatch import Dispatcher
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from storage.actions import close_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Action, ActionOutcome, TipMessage
+from storage.models import Action, ActionOutcome, OutboundKind
 from tests.conftest import FixedClock
-from tests.tips.conftest import FakeChannel, launch, person, say, stored_tips
+from tests.tips.conftest import FakeChannel, launch, outbound, person, say, stored_tips
 from tests.tips.loopback import free_port
 
 TOKEN = "api-token-for-tests"
@@ -197,11 +198,13 @@ async def test_stream_resumes_with_last_event_id_and_sees_other_processes(
 async def test_operator_reply_reaches_the_tipster_and_the_answer_joins_the_tip(
     http: httpx.AsyncClient, router: ConversationRouter, tips: TipServices, sessions: SessionFactory,
     vault: DataVault,
-    clock: FixedClock, catalogue: Catalogue, channel: FakeChannel,
+    clock: FixedClock, catalogue: Catalogue, channel: FakeChannel, dispatcher: Dispatcher,
 ) -> None:  # fmt: skip
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
     await say(router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo")
+    await dispatcher.drain()  # the thanks
+    channel.sent.clear()
     [tip] = stored_tips(sessions)
     answer = await http.post(
         f"/api/v1/tips/{tip.id}/reply", json={"text": "Welke kant liep hij op?"}, headers=AUTH
@@ -212,7 +215,7 @@ async def test_operator_reply_reaches_the_tipster_and_the_answer_joins_the_tip(
         await http.post(f"/api/v1/tips/{tip.id}/reply", json={"text": " "}, headers=AUTH)
     ).status_code == 422
 
-    assert await tips.forwarder.drain() == 1
+    assert (await dispatcher.drain()).messages == 1
     [question] = channel.sent
     assert (question.channel, question.recipient) == (jan.channel, jan.sender)
     assert question.text == catalogue.render(
@@ -224,28 +227,37 @@ async def test_operator_reply_reaches_the_tipster_and_the_answer_joins_the_tip(
     [tip] = stored_tips(sessions)
     assert tip.text.endswith("Richting het centrum") and tip.direction == "centrum"
     assert tip.answer_open_until is None
-    with sessions() as session:
-        from sqlmodel import select
-
-        kinds = [(m.direction, m.state) for m in session.exec(select(TipMessage).order_by(TipMessage.id))]
-    assert kinds == [("in", "done"), ("out", "sent"), ("in", "done")]
+    [shown] = tips.feed.tips(action_id=action.id or 0)
+    assert [(line.direction, line.state) for line in shown.thread] == [
+        ("in", "done"),
+        ("out", "sent"),
+        ("in", "done"),
+    ]
+    [row] = outbound(sessions, OutboundKind.TIP_QUESTION)
+    assert row.identity_id == jan.identity_id and row.recipient_enc is None  # wiped once sent
 
 
 async def test_a_question_that_fails_to_send_is_retried(
     router: ConversationRouter, tips: TipServices, sessions: SessionFactory, vault: DataVault,
     clock: FixedClock,
-    channel: FakeChannel,
+    channel: FakeChannel, dispatcher: Dispatcher,
 ) -> None:  # fmt: skip
     from bot.channels.base import RetryableSendError
 
     jan = person(sessions, vault, clock())
     launch(sessions, clock(), jan)
     await say(router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo")
+    await dispatcher.drain()  # the thanks
+    channel.sent.clear()
     [tip] = stored_tips(sessions)
     channel.failures.append(RetryableSendError("provider down", code="503"))
     await tips.feed.reply(
         action_id=tip.action_id, tip_id=tip.id or 0, text="Hoe laat?", actor="operator:olga"
     )
-    assert await tips.forwarder.drain() == 0 and channel.sent == []
-    clock.advance(seconds=5)
-    assert await tips.forwarder.drain() == 1 and len(channel.sent) == 1
+    assert (await dispatcher.drain()).messages == 0 and channel.sent == []
+    [shown] = tips.feed.tips(action_id=tip.action_id)
+    assert shown.thread[-1].state == "queued"
+    clock.advance(seconds=10)
+    assert (await dispatcher.drain()).messages == 1 and len(channel.sent) == 1
+    [shown] = tips.feed.tips(action_id=tip.action_id)
+    assert shown.thread[-1].state == "sent"

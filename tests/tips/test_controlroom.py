@@ -13,6 +13,7 @@ from bot.controlroom.deps import ControlRoom
 from bot.controlroom.live import action_events
 from bot.controlroom.tipfeed import TipFeed
 from bot.conversations import ConversationRouter
+from bot.dispatch import Dispatcher
 from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
@@ -60,10 +61,13 @@ async def test_operator_sees_marks_questions_and_calls_a_real_tip(
     clock: FixedClock,
     channel: FakeChannel,
     catalogue: Catalogue,
+    dispatcher: Dispatcher,
 ) -> None:
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
     await say(tip_router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo, rode jas")
+    await dispatcher.drain()  # the thanks
+    channel.sent.clear()
     [tip] = stored_tips(sessions)
 
     await login(client, "olga")
@@ -80,7 +84,11 @@ async def test_operator_sees_marks_questions_and_calls_a_real_tip(
         f"{base}/reply", data={"csrf_token": token, "text": "Welke kant op?"}, headers=headers
     )
     assert replied.status_code == 200
-    assert await services.forwarder.drain() == 1
+    shown = (await client.get(f"/controlroom/actions/{action.id}")).text
+    assert "Welke kant op?" in shown and "nog niet verstuurd" in shown  # the outbound row waits
+    assert (await dispatcher.drain()).messages == 1
+    shown = (await client.get(f"/controlroom/actions/{action.id}")).text
+    assert "Welke kant op?" in shown and "niet verstuurd" not in shown  # sent: the thread says nothing more
     assert [m.text for m in channel.sent] == [
         catalogue.render("nl", "tip.operator_question", code=action.code, question="Welke kant op?")
     ]

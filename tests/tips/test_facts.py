@@ -10,7 +10,7 @@ import pytest
 
 from bot.flows.tip_facts import facts_from, towns_of
 from bot.texts import Catalogue
-from bot.tips.forwarder import chat_text
+from bot.tips.chat import chat_text
 from storage.geo import PostcodeBook
 from storage.models import ChannelKind, Tip
 from storage.tips import TipFacts, _apply_facts, tip_json

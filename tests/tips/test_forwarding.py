@@ -139,13 +139,16 @@ async def test_the_running_worker_posts_as_soon_as_a_tip_is_stored(
     assert len(receiver.posts) == 1
 
 
-async def test_operators_telegram_chat_gets_each_tip_in_order_and_retries(
+async def test_operators_telegram_chat_gets_each_tip_version_and_retries(
     sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue, book: PostcodeBook
 ) -> None:
+    from bot.alerts import AlertTexts
     from bot.channels.base import RetryableSendError
+    from bot.dispatch import Dispatcher
     from nlu.keywords import KeywordParser
+    from storage.models import OutboundKind
     from storage.vocabulary import ChannelKind
-    from tests.tips.conftest import FakeChannel
+    from tests.tips.conftest import FakeChannel, outbound
 
     telegram = FakeChannel([ChannelKind.TELEGRAM])
     settings = load_settings(privacy_statement_version="2026-1", controlroom_telegram_chat_id="-100777")
@@ -157,16 +160,23 @@ async def test_operators_telegram_chat_gets_each_tip_in_order_and_retries(
         sessions=sessions, vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
         settings=settings, clock=clock, flows=services.flows,
     )  # fmt: skip
+    # Only Telegram is carried: the SMS tipster's thanks wait, the operators' chat goes out.
+    dispatcher = Dispatcher(
+        sessions, {ChannelKind.TELEGRAM: telegram}, clock, settings, vault=vault,
+        texts=AlertTexts.from_settings(catalogue, settings),
+    )  # fmt: skip
     jan = person(sessions, vault, clock())
     action = launch(sessions, clock(), jan)
-    await say(
-        router, jan, clock, "Ik zag om 15:10 een man met een rode jas bij de Jumbo", "kenteken 12-ABC-3"
-    )
+    await say(router, jan, clock, "Ik zag om 15:10 een man met een rode jas bij de Jumbo")
+    assert len(outbound(sessions, OutboundKind.OPERATOR_CHAT)) == 1  # one tip, one chat message
+    await say(router, jan, clock, "kenteken 12-ABC-3")
+    rows = outbound(sessions, OutboundKind.OPERATOR_CHAT)
+    assert len(rows) == 2 and {r.identity_id for r in rows} == {None}  # the chat is nobody's to STOP
     telegram.failures.append(RetryableSendError("429", code="429"))
-    assert await services.forwarder.drain() == 0
-    clock.advance(seconds=2)
-    assert await services.forwarder.drain() == 2
-    first, second = telegram.sent
+    assert (await dispatcher.drain()).messages == 1  # the first waits its backoff; the second goes on
+    clock.advance(seconds=10)
+    assert (await dispatcher.drain()).messages == 1
+    second, first = telegram.sent
     assert {first.recipient, second.recipient} == {"-100777"}
     assert first.text.startswith(catalogue.render(
         "nl", "tip.chat", id=1, code=action.code, channel="sms", reporter=stored_tips(sessions)[0].reporter,
@@ -174,5 +184,35 @@ async def test_operators_telegram_chat_gets_each_tip_in_order_and_retries(
     ))  # fmt: skip
     assert "Waar: Jumbo" in first.text and "Wanneer: 15:10 20-11" in first.text
     assert "Kenteken: 12-ABC-3" in second.text
-    assert [f.chat_state for f in forwards(sessions)] == ["done", "done"]
+    assert [f.chat_state for f in forwards(sessions)] == ["skipped", "skipped"]
     assert [f.webhook_state for f in forwards(sessions)] == ["skipped", "skipped"]
+    assert [r.status.value for r in outbound(sessions, OutboundKind.OPERATOR_CHAT)] == ["sent", "sent"]
+
+
+async def test_without_telegram_the_operators_chat_is_not_written_and_said_once(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, catalogue: Catalogue, book: PostcodeBook,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    from nlu.keywords import KeywordParser
+    from storage.models import OutboundKind
+    from storage.vocabulary import ChannelKind
+    from tests.tips.conftest import FakeChannel, outbound
+
+    settings = load_settings(privacy_statement_version="2026-1", controlroom_telegram_chat_id="-100777")
+    with caplog.at_level("WARNING"):
+        services = TipServices(
+            sessions=sessions, vault=vault, settings=settings, clock=clock, catalogue=catalogue,
+            senders={ChannelKind.SMS: FakeChannel([ChannelKind.SMS])},
+        )  # fmt: skip
+    router = ConversationRouter(
+        sessions=sessions, vault=vault, book=book, parser=KeywordParser(), catalogue=catalogue,
+        settings=settings, clock=clock, flows=services.flows,
+    )  # fmt: skip
+    jan = person(sessions, vault, clock())
+    launch(sessions, clock(), jan)
+    with caplog.at_level("WARNING"):
+        await say(router, jan, clock, "Ik zag om 15:10 een man bij de Jumbo", "kenteken 12-ABC-3")
+    assert [r.message for r in caplog.records if "CONTROLROOM_TELEGRAM_CHAT_ID" in r.message] == [
+        "CONTROLROOM_TELEGRAM_CHAT_ID is set but Telegram is not configured: no operators' chat"
+    ]
+    assert len(stored_tips(sessions)) == 1 and outbound(sessions, OutboundKind.OPERATOR_CHAT) == []
