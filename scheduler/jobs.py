@@ -44,6 +44,7 @@ from storage.models import (
     ReconfirmRequest,
 )
 from storage.participants import addresses_of, audit, erase_participant, identities_of
+from storage.tip_outbox import settle_questions
 from storage.vocabulary import ChannelKind, DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -370,6 +371,10 @@ def _action_linked_tables() -> list[sa.Table]:
     return sorted(linked, key=lambda t: -order[t.name])
 
 
+OUTBOUND_KEEP_DAYS = 1
+"""Days a message out stays as a row once written (wiped of its text and recipient when sent)."""
+
+
 def _time_rules(settings: Settings) -> list[tuple[str, str, int]]:
     """(table, timestamp column, days) for what is purged by age alone."""
     rules = [
@@ -381,7 +386,7 @@ def _time_rules(settings: Settings) -> list[tuple[str, str, int]]:
         # Verification codes matter for an hour (their limits); a day later nothing of them is kept.
         ("phone_verification", "created_at", 1),
         # Messages out are wiped when sent; the rows stay a day as counts, a reply unsent by then is moot.
-        ("outbound_message", "created_at", 1),
+        ("outbound_message", "created_at", OUTBOUND_KEEP_DAYS),
     ]
     return [(t, c, d) for t, c, d in rules if t in _tables() and c in _tables()[t].columns]
 
@@ -407,6 +412,9 @@ def purge_retention(ctx: JobContext) -> JobResult:
             for table in _action_linked_tables():
                 gone = session.execute(sa.delete(table).where(table.c.action_id.in_(closed)))
                 result.add(f"purged.{table.name}", int(getattr(gone, "rowcount", 0) or 0))
+        if "tip_message" in tables:
+            # A question's state lives in its outbound row until that row goes with the rule below.
+            settle_questions(session, created_before=now - timedelta(days=OUTBOUND_KEEP_DAYS))
         for name, column, days in _time_rules(settings):
             table = tables[name]
             condition = table.c[column] <= now - timedelta(days=days)

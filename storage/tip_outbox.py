@@ -159,3 +159,21 @@ def question_states(session: Session, *, outbound_ids: Sequence[int]) -> dict[in
 
 
 _STATE = {DeliveryStatus.SENT: SENT, DeliveryStatus.FAILED: FAILED}
+
+
+def settle_questions(session: Session, *, created_before: datetime) -> int:
+    """Keep the final state of questions whose outbound rows are about to be purged; returns how many.
+
+    A question not sent by then never will be (its row goes): it counts as failed.
+    """
+    rows = session.execute(
+        sa_select(col(TipMessage.id), col(OutboundMessage.status))
+        .join(OutboundMessage, col(OutboundMessage.id) == col(TipMessage.outbound_id))
+        .where(col(OutboundMessage.created_at) <= created_before)
+    ).all()
+    for message_id, status in rows:
+        state = SENT if DeliveryStatus(status) is DeliveryStatus.SENT else FAILED
+        session.execute(
+            update(TipMessage).where(col(TipMessage.id) == message_id).values(state=state, outbound_id=None)
+        )
+    return len(rows)

@@ -100,3 +100,34 @@ async def test_stop_by_the_tipster_wipes_a_waiting_question(
     assert not any("Hoe laat?" in m.text for m in channel.sent)
     [shown] = tips.feed.tips(action_id=action.id or 0)
     assert shown.thread[-1].state == "failed"
+
+
+async def test_a_sent_question_still_shows_sent_after_its_row_is_purged(
+    router: ConversationRouter, tips: TipServices, sessions: SessionFactory, vault: DataVault,
+    clock: FixedClock, catalogue: Catalogue, dispatcher: Dispatcher,
+) -> None:  # fmt: skip
+    from bot.config import load_settings
+    from scheduler.jobs import JobContext, purge_retention
+
+    jan = person(sessions, vault, clock())
+    action = launch(sessions, clock(), jan)
+    await say(router, jan, clock, "Ik zag hem om 15:10 bij de Jumbo")
+    [tip] = stored_tips(sessions)
+    for text in ("Hoe laat?", "Welke kant op?"):
+        await tips.feed.reply(action_id=action.id or 0, tip_id=tip.id or 0, text=text, actor="operator:olga")
+    await dispatcher.drain()
+    with transaction(sessions) as session:  # as if the second one never went out
+        for message in outbound(sessions, OutboundKind.TIP_QUESTION)[1:]:
+            stored = session.get(type(message), message.id)
+            assert stored is not None
+            stored.status = DeliveryStatus.QUEUED
+            session.add(stored)
+
+    clock.advance(days=2)
+    context = JobContext(
+        sessions=sessions, settings=load_settings(), clock=clock, vault=vault, catalogue=catalogue
+    )
+    purge_retention(context)
+    assert outbound(sessions, OutboundKind.TIP_QUESTION) == []
+    [shown] = tips.feed.tips(action_id=action.id or 0)
+    assert [line.state for line in shown.thread if line.direction == "out"] == ["sent", "failed"]

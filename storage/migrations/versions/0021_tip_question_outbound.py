@@ -1,7 +1,7 @@
 """tip question outbound: an operator's question points at the outbound row that sends it
 
-Revision ID: 0015
-Revises: 0017
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-06 08:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0017"
+revision: str = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
