@@ -32,6 +32,7 @@ from bot.flows.engine import (
     is_expired,
     normalise,
 )
+from bot.flows.follow import FollowFlow, follow_command, unfollow
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
 from bot.flows.keywords import Keyword, keyword_of
 from bot.flows.mydata import request_my_data_export, set_exercises, show_my_data
@@ -133,7 +134,12 @@ class ConversationRouter:
         self._clock = clock
         self._settings = settings
         self.services = Services(vault=vault, book=book, catalogue=catalogue, settings=settings, clock=clock)
-        builtin: list[Flow] = [RegistrationFlow(on_code_queued), AddressFlow(), UnsubscribeFlow()]
+        builtin: list[Flow] = [
+            RegistrationFlow(on_code_queued),
+            AddressFlow(),
+            UnsubscribeFlow(),
+            FollowFlow(),
+        ]
         table = {flow.name: flow for flow in [*builtin, *flows]}
         self.engine = FlowEngine(table)
         self._intent_flows = {intent: flow.name for flow in table.values() for intent in flow.intents}
@@ -320,6 +326,14 @@ class ConversationRouter:
             return self._group_dialogue(ctx) if self._group_flows else []
         if keyword is not None:
             return self._keyword(ctx, keyword, state)
+        command = follow_command(ctx.text)
+        if command is not None:
+            # VOLG 7511 / VOLG NIET 7511 are commands like the keywords: they end what was going on.
+            if command.follow:
+                return self.engine.start(ctx, FollowFlow(command.postcode), state)
+            if state is not None:
+                clear_state(ctx.session, current=state)
+            return unfollow(ctx, command.postcode)
         if state is not None:
             return self.engine.advance(ctx, state)
         if not ctx.text:

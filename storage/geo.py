@@ -180,6 +180,15 @@ class PostcodeBook:
         """The known codes for several municipalities (blanks skipped), sorted. Raises LookupError."""
         return sorted({self.municipality_code(n) for n in names_or_codes if n.strip()})
 
+    def nearest(self, lat: float, lon: float, max_m: float) -> Place:
+        """The PC4 whose centre lies nearest the point, at most `max_m` away. Raises LookupError."""
+        if not (math.isfinite(lat) and math.isfinite(lon)) or not in_netherlands(lat, lon):
+            raise LookupError("outside the Netherlands")
+        best = min(self, key=lambda p: distance_m(lat, lon, p.lat, p.lon), default=None)
+        if best is None or distance_m(lat, lon, best.lat, best.lon) > max_m:
+            raise LookupError("no postcode near")
+        return best
+
     def within(self, lat: float, lon: float, radius_m: float) -> list[Place]:
         """Every PC4 whose centre lies within the radius, nearest first."""
         hits = [(distance_m(lat, lon, p.lat, p.lon), p) for p in self]

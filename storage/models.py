@@ -843,3 +843,21 @@ class WebSignup(SQLModel, table=True):
     """Keyed hash of the one-time Telegram deep-link token; the token itself is only on the done page."""
     link_expires_at: datetime | None = None
     link_used_at: datetime | None = None
+
+
+class FollowedArea(SQLModel, table=True):
+    """A PC4 area a person follows without giving an address (Telegram, WhatsApp).
+
+    Only the four digits and the public centre of the PC4 (from the postcode table) are kept: never
+    the location the person may have shared to find it.
+    """
+
+    __tablename__ = "followed_area"
+    __table_args__ = (UniqueConstraint("participant_id", "pc4", name="uq_followed_area_pc4"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    participant_id: int = Field(foreign_key="participant.id", index=True, ondelete="CASCADE")
+    pc4: str = Field(max_length=4)
+    lat: float = Field(index=True)
+    lon: float
+    municipality_code: str = Field(index=True, max_length=8)

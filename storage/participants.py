@@ -26,6 +26,7 @@ from storage.models import (
     ChannelIdentity,
     ConversationState,
     DataExport,
+    FollowedArea,
     OptOut,
     Participant,
     ParticipantStatus,
@@ -441,6 +442,7 @@ def erase_participant(session: Session, *, participant: Participant, now: dateti
     # Preferences and export links are the person's too; a link sent before STOP must open nothing.
     session.execute(delete(AlertPreference).where(col(AlertPreference.participant_id) == participant.id))
     session.execute(delete(DataExport).where(col(DataExport.participant_id) == participant.id))
+    session.execute(delete(FollowedArea).where(col(FollowedArea.participant_id) == participant.id))
     participant.name_enc = None
     participant.phone_enc = None
     participant.phone_hash = None

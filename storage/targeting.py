@@ -26,10 +26,11 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, Table, and_, null, or_, select
 from sqlmodel import Session
 
 from storage.geo import distance_m
+from storage.models import ChannelIdentity, FollowedArea, Participant, ParticipantStatus
 from storage.reach import REACH, lon_cells
 from storage.vocabulary import ChannelKind
 
@@ -430,7 +431,8 @@ def _select(
     inside: dict[tuple[float, float], float | None] = {}
     # Per person: [nearest distance, preferred channel, language, first reach seen, {id: reach} or None].
     people: dict[int, list[Any]] = {}
-    for row in _raw_rows(session, query):
+    rows = _raw_rows(session, query) + _raw_rows(session, _followers_query(area))
+    for row in rows:
         pid, lat, lon, days, start, end, preferred, language, identity_id, channel, inbound = row
         if excluded and pid in excluded:
             continue
@@ -495,3 +497,54 @@ def _select(
         recipients.append(Recipient(pid, language, round(dist, 1), first, others))
     recipients.sort(key=itemgetter(2, 0))
     return recipients
+
+
+def _followers_query(area: Area) -> Select[Any]:
+    """The reach rows of area-only following: one per followed PC4 centre and reachable identity.
+
+    The same columns as the reach table's, so the same loop decides them; a person who also has an
+    address is the same participant there and here, so they are alerted once.
+    """
+    areas: Table = FollowedArea.__table__  # type: ignore[attr-defined]
+    people: Table = Participant.__table__  # type: ignore[attr-defined]
+    identities: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
+    f, p, i = areas.c, people.c, identities.c
+    query = (
+        select(
+            f.participant_id,
+            f.lat,
+            f.lon,
+            null().label("window_days"),
+            null().label("window_start"),
+            null().label("window_end"),
+            p.preferred_channel,
+            p.language,
+            i.id,
+            i.channel,
+            i.last_inbound_at,
+        )
+        .select_from(areas)
+        .join(people, and_(p.id == f.participant_id, p.status == ParticipantStatus.ACTIVE.value))
+        .join(
+            identities,
+            and_(
+                i.participant_id == f.participant_id,
+                i.opted_out.is_(False),
+                i.address_enc.is_not(None),
+                i.verified.is_(True),
+            ),
+        )
+    )
+    if isinstance(area, Circle):
+        dlat = area.radius_m / METRES_PER_DEGREE_LAT
+        dlon = dlat / max(math.cos(math.radians(min(abs(area.lat) + dlat, 89.0))), 0.01)
+        return query.where(
+            f.lat.between(area.lat - dlat, area.lat + dlat), f.lon.between(area.lon - dlon, area.lon + dlon)
+        )
+    if isinstance(area, Polygon):
+        boxes = [
+            and_(f.lat.between(lat_min, lat_max), f.lon.between(lon_min, lon_max))
+            for lat_min, lat_max, lon_min, lon_max in area.boxes
+        ]
+        return query.where(or_(*boxes))
+    return query.where(f.municipality_code.in_(area.codes))

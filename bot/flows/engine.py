@@ -341,7 +341,14 @@ class FlowEngine:
                 now=ctx.now,
                 current=current,
             )
-            return [replace(transition.say, buttons=prompt.buttons, request_contact=prompt.request_contact)]
+            return [
+                replace(
+                    transition.say,
+                    buttons=prompt.buttons,
+                    request_contact=prompt.request_contact,
+                    request_location=prompt.request_location,
+                )
+            ]
         next_step = transition.step.value
         ctx.data.pop(RETRIES_KEY, None)
         prompt = flow.steps()[next_step].prompt(ctx)

@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 
 from bot.flows.address import address_lines
 from bot.flows.engine import FlowContext
+from bot.flows.follow import area_list, show_follower_data
 from bot.flows.preferences import describe_preferences
 from bot.flows.relay import relay_summary
 from bot.messages import OutgoingMessage
+from storage.areas import followed_areas_of, is_area_only
 from storage.data_exports import (
     EXPORT_VALID,
     EXPORTS_PER_DAY,
@@ -53,6 +55,18 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
     groups = relay_summary(ctx)  # the neighbourhood groups the person coordinates
     if participant is None:
         return groups or [ctx.say("mydata.none", channel=ctx.t(f"channels.{ctx.message.channel.value}"))]
+    following = followed_areas_of(ctx.session, participant=participant)
+    if is_area_only(participant):
+        audit(
+            ctx.session,
+            now=ctx.now,
+            actor=f"identity:{ctx.identity.id}",
+            event="personal_data_shown",
+            subject=f"participant:{participant.id}",
+            detail={"channel": ctx.message.channel.value},
+        )
+        return [show_follower_data(ctx), history(ctx, participant), *groups]
+    areas = [ctx.say("mydata.followed_areas", areas=area_list(ctx))] if following else []
     vault = ctx.services.vault
     name = vault.decrypt(participant.name_enc) if participant.name_enc else ctx.t("mydata.no_name")
     phone = mask_phone(vault.decrypt(participant.phone_enc)) if participant.phone_enc else "-"
@@ -86,6 +100,7 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
             exercises=ctx.t("mydata.exercises_on" if participant.exercises else "mydata.exercises_off"),
         ),
         history(ctx, participant),
+        *areas,
         *groups,
     ]
 

@@ -23,6 +23,14 @@ from bot.flows.engine import (
     Transition,
     yes_or_no,
 )
+from bot.flows.follow import (
+    FOLLOW_CHANNELS,
+    area_place,
+    ask_area,
+    ask_follow_consent,
+    on_follow_consent,
+    to_follow_consent,
+)
 from bot.flows.places import address_from_data, address_in_text, confirm_place, describe, read_address
 from bot.messages import OutgoingMessage
 from storage.db import after_commit
@@ -57,6 +65,8 @@ def asks_to_sign_up(text: str) -> bool:
 class RegistrationStep(StrEnum):
     """The steps of registration, in order."""
 
+    AREA = "area"
+    AREA_CONSENT = "area_consent"
     CONSENT = "consent"
     NAME = "name"
     ADDRESS = "address"
@@ -96,6 +106,8 @@ class RegistrationFlow(Flow):
     def steps(self) -> Mapping[str, Step]:
         """The table of steps."""
         return {
+            RegistrationStep.AREA: Step(ask_area, self.on_area),
+            RegistrationStep.AREA_CONSENT: Step(ask_follow_consent, on_follow_consent),
             RegistrationStep.CONSENT: Step(self.ask_consent, self.on_consent),
             RegistrationStep.NAME: Step(self.ask_name, self.on_name),
             RegistrationStep.ADDRESS: Step(self.ask_address, self.on_address),
@@ -124,16 +136,42 @@ class RegistrationFlow(Flow):
                 ctx.data["address_given"] = True
         return Goto(RegistrationStep.CONSENT)
 
+    # area only (chats) -----------------------------------------------------------------------
+    def on_area(self, ctx: FlowContext) -> Transition:
+        """The PC4 typed or found from a shared location; then the follower's own consent."""
+        return to_follow_consent(ctx, area_place(ctx), RegistrationStep.AREA_CONSENT)
+
     # consent -------------------------------------------------------------------------------
     def ask_consent(self, ctx: FlowContext) -> OutgoingMessage:
         """The short privacy statement and the consent question (16+)."""
         key = "registration.consent_update" if ctx.data.get("update") else "registration.consent"
         settings = ctx.services.settings
         url = settings.privacy_url(ctx.lang)
+        if self._offers_area(ctx):
+            # On chats one may join without name, address or number: offered beside JA and NEE.
+            return ctx.say(
+                "registration.consent_chat",
+                buttons=(*ctx.yes_no(), ctx.t("registration.area_button")),
+                version=settings.privacy_statement_version,
+                url=url,
+            )
         return ctx.ask_yes_no(key, version=settings.privacy_statement_version, url=url)
+
+    @staticmethod
+    def _offers_area(ctx: FlowContext) -> bool:
+        return (
+            ctx.participant is None
+            and ctx.message.channel in FOLLOW_CHANNELS
+            and not ctx.data.get("address_given")
+        )
 
     def on_consent(self, ctx: FlowContext) -> Transition:
         """JA records when consent was given; NEE ends the sign-up with nothing stored."""
+        if self._offers_area(ctx) and (
+            _chose_area(ctx) or (ctx.message.location is not None and not ctx.text)
+        ):
+            # The follower's own, shorter privacy statement is asked once the area is known.
+            return self.on_area(ctx) if ctx.message.location is not None else Goto(RegistrationStep.AREA)
         answer = yes_or_no(ctx.text)
         if answer is Answer.NO:
             ctx.data.pop("address", None)
@@ -181,7 +219,11 @@ class RegistrationFlow(Flow):
         return ctx.say(key)
 
     def on_address(self, ctx: FlowContext) -> Transition:
-        """Validate the address and look up its place."""
+        """Validate the address and look up its place; a shared location finds the postcode area."""
+        if ctx.message.location is not None and not ctx.text:
+            # The location only names the PC4; the house and its letters are still the person's to say.
+            place = area_place(ctx)
+            return Retry(ctx.say("address.location_found", pc4=place.pc4, place=place.place))
         ctx.data["address"] = read_address(ctx)
         return Goto(RegistrationStep.CONFIRM_PLACE)
 
@@ -380,6 +422,14 @@ class RegistrationFlow(Flow):
                 options=", ".join(ctx.t(f"channels.{c.value}") for c in options),
             )
         )
+
+
+_AREA_WORDS = frozenset({"gebied", "alleen gebied", "alleen een gebied", "area", "area only", "only an area"})
+
+
+def _chose_area(ctx: FlowContext) -> bool:
+    value = " ".join(ctx.text.casefold().split()).strip(" .!")
+    return value in _AREA_WORDS or value == ctx.t("registration.area_button").casefold()
 
 
 _ALIASES = {

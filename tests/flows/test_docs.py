@@ -35,6 +35,7 @@ def format_replies(replies: Sequence[OutgoingMessage]) -> list[str]:
     for reply in replies:
         marks = ("  [" + " | ".join(reply.buttons) + "]") if reply.buttons else ""
         marks += "  [contact]" if reply.request_contact else ""
+        marks += "  [location]" if reply.request_location else ""
         text = reply.text.split("\n")
         text[-1] += marks
         lines.append("< " + text[0])

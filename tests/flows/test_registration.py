@@ -122,7 +122,8 @@ async def test_whatsapp_registration_in_english(converse: Converse, catalogue: C
     transcript = await converse(
         WHATSAPP, ["ENGLISH", "START", "yes", "Anna", "1012 ab 5", "yes", "yes", "whatsapp"]
     )
-    assert transcript[1][0].buttons == ("YES", "NO")
+    # On a chat the consent question also offers following an area only.
+    assert transcript[1][0].buttons == ("YES", "NO", "AREA")
     assert last(transcript).text == catalogue.render(
         "en", "registration.welcome", channel="WhatsApp", place="Amsterdam"
     )

@@ -13,7 +13,7 @@ from bot.texts import Catalogue
 # The areas whose texts are replies in a conversation, and so may go out as SMS.
 CONVERSATION_AREAS = (
     "common", "channels", "router", "registration", "address", "unsubscribe", "mydata", "help", "greet",
-    "fallback", "language", "preferences",
+    "fallback", "language", "preferences", "follow",
 )  # fmt: skip
 # Long but realistic values for every placeholder (the longest PC4 place and municipality names).
 SAMPLE = {
@@ -34,6 +34,9 @@ SAMPLE = {
     "preferred": "WhatsApp",
     "channels": "SMS, Telegram, WhatsApp",
     "consent_date": "20-11-2026",
+    "pc4": "7511",
+    "areas": "7511 Sint Michielsgestel-Noord, 5271 Sint Michielsgestel-Noord",
+    "identity": "uw WhatsApp-nummer +31 6 ****5678 (versleuteld bewaard; zonder kunnen we u niet antwoorden)",
     # PUBLIC_BASE_URL/privacy (the English page's, the longer): a production host of ordinary length.
     "url": "https://burgernet.example.nl/privacy/en",
     # mydata.summary's exercise line (missing here, so the walk over the catalogue raised KeyError).
@@ -56,9 +59,9 @@ SAMPLE = {
 # The export link: a production host and the token as MIJN GEGEVENS EXPORT makes it (22 characters).
 EXPORT_URL = "https://burgernet.example.nl/mijn-gegevens/" + "A" * 22
 THREE_ADDRESSES = "\n".join(f"{n}. 7511 AB 12-A, Sint Michielsgestel (ma-vr 09:00-17:00)" for n in (1, 2, 3))
-# My data lists up to three addresses, preferences up to five kinds: three parts; the chat history (never
-# sent by SMS) lists up to ten alerts and ten tips.
-LONGER = {"mydata.summary": 3, "preferences.summary": 3, "mydata.history_chat": 20}
+# My data lists up to three addresses (a follower's: up to five areas), preferences up to five kinds: three
+# parts; the chat history (never sent by SMS) lists up to ten alerts and ten tips.
+LONGER = {"mydata.summary": 3, "mydata.follower": 3, "preferences.summary": 3, "mydata.history_chat": 20}
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +125,14 @@ DYNAMIC_KEYS = {
     "registration.sender_{}": ("not_a_number", "not_mobile", "not_eu"),
     "channels.{}": ("sms", "whatsapp", "telegram", "voice"),
     "address.button_{}": ("change", "add", "remove"),
+    "follow.consent_{}": ("telegram", "whatsapp"),
+    "follow.identity_{}": ("telegram", "whatsapp"),
 }
 _LITERAL_KEY = re.compile(
     r"""(?:\.say|\.t|\.ask_yes_no|render)\(\s*(?:\w+,\s*)?["']([a-z_]+\.[a-z_.]+)["']"""
 )
 _CONDITIONAL_KEY = re.compile(
-    r"""["']((?:registration|address|unsubscribe|help|greet|fallback|mydata|router)\.[a-z_]+)["']"""
+    r"""["']((?:registration|address|unsubscribe|help|greet|fallback|mydata|router|follow)\.[a-z_]+)["']"""
 )
 
 
@@ -154,6 +159,7 @@ QUESTION_AREAS = (
     "tip",
     "relay",
     "preferences",
+    "follow",
 )
 # A question, or a re-ask after an answer we could not use ("Stuur uw voornaam, of OVERSLAAN.").
 QUESTION_KEY = re.compile(
@@ -188,6 +194,8 @@ LONGER_QUESTIONS = {
     "address.choose": "lists up to three addresses",
     "address.ask_remove": "lists up to three addresses",
     "tip.which_action": "lists the running alerts the sender got",
+    "follow.which_area": "lists up to five followed areas",
+    "registration.consent_chat": "Telegram and WhatsApp only (offers following an area), never sent as SMS",
     "relay.group_rules": "posted in a Telegram group by the bot, never sent as SMS",
 }
 
@@ -210,7 +218,7 @@ def test_the_question_walk_finds_every_flow() -> None:
     expected = {
         "registration.consent", "registration.ask_name", "address.ask_home", "address.confirm_place",
         "unsubscribe.confirm", "reconfirm.question", "tip.followup_both", "relay.rules", "relay.ask_members",
-        "common.yes_no_retry",
+        "common.yes_no_retry", "registration.consent_chat", "follow.ask_area", "follow.consent_whatsapp",
     }  # fmt: skip
     assert expected <= keys
 
