@@ -9,6 +9,11 @@ from contextlib import asynccontextmanager
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from sqlmodel import col, select
+
+from storage.db import SessionFactory
+from storage.models import OutboundMessage
+from storage.vocabulary import DeliveryStatus
 
 
 @asynccontextmanager
@@ -27,3 +32,18 @@ async def served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         server.should_exit = True
         await serving
+
+
+async def outbox_settled(sessions: SessionFactory, timeout_s: float = 10.0) -> None:
+    """Wait until the running dispatcher has sent (or given up on) every message out."""
+    waiting = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        with sessions() as session:
+            pending = session.exec(
+                select(OutboundMessage.id).where(col(OutboundMessage.status).in_(waiting))
+            ).first()
+        if pending is None:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the dispatcher did not send the messages out"
+        await asyncio.sleep(0.02)

@@ -32,7 +32,7 @@ from storage.db import make_engine, session_factory
 from storage.keys import rotate_data_key
 from storage.models import ChannelIdentity, ConversationState, OptOut, Participant, ParticipantStatus
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import outbox_settled, served
 from tests.fakes.twilio_api import FakeTwilioApi
 
 ACCOUNT_SID = "AC" + "8" * 32
@@ -101,6 +101,7 @@ async def alert_everyone_in_enschede(
     runtime: Runtime, http: httpx.AsyncClient, fake: FakeTwilioApi, *, expect: str
 ) -> list[dict[str, str]]:
     """Launch an action over Enschede; the messages it sends, once `expect` has got the alert."""
+    await outbox_settled(runtime.sessions)  # the replies so far are out before we count
     before = len(fake.messages())
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     action = await http.post(
@@ -186,6 +187,7 @@ async def test_stop_leaves_the_hash_alone_and_the_purge_keeps_it_so(
         # The attack: a later message used to store the number again on the opted-out identity.
         await sms(http, JAN, "Hallo, is er nog iets?")
         await sms(http, JAN, "Ik zag een man met een rode jas bij het station")
+        await outbox_settled(runtime.sessions)
         assert opens_to(database_url, vault, JAN) == []
         [jan] = identity_of(runtime, JAN)
         assert jan.opted_out and jan.address_enc is None and jan.participant_id is None
@@ -193,6 +195,7 @@ async def test_stop_leaves_the_hash_alone_and_the_purge_keeps_it_so(
         clock.advance(days=settings.retention_days + 1)
         result = purge_retention(job_context(runtime))
         assert result.counts.get("purged.opted_out_last_seen") == 1
+        await outbox_settled(runtime.sessions)
         assert opens_to(database_url, vault, JAN) == []
         [jan] = identity_of(runtime, JAN)
         assert (jan.opted_out, jan.address_enc, jan.participant_id, jan.last_inbound_at) == (
@@ -218,6 +221,7 @@ async def test_stop_leaves_the_hash_alone_and_the_purge_keeps_it_so(
         assert [(i.id, i.opted_out, i.address_enc) for i in identity_of(runtime, JAN)] == [
             (jan.id, True, None)
         ]
+        await outbox_settled(runtime.sessions)
         assert opens_to(database_url, vault, JAN) == []
 
 

@@ -9,7 +9,6 @@ value on PostgreSQL) holds neither the numbers nor the names in clear.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import json
@@ -33,6 +32,7 @@ from bot.runtime import build_runtime
 from storage.crypto import new_data_key
 from storage.db import SessionFactory
 from tests.conftest import FixedClock
+from tests.e2e.serving import outbox_settled
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
 
@@ -158,23 +158,8 @@ REGISTER_TELEGRAM = [
 
 
 async def settled(wired: Wired) -> None:
-    """Wait until the running dispatcher sent every reply: a person reads the answer before writing again."""
-    from sqlmodel import col
-    from sqlmodel import select as select_rows
-
-    from storage.models import OutboundMessage
-    from storage.vocabulary import DeliveryStatus
-
-    waiting = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
-    for _ in range(400):
-        with wired.sessions() as session:
-            pending = session.exec(
-                select_rows(OutboundMessage.id).where(col(OutboundMessage.status).in_(waiting))
-            ).first()
-        if pending is None:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the dispatcher did not send the replies")
+    """A person reads the answer before writing again."""
+    await outbox_settled(wired.sessions)
 
 
 def raw_database_text(database_url: str, sessions: SessionFactory) -> str:

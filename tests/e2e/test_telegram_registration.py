@@ -22,7 +22,7 @@ from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import outbox_settled, served
 from tests.fakes.telegram_api import FakeTelegramApi
 
 TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
@@ -113,6 +113,7 @@ async def test_whole_registration(running: Running, fake: FakeTelegramApi, setti
             fake.push_update(update)
         await asyncio.to_thread(fake.wait_for, "sendMessage", len(ANSWERS), 30.0)
 
+    await outbox_settled(running.runtime.sessions)
     nl = running.runtime.catalogue
     calls = [c for c in fake.calls_to("sendMessage") if c.status == 200]
     assert len(calls) == len(ANSWERS)

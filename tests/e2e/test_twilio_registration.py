@@ -20,7 +20,7 @@ from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import outbox_settled, served
 from tests.fakes.twilio_api import FakeTwilioApi
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -140,6 +140,7 @@ async def test_whole_registration(
             # Twilio retries a webhook it thinks failed: the retry must not be answered twice.
             assert (await post_signed(running.http, path, forms[1])).status_code == 200
 
+    await outbox_settled(running.runtime.sessions)
     sent = fake.messages()
     assert len(sent) == len(answers)
     assert {m["To"] for m in sent} == {address}
