@@ -14,6 +14,13 @@ where other workers may still be busy with their own claims). The one case that 
 is a death in the few milliseconds between the provider accepting a message and the commit of its id
 (at most `MAX_UNRECORDED` messages per consumer): the providers offer no idempotency key for a send, and
 we prefer a rare double alert to a lost one.
+
+Messages out (replies, questions) go the same way, with one shortcut: while `run()` pumps, a flow step in
+this process writes its rows already claimed by this worker and hands them over in memory after its
+commit (`hand_off`), so a reply costs no claim transaction and no decryption. Their results are grouped
+with the deliveries' (the same `MAX_UNRECORDED` bound); a hand-off that finds the pump stopped puts the
+rows back in the queue, and a crash leaves them claimed for `reconcile()`. A STOP or an erasure that
+commits while such a message waits here drops it (`FORGET_LISTENERS`).
 """
 
 from __future__ import annotations
