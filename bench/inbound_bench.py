@@ -135,6 +135,7 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
         settings=settings,
         clock=clock,
         on_queued=dispatcher.wake,
+        handoff=dispatcher,
     )
     inbox = Inbox(handle=router.handle)
 

@@ -40,7 +40,7 @@ from bot.flows.preferences import change_preference, preference_command, show_pr
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
 from bot.messages import IncomingMessage, OutgoingMessage, event_key
-from bot.outbox import queue_messages
+from bot.outbox import Handoff, queue_messages
 from bot.texts import Catalogue
 from nlu.types import InProcessParser, Intent, Parser, ParseResult
 from storage.crypto import DataVault
@@ -123,10 +123,13 @@ class ConversationRouter:
         flows: Sequence[Flow] = (),
         on_code_queued: Callable[[], None] | None = None,
         on_queued: Callable[[], None] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
-        """`on_code_queued` / `on_queued` run after the commit of a step that queued a code / messages."""
+        """`on_code_queued` / `on_queued` run after the commit of a step that queued a code / messages;
+        `handoff` (the dispatcher in this process) is handed the replies instead while it runs."""
         self._sessions = sessions
         self._on_queued = on_queued
+        self._handoff = handoff
         self._parser = parser
         # An in-process parser is asked inside the step's transaction (we are in a worker thread
         # already); a remote one (Rasa) only between attempts, so no transaction waits on HTTP.
@@ -191,6 +194,7 @@ class ConversationRouter:
                     now=self._clock(),
                     sender=(message.channel, message.sender),
                     on_queued=self._on_queued,
+                    handoff=self._handoff,
                 )
         except Exception:
             log.exception("the apology could not be queued")
@@ -260,6 +264,7 @@ class ConversationRouter:
                 identity_id=identity.id,
                 sender=(message.channel, message.sender),
                 on_queued=self._on_queued,
+                handoff=self._handoff,
             )
         return replies
 

@@ -14,6 +14,13 @@ where other workers may still be busy with their own claims). The one case that 
 is a death in the few milliseconds between the provider accepting a message and the commit of its id
 (at most `MAX_UNRECORDED` messages per consumer): the providers offer no idempotency key for a send, and
 we prefer a rare double alert to a lost one.
+
+Messages out (replies, questions) go the same way, with one shortcut: while `run()` pumps, a flow step in
+this process writes its rows already claimed by this worker and hands them over in memory after its
+commit (`hand_off`), so a reply costs no claim transaction and no decryption. Their results are grouped
+with the deliveries' (the same `MAX_UNRECORDED` bound); a hand-off that finds the pump stopped puts the
+rows back in the queue, and a crash leaves them claimed for `reconcile()`. A STOP or an erasure that
+commits while such a message waits here drops it (`FORGET_LISTENERS`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,9 +56,11 @@ from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction, writer_turn
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
 from storage.outbound import (
+    FORGET_LISTENERS,
     ClaimedOutbound,
     claim_outbound,
     outbound_result,
+    outbound_sent,
     release_outbound,
     requeue_stale_outbound,
 )
@@ -149,7 +158,7 @@ class Claimed:
 class Outcome:
     """What happened to one send."""
 
-    row: Claimed
+    row: Claimed | ClaimedOutbound
     provider_id: str | None = None
     segments: int | None = None
     error: SendError | None = None
@@ -252,6 +261,11 @@ class Dispatcher:
         self._conn: Connection | None = None
         self._report = DrainReport()
         self._seq = itertools.count()
+        # While `run()` pumps: its lanes, which take rows handed off by the steps that wrote them.
+        self._takers: dict[ChannelKind, _Lane] | None = None
+        # Messages out held in memory and not yet sent (id: identity), and those a STOP wiped meanwhile.
+        self._held: dict[int, int | None] = {}
+        self._dropped: set[int] = set()
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -268,6 +282,24 @@ class Dispatcher:
             self._loop.call_soon_threadsafe(self._wake.set)
         else:
             self._wake.set()
+
+    def claimant(self) -> str | None:
+        """The worker id a step writes its messages claimed by while `run()` takes hand-offs, else None."""
+        return self.worker_id if self._takers is not None and not self._stopping else None
+
+    def hand_off(self, rows: Sequence[ClaimedOutbound]) -> None:
+        """Take committed rows claimed by `claimant()` into the lanes; safe from any thread.
+
+        When the pump stopped in between, the rows are queued again for the next claim.
+        """
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._accept, list(rows))
+                return
+            except RuntimeError:  # the loop is closed
+                pass
+        self._release_messages([row.id for row in rows])
 
     async def run(self) -> None:
         """Reconcile, then send whatever becomes due until `stop()`."""
@@ -309,13 +341,47 @@ class Dispatcher:
             log.warning("reconcile: %d claimed messages of a stopped worker queued again", count)
         return count
 
+    # ---- hand-offs ----------------------------------------------------------------------------
+
+    def _accept(self, rows: list[ClaimedOutbound]) -> None:
+        takers = self._takers
+        left: list[int] = []
+        for row in rows:
+            lane = takers.get(row.channel) if takers is not None and not self._stopping else None
+            if lane is None:
+                left.append(row.id)
+                continue
+            self._held[row.id] = row.identity_id
+            lane.queue.put_nowait(_Item(row.lane, next(self._seq), row))
+            lane.outstanding += 1
+        if left:
+            self._release_messages(left)
+            self._dirty = True
+
+    def _release_messages(self, ids: list[int]) -> None:
+        with transaction(self._sessions) as session:
+            release_outbound(session, ids=ids, worker=self.worker_id)
+
+    def _forget(self, identity_ids: Sequence[int]) -> None:
+        """A STOP or an erasure committed (in any thread): its messages held here are not sent."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._drop, frozenset(identity_ids))
+
+    def _drop(self, identity_ids: frozenset[int]) -> None:
+        self._dropped.update(i for i, identity in self._held.items() if identity in identity_ids)
+
     # ---- the pump -----------------------------------------------------------------------------
 
     async def _pump(self, *, until_idle: bool) -> None:
         self._conn = self._engine.connect()
+        FORGET_LISTENERS.append(self._forget)
         try:
             await self._pump_with_connection(until_idle=until_idle)
         finally:
+            FORGET_LISTENERS.remove(self._forget)
             conn, self._conn = self._conn, None
             conn.close()
 
@@ -323,6 +389,8 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         lanes = [_Lane(kind, sender, self._bucket(kind)) for kind, sender in self._senders.items()]
+        if not until_idle:
+            self._takers = {lane.kind: lane for lane in lanes}
         per_lane = max(1, self._settings.dispatch.concurrency)
         consumers = [
             asyncio.create_task(self._consume(lane), name=f"dispatch-{lane.kind.value}-{n}")
@@ -368,20 +436,27 @@ class Dispatcher:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.05 if until_idle else poll)
-            # Finish what is in flight before leaving; unsent claims go back to the queue.
+            # Finish what is in flight before leaving; unsent claims go back to the queue, and so do rows
+            # handed off from now on.
+            self._takers = None
+            unsent_messages: list[int] = []
             for lane in lanes:
                 while not lane.queue.empty():
                     unsent = lane.queue.get_nowait().row
                     lane.outstanding -= 1
                     if isinstance(unsent, ClaimedOutbound):
-                        with transaction(self._sessions) as session:
-                            release_outbound(session, ids=[unsent.id], worker=self.worker_id)
+                        unsent_messages.append(unsent.id)
+                        self._held.pop(unsent.id, None)
+                        self._dropped.discard(unsent.id)
                     else:
                         self._release([unsent.id])
+            if unsent_messages:
+                self._release_messages(unsent_messages)
             while any(lane.outstanding for lane in lanes):
                 self._raise_if_consumer_died(consumers)
                 await asyncio.sleep(0.005)
         finally:
+            self._takers = None
             # Results of sends that did happen are recorded even when we leave because of an error.
             self._flush()
             for task in consumers:
@@ -430,57 +505,28 @@ class Dispatcher:
             if len(rows) == MESSAGE_BATCH:
                 self._dirty = True
             for row in rows:
+                self._held[row.id] = row.identity_id
                 lane.queue.put_nowait(_Item(row.lane, next(self._seq), row))
             lane.outstanding += len(rows)
             claimed += len(rows)
         return claimed
 
-    async def _send_message(self, lane: _Lane, row: ClaimedOutbound) -> None:
-        """Send one message out (its slot is taken) and record the result at once: they are few."""
-        receipt: SendReceipt | None = None
-        error: SendError | None = None
+    async def _send_message(self, lane: _Lane, row: ClaimedOutbound) -> Outcome:
+        """Send one message out (its slot is taken); the result is recorded in a group like a delivery's."""
         message = message_of(row)
         if message is None:
-            error = PermanentSendError("the message was erased", code="erased")
-        else:
-            self._in_send += 1
-            try:
-                receipt = await lane.sender.send(message)
-            except SendError as exc:
-                error = exc
-            except Exception as exc:  # an adapter bug or a transport error the adapter did not map
-                log.exception("send on %s raised %s", row.channel.value, type(exc).__name__)
-                error = SendError(str(exc), code=type(exc).__name__)
-            finally:
-                self._in_send -= 1
-        now = self._clock()
-        attempts = row.attempts + 1
-        retry = error is not None and error.retryable and attempts < self._settings.dispatch.max_attempts
+            return Outcome(row, error=PermanentSendError("the message was erased", code="erased"))
+        self._in_send += 1
         try:
-            with transaction(self._sessions) as session:
-                if isinstance(error, RecipientOptedOut) and row.identity_id is not None:
-                    opt_out_identity(session, identity_id=row.identity_id, now=now)
-                outbound_result(
-                    session,
-                    outbound_id=row.id,
-                    attempts=attempts,
-                    provider_id=receipt.provider_id if receipt is not None else None,
-                    error=None if error is None else (error.code or type(error).__name__),
-                    next_at=now + timedelta(seconds=self._backoff(attempts, error.retry_after))
-                    if retry and error is not None
-                    else None,
-                    now=now,
-                )
+            receipt = await lane.sender.send(message)
+        except SendError as exc:
+            return Outcome(row, error=exc)
+        except Exception as exc:  # an adapter bug or a transport error the adapter did not map
+            log.exception("send on %s raised %s", row.channel.value, type(exc).__name__)
+            return Outcome(row, error=SendError(str(exc), code=type(exc).__name__))
         finally:
-            lane.outstanding -= 1
-            if error is None:
-                self._report.messages += 1
-            elif retry:
-                self._dirty = True
-            if self._wake is not None and lane.outstanding == 0:
-                self._wake.set()
-        if error is not None and not retry:
-            log.info("message %d on %s: %s", row.id, row.channel.value, error.code)
+            self._in_send -= 1
+        return Outcome(row, provider_id=receipt.provider_id)
 
     async def _send_codes(self, lanes: list[_Lane]) -> int:
         """Send the due verification codes, one by one within each lane's rate; returns how many tried."""
@@ -545,9 +591,17 @@ class Dispatcher:
             lane.queue.put_nowait(item)
             row = lane.queue.get_nowait().row
             if isinstance(row, ClaimedOutbound):
-                await self._send_message(lane, row)
-                continue
-            outcome = await self._send(lane, row)
+                self._held.pop(row.id, None)
+                if row.id in self._dropped:
+                    # Its person said STOP after it was queued: the row is wiped already, nothing to record.
+                    self._dropped.discard(row.id)
+                    lane.outstanding -= 1
+                    if self._wake is not None and lane.outstanding == 0:
+                        self._wake.set()
+                    continue
+                outcome = await self._send_message(lane, row)
+            else:
+                outcome = await self._send(lane, row)
             while unrecorded and unrecorded[0].done():
                 unrecorded.popleft().result()
             if len(unrecorded) >= MAX_UNRECORDED - 1:
@@ -776,32 +830,46 @@ class Dispatcher:
                 "b_now": now,
             }
             for o in outcomes
-            if o.error is None
+            if o.error is None and isinstance(o.row, Claimed)
         ]
-        if len(sent) == len(outcomes):
-            # The common case, kept lean: one executemany on the pump's own connection (a pool checkout and
-            # its reset cost as much as the statement), no ORM session.
+        sent_messages = [
+            (o.row.id, o.row.attempts + 1, o.provider_id)
+            for o in outcomes
+            if o.error is None and isinstance(o.row, ClaimedOutbound)
+        ]
+
+        def mark_sent(conn: Connection) -> None:
+            if sent:
+                conn.execute(MARK_SENT, sent)
+                self._report.sent += len(sent)
+            if sent_messages:
+                outbound_sent(conn, sent=sent_messages, now=now)
+                self._report.messages += len(sent_messages)
+
+        if len(sent) + len(sent_messages) == len(outcomes):
+            # The common case, kept lean: one executemany per table on the pump's own connection (a pool
+            # checkout and its reset cost as much as the statement), no ORM session.
             conn = self._conn
             if conn is None:
                 with writer_turn(self._engine), self._engine.begin() as conn:
-                    conn.execute(MARK_SENT, sent)
+                    mark_sent(conn)
             else:
                 with writer_turn(conn):
                     try:
-                        conn.execute(MARK_SENT, sent)
+                        mark_sent(conn)
                         conn.commit()
                     except BaseException:
                         conn.rollback()
                         raise
-            self._report.sent += len(sent)
             return
         retry: list[dict[str, Any]] = []
         with transaction(self._sessions) as session:
-            if sent:
-                session.connection().execute(MARK_SENT, sent)
-                self._report.sent += len(sent)
+            mark_sent(session.connection())
             for o in outcomes:
                 if o.error is None:
+                    continue
+                if isinstance(o.row, ClaimedOutbound):
+                    self._message_failed(session, o.row, o.error, now)
                     continue
                 attempts = o.row.attempts + 1
                 code = o.error.code or type(o.error).__name__
@@ -850,7 +918,28 @@ class Dispatcher:
                 self._report.retried += len(retry)
         for o in outcomes:
             if o.error is not None and not o.error.retryable:
-                log.info("delivery %d on %s: %s", o.row.id, o.row.channel.value, o.error.code)
+                what = "message" if isinstance(o.row, ClaimedOutbound) else "delivery"
+                log.info("%s %d on %s: %s", what, o.row.id, o.row.channel.value, o.error.code)
+
+    def _message_failed(
+        self, session: Session, row: ClaimedOutbound, error: SendError, now: datetime
+    ) -> None:
+        """A message out that did not go: queued again with a backoff, or failed (wiped)."""
+        attempts = row.attempts + 1
+        retry = error.retryable and attempts < self._settings.dispatch.max_attempts
+        if isinstance(error, RecipientOptedOut) and row.identity_id is not None:
+            opt_out_identity(session, identity_id=row.identity_id, now=now)
+        outbound_result(
+            session,
+            outbound_id=row.id,
+            attempts=attempts,
+            provider_id=None,
+            error=error.code or type(error).__name__,
+            next_at=now + timedelta(seconds=self._backoff(attempts, error.retry_after)) if retry else None,
+            now=now,
+        )
+        if retry:
+            self._dirty = True
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before try `attempts + 1`: exponential, capped, at least what the provider asked."""

@@ -1,7 +1,7 @@
 """Where every verified, parsed message arrives: handled once, in order per sender.
 
-The router writes the replies to the outbox in the step's own transaction and wakes the dispatcher after
-the commit; nothing is sent from here.
+The router writes the replies to the outbox in the step's own transaction and, after the commit, hands
+them to the dispatcher running in this process (or wakes it); nothing is sent from here.
 """
 
 from __future__ import annotations

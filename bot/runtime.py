@@ -39,6 +39,7 @@ from bot.flows.relay import RelayFlow, RelayGroupFlow
 from bot.flows.signup_link import SignupLinkFlow
 from bot.geocoder import Geocoder, make_geocoder, municipality_label
 from bot.inbox import Inbox
+from bot.outbox import Handoff
 from bot.texts import Catalogue
 from bot.tips.wiring import Timings, TipServices
 from nlu.types import Parser
@@ -292,6 +293,7 @@ def build_runtime(
         tips=tips,
         on_code_queued=dispatcher.wake,
         on_queued=dispatcher.wake,
+        handoff=dispatcher,
     )
     inbox = Inbox(handle=router.handle)
 
@@ -349,6 +351,7 @@ def conversation_router(
     flows: Sequence[Flow] = (),
     on_code_queued: Callable[[], None] | None = None,
     on_queued: Callable[[], None] | None = None,
+    handoff: Handoff | None = None,
 ) -> ConversationRouter:
     """The conversation router with every flow the bot runs (reconfirmation, relays, tips, then `flows`)."""
     return ConversationRouter(
@@ -362,6 +365,7 @@ def conversation_router(
         flows=[SignupLinkFlow(), ReconfirmFlow(), RelayFlow(), RelayGroupFlow(), *tips.flows, *flows],
         on_code_queued=on_code_queued,
         on_queued=on_queued,
+        handoff=handoff,
     )
 
 

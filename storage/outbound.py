@@ -10,15 +10,17 @@ Rows answered in the webhook's own response (a call's TwiML, the simulator) are 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from storage.crypto import DataVault
+from storage.db import after_commit
 from storage.models import OutboundKind, OutboundMessage
 from storage.vocabulary import ChannelKind, DeliveryStatus
 
@@ -33,6 +35,24 @@ LANES: dict[OutboundKind, int] = {
 }
 IN_BAND = "in-band"
 DONE = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value)
+# Told after the commit of a STOP or an erasure which identities' waiting messages were wiped, so that a
+# worker holding such a message in memory (handed off or claimed, not yet sent) drops it.
+FORGET_LISTENERS: list[Callable[[Sequence[int]], None]] = []
+MARK_OUTBOUND_SENT = (
+    update(OUTBOUND)
+    .where(OUTBOUND.c.id == bindparam("b_id"))
+    .values(
+        status=DeliveryStatus.SENT.value,
+        provider_id=bindparam("b_provider_id"),
+        attempts=bindparam("b_attempts"),
+        sent_at=bindparam("b_now"),
+        error_code=None,
+        claimed_by=None,
+        claimed_at=None,
+        recipient_enc=None,
+        message_enc=None,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -59,11 +79,13 @@ def queue_message(
     identity_id: int | None,
     now: datetime,
     answered_in_band: str | None = None,
+    claimed_by: str | None = None,
 ) -> OutboundMessage:
     """Add one message to the outbox in the caller's transaction.
 
     `answered_in_band` (a call's id, or the simulator's) records a message the webhook answers in its own
     response: it is written as sent, so it is counted like any other send and never sent again.
+    `claimed_by` writes it claimed by that worker, which is handed the message after the commit.
     """
     row = OutboundMessage(
         channel=channel,
@@ -76,6 +98,10 @@ def queue_message(
     if answered_in_band is None:
         row.recipient_enc = vault.encrypt(recipient)
         row.message_enc = vault.encrypt(json.dumps(payload, separators=(",", ":")))
+        if claimed_by is not None:
+            row.status = DeliveryStatus.SENDING
+            row.claimed_by = claimed_by
+            row.claimed_at = now
     else:
         row.status = DeliveryStatus.SENT
         row.attempts = 1
@@ -162,6 +188,14 @@ def outbound_result(
     session.execute(update(OUTBOUND).where(o.id == outbound_id).values(**values))
 
 
+def outbound_sent(conn: Connection, *, sent: Sequence[tuple[int, int, str | None]], now: datetime) -> None:
+    """Record a group of sends (id, attempts, provider id) as sent, their messages wiped; one statement."""
+    conn.execute(
+        MARK_OUTBOUND_SENT,
+        [{"b_id": i, "b_attempts": a, "b_provider_id": p, "b_now": now} for i, a, p in sent],
+    )
+
+
 def release_outbound(session: Session, *, ids: Sequence[int], worker: str) -> None:
     """Put claimed rows that were not sent back in the queue."""
     o = OUTBOUND.c
@@ -200,6 +234,14 @@ def forget_outbound(session: Session, *, identity_ids: Sequence[int]) -> None:
             claimed_by=None,
         )
     )
+    if FORGET_LISTENERS:
+        ids = tuple(identity_ids)
+        after_commit(session, lambda: _tell_forgotten(ids))
+
+
+def _tell_forgotten(identity_ids: Sequence[int]) -> None:
+    for listener in list(FORGET_LISTENERS):
+        listener(identity_ids)
 
 
 def purge_outbound(session: Session, *, now: datetime, keep: timedelta) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from storage.models import ActionType, OutboundKind, OutboundMessage
 from storage.participants import opt_out_identity
 from storage.targeting import Circle, select_recipients
 from storage.vocabulary import ChannelKind, DeliveryStatus
-from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings, seed_person
+from tests.actions.conftest import ENSCHEDE, FakeChannel, Person, dispatch_settings, seed_person
 from tests.conftest import FixedClock
 
 ASKER = "777000111"
@@ -157,3 +158,154 @@ async def test_an_opt_out_wipes_the_waiting_messages_and_they_are_not_sent(
         sessions, {ChannelKind.SMS: channel}, clock, dispatch_settings(), vault=vault, texts=texts
     ).drain()
     assert (report.messages, channel.sent) == (0, [])
+
+
+# ---- hand-off: a reply written while the dispatcher runs goes to it in memory --------------------------
+
+
+class Gated(FakeChannel):
+    """Records every send; the first waits for `gate`, so what is handed off meanwhile waits in the lane."""
+
+    def __init__(self) -> None:
+        super().__init__((ChannelKind.TELEGRAM,))
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        if not self.started.is_set():
+            self.started.set()
+            await self.gate.wait()
+        return await super().send(message)
+
+
+def _reply_to(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, dispatcher: Dispatcher, person: Person
+) -> None:
+    address = person.addresses[ChannelKind.TELEGRAM]
+    with transaction(sessions) as session:
+        queue_messages(
+            session,
+            [OutgoingMessage(ChannelKind.TELEGRAM, address, "Antwoord")],
+            vault=vault,
+            kind=OutboundKind.REPLY,
+            now=clock(),
+            identity_id=person.identities[ChannelKind.TELEGRAM],
+            sender=(ChannelKind.TELEGRAM, address),
+            handoff=dispatcher,
+        )
+
+
+def _outbound(sessions: SessionFactory) -> list[OutboundMessage]:
+    with sessions() as session:
+        return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)).all())  # type: ignore[arg-type]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("timed out")
+
+
+def _running(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts, channel: FakeChannel
+) -> tuple[Dispatcher, asyncio.Task[None]]:
+    # Only a wake-up or the hand-off makes it look: the poll is far away.
+    settings = dispatch_settings(dispatch_poll_interval_s=60.0, dispatch_concurrency=1)
+    dispatcher = Dispatcher(
+        sessions, {ChannelKind.TELEGRAM: channel}, clock, settings, "w1", vault=vault, texts=texts
+    )
+    return dispatcher, asyncio.create_task(dispatcher.run())
+
+
+async def test_a_reply_written_while_the_dispatcher_runs_is_claimed_at_insert_and_sent_without_a_claim(
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    texts: AlertTexts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    person = seed_person(sessions, vault, clock())
+    channel = FakeChannel((ChannelKind.TELEGRAM,))
+    dispatcher, task = _running(sessions, vault, clock, texts, channel)
+    await _until(lambda: dispatcher.claimant() == "w1")
+    claims: list[object] = []
+    decrypts: list[object] = []
+    monkeypatch.setattr("bot.dispatch.claim_outbound", lambda *a, **kw: claims.append(kw) or [])
+    real_decrypt = vault.decrypt
+    monkeypatch.setattr(vault, "decrypt", lambda value: decrypts.append(value) or real_decrypt(value))
+    _reply_to(sessions, vault, clock, dispatcher, person)
+    [row] = _outbound(sessions)
+    assert (row.status, row.claimed_by, row.claimed_at) == (DeliveryStatus.SENDING, "w1", clock())
+    assert row.recipient_enc is not None  # encrypted at rest while it waits
+    await _until(lambda: len(channel.sent) == 1)
+    await _until(lambda: _outbound(sessions)[0].status is DeliveryStatus.SENT)
+    dispatcher.stop()
+    await asyncio.wait_for(task, 2)
+    assert channel.recipients() == [person.addresses[ChannelKind.TELEGRAM]]
+    assert (claims, decrypts) == ([], [])
+    [row] = _outbound(sessions)
+    assert (row.attempts, row.claimed_by, row.recipient_enc, row.message_enc) == (1, None, None, None)
+    assert row.provider_id == "telegram-1"
+
+
+async def test_a_reply_handed_off_after_the_dispatcher_stopped_is_queued_again_and_sent_later(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts
+) -> None:
+    person = seed_person(sessions, vault, clock())
+    channel = FakeChannel((ChannelKind.TELEGRAM,))
+    dispatcher, task = _running(sessions, vault, clock, texts, channel)
+    await _until(lambda: dispatcher.claimant() == "w1")
+    address = person.addresses[ChannelKind.TELEGRAM]
+    with transaction(sessions) as session:
+        queue_messages(
+            session,
+            [OutgoingMessage(ChannelKind.TELEGRAM, address, "Antwoord")],
+            vault=vault,
+            kind=OutboundKind.REPLY,
+            now=clock(),
+            identity_id=person.identities[ChannelKind.TELEGRAM],
+            sender=(ChannelKind.TELEGRAM, address),
+            handoff=dispatcher,
+        )
+        # The dispatcher stops between the step's insert and its commit.
+        dispatcher.stop()
+        await asyncio.wait_for(task, 2)
+    assert dispatcher.claimant() is None
+    await _until(lambda: _outbound(sessions)[0].status is DeliveryStatus.QUEUED)
+    [row] = _outbound(sessions)
+    assert (row.claimed_by, row.claimed_at) == (None, None)
+    assert channel.sent == []
+    report = await dispatcher.drain()
+    assert (report.messages, channel.recipients()) == (1, [address])
+    assert _outbound(sessions)[0].status is DeliveryStatus.SENT
+
+
+async def test_a_reply_wiped_by_stop_after_its_hand_off_is_not_sent(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts
+) -> None:
+    first = seed_person(sessions, vault, clock(), at=(ENSCHEDE[0] + 0.01, ENSCHEDE[1]))
+    stopping = seed_person(sessions, vault, clock())
+    channel = Gated()
+    dispatcher, task = _running(sessions, vault, clock, texts, channel)
+    await _until(lambda: dispatcher.claimant() == "w1")
+    _reply_to(sessions, vault, clock, dispatcher, first)
+    await asyncio.wait_for(channel.started.wait(), 2)  # the one consumer is busy with the first reply
+    _reply_to(sessions, vault, clock, dispatcher, stopping)
+    await asyncio.sleep(0.01)  # handed off: it waits in the lane
+    with transaction(sessions) as session:
+        opt_out_identity(session, identity_id=stopping.identities[ChannelKind.TELEGRAM], now=clock())
+    channel.gate.set()
+    await _until(lambda: _outbound(sessions)[0].status is DeliveryStatus.SENT)
+    await asyncio.sleep(0.05)
+    dispatcher.stop()
+    await asyncio.wait_for(task, 2)
+    assert channel.recipients() == [first.addresses[ChannelKind.TELEGRAM]]
+    wiped = _outbound(sessions)[1]
+    assert (wiped.status, wiped.error_code, wiped.recipient_enc, wiped.message_enc) == (
+        DeliveryStatus.FAILED,
+        "erased",
+        None,
+        None,
+    )
