@@ -266,6 +266,9 @@ class Dispatcher:
         # Messages out held in memory and not yet sent (id: identity), and those a STOP wiped meanwhile.
         self._held: dict[int, int | None] = {}
         self._dropped: set[int] = set()
+        # A person's messages leave one at a time, in the order they were queued: the lane's consumers
+        # run in parallel, and a question must not overtake the thanks before it.
+        self._recipients: dict[tuple[ChannelKind, str], tuple[asyncio.Lock, int]] = {}
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -599,7 +602,7 @@ class Dispatcher:
                     if self._wake is not None and lane.outstanding == 0:
                         self._wake.set()
                     continue
-                outcome = await self._send_message(lane, row)
+                outcome = await self._send_in_order(lane, row)
             else:
                 outcome = await self._send(lane, row)
             while unrecorded and unrecorded[0].done():
@@ -607,6 +610,21 @@ class Dispatcher:
             if len(unrecorded) >= MAX_UNRECORDED - 1:
                 await unrecorded.popleft()
             unrecorded.append(self._record(lane, outcome))
+
+    async def _send_in_order(self, lane: _Lane, row: ClaimedOutbound) -> Outcome:
+        """Send a message once the earlier ones to the same person have left."""
+        key = (row.channel, row.recipient or "")
+        lock, users = self._recipients.get(key, (asyncio.Lock(), 0))
+        self._recipients[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._send_message(lane, row)
+        finally:
+            lock, users = self._recipients[key]
+            if users > 1:
+                self._recipients[key] = (lock, users - 1)
+            else:
+                del self._recipients[key]
 
     def _settle(self, lane: _Lane, future: asyncio.Future[None]) -> None:
         """A result became durable (or its commit failed): the row is done, the pump may claim more."""

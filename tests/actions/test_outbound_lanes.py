@@ -309,3 +309,44 @@ async def test_a_reply_wiped_by_stop_after_its_hand_off_is_not_sent(
         None,
         None,
     )
+
+
+class SlowFirst(FakeChannel):
+    """The provider answers the first send late (a slow round trip), the others at once."""
+
+    def __init__(self) -> None:
+        super().__init__((ChannelKind.TELEGRAM,))
+        self._first = True
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        if self._first:
+            self._first = False
+            await asyncio.sleep(0.05)
+        return await super().send(message)
+
+
+async def test_a_persons_messages_leave_in_their_order_with_many_consumers(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts
+) -> None:
+    with transaction(sessions) as session:
+        queue_messages(
+            session,
+            [
+                OutgoingMessage(ChannelKind.TELEGRAM, ASKER, "Dank u, uw tip is bij de meldkamer."),
+                OutgoingMessage(ChannelKind.TELEGRAM, ASKER, "Welke kant ging hij op?"),
+                OutgoingMessage(ChannelKind.TELEGRAM, "888000111", "Welkom bij Burgernet."),
+            ],
+            vault=vault,
+            kind=OutboundKind.REPLY,
+            now=clock(),
+        )
+    channel = SlowFirst()
+    settings = dispatch_settings(dispatch_concurrency=8)
+    report = await Dispatcher(
+        sessions, {ChannelKind.TELEGRAM: channel}, clock, settings, vault=vault, texts=texts
+    ).drain()
+    assert report.messages == 3
+    to_asker = [m.text for m in channel.sent if m.recipient == ASKER]
+    assert to_asker == ["Dank u, uw tip is bij de meldkamer.", "Welke kant ging hij op?"]
+    # Another person does not wait for the slow one.
+    assert channel.sent[0].recipient == "888000111"
