@@ -23,6 +23,7 @@ from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSe
 from bot.channels.twilio import TwilioChannel, TwilioNotConfigured, send_error, with_buttons
 from bot.channels.twilio_http import HttpxTwilioClient, rewrite_url
 from bot.channels.twilio_payloads import caller_of
+from bot.channels.twilio_webhooks import RecentKeys
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
 from bot.messages import IncomingMessage, OutgoingMessage
@@ -105,7 +106,7 @@ async def channel(fake: FakeTwilioApi, recorder: Recorder, clock: FixedClock) ->
 @pytest.fixture
 async def client(channel: TwilioChannel, recorder: Recorder) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.include_router(channel.router(recorder.on_message, recorder.on_status))
+    app.include_router(channel.router(recorder.on_message, recorder.on_status, first_time=RecentKeys()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield http
 
@@ -436,7 +437,7 @@ async def test_duplicate_sms_webhook_is_handled_once_by_the_inbox(
     inbox = Inbox(handle=handle)
     twilio = TwilioChannel(make_settings(fake.base_url), clock)
     app = FastAPI()
-    app.include_router(twilio.router(inbox.receive, Recorder().on_status))
+    app.include_router(twilio.router(inbox.receive, Recorder().on_status, first_time=RecentKeys()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         for _ in range(2):
             assert (await post(http, "/webhooks/twilio/sms", payload("sms_text"))).status_code == 200
@@ -462,7 +463,7 @@ async def test_replies_to_a_caller_are_spoken_in_the_call_not_a_call_back(
     inbox = Inbox(handle=KeyedHandler(sessions, vault, clock, reply))
     twilio = TwilioChannel(make_settings(fake.base_url), clock)
     app = FastAPI()
-    app.include_router(twilio.router(inbox.receive, Recorder().on_status))
+    app.include_router(twilio.router(inbox.receive, Recorder().on_status, first_time=RecentKeys()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         first = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
         again = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_speech"))
@@ -546,7 +547,7 @@ async def test_digit_1_without_a_control_room_phone_offers_a_recording(
 ) -> None:
     twilio = TwilioChannel(make_settings(fake.base_url, controlroom_phone=None), clock)
     app = FastAPI()
-    app.include_router(twilio.router(recorder.on_message, recorder.on_status))
+    app.include_router(twilio.router(recorder.on_message, recorder.on_status, first_time=RecentKeys()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         response = await post(http, "/webhooks/twilio/voice/gather", payload("voice_gather_digits"))
     await twilio.aclose()

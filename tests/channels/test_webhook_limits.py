@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 from bot.channels.limits import MAX_BODY_BYTES
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel
 from bot.channels.twilio import TwilioChannel
+from bot.channels.twilio_webhooks import RecentKeys
 from bot.config import load_settings
 from bot.inbox import Inbox
 from bot.messages import IncomingMessage, OutgoingMessage, event_key
@@ -111,7 +112,7 @@ async def wired(sessions: SessionFactory, fake: FakeTwilioApi, clock: FixedClock
     twilio = TwilioChannel(settings, clock)
     telegram = TelegramChannel(settings, clock, per_chat_interval=0)
     app = FastAPI()
-    app.include_router(twilio.router(inbox.receive, on_status))
+    app.include_router(twilio.router(inbox.receive, on_status, first_time=RecentKeys()))
     app.include_router(telegram.router(inbox.receive))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
         yield Wired(http, handler, sessions)
