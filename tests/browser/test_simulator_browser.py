@@ -258,7 +258,9 @@ def test_no_personal_data_in_any_url_on_any_channel(
             for text in ["AANMELDEN", "JA", PRIVATE_NAME, f"{PRIVATE_POSTCODE} 12", "JA", "JA", tab]:
                 _answered(page, text)
         _answered(page, "MIJN GEGEVENS")
-        expect(page.get_by_role("log").locator(".msg.bot").last).to_contain_text("Dit weten we van u")
+        # MIJN GEGEVENS answers with what we keep, then the history and how to export it.
+        expect(page.get_by_role("log").locator(".msg.bot").nth(-2)).to_contain_text("Dit weten we van u")
+        expect(page.get_by_role("log").locator(".msg.bot").last).to_contain_text("MIJN GEGEVENS EXPORT")
         page.reload()
         expect(page.get_by_role("log").locator(".msg.me").first).to_be_visible()
         name = "desktop" if size is DESKTOP else "phone"
