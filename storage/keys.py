@@ -29,6 +29,7 @@ from storage.models import (
     PhoneVerification,
     Tip,
     TipMedia,
+    WebSignup,
 )
 from storage.participants import canonical_address
 
@@ -43,6 +44,7 @@ ENCRYPTED_COLUMNS: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (PhoneVerification.__table__, ("message_enc", "phone_enc")),  # type: ignore[attr-defined]
     (ActionPhoto.__table__, ("data_enc",)),  # type: ignore[attr-defined]
     (OutboundMessage.__table__, ("message_enc", "recipient_enc")),  # type: ignore[attr-defined]
+    (WebSignup.__table__, ("data_enc",)),  # type: ignore[attr-defined]
 )
 # Rows per batch where a value can be megabytes (a tip's photo): a batch is held in memory at once.
 LARGE_VALUE_BATCH = {"tip_media": 10, "action_photo": 10}

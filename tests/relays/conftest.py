@@ -82,9 +82,12 @@ def router(
 class Chat:
     """Send messages through the router as one sender and collect each turn's replies."""
 
-    def __init__(self, router: ConversationRouter, clock: FixedClock) -> None:
+    def __init__(self, router: ConversationRouter, clock: FixedClock, replies: Dispatcher) -> None:
         self.router = router
         self.clock = clock
+        # The replies leave as rows; this dispatcher sends them after each turn, apart from what a test's
+        # own dispatcher sends later (alerts, closings).
+        self.replies = replies
 
     async def say(
         self, channel: ChannelKind, sender: str, texts: Sequence[str]
@@ -94,6 +97,7 @@ class Chat:
         for text in texts:
             message = IncomingMessage(channel=channel, sender=sender, text=text, received_at=self.clock())
             turns.append(await self.router.handle(message))
+            await self.replies.drain()
             self.clock.advance(seconds=20)
         return turns
 
@@ -111,6 +115,7 @@ class Chat:
             turns.append(
                 await self.router.handle(group_message(text, self.clock, user=user, title=title, **extra))
             )
+            await self.replies.drain()
             self.clock.advance(seconds=20)
         return turns
 
@@ -138,9 +143,20 @@ def group_message(
 
 
 @pytest.fixture
-def chat(router: ConversationRouter, clock: FixedClock) -> Chat:
-    """A chat helper on the relay router."""
-    return Chat(router, clock)
+def chat(
+    router: ConversationRouter,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    vault: DataVault,
+    settings: Settings,
+    texts: AlertTexts,
+) -> Chat:
+    """A chat helper on the relay router; the replies go to the phones (a fake) after each turn."""
+    phones = FakeChannel(list(ChannelKind))
+    replies = Dispatcher(
+        sessions, dict.fromkeys(ChannelKind, phones), clock, settings, vault=vault, texts=texts
+    )
+    return Chat(router, clock, replies)
 
 
 def texts_of(turn: Sequence[OutgoingMessage]) -> list[str]:

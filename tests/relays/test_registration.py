@@ -237,7 +237,8 @@ async def test_my_data_of_a_registered_coordinator_adds_the_groups(chat: Chat, c
     )
     await chat.say(WA, WHATSAPP_PHONE, REGISTER_7511)
     [turn] = await chat.say(WA, WHATSAPP_PHONE, ["MIJN GEGEVENS"])
-    assert len(turn) == 2 and turn[0].text.startswith("Dit weten we van u:")
+    # What we keep, the groups, then the alerts and tips of the last year.
+    assert len(turn) == 3 and turn[0].text.startswith("Dit weten we van u:")
     assert "Buurtpreventie Roombeek" in turn[1].text
 
 
