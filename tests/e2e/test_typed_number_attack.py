@@ -31,7 +31,7 @@ from bot.runtime import Runtime, build_runtime
 from storage.crypto import new_data_key
 from storage.models import Delivery, OptOut, Participant, PhoneVerification
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import outbox_settled, served
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
 
@@ -122,6 +122,7 @@ async def on_telegram(running: Running, *texts: str) -> None:
             WEBHOOK_PATH, json=text_update(text), headers={SECRET_HEADER: SECRET}
         )
         assert response.status_code == 200
+        await outbox_settled(running.runtime.sessions)  # the person reads the answer before writing again
 
 
 async def by_sms(running: Running, sender: str, text: str) -> None:
