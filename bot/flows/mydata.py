@@ -65,7 +65,7 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
             subject=f"participant:{participant.id}",
             detail={"channel": ctx.message.channel.value},
         )
-        return [show_follower_data(ctx), history(ctx, participant), *groups]
+        return [show_follower_data(ctx), *groups, history(ctx, participant)]
     areas = [ctx.say("mydata.followed_areas", areas=area_list(ctx))] if following else []
     vault = ctx.services.vault
     name = vault.decrypt(participant.name_enc) if participant.name_enc else ctx.t("mydata.no_name")
@@ -99,9 +99,9 @@ def show_my_data(ctx: FlowContext) -> list[OutgoingMessage]:
             consent_date=consent_date,
             exercises=ctx.t("mydata.exercises_on" if participant.exercises else "mydata.exercises_off"),
         ),
-        history(ctx, participant),
         *areas,
         *groups,
+        history(ctx, participant),
     ]
 
 

@@ -64,6 +64,7 @@ def test_an_exercise_waits_for_a_second_operator_who_approves_it_from_the_banner
     asker.get_by_label("Zoek een plaats, straat of postcode").fill("7511")
     asker.get_by_label("Zoek een plaats, straat of postcode").press("Enter")
     expect(asker.locator("#lookup-result")).to_contain_text("7511")
+    expect(asker.locator("#counter")).not_to_be_empty()
     asker.get_by_label(re.compile("Oefening \\(alleen voor deelnemers")).check()
     asker.get_by_role("button", name="Bekijk ontvangers en kosten").click()
 
