@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from telegram import (
+    BotCommand,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -55,6 +56,24 @@ from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
 from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
+
+# The command menu: catalogue key and the command per language. Every command is a keyword the router
+# knows (a test holds that); the descriptions are in the catalogues under telegram.menu.
+MENU: tuple[tuple[str, dict[str, str]], ...] = (
+    ("start", {"nl": "start", "en": "start"}),
+    ("follow", {"nl": "volg", "en": "follow"}),
+    ("mydata", {"nl": "mijngegevens", "en": "mydata"}),
+    ("preferences", {"nl": "voorkeuren", "en": "preferences"}),
+    ("address", {"nl": "adres", "en": "address"}),
+    ("help", {"nl": "hulp", "en": "help"}),
+    ("stop", {"nl": "stop", "en": "stop"}),
+)
+
+
+def menu_commands(lang: str) -> list[tuple[str, str]]:
+    """The menu for a language: (catalogue key, command without the slash) in the order shown."""
+    return [(key, names.get(lang, names[DEFAULT_LANGUAGE])) for key, names in MENU]
+
 
 WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -292,6 +311,7 @@ class TelegramChannel:
     async def start(self, on_message: OnMessage) -> None:
         """Register the webhook (webhook mode) or start polling updates for `on_message`."""
         await self._ensure_initialized()
+        await self.publish_menu()
         if self.webhook_mode:
             await self._app.bot.set_webhook(
                 url=self.webhook_url, secret_token=self._secret, allowed_updates=list(ALLOWED_UPDATES)
@@ -305,6 +325,23 @@ class TelegramChannel:
             timeout=timedelta(seconds=self._poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
         )
         log.info("telegram polling started")
+
+    async def publish_menu(self) -> None:
+        """The command menu Telegram shows beside the text field: Dutch by default, English for English apps.
+
+        Without it the bot still works (the commands are typed words), so a refusal is logged, not fatal.
+        """
+        for lang in LANGUAGES:
+            commands = [
+                BotCommand(command, self._catalogue.render(lang, f"telegram.menu.{key}"))
+                for key, command in menu_commands(lang)
+            ]
+            language_code = None if lang == DEFAULT_LANGUAGE else lang
+            try:
+                await self._app.bot.set_my_commands(commands, language_code=language_code)
+            except TelegramError as exc:
+                log.warning("telegram command menu not set: %s", type(exc).__name__)
+                return
 
     async def stop(self) -> None:
         """Stop polling and close the HTTP client (the webhook stays registered for the next start)."""

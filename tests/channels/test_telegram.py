@@ -15,8 +15,16 @@ from fastapi import FastAPI
 
 from bot.channels.base import PermanentSendError, RecipientOptedOut, RetryableSendError, SendError
 from bot.channels.media import MAX_MEDIA_BYTES, MediaRefused
-from bot.channels.telegram import WEBHOOK_PATH, ChatPacer, TelegramChannel, TelegramNotConfigured
+from bot.channels.telegram import (
+    WEBHOOK_PATH,
+    ChatPacer,
+    TelegramChannel,
+    TelegramNotConfigured,
+    menu_commands,
+)
 from bot.config import Settings, load_settings
+from bot.flows.follow import follow_command
+from bot.flows.keywords import Keyword, keyword_of
 from bot.inbox import Inbox
 from bot.messages import IncomingMessage, OutgoingMessage
 from bot.texts import Catalogue
@@ -235,6 +243,65 @@ async def test_start_in_webhook_mode_registers_the_webhook_with_the_secret(
     assert hook["secret_token"] == SECRET
     assert json.loads(hook["allowed_updates"]) == ["message", "callback_query"]
     assert fake.calls_to("getUpdates") == []
+
+
+async def test_start_sets_the_command_menu_in_dutch_and_in_english(
+    webhook_channel: TelegramChannel, fake: FakeTelegramApi, catalogue: Catalogue
+) -> None:
+    menus = fake.commands
+    assert set(menus) == {"", "en"}  # Dutch for every app, English for apps set to English
+    assert [c["command"] for c in menus[""]] == [
+        "start",
+        "volg",
+        "mijngegevens",
+        "voorkeuren",
+        "adres",
+        "hulp",
+        "stop",
+    ]
+    assert [c["command"] for c in menus["en"]] == [
+        "start",
+        "follow",
+        "mydata",
+        "preferences",
+        "address",
+        "help",
+        "stop",
+    ]
+    assert menus[""][1]["description"] == catalogue.render("nl", "telegram.menu.follow")
+    assert menus["en"][1]["description"] == catalogue.render("en", "telegram.menu.follow")
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_every_menu_command_is_one_the_bot_understands(lang: str) -> None:
+    expected = {
+        "start": Keyword.START,
+        "mydata": Keyword.MY_DATA,
+        "preferences": Keyword.PREFERENCES,
+        "address": Keyword.ADDRESS,
+        "help": Keyword.HELP,
+        "stop": Keyword.STOP,
+    }
+    for key, command in menu_commands(lang):
+        typed = f"/{command}@BurgernetBot"  # as Telegram sends a tapped command in a group
+        if key == "follow":
+            found = follow_command(typed)
+            assert found is not None and found.follow and found.postcode is None
+        else:
+            assert keyword_of(typed) is expected[key], typed
+
+
+async def test_a_refused_menu_does_not_stop_the_channel(
+    fake: FakeTelegramApi, received: Received, catalogue: Catalogue
+) -> None:
+    fake.fail_next("setMyCommands", 400, "Bad Request: BOT_COMMAND_INVALID")
+    channel = TelegramChannel(make_settings(fake, secret=SECRET), FixedClock(NOW), catalogue=catalogue)
+    await channel.start(received)
+    try:
+        assert fake.webhook is not None  # the webhook is registered all the same
+        assert fake.commands == {}
+    finally:
+        await channel.stop()
 
 
 async def test_a_repeated_update_is_handled_once_through_the_inbox(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -53,6 +54,8 @@ class _State:
     """file_path → file_id, as getFile handed them out."""
     downloads: list[str] = field(default_factory=list)
     webhook: dict[str, str] | None = None
+    commands: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    """language_code ("" for the default) → the command menu set by setMyCommands."""
     changed: threading.Condition = field(default_factory=threading.Condition)
     closing: bool = False
 
@@ -199,6 +202,29 @@ class FakeTelegramApi:
         with self._state.changed:
             self._state.webhook = dict(params)
         return _ok(True)
+
+    def _api_setMyCommands(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        # The Bot API's rules: at most 100 commands, each 1-32 of a-z, 0-9 and _, a description of 1-256.
+        try:
+            commands = json.loads(params.get("commands", ""))
+        except ValueError:
+            return _error(400, "Bad Request: can't parse commands JSON object")
+        if not isinstance(commands, list) or len(commands) > 100:
+            return _error(400, "Bad Request: too many commands")
+        for item in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(item.get("command", ""))):
+                return _error(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(item.get("description", ""))) <= 256:
+                return _error(400, "Bad Request: command description is empty or too long")
+        with self._state.changed:
+            self._state.commands[params.get("language_code", "")] = commands
+        return _ok(True)
+
+    @property
+    def commands(self) -> dict[str, list[dict[str, str]]]:
+        """The command menus set so far, by language code ("" is the default menu)."""
+        with self._state.changed:
+            return dict(self._state.commands)
 
     def _api_deleteWebhook(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         with self._state.changed:
