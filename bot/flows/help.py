@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from bot.flows.engine import FlowContext
+from bot.flows.follow import area_list
 from bot.messages import OutgoingMessage
+from storage.areas import is_area_only
+from storage.vocabulary import ChannelKind
 
 LANGUAGE_KEYWORDS = {
     "english": "en",
@@ -17,9 +20,17 @@ LANGUAGE_KEYWORDS = {
 
 
 def show_help(ctx: FlowContext) -> list[OutgoingMessage]:
-    """What the bot can do, with the keywords; different for participants and others."""
-    key = "help.registered" if ctx.participant is not None else "help.unregistered"
-    return [ctx.say(key)]
+    """What the bot can do, with the keywords: for a participant, a follower of areas, or a newcomer.
+
+    Following an area is for chats only, so a newcomer hears of it on Telegram and WhatsApp.
+    """
+    participant = ctx.participant
+    if participant is None:
+        chat = ctx.message.channel in (ChannelKind.TELEGRAM, ChannelKind.WHATSAPP)
+        return [ctx.say("help.unregistered_chat" if chat else "help.unregistered")]
+    if is_area_only(participant):
+        return [ctx.say("help.follower", areas=area_list(ctx))]
+    return [ctx.say("help.registered")]
 
 
 def greet(ctx: FlowContext) -> list[OutgoingMessage]:

@@ -140,6 +140,30 @@ async def test_sms_is_refused_politely(
     assert rows(sessions, Participant) == []
 
 
+async def test_help_tells_a_newcomer_on_a_chat_of_following_and_not_on_sms(
+    converse: Converse, catalogue: Catalogue
+) -> None:
+    [on_telegram] = await converse(TELEGRAM, ["HULP"])
+    [by_sms] = await converse(SMS, ["HULP"])
+    assert texts(on_telegram) == [catalogue.render("nl", "help.unregistered_chat")]
+    assert "VOLG 7511" in on_telegram[0].text
+    assert texts(by_sms) == [catalogue.render("nl", "help.unregistered")]
+    assert "VOLG" not in by_sms[0].text
+
+
+async def test_help_tells_a_follower_the_areas_and_how_to_stop(
+    converse: Converse, catalogue: Catalogue
+) -> None:
+    transcript = await converse(TELEGRAM, ["VOLG 7511", "JA", "VOLG 1012", "HELP", "ENGLISH", "HELP"])
+    assert texts(transcript[3]) == [
+        catalogue.render("nl", "help.follower", areas="1012 Amsterdam, 7511 Enschede")
+    ]
+    assert "VOLG NIET" in transcript[3][0].text and "VOORKEUREN" in transcript[3][0].text
+    assert texts(transcript[5]) == [
+        catalogue.render("en", "help.follower", areas="1012 Amsterdam, 7511 Enschede")
+    ]
+
+
 async def test_follow_in_english(converse: Converse, catalogue: Catalogue) -> None:
     transcript = await converse(
         TELEGRAM, ["ENGLISH", "FOLLOW 7511 AB", "yes", "follow 1012", "unfollow 7511"]
