@@ -9,6 +9,9 @@ LOCK := requirements.lock
 LOCK_VENV := .lock-venv
 LOCK_ARGS ?=
 PYTEST_ARGS ?=
+# The suite runs on this many cores (pytest-xdist), one test file per worker.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: run test lint typecheck unit unit-postgres install lock migrate bench nlu-eval console clean
 
@@ -52,8 +55,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Tests marked serial time what several processes do together: they run alone, after the rest (exit 5:
+# PYTEST_ARGS picked none of them).
 unit: install
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(XDIST) -m "not serial" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The same suite again on PostgreSQL: TEST_POSTGRES_URL, else a throw-away server on loopback when the
 # PostgreSQL binaries are here (.ci/run installs them); required in CI, skipped with a note elsewhere.
@@ -62,7 +68,8 @@ unit-postgres: install
 	@url="$(TEST_POSTGRES_URL)"; \
 	if [ -z "$$url" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then url=$$(scripts/pg_test_server.sh start); fi; \
 	if [ -n "$$url" ]; then \
-	  echo "== test suite on PostgreSQL ($$url)"; DATABASE_URL="$$url" $(VENV)/bin/pytest -q -p no:cacheprovider -m "not rasa" $(PYTEST_ARGS); \
+	  echo "== test suite on PostgreSQL ($$url)"; DATABASE_URL="$$url" $(VENV)/bin/pytest -q -p no:cacheprovider -m "not rasa and not serial" $(XDIST) $(PYTEST_ARGS) \
+	    && { DATABASE_URL="$$url" $(VENV)/bin/pytest -q -p no:cacheprovider -m "serial and not rasa" $(PYTEST_ARGS) || [ $$? -eq 5 ]; }; \
 	elif [ "$(CI)" = "true" ]; then echo "CI needs PostgreSQL: apt-get install postgresql" >&2; exit 1; \
 	else echo "== PostgreSQL not installed here: the PostgreSQL run is skipped (CI runs it)"; fi
 

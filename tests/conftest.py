@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sqlite3
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,12 +23,44 @@ from storage.geo import SHIPPED_POSTCODE_DATA, PostcodeBook
 POSTGRES_ENV = "DATABASE_URL"
 
 
+# Each test gets its own database, copied from one migrated once per test session (per server, per
+# xdist worker): running the migrations for every test cost more than most tests themselves. With fsync
+# off, FILE_COPY is the quicker way to copy a small database.
+_TEMPLATES: dict[str, str] = {}
+
+
+def _migrated_template(base_url: str) -> str:
+    """The name of a migrated database on the server of `base_url`, made on first use."""
+    if base_url not in _TEMPLATES:
+        name = f"tpl_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        migrate(base_url.rsplit("/", 1)[0] + f"/{name}")
+        _TEMPLATES[base_url] = name
+    return _TEMPLATES[base_url]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    """The migrated templates go when the run (or this worker) ends."""
+    yield
+    for base_url, name in _TEMPLATES.items():
+        admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    _TEMPLATES.clear()
+
+
 def _fresh_postgres_database(base_url: str) -> Iterator[str]:
-    """A new, empty database on the server of `base_url`, dropped afterwards."""
+    """A new, migrated database on the server of `base_url`, dropped afterwards."""
+    template = _migrated_template(base_url)
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'))
     url = base_url.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
@@ -35,18 +70,26 @@ def _fresh_postgres_database(base_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head, for the tests to copy."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    migrate(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:  # everything in the main file, nothing left in a WAL beside it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated database: PostgreSQL when DATABASE_URL is a postgres URL, else SQLite in tmp."""
     base = os.environ.get(POSTGRES_ENV, "")
     if base.startswith("postgresql"):
-        for url in _fresh_postgres_database(base):
-            migrate(url)
-            yield url
+        yield from _fresh_postgres_database(base)
         return
-    url = f"sqlite:///{tmp_path / 'test.db'}"
-    migrate(url)
-    yield url
+    target = tmp_path / "test.db"
+    shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), target)
+    yield f"sqlite:///{target}"
 
 
 @pytest.fixture
@@ -102,7 +145,10 @@ def _postgres_base() -> str | None:
             return url
     script = Path(__file__).resolve().parents[1] / "scripts" / "pg_test_server.sh"
     if shutil.which("bash") and list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        done = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=False)
+        # The workers of one run start the same server: one at a time, the others find it running.
+        with open(Path(tempfile.gettempdir()) / "burgernet-pg-start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=False)
         if done.returncode == 0 and done.stdout.strip().startswith("postgresql"):
             return done.stdout.strip().splitlines()[-1]
     return None
@@ -116,9 +162,7 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail("CI needs PostgreSQL for the multi-process tests (DATABASE_URL or initdb)")
         pytest.skip("no PostgreSQL here (set DATABASE_URL or install postgresql)")
-    for url in _fresh_postgres_database(base):
-        migrate(url)
-        yield url
+    yield from _fresh_postgres_database(base)
 
 
 @pytest.fixture(autouse=True)

@@ -140,6 +140,7 @@ def _wait_for(fake: FakeTwilioApi, count: int) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.serial
 def test_three_processes_share_one_sms_rate(
     postgres_url: str, data_key: str, fake: FakeTwilioApi, servers: list[str]
 ) -> None:

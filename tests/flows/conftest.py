@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -22,11 +18,11 @@ from bot.texts import Catalogue
 from bot.tips.wiring import TipServices
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
-from storage.db import SessionFactory, migrate
+from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import PhoneVerification
 from storage.vocabulary import ChannelKind
-from tests.conftest import POSTGRES_ENV, FixedClock, _fresh_postgres_database
+from tests.conftest import FixedClock
 
 SMS_PHONE = "+31612345678"
 WHATSAPP_PHONE = "+31687654321"
@@ -61,29 +57,6 @@ class TypedCode:
 T = TypeVar("T", bound=SQLModel)
 Message = str | IncomingMessage | Contact | TypedCode
 Converse = Callable[[Person, Sequence[Message]], Awaitable[list[list[OutgoingMessage]]]]
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite database made once per run; each test gets a copy (migrating costs more)."""
-    path = tmp_path_factory.mktemp("template") / "template.db"
-    migrate(f"sqlite:///{path}")
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return path
-
-
-@pytest.fixture
-def database_url(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
-    """The test's own migrated database: a copy of the template, or a fresh PostgreSQL database."""
-    base = os.environ.get(POSTGRES_ENV, "")
-    if base.startswith("postgresql"):
-        for url in _fresh_postgres_database(base):
-            migrate(url)
-            yield url
-        return
-    shutil.copyfile(sqlite_template, tmp_path / "test.db")
-    yield f"sqlite:///{tmp_path / 'test.db'}"
 
 
 @pytest.fixture(scope="session")

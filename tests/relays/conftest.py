@@ -29,7 +29,7 @@ from storage.targeting import parse_area, select_recipients
 from storage.vocabulary import ChannelKind
 from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings
 from tests.conftest import FixedClock
-from tests.flows.conftest import catalogue, database_url, sqlite_template  # noqa: F401  (fixtures)
+from tests.flows.conftest import catalogue  # noqa: F401  (fixtures)
 
 OUR_WHATSAPP = "whatsapp:+3197010203040"
 BOT_USERNAME = "BurgernetTestBot"

@@ -41,7 +41,7 @@ from storage.models import (
 from storage.participants import canonical_address
 from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.conftest import FixedClock
-from tests.flows.conftest import catalogue, database_url, sqlite_template  # noqa: F401  (fixtures)
+from tests.flows.conftest import catalogue  # noqa: F401  (fixtures)
 
 _numbers = itertools.count(1)
 
