@@ -53,7 +53,7 @@ from bot.send_budget import SharedBucket, sender_of
 from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
-from storage.db import SessionFactory, transaction, writer_turn
+from storage.db import SessionFactory, transaction, writer_lock, writer_turn
 from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
 from storage.outbound import (
     FORGET_LISTENERS,
@@ -254,6 +254,10 @@ class Dispatcher:
         self._stopping = False
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        # Result groups stored in a thread while the writer was busy, one at a time and in order.
+        self._storing = 0
+        self._store_turn: asyncio.Lock | None = None
+        self._store_tasks: set[asyncio.Task[None]] = set()
         # Consumers do not wait for their own commit, so a group may span more than one round of sends.
         self._group_size = max(1, settings.dispatch.concurrency * 2)
         self._in_send = 0
@@ -391,6 +395,7 @@ class Dispatcher:
     async def _pump_with_connection(self, *, until_idle: bool) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._store_turn = asyncio.Lock()
         lanes = [_Lane(kind, sender, self._bucket(kind)) for kind, sender in self._senders.items()]
         if not until_idle:
             self._takers = {lane.kind: lane for lane in lanes}
@@ -461,7 +466,9 @@ class Dispatcher:
         finally:
             self._takers = None
             # Results of sends that did happen are recorded even when we leave because of an error.
-            self._flush()
+            if self._store_tasks:
+                await asyncio.gather(*self._store_tasks, return_exceptions=True)
+            self._flush(on_loop=True)
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
@@ -816,27 +823,63 @@ class Dispatcher:
             self._flush_handle = loop.call_later(FLUSH_DELAY_S, self._flush)
         return future
 
-    def _flush(self) -> None:
+    def _flush(self, *, on_loop: bool = False) -> None:
+        """Store the pending results: here when the writer is free, else in a thread.
+
+        On SQLite a conversation step in a worker thread may hold this process's writer lock; waiting for
+        it here would stop the event loop, and with it every webhook and every send, for as long as the
+        step takes. Then the group goes to a thread, behind any group already there (`on_loop` forces
+        the wait here: the pump is stopping).
+        """
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         pending, self._pending = self._pending, []
         if not pending:
             return
-        try:
-            self._store([outcome for outcome, _ in pending])
-        except Exception as exc:
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(exc)
+        outcomes = [outcome for outcome, _ in pending]
+        futures = [future for _, future in pending]
+        lock = None if on_loop else writer_lock(self._engine)
+        if lock is not None and (self._storing or not lock.acquire(blocking=False)):
+            self._storing += 1
+            task = asyncio.get_running_loop().create_task(self._store_off_loop(outcomes, futures))
+            self._store_tasks.add(task)
+            task.add_done_callback(self._store_tasks.discard)
             return
-        for _, future in pending:
+        try:
+            self._store(outcomes)
+        except Exception as exc:
+            self._stored(futures, exc)
+            return
+        finally:
+            if lock is not None:
+                lock.release()
+        self._stored(futures, None)
+
+    async def _store_off_loop(self, outcomes: list[Outcome], futures: list[asyncio.Future[None]]) -> None:
+        try:
+            assert self._store_turn is not None, "stores go to a thread only while the pump runs"
+            async with self._store_turn:
+                await asyncio.to_thread(self._store, outcomes, own_connection=True)
+        except Exception as exc:
+            self._stored(futures, exc)
+        else:
+            self._stored(futures, None)
+        finally:
+            self._storing -= 1
+
+    def _stored(self, futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+        for future in futures:
             if not future.done():
-                future.set_result(None)
-        if self._dirty and self._wake is not None:
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+        if error is None and self._dirty and self._wake is not None:
             self._wake.set()
 
-    def _store(self, outcomes: list[Outcome]) -> None:
+    def _store(self, outcomes: list[Outcome], *, own_connection: bool = False) -> None:
+        """Record the results of sends in one transaction (`own_connection`: in a thread, not the pump's)."""
         now = self._clock()
         d = DELIVERY.c
         sent = [
@@ -867,7 +910,7 @@ class Dispatcher:
         if len(sent) + len(sent_messages) == len(outcomes):
             # The common case, kept lean: one executemany per table on the pump's own connection (a pool
             # checkout and its reset cost as much as the statement), no ORM session.
-            conn = self._conn
+            conn = None if own_connection else self._conn
             if conn is None:
                 with writer_turn(self._engine), self._engine.begin() as conn:
                     mark_sent(conn)

@@ -106,7 +106,7 @@ def transaction(factory: SessionFactory) -> Iterator[Session]:
 @contextmanager
 def writer_turn(bind: Engine | Connection) -> Iterator[None]:
     """Wait for this process's turn to write to a SQLite file (nothing to wait for on PostgreSQL)."""
-    lock = _writer_lock(bind)
+    lock = writer_lock(bind)
     if lock is None:
         yield
         return
@@ -118,7 +118,8 @@ def writer_turn(bind: Engine | Connection) -> Iterator[None]:
         lock.release()
 
 
-def _writer_lock(bind: Engine | Connection) -> threading.RLock | None:
+def writer_lock(bind: Engine | Connection) -> threading.RLock | None:
+    """This process's lock for writing to a SQLite file (None on PostgreSQL); `writer_turn` takes it."""
     # Re-entrant: a transaction opened inside another one on the same thread must not wait for itself.
     if bind.dialect.name != "sqlite":
         return None

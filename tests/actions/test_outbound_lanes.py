@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -16,7 +18,7 @@ from bot.messages import OutgoingMessage
 from bot.outbox import queue_messages
 from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault
-from storage.db import SessionFactory, transaction
+from storage.db import SessionFactory, transaction, writer_lock
 from storage.models import ActionType, OutboundKind, OutboundMessage
 from storage.participants import opt_out_identity
 from storage.targeting import Circle, select_recipients
@@ -350,3 +352,48 @@ async def test_a_persons_messages_leave_in_their_order_with_many_consumers(
     assert to_asker == ["Dank u, uw tip is bij de meldkamer.", "Welke kant ging hij op?"]
     # Another person does not wait for the slow one.
     assert channel.sent[0].recipient == "888000111"
+
+
+@pytest.mark.skipif(
+    os.environ.get("DATABASE_URL", "").startswith("postgresql"), reason="SQLite's writer lock only"
+)
+async def test_a_result_waits_for_a_busy_writer_in_a_thread_and_the_loop_goes_on(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, texts: AlertTexts
+) -> None:
+    person = seed_person(sessions, vault, clock())
+    channel = Gated()
+    dispatcher, task = _running(sessions, vault, clock, texts, channel)
+    await _until(lambda: dispatcher.claimant() == "w1")
+    _reply_to(sessions, vault, clock, dispatcher, person)
+    await asyncio.wait_for(channel.started.wait(), 2)  # the reply is at the provider
+
+    # Meanwhile a conversation step in a worker thread takes the writer, as a long step would.
+    with sessions() as session:
+        bind = session.get_bind()
+    lock = writer_lock(bind)
+    assert lock is not None
+    held, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        with lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=step)
+    holder.start()
+    try:
+        assert held.wait(2)
+        channel.gate.set()  # the provider answers
+        await _until(lambda: len(channel.sent) == 1)
+        # This test runs on while the step holds the writer: the result's commit did not stop the event
+        # loop (had it waited on the loop, this line would come only after the step let go).
+        await asyncio.sleep(0.05)
+        assert not release.is_set() and holder.is_alive()
+        assert _outbound(sessions)[0].status is DeliveryStatus.SENDING  # recorded once the writer is free
+    finally:
+        release.set()
+        holder.join()
+    await _until(lambda: _outbound(sessions)[0].status is DeliveryStatus.SENT)
+    dispatcher.stop()
+    await asyncio.wait_for(task, 2)
+    assert channel.recipients() == [person.addresses[ChannelKind.TELEGRAM]]
