@@ -34,15 +34,14 @@ import statistics
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+
+from storage.crypto import new_data_key
 
 CLIENTS = 32
 AUTH_TOKEN = "be7c" * 8
@@ -63,33 +62,26 @@ CONVERSATION = [
 # ---- the server (a child process) ---------------------------------------------------------------------
 
 
-def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: bool = True) -> None:
-    """Build the inbound path as the runtime does and serve it with uvicorn until killed.
+def _serve(
+    port: int, database_url: str, data_key: str, ready: Any, sent: Any, migrate_first: bool = True
+) -> None:
+    """Build the app as `serve` does (build_runtime, create_app) and serve it with uvicorn until killed.
 
-    Several of these may serve one port (`SO_REUSEPORT`: the kernel spreads the connections), as
-    `serve --workers N` does on PostgreSQL; `sent` is a shared counter of the replies of all of them.
+    Every channel's sending side is a counting channel (no outbound HTTP). Several of these may serve one
+    port (`SO_REUSEPORT`: the kernel spreads the connections), as `serve --workers N` does on PostgreSQL;
+    `sent` is a shared counter of the replies of all of them, `data_key` the key they all use.
     """
     import uvicorn
-    from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
-    from twilio.request_validator import RequestValidator
 
-    from bot.alerts import AlertTexts
+    from bot.app import create_app
     from bot.asgi import freeze_startup_heap
     from bot.channels.base import SendReceipt
-    from bot.channels.twilio_webhooks import RecentKeys, SignedForms, twilio_webhook_router
     from bot.config import load_settings
-    from bot.conversations import ConversationRouter
-    from bot.dispatch import Dispatcher
-    from bot.inbox import Inbox
     from bot.messages import OutgoingMessage
-    from bot.runtime import make_parser
-    from bot.texts import Catalogue
-    from storage.crypto import DataVault, new_data_key
-    from storage.db import make_engine, migrate, session_factory
-    from storage.geo import PostcodeBook
-    from storage.vocabulary import ChannelKind, StatusUpdate
+    from bot.runtime import build_runtime
+    from storage.vocabulary import ChannelKind
 
     class CountingChannel:
         kinds = frozenset(ChannelKind)
@@ -104,70 +96,22 @@ def _serve(port: int, database_url: str, ready: Any, sent: Any, migrate_first: b
     # When each phone's first reply reached the provider (wall clock, compared with the client's post time).
     reply_times: dict[str, float] = {}
     # No send rate: the counting channel is no provider, and before the outbox replies were not rate limited.
+    # Twilio is configured for its webhooks (the signature); its sends go to the counting channel.
     settings = load_settings(
         database_url=database_url,
+        data_key=data_key,
         public_base_url=PUBLIC,
+        twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
+        twilio_sms_from=OUR_NUMBER,
         dispatch_rate_limits=False,
+        scheduler_enabled=False,
+        simulator=False,
     )
-    if migrate_first:
-        migrate(database_url)
-    sessions = session_factory(make_engine(database_url))
-    clock = lambda: datetime.now(UTC)  # noqa: E731
-    catalogue = Catalogue.load()
-    vault = DataVault(new_data_key())
-    channel = CountingChannel()
-    # The dispatcher sends the replies, woken after each step's commit, as bot/runtime.py wires it.
-    dispatcher = Dispatcher(
-        sessions,
-        dict.fromkeys(ChannelKind, channel),
-        clock,
-        settings,
-        vault=vault,
-        texts=AlertTexts.from_settings(catalogue, settings),
+    runtime = build_runtime(
+        settings, run_migrations=migrate_first, senders=dict.fromkeys(ChannelKind, CountingChannel())
     )
-    router = ConversationRouter(
-        sessions=sessions,
-        vault=vault,
-        book=PostcodeBook.load(settings.postcode_data),
-        parser=make_parser(settings),
-        catalogue=catalogue,
-        settings=settings,
-        clock=clock,
-        on_queued=dispatcher.wake,
-        handoff=dispatcher,
-    )
-    inbox = Inbox(handle=router.handle)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async def run() -> None:
-            try:
-                await dispatcher.run()
-            except BaseException:
-                traceback.print_exc()
-                raise
-
-        task = asyncio.create_task(run())
-        yield
-        dispatcher.stop()
-        await task
-
-    async def on_status(_update: StatusUpdate) -> None:
-        return None
-
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(
-        twilio_webhook_router(
-            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
-            on_message=inbox.receive,
-            on_status=on_status,
-            first_time=RecentKeys(),
-            clock=clock,
-            catalogue=catalogue,
-            controlroom_phone=None,
-        )
-    )
+    app = create_app(runtime)
 
     async def bare(request: Request) -> Response:
         await request.form()
@@ -378,11 +322,14 @@ def run(
         port = _free_port()
         ctx = multiprocessing.get_context("spawn")
         sent = ctx.Value("q", 0)
+        data_key = new_data_key()
         servers: list[Any] = []
         try:
             for n in range(workers):
                 ready = ctx.Event()
-                server = ctx.Process(target=_serve, args=(port, url, ready, sent, n == 0), daemon=True)
+                server = ctx.Process(
+                    target=_serve, args=(port, url, data_key, ready, sent, n == 0), daemon=True
+                )
                 server.start()
                 servers.append(server)
                 if not ready.wait(120):  # the first one migrates before the others start

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -226,11 +226,13 @@ def build_runtime(
     telegram_options: dict[str, Any] | None = None,
     twilio_http: Any = None,
     timings: Timings | None = None,
+    senders: Mapping[ChannelKind, Channel] | None = None,
 ) -> Runtime:
     """Wire the whole system from the settings, in one straight line.
 
     `telegram_options` and `twilio_http` let tests point the providers at local fakes (pacing off, a
-    custom HTTP client), `timings` sets the tip services' polling and backoff; the rest is the settings'.
+    custom HTTP client), `timings` sets the tip services' polling and backoff, `senders` replaces the
+    sending side of some channels (a benchmark counts sends without a provider); the rest is the settings'.
     """
     # Storage.
     if run_migrations:
@@ -251,7 +253,7 @@ def build_runtime(
     # Senders: every channel's sending side, by kind.
     simulator = SimulatorChannel(clock=clock)
     telegram, twilio = _provider_channels(settings, clock, catalogue, telegram_options or {}, twilio_http)
-    senders = _senders(settings, simulator, telegram, twilio)
+    senders = _senders(settings, simulator, telegram, twilio, replaced=senders or {})
 
     # The one way out. Relayed alerts end with tip links to our own WhatsApp number and Telegram bot.
     texts = AlertTexts.from_settings(catalogue, settings)
@@ -450,8 +452,10 @@ def _senders(
     simulator: SimulatorChannel,
     telegram: TelegramChannel | None,
     twilio: TwilioChannel | None,
+    *,
+    replaced: Mapping[ChannelKind, Channel],
 ) -> dict[ChannelKind, Channel]:
-    """Which channel sends each kind of message."""
+    """Which channel sends each kind of message (`replaced` wins)."""
     senders: dict[ChannelKind, Channel] = {}
     if settings.simulator_runs:
         senders.update(dict.fromkeys(simulator.kinds, simulator))
@@ -463,6 +467,7 @@ def _senders(
     for channel in (telegram, twilio):
         if channel is not None:
             senders.update(dict.fromkeys(channel.kinds, channel))
+    senders.update(replaced)
     missing = [k.value for k in ChannelKind if k not in senders]
     if missing:
         log.warning("no provider carries %s: messages on it are not sent", ", ".join(missing))
