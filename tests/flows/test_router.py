@@ -97,7 +97,11 @@ async def test_stop_mid_registration_ends_the_flow_on_every_channel(
 
 @pytest.mark.parametrize(
     ("keyword", "key"),
-    [("HELP", "help.unregistered_chat"), ("hulp", "help.unregistered_chat"), ("MIJN GEGEVENS", "mydata.none")],
+    [
+        ("HELP", "help.unregistered_chat"),
+        ("hulp", "help.unregistered_chat"),
+        ("MIJN GEGEVENS", "mydata.none"),
+    ],
 )
 async def test_keyword_mid_flow_answers_then_asks_again(
     converse: Converse, sessions: SessionFactory, catalogue: Catalogue, keyword: str, key: str
