@@ -77,6 +77,9 @@ IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
 Sleep = Callable[[float], Awaitable[None]]
 # How long a result may wait for others to share its commit; the consumers keep sending meanwhile.
 FLUSH_DELAY_S = 0.005
+# The chats show an action's photo with the alert; an SMS links to the page that shows it, and a
+# WhatsApp template (outside the 24-hour window) has no room for one.
+PHOTO_CHANNELS = frozenset({ChannelKind.TELEGRAM, ChannelKind.WHATSAPP})
 # Verification codes go by SMS or WhatsApp only; a claim is leased this long.
 CODE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
 CODE_LEASE = timedelta(seconds=60)
@@ -706,7 +709,10 @@ class Dispatcher:
                 template_sid=sid,
                 template_variables=variables,
             )
-        return OutgoingMessage(channel=row.channel, recipient=recipient, text=text)
+        photo = None
+        if action.has_photo and row.kind is DeliveryKind.ALERT and row.channel in PHOTO_CHANNELS:
+            photo = self._texts.photo_url(action.code)
+        return OutgoingMessage(channel=row.channel, recipient=recipient, text=text, photo_url=photo)
 
     def _relay(self, row: Claimed) -> RelayRef | None:
         # Relays are few per action, so one small read each for the relay's id and platform costs little.

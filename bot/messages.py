@@ -55,6 +55,8 @@ class OutgoingMessage:
     request_location: bool = False
     template_sid: str | None = None
     template_variables: Mapping[str, str] | None = None
+    photo_url: str | None = None
+    """A photo to show with the text (an action's), at a URL the provider fetches itself."""
 
 
 # Set while a webhook hands a message on whose replies it speaks itself: the call's (or a session's) id.

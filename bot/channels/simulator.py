@@ -94,6 +94,8 @@ class SimulatedReply(BaseModel):
     """For SMS: the parts this text takes on the air."""
     contact_phone: str | None = None
     location: tuple[float, float] | None = None
+    photo_url: str | None = None
+    """A photo the bot sent with the text (an action's, on the chats)."""
 
 
 def sms_parts(text: str) -> SmsParts:
@@ -123,6 +125,7 @@ class SimulatorChannel:
             buttons=list(message.buttons),
             request_contact=message.request_contact,
             request_location=message.request_location,
+            photo_url=message.photo_url,
         )
 
     def record_incoming(self, message: IncomingMessage) -> SimulatedReply:

@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from telegram import (
     BotCommand,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -56,6 +57,8 @@ from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
 from storage.vocabulary import ChannelKind
 
 log = logging.getLogger(__name__)
+# The Bot API's limit on a photo's caption (a longer alert goes as a message after its photo).
+MAX_CAPTION = 1024
 
 # The command menu: catalogue key and the command per language. Every command is a keyword the router
 # knows (a test holds that); the descriptions are in the catalogues under telegram.menu.
@@ -439,12 +442,41 @@ class TelegramChannel:
         try:
             await self._ensure_initialized()
             await self._pacer.wait(chat_id)
-            sent = await self._app.bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup)
+            sent = None
+            if message.photo_url is not None:
+                sent = await self._send_photo(chat_id, message, markup)
+            if sent is None:
+                sent = await self._app.bot.send_message(
+                    chat_id=chat_id, text=message.text, reply_markup=markup
+                )
         except TelegramError as exc:
             error = send_error(exc)
             log.warning("telegram send failed: %s (%s)", type(exc).__name__, error.code)
             raise error from exc
         return SendReceipt(provider_id=str(sent.message_id))
+
+    async def _send_photo(self, chat_id: int, message: OutgoingMessage, markup: Any) -> Message | None:
+        """The photo, with the text as its caption when it fits; None when the text still has to go.
+
+        Telegram fetches the photo from its URL itself. When it cannot (the URL is not public, the action
+        just ended), the alert goes without it rather than not at all.
+        """
+        assert message.photo_url is not None
+        fits = len(message.text) <= MAX_CAPTION
+        try:
+            photo = await self._app.bot.send_photo(
+                chat_id=chat_id,
+                photo=message.photo_url,
+                caption=message.text if fits else None,
+                reply_markup=markup if fits else None,
+            )
+        except BadRequest as exc:
+            log.warning("telegram photo not sent, the text goes alone: %s", exc.message)
+            return None
+        if not fits:
+            await self._pacer.wait(chat_id)
+            return None
+        return photo
 
     def _label(self, key: str, text: str) -> str:
         # OutgoingMessage carries no language, but the question names its button ("Tik op 'Deel

@@ -171,6 +171,8 @@ class TwilioChannel:
             }
         else:
             content = {"body": with_buttons(message.text, message.buttons)}
+            if message.photo_url is not None:
+                content["media_url"] = [message.photo_url]  # Twilio fetches it from our public page
         sid = await self._create(
             "messages",
             from_=_address(WHATSAPP_PREFIX, sender),

@@ -17,19 +17,21 @@ from sqlmodel import select
 
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
+from bot.dispatch import Dispatcher
 from bot.photos import PhotoRefused, clean_photo
 from bot.services.action_photos import ActionPhotos
 from bot.texts import Catalogue
 from scheduler.jobs import JobContext, close_expired_actions
 from storage.action_photos import put_photo
-from storage.actions import ActionDraft, create_action
+from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.keys import rotate_data_key
 from storage.models import Action, ActionPhoto, ActionType, DeliveryKind
+from storage.targeting import Circle, select_recipients
 from storage.vocabulary import ChannelKind
-from tests.actions.conftest import ENSCHEDE, dispatch_settings, seed_person
+from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings, seed_person
 from tests.actions.photo_files import (
     BROKEN_JPEG,
     TEXT_FILE,
@@ -403,3 +405,63 @@ def test_key_rotation_re_encrypts_the_photo(sessions: SessionFactory, clock: Fix
     assert report.values >= 1
     [row] = _rows(sessions)
     assert DataVault(new_key).decrypt_bytes(row.data_enc) == DataVault(old_key).decrypt_bytes(photo.data_enc)
+
+
+# --------------------------------------------------------------------------------------------------
+# The photo on the chats
+
+
+async def test_the_chats_get_the_photo_with_the_alert_and_sms_its_link(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, photo_texts: AlertTexts
+) -> None:
+    now = clock()
+    telegram = seed_person(sessions, vault, now, channels=[ChannelKind.TELEGRAM])
+    whatsapp = seed_person(sessions, vault, now, channels=[ChannelKind.WHATSAPP], last_inbound_at=now)
+    template_only = seed_person(sessions, vault, now, channels=[ChannelKind.WHATSAPP])  # 24 h window closed
+    sms = seed_person(sessions, vault, now, channels=[ChannelKind.SMS])
+    area = {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 5000}}
+    with transaction(sessions) as session:
+        action = create_action(
+            session,
+            draft=ActionDraft(
+                type=ActionType.MISSING_PERSON,
+                headline="Vermist: jongen (8), blauwe jas",
+                description="Tim is sinds 14:00 vermist.",
+                instruction="Bel 112 als u hem ziet.",
+                area=area,
+                expires_at=now + timedelta(hours=2),
+            ),
+            now=now,
+            created_by="test",
+        )
+        code, action_id = action.code, action.id or 0
+    photos = ActionPhotos(sessions=sessions, clock=clock, vault=vault, texts=photo_texts, max_bytes=MAX_BYTES)
+    photos.attach(action_id, photos.prepare(jpeg_with_exif()), actor="test")
+    with transaction(sessions) as session:
+        action = session.get(Action, action_id)
+        assert action is not None and action.has_photo
+        recipients = select_recipients(session, area=Circle(ENSCHEDE[0], ENSCHEDE[1], 5000), at=now)
+        targets = [
+            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+            for r in recipients
+        ]
+        launch_action(session, action=action, targets=targets, now=now)
+    channel = FakeChannel(ChannelKind)
+    dispatcher = Dispatcher(
+        sessions,
+        dict.fromkeys(ChannelKind, channel),
+        clock,
+        dispatch_settings(),
+        vault=vault,
+        texts=photo_texts,
+    )
+    assert (await dispatcher.drain()).sent == 4
+    by_recipient = {m.recipient: m for m in channel.sent}
+    photo = f"{BASE}/a/{code}/photo"
+    assert by_recipient[telegram.addresses[ChannelKind.TELEGRAM]].photo_url == photo
+    assert by_recipient[whatsapp.addresses[ChannelKind.WHATSAPP]].photo_url == photo
+    # A template starts a conversation after 24 hours: it has no place for a photo; an SMS links to the page.
+    assert by_recipient[template_only.addresses[ChannelKind.WHATSAPP]].template_sid is not None
+    assert by_recipient[template_only.addresses[ChannelKind.WHATSAPP]].photo_url is None
+    texted = by_recipient[sms.addresses[ChannelKind.SMS]]
+    assert texted.photo_url is None and f"{BASE}/a/{code}" in texted.text

@@ -113,6 +113,18 @@ async def test_whatsapp_and_telegram_entries_carry_no_sms_parts(http: httpx.Asyn
     assert await history(http) == []  # each channel's person has a conversation of their own
 
 
+async def test_an_alert_with_a_photo_shows_it_in_the_chat(http: httpx.AsyncClient, runtime: Runtime) -> None:
+    await say(http, "HELP", channel="telegram", sender="100200300")
+    photo = "http://127.0.0.1:8080/a/BN-4K7P/photo"
+    alert = OutgoingMessage(
+        channel=ChannelKind.TELEGRAM, recipient="100200300", text="Burgernet: vermist", photo_url=photo
+    )
+    await runtime.simulator.send(alert)
+    entries = await history(http, "telegram", "100200300")
+    assert (entries[-1]["text"], entries[-1]["photo_url"]) == (alert.text, photo)
+    assert [e["photo_url"] for e in entries[:-1]] == [None] * (len(entries) - 1)
+
+
 async def test_a_shared_contact_is_kept_as_the_person_shared_it(http: httpx.AsyncClient) -> None:
     body = {"channel": "telegram", "sender": "100200300", "text": "", "contact_phone": "+31612345678"}
     assert (await http.post("/simulator/messages", json=body)).status_code == 200

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +452,68 @@ async def test_receipts_carry_telegrams_message_ids(sender: TelegramChannel) -> 
     first = await sender.send(out(text="een"))
     second = await sender.send(out(text="twee"))
     assert int(second.provider_id) == int(first.provider_id) + 1
+
+
+# A tiny JPEG as an action's public page serves it (the bytes only need to reach the fake unchanged).
+PHOTO = b"\xff\xd8\xff\xe0" + b"burgernet-photo" * 20 + b"\xff\xd9"
+
+
+@pytest.fixture
+def photo_url() -> Iterator[str]:
+    """A URL on loopback serving PHOTO as image/jpeg, as /a/<code>/photo does while an action runs."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(PHOTO)))
+            self.end_headers()
+            self.wfile.write(PHOTO)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/a/BN-4K7P/photo"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_an_alert_with_a_photo_goes_as_the_photo_with_the_alert_as_its_caption(
+    sender: TelegramChannel, fake: FakeTelegramApi, photo_url: str
+) -> None:
+    text = "Burgernet BN-4K7P: Vermist: jongen (8), blauwe jas. Bel 112 als u hem ziet."
+    receipt = await sender.send(out(text=text, photo_url=photo_url))
+    [photo] = fake.photos
+    assert (photo.chat_id, photo.ref, photo.caption, photo.content) == (ANNA, photo_url, text, PHOTO)
+    assert receipt.provider_id == str(photo.message_id)
+    assert fake.calls_to("sendMessage") == []
+
+
+async def test_an_alert_too_long_for_a_caption_follows_its_photo(
+    sender: TelegramChannel, fake: FakeTelegramApi, photo_url: str
+) -> None:
+    text = "Burgernet BN-4K7P: " + "Signalement. " * 90  # over Telegram's 1024 characters of caption
+    receipt = await sender.send(out(text=text, photo_url=photo_url))
+    [photo] = fake.photos
+    assert (photo.caption, photo.content) == ("", PHOTO)
+    assert fake.sent_texts(ANNA) == [text]
+    [message] = fake.calls_to("sendMessage")
+    assert [c.method for c in fake.calls if c.method.startswith("send")] == ["sendPhoto", "sendMessage"]
+    assert int(receipt.provider_id) == photo.message_id + 1
+
+
+async def test_a_photo_telegram_cannot_fetch_leaves_the_alert_as_text(
+    sender: TelegramChannel, fake: FakeTelegramApi
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{closed.getsockname()[1]}/a/BN-4K7P/photo"
+    await sender.send(out(text="Burgernet BN-4K7P: Vermist", photo_url=gone))
+    assert fake.photos == []
+    assert fake.sent_texts(ANNA) == ["Burgernet BN-4K7P: Vermist"]
 
 
 FAILURES: dict[str, tuple[int, str, int | None, type[SendError], str, float | None]] = {

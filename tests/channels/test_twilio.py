@@ -615,6 +615,19 @@ async def test_whatsapp_adds_the_prefix(channel: TwilioChannel, fake: FakeTwilio
     assert receipt.segments == 1
 
 
+async def test_a_whatsapp_alert_with_a_photo_carries_its_public_url_as_media(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    photo = "https://burgernet.example.nl/a/BN-4K7P/photo"
+    await channel.send(
+        OutgoingMessage(
+            channel=ChannelKind.WHATSAPP, recipient=CITIZEN, text="Burgernet: vermist meisje", photo_url=photo
+        )
+    )
+    [sent] = fake.messages()
+    assert (sent["Body"], sent["MediaUrl"]) == ("Burgernet: vermist meisje", photo)
+
+
 async def test_whatsapp_template_uses_content_sid(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
     template = "HX" + "a" * 32
     await channel.send(

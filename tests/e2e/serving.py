@@ -17,9 +17,13 @@ from storage.vocabulary import DeliveryStatus
 
 
 @asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the running app; the server (and the app's background work) stops afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+async def served(app: FastAPI, port: int = 0) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the running app; the server (and the app's background work) stops afterwards.
+
+    `port` 0 takes a free one; a test whose public base URL must point at the app picks it first.
+    """
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -7,6 +7,8 @@ import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +45,17 @@ class PlannedFailure:
     retry_after: int | None = None
 
 
+@dataclass(frozen=True)
+class SentPhoto:
+    """A sendPhoto call that succeeded: the chat, the photo as given, its caption, the bytes fetched."""
+
+    chat_id: int
+    ref: str
+    caption: str
+    content: bytes
+    message_id: int
+
+
 @dataclass
 class _State:
     calls: list[RecordedCall] = field(default_factory=list)
@@ -55,6 +68,7 @@ class _State:
     downloads: list[str] = field(default_factory=list)
     webhook: dict[str, str] | None = None
     commands: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    photos: list[SentPhoto] = field(default_factory=list)
     """language_code ("" for the default) → the command menu set by setMyCommands."""
     changed: threading.Condition = field(default_factory=threading.Condition)
     closing: bool = False
@@ -272,17 +286,45 @@ class FakeTelegramApi:
         return _ok(message)
 
     def _api_sendPhoto(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        # As the Bot API: `photo` is a file id or an HTTP URL Telegram downloads itself; a caption of at
+        # most 1024 characters.
         chat_id = int(params["chat_id"])
         if chat_id in self._state.blocked:
             return _error(403, BLOCKED)
-        photo = [{"file_id": params.get("photo", "p"), "file_unique_id": "u", "width": 90, "height": 90}]
-        message = {
-            "message_id": next(self._ids),
+        caption = params.get("caption", "")
+        if len(caption) > 1024:
+            return _error(400, "Bad Request: message caption is too long")
+        ref = params.get("photo", "")
+        content = b""
+        if ref.startswith(("http://", "https://")):
+            try:
+                with urllib.request.urlopen(ref, timeout=5) as answer:  # noqa: S310 (loopback only)
+                    kind = answer.headers.get("Content-Type", "")
+                    content = answer.read()
+            except (urllib.error.URLError, OSError):
+                return _error(400, "Bad Request: failed to get HTTP URL content")
+            if not kind.startswith("image/"):
+                return _error(400, "Bad Request: wrong type of the web page content")
+        message_id = next(self._ids)
+        with self._state.changed:
+            self._state.photos.append(SentPhoto(chat_id, ref, caption, content, message_id))
+            self._state.changed.notify_all()
+        photo = [{"file_id": f"photo-{message_id}", "file_unique_id": "u", "width": 90, "height": 90}]
+        message: dict[str, Any] = {
+            "message_id": message_id,
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": "private"},
             "photo": photo,
         }
+        if caption:
+            message["caption"] = caption
         return _ok(message)
+
+    @property
+    def photos(self) -> list[SentPhoto]:
+        """The photos sent so far, in order, with what the URL gave when the fake fetched it."""
+        with self._state.changed:
+            return list(self._state.photos)
 
     def _api_answerCallbackQuery(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         return _ok(True)

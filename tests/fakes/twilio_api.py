@@ -394,7 +394,7 @@ class FakeTwilioApi:
             "error_message": None,
             "from": form.get("From"),
             "messaging_service_sid": form.get("MessagingServiceSid"),
-            "num_media": "0",
+            "num_media": "1" if form.get("MediaUrl") else "0",
             "num_segments": "1",
             "price": None,
             "price_unit": "USD",
