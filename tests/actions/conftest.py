@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import pytest
 
@@ -15,9 +15,11 @@ from bot.channels.base import SendError, SendReceipt
 from bot.config import Settings, load_settings
 from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
+from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
-from storage.models import Address, ChannelIdentity, Participant, ParticipantStatus
+from storage.models import Action, ActionType, Address, ChannelIdentity, Participant, ParticipantStatus
+from storage.targeting import Circle, select_recipients
 from storage.vocabulary import ChannelKind
 
 ENSCHEDE = (52.2215, 6.8937)  # PC4 7511, the centre of Enschede
@@ -175,3 +177,41 @@ def texts() -> AlertTexts:
 def settings() -> Settings:
     """Dispatcher settings for tests."""
     return dispatch_settings()
+
+
+def draft_over_enschede(
+    sessions: SessionFactory, clock: Callable[[], datetime], radius_m: float = 5_000
+) -> int:
+    """A missing-person draft over a circle around Enschede; its id."""
+    area = {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": radius_m}}
+    with transaction(sessions) as session:
+        action = create_action(
+            session,
+            draft=ActionDraft(
+                type=ActionType.MISSING_PERSON,
+                headline="Vermist: jongen (8), blauwe jas",
+                description="Tim is sinds 14:00 vermist rond het Volkspark.",
+                instruction="Bel 112 als u hem ziet.",
+                area=area,
+                expires_at=clock() + timedelta(hours=2),
+            ),
+            now=clock(),
+            created_by="test",
+        )
+        return action.id or 0
+
+
+def launch_over_enschede(
+    sessions: SessionFactory, clock: Callable[[], datetime], action_id: int, radius_m: float = 5_000
+) -> Action:
+    """Launch a draft to everyone its circle around Enschede reaches, as the launch service does."""
+    with transaction(sessions) as session:
+        action = session.get(Action, action_id)
+        assert action is not None
+        recipients = select_recipients(session, area=Circle(ENSCHEDE[0], ENSCHEDE[1], radius_m), at=clock())
+        targets = [
+            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+            for r in recipients
+        ]
+        launch_action(session, action=action, targets=targets, now=clock())
+        return action

@@ -13,13 +13,9 @@ from bot.config import Settings
 from bot.dispatch import Dispatcher, TokenBucket, apply_status
 from bot.messages import OutgoingMessage
 from storage.actions import (
-    ActionDraft,
-    Target,
     close_action,
     closing_audience,
-    create_action,
     delivery_counts,
-    launch_action,
     normalise_code,
 )
 from storage.crypto import DataVault
@@ -28,42 +24,28 @@ from storage.models import (
     Action,
     ActionOutcome,
     ActionStatus,
-    ActionType,
     ChannelIdentity,
     Delivery,
     DeliveryKind,
 )
-from storage.targeting import Circle, select_recipients
 from storage.vocabulary import ChannelKind, DeliveryStatus, StatusUpdate
-from tests.actions.conftest import ENSCHEDE, FakeChannel, Person, WorkerKilled, dispatch_settings, seed_person
+from tests.actions.conftest import (
+    ENSCHEDE,
+    FakeChannel,
+    Person,
+    WorkerKilled,
+    dispatch_settings,
+    draft_over_enschede,
+    launch_over_enschede,
+    seed_person,
+)
 from tests.conftest import FixedClock
 
 ALL = (ChannelKind.TELEGRAM, ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE)
 
 
 def _launch(sessions: SessionFactory, clock: FixedClock, radius_m: float = 5_000) -> Action:
-    area = {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": radius_m}}
-    with transaction(sessions) as session:
-        action = create_action(
-            session,
-            draft=ActionDraft(
-                type=ActionType.MISSING_PERSON,
-                headline="Vermist: jongen (8), blauwe jas",
-                description="Tim is sinds 14:00 vermist rond het Volkspark.",
-                instruction="Bel 112 als u hem ziet.",
-                area=area,
-                expires_at=clock() + timedelta(hours=2),
-            ),
-            now=clock(),
-            created_by="test",
-        )
-        recipients = select_recipients(session, area=Circle(ENSCHEDE[0], ENSCHEDE[1], radius_m), at=clock())
-        targets = [
-            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-            for r in recipients
-        ]
-        launch_action(session, action=action, targets=targets, now=clock())
-        return action
+    return launch_over_enschede(sessions, clock, draft_over_enschede(sessions, clock, radius_m), radius_m)
 
 
 def _dispatcher(

@@ -6,7 +6,6 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -16,41 +15,27 @@ from bot.channels.base import SendReceipt
 from bot.dispatch import Dispatcher
 from bot.messages import OutgoingMessage
 from bot.outbox import queue_messages
-from storage.actions import ActionDraft, Target, create_action, launch_action
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction, writer_lock
-from storage.models import ActionType, OutboundKind, OutboundMessage
+from storage.models import OutboundKind, OutboundMessage
 from storage.participants import opt_out_identity
-from storage.targeting import Circle, select_recipients
 from storage.vocabulary import ChannelKind, DeliveryStatus
-from tests.actions.conftest import ENSCHEDE, FakeChannel, Person, dispatch_settings, seed_person
+from tests.actions.conftest import (
+    ENSCHEDE,
+    FakeChannel,
+    Person,
+    dispatch_settings,
+    draft_over_enschede,
+    launch_over_enschede,
+    seed_person,
+)
 from tests.conftest import FixedClock
 
 ASKER = "777000111"
 
 
 def _launch(sessions: SessionFactory, clock: FixedClock) -> None:
-    area = {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 50_000}}
-    with transaction(sessions) as session:
-        action = create_action(
-            session,
-            draft=ActionDraft(
-                type=ActionType.MISSING_PERSON,
-                headline="Vermist: jongen (8), blauwe jas",
-                description="Tim is sinds 14:00 vermist.",
-                instruction="Bel 112 als u hem ziet.",
-                area=area,
-                expires_at=clock() + timedelta(hours=2),
-            ),
-            now=clock(),
-            created_by="test",
-        )
-        recipients = select_recipients(session, area=Circle(ENSCHEDE[0], ENSCHEDE[1], 50_000), at=clock())
-        targets = [
-            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-            for r in recipients
-        ]
-        launch_action(session, action=action, targets=targets, now=clock())
+    launch_over_enschede(sessions, clock, draft_over_enschede(sessions, clock, 50_000), 50_000)
 
 
 def _queue_reply(sessions: SessionFactory, vault: DataVault, clock: FixedClock, text: str) -> None:

@@ -23,15 +23,21 @@ from bot.services.action_photos import ActionPhotos
 from bot.texts import Catalogue
 from scheduler.jobs import JobContext, close_expired_actions
 from storage.action_photos import put_photo
-from storage.actions import ActionDraft, Target, create_action, launch_action
+from storage.actions import ActionDraft, create_action
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.keys import rotate_data_key
 from storage.models import Action, ActionPhoto, ActionType, DeliveryKind
-from storage.targeting import Circle, select_recipients
 from storage.vocabulary import ChannelKind
-from tests.actions.conftest import ENSCHEDE, FakeChannel, dispatch_settings, seed_person
+from tests.actions.conftest import (
+    ENSCHEDE,
+    FakeChannel,
+    dispatch_settings,
+    draft_over_enschede,
+    launch_over_enschede,
+    seed_person,
+)
 from tests.actions.photo_files import (
     BROKEN_JPEG,
     TEXT_FILE,
@@ -419,33 +425,10 @@ async def test_the_chats_get_the_photo_with_the_alert_and_sms_its_link(
     whatsapp = seed_person(sessions, vault, now, channels=[ChannelKind.WHATSAPP], last_inbound_at=now)
     template_only = seed_person(sessions, vault, now, channels=[ChannelKind.WHATSAPP])  # 24 h window closed
     sms = seed_person(sessions, vault, now, channels=[ChannelKind.SMS])
-    area = {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 5000}}
-    with transaction(sessions) as session:
-        action = create_action(
-            session,
-            draft=ActionDraft(
-                type=ActionType.MISSING_PERSON,
-                headline="Vermist: jongen (8), blauwe jas",
-                description="Tim is sinds 14:00 vermist.",
-                instruction="Bel 112 als u hem ziet.",
-                area=area,
-                expires_at=now + timedelta(hours=2),
-            ),
-            now=now,
-            created_by="test",
-        )
-        code, action_id = action.code, action.id or 0
+    action_id = draft_over_enschede(sessions, clock)
     photos = ActionPhotos(sessions=sessions, clock=clock, vault=vault, texts=photo_texts, max_bytes=MAX_BYTES)
     photos.attach(action_id, photos.prepare(jpeg_with_exif()), actor="test")
-    with transaction(sessions) as session:
-        action = session.get(Action, action_id)
-        assert action is not None and action.has_photo
-        recipients = select_recipients(session, area=Circle(ENSCHEDE[0], ENSCHEDE[1], 5000), at=now)
-        targets = [
-            Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-            for r in recipients
-        ]
-        launch_action(session, action=action, targets=targets, now=now)
+    code = launch_over_enschede(sessions, clock, action_id).code
     channel = FakeChannel(ChannelKind)
     dispatcher = Dispatcher(
         sessions,
