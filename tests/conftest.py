@@ -23,6 +23,31 @@ from storage.geo import SHIPPED_POSTCODE_DATA, PostcodeBook
 POSTGRES_ENV = "DATABASE_URL"
 
 
+_READS_DATABASE_URL: dict[Path, bool] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL run, only the tests that touch a database; the others ran on the SQLite run.
+
+    A test touches one when it asks for `database_url` or `postgres_url` (directly or through another
+    fixture), or when its file reads DATABASE_URL itself (command-line and multi-process tests).
+    """
+    if not os.environ.get(POSTGRES_ENV, "").startswith("postgresql"):
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        path = item.path
+        if path not in _READS_DATABASE_URL:
+            _READS_DATABASE_URL[path] = POSTGRES_ENV in path.read_text(encoding="utf-8")
+        fixtures = set(getattr(item, "fixturenames", ()))
+        touches = bool({"database_url", "postgres_url"} & fixtures) or _READS_DATABASE_URL[path]
+        (keep if touches else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 # Each test gets its own database, copied from one migrated once per test session (per server, per
 # xdist worker): running the migrations for every test cost more than most tests themselves. With fsync
 # off, FILE_COPY is the quicker way to copy a small database.
