@@ -61,8 +61,9 @@ unit: install
 	$(VENV)/bin/pytest -q $(XDIST) -m "not serial" $(PYTEST_ARGS)
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-# The tests that touch a database again on PostgreSQL (tests/conftest.py picks them): TEST_POSTGRES_URL, else a throw-away server on loopback when the
-# PostgreSQL binaries are here (.ci/run installs them); required in CI, skipped with a note elsewhere.
+# The tests that touch a database again on PostgreSQL (tests/conftest.py picks them): TEST_POSTGRES_URL,
+# else a throw-away server on loopback when the PostgreSQL binaries are here (.ci/run installs them);
+# required in CI, skipped with a note elsewhere.
 # The real-Rasa tests do not touch the database: they run once, in the SQLite run.
 unit-postgres: install
 	@url="$(TEST_POSTGRES_URL)"; \
