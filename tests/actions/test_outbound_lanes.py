@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.alerts import AlertTexts
 from bot.channels.base import SendReceipt
@@ -165,21 +165,28 @@ class Gated(FakeChannel):
         return await super().send(message)
 
 
+def _write_reply(
+    session: Session, vault: DataVault, clock: FixedClock, dispatcher: Dispatcher, person: Person
+) -> None:
+    """A reply to the person, written in a step's transaction as the router writes it."""
+    address = person.addresses[ChannelKind.TELEGRAM]
+    queue_messages(
+        session,
+        [OutgoingMessage(ChannelKind.TELEGRAM, address, "Antwoord")],
+        vault=vault,
+        kind=OutboundKind.REPLY,
+        now=clock(),
+        identity_id=person.identities[ChannelKind.TELEGRAM],
+        sender=(ChannelKind.TELEGRAM, address),
+        handoff=dispatcher,
+    )
+
+
 def _reply_to(
     sessions: SessionFactory, vault: DataVault, clock: FixedClock, dispatcher: Dispatcher, person: Person
 ) -> None:
-    address = person.addresses[ChannelKind.TELEGRAM]
     with transaction(sessions) as session:
-        queue_messages(
-            session,
-            [OutgoingMessage(ChannelKind.TELEGRAM, address, "Antwoord")],
-            vault=vault,
-            kind=OutboundKind.REPLY,
-            now=clock(),
-            identity_id=person.identities[ChannelKind.TELEGRAM],
-            sender=(ChannelKind.TELEGRAM, address),
-            handoff=dispatcher,
-        )
+        _write_reply(session, vault, clock, dispatcher, person)
 
 
 def _outbound(sessions: SessionFactory) -> list[OutboundMessage]:
@@ -246,16 +253,7 @@ async def test_a_reply_handed_off_after_the_dispatcher_stopped_is_queued_again_a
     await _until(lambda: dispatcher.claimant() == "w1")
     address = person.addresses[ChannelKind.TELEGRAM]
     with transaction(sessions) as session:
-        queue_messages(
-            session,
-            [OutgoingMessage(ChannelKind.TELEGRAM, address, "Antwoord")],
-            vault=vault,
-            kind=OutboundKind.REPLY,
-            now=clock(),
-            identity_id=person.identities[ChannelKind.TELEGRAM],
-            sender=(ChannelKind.TELEGRAM, address),
-            handoff=dispatcher,
-        )
+        _write_reply(session, vault, clock, dispatcher, person)
         # The dispatcher stops between the step's insert and its commit.
         dispatcher.stop()
         await asyncio.wait_for(task, 2)
