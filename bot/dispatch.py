@@ -529,17 +529,7 @@ class Dispatcher:
         message = message_of(row)
         if message is None:
             return Outcome(row, error=PermanentSendError("the message was erased", code="erased"))
-        self._in_send += 1
-        try:
-            receipt = await lane.sender.send(message)
-        except SendError as exc:
-            return Outcome(row, error=exc)
-        except Exception as exc:  # an adapter bug or a transport error the adapter did not map
-            log.exception("send on %s raised %s", row.channel.value, type(exc).__name__)
-            return Outcome(row, error=SendError(str(exc), code=type(exc).__name__))
-        finally:
-            self._in_send -= 1
-        return Outcome(row, provider_id=receipt.provider_id)
+        return await self._through_provider(lane, row, message)
 
     async def _send_codes(self, lanes: list[_Lane]) -> int:
         """Send the due verification codes, one by one within each lane's rate; returns how many tried."""
@@ -650,6 +640,12 @@ class Dispatcher:
             message = self._message(row)
         except SendError as exc:
             return Outcome(row, error=exc)
+        return await self._through_provider(lane, row, message)
+
+    async def _through_provider(
+        self, lane: _Lane, row: Claimed | ClaimedOutbound, message: OutgoingMessage
+    ) -> Outcome:
+        """Hand one message to the lane's channel; what came of it, any failure as a SendError."""
         self._in_send += 1
         try:
             receipt = await lane.sender.send(message)
