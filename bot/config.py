@@ -37,6 +37,9 @@ class DatabaseSettings:
     """Where the data lives."""
 
     url: str
+    lock_wait_s: float | None
+    """How long a statement waits for a lock before the request fails (503 at a webhook); None: the
+    default (SQLite 30 s, PostgreSQL the server's `lock_timeout`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ class Settings(BaseSettings):
         default="development", description="development or production (test, benchmark)"
     )
     database_url: str = "sqlite:///./data/burgernet.db"
+    database_lock_wait_s: float | None = Field(default=None, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_base_url: str = "http://127.0.0.1:8080"
@@ -288,7 +292,7 @@ class Settings(BaseSettings):
     @property
     def database(self) -> DatabaseSettings:
         """The database group."""
-        return DatabaseSettings(url=self.database_url)
+        return DatabaseSettings(url=self.database_url, lock_wait_s=self.database_lock_wait_s)
 
     @property
     def http(self) -> HttpSettings:

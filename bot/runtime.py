@@ -237,7 +237,7 @@ def build_runtime(
     # Storage.
     if run_migrations:
         migrate(settings.database.url)
-    engine = make_engine(settings.database.url)
+    engine = make_engine(settings.database.url, lock_wait_s=settings.database.lock_wait_s)
     sessions = session_factory(engine)
     vault = make_vault(settings)
     book = PostcodeBook.load(settings.postcode_data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +28,10 @@ from storage.reach import keep_reach
 
 SessionFactory = Callable[[], Session]
 _AFTER_COMMIT = "after_commit_calls"
-SQLITE_LOCK_WAIT_S = 30.0  # as long as SQLite's own busy timeout below
+SQLITE_LOCK_WAIT_S = 30.0  # the default wait for a lock, both our writer lock and SQLite's busy timeout
 _writer_locks: dict[str, threading.RLock] = {}
 _writer_locks_guard = threading.Lock()
+_lock_waits: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
 
 def is_sqlite(url: str) -> bool:
@@ -37,27 +39,37 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Build the engine for a database URL, creating the SQLite file's folder when needed."""
+def make_engine(url: str, *, echo: bool = False, lock_wait_s: float | None = None) -> Engine:
+    """Build the engine for a database URL, creating the SQLite file's folder when needed.
+
+    `lock_wait_s` is how long a statement waits for a lock before it fails: on SQLite 30 s when unset, on
+    PostgreSQL the server's own `lock_timeout` when unset.
+    """
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": SQLITE_LOCK_WAIT_S}
-        )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        wait_s = SQLITE_LOCK_WAIT_S if lock_wait_s is None else lock_wait_s
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": wait_s})
+        event.listen(engine, "connect", _sqlite_pragmas(wait_s))
+        _lock_waits[engine] = wait_s
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {} if lock_wait_s is None else {"options": f"-c lock_timeout={int(lock_wait_s * 1000)}"}
+    return create_engine(
+        url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+    )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_S * 1000)}")
-    cursor.close()
+def _sqlite_pragmas(wait_s: float) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+        cursor.close()
+
+    return pragmas
 
 
 def session_factory(engine: Engine) -> SessionFactory:
@@ -110,7 +122,7 @@ def writer_turn(bind: Engine | Connection) -> Iterator[None]:
     if lock is None:
         yield
         return
-    if not lock.acquire(timeout=SQLITE_LOCK_WAIT_S):
+    if not lock.acquire(timeout=_lock_waits.get(bind.engine, SQLITE_LOCK_WAIT_S)):
         raise OperationalError("BEGIN", None, sqlite3.OperationalError("database is locked"))
     try:
         yield

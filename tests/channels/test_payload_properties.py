@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,11 +24,8 @@ from bot.channels.twilio_payloads import (
     parse_status,
 )
 from bot.messages import OutgoingMessage
-from storage.crypto import DataVault
-from storage.db import SessionFactory
-from storage.geo import PostcodeBook
 from storage.vocabulary import ChannelKind
-from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Outbox, webhooks_app
+from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Wired, webhooks_app
 from tests.fakes.telegram_api import FakeTelegramApi
 
 TELEGRAM_MAX_TEXT = 4096
@@ -75,12 +70,6 @@ def test_twilio_parsers_raise_only_bad_payload(form: dict[str, str]) -> None:
         parse_status(form)
 
 
-@dataclass
-class Wired:
-    http: httpx.AsyncClient
-    outbox: Outbox
-
-
 @pytest.fixture
 def telegram_api() -> Iterator[FakeTelegramApi]:
     with FakeTelegramApi(TELEGRAM_TOKEN) as api:
@@ -88,18 +77,14 @@ def telegram_api() -> Iterator[FakeTelegramApi]:
 
 
 @pytest.fixture
-async def wired(
-    sessions: SessionFactory, vault: DataVault, book: PostcodeBook, telegram_api: FakeTelegramApi
-) -> AsyncIterator[Wired]:
-    """Both webhooks in front of the real router, on the test's database."""
+async def wired(database_url: str, telegram_api: FakeTelegramApi) -> AsyncIterator[Wired]:
+    """Both webhooks of the app as `serve` builds it, on the test's database."""
     async with webhooks_app(
-        sessions=sessions,
-        vault=vault,
-        book=book,
+        database_url=database_url,
         telegram_api_base_url=telegram_api.base_url,
         controlroom_phone="+31534800000",
-    ) as (http, outbox):
-        yield Wired(http, outbox)
+    ) as wired:
+        yield wired
 
 
 def assert_replies_fit(sent: list[OutgoingMessage]) -> None:
@@ -124,7 +109,7 @@ async def test_a_signed_random_twilio_form_is_200_or_400(
     wired: Wired, path: str, form: dict[str, str]
 ) -> None:
     signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, form)
-    response = await wired.http.post(
+    response = await wired.post(
         path,
         content=urlencode(form).encode("utf-8"),
         headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
@@ -190,7 +175,7 @@ updates = st.fixed_dictionaries(
 @PROPERTY
 @given(update=st.one_of(updates, st.dictionaries(st.text(max_size=10), json_values, max_size=4)))
 async def test_a_random_telegram_update_is_200_or_400(wired: Wired, update: dict[str, Any]) -> None:
-    response = await wired.http.post(
+    response = await wired.post(
         WEBHOOK_PATH,
         content=json.dumps(update).encode(),
         headers={"Content-Type": "application/json", SECRET_HEADER: SECRET},

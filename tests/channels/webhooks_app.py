@@ -1,49 +1,42 @@
-"""Both webhooks (Twilio, Telegram) in front of the real inbox and router, on a test's database.
+"""Both webhooks (Twilio, Telegram) of the app as `serve` builds it, on a test's database.
 
 For tests that feed raw provider payloads through the signature checks into the router and read what
-was sent: after each message the dispatcher drains the outbox into a recording sender (no scheduler,
-no NLU training).
+was sent: the runtime is the production one (`build_runtime` + `create_app`), started as the server's
+lifespan starts it; only the sending side of every channel is a recording sender, and the scheduler is
+off. `Wired.post` waits until the dispatcher has sent what the request queued.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
-from fastapi import FastAPI
-from twilio.request_validator import RequestValidator
 
-from bot.alerts import AlertTexts
+from bot.app import create_app
 from bot.channels.base import SendReceipt
-from bot.channels.telegram import TelegramChannel
-from bot.channels.twilio_webhooks import RecentKeys, SignedForms, twilio_webhook_router
 from bot.config import load_settings
-from bot.conversations import ConversationRouter
-from bot.dispatch import Dispatcher
-from bot.inbox import Inbox
-from bot.messages import IncomingMessage, OutgoingMessage
-from bot.texts import Catalogue
-from nlu.keywords import KeywordParser
-from storage.crypto import DataVault
-from storage.db import SessionFactory
-from storage.geo import PostcodeBook
-from storage.vocabulary import ChannelKind, StatusUpdate
+from bot.messages import OutgoingMessage
+from bot.runtime import Runtime, build_runtime
+from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
+from tests.e2e.serving import outbox_settled
 
+ACCOUNT_SID = "AC" + "7" * 32
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 TELEGRAM_TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 SECRET = "s3cr3t-Token_for-webhooks"
 PUBLIC = "https://bot.example.nl"
+OUR_NUMBER = "+3197010254321"
 NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
 
 @dataclass
 class Outbox:
-    """A sender for every channel that keeps what the inbox sent."""
+    """A sender for every channel that keeps what the dispatcher sent."""
 
     kinds: frozenset[ChannelKind] = frozenset(ChannelKind)
     sent: list[OutgoingMessage] = field(default_factory=list)
@@ -53,73 +46,59 @@ class Outbox:
         return SendReceipt(provider_id=f"out-{len(self.sent)}")
 
 
-async def _ignore_status(_update: StatusUpdate) -> None:
-    return None
+@dataclass
+class Wired:
+    """A client on the running app's webhooks, what it sent, and its runtime (sessions, vault)."""
+
+    http: httpx.AsyncClient
+    outbox: Outbox
+    runtime: Runtime
+
+    async def post(self, path: str, **request: Any) -> httpx.Response:
+        """Post to the app, then wait until the messages the request queued are sent."""
+        response = await self.http.post(path, **request)
+        await outbox_settled(self.runtime.sessions)
+        return response
 
 
 @asynccontextmanager
 async def webhooks_app(
     *,
-    sessions: SessionFactory,
-    vault: DataVault,
-    book: PostcodeBook,
+    database_url: str,
     telegram_api_base_url: str,
     controlroom_phone: str | None = None,
-) -> AsyncIterator[tuple[httpx.AsyncClient, Outbox]]:
-    """A client on the webhooks (base URL `PUBLIC`, signed with `AUTH_TOKEN` / `SECRET`) and the outbox."""
-    clock = FixedClock(NOW)
-    catalogue = Catalogue.load()
+    lock_wait_s: float | None = None,
+) -> AsyncIterator[Wired]:
+    """The app on the webhooks (base URL `PUBLIC`, signed with `AUTH_TOKEN` / `SECRET`) and its outbox."""
     settings = load_settings(
+        database_url=database_url,
+        database_lock_wait_s=lock_wait_s,
         telegram_bot_token=TELEGRAM_TOKEN,
         telegram_api_base_url=telegram_api_base_url,
         telegram_webhook_secret=SECRET,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_sms_from=OUR_NUMBER,
+        twilio_whatsapp_from=OUR_NUMBER,
+        twilio_voice_from=OUR_NUMBER,
+        controlroom_phone=controlroom_phone,
         public_base_url=PUBLIC,
         privacy_statement_version="2026-1",
-    )
-    router = ConversationRouter(
-        sessions=sessions,
-        vault=vault,
-        book=book,
-        parser=KeywordParser(),
-        catalogue=catalogue,
-        settings=settings,
-        clock=clock,
+        scheduler_enabled=False,
     )
     outbox = Outbox()
-    inbox = Inbox(handle=router.handle)
-    dispatcher = Dispatcher(
-        sessions,
-        dict.fromkeys(ChannelKind, outbox),
-        clock,
+    runtime = build_runtime(
         settings,
-        vault=vault,
-        texts=AlertTexts.from_settings(catalogue, settings),
+        clock=FixedClock(NOW),
+        run_migrations=False,
+        telegram_options={"per_chat_interval": 0},
+        senders=dict.fromkeys(ChannelKind, outbox),
     )
-    draining = asyncio.Lock()
-
-    async def receive(message: IncomingMessage) -> list[OutgoingMessage]:
-        replies = await inbox.receive(message)
-        async with draining:
-            await dispatcher.drain()
-        return replies
-
-    app = FastAPI()
-    app.include_router(
-        twilio_webhook_router(
-            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
-            on_message=receive,
-            on_status=_ignore_status,
-            first_time=RecentKeys(),
-            clock=clock,
-            catalogue=catalogue,
-            controlroom_phone=controlroom_phone,
-        )
-    )
-    telegram = TelegramChannel(settings, clock, per_chat_interval=0)
-    await telegram.start(receive)
-    app.include_router(telegram.router(receive))
+    app = create_app(runtime)
+    await runtime.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as http:
-            yield http, outbox
+            yield Wired(http, outbox, runtime)
     finally:
-        await telegram.stop()
+        await runtime.stop()
+        runtime.engine.dispose()

@@ -1,8 +1,9 @@
 """The database locked for a while: the webhooks answer 503 (the provider delivers again later), nothing
 is half-written, and the provider's retry after the lock is handled once.
 
-The app's engine waits only 0.2 s for a lock (in production it waits 30 s first), so that a lock of a
-few seconds is met many times; another connection holds the lock as a long transaction would.
+The app's engine waits only 0.2 s for a lock (`DATABASE_LOCK_WAIT_S`; by default 30 s on SQLite), so
+that a lock of a few seconds is met many times; another connection holds the lock as a long transaction
+would.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
 from sqlmodel import create_engine, select
 from twilio.request_validator import RequestValidator
 
@@ -30,35 +28,18 @@ from bot.messages import IncomingMessage
 from bot.texts import Catalogue
 from nlu.keywords import KeywordParser
 from storage.crypto import DataVault
-from storage.db import SessionFactory, session_factory
+from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, ConversationState, ProcessedEvent
 from storage.vocabulary import ChannelKind
-from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Outbox, webhooks_app
+from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, SECRET, TELEGRAM_TOKEN, Wired, webhooks_app
 from tests.conftest import FixedClock
 from tests.fakes.telegram_api import FakeTelegramApi
 
 PHONE = "+31612345678"
 CHAT = 551234567
-LOCK_WAIT_MS = 200
+LOCK_WAIT_S = 0.2
 _ids = itertools.count(1)
-
-
-def impatient_engine(url: str) -> Engine:
-    """The app's engine, but giving up on a lock after LOCK_WAIT_MS."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": LOCK_WAIT_MS / 1000})
-
-        def pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
-            cursor.close()
-
-        event.listen(engine, "connect", pragmas)
-        return engine
-    return create_engine(url, connect_args={"options": f"-c lock_timeout={LOCK_WAIT_MS}"})
 
 
 @contextmanager
@@ -84,13 +65,6 @@ def database_locked(url: str, tables: tuple[str, ...]) -> Iterator[None]:
     engine.dispose()
 
 
-@dataclass
-class App:
-    http: httpx.AsyncClient
-    outbox: Outbox
-    sessions: SessionFactory
-
-
 @pytest.fixture
 def telegram_api() -> Iterator[FakeTelegramApi]:
     with FakeTelegramApi(TELEGRAM_TOKEN) as api:
@@ -98,18 +72,11 @@ def telegram_api() -> Iterator[FakeTelegramApi]:
 
 
 @pytest.fixture
-async def app(
-    database_url: str, vault: DataVault, book: PostcodeBook, telegram_api: FakeTelegramApi
-) -> AsyncIterator[App]:
-    engine = impatient_engine(database_url)
-    sessions = session_factory(engine)
-    try:
-        async with webhooks_app(
-            sessions=sessions, vault=vault, book=book, telegram_api_base_url=telegram_api.base_url
-        ) as (http, outbox):
-            yield App(http, outbox, sessions)
-    finally:
-        engine.dispose()
+async def app(database_url: str, telegram_api: FakeTelegramApi) -> AsyncIterator[Wired]:
+    async with webhooks_app(
+        database_url=database_url, telegram_api_base_url=telegram_api.base_url, lock_wait_s=LOCK_WAIT_S
+    ) as wired:
+        yield wired
 
 
 def sms(text_: str) -> dict[str, Any]:
@@ -126,16 +93,16 @@ def telegram_update(text_: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def deliver(app: App, channel: ChannelKind, payload: dict[str, Any]) -> int:
+async def deliver(app: Wired, channel: ChannelKind, payload: dict[str, Any]) -> int:
     """Post one provider delivery of a message; its HTTP status."""
     if channel is ChannelKind.SMS:
         path = "/webhooks/twilio/sms"
         signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, payload)
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
-        response = await app.http.post(path, content=urlencode(payload).encode(), headers=headers)
+        response = await app.post(path, content=urlencode(payload).encode(), headers=headers)
     else:
         headers = {"Content-Type": "application/json", SECRET_HEADER: SECRET}
-        response = await app.http.post(WEBHOOK_PATH, content=json.dumps(payload).encode(), headers=headers)
+        response = await app.post(WEBHOOK_PATH, content=json.dumps(payload).encode(), headers=headers)
     return response.status_code
 
 
@@ -161,24 +128,24 @@ CHANNELS = [
 
 @pytest.mark.parametrize(("channel", "payload", "tables"), CHANNELS)
 async def test_a_locked_database_answers_503_writes_nothing_and_the_retry_is_handled_once(
-    app: App, database_url: str, channel: ChannelKind, payload: Any, tables: tuple[str, ...]
+    app: Wired, database_url: str, channel: ChannelKind, payload: Any, tables: tuple[str, ...]
 ) -> None:
     if database_url.startswith("sqlite") and tables != ("processed_event", "channel_identity"):
         pytest.skip("SQLite locks the whole file; the one-table lock is a PostgreSQL case")
     assert await deliver(app, channel, payload("START")) == 200
     replies_before = len(app.outbox.sent)
-    before = snapshot(app.sessions)
+    before = snapshot(app.runtime.sessions)
     answer = payload("JA")
     with database_locked(database_url, tables):
         # The provider delivers again and again while the lock lasts: 503 each time.
         for _ in range(3):
             assert await deliver(app, channel, answer) == 503
-    assert snapshot(app.sessions) == before
+    assert snapshot(app.runtime.sessions) == before
     assert len(app.outbox.sent) == replies_before
     assert await deliver(app, channel, answer) == 200
     assert await deliver(app, channel, answer) == 200  # a late duplicate of the same delivery
     assert len(app.outbox.sent) == replies_before + 1
-    states, keys, _ = snapshot(app.sessions)
+    states, keys, _ = snapshot(app.runtime.sessions)
     assert states != before[0] and len(keys) == len(before[1]) + 1
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-import storage.db
 from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
 from storage.events import record_first_time
 from storage.models import ProcessedEvent
@@ -69,11 +68,11 @@ def test_a_transaction_inside_another_on_the_same_thread_does_not_wait_for_itsel
         assert session.get(ProcessedEvent, "sms:outer") is not None
 
 
-def test_a_writer_that_waits_too_long_gets_the_locked_error(
-    sqlite_sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_writer_that_waits_too_long_gets_the_locked_error(tmp_path: Path) -> None:
     """The router takes OperationalError for a locked database: it retries, then the webhook answers 503."""
-    monkeypatch.setattr(storage.db, "SQLITE_LOCK_WAIT_S", 0.2)
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    migrate(url)
+    sqlite_sessions = session_factory(make_engine(url, lock_wait_s=0.2))
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
