@@ -48,12 +48,13 @@ from sqlalchemy import bindparam, func, insert, select, update
 from bot.alerts import AlertTexts
 from bot.channels.base import RetryableSendError, SendReceipt
 from bot.config import Settings, load_settings
-from bot.dispatch import DELIVERY, IDENTITY, Dispatcher
+from bot.dispatch import Dispatcher
 from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
 from storage.actions import ActionDraft, Target, close_action, create_action, launch_action
 from storage.crypto import DataVault, new_data_key
 from storage.db import SessionFactory, make_engine, migrate, session_factory, transaction
+from storage.deliveries import DELIVERY, IDENTITY
 from storage.models import (
     Action,
     ActionOutcome,

@@ -37,10 +37,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.alerts import AlertTexts, RelayRef
@@ -54,7 +53,18 @@ from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
 from storage.db import SessionFactory, transaction, writer_lock, writer_turn
-from storage.models import Action, ActionType, ChannelIdentity, Delivery, DeliveryKind
+from storage.deliveries import (
+    ClaimedDelivery,
+    DeliveryRetry,
+    DeliverySent,
+    claim_deliveries,
+    deliveries_retried,
+    deliveries_sent,
+    delivery_given_up,
+    release_deliveries,
+    requeue_stale_deliveries,
+)
+from storage.models import Action, ActionType, DeliveryKind
 from storage.outbound import (
     FORGET_LISTENERS,
     ClaimedOutbound,
@@ -67,14 +77,14 @@ from storage.outbound import (
 from storage.participants import opt_out_identity, record_opt_out
 from storage.relays import RELAY_KINDS, relay_of_delivery
 from storage.verifications import claim_codes, code_result
-from storage.vocabulary import ChannelKind, DeliveryStatus, StatusUpdate
+from storage.vocabulary import ChannelKind, StatusUpdate
 
 log = logging.getLogger(__name__)
 
-DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
-IDENTITY: Table = ChannelIdentity.__table__  # type: ignore[attr-defined]
-
 Sleep = Callable[[float], Awaitable[None]]
+# After a database failure the pump starts again after this long, doubling up to the most.
+RESTART_MIN_S = 0.5
+RESTART_MAX_S = 30.0
 # How long a result may wait for others to share its commit; the consumers keep sending meanwhile.
 FLUSH_DELAY_S = 0.005
 # The chats show an action's photo with the alert; an SMS links to the page that shows it, and a
@@ -94,20 +104,6 @@ MESSAGE_BATCH = 20
 ALERT_BATCH_S = 2.0
 # The priority of a delivery in its channel's queue: replies and codes (0) first, then alerts, then closings.
 LANE_OF = {DeliveryKind.ALERT: 1, DeliveryKind.RELAY_ALERT: 1}
-MARK_SENT = (
-    update(DELIVERY)
-    .where(DELIVERY.c.id == bindparam("b_id"))
-    .values(
-        status=DeliveryStatus.SENT.value,
-        provider_id=bindparam("b_provider_id"),
-        segments=bindparam("b_segments"),
-        attempts=bindparam("b_attempts"),
-        sent_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        error_code=None,
-        claimed_by=None,
-    )
-)
 
 
 class TokenBucket:
@@ -141,27 +137,10 @@ class TokenBucket:
 
 
 @dataclass(frozen=True)
-class Claimed:
-    """A claimed delivery with what is needed to send it."""
-
-    id: int
-    action_id: int
-    participant_id: int | None
-    identity_id: int | None
-    kind: DeliveryKind
-    channel: ChannelKind
-    language: str
-    attempts: int
-    tried: str
-    address_enc: str | None
-    last_inbound_at: datetime | None
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What happened to one send."""
 
-    row: Claimed | ClaimedOutbound
+    row: ClaimedDelivery | ClaimedOutbound
     provider_id: str | None = None
     segments: int | None = None
     error: SendError | None = None
@@ -184,7 +163,7 @@ class _Item:
 
     lane: int
     seq: int
-    row: Claimed | ClaimedOutbound = field(compare=False)
+    row: ClaimedDelivery | ClaimedOutbound = field(compare=False)
 
 
 @dataclass
@@ -312,9 +291,42 @@ class Dispatcher:
         self._release_messages([row.id for row in rows])
 
     async def run(self) -> None:
-        """Reconcile, then send whatever becomes due until `stop()`."""
-        self.reconcile(stale_only=not self._is_sqlite)
-        await self._pump(until_idle=False)
+        """Reconcile, then send whatever becomes due until `stop()`.
+
+        A database that fails (locked past the lock wait, restarting, unreachable) stops the pump, not
+        the dispatcher: it waits, takes back its own claims and starts again, waiting longer each time.
+        """
+        restart_s = RESTART_MIN_S
+        reconciled = False
+        while not self._stopping:
+            try:
+                if not reconciled:
+                    self.reconcile(stale_only=not self._is_sqlite)
+                    reconciled = True
+                else:
+                    self._take_back_own_claims()
+                await self._pump(until_idle=False)
+                return
+            except DBAPIError as exc:
+                log.warning("dispatcher: database failed (%s); again in %.1fs", type(exc).__name__, restart_s)
+            await self._pause(restart_s)
+            restart_s = min(restart_s * 2, RESTART_MAX_S)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but not past a `stop()`."""
+        wake = self._wake = asyncio.Event()
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+
+    def _take_back_own_claims(self) -> None:
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            count = requeue_stale_deliveries(session, cutoff=None, now=now, worker=self.worker_id)
+            count += requeue_stale_outbound(session, cutoff=None, worker=self.worker_id)
+        if count:
+            log.info("dispatcher: %d claims taken back after a database failure", count)
 
     def stop(self) -> None:
         """Ask `run()` to finish after the sends in flight."""
@@ -334,18 +346,9 @@ class Dispatcher:
         `stale_only=False` takes back every claim (SQLite: this process is the only worker).
         """
         now = self._clock()
-        d = DELIVERY.c
-        query = update(Delivery).where(d.status == DeliveryStatus.SENDING.value, d.provider_id.is_(None))
         cutoff = now - timedelta(seconds=self._settings.dispatch.claim_timeout_s)
-        if stale_only:
-            query = query.where(d.claimed_at < cutoff)
         with transaction(self._sessions) as session:
-            result = session.execute(
-                query.values(
-                    status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None, updated_at=now
-                )
-            )
-            count = int(result.rowcount)  # type: ignore[attr-defined]
+            count = requeue_stale_deliveries(session, cutoff=cutoff if stale_only else None, now=now)
             count += requeue_stale_outbound(session, cutoff=cutoff if stale_only else None)
         if count:
             log.warning("reconcile: %d claimed messages of a stopped worker queued again", count)
@@ -635,7 +638,7 @@ class Dispatcher:
         if self._wake is not None and ((low and not lane.exhausted) or lane.outstanding == 0):
             self._wake.set()
 
-    async def _send(self, lane: _Lane, row: Claimed) -> Outcome:
+    async def _send(self, lane: _Lane, row: ClaimedDelivery) -> Outcome:
         try:
             message = self._message(row)
         except SendError as exc:
@@ -643,7 +646,7 @@ class Dispatcher:
         return await self._through_provider(lane, row, message)
 
     async def _through_provider(
-        self, lane: _Lane, row: Claimed | ClaimedOutbound, message: OutgoingMessage
+        self, lane: _Lane, row: ClaimedDelivery | ClaimedOutbound, message: OutgoingMessage
     ) -> Outcome:
         """Hand one message to the lane's channel; what came of it, any failure as a SendError."""
         self._in_send += 1
@@ -671,7 +674,7 @@ class Dispatcher:
             self._actions[(action_id, kind)] = action
         return action
 
-    def _message(self, row: Claimed) -> OutgoingMessage:
+    def _message(self, row: ClaimedDelivery) -> OutgoingMessage:
         from bot.channels.base import PermanentSendError
 
         if row.address_enc is None:
@@ -710,102 +713,36 @@ class Dispatcher:
             photo = self._texts.photo_url(action.code)
         return OutgoingMessage(channel=row.channel, recipient=recipient, text=text, photo_url=photo)
 
-    def _relay(self, row: Claimed) -> RelayRef | None:
+    def _relay(self, row: ClaimedDelivery) -> RelayRef | None:
         # Relays are few per action, so one small read each for the relay's id and platform costs little.
         with self._sessions() as session:
             found = relay_of_delivery(session, delivery_id=row.id)
         return RelayRef(*found) if found is not None else None
 
-    def _in_whatsapp_window(self, row: Claimed) -> bool:
+    def _in_whatsapp_window(self, row: ClaimedDelivery) -> bool:
         if row.last_inbound_at is None:
             return False
         return self._clock() - row.last_inbound_at < timedelta(hours=self._settings.whatsapp_window_hours)
 
     # ---- storage ------------------------------------------------------------------------------
 
-    def _claim(self, kind: ChannelKind, limit: int) -> list[Claimed]:
+    def _claim(self, kind: ChannelKind, limit: int) -> list[ClaimedDelivery]:
         """Mark up to `limit` due deliveries of a channel as ours, nearest first, and load them."""
         if limit <= 0:
             return []
-        now = self._clock()
-        d = DELIVERY.c
-        due = (
-            select(d.id)
-            .where(d.status == DeliveryStatus.QUEUED.value, d.channel == kind.value, d.next_attempt_at <= now)
-            .order_by(d.rank, d.id)
-            .limit(limit)
-        )
-        if not self._is_sqlite:
-            due = due.with_for_update(skip_locked=True)
         with transaction(self._sessions) as session:
-            ids = list(session.scalars(due))
-            if not ids:
-                return []
-            session.execute(
-                update(Delivery)
-                .where(d.id.in_(ids), d.status == DeliveryStatus.QUEUED.value)
-                .values(
-                    status=DeliveryStatus.SENDING.value,
-                    claimed_by=self.worker_id,
-                    claimed_at=now,
-                    updated_at=now,
-                )
+            return claim_deliveries(
+                session,
+                channel=kind,
+                limit=limit,
+                worker=self.worker_id,
+                now=self._clock(),
+                skip_locked=not self._is_sqlite,
             )
-            return self._load(session, ids)
-
-    def _load(self, session: Session, ids: list[int]) -> list[Claimed]:
-        d = DELIVERY.c
-        i = IDENTITY.c
-        rows = session.execute(
-            select(
-                d.id,
-                d.action_id,
-                d.participant_id,
-                d.identity_id,
-                d.kind,
-                d.channel,
-                d.language,
-                d.attempts,
-                d.tried,
-                i.address_enc,
-                i.last_inbound_at,
-            )
-            .select_from(
-                DELIVERY.outerjoin(
-                    IDENTITY,
-                    i.id == d.identity_id,
-                )
-            )
-            .where(d.id.in_(ids), d.claimed_by == self.worker_id)
-            .order_by(d.rank, d.id)
-        ).all()
-        return [
-            Claimed(
-                id=r[0],
-                action_id=r[1],
-                participant_id=r[2],
-                identity_id=r[3],
-                kind=DeliveryKind(r[4]),
-                channel=ChannelKind(r[5]),
-                language=r[6],
-                attempts=r[7],
-                tried=r[8],
-                address_enc=r[9],
-                last_inbound_at=r[10],
-            )
-            for r in rows
-        ]
 
     def _release(self, ids: list[int]) -> None:
-        d = DELIVERY.c
         with transaction(self._sessions) as session:
-            session.execute(
-                update(Delivery)
-                .where(
-                    d.id.in_(ids), d.status == DeliveryStatus.SENDING.value, d.claimed_by == self.worker_id
-                )
-                .values(status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None)
-            )
+            release_deliveries(session, ids=ids, worker=self.worker_id)
 
     def _record(self, lane: _Lane, outcome: Outcome) -> asyncio.Future[None]:
         """Queue the outcome for the next group commit; the future is done once it is durable.
@@ -883,17 +820,10 @@ class Dispatcher:
     def _store(self, outcomes: list[Outcome], *, own_connection: bool = False) -> None:
         """Record the results of sends in one transaction (`own_connection`: in a thread, not the pump's)."""
         now = self._clock()
-        d = DELIVERY.c
         sent = [
-            {
-                "b_id": o.row.id,
-                "b_provider_id": o.provider_id,
-                "b_segments": o.segments,
-                "b_attempts": o.row.attempts + 1,
-                "b_now": now,
-            }
+            DeliverySent(o.row.id, o.row.attempts + 1, o.provider_id, o.segments)
             for o in outcomes
-            if o.error is None and isinstance(o.row, Claimed)
+            if o.error is None and isinstance(o.row, ClaimedDelivery)
         ]
         sent_messages = [
             (o.row.id, o.row.attempts + 1, o.provider_id)
@@ -903,7 +833,7 @@ class Dispatcher:
 
         def mark_sent(conn: Connection) -> None:
             if sent:
-                conn.execute(MARK_SENT, sent)
+                deliveries_sent(conn, sent=sent, now=now)
                 self._report.sent += len(sent)
             if sent_messages:
                 outbound_sent(conn, sent=sent_messages, now=now)
@@ -925,7 +855,7 @@ class Dispatcher:
                         conn.rollback()
                         raise
             return
-        retry: list[dict[str, Any]] = []
+        retry: list[DeliveryRetry] = []
         with transaction(self._sessions) as session:
             mark_sent(session.connection())
             for o in outcomes:
@@ -937,14 +867,8 @@ class Dispatcher:
                 attempts = o.row.attempts + 1
                 code = o.error.code or type(o.error).__name__
                 if o.error.retryable and attempts < self._settings.dispatch.max_attempts:
-                    retry.append(
-                        {
-                            "b_id": o.row.id,
-                            "b_attempts": attempts,
-                            "b_next": now + timedelta(seconds=self._backoff(attempts, o.error.retry_after)),
-                            "b_error": code,
-                        }
-                    )
+                    next_at = now + timedelta(seconds=self._backoff(attempts, o.error.retry_after))
+                    retry.append(DeliveryRetry(o.row.id, attempts, next_at, code))
                     continue
                 if isinstance(o.error, RecipientOptedOut) and o.row.identity_id is not None:
                     opt_out_identity(session, identity_id=o.row.identity_id, now=now)
@@ -961,23 +885,10 @@ class Dispatcher:
                     self._report.fell_back += 1
                     self._dirty = True
                 else:
-                    session.execute(update(Delivery).where(d.id == o.row.id).values(attempts=attempts))
+                    delivery_given_up(session, delivery_id=o.row.id, attempts=attempts)
                     self._report.failed += 1
             if retry:
-                session.connection().execute(
-                    update(DELIVERY)
-                    .where(d.id == bindparam("b_id"))
-                    .values(
-                        status=DeliveryStatus.QUEUED.value,
-                        attempts=bindparam("b_attempts"),
-                        next_attempt_at=bindparam("b_next"),
-                        error_code=bindparam("b_error"),
-                        claimed_by=None,
-                        claimed_at=None,
-                        updated_at=now,
-                    ),
-                    retry,
-                )
+                deliveries_retried(session.connection(), retries=retry, now=now)
                 self._report.retried += len(retry)
         for o in outcomes:
             if o.error is not None and not o.error.retryable:

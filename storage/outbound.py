@@ -206,11 +206,14 @@ def release_outbound(session: Session, *, ids: Sequence[int], worker: str) -> No
     )
 
 
-def requeue_stale_outbound(session: Session, *, cutoff: datetime | None) -> int:
-    """Put claims older than `cutoff` (every claim when None) back in the queue; returns how many."""
+def requeue_stale_outbound(session: Session, *, cutoff: datetime | None, worker: str | None = None) -> int:
+    """Put claims older than `cutoff` (every claim when None), or all of one worker's, back in the queue;
+    returns how many."""
     o = OUTBOUND.c
     query = update(OUTBOUND).where(o.status == DeliveryStatus.SENDING.value)
-    if cutoff is not None:
+    if worker is not None:
+        query = query.where(o.claimed_by == worker)
+    elif cutoff is not None:
         query = query.where(o.claimed_at < cutoff)
     result = session.execute(
         query.values(status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None)

@@ -1,52 +1,40 @@
 """A delivery receipt whose apply fails (the database locked): 503, nothing recorded, the retry applied once.
 
-The receipt's key (sid and status) is written in the transaction that applies it (`status_recorder`,
-wired with no `first_time`, as `serve` wires it), so a failed apply cannot leave the key behind
-and make Twilio's retry look like a duplicate.
+The receipt's key (sid and status) is written in the transaction that applies it (the runtime's
+`status_recorder`, as `serve` wires it), so a failed apply cannot leave the key behind and make
+Twilio's retry look like a duplicate.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlencode
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import update
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
-from bot.channels.twilio_webhooks import STATUS_PATH, SignedForms, twilio_webhook_router
-from bot.config import load_settings
-from bot.messages import IncomingMessage
-from bot.runtime import build_runtime, status_recorder
-from bot.texts import Catalogue
+from bot.channels.twilio_webhooks import STATUS_PATH
 from storage.actions import ActionDraft, Target, create_action, launch_action
-from storage.crypto import DataVault, new_data_key
-from storage.db import SessionFactory, session_factory, transaction
+from storage.crypto import DataVault
+from storage.db import SessionFactory, transaction
 from storage.models import ActionType, Delivery, ProcessedEvent
 from storage.vocabulary import ChannelKind, DeliveryStatus
 from tests.actions.conftest import seed_person
-from tests.conftest import FixedClock
-from tests.fakes.twilio_api import FakeTwilioApi
-from tests.faults.test_storage_faults import database_locked, impatient_engine
+from tests.channels.webhooks_app import AUTH_TOKEN, NOW, PUBLIC, TELEGRAM_TOKEN, Wired, webhooks_app
+from tests.fakes.telegram_api import FakeTelegramApi
+from tests.faults.test_storage_faults import LOCK_WAIT_S, database_locked
 
-AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
-PUBLIC = "https://bot.example.nl"
 SID = "SM" + "4" * 32
-NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
 
 @dataclass
 class Receipts:
-    http: httpx.AsyncClient
-    sessions: SessionFactory
+    wired: Wired
     delivery_id: int
-    wakes: list[int] = field(default_factory=list)
 
 
 def sent_alert(sessions: SessionFactory, vault: DataVault) -> int:
@@ -75,34 +63,18 @@ def sent_alert(sessions: SessionFactory, vault: DataVault) -> int:
 
 
 @pytest.fixture
-async def receipts(database_url: str, vault: DataVault) -> AsyncIterator[Receipts]:
-    """The status webhook wired as the runtime wires it, on an engine that gives up on a lock soon."""
-    engine = impatient_engine(database_url)
-    sessions = session_factory(engine)
-    clock = FixedClock(NOW)
-    delivery_id = sent_alert(sessions, vault)
-    wakes: list[int] = []
+def telegram_api() -> Iterator[FakeTelegramApi]:
+    with FakeTelegramApi(TELEGRAM_TOKEN) as api:
+        yield api
 
-    async def no_messages(_message: IncomingMessage) -> None:
-        return None
 
-    web = FastAPI()
-    web.include_router(
-        twilio_webhook_router(
-            forms=SignedForms(validator=RequestValidator(AUTH_TOKEN), public_base_url=PUBLIC),
-            on_message=no_messages,
-            on_status=status_recorder(sessions, clock, lambda: wakes.append(1)),
-            first_time=None,
-            clock=clock,
-            catalogue=Catalogue.load(),
-            controlroom_phone=None,
-        )
-    )
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=PUBLIC) as http:
-            yield Receipts(http, sessions, delivery_id, wakes)
-    finally:
-        engine.dispose()
+@pytest.fixture
+async def receipts(database_url: str, telegram_api: FakeTelegramApi) -> AsyncIterator[Receipts]:
+    """The app as `serve` builds it, on an engine that gives up on a lock soon, and one sent SMS alert."""
+    async with webhooks_app(
+        database_url=database_url, telegram_api_base_url=telegram_api.base_url, lock_wait_s=LOCK_WAIT_S
+    ) as wired:
+        yield Receipts(wired, sent_alert(wired.runtime.sessions, wired.runtime.vault))
 
 
 async def post_receipt(receipts: Receipts, status: str) -> int:
@@ -110,7 +82,7 @@ async def post_receipt(receipts: Receipts, status: str) -> int:
     form = {"MessageSid": SID, "SmsSid": SID, "MessageStatus": status, "To": "+31612345678",
             "From": "+3197010254321", "AccountSid": "AC" + "7" * 32}  # fmt: skip
     signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + STATUS_PATH, form)
-    response = await receipts.http.post(
+    response = await receipts.wired.post(
         STATUS_PATH,
         content=urlencode(form).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
@@ -120,7 +92,7 @@ async def post_receipt(receipts: Receipts, status: str) -> int:
 
 def state(receipts: Receipts) -> tuple[str, list[str]]:
     """The delivery's status and the receipt keys recorded."""
-    with receipts.sessions() as session:
+    with receipts.wired.runtime.sessions() as session:
         delivery = session.get(Delivery, receipts.delivery_id)
         assert delivery is not None
         keys = sorted(e.key for e in session.exec(select(ProcessedEvent)))
@@ -148,33 +120,4 @@ async def test_a_receipt_that_failed_to_apply_is_applied_on_the_retry_once(
     key = f"twilio-status:{SID}:{status}"
     assert state(receipts) == (status, [key])
     assert await post_receipt(receipts, status) == 200  # a late duplicate of the same receipt
-    assert state(receipts) == (status, [key])
-    assert receipts.wakes == [1], "applied once"
-
-
-async def test_the_runtime_records_each_receipt_once_with_its_apply(database_url: str) -> None:
-    # `build_runtime` as `serve` wires it: the Twilio status webhook, the runtime's status recorder.
-    key = new_data_key()
-    with FakeTwilioApi("AC" + "7" * 32, AUTH_TOKEN) as fake:
-        settings = load_settings(
-            database_url=database_url,
-            data_key=key,
-            public_base_url=PUBLIC,
-            twilio_account_sid="AC" + "7" * 32,
-            twilio_auth_token=AUTH_TOKEN,
-            twilio_sms_from="+3197010254321",
-            twilio_api_base_url=fake.base_url,
-            scheduler_enabled=False,
-        )
-        runtime = build_runtime(settings, clock=FixedClock(NOW), run_migrations=False)
-        try:
-            delivery_id = sent_alert(runtime.sessions, DataVault(key))
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=create_app(runtime)), base_url=PUBLIC
-            ) as http:
-                receipts = Receipts(http, runtime.sessions, delivery_id)
-                for _ in range(3):  # Twilio may post the same receipt more than once
-                    assert await post_receipt(receipts, "delivered") == 200
-                assert state(receipts) == ("delivered", [f"twilio-status:{SID}:delivered"])
-        finally:
-            runtime.engine.dispose()
+    assert state(receipts) == (status, [key]), "applied once: the key is written with the apply"

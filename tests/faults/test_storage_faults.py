@@ -8,6 +8,7 @@ would.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import sqlite3
@@ -168,3 +169,16 @@ async def test_the_router_records_the_provider_id_with_the_step(
     assert await router.handle(start) == []
     assert snapshot(sessions) == before
     assert before[1] == [f"sms:{'SM' + '1' * 32}"]
+
+
+async def test_the_dispatcher_outlives_a_locked_database_and_sends_afterwards(
+    app: Wired, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("an idle dispatcher on SQLite only reads, and readers pass a writer's lock")
+    # Longer than the lock wait and the dispatcher's poll: its claims meet the lock and fail.
+    with database_locked(database_url, ("delivery", "outbound_message", "phone_verification")):
+        await asyncio.sleep(1.5)
+    assert "dispatcher: database failed" in caplog.text
+    assert await deliver(app, ChannelKind.SMS, sms("START")) == 200
+    assert len(app.outbox.sent) == 1, "the reply went out after the lock"
