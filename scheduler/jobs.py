@@ -229,82 +229,101 @@ async def reconfirm(ctx: JobContext) -> JobResult:
     with transaction(ctx.sessions) as session:
         budget = settings.scheduler.reconfirm_per_minute - store.sent_since(session, since=minute_start(now))
     unreachable_left = BATCH
+
+    def reminders(session: Session, limit: int) -> tuple[int, list[_Ask]]:
+        due = store.due_for_reminder(
+            session, now=now, reminder_days=settings.scheduler.reconfirm_reminder_days, limit=limit
+        )
+        asks: list[_Ask] = []
+        for request in due:
+            participant = session.get(Participant, request.participant_id)
+            if participant is None or participant.status is not ParticipantStatus.ACTIVE:
+                # Left meanwhile (STOP): the question is moot.
+                store.close_request(session, participant_id=request.participant_id)
+                continue
+            to = _reach(ctx, session, participant)
+            store.record_reminder(session, request=request, now=now, sent=to is not None)
+            asks.append(_Ask(participant.language, to, request.expires_at))
+        return len(due), asks
+
+    def questions(session: Session, limit: int) -> tuple[int, list[_Ask]]:
+        due = store.due_for_question(
+            session, now=now, after_days=settings.scheduler.reconfirm_after_days, limit=limit
+        )
+        asks: list[_Ask] = []
+        for participant in due:
+            to = _reach(ctx, session, participant)
+            request = store.record_question(
+                session,
+                participant=participant,
+                now=now,
+                expire_after_days=settings.scheduler.expire_after_days,
+                sent=to is not None,
+            )
+            asks.append(_Ask(participant.language, to, request.expires_at))
+        return len(due), asks
+
     # Reminders first: their deadline is nearer than that of a question not yet asked.
+    for take, key, label in (
+        (reminders, "reconfirm.reminder", "reminded"),
+        (questions, "reconfirm.question", "asked"),
+    ):
+        budget, unreachable_left = _ask_in_batches(
+            ctx, result, budget, take=take, key=key, label=label, now=now, unreachable_left=unreachable_left
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One reconfirmation message to queue (`to` None: the person has no channel we can reach)."""
+
+    language: str
+    to: Reachable | None
+    expires_at: datetime
+
+
+def _reach(ctx: JobContext, session: Session, participant: Participant) -> Reachable | None:
+    return reach_of(
+        identities_of(session, participant=participant),
+        vault=ctx.vault,
+        preferred=participant.preferred_channel,
+    )
+
+
+def _ask_in_batches(
+    ctx: JobContext,
+    result: JobResult,
+    budget: int,
+    *,
+    take: Callable[[Session, int], tuple[int, list[_Ask]]],
+    key: str,
+    label: str,
+    now: datetime,
+    unreachable_left: int,
+) -> tuple[int, int]:
+    """Queue one kind of reconfirmation message in batches, each in its own transaction, until the
+    minute's budget is spent, none is due or too many were unreachable; the budget and allowance left."""
     while budget > 0:
         queued = 0
         with transaction(ctx.sessions) as session:
-            reminders = store.due_for_reminder(
-                session, now=now, reminder_days=settings.scheduler.reconfirm_reminder_days, limit=budget
-            )
-            for request in reminders:
-                participant = session.get(Participant, request.participant_id)
-                if participant is None or participant.status is not ParticipantStatus.ACTIVE:
-                    # Left meanwhile (STOP): the question is moot.
-                    store.close_request(session, participant_id=request.participant_id)
-                    continue
-                to = reach_of(
-                    identities_of(session, participant=participant),
-                    vault=ctx.vault,
-                    preferred=participant.preferred_channel,
-                )
-                store.record_reminder(session, request=request, now=now, sent=to is not None)
-                if to is None:
-                    result.add("unreachable")
-                    continue
-                message = reconfirm_message(
-                    ctx,
-                    to=to,
-                    language=participant.language,
-                    key="reconfirm.reminder",
-                    expires_at=request.expires_at,
-                    now=now,
-                )
-                _queue(ctx, session, message, to, now)
-                queued += 1
-        if queued:
-            result.add("reminded", queued)
-        budget -= queued
-        if not reminders:
-            break
-    while budget > 0:
-        queued = 0
-        with transaction(ctx.sessions) as session:
-            due = store.due_for_question(
-                session, now=now, after_days=settings.scheduler.reconfirm_after_days, limit=budget
-            )
-            for participant in due:
-                to = reach_of(
-                    identities_of(session, participant=participant),
-                    vault=ctx.vault,
-                    preferred=participant.preferred_channel,
-                )
-                request = store.record_question(
-                    session,
-                    participant=participant,
-                    now=now,
-                    expire_after_days=settings.scheduler.expire_after_days,
-                    sent=to is not None,
-                )
-                if to is None:
+            seen, asks = take(session, budget)
+            for ask in asks:
+                if ask.to is None:
                     result.add("unreachable")
                     unreachable_left -= 1
                     continue
                 message = reconfirm_message(
-                    ctx,
-                    to=to,
-                    language=participant.language,
-                    key="reconfirm.question",
-                    expires_at=request.expires_at,
-                    now=now,
+                    ctx, to=ask.to, language=ask.language, key=key, expires_at=ask.expires_at, now=now
                 )
-                _queue(ctx, session, message, to, now)
+                _queue(ctx, session, message, ask.to, now)
                 queued += 1
         if queued:
-            result.add("asked", queued)
+            result.add(label, queued)
         budget -= queued
-        if not due or unreachable_left <= 0:
+        if not seen or unreachable_left <= 0:
             break
-    return result
+    return budget, unreachable_left
 
 
 # --------------------------------------------------------------------------------------------------
