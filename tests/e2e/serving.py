@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 from sqlmodel import col, select
 
+from bot.app import create_app
+from bot.clock import Clock
+from bot.config import Settings
+from bot.runtime import Runtime, build_runtime
 from storage.db import SessionFactory
 from storage.models import OutboundMessage
 from storage.vocabulary import DeliveryStatus
@@ -36,6 +41,17 @@ async def served(app: FastAPI, port: int = 0) -> AsyncIterator[httpx.AsyncClient
     finally:
         server.should_exit = True
         await serving
+
+
+@asynccontextmanager
+async def served_runtime(
+    settings: Settings, clock: Clock, *, port: int = 0, **build: Any
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """The app as `serve` builds it (`build_runtime` + `create_app`, the test's database already
+    migrated), served on loopback; `build` goes to `build_runtime` (fakes' options)."""
+    runtime = build_runtime(settings, clock=clock, run_migrations=False, **build)
+    async with served(create_app(runtime), port=port) as http:
+        yield runtime, http
 
 
 async def outbox_settled(sessions: SessionFactory, timeout_s: float = 10.0) -> None:

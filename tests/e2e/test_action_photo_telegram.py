@@ -16,14 +16,13 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from bot.app import create_app
 from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from storage.crypto import new_data_key
 from tests.actions.photo_files import has_metadata, jpeg_with_exif
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import served_runtime
 from tests.e2e.test_area_follower import ANNA, ENSCHEDE, SECRET, TOKEN, anna_says, until
 from tests.fakes.telegram_api import FakeTelegramApi
 
@@ -63,11 +62,8 @@ def settings(database_url: str, fake: FakeTelegramApi, port: int) -> Settings:
 async def running(
     settings: Settings, clock: FixedClock, port: int
 ) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime = build_runtime(
-        settings, clock=clock, run_migrations=False, telegram_options={"per_chat_interval": 0}
-    )
-    async with served(create_app(runtime), port=port) as http:
-        yield runtime, http
+    async with served_runtime(settings, clock, port=port, telegram_options={"per_chat_interval": 0}) as both:
+        yield both
 
 
 async def test_a_follower_on_telegram_gets_the_photo_with_the_alert_as_its_caption(

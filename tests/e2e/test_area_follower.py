@@ -20,13 +20,12 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
-from bot.app import create_app
 from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from storage.crypto import DataKeyError, DataVault, new_data_key
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import served_runtime
 from tests.fakes.telegram_api import FakeTelegramApi
 
 TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
@@ -76,11 +75,8 @@ def settings(database_url: str, fake: FakeTelegramApi) -> Settings:
 
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime = build_runtime(
-        settings, clock=clock, run_migrations=False, telegram_options={"per_chat_interval": 0}
-    )
-    async with served(create_app(runtime)) as http:
-        yield runtime, http
+    async with served_runtime(settings, clock, telegram_options={"per_chat_interval": 0}) as both:
+        yield both
 
 
 def raw_values(database_url: str) -> list[tuple[str, str, Any]]:

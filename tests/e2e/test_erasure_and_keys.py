@@ -23,16 +23,15 @@ import pytest
 from sqlalchemy import MetaData, create_engine, select
 from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime, job_context, make_vault
+from bot.runtime import Runtime, job_context, make_vault
 from scheduler.jobs import purge_retention, rehash_lookups
 from storage.crypto import DataKeyError, DataVault, new_data_key
 from storage.db import make_engine, session_factory
 from storage.keys import rotate_data_key
 from storage.models import ChannelIdentity, ConversationState, OptOut, Participant, ParticipantStatus
 from tests.conftest import FixedClock
-from tests.e2e.serving import outbox_settled, served
+from tests.e2e.serving import outbox_settled, served_runtime
 from tests.fakes.twilio_api import FakeTwilioApi
 
 ACCOUNT_SID = "AC" + "8" * 32
@@ -70,9 +69,8 @@ def settings_with(database_url: str, fake: FakeTwilioApi, *, data_key: str, look
 
 @asynccontextmanager
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime = build_runtime(settings, clock=clock, run_migrations=False)
-    async with served(create_app(runtime)) as http:
-        yield runtime, http
+    async with served_runtime(settings, clock) as both:
+        yield both
 
 
 async def sms(http: httpx.AsyncClient, sender: str, text: str) -> None:

@@ -23,16 +23,15 @@ import pytest
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
 from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings, load_settings
 from bot.public.signup import CSRF_COOKIE, SIGNUP_CSP
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from storage.crypto import new_data_key
 from storage.models import Address, ChannelIdentity, Participant, PhoneVerification, WebSignup
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
-from tests.e2e.serving import served
+from tests.e2e.serving import served_runtime
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
 
@@ -99,10 +98,7 @@ def settings(database_url: str, telegram: FakeTelegramApi, twilio: FakeTwilioApi
 async def running(
     settings: Settings, clock: FixedClock, telegram: FakeTelegramApi, twilio: FakeTwilioApi
 ) -> AsyncIterator[Running]:
-    runtime = build_runtime(
-        settings, clock=clock, run_migrations=False, telegram_options={"per_chat_interval": 0}
-    )
-    async with served(create_app(runtime)) as http:
+    async with served_runtime(settings, clock, telegram_options={"per_chat_interval": 0}) as (runtime, http):
         yield Running(runtime, http, telegram, twilio)
 
 

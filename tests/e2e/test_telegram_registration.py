@@ -22,7 +22,7 @@ from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
-from tests.e2e.serving import outbox_settled, served
+from tests.e2e.serving import outbox_settled, served_runtime
 from tests.fakes.telegram_api import FakeTelegramApi
 
 TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
@@ -85,8 +85,7 @@ def settings(request: pytest.FixtureRequest, database_url: str, fake: FakeTelegr
 
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
-    runtime = build_runtime(settings, clock=clock, run_migrations=False, telegram_options=NO_PACING)
-    async with served(create_app(runtime)) as http:
+    async with served_runtime(settings, clock, telegram_options=NO_PACING) as (runtime, http):
         yield Running(runtime=runtime, http=http)
 
 

@@ -13,14 +13,13 @@ import pytest
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from storage.crypto import DataVault, new_data_key
 from storage.models import ChannelIdentity, ConversationState, Participant, ParticipantStatus, ProcessedEvent
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
-from tests.e2e.serving import outbox_settled, served
+from tests.e2e.serving import outbox_settled, served_runtime
 from tests.fakes.twilio_api import FakeTwilioApi
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -64,8 +63,7 @@ class Running:
 
 @pytest.fixture
 async def running(settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
-    runtime = build_runtime(settings, clock=clock, run_migrations=False)
-    async with served(create_app(runtime)) as http:
+    async with served_runtime(settings, clock) as (runtime, http):
         yield Running(runtime=runtime, http=http)
 
 
