@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +46,55 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """What training leaves: the labels, the weights and the two n-gram vocabularies (read-only)."""
+
+    labels: tuple[str, ...]
+    coef: np.ndarray
+    intercept: np.ndarray
+    blocks: tuple[tuple[Callable[[str], list[str]], dict[str, int], np.ndarray, int], ...]
+    chars: TfidfVectorizer
+    words: TfidfVectorizer
+    estimator: LogisticRegression
+    """scikit-learn's own objects: the reference the hand-written scoring is tested against."""
+
+
+def train(data: TrainingData) -> TrainedModel:
+    """Fit the TF-IDF vocabularies and the logistic regression on the examples."""
+    texts = [normalise(e.text) for e in data.examples]
+    labels = [e.intent for e in data.examples]
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=1)
+    words = TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
+    )
+    features = hstack([chars.fit_transform(texts), words.fit_transform(texts)]).tocsr()
+    # saga trains in a fraction of the time lbfgs needs on these sparse features.
+    model = LogisticRegression(C=10.0, solver="saga", max_iter=3000, random_state=0)
+    model.fit(features, labels)
+    # Scoring one text by hand (n-grams, dictionary look-ups, one small matrix product) skips
+    # scikit-learn's per-call validation and sparse-matrix building; the numbers are the same.
+    return TrainedModel(
+        labels=tuple(str(c) for c in model.classes_),
+        coef=np.asarray(model.coef_).T,
+        intercept=np.asarray(model.intercept_),
+        blocks=(
+            (chars.build_analyzer(), chars.vocabulary_, chars.idf_, 0),
+            (words.build_analyzer(), words.vocabulary_, words.idf_, len(chars.idf_)),
+        ),
+        chars=chars,
+        words=words,
+        estimator=model,
+    )
+
+
+@lru_cache(maxsize=4)
+def _trained_on(path: str, mtime_ns: int, size: int) -> TrainedModel:
+    # Keyed by the file's time and size: an edited file is trained again, the same file once a process
+    # (every runtime built in the process, in tests many, shares the read-only model).
+    return train(load_training_data(Path(path)))
+
+
 class BuiltinParser:
     """Classifies intents with a linear model over character and word n-grams; entities by rule.
 
@@ -52,7 +103,7 @@ class BuiltinParser:
 
     def __init__(
         self,
-        data: TrainingData,
+        data: TrainingData | TrainedModel,
         *,
         threshold: float = DEFAULT_THRESHOLD,
         clock: Callable[[], datetime] = utc_now,
@@ -63,25 +114,12 @@ class BuiltinParser:
         self._clock = clock
         self._timezone = timezone
         self._with_entities = with_entities
-        texts = [normalise(e.text) for e in data.examples]
-        labels = [e.intent for e in data.examples]
-        self._chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=1)
-        self._words = TfidfVectorizer(
-            analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
-        )
-        features = hstack([self._chars.fit_transform(texts), self._words.fit_transform(texts)]).tocsr()
-        # saga trains in a fraction of the time lbfgs needs on these sparse features (~0.5 s against ~3 s).
-        self._model = LogisticRegression(C=10.0, solver="saga", max_iter=3000, random_state=0)
-        self._model.fit(features, labels)
-        self._labels: list[str] = [str(c) for c in self._model.classes_]
-        # Scoring one text by hand (n-grams, dictionary look-ups, one small matrix product) skips
-        # scikit-learn's per-call validation and sparse-matrix building; the numbers are the same.
-        self._coef = np.asarray(self._model.coef_).T
-        self._intercept = np.asarray(self._model.intercept_)
-        self._blocks = [
-            (self._chars.build_analyzer(), self._chars.vocabulary_, self._chars.idf_, 0),
-            (self._words.build_analyzer(), self._words.vocabulary_, self._words.idf_, len(self._chars.idf_)),
-        ]
+        model = data if isinstance(data, TrainedModel) else train(data)
+        self.trained = model
+        self._labels = model.labels
+        self._coef = model.coef
+        self._intercept = model.intercept
+        self._blocks = model.blocks
 
     def features(self, clean: str) -> tuple[np.ndarray, np.ndarray]:
         """The TF-IDF features of a normalised text as (column indices, values), as scikit-learn's."""
@@ -105,8 +143,9 @@ class BuiltinParser:
 
     @classmethod
     def from_file(cls, path: Path = TRAINING_FILE, **options: object) -> BuiltinParser:
-        """Train on a Rasa NLU file (default `nlu/data/nlu.yml`)."""
-        return cls(load_training_data(path), **options)  # type: ignore[arg-type]
+        """Train on a Rasa NLU file (default `nlu/data/nlu.yml`), once per process for the same file."""
+        stat = path.stat()
+        return cls(_trained_on(str(path.resolve()), stat.st_mtime_ns, stat.st_size), **options)  # type: ignore[arg-type]
 
     @property
     def intents(self) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ def make_parser(
 ) -> Parser:
     """The built-in parser when `rasa_url` is None, else a Rasa parser that falls back to it.
 
-    Trains the built-in model (about a second): call once at start-up. The router handles keywords
+    Trains the built-in model (once per process for the same training file). The router handles keywords
     (STOP, HELP, action codes) before asking the parser, which only classifies free text.
     A RasaParser holds an HTTP client: close it with `await parser.aclose()` at shutdown.
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.sparse import hstack
 
-from nlu.builtin import MAX_TEXT, OUT_OF_SCOPE, BuiltinParser, normalise
+import nlu.builtin
+from nlu.builtin import MAX_TEXT, OUT_OF_SCOPE, BuiltinParser, TrainedModel, normalise
 from nlu.evaluate import evaluate
 from nlu.factory import make_parser
-from nlu.training import TEST_FILE, TrainingData, TrainingExample
+from nlu.training import TEST_FILE, TRAINING_FILE, TrainingData, TrainingExample
 from nlu.types import Intent, ParseResult
 
 # Measured on nlu/data/test.yml: accuracy 0.976, macro F1 0.975 (84 sentences). The bar sits a little
@@ -85,8 +87,9 @@ def classify_reference(parser: BuiltinParser, text: str) -> tuple[Intent, ...]:
     clean = normalise(text[:MAX_TEXT])
     if not clean:
         return (Intent(OUT_OF_SCOPE, 1.0),)
-    row = hstack([parser._chars.transform([clean]), parser._words.transform([clean])]).tocsr()
-    return parser._ranking(np.asarray(parser._model.predict_proba(row))[0])
+    trained = parser.trained
+    row = hstack([trained.chars.transform([clean]), trained.words.transform([clean])]).tocsr()
+    return parser._ranking(np.asarray(trained.estimator.predict_proba(row))[0])
 
 
 @pytest.mark.parametrize(
@@ -98,6 +101,30 @@ def test_fast_scoring_equals_scikit_learn(parser: BuiltinParser, text: str) -> N
     reference = classify_reference(parser, text)
     assert [i.name for i in fast] == [i.name for i in reference]
     assert [i.confidence for i in fast] == pytest.approx([i.confidence for i in reference], abs=1e-9)
+
+
+def test_a_file_is_trained_once_per_process_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainings: list[int] = []
+    real_train = nlu.builtin.train
+
+    def counting(data: TrainingData) -> TrainedModel:
+        trainings.append(len(data.examples))
+        return real_train(data)
+
+    monkeypatch.setattr(nlu.builtin, "train", counting)
+    copy = tmp_path / "nlu.yml"
+    copy.write_text(TRAINING_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    first = BuiltinParser.from_file(copy)
+    second = BuiltinParser.from_file(copy, threshold=0.9)
+    assert len(trainings) == 1, "the same file is trained once"
+    assert second.trained is first.trained
+    assert second.parse_sync("ik wil me aanmelden").intent.name == "register"
+    copy.write_text(copy.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    third = BuiltinParser.from_file(copy)
+    assert len(trainings) == 2, "an edited file is trained again"
+    assert third.trained is not first.trained
 
 
 def test_low_confidence_becomes_out_of_scope(parser: BuiltinParser) -> None:
