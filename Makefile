@@ -64,7 +64,7 @@ unit: install
 # The tests that touch a database again on PostgreSQL (tests/conftest.py picks them): TEST_POSTGRES_URL,
 # else a throw-away server on loopback when the PostgreSQL binaries are here (.ci/run installs them);
 # required in CI, skipped with a note elsewhere.
-# The real-Rasa tests do not touch the database: they run once, in the SQLite run.
+# The real-Rasa and browser tests run once, in the SQLite run.
 unit-postgres: install
 	@url="$(TEST_POSTGRES_URL)"; \
 	if [ -z "$$url" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then url=$$(scripts/pg_test_server.sh start); fi; \

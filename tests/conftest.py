@@ -26,11 +26,16 @@ POSTGRES_ENV = "DATABASE_URL"
 _READS_DATABASE_URL: dict[Path, bool] = {}
 
 
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On the PostgreSQL run, only the tests that touch a database; the others ran on the SQLite run.
 
     A test touches one when it asks for `database_url` or `postgres_url` (directly or through another
-    fixture), or when its file reads DATABASE_URL itself (command-line and multi-process tests).
+    fixture), or when its file reads DATABASE_URL itself (command-line and multi-process tests). The
+    browser tests run once, on SQLite: they check what a person sees and does, and the pages' queries run
+    on PostgreSQL in tests/controlroom.
     """
     if not os.environ.get(POSTGRES_ENV, "").startswith("postgresql"):
         return
@@ -42,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             _READS_DATABASE_URL[path] = POSTGRES_ENV in path.read_text(encoding="utf-8")
         fixtures = set(getattr(item, "fixturenames", ()))
         touches = bool({"database_url", "postgres_url"} & fixtures) or _READS_DATABASE_URL[path]
-        (keep if touches else drop).append(item)
+        (keep if touches and BROWSER_TESTS not in path.parents else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
