@@ -57,6 +57,10 @@ class OutgoingMessage:
     template_variables: Mapping[str, str] | None = None
     photo_url: str | None = None
     """A photo to show with the text (an action's), at a URL the provider fetches itself."""
+    language: str | None = None
+    """The catalogue language the text is in, where a channel needs it (a call speaks with its voice)."""
+    call_menu: bool = False
+    """On a call: say the text twice, then offer the control room (1) and a spoken tip (2): an alert."""
 
 
 # Set while a webhook hands a message on whose replies it speaks itself: the call's (or a session's) id.

@@ -1,4 +1,4 @@
-"""TwiML for voice alerts: speak the alert, then "press 1 for the control room, or speak your tip"."""
+"""TwiML for calls: an alert said twice, then "press 1 for the control room, 2 for a spoken tip"."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ GATHER_TIMEOUT_S = 6
 RECORD_MAX_S = 120
 MAX_TWIML_CHARS = 4000  # Twilio refuses longer inline TwiML on calls.create
 CONTROLROOM_DIGIT = "1"
+TIP_DIGIT = "2"
 
 
 def say_language(lang: str) -> str:
@@ -42,10 +43,32 @@ def _gather(response: VoiceResponse, *, lang: str, catalogue: Catalogue, gather_
 
 
 def alert_twiml(*, text: str, lang: str, catalogue: Catalogue, gather_url: str) -> str:
-    """The call that carries an alert: the alert text, then the gather for a tip or the control room."""
+    """The call that carries an alert: the text, once more, then 1 for the control room or 2 for a tip."""
+    response = VoiceResponse()
+    language = say_language(lang)
+    # All inside the gather, so a key pressed while the alert is still being read counts.
+    gather = response.gather(
+        input="dtmf speech",
+        action=gather_url,
+        method="POST",
+        num_digits=1,
+        timeout=GATHER_TIMEOUT_S,
+        speech_timeout="auto",
+        language=language,
+        action_on_empty_result=True,
+    )
+    gather.say(text, language=language)
+    gather.say(catalogue.render(lang, "voice.repeat"), language=language)
+    gather.say(text, language=language)
+    gather.say(catalogue.render(lang, "voice.alert_prompt"), language=language)
+    return str(response)
+
+
+def say_twiml(*, text: str, lang: str) -> str:
+    """A call that only says something (a verification code), then hangs up."""
     response = VoiceResponse()
     response.say(text, language=say_language(lang))
-    _gather(response, lang=lang, catalogue=catalogue, gather_url=gather_url)
+    response.hangup()
     return str(response)
 
 

@@ -823,7 +823,7 @@ def test_channel_refuses_missing_credentials(clock: FixedClock, recorder: Record
 
 
 async def test_voice_alert_call_twiml(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
-    alert = "Burgernet: vermist meisje van 8, blond haar, roze jas, omgeving station."
+    alert = "Burgernet: vermist meisje van acht, blond haar, roze jas, omgeving station."
     receipt = await channel.call(CITIZEN, alert, "nl")
     [call] = fake.calls()
     assert (call["To"], call["From"], call["StatusCallback"]) == (
@@ -833,29 +833,59 @@ async def test_voice_alert_call_twiml(channel: TwilioChannel, fake: FakeTwilioAp
     )
     assert receipt.provider_id.startswith("CA")
     found = verbs(call["Twiml"])
-    assert [tag for tag, _, _ in found] == ["Say", "Gather", "Say"]
-    (_, say, said), (_, gather, _), (_, prompt, prompted) = found
-    assert (say["language"], said) == ("nl-NL", alert)
+    # Everything inside the gather: a key pressed while the alert is read counts.
+    assert [tag for tag, _, _ in found] == ["Gather", "Say", "Say", "Say", "Say"]
+    (_, gather, _), *says = found
+    assert [text for _, _, text in says] == [
+        alert,
+        "Ik herhaal het bericht.",
+        alert,
+        "Druk 1 om met de meldkamer verbonden te worden. Druk 2 om een tip in te spreken.",
+    ]
+    assert {attrs["language"] for _, attrs, _ in says} == {"nl-NL"}
     assert gather["input"] == "dtmf speech"
     assert gather["language"] == "nl-NL"
     assert gather["numDigits"] == "1"
+    assert gather["actionOnEmptyResult"] == "true"
     assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
-    assert prompted == "Druk 1 om direct met de meldkamer verbonden te worden, of spreek uw tip in."
-    assert prompt["language"] == "nl-NL"
 
 
 async def test_voice_alert_in_english(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
     await channel.call(CITIZEN, "Missing girl", "en")
     found = verbs(fake.calls()[0]["Twiml"])
     assert found[0][1]["language"] == "en-GB"
-    assert found[2][2] == Catalogue.load().render("en", "voice.gather_prompt")
+    assert found[0][1]["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=en"
+    catalogue = Catalogue.load()
+    assert [text for _, _, text in found[1:]] == [
+        "Missing girl",
+        catalogue.render("en", "voice.repeat"),
+        "Missing girl",
+        catalogue.render("en", "voice.alert_prompt"),
+    ]
+
+
+async def test_an_alert_through_send_is_spoken_in_its_language_with_the_menu(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    message = OutgoingMessage(
+        channel=ChannelKind.VOICE, recipient=CITIZEN, text="Missing girl", language="en", call_menu=True
+    )
+    await channel.send(message)
+    found = verbs(fake.calls()[0]["Twiml"])
+    assert [tag for tag, _, _ in found] == ["Gather", "Say", "Say", "Say", "Say"]
+    assert {attrs["language"] for _, attrs, _ in found} == {"en-GB"}
 
 
 async def test_voice_message_through_send_places_a_call(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    # Not an alert (a verification code, a closing): said once, no menu, then the call ends.
     text = "Let op: <inbraak> & vlucht"
     receipt = await channel.send(OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text=text))
     [call] = fake.calls()
-    assert verbs(call["Twiml"])[0][2] == text  # escaped in XML, intact once parsed
+    found = verbs(call["Twiml"])
+    assert [(tag, attrs.get("language"), said) for tag, attrs, said in found] == [
+        ("Say", "nl-NL", text),  # escaped in XML, intact once parsed
+        ("Hangup", None, ""),
+    ]
     assert receipt.provider_id.startswith("CA")
     assert fake.messages() == []
 
