@@ -217,14 +217,15 @@ def twilio_webhook_router(
 
     @router.post(GATHER_PATH)
     async def gather(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
-        """After the prompt: 1 connects to the control room, speech becomes a tip, else record one."""
+        """After the prompt: 1 connects to the control room, 2 records a tip, speech is a tip, else record."""
         form = await forms.read(request)
         lang = voice.catalogue_language(lang)
-        if form.get("Digits") == voice.CONTROLROOM_DIGIT and controlroom_phone:
+        digits = form.get("Digits", "")
+        if digits == voice.CONTROLROOM_DIGIT and controlroom_phone:
             return twiml(
                 voice.connect_twiml(lang=lang, catalogue=catalogue, controlroom_phone=controlroom_phone)
             )
-        if form.get("SpeechResult", "").strip():
+        if digits != voice.TIP_DIGIT and form.get("SpeechResult", "").strip():
             incoming = _parsed(lambda: parse_speech(form, received_at=clock()), request.url.path)
             said = await _handed_on(
                 _hand_on_call_input(on_message, incoming, form.get("CallSid", "")), request.url.path

@@ -521,6 +521,22 @@ async def test_gather_without_input_offers_a_recording(client: httpx.AsyncClient
     assert record["finishOnKey"] == "#"
 
 
+async def test_gather_digit_2_records_a_tip(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("voice_gather_digits") | {"Digits": "2"}
+    response = await post(client, "/webhooks/twilio/voice/gather", form)
+    found = verbs(response.text)
+    catalogue = Catalogue.load()
+    assert [(tag, text) for tag, _, text in found] == [
+        ("Say", catalogue.render("nl", "voice.record_prompt")),
+        ("Record", ""),
+        ("Say", catalogue.render("nl", "voice.goodbye")),
+    ]
+    record = found[1][1]
+    assert record["action"] == f"{PUBLIC}/webhooks/twilio/voice/recording?lang=nl"
+    assert (record["maxLength"], record["playBeep"], record["finishOnKey"]) == ("120", "true", "#")
+    assert recorder.messages == []
+
+
 async def test_gather_in_english_keeps_the_query_in_the_signature(client: httpx.AsyncClient) -> None:
     path = "/webhooks/twilio/voice/gather?lang=en"
     form = payload("voice_gather_speech")
