@@ -347,6 +347,7 @@ class FlowEngine:
                     buttons=prompt.buttons,
                     request_contact=prompt.request_contact,
                     request_location=prompt.request_location,
+                    keypad=prompt.keypad,
                 )
             ]
         next_step = transition.step.value

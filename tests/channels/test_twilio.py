@@ -549,13 +549,41 @@ async def test_gather_in_english_keeps_the_query_in_the_signature(client: httpx.
     assert (await post(client, path, form, signature=unsigned_query)).status_code == 403
 
 
-async def test_inbound_call_greets_and_gathers(client: httpx.AsyncClient) -> None:
+async def test_inbound_call_answers_with_the_menu(client: httpx.AsyncClient) -> None:
     response = await post(client, "/webhooks/twilio/voice", payload("voice_inbound"))
     found = verbs(response.text)
-    assert [tag for tag, _, _ in found] == ["Say", "Gather", "Say"]
-    gather = found[1][1]
-    assert gather["input"] == "dtmf speech"
-    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
+    assert [tag for tag, _, _ in found] == ["Gather", "Say"]
+    gather = found[0][1]
+    assert (gather["input"], gather["numDigits"]) == ("dtmf speech", "1")
+    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/menu?lang=nl"
+    assert found[1][2] == Catalogue.load().render("nl", "voice.menu")
+
+
+@pytest.mark.parametrize(("digits", "text"), [("1", "START"), ("9", "STOP")])
+async def test_menu_keys_are_handed_on_as_the_keywords_they_stand_for(
+    client: httpx.AsyncClient, recorder: Recorder, digits: str, text: str
+) -> None:
+    form = payload("voice_inbound") | {"Digits": digits, "msg": "Gather End"}
+    response = await post(client, "/webhooks/twilio/voice/menu", form)
+    assert response.status_code == 200
+    [message] = recorder.messages
+    assert (message.channel, message.sender, message.text) == (ChannelKind.VOICE, CITIZEN, text)
+    # Keys carry no provider id: the same key may rightly come twice in one call.
+    assert message.provider_id is None
+    # Nothing said back (this recorder answers nothing): a goodbye, and the call ends.
+    assert [tag for tag, _, _ in verbs(response.text)] == ["Say", "Hangup"]
+
+
+async def test_keys_are_handed_on_as_the_callers_text(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("voice_inbound") | {"Digits": "7511", "FinishedOnKey": "#", "msg": "Gather End"}
+    response = await post(client, "/webhooks/twilio/voice/keys?lang=en", form)
+    [message] = recorder.messages
+    assert (message.sender, message.text) == (CITIZEN, "7511")
+    assert verbs(response.text)[0] == (
+        "Say",
+        {"language": "en-GB"},
+        Catalogue.load().render("en", "voice.goodbye"),
+    )
 
 
 async def test_digit_1_without_a_control_room_phone_offers_a_recording(
