@@ -23,7 +23,6 @@ from storage.participants import (
 )
 from storage.relays import erase_relays
 from storage.tips import forget_tipster
-from storage.vocabulary import ChannelKind
 
 
 def opt_out(ctx: FlowContext, *, source: str) -> bool:
@@ -82,9 +81,8 @@ def own_identity_ids(ctx: FlowContext) -> list[int]:
 def stop_now(ctx: FlowContext) -> list[OutgoingMessage]:
     """STOP and its synonyms: opt out at once and say how to come back."""
     registered = opt_out(ctx, source="keyword")
-    key = "unsubscribe.stopped" if registered else "unsubscribe.stopped_unregistered"
-    # On a call (9 in the menu) the way back is calling again, not sending START.
-    return [ctx.say(f"{key}_call" if ctx.message.channel is ChannelKind.VOICE else key)]
+    # On a call (9 in the menu) `say` takes the `_call` texts: the way back is calling, not sending START.
+    return [ctx.say("unsubscribe.stopped" if registered else "unsubscribe.stopped_unregistered")]
 
 
 def opt_in(ctx: FlowContext) -> bool:
