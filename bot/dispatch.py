@@ -553,7 +553,9 @@ class Dispatcher:
                     text = self._vault.decrypt(code.message_enc)
                     await lane.bucket.acquire()
                     receipt = await lane.sender.send(
-                        OutgoingMessage(channel=code.channel, recipient=recipient, text=text)
+                        OutgoingMessage(
+                            channel=code.channel, recipient=recipient, text=text, language=code.language
+                        )
                     )
                 except DataKeyError:
                     error = PermanentSendError("code cannot be decrypted", code="data_key")

@@ -934,6 +934,19 @@ async def test_voice_message_through_send_places_a_call(channel: TwilioChannel, 
     assert fake.messages() == []
 
 
+async def test_a_code_call_in_english_is_said_with_the_english_voice(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    text = "This is Burgernet. Your code is: 4, 8, 2, 1, 9, 0."
+    await channel.send(
+        OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text=text, language="en")
+    )
+    assert [(tag, attrs.get("language"), said) for tag, attrs, said in verbs(fake.calls()[0]["Twiml"])] == [
+        ("Say", "en-GB", text),
+        ("Hangup", None, ""),
+    ]
+
+
 async def test_voice_call_failure_is_retryable(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
     fake.fail_next(1, status=503, code=20503)
     with pytest.raises(RetryableSendError):

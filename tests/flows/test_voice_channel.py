@@ -7,11 +7,15 @@ import re
 import pytest
 from sqlmodel import select
 
+from bot.channels.base import SendReceipt
+from bot.messages import OutgoingMessage
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.models import ChannelIdentity, Participant, PhoneVerification
 from storage.vocabulary import ChannelKind
+from tests.channels.keyed import drain
+from tests.conftest import FixedClock
 from tests.flows.conftest import SMS, SMS_PHONE, Contact, Converse, Person, TypedCode, rows, texts
 
 LANDLINE = "+31534800000"
@@ -141,3 +145,41 @@ async def test_a_landline_outside_the_netherlands_is_refused(
 ) -> None:
     transcript = await converse(Person(ChannelKind.TELEGRAM, "5005"), [*TO_CHANNEL, "+32 2 555 12 34"])
     assert texts(transcript[-1]) == [catalogue.render("nl", "registration.phone_not_mobile")]
+
+
+class Recording:
+    """A sender that keeps what the dispatcher hands it."""
+
+    kinds = frozenset({ChannelKind.VOICE})
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    async def send(self, message: OutgoingMessage) -> SendReceipt:
+        self.sent.append(message)
+        return SendReceipt(provider_id=f"CA{len(self.sent):032x}", segments=1)
+
+
+@pytest.mark.parametrize(("start", "lang"), [(TO_CHANNEL, "nl"), (EN_TO_CHANNEL, "en")], ids=["nl", "en"])
+async def test_the_code_call_is_spoken_in_the_language_of_whoever_asked(
+    converse: Converse,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
+    start: list[str],
+    lang: str,
+) -> None:
+    await converse(Person(ChannelKind.TELEGRAM, "5006"), [*start, "053 480 0000", "bellen"])
+    phone = Recording()
+    await drain(sessions, {ChannelKind.VOICE: phone}, clock, vault)
+    [call] = phone.sent
+    assert (call.channel, call.recipient, call.language, call.call_menu) == (
+        ChannelKind.VOICE,
+        LANDLINE,
+        lang,
+        False,
+    )
+    assert call.text.startswith(catalogue.render(lang, "registration.code_call", digits="0").split("0")[0])
+    [row] = rows(sessions, PhoneVerification)
+    assert (row.state, row.message_enc, row.phone_enc) == ("sent", None, None)
