@@ -33,6 +33,7 @@ from bot.channels.twilio_media import TwilioMedia
 from bot.channels.twilio_payloads import WHATSAPP_PREFIX
 from bot.channels.twilio_webhooks import (
     GATHER_PATH,
+    KEYS_PATH,
     STATUS_PATH,
     FirstTime,
     SignedForms,
@@ -136,9 +137,19 @@ class TwilioChannel:
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         """Send one SMS or WhatsApp message (a VOICE message places a call); raise a SendError on failure."""
         if message.channel is ChannelKind.VOICE:
-            lang = message.language or voice.DEFAULT_LANGUAGE
+            lang = voice.catalogue_language(message.language or voice.DEFAULT_LANGUAGE)
             if message.call_menu:
                 return await self.call(message.recipient, message.text, lang)
+            if message.keypad is not None:
+                # A question (the yearly reconfirmation): its answer comes to the keys webhook.
+                twiml = voice.keys_twiml(
+                    texts=[message.text],
+                    keypad=message.keypad,
+                    lang=lang,
+                    catalogue=self._catalogue,
+                    answer_url=f"{self._public}{KEYS_PATH}?lang={lang}",
+                )
+                return await self._place_call(message.recipient, twiml)
             return await self._place_call(message.recipient, voice.say_twiml(text=message.text, lang=lang))
         if message.channel is ChannelKind.SMS:
             return await self._send_sms(message)

@@ -26,11 +26,13 @@ from bot.channels.twilio_payloads import caller_of
 from bot.channels.twilio_webhooks import RecentKeys
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
-from bot.messages import IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, Keypad, OutgoingMessage
+from bot.outbox import message_of, payload_of
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.models import OutboundMessage
+from storage.outbound import ClaimedOutbound
 from storage.vocabulary import ChannelKind, DeliveryStatus, GeoPoint, StatusUpdate
 from tests.channels.keyed import KeyedHandler, drain
 from tests.conftest import FixedClock
@@ -126,6 +128,20 @@ async def post(
     elif signature is not None:
         headers["X-Twilio-Signature"] = signature
     return await client.post(path, content=urlencode(form).encode("utf-8"), headers=headers)
+
+
+def message_of_payload(payload: dict[str, Any]) -> OutgoingMessage | None:
+    """A message as the dispatcher rebuilds it from an outbox row's payload."""
+    row = ClaimedOutbound(
+        id=1,
+        channel=ChannelKind.VOICE,
+        identity_id=None,
+        lane=0,
+        attempts=0,
+        recipient=CITIZEN,
+        payload=payload,
+    )
+    return message_of(row)
 
 
 def verbs(twiml: str) -> list[tuple[str, dict[str, str], str]]:
@@ -945,6 +961,28 @@ async def test_a_code_call_in_english_is_said_with_the_english_voice(
         ("Say", "en-GB", text),
         ("Hangup", None, ""),
     ]
+
+
+async def test_a_question_call_gathers_one_key_for_the_keys_webhook(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    text = "Dit is Burgernet. Wilt u deelnemer blijven? Druk 1 voor ja. Druk 9 om u af te melden."
+    message = OutgoingMessage(
+        channel=ChannelKind.VOICE, recipient=CITIZEN, text=text, language="nl", keypad=Keypad.ONE_KEY
+    )
+    await channel.send(message)
+    found = verbs(fake.calls()[0]["Twiml"])
+    assert [(tag, said) for tag, _, said in found] == [
+        ("Gather", ""),
+        ("Say", text),
+        ("Say", Catalogue.load().render("nl", "voice.no_input")),
+        ("Hangup", ""),
+    ]
+    gather = found[0][1]
+    assert (gather["input"], gather["numDigits"]) == ("dtmf", "1")
+    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/keys?lang=nl"
+    # What the outbox keeps of it comes back whole for the dispatcher.
+    assert message_of_payload(payload_of(message)) == message
 
 
 async def test_voice_call_failure_is_retryable(channel: TwilioChannel, fake: FakeTwilioApi) -> None:

@@ -198,6 +198,7 @@ LONGER_QUESTIONS = {
     "follow.which_area": "lists up to five followed areas",
     "registration.consent_chat": "Telegram and WhatsApp only (offers following an area), never sent as SMS",
     "relay.group_rules": "posted in a Telegram group by the bot, never sent as SMS",
+    "reconfirm.question_call": "spoken in a call to someone who signed up by phone, never sent as SMS",
 }
 
 
