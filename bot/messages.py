@@ -48,7 +48,7 @@ class Keypad(StrEnum):
     """How a question asked in a call is answered on the phone's keys."""
 
     ONE_KEY = "one_key"
-    """A single key (1 for yes, 2 for no)."""
+    """A single key (1 for yes; the question says which key is no)."""
     DIGITS = "digits"
     """Several digits, ended by the hash key (a postcode, a house number)."""
 

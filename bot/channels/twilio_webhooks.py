@@ -277,7 +277,7 @@ def twilio_webhook_router(
 
     @router.post(KEYS_PATH)
     async def keys(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
-        """The keys that answer a question of a conversation held in the call (the sign-up)."""
+        """The keys that answer a question asked in the call (the sign-up, the yearly reconfirmation)."""
         form = await forms.read(request)
         lang = voice.catalogue_language(lang)
         # A caller who pressed nothing hears the step's question again with what was wrong.
