@@ -120,3 +120,13 @@ async def test_stop_by_phone_erases_and_says_so_for_a_call(
     [participant] = rows(sessions, Participant)
     assert participant.phone_enc is None
     assert len(rows(sessions, OptOut)) == 1
+
+
+async def test_too_many_wrong_keys_end_the_sign_up_in_words_for_a_call(
+    converse: Converse, sessions: SessionFactory, catalogue: Catalogue
+) -> None:
+    transcript = await converse(CALLER, ["START", *["12#"] * 6])
+    [reply] = transcript[-1]
+    assert reply.text == catalogue.render("nl", "router.too_many_retries_call")
+    assert reply.keypad is None  # nothing asked: the call ends
+    assert rows(sessions, ConversationState) == []
