@@ -31,6 +31,8 @@ _GSM_FRIENDLY = str.maketrans(
     {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " "}
 )
 _SPACES = re.compile(r"[ \t]+")
+# Numbers to dial, said digit by digit: read as a number, 112 is "honderdtwaalf" and 0800-7000 a sum.
+_DIAL_NUMBERS = re.compile(r"(?<![\d-])(?:112|0[89]00[- ]?\d{4})(?![\d-])")
 _SENTENCE_END = frozenset(".!?…")
 _CLOSERS = "\"')]»”’"
 # An operator's closing text that already thanks the participants: our own thanks would be the second.
@@ -62,6 +64,11 @@ def gsm_friendly(text: str) -> str:
 def _tidy(text: str) -> str:
     lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def spoken_numbers(text: str) -> str:
+    """Numbers to dial written digit by digit for a voice to say: `bel 112` → `bel 1 1 2`."""
+    return _DIAL_NUMBERS.sub(lambda m: " ".join(ch for ch in m.group() if ch.isdigit()), text)
 
 
 def as_sentence(text: str) -> str:
@@ -233,6 +240,8 @@ class AlertTexts:
         for field in _FREE_TEXTS:
             if style != "chat" or field != "headline":
                 params[field] = as_sentence(params[field])
+        if style == "voice":
+            params = {k: spoken_numbers(v) if k in _FREE_TEXTS else v for k, v in params.items()}
         if style != "sms":
             return self._render(kind, style, lang, params)
         params = {k: gsm_friendly(v) for k, v in params.items()}

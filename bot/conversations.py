@@ -36,6 +36,7 @@ from bot.flows.follow import FollowFlow, follow_command, unfollow
 from bot.flows.help import LANGUAGE_KEYWORDS, greet, not_understood, show_help, switch_language
 from bot.flows.keywords import Keyword, keyword_of
 from bot.flows.mydata import request_my_data_export, set_exercises, show_my_data
+from bot.flows.phone_registration import PhoneRegistrationFlow
 from bot.flows.preferences import change_preference, preference_command, show_preferences
 from bot.flows.registration import RegistrationFlow, asks_to_sign_up
 from bot.flows.unsubscribe import UnsubscribeFlow, opt_in, stop_now
@@ -139,6 +140,7 @@ class ConversationRouter:
         self.services = Services(vault=vault, book=book, catalogue=catalogue, settings=settings, clock=clock)
         builtin: list[Flow] = [
             RegistrationFlow(on_code_queued),
+            PhoneRegistrationFlow(),
             AddressFlow(),
             UnsubscribeFlow(),
             FollowFlow(),
@@ -346,7 +348,7 @@ class ConversationRouter:
         if ctx.participant is None and asks_to_sign_up(ctx.text):
             # Someone not registered who writes that they want to join is signing up, whatever
             # else the message holds (a postcode, a neighbour's advice); the NLU need not weigh it.
-            return self.engine.start(ctx, self.engine.flows[RegistrationFlow.name], state)
+            return self.engine.start(ctx, self._registration(ctx), state)
         if ctx.parsed is None:
             ctx.parsed = self._parse_in_step(ctx.text)
         return self._intent(ctx)
@@ -400,7 +402,7 @@ class ConversationRouter:
         flows = self.engine.flows
         if keyword is Keyword.START:
             notes = [ctx.say("router.opted_in")] if opt_in(ctx) else []
-            return notes + self.engine.start(ctx, flows[RegistrationFlow.name], state)
+            return notes + self.engine.start(ctx, self._registration(ctx), state)
         if keyword is Keyword.ADDRESS:
             return self.engine.start(ctx, flows[AddressFlow.name], state)
         if keyword is Keyword.CANCEL:
@@ -435,6 +437,13 @@ class ConversationRouter:
         if state is not None:
             replies.append(self.engine.reprompt(ctx, state))
         return replies
+
+    def _registration(self, ctx: FlowContext) -> Flow:
+        # A caller answers on the phone's keys: the same sign-up, asked the way a call can.
+        name = (
+            PhoneRegistrationFlow.name if ctx.message.channel is ChannelKind.VOICE else RegistrationFlow.name
+        )
+        return self.engine.flows[name]
 
     def _intent(self, ctx: FlowContext) -> list[OutgoingMessage]:
         assert ctx.parsed is not None

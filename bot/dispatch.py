@@ -90,8 +90,10 @@ FLUSH_DELAY_S = 0.005
 # The chats show an action's photo with the alert; an SMS links to the page that shows it, and a
 # WhatsApp template (outside the 24-hour window) has no room for one.
 PHOTO_CHANNELS = frozenset({ChannelKind.TELEGRAM, ChannelKind.WHATSAPP})
-# Verification codes go by SMS or WhatsApp only; a claim is leased this long.
-CODE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
+# The messages a call follows with "press 1 for the control room, 2 for a tip": those asking for tips.
+CALL_MENU_KINDS = frozenset({DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT})
+# Verification codes go by SMS or WhatsApp; a landline's is spoken in a call. A claim is leased this long.
+CODE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
 CODE_LEASE = timedelta(seconds=60)
 CODE_BATCH = 20
 # A consumer starts its next send while earlier results wait for their commit, but never has more than this
@@ -554,7 +556,9 @@ class Dispatcher:
                     text = self._vault.decrypt(code.message_enc)
                     await lane.bucket.acquire()
                     receipt = await lane.sender.send(
-                        OutgoingMessage(channel=code.channel, recipient=recipient, text=text)
+                        OutgoingMessage(
+                            channel=code.channel, recipient=recipient, text=text, language=code.language
+                        )
                     )
                 except DataKeyError:
                     error = PermanentSendError("code cannot be decrypted", code="data_key")
@@ -711,7 +715,14 @@ class Dispatcher:
         photo = None
         if action.has_photo and row.kind is DeliveryKind.ALERT and row.channel in PHOTO_CHANNELS:
             photo = self._texts.photo_url(action.code)
-        return OutgoingMessage(channel=row.channel, recipient=recipient, text=text, photo_url=photo)
+        return OutgoingMessage(
+            channel=row.channel,
+            recipient=recipient,
+            text=text,
+            photo_url=photo,
+            language=row.language,
+            call_menu=row.kind in CALL_MENU_KINDS,
+        )
 
     def _relay(self, row: ClaimedDelivery) -> RelayRef | None:
         # Relays are few per action, so one small read each for the relay's id and platform costs little.

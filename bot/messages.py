@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from storage.vocabulary import ChannelKind, GeoPoint
@@ -43,6 +44,15 @@ def event_key(message: IncomingMessage) -> str | None:
     return f"{message.channel}:{message.provider_id}" if message.provider_id else None
 
 
+class Keypad(StrEnum):
+    """How a question asked in a call is answered on the phone's keys."""
+
+    ONE_KEY = "one_key"
+    """A single key (1 for yes; the question says which key is no)."""
+    DIGITS = "digits"
+    """Several digits, ended by the hash key (a postcode, a house number)."""
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     """One message to a person; `buttons` become a reply keyboard where the channel has one."""
@@ -57,6 +67,12 @@ class OutgoingMessage:
     template_variables: Mapping[str, str] | None = None
     photo_url: str | None = None
     """A photo to show with the text (an action's), at a URL the provider fetches itself."""
+    language: str | None = None
+    """The catalogue language the text is in, where a channel needs it (a call speaks with its voice)."""
+    call_menu: bool = False
+    """On a call: say the text twice, then offer the control room (1) and a spoken tip (2): an alert."""
+    keypad: Keypad | None = None
+    """A question asked in a call: how it is answered; None when nothing is asked (the call may end)."""
 
 
 # Set while a webhook hands a message on whose replies it speaks itself: the call's (or a session's) id.

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from bot.messages import IN_BAND, OutgoingMessage
+from bot.messages import IN_BAND, Keypad, OutgoingMessage
 from storage.crypto import DataVault
 from storage.db import after_commit
 from storage.models import OutboundKind, OutboundMessage
@@ -50,6 +50,10 @@ def payload_of(message: OutgoingMessage) -> dict[str, Any]:
     if message.template_sid:
         payload["template_sid"] = message.template_sid
         payload["template_variables"] = dict(message.template_variables or {})
+    if message.keypad is not None:
+        payload["keypad"] = message.keypad.value
+    if message.language:
+        payload["language"] = message.language
     return payload
 
 
@@ -67,6 +71,8 @@ def message_of(row: ClaimedOutbound) -> OutgoingMessage | None:
         request_location=bool(p.get("request_location", False)),
         template_sid=p.get("template_sid"),
         template_variables=p.get("template_variables"),
+        language=p.get("language"),
+        keypad=Keypad(p["keypad"]) if p.get("keypad") else None,
     )
 
 

@@ -20,7 +20,7 @@ from sqlmodel import Session, SQLModel, col, select
 from bot.channels.base import Channel
 from bot.clock import Clock
 from bot.config import Settings
-from bot.messages import OutgoingMessage
+from bot.messages import Keypad, OutgoingMessage
 from bot.outbox import queue_messages
 from bot.texts import Catalogue
 from storage import keys, reports
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 TEXT_CHANNELS = (ChannelKind.TELEGRAM, ChannelKind.WHATSAPP, ChannelKind.SMS)
+REACH_ORDER = (*TEXT_CHANNELS, ChannelKind.VOICE)
 BATCH = 200
 
 
@@ -129,13 +130,17 @@ class Reachable:
 def reach_of(
     identities: Iterable[ChannelIdentity], *, vault: DataVault, preferred: ChannelKind | None
 ) -> Reachable | None:
-    """The participant's preferred text channel, else any other live one; None when none is left."""
+    """The participant's preferred text channel, else any other live one, else a call; None when none is left.
+
+    Someone who signed up by calling has only their phone to be called on: the question is asked in a
+    call then, answered with a key.
+    """
     usable: list[ChannelIdentity] = [
-        i
-        for i in identities
-        if i.channel in TEXT_CHANNELS and not i.opted_out and i.address_enc and i.verified
+        i for i in identities if i.channel in REACH_ORDER and not i.opted_out and i.address_enc and i.verified
     ]
-    usable.sort(key=lambda i: (i.channel != preferred, TEXT_CHANNELS.index(i.channel)))
+    usable.sort(
+        key=lambda i: (i.channel not in TEXT_CHANNELS, i.channel != preferred, REACH_ORDER.index(i.channel))
+    )
     for identity in usable:
         assert identity.address_enc is not None
         try:
@@ -152,6 +157,12 @@ def reconfirm_message(
 ) -> OutgoingMessage:
     """The question or a reminder, on the participant's channel and in their language."""
     expires = local_date(expires_at, ctx.settings.timezone)
+    if to.channel is ChannelKind.VOICE:
+        # A call: the question written to be heard, answered with a key (1 stay, 9 leave).
+        text = ctx.catalogue.render(language, f"{key}_call", expires=expires)
+        return OutgoingMessage(
+            channel=to.channel, recipient=to.recipient, text=text, language=language, keypad=Keypad.ONE_KEY
+        )
     text = ctx.catalogue.render(language, key, expires=expires)
     buttons: tuple[str, ...] = ()
     if ctx.catalogue.has("reconfirm.button_yes", language):

@@ -1,7 +1,8 @@
-"""Phone numbers: always E.164 through `phonenumbers`; only Dutch or EU mobiles can register."""
+"""Phone numbers: always E.164 through `phonenumbers`; Dutch or EU mobiles, and Dutch landlines for calls."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
@@ -40,6 +41,8 @@ EU_REGIONS = frozenset(
     ]
 )
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+# A landline can be called but gets no SMS or WhatsApp; only Dutch ones: calls abroad cost more.
+LANDLINE_REGIONS = frozenset({"NL"})
 MAX_INPUT = 40
 E164_CACHE_SIZE = 4096
 
@@ -69,6 +72,36 @@ def parse_mobile(text: str, default_region: str = "NL") -> str:
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
         raise InvalidPhoneNumber(text, "not_mobile")
     return _format(number)
+
+
+@dataclass(frozen=True)
+class ParsedPhone:
+    """A number someone can be reached on: E.164, and whether it takes SMS and WhatsApp (a mobile)."""
+
+    e164: str
+    mobile: bool
+
+
+def parse_phone(text: str, default_region: str = "NL") -> ParsedPhone:
+    """A Dutch or EU mobile, or a Dutch landline (reachable by voice only); other numbers are refused."""
+    number = _parse(text, default_region)
+    region = phonenumbers.region_code_for_number(number)
+    if region not in EU_REGIONS:
+        raise InvalidPhoneNumber(text, "not_eu")
+    kind = phonenumbers.number_type(number)
+    if kind in _MOBILE_TYPES:
+        return ParsedPhone(e164=_format(number), mobile=True)
+    if kind is PhoneNumberType.FIXED_LINE and region in LANDLINE_REGIONS:
+        return ParsedPhone(e164=_format(number), mobile=False)
+    raise InvalidPhoneNumber(text, "not_mobile")
+
+
+def is_mobile(e164: str) -> bool:
+    """Whether a stored number takes SMS and WhatsApp (a Dutch landline takes calls only)."""
+    try:
+        return phonenumbers.number_type(phonenumbers.parse(e164, None)) in _MOBILE_TYPES
+    except NumberParseException:
+        return False
 
 
 def mask_phone(e164: str) -> str:

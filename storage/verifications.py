@@ -182,6 +182,8 @@ class QueuedCode:
     phone_enc: str
     message_enc: str
     attempts: int
+    language: str | None = None
+    """The language of whoever asked for the code: a code said in a call is spoken with its voice."""
 
 
 def claim_codes(
@@ -220,6 +222,7 @@ def claim_codes(
         if expired or getattr(claimed, "rowcount", 0) != 1:
             continue
         assert row.phone_enc is not None and row.message_enc is not None
+        requester = session.get(ChannelIdentity, row.requester_id)
         out.append(
             QueuedCode(
                 id=row.id or 0,
@@ -228,6 +231,7 @@ def claim_codes(
                 phone_enc=row.phone_enc,
                 message_enc=row.message_enc,
                 attempts=row.attempts,
+                language=requester.language if requester is not None else None,
             )
         )
     return out

@@ -33,6 +33,7 @@ from bot.channels.twilio_media import TwilioMedia
 from bot.channels.twilio_payloads import WHATSAPP_PREFIX
 from bot.channels.twilio_webhooks import (
     GATHER_PATH,
+    KEYS_PATH,
     STATUS_PATH,
     FirstTime,
     SignedForms,
@@ -136,7 +137,20 @@ class TwilioChannel:
     async def send(self, message: OutgoingMessage) -> SendReceipt:
         """Send one SMS or WhatsApp message (a VOICE message places a call); raise a SendError on failure."""
         if message.channel is ChannelKind.VOICE:
-            return await self.call(message.recipient, message.text)
+            lang = voice.catalogue_language(message.language or voice.DEFAULT_LANGUAGE)
+            if message.call_menu:
+                return await self.call(message.recipient, message.text, lang)
+            if message.keypad is not None:
+                # A question (the yearly reconfirmation): its answer comes to the keys webhook.
+                twiml = voice.keys_twiml(
+                    texts=[message.text],
+                    keypad=message.keypad,
+                    lang=lang,
+                    catalogue=self._catalogue,
+                    answer_url=f"{self._public}{KEYS_PATH}?lang={lang}",
+                )
+                return await self._place_call(message.recipient, twiml)
+            return await self._place_call(message.recipient, voice.say_twiml(text=message.text, lang=lang))
         if message.channel is ChannelKind.SMS:
             return await self._send_sms(message)
         if message.channel is ChannelKind.WHATSAPP:
@@ -183,10 +197,7 @@ class TwilioChannel:
         return SendReceipt(provider_id=sid, segments=1)
 
     async def call(self, to: str, text: str, lang: str = voice.DEFAULT_LANGUAGE) -> SendReceipt:
-        """Phone a person and speak an alert, then offer the control room (press 1) or a spoken tip."""
-        sender = self._settings.twilio.voice_from
-        if not sender:
-            raise PermanentSendError("TWILIO_VOICE_FROM is not set", code="not_configured")
+        """Phone a person and speak an alert twice, then offer the control room (1) or a spoken tip (2)."""
         lang = voice.catalogue_language(lang)
         twiml = voice.alert_twiml(
             text=text,
@@ -194,6 +205,12 @@ class TwilioChannel:
             catalogue=self._catalogue,
             gather_url=f"{self._public}{GATHER_PATH}?lang={lang}",
         )
+        return await self._place_call(to, twiml)
+
+    async def _place_call(self, to: str, twiml: str) -> SendReceipt:
+        sender = self._settings.twilio.voice_from
+        if not sender:
+            raise PermanentSendError("TWILIO_VOICE_FROM is not set", code="not_configured")
         if len(twiml) > voice.MAX_TWIML_CHARS:
             raise PermanentSendError("alert too long for a call", code="twiml_too_long")
         sid = await self._create(

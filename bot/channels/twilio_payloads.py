@@ -139,6 +139,21 @@ def parse_speech(form: Mapping[str, str], *, received_at: datetime) -> IncomingM
     )
 
 
+def parse_keys(form: Mapping[str, str], *, text: str, received_at: datetime) -> IncomingMessage:
+    """Keys pressed in a call (or the keyword a menu key stands for), as the caller's message."""
+    _required(form, "CallSid")
+    return IncomingMessage(
+        channel=ChannelKind.VOICE,
+        sender=caller_of(form),
+        text=text,
+        received_at=received_at,
+        # No provider id: the same keys may rightly come twice in one call (1 to confirm, 1 to consent),
+        # and Twilio does not post a gather's result again.
+        provider_id=None,
+        raw=dict(form),
+    )
+
+
 def parse_recording(form: Mapping[str, str], *, received_at: datetime) -> IncomingMessage:
     """A tip recorded after the beep: the recording's URL as media, a transcription when Twilio made one."""
     call_sid = _required(form, "CallSid")

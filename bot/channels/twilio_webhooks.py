@@ -25,6 +25,7 @@ from bot.channels.base import OnMessage
 from bot.channels.limits import FORM_TYPE, read_limited_body
 from bot.channels.twilio_payloads import (
     BadPayload,
+    parse_keys,
     parse_message,
     parse_recording,
     parse_speech,
@@ -44,6 +45,8 @@ STATUS_PATH = f"{PREFIX}/status"
 VOICE_PATH = f"{PREFIX}/voice"
 GATHER_PATH = f"{PREFIX}/voice/gather"
 RECORDING_PATH = f"{PREFIX}/voice/recording"
+MENU_PATH = f"{PREFIX}/voice/menu"
+KEYS_PATH = f"{PREFIX}/voice/keys"
 TWIML_TYPE = "application/xml"
 SEEN_MEMORY = 10_000
 
@@ -53,14 +56,16 @@ Lang = Annotated[str, Query(max_length=8)]
 T = TypeVar("T")
 
 
-async def _hand_on_call_input(on_message: OnMessage, incoming: IncomingMessage, call_sid: str) -> list[str]:
+async def _hand_on_call_input(
+    on_message: OnMessage, incoming: IncomingMessage, call_sid: str
+) -> list[OutgoingMessage]:
     # The replies to the caller are spoken in this call's TwiML: recorded as sent in-band by the router.
     with answered_in_band(f"call:{call_sid}"):
         replies = await on_message(incoming)
     if not isinstance(replies, list):
         return []
     return [
-        r.text
+        r
         for r in replies
         if isinstance(r, OutgoingMessage) and r.channel is incoming.channel and r.recipient == incoming.sender
     ]
@@ -174,12 +179,38 @@ def twilio_webhook_router(
     def callback_url(path: str, lang: str) -> str:
         return f"{public}{path}?lang={lang}"
 
-    def _answer(said: list[str], lang: str) -> str:
+    def _answer(said: list[OutgoingMessage], lang: str) -> str:
         if not said:
             return voice.thanks_twiml(lang=lang, catalogue=catalogue)
         return voice.replies_twiml(
-            texts=said, lang=lang, catalogue=catalogue, gather_url=callback_url(GATHER_PATH, lang)
+            texts=[r.text for r in said],
+            lang=lang,
+            catalogue=catalogue,
+            gather_url=callback_url(GATHER_PATH, lang),
         )
+
+    def _keys_answer(said: list[OutgoingMessage], lang: str) -> str:
+        # The last reply says whether a question waits for keys; the conversation's state is ours, kept
+        # server-side under the caller's number, so the URL carries only the language of the voice.
+        if not said:
+            return voice.keys_twiml(
+                texts=[catalogue.render(lang, "voice.goodbye")],
+                keypad=None,
+                lang=lang,
+                catalogue=catalogue,
+                answer_url=callback_url(KEYS_PATH, lang),
+            )
+        return voice.keys_twiml(
+            texts=[r.text for r in said],
+            keypad=said[-1].keypad,
+            lang=lang,
+            catalogue=catalogue,
+            answer_url=callback_url(KEYS_PATH, lang),
+        )
+
+    async def _keys_handed_on(form: MultiDict, text: str, path: str) -> list[OutgoingMessage]:
+        incoming = _parsed(lambda: parse_keys(form, text=text, received_at=clock()), path)
+        return await _handed_on(_hand_on_call_input(on_message, incoming, form.get("CallSid", "")), path)
 
     @router.post(SMS_PATH)
     @router.post(WHATSAPP_PATH)
@@ -208,23 +239,62 @@ def twilio_webhook_router(
 
     @router.post(VOICE_PATH)
     async def call(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
-        """A person calls our number: greet and offer the control room or a spoken tip."""
+        """A person calls our number: the menu (sign up, unsubscribe, control room, English, a tip)."""
         await forms.read(request)
         lang = voice.catalogue_language(lang)
-        return twiml(
-            voice.inbound_twiml(lang=lang, catalogue=catalogue, gather_url=callback_url(GATHER_PATH, lang))
-        )
+        return twiml(voice.menu_twiml(lang=lang, catalogue=catalogue, menu_url=callback_url(MENU_PATH, lang)))
 
-    @router.post(GATHER_PATH)
-    async def gather(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
-        """After the prompt: 1 connects to the control room, speech becomes a tip, else record one."""
+    @router.post(MENU_PATH)
+    async def menu(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
+        """A key of the menu: 1 signs up, 9 unsubscribes, 0 connects, 2/3 switch language; speech is a tip."""
         form = await forms.read(request)
         lang = voice.catalogue_language(lang)
-        if form.get("Digits") == voice.CONTROLROOM_DIGIT and controlroom_phone:
+        digits = form.get("Digits", "")
+        path = request.url.path
+        if digits == voice.MENU_CONTROLROOM_DIGIT and controlroom_phone:
             return twiml(
                 voice.connect_twiml(lang=lang, catalogue=catalogue, controlroom_phone=controlroom_phone)
             )
-        if form.get("SpeechResult", "").strip():
+        if digits in voice.MENU_KEYWORDS:
+            said = await _keys_handed_on(form, voice.MENU_KEYWORDS[digits], path)
+            return twiml(_keys_answer(said, lang))
+        if digits in voice.MENU_LANGUAGES:
+            # Kept with the caller's identity, so the sign-up that may follow speaks this language.
+            chosen = voice.MENU_LANGUAGES[digits]
+            await _keys_handed_on(form, "ENGLISH" if chosen == "en" else "NEDERLANDS", path)
+            return twiml(
+                voice.menu_twiml(lang=chosen, catalogue=catalogue, menu_url=callback_url(MENU_PATH, chosen))
+            )
+        if not digits and form.get("SpeechResult", "").strip():
+            incoming = _parsed(lambda: parse_speech(form, received_at=clock()), path)
+            said = await _handed_on(_hand_on_call_input(on_message, incoming, form.get("CallSid", "")), path)
+            return twiml(_answer(said, lang))
+        return twiml(
+            voice.record_twiml(
+                lang=lang, catalogue=catalogue, recording_url=callback_url(RECORDING_PATH, lang)
+            )
+        )
+
+    @router.post(KEYS_PATH)
+    async def keys(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
+        """The keys that answer a question asked in the call (the sign-up, the yearly reconfirmation)."""
+        form = await forms.read(request)
+        lang = voice.catalogue_language(lang)
+        # A caller who pressed nothing hears the step's question again with what was wrong.
+        said = await _keys_handed_on(form, form.get("Digits", ""), request.url.path)
+        return twiml(_keys_answer(said, lang))
+
+    @router.post(GATHER_PATH)
+    async def gather(request: Request, lang: Lang = voice.DEFAULT_LANGUAGE) -> Response:
+        """After the prompt: 1 connects to the control room, 2 records a tip, speech is a tip, else record."""
+        form = await forms.read(request)
+        lang = voice.catalogue_language(lang)
+        digits = form.get("Digits", "")
+        if digits == voice.CONTROLROOM_DIGIT and controlroom_phone:
+            return twiml(
+                voice.connect_twiml(lang=lang, catalogue=catalogue, controlroom_phone=controlroom_phone)
+            )
+        if digits != voice.TIP_DIGIT and form.get("SpeechResult", "").strip():
             incoming = _parsed(lambda: parse_speech(form, received_at=clock()), request.url.path)
             said = await _handed_on(
                 _hand_on_call_input(on_message, incoming, form.get("CallSid", "")), request.url.path

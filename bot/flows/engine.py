@@ -30,6 +30,7 @@ from nlu.types import ParseResult
 from storage.crypto import DataVault
 from storage.geo import PostcodeBook
 from storage.models import ChannelIdentity, ConversationState, Participant
+from storage.vocabulary import ChannelKind
 
 MAX_RETRIES = 5
 RETRIES_KEY = "_retries"
@@ -94,7 +95,10 @@ class FlowContext:
     def say(
         self, key: str, *, buttons: tuple[str, ...] = (), request_contact: bool = False, **params: Any
     ) -> OutgoingMessage:
-        """A reply to the sender with a catalogue text."""
+        """A reply to the sender with a catalogue text (on a call: its `<key>_call` variant, if any)."""
+        if self.message.channel is ChannelKind.VOICE and self.services.catalogue.has(f"{key}_call"):
+            # Written to be heard: no action code spelled out letter by letter, 112 digit by digit.
+            key = f"{key}_call"
         return self.reply(self.t(key, **params), buttons=buttons, request_contact=request_contact)
 
     def reply(
@@ -347,6 +351,7 @@ class FlowEngine:
                     buttons=prompt.buttons,
                     request_contact=prompt.request_contact,
                     request_location=prompt.request_location,
+                    keypad=prompt.keypad,
                 )
             ]
         next_step = transition.step.value

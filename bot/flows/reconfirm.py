@@ -15,11 +15,15 @@ from bot.flows.engine import Finish, Flow, FlowContext, Retry, Step, Transition,
 from bot.flows.unsubscribe import opt_out
 from bot.messages import OutgoingMessage
 from storage.reconfirmations import close_request, confirm, open_request
+from storage.vocabulary import ChannelKind
 
 YES = frozenset(
     {"ja", "j", "jaa", "ja graag", "jazeker", "ja hoor", "ja blijven", "blijven", "yes", "y", "👍"}
 )
 NO = frozenset({"nee", "n", "neen", "nee bedankt", "no", "no thanks", "👎"})
+# Asked in a call (someone who signed up by phone): 1 to stay, 9 to leave, as the question says.
+CALL_YES = frozenset({"1"})
+CALL_NO = frozenset({"9"})
 
 
 class ReconfirmStep(StrEnum):
@@ -41,7 +45,7 @@ class ReconfirmFlow(Flow):
         """A plain JA or NEE from a participant with an open question, outside any other conversation."""
         if ctx.participant is None or ctx.participant.id is None or ctx.message.group_id is not None:
             return False
-        if normalise(ctx.text) not in YES | NO:
+        if _answer(ctx) is None:
             return False
         if ctx.sender_state() is not None:
             # The JA belongs to the question of the conversation going on (e.g. "is this your address?").
@@ -60,16 +64,27 @@ class ReconfirmFlow(Flow):
 
     def on_answer(self, ctx: FlowContext) -> Transition:
         """JA: stay for another year. NEE: leave, erased as on unsubscribe."""
-        answer = normalise(ctx.text)
+        answer = _answer(ctx)
         participant = ctx.participant
         if participant is None:
             return Finish()
-        if answer in YES:
+        if answer is True:
             confirm(ctx.session, participant=participant, now=ctx.now)
             return Finish((ctx.say("reconfirm.stay"),))
-        if answer in NO:
+        if answer is False:
             assert participant.id is not None
             close_request(ctx.session, participant_id=participant.id)
             opt_out(ctx, source="reconfirm")
             return Finish((ctx.say("reconfirm.left"),))
         return Retry(ctx.say("reconfirm.retry"))
+
+
+def _answer(ctx: FlowContext) -> bool | None:
+    """True for a yes, False for a no, None for anything else (keys count only on a call)."""
+    text = normalise(ctx.text)
+    on_call = ctx.message.channel is ChannelKind.VOICE
+    if text in YES or (on_call and text in CALL_YES):
+        return True
+    if text in NO or (on_call and text in CALL_NO):
+        return False
+    return None

@@ -1,5 +1,8 @@
 """Registration: consent (16+), name, address, phone number, preferred channel, welcome.
 
+A Dutch landline typed on a chat can register for voice alerts only: it cannot take an SMS or WhatsApp,
+so its verification code comes by a call that speaks the code.
+
 Nothing is stored as a participant until the last answer: an abandoned sign-up leaves only its
 conversation state, which expires. Name and phone are kept encrypted in that state meanwhile.
 """
@@ -35,7 +38,7 @@ from bot.flows.places import address_from_data, address_in_text, confirm_place, 
 from bot.messages import OutgoingMessage
 from storage.db import after_commit
 from storage.participants import Registration, identities_of, register_participant
-from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile
+from storage.phones import InvalidPhoneNumber, mask_phone, parse_mobile, parse_phone
 from storage.verifications import CODE_DIGITS, CodeCheck, CodeLimits, CodeRefused, check_code, request_code
 from storage.vocabulary import ChannelKind
 
@@ -44,7 +47,9 @@ SKIP_WORDS = frozenset(
     {"-", "overslaan", "sla over", "geen", "nee", "skip", "no", "none", "geen naam", "n.v.t."}
 )
 NAME_PUNCTUATION = frozenset(" -'.’")
-ALERT_CHANNELS = (ChannelKind.TELEGRAM, ChannelKind.WHATSAPP, ChannelKind.SMS)
+ALERT_CHANNELS = (ChannelKind.TELEGRAM, ChannelKind.WHATSAPP, ChannelKind.SMS, ChannelKind.VOICE)
+# What a landline cannot receive: texts.
+TEXT_CHANNELS = frozenset({ChannelKind.WHATSAPP, ChannelKind.SMS})
 # Wanting to sign up, in any form people write it: "aanmelden", "meld me aan", "inschrijving",
 # "meedoen", "doe mee", "deelnemen", "registreren", "sign up".
 _SIGN_UP = re.compile(
@@ -268,16 +273,18 @@ class RegistrationFlow(Flow):
         return ctx.say("registration.ask_phone", request_contact=True)
 
     def on_phone(self, ctx: FlowContext) -> Transition:
-        """Accept a shared contact or a typed Dutch/EU mobile number."""
+        """Accept a shared contact, a typed Dutch/EU mobile number or a Dutch landline (voice only)."""
         raw = ctx.message.contact_phone or ctx.text
         if ctx.message.contact_phone and raw[:1] not in ("+", "0"):
             raw = "+" + raw  # Telegram sends a shared contact's number without the plus
         if not raw.strip():
             return Retry(ctx.say("registration.phone_empty"))
         try:
-            phone = parse_mobile(raw)
+            parsed = parse_phone(raw)
         except InvalidPhoneNumber as exc:
             return Retry(ctx.say(f"registration.phone_{exc.reason}"))
+        phone = parsed.e164
+        ctx.data["landline"] = not parsed.mobile
         # Whether the number is registered is not looked at here: the answer must not tell. A typed
         # number gets a code, whoever owns it; only its owner can type it back.
         ctx.data["phone_typed"] = not ctx.message.contact_phone
@@ -301,10 +308,11 @@ class RegistrationFlow(Flow):
     # channel -------------------------------------------------------------------------------
     def channel_options(self, ctx: FlowContext) -> list[ChannelKind]:
         """The channels we can reach the person on: this one, their number's, their other chats."""
-        options = [ctx.message.channel, ChannelKind.WHATSAPP, ChannelKind.SMS]
+        options = [ctx.message.channel, ChannelKind.WHATSAPP, ChannelKind.SMS, ChannelKind.VOICE]
         if ctx.participant is not None:
             options += [i.channel for i in identities_of(ctx.session, participant=ctx.participant)]
-        return [c for c in dict.fromkeys(options) if c in ALERT_CHANNELS]
+        refused = TEXT_CHANNELS if ctx.data.get("landline") else frozenset()
+        return [c for c in dict.fromkeys(options) if c in ALERT_CHANNELS and c not in refused]
 
     def ask_channel(self, ctx: FlowContext) -> OutgoingMessage:
         """Ask how alerts should arrive, with a button per channel."""
@@ -321,9 +329,18 @@ class RegistrationFlow(Flow):
 
     # code ----------------------------------------------------------------------------------
     def _code_channel(self, ctx: FlowContext) -> ChannelKind:
-        # By WhatsApp when that is how they want alerts; else by SMS, which every mobile receives.
+        # By WhatsApp when that is how they want alerts; else by SMS, which every mobile receives; a
+        # landline takes no text at all, so its code is spoken in a call.
+        if ctx.data.get("landline"):
+            return ChannelKind.VOICE
         chosen = ChannelKind(ctx.data["channel"])
         return ChannelKind.WHATSAPP if chosen is ChannelKind.WHATSAPP else ChannelKind.SMS
+
+    def _code_text(self, ctx: FlowContext, channel: ChannelKind, code: str) -> str:
+        if channel is ChannelKind.VOICE:
+            # Said digit by digit ("4, 8, 2, ..."), not as one big number, so it can be typed while heard.
+            return ctx.t("registration.code_call", digits=", ".join(code))
+        return ctx.t("registration.code_message", code=code)
 
     def _send_code(self, ctx: FlowContext) -> Transition:
         phone = ctx.services.vault.decrypt(ctx.data["phone_enc"])
@@ -336,7 +353,7 @@ class RegistrationFlow(Flow):
                 phone=phone,
                 channel=channel,
                 requester_id=ctx.identity.id,
-                compose=lambda code: ctx.t("registration.code_message", code=code),
+                compose=lambda code: self._code_text(ctx, channel, code),
                 now=ctx.now,
                 limits=code_limits(ctx),
             )
@@ -348,7 +365,13 @@ class RegistrationFlow(Flow):
         return Goto(RegistrationStep.CODE)
 
     def ask_code(self, ctx: FlowContext) -> OutgoingMessage:
-        """Ask for the code sent to the typed number."""
+        """Ask for the code sent to the typed number (or spoken to it in a call)."""
+        if self._code_channel(ctx) is ChannelKind.VOICE:
+            return ctx.say(
+                "registration.ask_code_call",
+                phone=ctx.data["phone_masked"],
+                minutes=ctx.services.settings.verification_code_minutes,
+            )
         return ctx.say(
             "registration.ask_code",
             phone=ctx.data["phone_masked"],
@@ -402,6 +425,9 @@ class RegistrationFlow(Flow):
             now=ctx.now,
         )
         ctx.participant = participant
+        if chosen is ChannelKind.VOICE:
+            key = "registration.welcome_voice" if created else "registration.updated_voice"
+            return Finish((ctx.say(key, phone=mask_phone(phone), place=ctx.data["address"]["place"]),))
         key = "registration.welcome" if created else "registration.updated"
         return Finish(
             (ctx.say(key, channel=ctx.t(f"channels.{chosen.value}"), place=ctx.data["address"]["place"]),)
@@ -412,10 +438,20 @@ class RegistrationFlow(Flow):
         value = " ".join(ctx.text.casefold().split()).strip(" .!")
         if (value.isascii() and value.isdigit()) and 1 <= int(value) <= len(options):
             return options[int(value) - 1]
-        for channel in options:
+        for channel in ALERT_CHANNELS:
             names = {channel.value, ctx.t(f"channels.{channel.value}").casefold(), *_ALIASES.get(channel, ())}
-            if value in names:
+            if value not in names:
+                continue
+            if channel in options:
                 return channel
+            if ctx.data.get("landline") and channel in TEXT_CHANNELS:
+                raise BadAnswer(
+                    ctx.say(
+                        "registration.landline_voice_only",
+                        channel=ctx.t(f"channels.{channel.value}"),
+                        options=", ".join(ctx.t(f"channels.{c.value}") for c in options),
+                    )
+                )
         raise BadAnswer(
             ctx.say(
                 "registration.channel_retry",
@@ -436,4 +472,23 @@ _ALIASES = {
     ChannelKind.WHATSAPP: ("whats app", "wa", "whatsap", "app"),
     ChannelKind.SMS: ("sms'je", "tekst", "text", "sms bericht", "sms-bericht"),
     ChannelKind.TELEGRAM: ("tg", "telegram app"),
+    ChannelKind.VOICE: (
+        "spraak",
+        "bellen",
+        "bel",
+        "bel me",
+        "bel mij",
+        "gebeld",
+        "telefoon",
+        "telefoontje",
+        "oproep",
+        "vaste telefoon",
+        "call",
+        "call me",
+        "calls",
+        "phone",
+        "phone call",
+        "voice",
+        "voice call",
+    ),
 }

@@ -81,6 +81,7 @@ def own_identity_ids(ctx: FlowContext) -> list[int]:
 def stop_now(ctx: FlowContext) -> list[OutgoingMessage]:
     """STOP and its synonyms: opt out at once and say how to come back."""
     registered = opt_out(ctx, source="keyword")
+    # On a call (9 in the menu) `say` takes the `_call` texts: the way back is calling, not sending START.
     return [ctx.say("unsubscribe.stopped" if registered else "unsubscribe.stopped_unregistered")]
 
 

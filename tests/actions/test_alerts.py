@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.alerts import AlertTexts, RelayRef, as_sentence, gsm_friendly
+from bot.alerts import AlertTexts, RelayRef, as_sentence, gsm_friendly, spoken_numbers
 from bot.channels.segments import Encoding, count_segments
 from bot.texts import Catalogue
 from storage.models import Action, ActionOutcome, ActionType, DeliveryKind, RelayPlatform
@@ -103,6 +103,21 @@ def test_voice_text_is_speakable(texts: AlertTexts, lang: str, words: str) -> No
     text = texts.text(_action(), kind=DeliveryKind.ALERT, channel=ChannelKind.VOICE, lang=lang)
     assert words in text and "🚨" not in text
     assert texts.voice_minutes(text) == 1
+    # No code to spell out letter by letter in a call.
+    assert "BN-4K7P" not in text
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ("Bel 112 als u hem ziet.", "Bel 1 1 2 als u hem ziet."),
+        ("Anoniem: 0800-7000.", "Anoniem: 0 8 0 0 7 0 0 0."),
+        ("Bel 0900 8844 of 112.", "Bel 0 9 0 0 8 8 4 4 of 1 1 2."),
+        ("Sinds 14:00, jongen van 8, huisnummer 1124.", "Sinds 14:00, jongen van 8, huisnummer 1124."),
+    ],
+)
+def test_numbers_to_dial_are_said_digit_by_digit(written: str, said: str) -> None:
+    assert spoken_numbers(written) == said
 
 
 @pytest.mark.parametrize("outcome", list(ActionOutcome), ids=[o.value for o in ActionOutcome])
@@ -172,8 +187,15 @@ def test_every_alert_carries_the_instruction_code_and_112(
     action = _action(**fields)
     text = texts.text(action, kind=kind, channel=channel, lang=lang, relay=relay)
     instruction = as_sentence(action.instruction)
-    assert (gsm_friendly(instruction) if channel is ChannelKind.SMS else instruction) in text
-    assert "112" in text.replace(instruction, "")
+    if channel is ChannelKind.SMS:
+        instruction = gsm_friendly(instruction)
+    emergency = "112"
+    if channel is ChannelKind.VOICE:
+        # Said digit by digit: read as a number, 112 would be "honderdtwaalf".
+        instruction, emergency = spoken_numbers(instruction), "1 1 2"
+        assert "112" not in text
+    assert instruction in text
+    assert emergency in text.replace(instruction, "")
     if channel is not ChannelKind.VOICE:
         assert action.code in text
     if channel is ChannelKind.SMS:

@@ -26,11 +26,13 @@ from bot.channels.twilio_payloads import caller_of
 from bot.channels.twilio_webhooks import RecentKeys
 from bot.config import Settings, load_settings
 from bot.inbox import Inbox
-from bot.messages import IncomingMessage, OutgoingMessage
+from bot.messages import IncomingMessage, Keypad, OutgoingMessage
+from bot.outbox import message_of, payload_of
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.models import OutboundMessage
+from storage.outbound import ClaimedOutbound
 from storage.vocabulary import ChannelKind, DeliveryStatus, GeoPoint, StatusUpdate
 from tests.channels.keyed import KeyedHandler, drain
 from tests.conftest import FixedClock
@@ -126,6 +128,20 @@ async def post(
     elif signature is not None:
         headers["X-Twilio-Signature"] = signature
     return await client.post(path, content=urlencode(form).encode("utf-8"), headers=headers)
+
+
+def message_of_payload(payload: dict[str, Any]) -> OutgoingMessage | None:
+    """A message as the dispatcher rebuilds it from an outbox row's payload."""
+    row = ClaimedOutbound(
+        id=1,
+        channel=ChannelKind.VOICE,
+        identity_id=None,
+        lane=0,
+        attempts=0,
+        recipient=CITIZEN,
+        payload=payload,
+    )
+    return message_of(row)
 
 
 def verbs(twiml: str) -> list[tuple[str, dict[str, str], str]]:
@@ -521,6 +537,22 @@ async def test_gather_without_input_offers_a_recording(client: httpx.AsyncClient
     assert record["finishOnKey"] == "#"
 
 
+async def test_gather_digit_2_records_a_tip(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("voice_gather_digits") | {"Digits": "2"}
+    response = await post(client, "/webhooks/twilio/voice/gather", form)
+    found = verbs(response.text)
+    catalogue = Catalogue.load()
+    assert [(tag, text) for tag, _, text in found] == [
+        ("Say", catalogue.render("nl", "voice.record_prompt")),
+        ("Record", ""),
+        ("Say", catalogue.render("nl", "voice.goodbye")),
+    ]
+    record = found[1][1]
+    assert record["action"] == f"{PUBLIC}/webhooks/twilio/voice/recording?lang=nl"
+    assert (record["maxLength"], record["playBeep"], record["finishOnKey"]) == ("120", "true", "#")
+    assert recorder.messages == []
+
+
 async def test_gather_in_english_keeps_the_query_in_the_signature(client: httpx.AsyncClient) -> None:
     path = "/webhooks/twilio/voice/gather?lang=en"
     form = payload("voice_gather_speech")
@@ -533,13 +565,41 @@ async def test_gather_in_english_keeps_the_query_in_the_signature(client: httpx.
     assert (await post(client, path, form, signature=unsigned_query)).status_code == 403
 
 
-async def test_inbound_call_greets_and_gathers(client: httpx.AsyncClient) -> None:
+async def test_inbound_call_answers_with_the_menu(client: httpx.AsyncClient) -> None:
     response = await post(client, "/webhooks/twilio/voice", payload("voice_inbound"))
     found = verbs(response.text)
-    assert [tag for tag, _, _ in found] == ["Say", "Gather", "Say"]
-    gather = found[1][1]
-    assert gather["input"] == "dtmf speech"
-    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
+    assert [tag for tag, _, _ in found] == ["Gather", "Say"]
+    gather = found[0][1]
+    assert (gather["input"], gather["numDigits"]) == ("dtmf speech", "1")
+    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/menu?lang=nl"
+    assert found[1][2] == Catalogue.load().render("nl", "voice.menu")
+
+
+@pytest.mark.parametrize(("digits", "text"), [("1", "START"), ("9", "STOP")])
+async def test_menu_keys_are_handed_on_as_the_keywords_they_stand_for(
+    client: httpx.AsyncClient, recorder: Recorder, digits: str, text: str
+) -> None:
+    form = payload("voice_inbound") | {"Digits": digits, "msg": "Gather End"}
+    response = await post(client, "/webhooks/twilio/voice/menu", form)
+    assert response.status_code == 200
+    [message] = recorder.messages
+    assert (message.channel, message.sender, message.text) == (ChannelKind.VOICE, CITIZEN, text)
+    # Keys carry no provider id: the same key may rightly come twice in one call.
+    assert message.provider_id is None
+    # Nothing said back (this recorder answers nothing): a goodbye, and the call ends.
+    assert [tag for tag, _, _ in verbs(response.text)] == ["Say", "Hangup"]
+
+
+async def test_keys_are_handed_on_as_the_callers_text(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    form = payload("voice_inbound") | {"Digits": "7511", "FinishedOnKey": "#", "msg": "Gather End"}
+    response = await post(client, "/webhooks/twilio/voice/keys?lang=en", form)
+    [message] = recorder.messages
+    assert (message.sender, message.text) == (CITIZEN, "7511")
+    assert verbs(response.text)[0] == (
+        "Say",
+        {"language": "en-GB"},
+        Catalogue.load().render("en", "voice.goodbye"),
+    )
 
 
 async def test_digit_1_without_a_control_room_phone_offers_a_recording(
@@ -823,7 +883,7 @@ def test_channel_refuses_missing_credentials(clock: FixedClock, recorder: Record
 
 
 async def test_voice_alert_call_twiml(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
-    alert = "Burgernet: vermist meisje van 8, blond haar, roze jas, omgeving station."
+    alert = "Burgernet: vermist meisje van acht, blond haar, roze jas, omgeving station."
     receipt = await channel.call(CITIZEN, alert, "nl")
     [call] = fake.calls()
     assert (call["To"], call["From"], call["StatusCallback"]) == (
@@ -833,31 +893,96 @@ async def test_voice_alert_call_twiml(channel: TwilioChannel, fake: FakeTwilioAp
     )
     assert receipt.provider_id.startswith("CA")
     found = verbs(call["Twiml"])
-    assert [tag for tag, _, _ in found] == ["Say", "Gather", "Say"]
-    (_, say, said), (_, gather, _), (_, prompt, prompted) = found
-    assert (say["language"], said) == ("nl-NL", alert)
+    # Everything inside the gather: a key pressed while the alert is read counts.
+    assert [tag for tag, _, _ in found] == ["Gather", "Say", "Say", "Say", "Say"]
+    (_, gather, _), *says = found
+    assert [text for _, _, text in says] == [
+        alert,
+        "Ik herhaal het bericht.",
+        alert,
+        "Druk 1 om met de meldkamer verbonden te worden. Druk 2 om een tip in te spreken.",
+    ]
+    assert {attrs["language"] for _, attrs, _ in says} == {"nl-NL"}
     assert gather["input"] == "dtmf speech"
     assert gather["language"] == "nl-NL"
     assert gather["numDigits"] == "1"
+    assert gather["actionOnEmptyResult"] == "true"
     assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
-    assert prompted == "Druk 1 om direct met de meldkamer verbonden te worden, of spreek uw tip in."
-    assert prompt["language"] == "nl-NL"
 
 
 async def test_voice_alert_in_english(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
     await channel.call(CITIZEN, "Missing girl", "en")
     found = verbs(fake.calls()[0]["Twiml"])
     assert found[0][1]["language"] == "en-GB"
-    assert found[2][2] == Catalogue.load().render("en", "voice.gather_prompt")
+    assert found[0][1]["action"] == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=en"
+    catalogue = Catalogue.load()
+    assert [text for _, _, text in found[1:]] == [
+        "Missing girl",
+        catalogue.render("en", "voice.repeat"),
+        "Missing girl",
+        catalogue.render("en", "voice.alert_prompt"),
+    ]
+
+
+async def test_an_alert_through_send_is_spoken_in_its_language_with_the_menu(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    message = OutgoingMessage(
+        channel=ChannelKind.VOICE, recipient=CITIZEN, text="Missing girl", language="en", call_menu=True
+    )
+    await channel.send(message)
+    found = verbs(fake.calls()[0]["Twiml"])
+    assert [tag for tag, _, _ in found] == ["Gather", "Say", "Say", "Say", "Say"]
+    assert {attrs["language"] for _, attrs, _ in found} == {"en-GB"}
 
 
 async def test_voice_message_through_send_places_a_call(channel: TwilioChannel, fake: FakeTwilioApi) -> None:
+    # Not an alert (a verification code, a closing): said once, no menu, then the call ends.
     text = "Let op: <inbraak> & vlucht"
     receipt = await channel.send(OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text=text))
     [call] = fake.calls()
-    assert verbs(call["Twiml"])[0][2] == text  # escaped in XML, intact once parsed
+    found = verbs(call["Twiml"])
+    assert [(tag, attrs.get("language"), said) for tag, attrs, said in found] == [
+        ("Say", "nl-NL", text),  # escaped in XML, intact once parsed
+        ("Hangup", None, ""),
+    ]
     assert receipt.provider_id.startswith("CA")
     assert fake.messages() == []
+
+
+async def test_a_code_call_in_english_is_said_with_the_english_voice(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    text = "This is Burgernet. Your code is: 4, 8, 2, 1, 9, 0."
+    await channel.send(
+        OutgoingMessage(channel=ChannelKind.VOICE, recipient=CITIZEN, text=text, language="en")
+    )
+    assert [(tag, attrs.get("language"), said) for tag, attrs, said in verbs(fake.calls()[0]["Twiml"])] == [
+        ("Say", "en-GB", text),
+        ("Hangup", None, ""),
+    ]
+
+
+async def test_a_question_call_gathers_one_key_for_the_keys_webhook(
+    channel: TwilioChannel, fake: FakeTwilioApi
+) -> None:
+    text = "Dit is Burgernet. Wilt u deelnemer blijven? Druk 1 voor ja. Druk 9 om u af te melden."
+    message = OutgoingMessage(
+        channel=ChannelKind.VOICE, recipient=CITIZEN, text=text, language="nl", keypad=Keypad.ONE_KEY
+    )
+    await channel.send(message)
+    found = verbs(fake.calls()[0]["Twiml"])
+    assert [(tag, said) for tag, _, said in found] == [
+        ("Gather", ""),
+        ("Say", text),
+        ("Say", Catalogue.load().render("nl", "voice.no_input")),
+        ("Hangup", ""),
+    ]
+    gather = found[0][1]
+    assert (gather["input"], gather["numDigits"]) == ("dtmf", "1")
+    assert gather["action"] == f"{PUBLIC}/webhooks/twilio/voice/keys?lang=nl"
+    # What the outbox keeps of it comes back whole for the dispatcher.
+    assert message_of_payload(payload_of(message)) == message
 
 
 async def test_voice_call_failure_is_retryable(channel: TwilioChannel, fake: FakeTwilioApi) -> None:

@@ -128,7 +128,7 @@ async def test_whole_registration(running: Running, fake: FakeTelegramApi, setti
         {"text": "Deel mijn nummer", "request_contact": True}
     ]
     channel_choice = calls[5].json("reply_markup")["keyboard"]
-    assert [b["text"] for row in channel_choice for b in row] == ["Telegram", "WhatsApp", "SMS"]
+    assert [b["text"] for row in channel_choice for b in row] == ["Telegram", "WhatsApp", "SMS", "Telefoon"]
     assert calls[-1].params["text"] == nl.render(
         "nl", "registration.welcome", channel="Telegram", place="Enschede"
     )

@@ -1,5 +1,6 @@
 """The typed-number attack end to end: someone registers on Telegram with another person's number and
 asks for SMS alerts; an action covers the address. The number's owner gets only the verification code.
+A typed landline is proved the same way, by a call that speaks the code, and then gets alerts as calls.
 
 The whole app serves on loopback with the Telegram webhook, Twilio and the API, as `serve` wires it;
 Telegram updates and Twilio webhooks come in signed, and what goes out is read at the fake providers.
@@ -12,6 +13,7 @@ import copy
 import itertools
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,6 +89,7 @@ def settings(database_url: str, telegram: FakeTelegramApi, twilio: FakeTwilioApi
         twilio_auth_token=AUTH_TOKEN,
         twilio_sms_from=OUR_NUMBER,
         twilio_whatsapp_from=OUR_NUMBER,
+        twilio_voice_from=OUR_NUMBER,
         twilio_api_base_url=twilio.base_url,
         privacy_statement_version="2026-1",
         dispatch_rate_limits=False,
@@ -147,6 +150,22 @@ async def twilio_messages(running: Running, count: int, timeout_s: float = 10.0)
         assert loop.time() < deadline, running.twilio.messages()
         await asyncio.sleep(0.02)
     return running.twilio.messages()
+
+
+async def twilio_calls(running: Running, count: int, timeout_s: float = 10.0) -> list[dict[str, str]]:
+    """The calls Twilio accepted, once there are `count` (the dispatcher places them in the background)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while len(running.twilio.calls()) < count:
+        assert loop.time() < deadline, running.twilio.calls()
+        await asyncio.sleep(0.02)
+    return running.twilio.calls()
+
+
+def spoken(twiml: str) -> list[tuple[str, str, str]]:
+    """A call's TwiML as (verb, language, text), nested verbs after their parent."""
+    root = ET.fromstring(twiml)
+    return [(el.tag, el.get("language", ""), (el.text or "").strip()) for el in root.iter() if el is not root]
 
 
 async def launch_over_enschede(running: Running, clock: FixedClock) -> int:
@@ -225,3 +244,46 @@ async def test_a_number_that_said_stop_gets_nothing_when_someone_types_it(
     assert [d for d in rows(running, Delivery) if d.action_id == action_id] == []
     assert running.twilio.messages() == [confirmation]
     assert len(rows(running, OptOut)) == 1
+
+
+LANDLINE = "+31534800000"
+
+
+async def test_a_landline_chooses_voice_and_gets_the_alert_as_a_call(
+    running: Running, clock: FixedClock
+) -> None:
+    nl = running.runtime.catalogue
+    await on_telegram(running, "/start", "ja", "overslaan", "7511 AB 12", "ja", "053 480 0000", "SMS")
+    refused = running.telegram.calls_to("sendMessage")[-1].params["text"]
+    assert refused == nl.render(
+        "nl", "registration.landline_voice_only", channel="SMS", options="Telegram, Telefoon"
+    )
+    await on_telegram(running, "bellen")
+    [code_call] = await twilio_calls(running, 1)
+    assert (code_call["To"], code_call["From"]) == (LANDLINE, OUR_NUMBER)
+    said = spoken(code_call["Twiml"])
+    assert [(verb, language) for verb, language, _ in said] == [("Say", "nl-NL"), ("Hangup", "")]
+    [digits, again] = re.findall(r"\d(?:, \d){5}", said[0][2])
+    assert digits == again and said[0][2] == nl.render("nl", "registration.code_call", digits=digits)
+
+    await on_telegram(running, digits.replace(", ", ""))
+    [participant] = rows(running, Participant)
+    assert participant.preferred_channel == "voice"
+
+    await launch_over_enschede(running, clock)
+    [_, alert_call] = await twilio_calls(running, 2)
+    assert alert_call["To"] == LANDLINE
+    said = spoken(alert_call["Twiml"])
+    assert [verb for verb, _, _ in said] == ["Gather", "Say", "Say", "Say", "Say"]
+    assert {language for _, language, _ in said} == {"nl-NL"}
+    alert, repeat, alert_again, prompt = (text for _, _, text in said[1:])
+    assert "Vermist: jongen (8), blauwe jas" in alert and alert.startswith("Dit is een Burgernetactie.")
+    assert (repeat, alert_again, prompt) == (
+        nl.render("nl", "voice.repeat"),
+        alert,
+        nl.render("nl", "voice.alert_prompt"),
+    )
+    gather = ET.fromstring(alert_call["Twiml"]).find("Gather")
+    assert gather is not None and gather.get("action") == f"{PUBLIC}/webhooks/twilio/voice/gather?lang=nl"
+    # A landline gets no text at all.
+    assert running.twilio.messages() == []

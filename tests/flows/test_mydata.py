@@ -15,7 +15,7 @@ async def test_my_data_shows_everything_masked(converse: Converse, sessions: Ses
     assert text.splitlines() == [
         "Dit weten we van u:",
         "Naam: Jan",
-        "Mobiel: +31 6 ****5678",
+        "Telefoon: +31 6 ****5678",
         "1. 7511 AB 12, Enschede (woonadres)",
         "2. 1012 AB 5, Amsterdam (ma-vr 09:00-17:00)",
         "Berichten via: SMS",

@@ -48,8 +48,8 @@ async def test_sms_registration_happy_path(
         "7511 AB 12: is dit Enschede, gemeente Enschede? (JA/NEE) (of: laat maar)"
     ]
     assert texts(transcript[4]) == [nl("registration.confirm_phone", phone="+31 6 ****5678")]
-    assert texts(transcript[5]) == [nl("registration.ask_channel", options="SMS, WhatsApp")]
-    assert transcript[5][0].buttons == ("SMS", "WhatsApp")
+    assert texts(transcript[5]) == [nl("registration.ask_channel", options="SMS, WhatsApp, Telefoon")]
+    assert transcript[5][0].buttons == ("SMS", "WhatsApp", "Telefoon")
     assert texts(transcript[6]) == [nl("registration.welcome", channel="SMS", place="Enschede")]
     assert "STOP" in transcript[6][0].text
 
@@ -95,7 +95,7 @@ async def test_telegram_registration_with_shared_contact(
         TELEGRAM, ["/start", "ja", "overslaan", "7511ab 12-a", "ja", contact, "Telegram"]
     )
     assert transcript[4][0].request_contact is True
-    assert transcript[5][0].buttons == ("Telegram", "WhatsApp", "SMS")
+    assert transcript[5][0].buttons == ("Telegram", "WhatsApp", "SMS", "Telefoon")
     assert "Telegram" in last(transcript).text
     [participant] = rows(sessions, Participant)
     assert participant.name_enc is None
@@ -231,6 +231,10 @@ ADDRESS = ["START", "JA", "-"]
 PLACE = ["START", "JA", "-", "7511 AB 12"]
 PHONE = ["START", "JA", "-", "7511 AB 12", "JA"]
 CHANNEL = ["START", "JA", "-", "7511 AB 12", "JA", "06 12345678"]
+LANDLINE_CHANNEL = ["START", "JA", "-", "7511 AB 12", "JA", "053 480 0000"]
+# The channels offered, in the language of the test.
+OPTIONS = {"nl": "Telegram, WhatsApp, SMS, Telefoon", "en": "Telegram, WhatsApp, SMS, Phone"}
+LANDLINE_OPTIONS = {"nl": "Telegram, Telefoon", "en": "Telegram, Phone"}
 
 
 @pytest.mark.parametrize(
@@ -265,12 +269,26 @@ CHANNEL = ["START", "JA", "-", "7511 AB 12", "JA", "06 12345678"]
         (PHONE, "bel me maar", "registration.phone_not_a_number", {}),
         (PHONE, "0612", "registration.phone_not_a_number", {}),
         (PHONE, LONG, "registration.phone_not_a_number", {}),
-        (PHONE, "053 480 0000", "registration.phone_not_mobile", {}),
         (PHONE, "+32 2 555 12 34", "registration.phone_not_mobile", {}),
         (PHONE, "+1 202 555 0123", "registration.phone_not_eu", {}),
-        (CHANNEL, "postduif", "registration.channel_retry", {"options": "Telegram, WhatsApp, SMS"}),
-        (CHANNEL, "", "registration.channel_retry", {"options": "Telegram, WhatsApp, SMS"}),
-        (CHANNEL, "9", "registration.channel_retry", {"options": "Telegram, WhatsApp, SMS"}),
+        (PHONE, "+49 30 1234567", "registration.phone_not_mobile", {}),
+        (CHANNEL, "postduif", "registration.channel_retry", {"options": OPTIONS}),
+        (CHANNEL, "", "registration.channel_retry", {"options": OPTIONS}),
+        (CHANNEL, "9", "registration.channel_retry", {"options": OPTIONS}),
+        (CHANNEL, "5", "registration.channel_retry", {"options": OPTIONS}),
+        (
+            LANDLINE_CHANNEL,
+            "SMS",
+            "registration.landline_voice_only",
+            {"channel": "SMS", "options": LANDLINE_OPTIONS},
+        ),
+        (
+            LANDLINE_CHANNEL,
+            "whatsapp",
+            "registration.landline_voice_only",
+            {"channel": "WhatsApp", "options": LANDLINE_OPTIONS},
+        ),
+        (LANDLINE_CHANNEL, "3", "registration.channel_retry", {"options": LANDLINE_OPTIONS}),
     ],
     ids=lambda v: v[:20] if isinstance(v, str) else None,
 )
@@ -289,7 +307,8 @@ async def test_bad_answers_are_explained_and_the_step_repeats(
     transcript = await converse(TELEGRAM, [*language, *before, answer])
     question = transcript[-2][-1]
     [reply] = transcript[-1]
-    assert reply.text == catalogue.render(lang, key, **params)
+    in_lang = {k: v[lang] if isinstance(v, dict) else v for k, v in params.items()}
+    assert reply.text == catalogue.render(lang, key, **in_lang)
     assert reply.buttons == question.buttons
     assert reply.request_contact == question.request_contact
     [state] = rows(sessions, ConversationState)
@@ -339,7 +358,7 @@ async def test_odd_digits_at_the_channel_choice_are_explained(
 ) -> None:
     transcript = await converse(TELEGRAM, [*CHANNEL, answer])
     assert texts(transcript[-1]) == [
-        catalogue.render("nl", "registration.channel_retry", options="Telegram, WhatsApp, SMS")
+        catalogue.render("nl", "registration.channel_retry", options=OPTIONS["nl"])
     ]
 
 

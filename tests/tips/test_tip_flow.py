@@ -98,7 +98,11 @@ async def test_a_reply_to_the_alert_links_it(
     launch(sessions, clock(), sanne)
     reply = message(sanne, COMPLETE, clock, reply_to_provider_id=alert_id(older, sanne))
     [replies] = await say(router, sanne, clock, reply)
-    assert replies == [nl(catalogue, "tip.thanks", code=older.code)]
+    # In a call the thanks is written to be heard: no action code spelled out letter by letter.
+    key = "tip.thanks_call" if channel is ChannelKind.VOICE else "tip.thanks"
+    assert replies == [nl(catalogue, key, code=older.code)]
+    if channel is ChannelKind.VOICE:
+        assert older.code not in replies[0] and "1 1 2" in replies[0]
     assert [t.action_id for t in stored_tips(sessions)] == [older.id]
 
 
@@ -462,3 +466,40 @@ async def test_nu_net_minutes_ago_is_stored_with_its_phrase_and_every_place(
     assert tip.seen_at.replace(tzinfo=UTC) == tip.received_at.replace(tzinfo=UTC) - timedelta(minutes=5)
     assert tip.seen_text == "nu net 5 minuten geleden"
     assert (tip.location_text, tip.places) == ("Oude Markt, bankje", ["Oude Markt"])
+
+
+RECORDING = (
+    "https://api.twilio.com/2010-04-01/Accounts/ACa1b2c3d4e5f60718293a4b5c6d7e8f90/Recordings/"
+    "RE4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d"
+)
+
+
+@pytest.mark.parametrize(
+    ("transcription", "reply"),
+    [
+        # Nothing to read where and when from: asked once, and the answer is heard in the same call.
+        pytest.param("", "tip.followup_both_call", id="recording-only"),
+        pytest.param("Ik zag hem om 15:10 bij de Jumbo", "tip.thanks_call", id="with-transcription"),
+    ],
+)
+async def test_a_tip_recorded_in_the_alert_call_is_linked_to_that_alert(
+    router: ConversationRouter,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    catalogue: Catalogue,
+    transcription: str,
+    reply: str,
+) -> None:
+    # Pressed 2 after the alert: the recording arrives on the call's sid, which is the alert's delivery id.
+    piet = person(sessions, vault, clock(), ChannelKind.VOICE)
+    older = launch(sessions, clock(), piet, headline="Overval op juwelier")
+    launch(sessions, clock(), piet)
+    recorded = message(
+        piet, transcription, clock, media=(RECORDING,), reply_to_provider_id=alert_id(older, piet)
+    )
+    [replies] = await say(router, piet, clock, recorded)
+    assert replies == [nl(catalogue, reply, code=older.code)]
+    [tip] = stored_tips(sessions)
+    assert (tip.action_id, tip.media, tip.text) == (older.id, [RECORDING], transcription)
+    assert tip.participant_id == piet.participant_id

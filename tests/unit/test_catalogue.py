@@ -24,10 +24,11 @@ SAMPLE = {
     "postcode": "7511 AB",
     "phone": "+31 6 ****5678",
     "channel": "WhatsApp",
-    "options": "Telegram, WhatsApp, SMS",
+    "options": "Telegram, WhatsApp, SMS, Telefoon",
     "max": 60,
     "minutes": 10,
     "code": "123456",
+    "digits": "1, 2, 3, 4, 5, 6",
     "slot": 3,
     "window": "ma, wo, vr 08:30-17:30",
     "name": "Johanna Wilhelmina",
@@ -197,6 +198,7 @@ LONGER_QUESTIONS = {
     "follow.which_area": "lists up to five followed areas",
     "registration.consent_chat": "Telegram and WhatsApp only (offers following an area), never sent as SMS",
     "relay.group_rules": "posted in a Telegram group by the bot, never sent as SMS",
+    "reconfirm.question_call": "spoken in a call to someone who signed up by phone, never sent as SMS",
 }
 
 
