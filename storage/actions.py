@@ -23,6 +23,7 @@ from storage.models import (
     ActionOutcome,
     ActionStatus,
     ActionType,
+    ActionUpdate,
     Certainty,
     ChannelIdentity,
     Delivery,
@@ -32,7 +33,7 @@ from storage.models import (
     Severity,
     Urgency,
 )
-from storage.relays import queue_relay_alerts, queue_relay_closings
+from storage.relays import queue_relay_alerts, queue_relay_closings, queue_relay_updates
 from storage.targeting import Reach, order_reaches
 from storage.vocabulary import RECEIVED, ChannelKind, DeliveryStatus, StatusUpdate
 
@@ -214,6 +215,7 @@ def write_deliveries(
     kind: DeliveryKind,
     targets: Sequence[Target],
     now: datetime,
+    update_no: int = 0,
 ) -> int:
     """Queue one delivery per target (in the given order: rank 0 first) with one bulk insert."""
     if not targets:
@@ -234,6 +236,7 @@ def write_deliveries(
             "tried": "",
             "created_at": now,
             "updated_at": now,
+            "update_no": update_no,
         }
         for rank, t in enumerate(targets)
     ]
@@ -351,12 +354,19 @@ def close_action(
     closing_text: str,
     now: datetime,
     tipster_identities: Iterable[int] = (),
+    correction: bool = False,
 ) -> int:
     """End an action: stop alerts still queued, queue the closing message to everyone who got the alert,
-    and the result to tipsters who did not. Returns the number of closing messages queued."""
-    if action.status not in (ActionStatus.DRAFT, ActionStatus.ACTIVE):
+    and the result to tipsters who did not. Returns the number of closing messages queued.
+
+    With `correction` the action was launched in error: it is cancelled (a draft or one awaiting approval
+    too), and who got the alert gets the correction (kind `cancel`) in place of the closing."""
+    endable = (*LAUNCHABLE, ActionStatus.ACTIVE) if correction else (ActionStatus.DRAFT, ActionStatus.ACTIVE)
+    if action.status not in endable:
         raise ActionStateError(f"action {action.code} is {action.status.value} already")
     was_active = action.status is ActionStatus.ACTIVE
+    if correction:
+        outcome = ActionOutcome.CANCELLED
     status = ActionStatus.CANCELLED if outcome is ActionOutcome.CANCELLED else ActionStatus.CLOSED
     claimed = session.execute(
         update(Action)
@@ -371,13 +381,14 @@ def close_action(
     if not was_active:
         return 0
     # Relays that got the alert get the closing too, counted apart from the participants'.
-    queue_relay_closings(session, action_id=action.id or 0, now=now)
+    relay_kind = DeliveryKind.RELAY_CANCEL if correction else DeliveryKind.RELAY_CLOSING
+    queue_relay_closings(session, action_id=action.id or 0, now=now, kind=relay_kind)
     d = Delivery.__table__.c  # type: ignore[attr-defined]
     session.execute(
         update(Delivery)
         .where(
             d.action_id == action.id,
-            d.kind == DeliveryKind.ALERT.value,
+            d.kind.in_([DeliveryKind.ALERT.value, DeliveryKind.UPDATE.value]),
             d.status == DeliveryStatus.QUEUED.value,
         )
         .values(status=DeliveryStatus.FAILED.value, error_code="action_closed", updated_at=now)
@@ -385,13 +396,113 @@ def close_action(
     closing, tipsters = _closing_targets(
         session, action_id=action.id or 0, tipster_identities=tipster_identities
     )
-    queued = write_deliveries(
-        session, action_id=action.id or 0, kind=DeliveryKind.CLOSING, targets=closing, now=now
-    )
+    kind = DeliveryKind.CANCEL if correction else DeliveryKind.CLOSING
+    queued = write_deliveries(session, action_id=action.id or 0, kind=kind, targets=closing, now=now)
     if tipsters:
         queued += write_deliveries(
             session, action_id=action.id or 0, kind=DeliveryKind.TIP_RESULT, targets=tipsters, now=now
         )
+    return queued
+
+
+def reached_targets(session: Session, *, action_id: int) -> list[Target]:
+    """Who the action's alert reached (or may have: a send in flight), on the identity that reached them,
+    nearest first."""
+    return _closing_targets(session, action_id=action_id, tipster_identities=())[0]
+
+
+def add_update(
+    session: Session, *, action: Action, text: str, instruction: str, now: datetime, created_by: str
+) -> tuple[ActionUpdate, int]:
+    """Store an update of an active action and queue it to everyone the alert reached, on the identity
+    that reached them, and to the relays that got the alert; returns it and the participants queued."""
+    if action.status is not ActionStatus.ACTIVE:
+        raise ActionStateError(
+            f"action {action.code} is {action.status.value}, only an active one is updated"
+        )
+    a = ActionUpdate.__table__.c  # type: ignore[attr-defined]
+    last = session.scalar(select(func.max(a.number)).where(a.action_id == action.id))
+    row = ActionUpdate(
+        action_id=action.id or 0,
+        number=int(last or 0) + 1,
+        text=text.strip(),
+        instruction=instruction.strip(),
+        created_at=now,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    targets = reached_targets(session, action_id=action.id or 0)
+    queued = write_deliveries(
+        session,
+        action_id=action.id or 0,
+        kind=DeliveryKind.UPDATE,
+        targets=targets,
+        now=now,
+        update_no=row.number,
+    )
+    queue_relay_updates(session, action_id=action.id or 0, update_no=row.number, now=now)
+    return row, queued
+
+
+def updates_of(session: Session, *, action_id: int) -> list[ActionUpdate]:
+    """An action's updates, first first."""
+    query = (
+        select(ActionUpdate)
+        .where(col(ActionUpdate.action_id) == action_id)
+        .order_by(col(ActionUpdate.number))
+    )
+    return list(session.scalars(query))
+
+
+def update_delivery_counts(session: Session, *, action_id: int) -> dict[int, dict[str, dict[str, int]]]:
+    """Per update number: its deliveries (participants' and relays') per kind and status."""
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(d.update_no, d.kind, d.status, func.count())
+        .where(
+            d.action_id == action_id,
+            d.kind.in_([DeliveryKind.UPDATE.value, DeliveryKind.RELAY_UPDATE.value]),
+        )
+        .group_by(d.update_no, d.kind, d.status)
+    ).all()
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    for number, kind, status, n in rows:
+        out.setdefault(int(number), {}).setdefault(str(kind), {})[str(status)] = int(n)
+    return out
+
+
+def alerted_participant_ids(session: Session, *, action_id: int) -> set[int]:
+    """Everyone the action's alert was queued for, whatever became of it: a widening skips them."""
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    query = select(d.participant_id).where(
+        d.action_id == action_id, d.kind == DeliveryKind.ALERT.value, d.participant_id.is_not(None)
+    )
+    return {int(pid) for pid in session.scalars(query)}
+
+
+def widen_action(
+    session: Session, *, action: Action, area: Mapping[str, Any], targets: Sequence[Target], now: datetime
+) -> int:
+    """Give an active action its larger area and queue the alert to the targets (the newly inside, who
+    the caller chose) and to relays the new area touches; returns the participants queued."""
+    if action.status is not ActionStatus.ACTIVE:
+        raise ActionStateError(
+            f"action {action.code} is {action.status.value}, only an active one is widened"
+        )
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
+        .values(area=dict(area))
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed meanwhile")
+    action.area = dict(area)
+    queued = write_deliveries(
+        session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
+    )
+    if not action.exercise:
+        queue_relay_alerts(session, action=action, now=now)
     return queued
 
 

@@ -32,6 +32,8 @@ from storage.actions import (
     delivery_counts,
     get_action,
     list_actions,
+    update_delivery_counts,
+    updates_of,
 )
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -199,6 +201,48 @@ class CloseIn(BaseModel):
         return _not_blank(value, "closing_text")
 
 
+class UpdateIn(BaseModel):
+    """An update of an active action: what is new, and optionally a changed instruction (without one,
+    the action's own instruction is repeated)."""
+
+    text: str = Field(max_length=MAX_DESCRIPTION)
+    instruction: str = Field(default="", max_length=MAX_INSTRUCTION)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _not_blank(value, "text")
+
+
+class CancelIn(BaseModel):
+    """Why an action is cancelled as sent in error (kept with the action and in the audit log; the
+    recipients get a fixed correction)."""
+
+    reason: str = Field(max_length=MAX_CLOSING)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return _not_blank(value, "reason")
+
+
+class WidenIn(BaseModel):
+    """The larger area: it must contain the action's current one."""
+
+    area: AreaIn
+
+
+class UpdateOut(BaseModel):
+    """One update of an action with its messages per kind (`update`, `relay_update`) and status."""
+
+    number: int
+    text: str
+    instruction: str
+    created_at: datetime
+    created_by: str
+    counts: dict[str, dict[str, int]]
+
+
 class PhotoOut(BaseModel):
     """An action's photo as stored (re-encoded, no metadata); `url` serves it with the API token."""
 
@@ -259,6 +303,7 @@ class ActionOut(BaseModel):
     approved_by: str | None = None
     deliveries: dict[str, DeliveryCountsOut] | None = None
     relays: RelaysOut | None = None
+    updates: list[UpdateOut] | None = None
 
 
 class PreviewOut(BaseModel):
@@ -458,6 +503,18 @@ def actions_router(
                 raise not_found(action_id) from exc
             out = _out(action, delivery_counts(session, action_id=action_id), info_of(action))
             out.relays = RelaysOut(**relay_figures(session, action_id=action_id).as_json())
+            counts = update_delivery_counts(session, action_id=action_id)
+            out.updates = [
+                UpdateOut(
+                    number=u.number,
+                    text=u.text,
+                    instruction=u.instruction,
+                    created_at=u.created_at,
+                    created_by=u.created_by,
+                    counts=counts.get(u.number, {}),
+                )
+                for u in updates_of(session, action_id=action_id)
+            ]
             return out
 
     @router.post("/actions/{action_id}/launch", response_model=None)
@@ -529,6 +586,49 @@ def actions_router(
             raise not_found(action_id) from exc
         except ActionStateError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/updates", status_code=status.HTTP_201_CREATED)
+    def post_update(action_id: ActionId, body: UpdateIn) -> ActionOut:
+        """Send an update of an active action to everyone its alert reached, on the channel that reached
+        them, and to the relays that got it (same code, marked as an update)."""
+        try:
+            service.add_update(action_id, text=body.text, instruction=body.instruction, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+            ) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/cancel")
+    def cancel(action_id: ActionId, body: CancelIn) -> ActionOut:
+        """Cancel an action sent in error: who got the alert gets a correction (a draft is cancelled
+        silently); its public page goes dark and its photo is deleted."""
+        try:
+            service.cancel(action_id, reason=body.reason, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/widen")
+    def widen(action_id: ActionId, body: WidenIn) -> ActionOut:
+        """Give an active action a larger area containing the old one; only the newly inside are alerted."""
+        try:
+            service.widen(action_id, body.area.stored(), actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+            ) from exc
         return show(action_id)
 
     @router.put("/actions/{action_id}/photo")

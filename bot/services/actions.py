@@ -24,6 +24,8 @@ from storage.actions import (
     ActionStateError,
     ClosingAudience,
     Target,
+    add_update,
+    alerted_participant_ids,
     close_action,
     closing_audience,
     create_action,
@@ -34,10 +36,11 @@ from storage.actions import (
     reject_approval,
     request_approval,
     tipster_identity_ids,
+    widen_action,
 )
 from storage.db import SessionFactory, transaction
-from storage.geo import PostcodeBook
-from storage.models import Action, ActionOutcome, ActionStatus, DeliveryKind
+from storage.geo import PostcodeBook, distance_m
+from storage.models import Action, ActionOutcome, ActionStatus, ActionUpdate, DeliveryKind
 from storage.participants import audit
 from storage.preferences import Selection, select_for_alert
 from storage.regions import coverage, needs_approval, touched_by_action
@@ -186,6 +189,38 @@ def draft_duration(action: Action) -> timedelta:
     return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
 
 
+def widening_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """Why the new area is no widening of the old (English, for the API's 422), or None when it contains it.
+
+    A circle widens to a circle that contains it (the same or a moved centre); municipalities widen to a
+    list with all of them. Other shapes cannot be widened here: their containment is not checked."""
+    if old.get("circle") is not None and new.get("circle") is not None:
+        before, after = old["circle"], new["circle"]
+        apart = distance_m(
+            float(before["lat"]), float(before["lon"]), float(after["lat"]), float(after["lon"])
+        )
+        # A metre of slack: a centre given again with fewer decimals is still the same centre.
+        if apart + float(before["radius_m"]) > float(after["radius_m"]) + 1.0:
+            return (
+                f"the new circle must contain the old one: its radius must be at least "
+                f"{round(apart + float(before['radius_m']))} m from that centre"
+            )
+        if float(after["radius_m"]) <= float(before["radius_m"]) and apart < 1.0:
+            return "the new circle is the old one: nothing to widen"
+        return None
+    if old.get("municipalities") is not None and new.get("municipalities") is not None:
+        missing = sorted(set(old["municipalities"]) - set(new["municipalities"]))
+        if missing:
+            return f"the new area must keep every municipality of the old one; missing: {', '.join(missing)}"
+        if set(new["municipalities"]) == set(old["municipalities"]):
+            return "the new area is the old one: nothing to widen"
+        return None
+    kind = next(
+        (k for k in ("circle", "municipalities", "polygon", "geojson") if old.get(k) is not None), "?"
+    )
+    return f"an area of kind {kind} widens only to a larger one of the same kind (circle or municipalities)"
+
+
 @dataclass(frozen=True)
 class ActionService:
     """The action use cases on one database; each opens its own transaction and wakes the dispatcher
@@ -255,11 +290,13 @@ class ActionService:
             audit(session, now=now, actor=actor, event="action_created", subject=f"action:{action.id}")
         return action
 
-    def _selection(self, session: Session, action: Action, now: datetime) -> Selection:
+    def _selection(
+        self, session: Session, action: Action, now: datetime, area: Mapping[str, Any] | None = None
+    ) -> Selection:
         # An exercise reaches only who opted in to exercises and the test participants.
         return select_for_alert(
             session,
-            area=parse_area(action.area),
+            area=parse_area(action.area if area is None else area),
             at=now,
             action_type=action.type,
             urgency=action.urgency,
@@ -435,3 +472,104 @@ class ActionService:
         """How many closing messages closing now would queue. Raises ActionNotFound."""
         with self.sessions() as session:
             return closing_audience_of(session, action_id=action_id)
+
+    def add_update(
+        self, action_id: int, *, text: str, instruction: str, actor: str
+    ) -> tuple[ActionUpdate, int]:
+        """Send an update of an active action to everyone the alert reached (on the channel that reached
+        them) and to the relays that got it, stored and audited; returns it and the participants queued.
+
+        Raises ActionNotFound, ActionStateError or InvalidAction (blank, or too long for an SMS)."""
+        if not text.strip():
+            raise InvalidAction([Problem(("text",), "text must not be empty", "text", "text")])
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            probe = ActionUpdate(
+                action_id=action_id,
+                number=0,
+                text=text.strip(),
+                instruction=instruction.strip(),
+                created_at=now,
+                created_by=actor,
+            )
+            problems = self.texts.update_problems(action, probe)
+            if problems:
+                raise InvalidAction([Problem((p.field,), p.message, "text", p.field) for p in problems])
+            row, queued = add_update(
+                session, action=action, text=text, instruction=instruction, now=now, created_by=actor
+            )
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_updated",
+                subject=f"action:{action_id}",
+                detail={"update": row.number, "recipients": queued},
+            )
+        self._woken()
+        return row, queued
+
+    def cancel(self, action_id: int, *, reason: str, actor: str) -> int:
+        """Cancel an action sent in error: who got the alert gets a correction (a draft or one awaiting
+        approval is cancelled without a message), the public page goes dark and the photo is deleted, as
+        with a close; audited. Returns how many corrections were queued.
+
+        Raises ActionNotFound or ActionStateError."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            queued = close_action(
+                session,
+                action=action,
+                outcome=ActionOutcome.CANCELLED,
+                closing_text=reason,
+                now=now,
+                tipster_identities=tipster_identity_ids(session, action_id=action_id),
+                correction=True,
+            )
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_cancelled",
+                subject=f"action:{action_id}",
+                detail={"reason": reason.strip()[:200], "corrections": queued},
+            )
+        self._woken()
+        return queued
+
+    def widen(self, action_id: int, area: Mapping[str, Any], *, actor: str) -> int:
+        """Give an active action a larger area that contains the old one and alert the people newly
+        inside, nearest first, nobody twice; the old and new areas go in the audit log. Returns how many
+        were queued.
+
+        Raises ActionNotFound, ActionStateError or InvalidAction (not a widening)."""
+        resolved = resolve_area(self.book, area)
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            if action.status is not ActionStatus.ACTIVE:
+                raise ActionStateError(f"action {action.code} is {action.status.value}, only an active one")
+            problem = widening_problem(action.area, resolved)
+            if problem is not None:
+                raise InvalidAction([Problem(("area",), problem, "area")])
+            before = dict(action.area)
+            had = alerted_participant_ids(session, action_id=action_id)
+            inside = self._selection(session, action, now, area=resolved).recipients
+            fresh = [r for r in inside if r.participant_id not in had]
+            targets = [
+                Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+                for r in fresh
+            ]
+            queued = widen_action(session, action=action, area=resolved, targets=targets, now=now)
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_widened",
+                subject=f"action:{action_id}",
+                detail={"from": before, "to": resolved, "recipients": queued},
+            )
+        self._woken()
+        return queued
