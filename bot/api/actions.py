@@ -620,7 +620,7 @@ def actions_router(
     def widen(action_id: ActionId, body: WidenIn) -> ActionOut:
         """Give an active action a larger area containing the old one; only the newly inside are alerted."""
         try:
-            service.widen(action_id, body.area.stored(), actor="api")
+            service.widen(action_id, body.area.stored(), by=SYSTEM)
         except ActionNotFound as exc:
             raise not_found(action_id) from exc
         except ActionStateError as exc:

@@ -189,8 +189,9 @@ def draft_duration(action: Action) -> timedelta:
     return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
 
 
-def widening_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
-    """Why the new area is no widening of the old (English, for the API's 422), or None when it contains it.
+def widening_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> Problem | None:
+    """Why the new area is no widening of the old (`kind` widen, `name` the reason: `circle`, `same`,
+    `municipalities` or `shape`), or None when it contains the old one.
 
     A circle widens to a circle that contains it (the same or a moved centre); municipalities widen to a
     list with all of them. Other shapes cannot be widened here: their containment is not checked."""
@@ -199,26 +200,37 @@ def widening_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | No
         apart = distance_m(
             float(before["lat"]), float(before["lon"]), float(after["lat"]), float(after["lon"])
         )
+        needed = apart + float(before["radius_m"])
         # A metre of slack: a centre given again with fewer decimals is still the same centre.
-        if apart + float(before["radius_m"]) > float(after["radius_m"]) + 1.0:
-            return (
-                f"the new circle must contain the old one: its radius must be at least "
-                f"{round(apart + float(before['radius_m']))} m from that centre"
+        if needed > float(after["radius_m"]) + 1.0:
+            message = (
+                "the new circle must contain the old one: its radius must be at least "
+                f"{round(needed)} m from that centre"
             )
+            return Problem(("area", "circle"), message, "widen", "circle")
         if float(after["radius_m"]) <= float(before["radius_m"]) and apart < 1.0:
-            return "the new circle is the old one: nothing to widen"
+            return Problem(
+                ("area", "circle"), "the new circle is the old one: nothing to widen", "widen", "same"
+            )
         return None
     if old.get("municipalities") is not None and new.get("municipalities") is not None:
         missing = sorted(set(old["municipalities"]) - set(new["municipalities"]))
         if missing:
-            return f"the new area must keep every municipality of the old one; missing: {', '.join(missing)}"
+            message = (
+                f"the new area must keep every municipality of the old one; missing: {', '.join(missing)}"
+            )
+            return Problem(("area", "municipalities"), message, "widen", "municipalities")
         if set(new["municipalities"]) == set(old["municipalities"]):
-            return "the new area is the old one: nothing to widen"
+            message = "the new area is the old one: nothing to widen"
+            return Problem(("area", "municipalities"), message, "widen", "same")
         return None
     kind = next(
         (k for k in ("circle", "municipalities", "polygon", "geojson") if old.get(k) is not None), "?"
     )
-    return f"an area of kind {kind} widens only to a larger one of the same kind (circle or municipalities)"
+    message = (
+        f"an area of kind {kind} widens only to a larger one of the same kind (circle or municipalities)"
+    )
+    return Problem(("area",), message, "widen", "shape")
 
 
 @dataclass(frozen=True)
@@ -539,12 +551,13 @@ class ActionService:
         self._woken()
         return queued
 
-    def widen(self, action_id: int, area: Mapping[str, Any], *, actor: str) -> int:
+    def widen(self, action_id: int, area: Mapping[str, Any], *, by: Launcher) -> int:
         """Give an active action a larger area that contains the old one and alert the people newly
         inside, nearest first, nobody twice; the old and new areas go in the audit log. Returns how many
         were queued.
 
-        Raises ActionNotFound, ActionStateError or InvalidAction (not a widening)."""
+        Raises ActionNotFound, ActionStateError, InvalidAction (not a widening) or LaunchRefused (the
+        launcher's regions do not cover the new area)."""
         resolved = resolve_area(self.book, area)
         now = self.clock()
         with transaction(self.sessions) as session:
@@ -553,7 +566,17 @@ class ActionService:
                 raise ActionStateError(f"action {action.code} is {action.status.value}, only an active one")
             problem = widening_problem(action.area, resolved)
             if problem is not None:
-                raise InvalidAction([Problem(("area",), problem, "area")])
+                raise InvalidAction([problem])
+            # Widening alerts people in the new area: the launcher's regions must cover it, as for a launch.
+            probe = Action(
+                code=action.code,
+                type=action.type,
+                headline=action.headline,
+                area=resolved,
+                created_at=action.created_at,
+                expires_at=action.expires_at,
+            )
+            self._check_region(session, probe, by)
             before = dict(action.area)
             had = alerted_participant_ids(session, action_id=action_id)
             inside = self._selection(session, action, now, area=resolved).recipients
@@ -566,7 +589,7 @@ class ActionService:
             audit(
                 session,
                 now=now,
-                actor=actor,
+                actor=by.actor,
                 event="action_widened",
                 subject=f"action:{action_id}",
                 detail={"from": before, "to": resolved, "recipients": queued},
