@@ -29,6 +29,7 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.models import AuditEvent, ChannelIdentity, Delivery, DeliveryKind, Participant, RelayPlatform
+from storage.regions import ANY_TYPE, EVERYWHERE, save_region, set_approval_rule
 from storage.relays import RELAY_RULES_VERSION, RelayDraft, register_relay
 from storage.tips import action_replied_to, received_actions
 from storage.vocabulary import ChannelKind
@@ -97,8 +98,15 @@ def _body(clock: FixedClock, radius_m: float = 5000, **changes: Any) -> dict[str
     return body
 
 
-def _relay(sessions: SessionFactory, vault: DataVault, book: PostcodeBook, clock: FixedClock) -> str:
-    number = "+31687654321"
+def _relay(
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    clock: FixedClock,
+    *,
+    number: str = "+31687654321",
+    area: dict[str, Any] | None = None,
+) -> str:
     with transaction(sessions) as session:
         coordinator = ChannelIdentity(
             channel=ChannelKind.SMS,
@@ -112,7 +120,7 @@ def _relay(sessions: SessionFactory, vault: DataVault, book: PostcodeBook, clock
         draft = RelayDraft(
             group_name="Buurtpreventie Volkspark",
             platform=RelayPlatform.WHATSAPP,
-            area={"postcodes": [{"pc4": "7511", "lat": place.lat, "lon": place.lon}]},
+            area=area or {"postcodes": [{"pc4": "7511", "lat": place.lat, "lon": place.lon}]},
             municipalities=["0153"],
             estimated_members=40,
             language="nl",
@@ -435,6 +443,23 @@ async def test_cancel_sends_a_correction_to_whom_the_alert_reached_and_takes_the
     assert again.status_code == 409
 
 
+def test_an_action_awaiting_approval_is_cancelled_without_a_message(
+    client: TestClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    seed_person(sessions, vault, clock())
+    with transaction(sessions) as session:
+        save_region(session, name=EVERYWHERE, municipalities=[], everywhere=True, now=clock())
+        set_approval_rule(session, region_name=EVERYWHERE, action_type=ANY_TYPE, required=True)
+    made = client.post("/api/v1/actions", headers=AUTH, json=_body(clock)).json()
+    assert client.post(f"/api/v1/actions/{made['id']}/launch", headers=AUTH).status_code == 202
+    response = client.post(f"/api/v1/actions/{made['id']}/cancel", headers=AUTH, json={"reason": "Dubbel."})
+    assert response.status_code == 200, response.text
+    shown = response.json()
+    assert shown["status"] == "cancelled"
+    assert sum(counts["total"] for counts in shown["deliveries"].values()) == 0
+    assert client.post(f"/api/v1/actions/{made['id']}/approve", headers=AUTH).status_code == 409
+
+
 def test_a_draft_is_cancelled_without_a_message(client: TestClient, clock: FixedClock) -> None:
     draft = client.post("/api/v1/actions", headers=AUTH, json=_body(clock)).json()
     blank = client.post(f"/api/v1/actions/{draft['id']}/cancel", headers=AUTH, json={"reason": " "})
@@ -486,6 +511,37 @@ async def test_widening_alerts_only_the_newly_inside_nearest_first_and_nobody_tw
     assert detail["from"] == {"circle": {"lat": LAT, "lon": LON, "radius_m": 2000.0}}
     assert detail["to"] == wider
     assert detail["recipients"] == 2
+
+
+async def test_widening_reaches_a_group_the_new_area_touches_once(
+    client: TestClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    clock: FixedClock,
+    texts: AlertTexts,
+) -> None:
+    world = await _launched(client, sessions, vault, book, clock, texts, radius_m=2000)
+    east_group = _relay(
+        sessions,
+        vault,
+        book,
+        clock,
+        number="+31687650000",
+        area={"circle": {"lat": EAST[0], "lon": EAST[1], "radius_m": 300}},
+    )
+    assert east_group not in {m.recipient for m in world.channel.attempts}
+    for radius in (5000, 6000):
+        wider = {"circle": {"lat": LAT, "lon": LON, "radius_m": radius}}
+        response = client.post(
+            f"/api/v1/actions/{world.action['id']}/widen", headers=AUTH, json={"area": wider}
+        )
+        assert response.status_code == 200, response.text
+        await world.dispatcher.drain()
+    relayed = [m for m in world.channel.sent if m.recipient in (east_group, world.coordinator)]
+    # The group near the centre had it already; the one in the east gets it once, over two widenings.
+    assert [m.recipient for m in relayed] == [east_group]
+    assert _show(client, world.action["id"])["relays"]["relays"] == 2
 
 
 @pytest.mark.parametrize(
