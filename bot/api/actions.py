@@ -215,8 +215,8 @@ class UpdateIn(BaseModel):
 
 
 class CancelIn(BaseModel):
-    """Why an action is cancelled as sent in error (kept with the action and in the audit log; the
-    recipients get a fixed correction)."""
+    """Why an action is cancelled as sent in error (kept in the audit log only; the recipients get a
+    fixed correction and the public page no reason)."""
 
     reason: str = Field(max_length=MAX_CLOSING)
 

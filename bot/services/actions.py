@@ -525,7 +525,7 @@ class ActionService:
     def cancel(self, action_id: int, *, reason: str, actor: str) -> int:
         """Cancel an action sent in error: who got the alert gets a correction (a draft or one awaiting
         approval is cancelled without a message), the public page goes dark and the photo is deleted, as
-        with a close; audited. Returns how many corrections were queued.
+        with a close; the reason goes in the audit log only. Returns how many corrections were queued.
 
         Raises ActionNotFound or ActionStateError."""
         now = self.clock()
@@ -535,7 +535,8 @@ class ActionService:
                 session,
                 action=action,
                 outcome=ActionOutcome.CANCELLED,
-                closing_text=reason,
+                # The reason is the control room's: the public page shows an action's closing text.
+                closing_text="",
                 now=now,
                 tipster_identities=tipster_identity_ids(session, action_id=action_id),
                 correction=True,

@@ -410,6 +410,8 @@ async def test_cancel_sends_a_correction_to_whom_the_alert_reached_and_takes_the
     assert cancelled["status"] == "cancelled"
     assert cancelled["outcome"] == "cancelled"
     assert cancelled["photo"] is None
+    # The reason is the control room's own: not a closing text the public page would show.
+    assert not cancelled["closing_text"]
     assert cancelled["deliveries"]["cancel"]["by_status"] == {"queued": 3}
     assert cancelled["deliveries"]["relay_cancel"]["by_status"] == {"queued": 1}
     assert cancelled["deliveries"]["closing"]["total"] == 0
@@ -429,10 +431,13 @@ async def test_cancel_sends_a_correction_to_whom_the_alert_reached_and_takes_the
     with sessions() as session:
         with pytest.raises(PhotoNotFound):
             photo_info(session, action_id=world.action["id"])
-        events = session.scalars(
-            select(col(AuditEvent.event)).where(col(AuditEvent.subject) == f"action:{world.action['id']}")
+        [detail] = session.scalars(
+            select(col(AuditEvent.detail)).where(
+                col(AuditEvent.subject) == f"action:{world.action['id']}",
+                col(AuditEvent.event) == "action_cancelled",
+            )
         )
-        assert "action_cancelled" in list(events)
+        assert detail == {"reason": "Verkeerde regio gekozen.", "corrections": 3}
     document = _cap(client, world.action["id"])
     assert _find(document, "c:msgType") == ["Cancel"]
     reference = ",".join(
