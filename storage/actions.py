@@ -33,8 +33,9 @@ from storage.models import (
     Severity,
     Urgency,
 )
+from storage.preferences import select_for_alert
 from storage.relays import queue_relay_alerts, queue_relay_closings, queue_relay_updates
-from storage.targeting import Reach, order_reaches
+from storage.targeting import Reach, order_reaches, parse_area
 from storage.vocabulary import RECEIVED, ChannelKind, DeliveryStatus, StatusUpdate
 
 # No 0/O, 1/I/L, 5/S, 8/B, 2/Z, 6/G: a code read aloud or typed from a lock screen comes back right.
@@ -78,6 +79,7 @@ class ActionDraft:
     severity: Severity = Severity.SEVERE
     certainty: Certainty = Certainty.OBSERVED
     exercise: bool = False
+    rings: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def create_action(
         severity=draft.severity,
         certainty=draft.certainty,
         exercise=draft.exercise,
+        rings=dict(draft.rings) if draft.rings is not None else None,
         status=ActionStatus.DRAFT,
         created_by=created_by,
         created_at=now,
@@ -479,6 +482,54 @@ def alerted_participant_ids(session: Session, *, action_id: int) -> set[int]:
         d.action_id == action_id, d.kind == DeliveryKind.ALERT.value, d.participant_id.is_not(None)
     )
     return {int(pid) for pid in session.scalars(query)}
+
+
+def widen_to(
+    session: Session, *, action: Action, area: Mapping[str, Any], now: datetime, timezone: str
+) -> int:
+    """Give an active action its larger area (checked by the caller) and alert who is newly inside,
+    nearest first, nobody twice (an exercise: only who takes part in exercises); returns how many."""
+    had = alerted_participant_ids(session, action_id=action.id or 0)
+    selection = select_for_alert(
+        session,
+        area=parse_area(area),
+        at=now,
+        action_type=action.type,
+        urgency=action.urgency,
+        timezone=timezone,
+        only=exercise_participant_ids(session) if action.exercise else None,
+    )
+    targets = [
+        Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+        for r in selection.recipients
+        if r.participant_id not in had
+    ]
+    return widen_action(session, action=action, area=area, targets=targets, now=now)
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The next ring of an action's automatic widening: its number (from 1), radius and when it is due."""
+
+    number: int
+    radius_m: float
+    due_at: datetime
+
+
+def next_ring(action: Action) -> Ring | None:
+    """The ring the action widens to next, or None (no rings, not a running circle, all rings done)."""
+    circle = action.area.get("circle")
+    if not action.rings or circle is None or action.launched_at is None:
+        return None
+    if action.status is not ActionStatus.ACTIVE:
+        return None
+    radii = [float(r) for r in action.rings.get("radii_m", [])]
+    # Rings an operator's own widening already passed are skipped: the next is the first one beyond.
+    done = sum(1 for r in radii if r <= float(circle["radius_m"]))
+    if done >= len(radii):
+        return None
+    every = timedelta(minutes=int(action.rings["every_minutes"]))
+    return Ring(done + 1, radii[done], action.launched_at + every * (done + 1))
 
 
 def widen_action(

@@ -336,6 +336,9 @@ class Action(SQLModel, table=True):
     approval_requested_at: datetime | None = None
     approved_by: str | None = None
     approved_at: datetime | None = None
+    rings: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Automatic widening of a circle: `{"radii_m": [...], "every_minutes": n}`; ring k (from 1) is due
+    k × n minutes after the launch (the scheduler's `widen-rings`)."""
 
 
 class Delivery(SQLModel, table=True):

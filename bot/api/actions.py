@@ -157,6 +157,20 @@ def _not_blank(value: str, name: str) -> str:
     return value.strip()
 
 
+class RingsIn(BaseModel):
+    """Automatic widening of a circle: ring k (from 1) is due k × `every_minutes` after the launch."""
+
+    radii_m: list[float] = Field(min_length=1, max_length=10)
+    every_minutes: int = Field(ge=1, le=24 * 60)
+
+    @field_validator("radii_m")
+    @classmethod
+    def _radii(cls, value: list[float]) -> list[float]:
+        if any(not 0 < r <= 50_000 for r in value):
+            raise ValueError("every ring's radius must be more than 0 and at most 50 km (50000 m)")
+        return value
+
+
 class ActionIn(BaseModel):
     """A new action, as the control room describes it."""
 
@@ -177,6 +191,8 @@ class ActionIn(BaseModel):
     exercise: bool = False
     """An exercise: only participants who opted in to exercises (and test participants) get it, every
     message starts with OEFENING/EXERCISE, it never counts in the figures."""
+    rings: RingsIn | None = None
+    """Widen the circle by itself while the action runs: only the newly inside get the alert."""
 
     @field_validator("headline")
     @classmethod
@@ -301,6 +317,7 @@ class ActionOut(BaseModel):
     exercise: bool = False
     approval_requested_by: str | None = None
     approved_by: str | None = None
+    rings: dict[str, Any] | None = None
     deliveries: dict[str, DeliveryCountsOut] | None = None
     relays: RelaysOut | None = None
     updates: list[UpdateOut] | None = None
@@ -392,6 +409,7 @@ def _out(action: Action, counts: DeliveryCounts | None = None, photo: PhotoInfo 
         exercise=action.exercise,
         approval_requested_by=action.approval_requested_by,
         approved_by=action.approved_by,
+        rings=action.rings,
         deliveries=deliveries,
     )
 
@@ -467,6 +485,7 @@ def actions_router(
             severity=body.severity,
             certainty=body.certainty,
             exercise=body.exercise,
+            rings=body.rings.model_dump() if body.rings is not None else None,
         )
         photo = None
         if body.photo is not None:

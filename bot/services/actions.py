@@ -25,7 +25,6 @@ from storage.actions import (
     ClosingAudience,
     Target,
     add_update,
-    alerted_participant_ids,
     close_action,
     closing_audience,
     create_action,
@@ -36,7 +35,7 @@ from storage.actions import (
     reject_approval,
     request_approval,
     tipster_identity_ids,
-    widen_action,
+    widen_to,
 )
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook, distance_m
@@ -270,7 +269,19 @@ class ActionService:
             severity=draft.severity,
             certainty=draft.certainty,
             exercise=draft.exercise,
+            rings=draft.rings,
         )
+        if draft.rings is not None:
+            radius = float(area.get("circle", {}).get("radius_m", 0))
+            radii = [float(r) for r in draft.rings.get("radii_m", [])]
+            if "circle" not in area:
+                problems.append(Problem(("rings",), "rings widen a circle: give a circle area", "rings"))
+            elif any(b <= a for a, b in zip([radius, *radii], radii, strict=False)):
+                problems.append(
+                    Problem(
+                        ("rings", "radii_m"), "each ring must be larger than the circle before it", "rings"
+                    )
+                )
         probe = Action(
             code="BN-XXXX",
             type=checked.type,
@@ -579,14 +590,7 @@ class ActionService:
             )
             self._check_region(session, probe, by)
             before = dict(action.area)
-            had = alerted_participant_ids(session, action_id=action_id)
-            inside = self._selection(session, action, now, area=resolved).recipients
-            fresh = [r for r in inside if r.participant_id not in had]
-            targets = [
-                Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
-                for r in fresh
-            ]
-            queued = widen_action(session, action=action, area=resolved, targets=targets, now=now)
+            queued = widen_to(session, action=action, area=resolved, now=now, timezone=self.settings.timezone)
             audit(
                 session,
                 now=now,

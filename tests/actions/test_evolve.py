@@ -24,6 +24,7 @@ from bot.channels.base import PermanentSendError
 from bot.channels.segments import count_segments
 from bot.dispatch import Dispatcher
 from bot.texts import Catalogue
+from scheduler.jobs import JobContext, widen_rings
 from storage.action_photos import PhotoNotFound, photo_info
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
@@ -593,3 +594,112 @@ def test_only_an_active_action_is_widened(client: TestClient, clock: FixedClock)
     wider = {"circle": {"lat": LAT, "lon": LON, "radius_m": 5000}}
     response = client.post(f"/api/v1/actions/{draft['id']}/widen", headers=AUTH, json={"area": wider})
     assert response.status_code == 409
+
+
+# ---- rings ------------------------------------------------------------------------------------------
+
+
+async def test_rings_widen_the_circle_on_the_clock_and_alert_only_the_newly_inside(
+    client: TestClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    texts: AlertTexts,
+) -> None:
+    now = clock()
+    centre = seed_person(sessions, vault, now, channels=(ChannelKind.TELEGRAM,))
+    east = seed_person(sessions, vault, now, channels=(ChannelKind.SMS,), at=EAST)
+    further = seed_person(sessions, vault, now, channels=(ChannelKind.SMS,), at=(LAT, LON + 0.065))
+    rings = {"radii_m": [4000, 6000], "every_minutes": 15}
+    created = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000, rings=rings))
+    assert created.status_code == 201, created.text
+    action = created.json()
+    assert action["rings"] == {"radii_m": [4000.0, 6000.0], "every_minutes": 15}
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    channel = FakeChannel(ChannelKind)
+    dispatcher = Dispatcher(
+        sessions,
+        dict.fromkeys(ChannelKind, channel),
+        clock,
+        dispatch_settings(),
+        "w",
+        vault=vault,
+        texts=texts,
+    )
+    context = JobContext(
+        sessions=sessions, settings=dispatch_settings(), clock=clock, vault=vault, catalogue=Catalogue.load()
+    )
+
+    async def ring_at(minutes: int) -> tuple[int, list[str]]:
+        clock.advance(minutes=minutes)
+        widened = widen_rings(context).counts.get("widened", 0)
+        channel.sent.clear()
+        await dispatcher.drain()
+        return widened, channel.recipients()
+
+    await dispatcher.drain()
+    assert channel.recipients() == [centre.addresses[ChannelKind.TELEGRAM]]
+    assert await ring_at(14) == (0, [])
+    assert await ring_at(1) == (1, [east.addresses[ChannelKind.SMS]])
+    assert await ring_at(14) == (0, [])
+    assert await ring_at(1) == (1, [further.addresses[ChannelKind.SMS]])
+    assert await ring_at(60) == (0, [])
+    shown = _show(client, action["id"])
+    assert shown["area"]["circle"]["radius_m"] == 6000
+    assert shown["deliveries"]["alert"]["by_status"] == {"sent": 3}
+    with sessions() as session:
+        details = list(
+            session.scalars(
+                select(col(AuditEvent.detail))
+                .where(col(AuditEvent.event) == "action_widened")
+                .order_by(col(AuditEvent.id))
+            )
+        )
+    assert [(d["ring"], d["to"]["circle"]["radius_m"], d["recipients"]) for d in details] == [
+        (1, 4000, 1),
+        (2, 6000, 1),
+    ]
+
+
+async def test_rings_stop_when_the_action_is_closed(
+    client: TestClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    seed_person(sessions, vault, clock(), channels=(ChannelKind.SMS,), at=EAST)
+    rings = {"radii_m": [4000], "every_minutes": 10}
+    action = client.post(
+        "/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000, rings=rings)
+    ).json()
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    client.post(
+        f"/api/v1/actions/{action['id']}/close",
+        headers=AUTH,
+        json={"outcome": "found", "closing_text": "Terecht."},
+    )
+    clock.advance(minutes=30)
+    context = JobContext(
+        sessions=sessions, settings=dispatch_settings(), clock=clock, vault=vault, catalogue=Catalogue.load()
+    )
+    assert widen_rings(context).counts == {}
+    assert _show(client, action["id"])["area"]["circle"]["radius_m"] == 2000
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        (
+            {"area": {"municipalities": ["0153"]}, "rings": {"radii_m": [4000], "every_minutes": 5}},
+            "rings widen a circle",
+        ),
+        ({"rings": {"radii_m": [4000, 3000], "every_minutes": 5}}, "larger than the circle before it"),
+        ({"rings": {"radii_m": [1500], "every_minutes": 5}}, "larger than the circle before it"),
+        ({"rings": {"radii_m": [60_000], "every_minutes": 5}}, "at most 50 km"),
+        ({"rings": {"radii_m": [4000], "every_minutes": 0}}, "greater than or equal to 1"),
+    ],
+    ids=["not-a-circle", "shrinking", "inside-the-circle", "too-large", "no-interval"],
+)
+def test_rings_that_cannot_widen_are_a_422(
+    client: TestClient, clock: FixedClock, changes: dict[str, Any], words: str
+) -> None:
+    response = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000, **changes))
+    assert response.status_code == 422, response.text
+    assert any(words in p["msg"] for p in response.json()["detail"]), response.json()

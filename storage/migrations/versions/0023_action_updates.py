@@ -1,4 +1,4 @@
-"""action updates: updates of a running action, and the update number of a delivery
+"""action updates: updates of a running action, the update number of a delivery, an action's rings
 
 Revision ID: 0023
 Revises: 0022
@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("action_id", "number", name="uq_action_update_number"),
     )
     op.create_index("ix_action_update_action_id", "action_update", ["action_id"])
+    op.add_column("action", sa.Column("rings", sa.JSON(), nullable=True))
     dialect = op.get_bind().dialect.name
     with op.batch_alter_table("delivery", naming_convention=_SQLITE_NAMES) as batch_op:
         batch_op.add_column(sa.Column("update_no", sa.Integer(), server_default="0", nullable=False))
@@ -60,5 +61,7 @@ def downgrade() -> None:
         batch_op.drop_constraint("uq_delivery_once", type_="unique")
         batch_op.create_unique_constraint(_OLD_UNIQUE[dialect], ["action_id", "participant_id", "kind"])
         batch_op.drop_column("update_no")
+    with op.batch_alter_table("action") as batch_op:
+        batch_op.drop_column("rings")
     op.drop_index("ix_action_update_action_id", table_name="action_update")
     op.drop_table("action_update")
