@@ -423,6 +423,15 @@ def add_update(
         raise ActionStateError(
             f"action {action.code} is {action.status.value}, only an active one is updated"
         )
+    # Claim the row first: two updates at once are numbered one after the other on PostgreSQL, and an
+    # update racing a close either comes before it (and is stopped with the alerts) or is refused.
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
+        .values(status=ActionStatus.ACTIVE.value)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed meanwhile")
     a = ActionUpdate.__table__.c  # type: ignore[attr-defined]
     last = session.scalar(select(func.max(a.number)).where(a.action_id == action.id))
     row = ActionUpdate(
@@ -488,7 +497,22 @@ def widen_to(
     session: Session, *, action: Action, area: Mapping[str, Any], now: datetime, timezone: str
 ) -> int:
     """Give an active action its larger area (checked by the caller) and alert who is newly inside,
-    nearest first, nobody twice (an exercise: only who takes part in exercises); returns how many."""
+    nearest first, nobody twice (an exercise: only who takes part in exercises), and relays the new
+    area touches; returns the participants queued."""
+    if action.status is not ActionStatus.ACTIVE:
+        raise ActionStateError(
+            f"action {action.code} is {action.status.value}, only an active one is widened"
+        )
+    # Claim the row first: a second widening (or a close) waits here on PostgreSQL, so it sees these
+    # alerts and queues nobody twice.
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
+        .values(area=dict(area))
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed meanwhile")
+    action.area = dict(area)
     had = alerted_participant_ids(session, action_id=action.id or 0)
     selection = select_for_alert(
         session,
@@ -504,7 +528,12 @@ def widen_to(
         for r in selection.recipients
         if r.participant_id not in had
     ]
-    return widen_action(session, action=action, area=area, targets=targets, now=now)
+    queued = write_deliveries(
+        session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
+    )
+    if not action.exercise:
+        queue_relay_alerts(session, action=action, now=now)
+    return queued
 
 
 @dataclass(frozen=True)
@@ -530,31 +559,6 @@ def next_ring(action: Action) -> Ring | None:
         return None
     every = timedelta(minutes=int(action.rings["every_minutes"]))
     return Ring(done + 1, radii[done], action.launched_at + every * (done + 1))
-
-
-def widen_action(
-    session: Session, *, action: Action, area: Mapping[str, Any], targets: Sequence[Target], now: datetime
-) -> int:
-    """Give an active action its larger area and queue the alert to the targets (the newly inside, who
-    the caller chose) and to relays the new area touches; returns the participants queued."""
-    if action.status is not ActionStatus.ACTIVE:
-        raise ActionStateError(
-            f"action {action.code} is {action.status.value}, only an active one is widened"
-        )
-    claimed = session.execute(
-        update(Action)
-        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
-        .values(area=dict(area))
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise ActionStateError(f"action {action.code} was closed meanwhile")
-    action.area = dict(area)
-    queued = write_deliveries(
-        session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
-    )
-    if not action.exercise:
-        queue_relay_alerts(session, action=action, now=now)
-    return queued
 
 
 @dataclass(frozen=True)

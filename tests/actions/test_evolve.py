@@ -4,6 +4,7 @@ area that alerts only the newly inside, and CAP Update/Cancel for them, through 
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from bot.alerts import AlertTexts
@@ -23,6 +24,7 @@ from bot.cap.document import NS, validation_errors
 from bot.channels.base import PermanentSendError
 from bot.channels.segments import count_segments
 from bot.dispatch import Dispatcher
+from bot.services.actions import ActionService
 from bot.texts import Catalogue
 from scheduler.jobs import JobContext, widen_rings
 from storage.action_photos import PhotoNotFound, photo_info
@@ -34,7 +36,15 @@ from storage.regions import ANY_TYPE, EVERYWHERE, save_region, set_approval_rule
 from storage.relays import RELAY_RULES_VERSION, RelayDraft, register_relay
 from storage.tips import action_replied_to, received_actions
 from storage.vocabulary import ChannelKind
-from tests.actions.conftest import ENSCHEDE, FakeChannel, Person, dispatch_settings, seed_person
+from tests.actions.conftest import (
+    ENSCHEDE,
+    FakeChannel,
+    Person,
+    dispatch_settings,
+    draft_over_enschede,
+    launch_over_enschede,
+    seed_person,
+)
 from tests.actions.photo_files import jpeg_with_exif
 from tests.conftest import FixedClock
 
@@ -703,3 +713,39 @@ def test_rings_that_cannot_widen_are_a_422(
     response = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000, **changes))
     assert response.status_code == 422, response.text
     assert any(words in p["msg"] for p in response.json()["detail"]), response.json()
+
+
+def test_two_updates_at_once_are_numbered_one_after_the_other(
+    sessions: SessionFactory, vault: DataVault, clock: FixedClock, book: PostcodeBook, texts: AlertTexts
+) -> None:
+    person = seed_person(sessions, vault, clock(), channels=(ChannelKind.TELEGRAM,))
+    action_id = draft_over_enschede(sessions, clock)
+    launch_over_enschede(sessions, clock, action_id)
+    with transaction(sessions) as session:
+        # As if the alert was sent: an update goes to whom it reached.
+        session.execute(update(Delivery).values(status="sent"))
+    service = ActionService(
+        sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
+    )
+    start = threading.Barrier(2)
+    numbers: list[int] = []
+
+    def send(text: str) -> None:
+        start.wait()
+        row, _ = service.add_update(action_id, text=text, instruction="", actor="test")
+        numbers.append(row.number)
+
+    workers = [threading.Thread(target=send, args=(text,)) for text in ("Rode pet.", "Op de fiets.")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sorted(numbers) == [1, 2]
+    with sessions() as session:
+        sent = session.scalars(
+            select(col(Delivery.update_no)).where(
+                col(Delivery.participant_id) == person.participant_id,
+                col(Delivery.kind) == DeliveryKind.UPDATE,
+            )
+        ).all()
+    assert sorted(sent) == [1, 2]
