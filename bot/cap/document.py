@@ -16,6 +16,7 @@ schema and maps the first Dutch `info` (else the first) onto `CapAlert`; anythin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from storage.models import Action, ActionStatus, ActionType, ActionUpdate, Certa
 from storage.targeting import Circle, InvalidArea, Municipalities, Polygon, parse_area
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 MEDIA_TYPE = "application/cap+xml"
 SCHEMA_PATH = Path(__file__).with_name("CAP-v1.2.xsd")
 MAX_BYTES = 512 * 1024
@@ -94,7 +96,8 @@ def identifier_of(action: Action) -> str:
 def _sub(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
     element = etree.SubElement(parent, f"{{{NS}}}{name}")
     if text is not None:
-        element.text = text
+        # XML 1.0 cannot hold most control characters; an operator's pasted text may carry them.
+        element.text = _NOT_XML.sub("", text)
     return element
 
 

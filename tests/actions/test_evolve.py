@@ -749,3 +749,13 @@ def test_two_updates_at_once_are_numbered_one_after_the_other(
             )
         ).all()
     assert sorted(sent) == [1, 2]
+
+
+def test_cap_leaves_out_characters_xml_cannot_hold(client: TestClient, clock: FixedClock) -> None:
+    body = _body(clock, headline="Vermist:\x00 jongen\x1b (8)", description="Tim\x0b is weg.")
+    action = client.post("/api/v1/actions", headers=AUTH, json=body).json()
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    client.post(f"/api/v1/actions/{action['id']}/updates", headers=AUTH, json={"text": "Rode\x07 pet."})
+    document = _cap(client, action["id"])
+    assert _find(document, "c:info/c:headline") == ["Vermist: jongen (8)"]
+    assert _find(document, "c:info/c:description") == ["Tim is weg.\n\nRode pet."]
