@@ -19,7 +19,7 @@ from urllib.parse import quote
 from bot.channels.segments import count_segments
 from bot.config import Settings
 from bot.texts import Catalogue
-from storage.models import Action, ActionOutcome, DeliveryKind, RelayPlatform
+from storage.models import Action, ActionOutcome, ActionUpdate, DeliveryKind, RelayPlatform
 from storage.targeting import Recipient
 from storage.vocabulary import ChannelKind
 
@@ -38,8 +38,9 @@ _CLOSERS = "\"')]»”’"
 # An operator's closing text that already thanks the participants: our own thanks would be the second.
 _THANKS = re.compile(r"\b(?:dank\w*|bedankt|thank\w*|thx)\b", re.IGNORECASE)
 # The free texts the operator writes, and (for SMS) the order in which they are shortened to fit.
-_FREE_TEXTS = ("headline", "description", "instruction", "closing_text")
-_SHORTENED = ("description", "closing_text", "headline")
+_FREE_TEXTS = ("headline", "description", "instruction", "closing_text", "update_text")
+_SHORTENED = ("description", "closing_text", "update_text", "headline")
+UPDATE_KINDS = frozenset({DeliveryKind.UPDATE, DeliveryKind.RELAY_UPDATE})
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
@@ -195,7 +196,12 @@ class AlertTexts:
         return "chat"
 
     def _params(
-        self, action: Action, kind: DeliveryKind, lang: str, relay: RelayRef | None = None
+        self,
+        action: Action,
+        kind: DeliveryKind,
+        lang: str,
+        relay: RelayRef | None = None,
+        update: ActionUpdate | None = None,
     ) -> dict[str, str]:
         outcome = action.outcome or ActionOutcome.NO_RESULT
         closing_text = (action.closing_text or "").strip()
@@ -210,7 +216,9 @@ class AlertTexts:
             "type": self._catalogue.render(lang, f"action.type.{action.type.value}"),
             "headline": action.headline.strip(),
             "description": action.description.strip(),
-            "instruction": action.instruction.strip(),
+            # An update without an instruction of its own repeats the action's: it is what keeps people safe.
+            "instruction": ((update.instruction if update else "") or action.instruction).strip(),
+            "update_text": update.text.strip() if update else "",
             "outcome": self._catalogue.render(lang, f"action.outcome.{outcome.value}"),
             "closing_text": closing_text,
             "thanks": self._catalogue.render(lang, f"action.thanks.{kind.value}") if thanks else "",
@@ -231,9 +239,13 @@ class AlertTexts:
         channel: ChannelKind,
         lang: str,
         relay: RelayRef | None = None,
+        update: ActionUpdate | None = None,
     ) -> str:
-        """The text of one message of an action on a channel (for a relay: with its tip link)."""
-        params = self._params(action, kind, lang, relay)
+        """The text of one message of an action on a channel (for a relay: with its tip link; for an
+        update: with the update's text)."""
+        if kind in UPDATE_KINDS and update is None:
+            raise ValueError("an update's text needs the update")
+        params = self._params(action, kind, lang, relay, update)
         style = self.style(channel)
         # The operator's texts become sentences, so the next one never runs on ("zwarte helmen Tip?");
         # in a chat the headline stands on a line of its own, as a title.
@@ -279,14 +291,21 @@ class AlertTexts:
         return max(1, math.ceil(len(text) / VOICE_CHARS_PER_MINUTE))
 
     def template_variables(
-        self, action: Action, *, kind: DeliveryKind, lang: str, relay: RelayRef | None = None
+        self,
+        action: Action,
+        *,
+        kind: DeliveryKind,
+        lang: str,
+        relay: RelayRef | None = None,
+        update: ActionUpdate | None = None,
     ) -> dict[str, str]:
-        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline, 4 instruction or outcome;
-        for a relay's own template also 5, its tip link."""
-        params = self._params(action, kind, lang)
-        alert = kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT)
+        """The variables of a WhatsApp template: 1 code, 2 type, 3 headline (an update's text), 4
+        instruction or outcome; for a relay's own template also 5, its tip link."""
+        params = self._params(action, kind, lang, update=update)
+        alert = kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT, *UPDATE_KINDS)
         fourth = params["instruction"] if alert else params["outcome"]
-        variables = {"1": params["code"], "2": params["type"], "3": params["headline"], "4": fourth}
+        third = params["update_text"] if update is not None else params["headline"]
+        variables = {"1": params["code"], "2": params["type"], "3": third, "4": fourth}
         if relay is not None:
             variables["5"] = next(iter(self._chosen_links(action.code, relay)), "")
         return variables
@@ -323,6 +342,33 @@ class AlertTexts:
                         f"{self._max_sms_segments} parts; shorten one of them",
                     )
                 )
+        unique = {(p.field, p.message): p for p in found}
+        return list(unique.values())
+
+    def update_problems(
+        self, action: Action, update: ActionUpdate, *, languages: tuple[str, ...] = ("nl", "en")
+    ) -> list[TextProblem]:
+        """The fields of an update that do not fit: its SMS must carry the whole text and instruction."""
+        found: list[TextProblem] = []
+        for lang in languages:
+            sms = self.text(
+                action, kind=DeliveryKind.UPDATE, channel=ChannelKind.SMS, lang=lang, update=update
+            )
+            whole = as_sentence(gsm_friendly(update.text))
+            if self.sms_segments(sms) > self._max_sms_segments or whole not in sms:
+                found.append(
+                    TextProblem(
+                        "text",
+                        f"the update does not fit in an SMS of {self._max_sms_segments} parts "
+                        "with its instruction; shorten it",
+                    )
+                )
+            for channel, limit in CHAT_LIMITS.items():
+                chat = self.text(action, kind=DeliveryKind.UPDATE, channel=channel, lang=lang, update=update)
+                if len(chat) > limit:
+                    found.append(
+                        TextProblem("text", f"the {channel.value} update would be {len(chat)} characters")
+                    )
         unique = {(p.field, p.message): p for p in found}
         return list(unique.values())
 

@@ -40,9 +40,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from bot.alerts import AlertTexts, RelayRef
+from bot.alerts import UPDATE_KINDS, AlertTexts, RelayRef
 from bot.channels.base import Channel, PermanentSendError, RecipientOptedOut, SendError, SendReceipt
 from bot.clock import Clock
 from bot.config import Settings
@@ -64,7 +64,7 @@ from storage.deliveries import (
     release_deliveries,
     requeue_stale_deliveries,
 )
-from storage.models import Action, ActionType, DeliveryKind
+from storage.models import Action, ActionType, ActionUpdate, DeliveryKind
 from storage.outbound import (
     FORGET_LISTENERS,
     ClaimedOutbound,
@@ -105,7 +105,15 @@ MESSAGE_BATCH = 20
 # goes before the rest, and no claim comes near the claim timeout.
 ALERT_BATCH_S = 2.0
 # The priority of a delivery in its channel's queue: replies and codes (0) first, then alerts, then closings.
-LANE_OF = {DeliveryKind.ALERT: 1, DeliveryKind.RELAY_ALERT: 1}
+# An update or a correction of an alert sent in error goes as fast as the alert itself.
+LANE_OF = {
+    DeliveryKind.ALERT: 1,
+    DeliveryKind.RELAY_ALERT: 1,
+    DeliveryKind.UPDATE: 1,
+    DeliveryKind.RELAY_UPDATE: 1,
+    DeliveryKind.CANCEL: 1,
+    DeliveryKind.RELAY_CANCEL: 1,
+}
 
 
 class TokenBucket:
@@ -193,9 +201,10 @@ def rate_for(settings: Settings, kind: ChannelKind) -> float:
 def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind) -> str | None:
     """The WhatsApp template configured for an action type (alert) or for closing messages."""
     templates = settings.whatsapp_templates
-    if kind is DeliveryKind.RELAY_ALERT and templates.relay:
+    if kind in (DeliveryKind.RELAY_ALERT, DeliveryKind.RELAY_UPDATE) and templates.relay:
         return templates.relay
-    if kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT):
+    # An update fills the alert's template (its text in place of the headline).
+    if kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT, *UPDATE_KINDS):
         return templates.for_action.get(action_type) or templates.default
     return templates.closing or templates.default
 
@@ -231,7 +240,8 @@ class Dispatcher:
         self._engine: Engine = bind
         self._is_sqlite = bind.dialect.name == "sqlite"
         self._actions: dict[tuple[int, DeliveryKind], Action] = {}
-        self._message_cache: dict[tuple[int, DeliveryKind, ChannelKind, str], str] = {}
+        self._message_cache: dict[tuple[int, DeliveryKind, ChannelKind, str, int], str] = {}
+        self._updates: dict[tuple[int, int], ActionUpdate] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False
@@ -678,6 +688,22 @@ class Dispatcher:
             self._actions[(action_id, kind)] = action
         return action
 
+    def _update(self, row: ClaimedDelivery) -> ActionUpdate | None:
+        if row.kind not in UPDATE_KINDS:
+            return None
+        key = (row.action_id, row.update_no)
+        found = self._updates.get(key)
+        if found is None:
+            a = ActionUpdate.__table__.c  # type: ignore[attr-defined]
+            with self._sessions() as session:
+                found = session.scalars(
+                    select(ActionUpdate).where(a.action_id == row.action_id, a.number == row.update_no)
+                ).first()
+            if found is None:
+                raise PermanentSendError("update is gone", code="update_missing")
+            self._updates[key] = found
+        return found
+
     def _message(self, row: ClaimedDelivery) -> OutgoingMessage:
         from bot.channels.base import PermanentSendError
 
@@ -688,23 +714,28 @@ class Dispatcher:
         except DataKeyError as exc:
             raise PermanentSendError("address cannot be decrypted", code="data_key") from exc
         action = self._action(row.action_id, row.kind)
-        key = (row.action_id, row.kind, row.channel, row.language)
+        update_ = self._update(row)
+        key = (row.action_id, row.kind, row.channel, row.language, row.update_no)
         text = self._message_cache.get(key)
         relay = self._relay(row) if row.kind in RELAY_KINDS else None
         if row.kind in RELAY_KINDS:
             # A relay's text carries its own tip link, so it is not cached per action.
             text = self._texts.text(
-                action, kind=row.kind, channel=row.channel, lang=row.language, relay=relay
+                action, kind=row.kind, channel=row.channel, lang=row.language, relay=relay, update=update_
             )
         elif text is None:
-            text = self._texts.text(action, kind=row.kind, channel=row.channel, lang=row.language)
+            text = self._texts.text(
+                action, kind=row.kind, channel=row.channel, lang=row.language, update=update_
+            )
             self._message_cache[key] = text
         if row.channel is ChannelKind.WHATSAPP and not self._in_whatsapp_window(row):
             sid = template_for(self._settings, action.type, row.kind)
             if sid is None:
                 raise PermanentSendError("no WhatsApp template configured", code="no_template")
             own = relay if sid == self._settings.whatsapp_templates.relay else None
-            variables = self._texts.template_variables(action, kind=row.kind, lang=row.language, relay=own)
+            variables = self._texts.template_variables(
+                action, kind=row.kind, lang=row.language, relay=own, update=update_
+            )
             return OutgoingMessage(
                 channel=row.channel,
                 recipient=recipient,

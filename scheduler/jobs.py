@@ -25,7 +25,7 @@ from bot.outbox import queue_messages
 from bot.texts import Catalogue
 from storage import keys, reports
 from storage import reconfirmations as store
-from storage.actions import ActionStateError, close_action, tipster_identity_ids
+from storage.actions import ActionStateError, close_action, next_ring, tipster_identity_ids, widen_to
 from storage.crypto import DataKeyError, DataVault
 from storage.data_exports import purge_exports
 from storage.db import SessionFactory, transaction
@@ -566,6 +566,45 @@ def close_expired_actions(ctx: JobContext) -> JobResult:
             continue
         result.add("closed")
         result.add("closing_messages", queued)
+    return result
+
+
+def widen_rings(ctx: JobContext) -> JobResult:
+    """Widen running actions with rings whose next ring is due: the circle grows to the ring's radius
+    and who is newly inside gets the alert, nearest first; audited like an operator's widening."""
+    now = ctx.clock()
+    result = JobResult()
+    with ctx.sessions() as session:
+        candidates = list(
+            session.exec(
+                select(Action.id).where(Action.status == ActionStatus.ACTIVE, col(Action.rings).is_not(None))
+            )
+        )
+    for action_id in candidates:
+        assert action_id is not None
+        try:
+            # One transaction per ring: the new area and its alerts go together.
+            with transaction(ctx.sessions) as session:
+                action = session.get(Action, action_id)
+                ring = next_ring(action) if action is not None else None
+                if action is None or ring is None or ring.due_at > now:
+                    continue
+                before = dict(action.area)
+                after = {"circle": {**before["circle"], "radius_m": ring.radius_m}}
+                queued = widen_to(session, action=action, area=after, now=now, timezone=ctx.settings.timezone)
+                audit(
+                    session,
+                    now=now,
+                    actor="scheduler",
+                    event="action_widened",
+                    subject=f"action:{action_id}",
+                    detail={"from": before, "to": after, "recipients": queued, "ring": ring.number},
+                )
+        except ActionStateError:
+            # Closed or cancelled between our look and the widening: nothing left to do.
+            continue
+        result.add("widened")
+        result.add("alerts", queued)
     return result
 
 

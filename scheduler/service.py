@@ -100,6 +100,12 @@ def default_jobs(settings: Settings) -> list[JobSpec]:
             "close actions past their end, with the closing message",
         ),
         JobSpec(
+            "widen-rings",
+            job_functions.widen_rings,
+            IntervalTrigger(minutes=1, timezone=tz),
+            "widen running actions with rings whose next ring is due",
+        ),
+        JobSpec(
             "reconcile-deliveries",
             job_functions.reconcile_deliveries,
             IntervalTrigger(minutes=5, timezone=tz),

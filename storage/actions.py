@@ -23,6 +23,7 @@ from storage.models import (
     ActionOutcome,
     ActionStatus,
     ActionType,
+    ActionUpdate,
     Certainty,
     ChannelIdentity,
     Delivery,
@@ -32,8 +33,9 @@ from storage.models import (
     Severity,
     Urgency,
 )
-from storage.relays import queue_relay_alerts, queue_relay_closings
-from storage.targeting import Reach, order_reaches
+from storage.preferences import select_for_alert
+from storage.relays import queue_relay_alerts, queue_relay_closings, queue_relay_updates
+from storage.targeting import Reach, order_reaches, parse_area
 from storage.vocabulary import RECEIVED, ChannelKind, DeliveryStatus, StatusUpdate
 
 # No 0/O, 1/I/L, 5/S, 8/B, 2/Z, 6/G: a code read aloud or typed from a lock screen comes back right.
@@ -77,6 +79,7 @@ class ActionDraft:
     severity: Severity = Severity.SEVERE
     certainty: Certainty = Certainty.OBSERVED
     exercise: bool = False
+    rings: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ def create_action(
         severity=draft.severity,
         certainty=draft.certainty,
         exercise=draft.exercise,
+        rings=dict(draft.rings) if draft.rings is not None else None,
         status=ActionStatus.DRAFT,
         created_by=created_by,
         created_at=now,
@@ -214,6 +218,7 @@ def write_deliveries(
     kind: DeliveryKind,
     targets: Sequence[Target],
     now: datetime,
+    update_no: int = 0,
 ) -> int:
     """Queue one delivery per target (in the given order: rank 0 first) with one bulk insert."""
     if not targets:
@@ -234,6 +239,7 @@ def write_deliveries(
             "tried": "",
             "created_at": now,
             "updated_at": now,
+            "update_no": update_no,
         }
         for rank, t in enumerate(targets)
     ]
@@ -351,12 +357,19 @@ def close_action(
     closing_text: str,
     now: datetime,
     tipster_identities: Iterable[int] = (),
+    correction: bool = False,
 ) -> int:
     """End an action: stop alerts still queued, queue the closing message to everyone who got the alert,
-    and the result to tipsters who did not. Returns the number of closing messages queued."""
-    if action.status not in (ActionStatus.DRAFT, ActionStatus.ACTIVE):
+    and the result to tipsters who did not. Returns the number of closing messages queued.
+
+    With `correction` the action was launched in error: it is cancelled (a draft or one awaiting approval
+    too), and who got the alert gets the correction (kind `cancel`) in place of the closing."""
+    endable = (*LAUNCHABLE, ActionStatus.ACTIVE) if correction else (ActionStatus.DRAFT, ActionStatus.ACTIVE)
+    if action.status not in endable:
         raise ActionStateError(f"action {action.code} is {action.status.value} already")
     was_active = action.status is ActionStatus.ACTIVE
+    if correction:
+        outcome = ActionOutcome.CANCELLED
     status = ActionStatus.CANCELLED if outcome is ActionOutcome.CANCELLED else ActionStatus.CLOSED
     claimed = session.execute(
         update(Action)
@@ -371,13 +384,14 @@ def close_action(
     if not was_active:
         return 0
     # Relays that got the alert get the closing too, counted apart from the participants'.
-    queue_relay_closings(session, action_id=action.id or 0, now=now)
+    relay_kind = DeliveryKind.RELAY_CANCEL if correction else DeliveryKind.RELAY_CLOSING
+    queue_relay_closings(session, action_id=action.id or 0, now=now, kind=relay_kind)
     d = Delivery.__table__.c  # type: ignore[attr-defined]
     session.execute(
         update(Delivery)
         .where(
             d.action_id == action.id,
-            d.kind == DeliveryKind.ALERT.value,
+            d.kind.in_([DeliveryKind.ALERT.value, DeliveryKind.UPDATE.value]),
             d.status == DeliveryStatus.QUEUED.value,
         )
         .values(status=DeliveryStatus.FAILED.value, error_code="action_closed", updated_at=now)
@@ -385,14 +399,166 @@ def close_action(
     closing, tipsters = _closing_targets(
         session, action_id=action.id or 0, tipster_identities=tipster_identities
     )
-    queued = write_deliveries(
-        session, action_id=action.id or 0, kind=DeliveryKind.CLOSING, targets=closing, now=now
-    )
+    kind = DeliveryKind.CANCEL if correction else DeliveryKind.CLOSING
+    queued = write_deliveries(session, action_id=action.id or 0, kind=kind, targets=closing, now=now)
     if tipsters:
         queued += write_deliveries(
             session, action_id=action.id or 0, kind=DeliveryKind.TIP_RESULT, targets=tipsters, now=now
         )
     return queued
+
+
+def reached_targets(session: Session, *, action_id: int) -> list[Target]:
+    """Who the action's alert reached (or may have: a send in flight), on the identity that reached them,
+    nearest first."""
+    return _closing_targets(session, action_id=action_id, tipster_identities=())[0]
+
+
+def add_update(
+    session: Session, *, action: Action, text: str, instruction: str, now: datetime, created_by: str
+) -> tuple[ActionUpdate, int]:
+    """Store an update of an active action and queue it to everyone the alert reached, on the identity
+    that reached them, and to the relays that got the alert; returns it and the participants queued."""
+    if action.status is not ActionStatus.ACTIVE:
+        raise ActionStateError(
+            f"action {action.code} is {action.status.value}, only an active one is updated"
+        )
+    # Claim the row first: two updates at once are numbered one after the other on PostgreSQL, and an
+    # update racing a close either comes before it (and is stopped with the alerts) or is refused.
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
+        .values(status=ActionStatus.ACTIVE.value)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed meanwhile")
+    a = ActionUpdate.__table__.c  # type: ignore[attr-defined]
+    last = session.scalar(select(func.max(a.number)).where(a.action_id == action.id))
+    row = ActionUpdate(
+        action_id=action.id or 0,
+        number=int(last or 0) + 1,
+        text=text.strip(),
+        instruction=instruction.strip(),
+        created_at=now,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    targets = reached_targets(session, action_id=action.id or 0)
+    queued = write_deliveries(
+        session,
+        action_id=action.id or 0,
+        kind=DeliveryKind.UPDATE,
+        targets=targets,
+        now=now,
+        update_no=row.number,
+    )
+    queue_relay_updates(session, action_id=action.id or 0, update_no=row.number, now=now)
+    return row, queued
+
+
+def updates_of(session: Session, *, action_id: int) -> list[ActionUpdate]:
+    """An action's updates, first first."""
+    query = (
+        select(ActionUpdate)
+        .where(col(ActionUpdate.action_id) == action_id)
+        .order_by(col(ActionUpdate.number))
+    )
+    return list(session.scalars(query))
+
+
+def update_delivery_counts(session: Session, *, action_id: int) -> dict[int, dict[str, dict[str, int]]]:
+    """Per update number: its deliveries (participants' and relays') per kind and status."""
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(d.update_no, d.kind, d.status, func.count())
+        .where(
+            d.action_id == action_id,
+            d.kind.in_([DeliveryKind.UPDATE.value, DeliveryKind.RELAY_UPDATE.value]),
+        )
+        .group_by(d.update_no, d.kind, d.status)
+    ).all()
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    for number, kind, status, n in rows:
+        out.setdefault(int(number), {}).setdefault(str(kind), {})[str(status)] = int(n)
+    return out
+
+
+def alerted_participant_ids(session: Session, *, action_id: int) -> set[int]:
+    """Everyone the action's alert was queued for, whatever became of it: a widening skips them."""
+    d = Delivery.__table__.c  # type: ignore[attr-defined]
+    query = select(d.participant_id).where(
+        d.action_id == action_id, d.kind == DeliveryKind.ALERT.value, d.participant_id.is_not(None)
+    )
+    return {int(pid) for pid in session.scalars(query)}
+
+
+def widen_to(
+    session: Session, *, action: Action, area: Mapping[str, Any], now: datetime, timezone: str
+) -> int:
+    """Give an active action its larger area (checked by the caller) and alert who is newly inside,
+    nearest first, nobody twice (an exercise: only who takes part in exercises), and relays the new
+    area touches; returns the participants queued."""
+    if action.status is not ActionStatus.ACTIVE:
+        raise ActionStateError(
+            f"action {action.code} is {action.status.value}, only an active one is widened"
+        )
+    # Claim the row first: a second widening (or a close) waits here on PostgreSQL, so it sees these
+    # alerts and queues nobody twice.
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
+        .values(area=dict(area))
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed meanwhile")
+    action.area = dict(area)
+    had = alerted_participant_ids(session, action_id=action.id or 0)
+    selection = select_for_alert(
+        session,
+        area=parse_area(area),
+        at=now,
+        action_type=action.type,
+        urgency=action.urgency,
+        timezone=timezone,
+        only=exercise_participant_ids(session) if action.exercise else None,
+    )
+    targets = [
+        Target(r.participant_id, r.first.identity_id, r.first.channel, r.language, r.distance_m)
+        for r in selection.recipients
+        if r.participant_id not in had
+    ]
+    queued = write_deliveries(
+        session, action_id=action.id or 0, kind=DeliveryKind.ALERT, targets=targets, now=now
+    )
+    if not action.exercise:
+        queue_relay_alerts(session, action=action, now=now)
+    return queued
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The next ring of an action's automatic widening: its number (from 1), radius and when it is due."""
+
+    number: int
+    radius_m: float
+    due_at: datetime
+
+
+def next_ring(action: Action) -> Ring | None:
+    """The ring the action widens to next, or None (no rings, not a running circle, all rings done)."""
+    circle = action.area.get("circle")
+    if not action.rings or circle is None or action.launched_at is None:
+        return None
+    if action.status is not ActionStatus.ACTIVE:
+        return None
+    radii = [float(r) for r in action.rings.get("radii_m", [])]
+    # Rings an operator's own widening already passed are skipped: the next is the first one beyond.
+    done = sum(1 for r in radii if r <= float(circle["radius_m"]))
+    if done >= len(radii):
+        return None
+    every = timedelta(minutes=int(action.rings["every_minutes"]))
+    return Ring(done + 1, radii[done], action.launched_at + every * (done + 1))
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class ClaimedDelivery:
     tried: str
     address_enc: str | None
     last_inbound_at: datetime | None
+    update_no: int = 0
+    """Which update of the action an update delivery carries (0 for every other kind)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ def claim_deliveries(
             _D.tried,
             i.address_enc,
             i.last_inbound_at,
+            _D.update_no,
         )
         .select_from(DELIVERY.outerjoin(IDENTITY, i.id == _D.identity_id))
         .where(_D.id.in_(ids), _D.claimed_by == worker)
@@ -144,6 +147,7 @@ def claim_deliveries(
             tried=r[8],
             address_enc=r[9],
             last_inbound_at=r[10],
+            update_no=r[11],
         )
         for r in rows
     ]

@@ -292,6 +292,12 @@ class DeliveryKind(StrEnum):
     # Relays: the forward-ready alert and its closing, to a coordinator or a Telegram group.
     RELAY_ALERT = "relay_alert"
     RELAY_CLOSING = "relay_closing"
+    # An update of a running action (`Delivery.update_no` says which), to whom the alert reached.
+    UPDATE = "update"
+    RELAY_UPDATE = "relay_update"
+    # The correction of an action launched in error, in place of a closing.
+    CANCEL = "cancel"
+    RELAY_CANCEL = "relay_cancel"
 
 
 class Action(SQLModel, table=True):
@@ -330,6 +336,9 @@ class Action(SQLModel, table=True):
     approval_requested_at: datetime | None = None
     approved_by: str | None = None
     approved_at: datetime | None = None
+    rings: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Automatic widening of a circle: `{"radii_m": [...], "every_minutes": n}`; ring k (from 1) is due
+    k × n minutes after the launch (the scheduler's `widen-rings`)."""
 
 
 class Delivery(SQLModel, table=True):
@@ -337,7 +346,9 @@ class Delivery(SQLModel, table=True):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("action_id", "participant_id", "kind"),
+        # One alert per person and action, whatever widening or a second launch attempt adds; an
+        # action's updates are told apart by their number.
+        UniqueConstraint("action_id", "participant_id", "kind", "update_no", name="uq_delivery_once"),
         sa.Index("ix_delivery_queue", "status", "channel", "rank"),
     )
 
@@ -366,6 +377,24 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime
     relay_id: int | None = Field(default=None, foreign_key="relay.id", ondelete="SET NULL")
     """The relay a relay_alert/relay_closing goes to; None for a participant's delivery."""
+    update_no: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """For an update: its `ActionUpdate.number` (1, 2, ...); 0 for every other kind."""
+
+
+class ActionUpdate(SQLModel, table=True):
+    """An update of a running action (a new description, a changed instruction), numbered per action."""
+
+    __tablename__ = "action_update"
+    __table_args__ = (UniqueConstraint("action_id", "number", name="uq_action_update_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", index=True, ondelete="CASCADE")
+    number: int
+    text: str
+    instruction: str = ""
+    """Empty: the action's own instruction is repeated with the update."""
+    created_at: datetime
+    created_by: str
 
 
 # --------------------------------------------------------------------------------------------------
@@ -526,7 +555,14 @@ class Relay(SQLModel, table=True):
 
 # One relay message per action and kind, like one alert per participant (NULL relay_id: not a relay's).
 _DELIVERY = Delivery.__table__.c  # type: ignore[attr-defined]
-sa.Index("uq_delivery_relay", _DELIVERY.relay_id, _DELIVERY.action_id, _DELIVERY.kind, unique=True)
+sa.Index(
+    "uq_delivery_relay",
+    _DELIVERY.relay_id,
+    _DELIVERY.action_id,
+    _DELIVERY.kind,
+    _DELIVERY.update_no,
+    unique=True,
+)
 
 
 # --------------------------------------------------------------------------------------------------

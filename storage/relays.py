@@ -34,7 +34,12 @@ from storage.targeting import Circle, Polygon, parse_area
 from storage.vocabulary import ChannelKind, DeliveryStatus
 
 RELAY_RULES_VERSION = "2026-1"
-RELAY_KINDS = (DeliveryKind.RELAY_ALERT, DeliveryKind.RELAY_CLOSING)
+RELAY_KINDS = (
+    DeliveryKind.RELAY_ALERT,
+    DeliveryKind.RELAY_CLOSING,
+    DeliveryKind.RELAY_UPDATE,
+    DeliveryKind.RELAY_CANCEL,
+)
 # What a relay message counts as once it is out: sent, delivered, read (or in flight: it may be out).
 _REACHED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.SENDING)
 
@@ -321,6 +326,7 @@ def _write(
     kind: DeliveryKind,
     rows: Sequence[tuple[int, int, ChannelKind, str]],
     now: datetime,
+    update_no: int = 0,
 ) -> int:
     if not rows:
         return 0
@@ -343,6 +349,7 @@ def _write(
                 "tried": "",
                 "created_at": now,
                 "updated_at": now,
+                "update_no": update_no,
             }
             for relay_id, identity_id, channel, language in rows
         ],
@@ -351,28 +358,29 @@ def _write(
 
 
 def queue_relay_alerts(session: Session, *, action: Action, now: datetime) -> int:
-    """Queue the forward-ready alert to each active relay whose area meets the action's; returns how many."""
+    """Queue the forward-ready alert to each active relay whose area meets the action's and that has not
+    had it yet (a widened area adds relays); returns how many."""
     assert action.id is not None
+    d = DELIVERY.c
+    had = set(
+        session.scalars(
+            select(d.relay_id).where(
+                d.action_id == action.id,
+                d.kind == DeliveryKind.RELAY_ALERT.value,
+                d.relay_id.is_not(None),
+            )
+        )
+    )
     rows = [
         (relay.id or 0, identity_id, channel, language)
         for relay, identity_id, channel, language in _reachable_relays(session)
-        if touches(relay.area, relay.municipalities, action.area)
+        if relay.id not in had and touches(relay.area, relay.municipalities, action.area)
     ]
     return _write(session, action_id=action.id, kind=DeliveryKind.RELAY_ALERT, rows=rows, now=now)
 
 
-def queue_relay_closings(session: Session, *, action_id: int, now: datetime) -> int:
-    """Stop relay alerts still queued and queue the closing to every relay that got (or may have got) one."""
+def _reached_relays(session: Session, *, action_id: int) -> list[tuple[int, int, ChannelKind, str]]:
     d = DELIVERY.c
-    session.execute(
-        update(Delivery)
-        .where(
-            d.action_id == action_id,
-            d.kind == DeliveryKind.RELAY_ALERT.value,
-            d.status == DeliveryStatus.QUEUED.value,
-        )
-        .values(status=DeliveryStatus.FAILED.value, error_code="action_closed", updated_at=now)
-    )
     reached = session.execute(
         select(d.relay_id, d.identity_id, d.channel, d.language).where(
             d.action_id == action_id,
@@ -382,8 +390,34 @@ def queue_relay_closings(session: Session, *, action_id: int, now: datetime) -> 
             d.identity_id.is_not(None),
         )
     ).all()
-    rows = [(int(rid), int(iid), ChannelKind(ch), lang) for rid, iid, ch, lang in reached]
-    return _write(session, action_id=action_id, kind=DeliveryKind.RELAY_CLOSING, rows=rows, now=now)
+    return [(int(rid), int(iid), ChannelKind(ch), lang) for rid, iid, ch, lang in reached]
+
+
+def queue_relay_closings(
+    session: Session, *, action_id: int, now: datetime, kind: DeliveryKind = DeliveryKind.RELAY_CLOSING
+) -> int:
+    """Stop relay alerts and updates still queued and queue the closing (or, `relay_cancel`, the
+    correction) to every relay that got (or may have got) the alert."""
+    d = DELIVERY.c
+    session.execute(
+        update(Delivery)
+        .where(
+            d.action_id == action_id,
+            d.kind.in_([DeliveryKind.RELAY_ALERT.value, DeliveryKind.RELAY_UPDATE.value]),
+            d.status == DeliveryStatus.QUEUED.value,
+        )
+        .values(status=DeliveryStatus.FAILED.value, error_code="action_closed", updated_at=now)
+    )
+    rows = _reached_relays(session, action_id=action_id)
+    return _write(session, action_id=action_id, kind=kind, rows=rows, now=now)
+
+
+def queue_relay_updates(session: Session, *, action_id: int, update_no: int, now: datetime) -> int:
+    """Queue an update to every relay that got (or may have got) the alert; returns how many."""
+    rows = _reached_relays(session, action_id=action_id)
+    return _write(
+        session, action_id=action_id, kind=DeliveryKind.RELAY_UPDATE, rows=rows, now=now, update_no=update_no
+    )
 
 
 def relay_of_delivery(session: Session, *, delivery_id: int) -> tuple[int, RelayPlatform] | None:

@@ -32,6 +32,8 @@ from storage.actions import (
     delivery_counts,
     get_action,
     list_actions,
+    update_delivery_counts,
+    updates_of,
 )
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -155,6 +157,20 @@ def _not_blank(value: str, name: str) -> str:
     return value.strip()
 
 
+class RingsIn(BaseModel):
+    """Automatic widening of a circle: ring k (from 1) is due k × `every_minutes` after the launch."""
+
+    radii_m: list[float] = Field(min_length=1, max_length=10)
+    every_minutes: int = Field(ge=1, le=24 * 60)
+
+    @field_validator("radii_m")
+    @classmethod
+    def _radii(cls, value: list[float]) -> list[float]:
+        if any(not 0 < r <= 50_000 for r in value):
+            raise ValueError("every ring's radius must be more than 0 and at most 50 km (50000 m)")
+        return value
+
+
 class ActionIn(BaseModel):
     """A new action, as the control room describes it."""
 
@@ -175,6 +191,8 @@ class ActionIn(BaseModel):
     exercise: bool = False
     """An exercise: only participants who opted in to exercises (and test participants) get it, every
     message starts with OEFENING/EXERCISE, it never counts in the figures."""
+    rings: RingsIn | None = None
+    """Widen the circle by itself while the action runs: only the newly inside get the alert."""
 
     @field_validator("headline")
     @classmethod
@@ -197,6 +215,48 @@ class CloseIn(BaseModel):
     @classmethod
     def _text(cls, value: str) -> str:
         return _not_blank(value, "closing_text")
+
+
+class UpdateIn(BaseModel):
+    """An update of an active action: what is new, and optionally a changed instruction (without one,
+    the action's own instruction is repeated)."""
+
+    text: str = Field(max_length=MAX_DESCRIPTION)
+    instruction: str = Field(default="", max_length=MAX_INSTRUCTION)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _not_blank(value, "text")
+
+
+class CancelIn(BaseModel):
+    """Why an action is cancelled as sent in error (kept in the audit log only; the recipients get a
+    fixed correction and the public page no reason)."""
+
+    reason: str = Field(max_length=MAX_CLOSING)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        return _not_blank(value, "reason")
+
+
+class WidenIn(BaseModel):
+    """The larger area: it must contain the action's current one."""
+
+    area: AreaIn
+
+
+class UpdateOut(BaseModel):
+    """One update of an action with its messages per kind (`update`, `relay_update`) and status."""
+
+    number: int
+    text: str
+    instruction: str
+    created_at: datetime
+    created_by: str
+    counts: dict[str, dict[str, int]]
 
 
 class PhotoOut(BaseModel):
@@ -257,8 +317,10 @@ class ActionOut(BaseModel):
     exercise: bool = False
     approval_requested_by: str | None = None
     approved_by: str | None = None
+    rings: dict[str, Any] | None = None
     deliveries: dict[str, DeliveryCountsOut] | None = None
     relays: RelaysOut | None = None
+    updates: list[UpdateOut] | None = None
 
 
 class PreviewOut(BaseModel):
@@ -347,6 +409,7 @@ def _out(action: Action, counts: DeliveryCounts | None = None, photo: PhotoInfo 
         exercise=action.exercise,
         approval_requested_by=action.approval_requested_by,
         approved_by=action.approved_by,
+        rings=action.rings,
         deliveries=deliveries,
     )
 
@@ -422,6 +485,7 @@ def actions_router(
             severity=body.severity,
             certainty=body.certainty,
             exercise=body.exercise,
+            rings=body.rings.model_dump() if body.rings is not None else None,
         )
         photo = None
         if body.photo is not None:
@@ -458,6 +522,18 @@ def actions_router(
                 raise not_found(action_id) from exc
             out = _out(action, delivery_counts(session, action_id=action_id), info_of(action))
             out.relays = RelaysOut(**relay_figures(session, action_id=action_id).as_json())
+            counts = update_delivery_counts(session, action_id=action_id)
+            out.updates = [
+                UpdateOut(
+                    number=u.number,
+                    text=u.text,
+                    instruction=u.instruction,
+                    created_at=u.created_at,
+                    created_by=u.created_by,
+                    counts=counts.get(u.number, {}),
+                )
+                for u in updates_of(session, action_id=action_id)
+            ]
             return out
 
     @router.post("/actions/{action_id}/launch", response_model=None)
@@ -529,6 +605,49 @@ def actions_router(
             raise not_found(action_id) from exc
         except ActionStateError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/updates", status_code=status.HTTP_201_CREATED)
+    def post_update(action_id: ActionId, body: UpdateIn) -> ActionOut:
+        """Send an update of an active action to everyone its alert reached, on the channel that reached
+        them, and to the relays that got it (same code, marked as an update)."""
+        try:
+            service.add_update(action_id, text=body.text, instruction=body.instruction, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+            ) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/cancel")
+    def cancel(action_id: ActionId, body: CancelIn) -> ActionOut:
+        """Cancel an action sent in error: who got the alert gets a correction (a draft is cancelled
+        silently); its public page goes dark and its photo is deleted."""
+        try:
+            service.cancel(action_id, reason=body.reason, actor="api")
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/widen")
+    def widen(action_id: ActionId, body: WidenIn) -> ActionOut:
+        """Give an active action a larger area containing the old one; only the newly inside are alerted."""
+        try:
+            service.widen(action_id, body.area.stored(), by=SYSTEM)
+        except ActionNotFound as exc:
+            raise not_found(action_id) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+            ) from exc
         return show(action_id)
 
     @router.put("/actions/{action_id}/photo")

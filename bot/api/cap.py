@@ -9,6 +9,7 @@ Like every `/api/v1` route these need the bearer `API_TOKEN`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,10 +35,17 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.services.actions import ActionService, InvalidAction
 from bot.texts import Catalogue
-from storage.actions import ActionDraft, ActionNotFound, DeliveryCounts, get_action, list_actions
+from storage.actions import (
+    ActionDraft,
+    ActionNotFound,
+    DeliveryCounts,
+    get_action,
+    list_actions,
+    updates_of,
+)
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
-from storage.models import Action, ActionStatus
+from storage.models import Action, ActionStatus, ActionUpdate
 from storage.targeting import parse_area
 
 UNPROCESSABLE = 422
@@ -79,7 +87,7 @@ def cap_router(
             figures = {"names": ", ".join(names.get(c, c) for c in figures["codes"])}
         return catalogue.render("nl", f"cap.area.{kind}", **figures)
 
-    def document(action: Action) -> bytes:
+    def document(action: Action, updates: Sequence[ActionUpdate] = ()) -> bytes:
         return alert_xml(
             action,
             sender=sender,
@@ -87,6 +95,7 @@ def cap_router(
             event=catalogue.render("nl", f"action.type.{action.type.value}"),
             area_desc=area_desc(action),
             exercise=action.exercise,
+            updates=updates,
         )
 
     @router.get(
@@ -101,7 +110,8 @@ def cap_router(
                 action = get_action(session, action_id=action_id)
             except ActionNotFound as exc:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}") from exc
-            return Response(document(action), media_type=MEDIA_TYPE)
+            updates = updates_of(session, action_id=action_id)
+            return Response(document(action, updates), media_type=MEDIA_TYPE)
 
     @router.get(
         "/cap/feed", response_class=Response, responses={200: {"content": {ATOM: {}}, "description": "Atom"}}

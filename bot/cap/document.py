@@ -2,10 +2,12 @@
 
 Out: `alert_xml(action, ...)` gives msgType Alert for a draft or a running action (status `Draft` for a
 draft that was never launched), Update for a closed one (the closing text as description, `references`
-pointing at the alert) and Cancel for a cancelled one. The area is a `circle` ("lat,lon radius_km"), one
-`polygon` per outer ring ("lat,lon lat,lon ...", closed; CAP has no holes, so a GeoJSON hole is left
-out), or the municipalities as `geocode` CBS codes. Our action type travels as an `eventCode` and the
-operator's ranking point as a `parameter`, so that reading our own alert back gives the same fields.
+pointing at the alert) and Cancel for a cancelled one; a running action with updates is an Update too, its
+description followed by the updates' texts, its instruction the latest given, referencing the alert.
+The area is a `circle` ("lat,lon radius_km"), one `polygon` per outer ring ("lat,lon lat,lon ...",
+closed; CAP has no holes, so a GeoJSON hole is left out), or the municipalities as `geocode` CBS codes.
+Our action type travels as an `eventCode` and the operator's ranking point as a `parameter`, so that
+reading our own alert back gives the same fields.
 
 In: `read_alert(body)` parses without entities, DTDs or network access, validates against the OASIS
 schema and maps the first Dutch `info` (else the first) onto `CapAlert`; anything it cannot map raises
@@ -14,7 +16,8 @@ schema and maps the first Dutch `info` (else the first) onto `CapAlert`; anythin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -23,10 +26,11 @@ from typing import Any
 
 from lxml import etree
 
-from storage.models import Action, ActionStatus, ActionType, Certainty, Severity, Urgency
+from storage.models import Action, ActionStatus, ActionType, ActionUpdate, Certainty, Severity, Urgency
 from storage.targeting import Circle, InvalidArea, Municipalities, Polygon, parse_area
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 MEDIA_TYPE = "application/cap+xml"
 SCHEMA_PATH = Path(__file__).with_name("CAP-v1.2.xsd")
 MAX_BYTES = 512 * 1024
@@ -92,7 +96,8 @@ def identifier_of(action: Action) -> str:
 def _sub(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
     element = etree.SubElement(parent, f"{{{NS}}}{name}")
     if text is not None:
-        element.text = text
+        # XML 1.0 cannot hold most control characters; an operator's pasted text may carry them.
+        element.text = _NOT_XML.sub("", text)
     return element
 
 
@@ -124,25 +129,33 @@ def alert_xml(
     event: str,
     area_desc: str,
     exercise: bool = False,
+    updates: Sequence[ActionUpdate] = (),
 ) -> bytes:
-    """The action as a CAP 1.2 alert (UTF-8 XML), valid against the OASIS schema."""
+    """The action as a CAP 1.2 alert (UTF-8 XML), valid against the OASIS schema; `updates` are the
+    running action's updates, first first."""
     root = etree.Element(f"{{{NS}}}alert", nsmap={None: NS})
     alert_sent = action.launched_at or action.created_at
     ended = action.status in (ActionStatus.CLOSED, ActionStatus.CANCELLED)
+    updated = not ended and action.status is ActionStatus.ACTIVE and bool(updates)
     if ended:
         _sub(root, "identifier", f"{identifier_of(action)}-{action.status.value}")
+    elif updated:
+        _sub(root, "identifier", f"{identifier_of(action)}-update-{updates[-1].number}")
     else:
         _sub(root, "identifier", identifier_of(action))
     _sub(root, "sender", sender)
-    _sub(root, "sent", cap_time((action.closed_at or alert_sent) if ended else alert_sent))
+    if ended:
+        _sub(root, "sent", cap_time(action.closed_at or alert_sent))
+    else:
+        _sub(root, "sent", cap_time(updates[-1].created_at if updated else alert_sent))
     if action.status == ActionStatus.DRAFT:
         _sub(root, "status", "Draft")
     else:
         _sub(root, "status", "Exercise" if exercise else "Actual")
     msg_type = {ActionStatus.CLOSED: "Update", ActionStatus.CANCELLED: "Cancel"}.get(action.status, "Alert")
-    _sub(root, "msgType", msg_type)
+    _sub(root, "msgType", "Update" if updated else msg_type)
     _sub(root, "scope", "Public")
-    if ended:
+    if ended or updated:
         _sub(root, "references", f"{sender},{identifier_of(action)},{cap_time(alert_sent)}")
     info = _sub(root, "info")
     _sub(info, "language", "nl-NL")
@@ -160,9 +173,14 @@ def alert_xml(
     _sub(info, "senderName", "Burgernet")
     _sub(info, "headline", action.headline)
     description = action.closing_text if ended and action.closing_text else action.description
+    instruction = action.instruction
+    if updated:
+        # An Update replaces what the receiver showed: the whole story so far, the newest instruction.
+        description = "\n\n".join([description, *(u.text for u in updates)])
+        instruction = next((u.instruction for u in reversed(updates) if u.instruction), instruction)
     _sub(info, "description", description)
-    if action.instruction:
-        _sub(info, "instruction", action.instruction)
+    if instruction:
+        _sub(info, "instruction", instruction)
     _sub(info, "web", web)
     centre = action.area.get("centre")
     if isinstance(centre, Mapping):

@@ -1,4 +1,5 @@
-"""Actions: list, new-action form, preview with recipients and cost, launch, the live page, close."""
+"""Actions: list, new-action form, preview with recipients and cost, launch, the live page (with an update,
+a wider area, a cancel of an action sent in error), close."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from bot import sse
-from bot.api.actions import MAX_CLOSING, ActionIn
+from bot.api.actions import MAX_CLOSING, MAX_DESCRIPTION, MAX_INSTRUCTION, ActionIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
@@ -40,7 +41,9 @@ from storage.actions import (
     delete_draft,
     get_action,
     list_actions,
+    update_delivery_counts,
     update_draft,
+    updates_of,
 )
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
@@ -556,6 +559,8 @@ def _live_page(
     *,
     close_error: str | None = None,
     close_values: dict[str, str] | None = None,
+    evolve_error: tuple[str, str] | None = None,
+    evolve_values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     cr = room(request)
@@ -565,6 +570,11 @@ def _live_page(
         groups = recipient_groups(session, cr.book, action_id=action_id)
         progress = progress_of(session, action_id=action_id)
         relays = relay_figures(session, action_id=action_id)  # neighbourhood groups reached
+        counts = update_delivery_counts(session, action_id=action_id)
+        updates = [
+            (u, sum(sum(statuses.values()) for statuses in counts.get(u.number, {}).values()))
+            for u in updates_of(session, action_id=action_id)
+        ]
     tips = cr.tips.tips(action_id=action_id)
     for tip in tips:
         if tip.lat is not None and tip.lon is not None:
@@ -586,6 +596,11 @@ def _live_page(
         outcomes=list(ActionOutcome),
         close_error=close_error,
         close_values=close_values or {},
+        updates=updates,
+        evolve_error=evolve_error,
+        evolve_values=evolve_values or {},
+        max_update=MAX_DESCRIPTION,
+        max_instruction=MAX_INSTRUCTION,
         flash=request.query_params.get("flash"),
         status_code=status_code,
     )
@@ -702,6 +717,122 @@ async def close(request: Request, visitor: ActionPoster, action_id: int) -> Resp
         flash = urlencode({"flash": t("close.already")})
         return RedirectResponse(f"{PREFIX}/actions/{action_id}?{flash}", status_code=303)
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
+
+
+def _flashed(action_id: int, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}?{urlencode({'flash': message})}", status_code=303)
+
+
+@router.post("/actions/{action_id}/updates")
+async def send_update(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Send an update of the running action to everyone its alert reached (the API's use case)."""
+    cr = room(request)
+    form = await request.form()
+    values = {name: str(form.get(name, "")).strip() for name in ("text", "instruction")}
+    t = translator(cr.catalogue, visitor.language)
+
+    def again(key: str) -> HTMLResponse:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            evolve_error=("update", t(key)),
+            evolve_values=values,
+            status_code=422,
+        )
+
+    if not values["text"]:
+        return again("evolve.blank_text")
+    if len(values["text"]) > MAX_DESCRIPTION or len(values["instruction"]) > MAX_INSTRUCTION:
+        return again("evolve.too_long")
+    try:
+        row, queued = _service(cr).add_update(
+            action_id, text=values["text"], instruction=values["instruction"], actor=visitor.actor
+        )
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError:
+        return _flashed(action_id, t("evolve.not_active"))
+    except InvalidAction:
+        return again("evolve.too_long")
+    return _flashed(action_id, t("evolve.update_sent", number=row.number, count=queued))
+
+
+@router.post("/actions/{action_id}/cancel")
+async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Cancel an action sent in error after an explicit tick: a correction to whom it reached."""
+    cr = room(request)
+    form = await request.form()
+    values = {"reason": str(form.get("reason", "")).strip()}
+    t = translator(cr.catalogue, visitor.language)
+    if not values["reason"] or form.get("confirm") != "yes" or len(values["reason"]) > MAX_CLOSING:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            evolve_error=("cancel", t("evolve.blank_reason")),
+            evolve_values=values,
+            status_code=422,
+        )
+    try:
+        queued = _service(cr).cancel(action_id, reason=values["reason"], actor=visitor.actor)
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError:
+        return _flashed(action_id, t("evolve.not_active"))
+    return _flashed(action_id, t("evolve.cancelled", count=queued))
+
+
+def _widened_area(action: Action, values: dict[str, str]) -> dict[str, Any]:
+    """The form's larger area: the same circle centre with the new radius, or the listed municipalities.
+    Raises ValueError for a radius that is no number in range."""
+    circle = action.area.get("circle")
+    if circle is not None:
+        radius = float(values["radius_m"].replace(",", "."))
+        if not 0 < radius <= 50_000:
+            raise ValueError(radius)
+        return {"circle": {"lat": circle["lat"], "lon": circle["lon"], "radius_m": radius}}
+    return {"municipalities": [m.strip() for m in values["municipalities"].split(",") if m.strip()]}
+
+
+@router.post("/actions/{action_id}/widen")
+async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Give the running action a larger area; only the newly inside are alerted (the API's use case)."""
+    cr = room(request)
+    form = await request.form()
+    values = {name: str(form.get(name, "")).strip() for name in ("radius_m", "municipalities")}
+    t = translator(cr.catalogue, visitor.language)
+
+    def again(message: str) -> HTMLResponse:
+        return _live_page(
+            request,
+            visitor,
+            action_id,
+            evolve_error=("widen", message),
+            evolve_values=values,
+            status_code=422,
+        )
+
+    with cr.sessions() as session:
+        action = _load(session, action_id)
+    try:
+        area = _widened_area(action, values)
+    except ValueError:
+        return again(t("evolve.widen_problem.radius"))
+    try:
+        queued = _service(cr).widen(action_id, area, by=launcher(visitor))
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError:
+        return _flashed(action_id, t("evolve.not_active"))
+    except LaunchRefused as refused:
+        raise _refused(cr, visitor, refused) from None
+    except InvalidAction as exc:
+        problem = exc.problems[0]
+        if problem.kind == "municipality":
+            return again(t("evolve.widen_problem.municipality", name=problem.name))
+        return again(t(f"evolve.widen_problem.{problem.name if problem.kind == 'widen' else 'shape'}"))
+    return _flashed(action_id, t("evolve.widened", count=queued))
 
 
 @router.get("/actions/{action_id}/stream")

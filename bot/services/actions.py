@@ -24,6 +24,7 @@ from storage.actions import (
     ActionStateError,
     ClosingAudience,
     Target,
+    add_update,
     close_action,
     closing_audience,
     create_action,
@@ -34,10 +35,11 @@ from storage.actions import (
     reject_approval,
     request_approval,
     tipster_identity_ids,
+    widen_to,
 )
 from storage.db import SessionFactory, transaction
-from storage.geo import PostcodeBook
-from storage.models import Action, ActionOutcome, ActionStatus, DeliveryKind
+from storage.geo import PostcodeBook, distance_m
+from storage.models import Action, ActionOutcome, ActionStatus, ActionUpdate, DeliveryKind
 from storage.participants import audit
 from storage.preferences import Selection, select_for_alert
 from storage.regions import coverage, needs_approval, touched_by_action
@@ -186,6 +188,50 @@ def draft_duration(action: Action) -> timedelta:
     return timedelta(minutes=round((action.expires_at - action.created_at).total_seconds() / 60))
 
 
+def widening_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> Problem | None:
+    """Why the new area is no widening of the old (`kind` widen, `name` the reason: `circle`, `same`,
+    `municipalities` or `shape`), or None when it contains the old one.
+
+    A circle widens to a circle that contains it (the same or a moved centre); municipalities widen to a
+    list with all of them. Other shapes cannot be widened here: their containment is not checked."""
+    if old.get("circle") is not None and new.get("circle") is not None:
+        before, after = old["circle"], new["circle"]
+        apart = distance_m(
+            float(before["lat"]), float(before["lon"]), float(after["lat"]), float(after["lon"])
+        )
+        needed = apart + float(before["radius_m"])
+        # A metre of slack: a centre given again with fewer decimals is still the same centre.
+        if needed > float(after["radius_m"]) + 1.0:
+            message = (
+                "the new circle must contain the old one: its radius must be at least "
+                f"{round(needed)} m from that centre"
+            )
+            return Problem(("area", "circle"), message, "widen", "circle")
+        if float(after["radius_m"]) <= float(before["radius_m"]) and apart < 1.0:
+            return Problem(
+                ("area", "circle"), "the new circle is the old one: nothing to widen", "widen", "same"
+            )
+        return None
+    if old.get("municipalities") is not None and new.get("municipalities") is not None:
+        missing = sorted(set(old["municipalities"]) - set(new["municipalities"]))
+        if missing:
+            message = (
+                f"the new area must keep every municipality of the old one; missing: {', '.join(missing)}"
+            )
+            return Problem(("area", "municipalities"), message, "widen", "municipalities")
+        if set(new["municipalities"]) == set(old["municipalities"]):
+            message = "the new area is the old one: nothing to widen"
+            return Problem(("area", "municipalities"), message, "widen", "same")
+        return None
+    kind = next(
+        (k for k in ("circle", "municipalities", "polygon", "geojson") if old.get(k) is not None), "?"
+    )
+    message = (
+        f"an area of kind {kind} widens only to a larger one of the same kind (circle or municipalities)"
+    )
+    return Problem(("area",), message, "widen", "shape")
+
+
 @dataclass(frozen=True)
 class ActionService:
     """The action use cases on one database; each opens its own transaction and wakes the dispatcher
@@ -223,7 +269,19 @@ class ActionService:
             severity=draft.severity,
             certainty=draft.certainty,
             exercise=draft.exercise,
+            rings=draft.rings,
         )
+        if draft.rings is not None:
+            radius = float(area.get("circle", {}).get("radius_m", 0))
+            radii = [float(r) for r in draft.rings.get("radii_m", [])]
+            if "circle" not in area:
+                problems.append(Problem(("rings",), "rings widen a circle: give a circle area", "rings"))
+            elif any(b <= a for a, b in zip([radius, *radii], radii, strict=False)):
+                problems.append(
+                    Problem(
+                        ("rings", "radii_m"), "each ring must be larger than the circle before it", "rings"
+                    )
+                )
         probe = Action(
             code="BN-XXXX",
             type=checked.type,
@@ -255,11 +313,13 @@ class ActionService:
             audit(session, now=now, actor=actor, event="action_created", subject=f"action:{action.id}")
         return action
 
-    def _selection(self, session: Session, action: Action, now: datetime) -> Selection:
+    def _selection(
+        self, session: Session, action: Action, now: datetime, area: Mapping[str, Any] | None = None
+    ) -> Selection:
         # An exercise reaches only who opted in to exercises and the test participants.
         return select_for_alert(
             session,
-            area=parse_area(action.area),
+            area=parse_area(action.area if area is None else area),
             at=now,
             action_type=action.type,
             urgency=action.urgency,
@@ -435,3 +495,109 @@ class ActionService:
         """How many closing messages closing now would queue. Raises ActionNotFound."""
         with self.sessions() as session:
             return closing_audience_of(session, action_id=action_id)
+
+    def add_update(
+        self, action_id: int, *, text: str, instruction: str, actor: str
+    ) -> tuple[ActionUpdate, int]:
+        """Send an update of an active action to everyone the alert reached (on the channel that reached
+        them) and to the relays that got it, stored and audited; returns it and the participants queued.
+
+        Raises ActionNotFound, ActionStateError or InvalidAction (blank, or too long for an SMS)."""
+        if not text.strip():
+            raise InvalidAction([Problem(("text",), "text must not be empty", "text", "text")])
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            probe = ActionUpdate(
+                action_id=action_id,
+                number=0,
+                text=text.strip(),
+                instruction=instruction.strip(),
+                created_at=now,
+                created_by=actor,
+            )
+            problems = self.texts.update_problems(action, probe)
+            if problems:
+                raise InvalidAction([Problem((p.field,), p.message, "text", p.field) for p in problems])
+            row, queued = add_update(
+                session, action=action, text=text, instruction=instruction, now=now, created_by=actor
+            )
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_updated",
+                subject=f"action:{action_id}",
+                detail={"update": row.number, "recipients": queued},
+            )
+        self._woken()
+        return row, queued
+
+    def cancel(self, action_id: int, *, reason: str, actor: str) -> int:
+        """Cancel an action sent in error: who got the alert gets a correction (a draft or one awaiting
+        approval is cancelled without a message), the public page goes dark and the photo is deleted, as
+        with a close; the reason goes in the audit log only. Returns how many corrections were queued.
+
+        Raises ActionNotFound or ActionStateError."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            queued = close_action(
+                session,
+                action=action,
+                outcome=ActionOutcome.CANCELLED,
+                # The reason is the control room's: the public page shows an action's closing text.
+                closing_text="",
+                now=now,
+                tipster_identities=tipster_identity_ids(session, action_id=action_id),
+                correction=True,
+            )
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_cancelled",
+                subject=f"action:{action_id}",
+                detail={"reason": reason.strip()[:200], "corrections": queued},
+            )
+        self._woken()
+        return queued
+
+    def widen(self, action_id: int, area: Mapping[str, Any], *, by: Launcher) -> int:
+        """Give an active action a larger area that contains the old one and alert the people newly
+        inside, nearest first, nobody twice; the old and new areas go in the audit log. Returns how many
+        were queued.
+
+        Raises ActionNotFound, ActionStateError, InvalidAction (not a widening) or LaunchRefused (the
+        launcher's regions do not cover the new area)."""
+        resolved = resolve_area(self.book, area)
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            if action.status is not ActionStatus.ACTIVE:
+                raise ActionStateError(f"action {action.code} is {action.status.value}, only an active one")
+            problem = widening_problem(action.area, resolved)
+            if problem is not None:
+                raise InvalidAction([problem])
+            # Widening alerts people in the new area: the launcher's regions must cover it, as for a launch.
+            probe = Action(
+                code=action.code,
+                type=action.type,
+                headline=action.headline,
+                area=resolved,
+                created_at=action.created_at,
+                expires_at=action.expires_at,
+            )
+            self._check_region(session, probe, by)
+            before = dict(action.area)
+            queued = widen_to(session, action=action, area=resolved, now=now, timezone=self.settings.timezone)
+            audit(
+                session,
+                now=now,
+                actor=by.actor,
+                event="action_widened",
+                subject=f"action:{action_id}",
+                detail={"from": before, "to": resolved, "recipients": queued},
+            )
+        self._woken()
+        return queued

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.alerts import AlertTexts, RelayRef, as_sentence, gsm_friendly, spoken_numbers
+from bot.alerts import UPDATE_KINDS, AlertTexts, RelayRef, as_sentence, gsm_friendly, spoken_numbers
 from bot.channels.segments import Encoding, count_segments
 from bot.texts import Catalogue
-from storage.models import Action, ActionOutcome, ActionType, DeliveryKind, RelayPlatform
+from storage.models import Action, ActionOutcome, ActionType, ActionUpdate, DeliveryKind, RelayPlatform
 from storage.vocabulary import ChannelKind
 
 NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
@@ -56,7 +56,14 @@ def texts() -> AlertTexts:
 def test_sms_fits_two_segments_and_keeps_the_code(
     texts: AlertTexts, fields: dict[str, object], kind: DeliveryKind, lang: str
 ) -> None:
-    sms = texts.text(_action(**fields), kind=kind, channel=ChannelKind.SMS, lang=lang)
+    action = _action(**fields)
+    # An update carries its own text: here the case's description, long or short.
+    update = (
+        ActionUpdate(action_id=1, number=1, text=action.description, created_at=NOW, created_by="test")
+        if kind in UPDATE_KINDS
+        else None
+    )
+    sms = texts.text(action, kind=kind, channel=ChannelKind.SMS, lang=lang, update=update)
     assert count_segments(sms).segments <= 2, sms
     assert "BN-4K7P" in sms
 

@@ -143,6 +143,14 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
             ("POST", f"{tips}/phone", "tip_phone_viewed", f"{cr}/actions/{action}/tips/{tip}/phone", form()),
             (
                 "POST",
+                f"{act}/updates",
+                "action_updated",
+                f"{cr}/actions/{draft}/updates",
+                form(text="Hij draagt een rode pet.", instruction=""),
+            ),
+            ("POST", f"{act}/widen", "action_widened", f"{cr}/actions/{draft}/widen", form(radius_m="3000")),
+            (
+                "POST",
                 f"{act}/close",
                 "action_closed",
                 f"{cr}/actions/{draft}/close",
@@ -241,6 +249,44 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
                 f"/api/v1/actions/{api_id}/close",
                 json={"outcome": "found", "closing_text": "Gevonden."},
                 headers=API,
+            ),
+        )
+
+        # An update, a wider area and a cancel, by the API and (the cancel) by an operator.
+        async def api_active() -> int:
+            made = await http.post("/api/v1/actions", json=api_body, headers=API)
+            launched = await http.post(f"/api/v1/actions/{made.json()['id']}/launch", headers=API)
+            assert launched.status_code == 200, launched.text
+            return int(made.json()["id"])
+
+        running = await api_active()
+        circle = api_body["area"]["circle"]
+        for path, event, body in [
+            ("updates", "action_updated", {"text": "Hij draagt een rode pet."}),
+            (
+                "widen",
+                "action_widened",
+                {"area": {"circle": {**circle, "radius_m": circle["radius_m"] + 500}}},
+            ),
+            ("cancel", "action_cancelled", {"reason": "Verkeerde persoon."}),
+        ]:
+            await run(
+                "POST",
+                f"/api/v1/actions/{{action_id}}/{path}",
+                event,
+                "api",
+                lambda path=path, body=body: http.post(
+                    f"/api/v1/actions/{running}/{path}", json=body, headers=API
+                ),
+            )
+        mistake = await api_active()
+        await run(
+            "POST",
+            f"{act}/cancel",
+            "action_cancelled",
+            "operator:ada",
+            lambda: http.post(
+                f"{cr}/actions/{mistake}/cancel", data=form(reason="Verkeerde persoon.", confirm="yes")
             ),
         )
         # A photo on an API draft: added twice (PUT, POST) and removed.

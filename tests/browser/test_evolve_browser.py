@@ -1,0 +1,120 @@
+"""A running action evolves in Debian's Chromium on the whole app: the operator sends an update from the
+live page (it reaches the six people by SMS and WhatsApp), widens the circle (only the one newly inside
+gets the alert; a smaller circle is refused with a reason), then cancels the action as sent in error
+(a correction to all seven). The live page with its forms at 1280×900 and at 420×860."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.services.actions import ActionService
+from storage.actions import ActionDraft
+from storage.models import Action, ActionStatus, ActionType
+from storage.vocabulary import ChannelKind
+from tests.actions.conftest import seed_person
+from tests.browser.conftest import ENSCHEDE, LiveRoom, shot
+from tests.browser.test_controlroom_browser import _login
+
+pytestmark = pytest.mark.browser
+# About 3.3 km east of the centre: outside the 2 km circle, inside the widened 5 km one.
+EAST = (ENSCHEDE[0], ENSCHEDE[1] + 0.049)
+
+
+def _launched(room: LiveRoom) -> tuple[int, str]:
+    runtime = room.runtime
+    service = ActionService(
+        sessions=runtime.sessions,
+        clock=runtime.clock,
+        book=runtime.book,
+        texts=runtime.texts,
+        settings=room.settings,
+    )
+    action = service.create(
+        ActionDraft(
+            type=ActionType.MISSING_PERSON,
+            headline="Vermist: Noah (8), blauwe jas",
+            description="Noah is sinds 15:00 weg bij het Volkspark.",
+            instruction="Ziet u hem? Bel 112.",
+            area={"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 2000}},
+            expires_at=runtime.clock() + timedelta(hours=2),
+        ),
+        actor="test",
+        created_by="api",
+    )
+    assert action.id is not None
+    service.launch(action.id, actor="test", runs_from_launch=False)
+    return action.id, action.code
+
+
+def test_an_operator_updates_widens_and_cancels_a_running_action(live_room: LiveRoom, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    east = seed_person(
+        room.runtime.sessions, room.runtime.vault, room.runtime.clock(), at=EAST, channels=[ChannelKind.SMS]
+    )
+    east_number = east.addresses[ChannelKind.SMS]
+    action_id, code = _launched(room)
+    everyone = [*room.sms, *(f"whatsapp:{n}" for n in room.whatsapp)]
+    for to in everyone:
+        room.sent(to, 1)
+
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nl-NL").new_page()
+    _login(page, room.url, "olga")
+    page.goto(f"{room.url}/controlroom/actions/{action_id}")
+    expect(page.locator("#action-status")).to_have_text("actief")
+
+    # An update: the same code, marked "Aanvulling", to the six the alert reached; none to the one outside.
+    page.get_by_label("Wat is er nieuw?").fill("Noah is gezien bij het station, nu met een rode pet.")
+    page.get_by_role("button", name="Aanvulling sturen").click()
+    expect(page.locator(".flash")).to_have_text("Aanvulling 1 verstuurd naar 6 ontvangers.")
+    expect(page.locator("#updates")).to_contain_text("nu met een rode pet")
+    update = room.sent(room.sms[0], 2)[1]["Body"]
+    assert update.startswith(f"Aanvulling Burgernet {code}: Noah is gezien bij het station")
+    assert "Ziet u hem? Bel 112." in update
+    for to in everyone:
+        room.sent(to, 2)
+    assert [m for m in room.fake.messages() if m["To"] == east_number] == []
+
+    # A smaller circle is refused with the reason; a larger one alerts only the one newly inside.
+    radius = page.get_by_label(re.compile("Nieuwe straal in meters"))
+    radius.fill("1000")
+    page.get_by_role("button", name="Gebied vergroten").click()
+    expect(page.locator("#widen-error")).to_have_text(
+        "De nieuwe cirkel moet de oude helemaal bevatten: kies een grotere straal."
+    )
+    page.get_by_label(re.compile("Nieuwe straal in meters")).fill("5000")
+    page.get_by_role("button", name="Gebied vergroten").click()
+    expect(page.locator(".flash")).to_have_text("Gebied vergroot: 1 nieuwe ontvangers.")
+    [alert] = room.sent(east_number, 1)
+    assert alert["Body"].startswith(f"Burgernet {code}: Vermist: Noah (8), blauwe jas.")
+    shot(page, "action-evolve-1280")
+
+    phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
+    _login(phone, room.url, "olga")
+    phone.goto(f"{room.url}/controlroom/actions/{action_id}")
+    expect(phone.locator("#cancel-form")).to_be_visible()
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the live page scrolls sideways on a phone by {overflow}px"
+    shot(phone, "action-evolve-420")
+
+    # Cancelling needs the tick; then a correction goes to all seven, and the action is withdrawn.
+    page.get_by_label("Reden (alleen voor het logboek)").fill("Verkeerde persoon: Noah was al thuis.")
+    page.get_by_label("Deze actie is per ongeluk verstuurd").check()
+    page.get_by_role("button", name="Annuleren en correctie versturen").click()
+    expect(page.locator(".flash")).to_have_text("Actie geannuleerd: 7 correcties verstuurd.")
+    expect(page.locator("#action-status")).to_have_text("ingetrokken")
+    expect(page.locator("#update-form")).to_have_count(0)
+    correction = room.sent(room.sms[0], 3)[2]["Body"]
+    assert correction.startswith(f"Vergissing: negeer Burgernetactie {code}.")
+    assert "Noah was al thuis" not in correction
+    room.sent(east_number, 2)
+    with room.runtime.sessions() as session:
+        action = session.exec(select(Action).where(Action.id == action_id)).one()
+        assert action.status is ActionStatus.CANCELLED
+        assert action.area["circle"]["radius_m"] == 5000
