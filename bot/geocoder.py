@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -125,6 +125,11 @@ class PostcodeGeocoder:
         # Towns before municipalities of the same name, larger towns (more postcode areas) first.
         size = {(k, n): len(p) for (k, n), p in towns.items()}
         self._towns.sort(key=lambda t: (t.kind != "woonplaats", -size[(t.kind, t.name)], t.name))
+        # A tip names a town inside a longer text: look its word runs up instead of scanning every town.
+        self._by_key: dict[str, list[int]] = {}
+        for rank, town in enumerate(self._towns):
+            self._by_key.setdefault(town.key, []).append(rank)
+        self._longest = max((town.key.count(" ") + 1 for town in self._towns), default=0)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -160,20 +165,26 @@ class PostcodeGeocoder:
                     break
         wanted = _fold(text)
         if wanted:
-            padded = f" {wanted} "
-            for town in self._towns:
-                if town.key == wanted or (prefix and town.key.startswith(wanted)):
-                    hit = True
-                elif not prefix:
-                    # A town named inside a longer text: "Oude Markt Enschede", "bij station Hengelo".
-                    hit = f" {town.key} " in padded
-                else:
-                    hit = False
-                if hit:
-                    found.append(Found(self._label(town), town.lat, town.lon, town.kind))
+            for town in self._towns_in(wanted, prefix=prefix):
+                found.append(Found(self._label(town), town.lat, town.lon, town.kind))
         if near is not None:
             found = [f for f in found if near.holds(f)]
         return _unique(found)[:limit]
+
+    def _towns_in(self, wanted: str, *, prefix: bool) -> list[_Town]:
+        """The towns a folded text names: its start (typing a name) or any run of its words (a tip)."""
+        if prefix:
+            return [town for town in self._towns if town.key.startswith(wanted)]
+        # "Oude Markt Enschede", "bij station Hengelo": every run of words that is a whole name.
+        ranks = {rank for run in _word_runs(wanted, self._longest) for rank in self._by_key.get(run, ())}
+        return [self._towns[rank] for rank in sorted(ranks)]
+
+
+def _word_runs(text: str, longest: int) -> Iterator[str]:
+    words = text.split(" ")
+    for start in range(len(words)):
+        for end in range(start + 1, min(start + longest, len(words)) + 1):
+            yield " ".join(words[start:end])
 
 
 def _unique(found: Sequence[Found]) -> list[Found]:

@@ -109,6 +109,14 @@ def action_code_in(text: str) -> str | None:
     return CODE_PREFIX + match.group(1).upper() if match else None
 
 
+@dataclass(frozen=True)
+class TipStored:
+    """What a committed tip change asks of the background workers: a place to look up, media to fetch."""
+
+    place: bool
+    media: bool
+
+
 class TipFlow(Flow):
     """Take a tip, link it to an action, store and forward it, ask where/when once, thank."""
 
@@ -118,7 +126,7 @@ class TipFlow(Flow):
     def __init__(
         self,
         rules: TipRules | None = None,
-        on_stored: Callable[[], None] | None = None,
+        on_stored: Callable[[TipStored], None] | None = None,
         chat: ChatWriter | None = None,
     ) -> None:
         self.rules = rules or TipRules()
@@ -360,7 +368,7 @@ class TipFlow(Flow):
             followup_asked=followup,
             relay_id=self._relay_id(ctx),
         )
-        self._stored(ctx, tip, action.code, CREATED)
+        self._stored(ctx, tip, action.code, CREATED, media=bool(media))
         if in_group:
             # The member may never have opened a chat with the bot: it can only answer in the group.
             assert ctx.message.group_id is not None
@@ -396,7 +404,7 @@ class TipFlow(Flow):
                     relay_id=self._relay_id(ctx),
                     late=True,
                 )
-                self._stored(ctx, stored, action.code, CREATED)
+                self._stored(ctx, stored, action.code, CREATED, media=bool(media))
             elif earlier.messages < self.rules.max_messages_per_tip:
                 self._append(ctx, earlier, content)
         if action.outcome is not None:
@@ -460,16 +468,18 @@ class TipFlow(Flow):
         )
         if added:
             action = ctx.session.get(Action, tip.action_id)
-            self._stored(ctx, tip, action.code if action else "", UPDATED)
+            self._stored(ctx, tip, action.code if action else "", UPDATED, media=bool(media))
         return added, truncated
 
-    def _stored(self, ctx: FlowContext, tip: Tip, code: str, event: str) -> None:
+    def _stored(self, ctx: FlowContext, tip: Tip, code: str, event: str, *, media: bool) -> None:
         """Queue the operators' chat message in the step's transaction, and tell the forwarders once it has
         committed (not before: it may roll back)."""
         if self._chat is not None:
             self._chat(ctx.session, tip, action_code=code, event=event, now=ctx.now)
         if self._on_stored is not None:
-            after_commit(ctx.session, self._on_stored)
+            stored = TipStored(place=tip.location_text is not None and tip.lat is None, media=media)
+            on_stored = self._on_stored
+            after_commit(ctx.session, lambda: on_stored(stored))
 
     # the follow-up ---------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.channels.media import FetchedMedia, MediaRefused, MediaSource, MediaUnavailable
-from bot.tips.worker import WakeableWorker
+from bot.tips.worker import GATHER_S, WakeableWorker
 from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.tip_media import MediaToFetch, claim_media, refuse_media, retry_media, store_media
@@ -40,6 +40,7 @@ class TipMediaFetcher(WakeableWorker):
         sources: Mapping[ChannelKind, object],
         max_bytes: int,
         poll_s: float = 5.0,
+        gather_s: float = GATHER_S,
         lease: timedelta = timedelta(minutes=2),
         backoff_base_s: float = 5.0,
         backoff_max_s: float = 600.0,
@@ -54,7 +55,7 @@ class TipMediaFetcher(WakeableWorker):
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         self._on_stored = on_stored
-        super().__init__(poll_s=poll_s)
+        super().__init__(poll_s=poll_s, gather_s=gather_s)
 
     async def step(self) -> int:
         """Fetch every file that is due, once each; how many were stored or refused for good."""

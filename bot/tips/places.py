@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.geocoder import Found, Geocoder, Near, area_near
-from bot.tips.worker import WakeableWorker
+from bot.tips.worker import GATHER_S, WakeableWorker
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook
 from storage.tip_places import PlaceToFind, forward_point, set_tip_point, tips_awaiting_place
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Towns and municipalities are too coarse for a marker unless the tipster named them.
 COARSE = frozenset({"woonplaats", "gemeente"})
+# Centres whose town is remembered; more actions than this at once is not a real control room.
+TOWNS_KEPT = 256
 
 
 class TipPlaces(WakeableWorker):
@@ -37,6 +39,7 @@ class TipPlaces(WakeableWorker):
         geocoder: Geocoder,
         book: PostcodeBook,
         poll_s: float = 5.0,
+        gather_s: float = GATHER_S,
         lookback: timedelta = timedelta(minutes=10),
         batch: int = 50,
         webhook: bool = False,
@@ -51,7 +54,9 @@ class TipPlaces(WakeableWorker):
         self._webhook = webhook
         self._on_placed = on_placed
         self._after: tuple[datetime, int] = (datetime.min.replace(tzinfo=UTC), 0)
-        super().__init__(poll_s=poll_s)
+        # An action's centre hardly ever changes, and finding its town looks at every postcode area.
+        self._towns: dict[tuple[float, float], str | None] = {}
+        super().__init__(poll_s=poll_s, gather_s=gather_s)
 
     async def step(self) -> int:
         """Look up the place of every tip that waits for one, once each; how many tips got coordinates."""
@@ -97,8 +102,15 @@ class TipPlaces(WakeableWorker):
         return None
 
     def _town(self, near: Near) -> str | None:
-        best = min(self._book, key=lambda p: (p.lat - near.lat) ** 2 + (p.lon - near.lon) ** 2, default=None)
-        return best.place if best is not None else None
+        centre = (near.lat, near.lon)
+        if centre not in self._towns:
+            if len(self._towns) >= TOWNS_KEPT:
+                self._towns.clear()
+            best = min(
+                self._book, key=lambda p: (p.lat - near.lat) ** 2 + (p.lon - near.lon) ** 2, default=None
+            )
+            self._towns[centre] = best.place if best is not None else None
+        return self._towns[centre]
 
     def _waiting(self, after: tuple[datetime, int]) -> list[PlaceToFind]:
         with self._sessions() as session:

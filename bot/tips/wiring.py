@@ -18,7 +18,7 @@ from bot.channels.base import Channel
 from bot.config import Settings
 from bot.controlroom.tipfeed import TipFeed
 from bot.flows.engine import Flow
-from bot.flows.tip import TipFlow, TipRules
+from bot.flows.tip import TipFlow, TipRules, TipStored
 from bot.geocoder import Geocoder
 from bot.texts import Catalogue
 from bot.tips.api import tips_router
@@ -123,13 +123,15 @@ class TipServices:
         """The control room's tips (typed as the protocol, so mypy checks the storage feed fits it)."""
         return self._feed
 
-    def wake(self) -> None:
-        """A tip was stored: ring the stream and the webhook lane; safe from any thread."""
+    def wake(self, stored: TipStored | None = None) -> None:
+        """A tip was stored: ring the stream and the webhook lane, and the workers it has work for (all of
+        them when not told); safe from any thread."""
         self.hub.notify()
         self.forwarder.wake()
-        if self.places is not None:
+        if self.places is not None and (stored is None or stored.place):
             self.places.wake()
-        self.media.wake()
+        if stored is None or stored.media:
+            self.media.wake()
 
     def _placed(self) -> None:
         # A tip got its point: a new version for the streams and the webhook (not for the place finder).

@@ -8,14 +8,19 @@ import logging
 
 log = logging.getLogger(__name__)
 
+# How long a worker that is not in a hurry (a marker on the map, a photo) lets wake-ups gather.
+GATHER_S = 0.05
+
 
 class WakeableWorker:
-    """Runs `step()` every `poll_s` seconds, and at once after `wake()`, until `stop()`."""
+    """Runs `step()` every `poll_s` seconds, and `gather_s` after a `wake()`, until `stop()`."""
 
     name = "worker"
 
-    def __init__(self, *, poll_s: float) -> None:
+    def __init__(self, *, poll_s: float, gather_s: float = 0.0) -> None:
         self._poll_s = poll_s
+        # Under a burst each wake would cost its own pass (a query at least); a short wait gathers them.
+        self._gather_s = gather_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -61,3 +66,5 @@ class WakeableWorker:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                if self._gather_s and not self._stopping:
+                    await asyncio.sleep(self._gather_s)
