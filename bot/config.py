@@ -150,7 +150,8 @@ class Settings(BaseSettings):
     database_lock_wait_s: float | None = Field(default=None, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    public_base_url: str = "http://127.0.0.1:8080"
+    # Empty: this machine at HTTP_PORT, so moving the port alone keeps the simulator's links working.
+    public_base_url: str = ""
 
     telegram_bot_token: str | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
@@ -409,6 +410,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not an environment; use one of {', '.join(ENVIRONMENTS)}")
             return name
         return value
+
+    @model_validator(mode="after")
+    def _public_base_url_from_the_port(self) -> Settings:
+        if not self.public_base_url:
+            host = "127.0.0.1" if self.http_host in ("", "0.0.0.0", "::") else self.http_host
+            if ":" in host:
+                host = f"[{host}]"
+            self.public_base_url = f"http://{host}:{self.http_port}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
