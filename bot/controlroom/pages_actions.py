@@ -723,6 +723,16 @@ def _flashed(action_id: int, message: str) -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/actions/{action_id}?{urlencode({'flash': message})}", status_code=303)
 
 
+def _again(
+    request: Request, visitor: Visitor, action_id: int, form: str, values: dict[str, str], message: str
+) -> HTMLResponse:
+    """The live page once more with one of its forms (`update`, `widen`, `cancel`) refused: the
+    operator's input kept and the reason above the form."""
+    return _live_page(
+        request, visitor, action_id, evolve_error=(form, message), evolve_values=values, status_code=422
+    )
+
+
 @router.post("/actions/{action_id}/updates")
 async def send_update(request: Request, visitor: ActionPoster, action_id: int) -> Response:
     """Send an update of the running action to everyone its alert reached (the API's use case)."""
@@ -732,14 +742,7 @@ async def send_update(request: Request, visitor: ActionPoster, action_id: int) -
     t = translator(cr.catalogue, visitor.language)
 
     def again(key: str) -> HTMLResponse:
-        return _live_page(
-            request,
-            visitor,
-            action_id,
-            evolve_error=("update", t(key)),
-            evolve_values=values,
-            status_code=422,
-        )
+        return _again(request, visitor, action_id, "update", values, t(key))
 
     if not values["text"]:
         return again("evolve.blank_text")
@@ -766,14 +769,7 @@ async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Res
     values = {"reason": str(form.get("reason", "")).strip()}
     t = translator(cr.catalogue, visitor.language)
     if not values["reason"] or form.get("confirm") != "yes" or len(values["reason"]) > MAX_CLOSING:
-        return _live_page(
-            request,
-            visitor,
-            action_id,
-            evolve_error=("cancel", t("evolve.blank_reason")),
-            evolve_values=values,
-            status_code=422,
-        )
+        return _again(request, visitor, action_id, "cancel", values, t("evolve.blank_reason"))
     try:
         queued = _service(cr).cancel(action_id, reason=values["reason"], actor=visitor.actor)
     except ActionNotFound:
@@ -804,14 +800,7 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
     t = translator(cr.catalogue, visitor.language)
 
     def again(message: str) -> HTMLResponse:
-        return _live_page(
-            request,
-            visitor,
-            action_id,
-            evolve_error=("widen", message),
-            evolve_values=values,
-            status_code=422,
-        )
+        return _again(request, visitor, action_id, "widen", values, message)
 
     with cr.sessions() as session:
         action = _load(session, action_id)
