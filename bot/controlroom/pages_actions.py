@@ -17,7 +17,7 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from bot import sse
-from bot.api.actions import MAX_CLOSING, MAX_DESCRIPTION, MAX_INSTRUCTION, ActionIn
+from bot.api.actions import MAX_CLOSING, MAX_DESCRIPTION, MAX_INSTRUCTION, ActionIn, AreaIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
@@ -50,7 +50,7 @@ from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType
 from storage.participants import audit
 from storage.relays import relay_figures
-from storage.targeting import Area, Circle, InvalidArea, Polygon, parse_area
+from storage.targeting import Area, Circle, InvalidArea, Municipalities, Polygon, parse_area
 
 router = APIRouter()
 FORM_FIELDS = (
@@ -779,16 +779,33 @@ async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Res
     return _flashed(action_id, t("evolve.cancelled", count=queued))
 
 
-def _widened_area(action: Action, values: dict[str, str]) -> dict[str, Any]:
-    """The form's larger area: the same circle centre with the new radius, or the listed municipalities.
-    Raises ValueError for a radius that is no number in range."""
-    circle = action.area.get("circle")
-    if circle is not None:
-        radius = float(values["radius_m"].replace(",", "."))
+WIDEN_FIELDS = ("area_kind", "radius_m", "polygon", "municipalities")
+
+
+def _widened_area(action: Action, values: dict[str, str], t: Any) -> dict[str, Any]:
+    """The form's larger area: the listed municipalities; a polygon drawn around the old area (recipients
+    ranked from the old centre); or a circle with a new radius around the old centre. Raises FormProblem
+    in the page's language."""
+    old = parse_area(action.area)
+    if isinstance(old, Municipalities):
+        return {"municipalities": [m.strip() for m in values["municipalities"].split(",") if m.strip()]}
+    centre = (old.lat, old.lon) if isinstance(old, Circle) else old.centre
+    if values["area_kind"] == "polygon":
+        area = _polygon_area({"polygon": values["polygon"]}, t)
+        # The old area lies inside the new one, so its centre does: the search still spreads from there.
+        area["centre"] = {"lat": centre[0], "lon": centre[1]}
+    else:
+        try:
+            radius = float(values["radius_m"].replace(",", "."))
+        except ValueError:
+            raise FormProblem(t("evolve.widen_problem.radius")) from None
         if not 0 < radius <= 50_000:
-            raise ValueError(radius)
-        return {"circle": {"lat": circle["lat"], "lon": circle["lon"], "radius_m": radius}}
-    return {"municipalities": [m.strip() for m in values["municipalities"].split(",") if m.strip()]}
+            raise FormProblem(t("evolve.widen_problem.radius"))
+        area = {"circle": {"lat": centre[0], "lon": centre[1], "radius_m": radius}}
+    try:
+        return AreaIn.model_validate(area).stored()
+    except ValidationError:
+        raise FormProblem(t("form.problem.polygon_outside")) from None
 
 
 @router.post("/actions/{action_id}/widen")
@@ -796,7 +813,7 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
     """Give the running action a larger area; only the newly inside are alerted (the API's use case)."""
     cr = room(request)
     form = await request.form()
-    values = {name: str(form.get(name, "")).strip() for name in ("radius_m", "municipalities")}
+    values = {name: str(form.get(name, "")).strip() for name in WIDEN_FIELDS}
     t = translator(cr.catalogue, visitor.language)
 
     def again(message: str) -> HTMLResponse:
@@ -805,9 +822,9 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
     with cr.sessions() as session:
         action = _load(session, action_id)
     try:
-        area = _widened_area(action, values)
-    except ValueError:
-        return again(t("evolve.widen_problem.radius"))
+        area = _widened_area(action, values, t)
+    except FormProblem as exc:
+        return again(str(exc))
     try:
         queued = _service(cr).widen(action_id, area, by=launcher(visitor))
     except ActionNotFound:
