@@ -224,6 +224,12 @@ class UpdateIn(BaseModel):
 
     text: str = Field(max_length=MAX_DESCRIPTION)
     instruction: str = Field(default="", max_length=MAX_INSTRUCTION)
+    photo: str | None = Field(
+        default=None,
+        description="A new photo, as at creation: JPEG or PNG, base64 (a `data:image/...;base64,` URL "
+        "too), stored without EXIF. It replaces the action's photo on its public page; Telegram and "
+        "WhatsApp send it with the update, an SMS links to the page, a call leaves it out.",
+    )
 
     @field_validator("text")
     @classmethod
@@ -476,6 +482,16 @@ def actions_router(
         except PhotoRefused as exc:
             raise refused(exc, loc) from exc
 
+    def from_body(photo: str | None) -> NewPhoto | None:
+        """A body's base64 photo, checked and prepared (422 at `photo` when refused); None without one."""
+        if photo is None:
+            return None
+        try:
+            data = photo_bytes(photo, max_bytes=max_bytes)
+        except PhotoRefused as exc:
+            raise refused(exc, ["photo"]) from exc
+        return prepared(data, ["photo"])
+
     def info_of(action: Action) -> PhotoInfo | None:
         if not action.has_photo:
             return None
@@ -502,15 +518,8 @@ def actions_router(
             exercise=body.exercise,
             rings=body.rings.model_dump() if body.rings is not None else None,
         )
-        photo = None
-        if body.photo is not None:
-            try:
-                data = photo_bytes(body.photo, max_bytes=max_bytes)
-            except PhotoRefused as exc:
-                raise refused(exc, ["photo"]) from exc
-            photo = prepared(data, ["photo"])
         with answered():
-            action = service.create(draft, actor="api", created_by="api", photo=photo)
+            action = service.create(draft, actor="api", created_by="api", photo=from_body(body.photo))
         return _out(action, DeliveryCounts({}), info_of(action))
 
     @router.get("/actions")
@@ -604,9 +613,13 @@ def actions_router(
     @router.post("/actions/{action_id}/updates", status_code=status.HTTP_201_CREATED)
     def post_update(action_id: ActionId, body: UpdateIn) -> ActionOut:
         """Send an update of an active action to everyone its alert reached, on the channel that reached
-        them, and to the relays that got it (same code, marked as an update)."""
+        them, and to the relays that got it (same code, marked as an update); with a `photo`, that photo
+        replaces the action's and goes with the update."""
+        photo = from_body(body.photo)
         with answered(action_id):
-            service.add_update(action_id, text=body.text, instruction=body.instruction, actor="api")
+            service.add_update(
+                action_id, text=body.text, instruction=body.instruction, actor="api", photo=photo
+            )
         return show(action_id)
 
     @router.post("/actions/{action_id}/cancel")

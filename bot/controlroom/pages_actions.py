@@ -735,7 +735,8 @@ def _again(
 
 @router.post("/actions/{action_id}/updates")
 async def send_update(request: Request, visitor: ActionPoster, action_id: int) -> Response:
-    """Send an update of the running action to everyone its alert reached (the API's use case)."""
+    """Send an update of the running action to everyone its alert reached (the API's use case), with a
+    new photo when one was chosen."""
     cr = room(request)
     form = await request.form()
     values = {name: str(form.get(name, "")).strip() for name in ("text", "instruction")}
@@ -749,8 +750,16 @@ async def send_update(request: Request, visitor: ActionPoster, action_id: int) -
     if len(values["text"]) > MAX_DESCRIPTION or len(values["instruction"]) > MAX_INSTRUCTION:
         return again("evolve.too_long")
     try:
+        photo = await _photo_from_form(cr, form, visitor.language)
+    except FormProblem as exc:
+        return _again(request, visitor, action_id, "update", values, str(exc))
+    try:
         row, queued = _service(cr).add_update(
-            action_id, text=values["text"], instruction=values["instruction"], actor=visitor.actor
+            action_id,
+            text=values["text"],
+            instruction=values["instruction"],
+            actor=visitor.actor,
+            photo=photo,
         )
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None

@@ -532,11 +532,13 @@ class ActionService:
             return closing_audience_of(session, action_id=action_id)
 
     def add_update(
-        self, action_id: int, *, text: str, instruction: str, actor: str
+        self, action_id: int, *, text: str, instruction: str, actor: str, photo: NewPhoto | None = None
     ) -> tuple[ActionUpdate, int]:
         """Send an update of an active action to everyone the alert reached (on the channel that reached
         them) and to the relays that got it, stored and audited; returns it and the participants queued.
 
+        A `photo` (prepared by `ActionPhotos.prepare`) replaces the action's photo on its public page; the
+        chats send it with the update, an SMS links to the page.
         Raises ActionNotFound, ActionStateError or InvalidAction (blank, or too long for an SMS)."""
         if not text.strip():
             raise InvalidAction([Problem(("text",), "text must not be empty", "text", "text")])
@@ -551,19 +553,24 @@ class ActionService:
                 created_at=now,
                 created_by=actor,
             )
-            problems = self.texts.update_problems(action, probe)
+            problems = self.texts.update_problems(action, probe, with_photo=photo is not None)
             if problems:
                 raise InvalidAction([Problem((p.field,), p.message, "text", p.field) for p in problems])
             row, queued = add_update(
                 session, action=action, text=text, instruction=instruction, now=now, created_by=actor
             )
+            detail: dict[str, Any] = {"update": row.number, "recipients": queued}
+            if photo is not None:
+                # The same `now` as the update's: that is how its messages know it brought the photo.
+                put_photo(session, action_id=action_id, photo=photo, now=now)
+                detail["photo"] = True
             audit(
                 session,
                 now=now,
                 actor=actor,
                 event="action_updated",
                 subject=f"action:{action_id}",
-                detail={"update": row.number, "recipients": queued},
+                detail=detail,
             )
         self._woken()
         return row, queued

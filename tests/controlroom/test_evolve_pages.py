@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import select
 
 from storage.db import SessionFactory
-from storage.models import Action, ActionStatus, ActionUpdate, AuditEvent
+from storage.models import Action, ActionPhoto, ActionStatus, ActionUpdate, AuditEvent
+from tests.actions.photo_files import TEXT_FILE, jpeg_with_exif
 from tests.controlroom.conftest import app, client, cr, csrf_of, login, runtime, tips  # noqa: F401  (fixtures)
 from tests.controlroom.test_actions_pages import _create, _launched
 
@@ -102,9 +103,7 @@ async def _launched_with(http: httpx.AsyncClient, **fields: str) -> int:
     assert created.status_code == 303, created.text
     path = created.headers["location"]
     preview = await http.get(path)
-    launched = await http.post(
-        f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"}
-    )
+    launched = await http.post(f"{path}/launch", data={"csrf_token": csrf_of(preview.text), "confirm": "yes"})
     assert launched.status_code == 303
     return int(path.rsplit("/", 1)[1])
 
@@ -158,3 +157,36 @@ async def test_a_circle_widens_to_a_drawn_polygon_ranked_from_the_old_centre(
         action = session.get(Action, action_id)
         assert action is not None
     assert action.area == {"circle": {"lat": centre["lat"], "lon": centre["lon"], "radius_m": 5000.0}}
+
+
+async def test_an_update_with_a_photo_replaces_the_actions_photo(
+    client: httpx.AsyncClient,  # noqa: F811
+    sessions: SessionFactory,
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    assert 'id="u-photo"' in page.text and 'enctype="multipart/form-data"' in page.text
+    form = {"csrf_token": csrf_of(page.text), "text": "Een nieuwe foto van Tim.", "instruction": ""}
+    refused = await client.post(
+        f"/controlroom/actions/{action_id}/updates",
+        data=form,
+        files={"photo": ("tim.jpg", TEXT_FILE, "image/jpeg")},
+    )
+    assert refused.status_code == 422
+    assert "De foto moet een JPEG- of PNG-afbeelding zijn." in refused.text
+    assert "Een nieuwe foto van Tim." in refused.text
+    sent = await client.post(
+        f"/controlroom/actions/{action_id}/updates",
+        data=form,
+        files={"photo": ("tim.jpg", jpeg_with_exif(), "image/jpeg")},
+    )
+    assert sent.status_code == 303, sent.text
+    with sessions() as session:
+        [update] = session.exec(select(ActionUpdate)).all()
+        [photo] = session.exec(select(ActionPhoto)).all()
+        action = session.get(Action, action_id)
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.event == "action_updated")).all()
+    assert action is not None and action.has_photo
+    assert photo.created_at == update.created_at
+    assert event.detail["photo"] is True
