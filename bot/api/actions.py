@@ -193,7 +193,8 @@ class ActionIn(BaseModel):
     """An exercise: only participants who opted in to exercises (and test participants) get it, every
     message starts with OEFENING/EXERCISE, it never counts in the figures."""
     rings: RingsIn | None = None
-    """Widen the circle by itself while the action runs: only the newly inside get the alert."""
+    """Widen the circle by itself while the action runs: only the newly inside get the alert.
+    `POST /api/v1/actions/{id}/rings/stop` stops it."""
 
     @field_validator("headline")
     @classmethod
@@ -635,6 +636,14 @@ def actions_router(
         """Give an active action a larger area containing the old one; only the newly inside are alerted."""
         with answered(action_id):
             service.widen(action_id, body.area.stored(), by=SYSTEM)
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/rings/stop")
+    def stop_rings(action_id: ActionId) -> ActionOut:
+        """Stop the automatic widening of an active action: no further ring is alerted. The rings stay
+        in `rings`, with `stopped_at`; 409 when it has no rings to stop (none, or stopped already)."""
+        with answered(action_id):
+            service.stop_rings(action_id, actor="api")
         return show(action_id)
 
     @router.put("/actions/{action_id}/photo")

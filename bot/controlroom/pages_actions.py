@@ -4,8 +4,9 @@ a wider area, a cancel of an action sent in error), close."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -41,6 +42,9 @@ from storage.actions import (
     delete_draft,
     get_action,
     list_actions,
+    next_ring,
+    ring_schedule,
+    rings_stopped,
     update_delivery_counts,
     update_draft,
     updates_of,
@@ -55,8 +59,9 @@ from storage.targeting import Area, Circle, InvalidArea, Municipalities, Polygon
 router = APIRouter()
 FORM_FIELDS = (
     *("type", "headline", "description", "instruction", "area_kind", "lat", "lon", "radius_m"),
-    *("postcode", "municipalities", "polygon", "expires_minutes", "exercise"),
+    *("postcode", "municipalities", "polygon", "expires_minutes", "exercise", "ring_radii", "ring_minutes"),
 )
+MAX_RINGS = 10
 
 
 def _load(session: Session, action_id: int) -> Action:
@@ -191,6 +196,35 @@ def _polygon_area(values: dict[str, str], t: Any) -> dict[str, Any]:
     return area
 
 
+def _rings(values: dict[str, str], t: Any) -> dict[str, Any] | None:
+    """The form's rings (radii in metres, comma-separated, and the minutes between them), checked here
+    so that each mistake gets its own Dutch sentence; None when no radii were given. Raises FormProblem."""
+    radii_text = values.get("ring_radii", "").strip()
+    if not radii_text:
+        return None
+    if values.get("area_kind", "circle") != "circle":
+        raise FormProblem(t("form.problem.rings_circle"))
+    try:
+        radii = [float(part) for part in re.split(r"[,;\s]+", radii_text) if part]
+    except ValueError:
+        raise FormProblem(t("form.problem.rings_numbers")) from None
+    if not radii or len(radii) > MAX_RINGS or any(not 0 < r <= 50_000 for r in radii):
+        raise FormProblem(t("form.problem.rings_range"))
+    try:
+        minutes = int(values.get("ring_minutes", "").strip())
+    except ValueError:
+        raise FormProblem(t("form.problem.rings_minutes")) from None
+    if not 1 <= minutes <= 24 * 60:
+        raise FormProblem(t("form.problem.rings_minutes"))
+    try:
+        radius = float(values.get("radius_m", "").replace(",", "."))
+    except ValueError:
+        return {"radii_m": radii, "every_minutes": minutes}  # the circle's own check says what is wrong
+    if any(b <= a for a, b in zip([radius, *radii], radii, strict=False)):
+        raise FormProblem(t("form.problem.rings_order", radius=f"{radius:g}"))
+    return {"radii_m": radii, "every_minutes": minutes}
+
+
 def _problem_text(exc: ValidationError, values: dict[str, str], t: Any) -> str:
     """Pydantic's English errors as one sentence per field the operator can fix, in the page's language."""
     parts: list[str] = []
@@ -239,6 +273,7 @@ async def _draft_from_form(
                 "instruction": values["instruction"],
                 "area": await _area(cr, values, lang),
                 "expires_at": now + timedelta(minutes=minutes),
+                "rings": _rings(values, t),
             }
         )
     except ValidationError as exc:
@@ -252,6 +287,7 @@ async def _draft_from_form(
         area=area,
         expires_at=body.expires_at,
         exercise=values.get("exercise") == "yes",
+        rings=body.rings.model_dump() if body.rings is not None else None,
     )
     try:
         return _service(cr).validate(draft, with_photo=with_photo)
@@ -360,6 +396,9 @@ def _draft_values(action: Action) -> dict[str, str]:
         values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
     values["expires_minutes"] = str(max(1, round(draft_duration(action).total_seconds() / 60)))
     values["exercise"] = "yes" if action.exercise else ""
+    if action.rings:
+        values["ring_radii"] = ", ".join(f"{float(r):g}" for r in action.rings.get("radii_m", []))
+        values["ring_minutes"] = str(action.rings.get("every_minutes", ""))
     return values
 
 
@@ -571,6 +610,8 @@ def _live_page(
         progress = progress_of(session, action_id=action_id)
         relays = relay_figures(session, action_id=action_id)  # neighbourhood groups reached
         counts = update_delivery_counts(session, action_id=action_id)
+        schedule = ring_schedule(action)
+        upcoming = next_ring(action)
         updates = [
             (u, sum(sum(statuses.values()) for statuses in counts.get(u.number, {}).values()))
             for u in updates_of(session, action_id=action_id)
@@ -599,11 +640,21 @@ def _live_page(
         updates=updates,
         evolve_error=evolve_error,
         evolve_values=evolve_values or {},
+        rings=schedule,
+        next_ring=upcoming,
+        rings_stopped_at=_stopped_at(action),
         max_update=MAX_DESCRIPTION,
         max_instruction=MAX_INSTRUCTION,
         flash=request.query_params.get("flash"),
         status_code=status_code,
     )
+
+
+def _stopped_at(action: Action) -> datetime | None:
+    """When an operator stopped the action's rings, if they did."""
+    if not rings_stopped(action) or action.rings is None:
+        return None
+    return datetime.fromisoformat(str(action.rings["stopped_at"]))
 
 
 @router.post("/actions/{action_id}/launch")
@@ -848,6 +899,20 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
             return again(t("evolve.widen_problem.municipality", name=problem.name))
         return again(t(f"evolve.widen_problem.{problem.name if problem.kind == 'widen' else 'shape'}"))
     return _flashed(action_id, t("evolve.widened", count=queued))
+
+
+@router.post("/actions/{action_id}/rings/stop")
+async def stop_rings(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Stop the action's rings: the area no longer grows by itself (the API's use case)."""
+    cr = room(request)
+    t = translator(cr.catalogue, visitor.language)
+    try:
+        _service(cr).stop_rings(action_id, actor=visitor.actor)
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError:
+        return _flashed(action_id, t("evolve.rings_nothing"))
+    return _flashed(action_id, t("evolve.rings_stopped"))
 
 
 @router.get("/actions/{action_id}/stream")

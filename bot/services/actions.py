@@ -34,6 +34,7 @@ from storage.actions import (
     record_approval,
     reject_approval,
     request_approval,
+    stop_rings,
     tipster_identity_ids,
     widen_to,
 )
@@ -643,3 +644,21 @@ class ActionService:
             )
         self._woken()
         return queued
+
+    def stop_rings(self, action_id: int, *, actor: str) -> Action:
+        """Stop an active action's automatic widening (the rings not yet reached are left out), audited;
+        the action as it now is. Raises ActionNotFound or ActionStateError (not active, no rings to stop,
+        or stopped already)."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            stop_rings(session, action=action, now=now)
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_rings_stopped",
+                subject=f"action:{action_id}",
+                detail={"rings": action.rings, "radius_m": action.area.get("circle", {}).get("radius_m")},
+            )
+        return action

@@ -815,6 +815,49 @@ async def test_rings_stop_when_the_action_is_closed(
     assert _show(client, action["id"])["area"]["circle"]["radius_m"] == 2000
 
 
+async def test_stopped_rings_widen_no_further_and_stay_on_the_action(
+    client: TestClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    east = seed_person(sessions, vault, clock(), channels=(ChannelKind.SMS,), at=EAST)
+    further = seed_person(sessions, vault, clock(), channels=(ChannelKind.SMS,), at=(LAT, LON + 0.065))
+    rings = {"radii_m": [4000, 6000], "every_minutes": 10}
+    action = client.post(
+        "/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000, rings=rings)
+    ).json()
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    context = JobContext(
+        sessions=sessions, settings=dispatch_settings(), clock=clock, vault=vault, catalogue=Catalogue.load()
+    )
+    clock.advance(minutes=10)
+    assert widen_rings(context).counts["widened"] == 1
+    clock.advance(minutes=3)
+    stopped = client.post(f"/api/v1/actions/{action['id']}/rings/stop", headers=AUTH)
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["rings"] == {
+        **rings,
+        "radii_m": [4000.0, 6000.0],
+        "stopped_at": clock().isoformat(),
+    }
+    clock.advance(minutes=30)
+    assert widen_rings(context).counts == {}
+    shown = _show(client, action["id"])
+    assert shown["area"]["circle"]["radius_m"] == 4000
+    with sessions() as session:
+        alerted = set(
+            session.scalars(select(col(Delivery.participant_id)).where(col(Delivery.kind) == "alert"))
+        )
+        [event] = session.scalars(select(AuditEvent).where(col(AuditEvent.event) == "action_rings_stopped"))
+    assert east.participant_id in alerted and further.participant_id not in alerted
+    assert (event.actor, event.detail["radius_m"]) == ("api", 4000)
+    # Stopped already, or never had rings: nothing to stop.
+    assert client.post(f"/api/v1/actions/{action['id']}/rings/stop", headers=AUTH).status_code == 409
+    plain = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000)).json()
+    client.post(f"/api/v1/actions/{plain['id']}/launch", headers=AUTH)
+    refused = client.post(f"/api/v1/actions/{plain['id']}/rings/stop", headers=AUTH)
+    assert refused.status_code == 409 and "no rings to stop" in refused.json()["detail"]
+    assert client.post("/api/v1/actions/99999/rings/stop", headers=AUTH).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("changes", "words"),
     [

@@ -204,7 +204,12 @@
 
     const tools = document.getElementById("polygon-tools");
     const ring = ringDrawer(map, el, tools, form.elements.polygon);
-    const showTools = () => { tools.hidden = kind() !== "polygon"; draw(); };
+    const ringTools = document.getElementById("ring-tools");
+    const showTools = () => {
+      tools.hidden = kind() !== "polygon";
+      if (ringTools) ringTools.hidden = kind() !== "circle";  // rings widen a circle only
+      draw();
+    };
     map.on("click", (event) => {
       if (kind() !== "polygon") setPoint(event.latlng.lat, event.latlng.lng);
       else ring.add(event.latlng);
