@@ -134,3 +134,31 @@ def test_circle_in_polygon_with_a_hole_near_its_centre() -> None:
 def test_polygon_in_circle(radius: float, contains: bool) -> None:
     # The square's corners lie about 2.6 km from its centre.
     assert circle_contains_polygon(Circle(LAT, LON, radius), poly(square(2 * D))) is contains
+
+
+def test_a_corner_pushed_out_contains_and_a_corner_pulled_in_does_not() -> None:
+    """The common widening: the operator drags one corner of a star-shaped polygon outwards (the other
+    corners and edges shared with the old one), or, wrongly, inwards."""
+    import math
+    import random
+
+    rng = random.Random(3)
+    for _ in range(100):
+        n = rng.randint(4, 12)
+        corners = [
+            (
+                LAT + 0.05 * rng.uniform(0.5, 1) * math.sin(2 * math.pi * i / n),
+                LON + 0.08 * rng.uniform(0.5, 1) * math.cos(2 * math.pi * i / n),
+            )
+            for i in range(n)
+        ]
+        k = rng.randrange(n)
+
+        def moved(factor: float, corners: list[tuple[float, float]] = corners, k: int = k) -> Polygon:
+            ring = [list(c) for c in corners]
+            ring[k] = [LAT + (corners[k][0] - LAT) * factor, LON + (corners[k][1] - LON) * factor]
+            return poly([*ring, ring[0]])
+
+        old = moved(1.0)
+        assert polygon_contains_polygon(moved(1.3), old)
+        assert not polygon_contains_polygon(moved(0.7), old)
