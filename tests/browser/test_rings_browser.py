@@ -64,6 +64,7 @@ def test_an_operator_sets_rings_sees_their_schedule_and_stops_them(
     expect(rings.nth(0)).to_have_attribute("data-state", "next")
     expect(rings.nth(0)).to_contain_text(re.compile(r"Ring 1: 4000 m om \d\d:\d\d · volgende"))
     expect(page.locator("#rings-state")).to_have_text(re.compile(r"Volgende ring om \d\d:\d\d\."))
+    expect(page.locator("#action-map path.ring-circle")).to_have_count(2)  # the rings to come, dashed
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the live page scrolls sideways by {overflow}px"
     shot(page, f"rings-02-live-{size}")
@@ -72,6 +73,7 @@ def test_an_operator_sets_rings_sees_their_schedule_and_stops_them(
     expect(page.locator("#rings-state")).to_have_text(re.compile(r"Ringen gestopt om \d\d:\d\d\."))
     expect(page.get_by_role("button", name="Ringen stoppen")).to_have_count(0)
     expect(rings.nth(1)).to_contain_text("gestopt")
+    expect(page.locator("#action-map path.ring-circle")).to_have_count(0)
     shot(page, f"rings-03-stopped-{size}")
     with room.runtime.sessions() as session:
         action = session.exec(select(Action)).one()

@@ -318,6 +318,12 @@
       const c = L.circle([config.circle.lat, config.circle.lon], {...AREA, radius: config.circle.radius_m, interactive: false});
       c.addTo(map);
       bounds.extend(c.getBounds());
+      // The rings still to come: dashed, so the operator sees how far the search will spread.
+      for (const radius of config.rings || []) {
+        const ring = L.circle([config.circle.lat, config.circle.lon], {...AREA, radius, fillOpacity: 0, weight: 1.5,
+          dashArray: "6 6", interactive: false, className: "ring-circle"}).addTo(map);
+        bounds.extend(ring.getBounds());
+      }
     }
     for (const rings of config.polygons || []) {
       const p = L.polygon(rings, {...AREA, interactive: false, className: "area-polygon"});
@@ -334,7 +340,8 @@
         fillColor: "#1d6b2a", fillOpacity: 0.35, className: "group-marker"})
         .bindTooltip(`${group.count} ${config.texts.recipients}`).addTo(map);
     }
-    if (bounds.isValid()) map.fitBounds(bounds, {maxZoom: 16, padding: [12, 12]});
+    // At once, not animated: the first view is where the page starts, not a move the operator made.
+    if (bounds.isValid()) map.fitBounds(bounds, {maxZoom: 16, padding: [12, 12], animate: false});
     setupWiden(map, el);
 
     const timeZone = el.dataset.timezone || "Europe/Amsterdam";
