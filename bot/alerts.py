@@ -248,7 +248,7 @@ class AlertTexts:
         update_photo: bool = False,
     ) -> str:
         """The text of one message of an action on a channel (for a relay: with its tip link; for an
-        update: with the update's text, and the page's link by SMS when `update_photo` it brought one)."""
+        update: with the update's text, and by SMS the page's link when it brought a photo)."""
         if kind in UPDATE_KINDS and update is None:
             raise ValueError("an update's text needs the update")
         params = self._params(action, kind, lang, relay, update, update_photo)
