@@ -202,13 +202,18 @@ class AlertTexts:
         lang: str,
         relay: RelayRef | None = None,
         update: ActionUpdate | None = None,
+        update_photo: bool = False,
     ) -> dict[str, str]:
         outcome = action.outcome or ActionOutcome.NO_RESULT
         closing_text = (action.closing_text or "").strip()
         closes = kind in (DeliveryKind.CLOSING, DeliveryKind.RELAY_CLOSING)
         thanks = closes and not _THANKS.search(closing_text)
-        # The photo is not sent by SMS: the alert links to the page that shows it, while the action runs.
-        page = self.page_url(action.code) if action.has_photo and kind is DeliveryKind.ALERT else None
+        # The photo is not sent by SMS: the alert (or the update that brought a new photo) links to the
+        # page that shows it, while the action runs.
+        with_photo = (action.has_photo and kind is DeliveryKind.ALERT) or (
+            update_photo and kind is DeliveryKind.UPDATE
+        )
+        page = self.page_url(action.code) if with_photo else None
         return {
             "link": self._link_line(action.code, relay, lang),
             "page": self._catalogue.render(lang, "action.page_link", url=page) if page else "",
@@ -240,12 +245,13 @@ class AlertTexts:
         lang: str,
         relay: RelayRef | None = None,
         update: ActionUpdate | None = None,
+        update_photo: bool = False,
     ) -> str:
         """The text of one message of an action on a channel (for a relay: with its tip link; for an
-        update: with the update's text)."""
+        update: with the update's text, and by SMS the page's link when it brought a photo)."""
         if kind in UPDATE_KINDS and update is None:
             raise ValueError("an update's text needs the update")
-        params = self._params(action, kind, lang, relay, update)
+        params = self._params(action, kind, lang, relay, update, update_photo)
         style = self.style(channel)
         # The operator's texts become sentences, so the next one never runs on ("zwarte helmen Tip?");
         # in a chat the headline stands on a line of its own, as a title.
@@ -346,13 +352,24 @@ class AlertTexts:
         return list(unique.values())
 
     def update_problems(
-        self, action: Action, update: ActionUpdate, *, languages: tuple[str, ...] = ("nl", "en")
+        self,
+        action: Action,
+        update: ActionUpdate,
+        *,
+        languages: tuple[str, ...] = ("nl", "en"),
+        with_photo: bool = False,
     ) -> list[TextProblem]:
-        """The fields of an update that do not fit: its SMS must carry the whole text and instruction."""
+        """The fields of an update that do not fit: its SMS must carry the whole text and instruction
+        (and with a photo the page's link)."""
         found: list[TextProblem] = []
         for lang in languages:
             sms = self.text(
-                action, kind=DeliveryKind.UPDATE, channel=ChannelKind.SMS, lang=lang, update=update
+                action,
+                kind=DeliveryKind.UPDATE,
+                channel=ChannelKind.SMS,
+                lang=lang,
+                update=update,
+                update_photo=with_photo,
             )
             whole = as_sentence(gsm_friendly(update.text))
             if self.sms_segments(sms) > self._max_sms_segments or whole not in sms:

@@ -49,6 +49,7 @@ from bot.config import Settings
 from bot.messages import OutgoingMessage
 from bot.outbox import message_of
 from bot.send_budget import SharedBucket, sender_of
+from storage.action_photos import update_brought_photo
 from storage.actions import apply_status as store_status
 from storage.actions import fall_back
 from storage.crypto import DataKeyError, DataVault
@@ -242,6 +243,7 @@ class Dispatcher:
         self._actions: dict[tuple[int, DeliveryKind], Action] = {}
         self._message_cache: dict[tuple[int, DeliveryKind, ChannelKind, str, int], str] = {}
         self._updates: dict[tuple[int, int], ActionUpdate] = {}
+        self._update_photos: dict[tuple[int, int], bool] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty = False
@@ -688,6 +690,18 @@ class Dispatcher:
             self._actions[(action_id, kind)] = action
         return action
 
+    def _update_photo(self, row: ClaimedDelivery) -> bool:
+        """Whether the row is an update that brought a new photo (the chats show it, an SMS links to it)."""
+        if row.kind is not DeliveryKind.UPDATE:
+            return False
+        key = (row.action_id, row.update_no)
+        found = self._update_photos.get(key)
+        if found is None:
+            with self._sessions() as session:
+                found = update_brought_photo(session, action_id=row.action_id, number=row.update_no)
+            self._update_photos[key] = found
+        return found
+
     def _update(self, row: ClaimedDelivery) -> ActionUpdate | None:
         if row.kind not in UPDATE_KINDS:
             return None
@@ -725,7 +739,12 @@ class Dispatcher:
             )
         elif text is None:
             text = self._texts.text(
-                action, kind=row.kind, channel=row.channel, lang=row.language, update=update_
+                action,
+                kind=row.kind,
+                channel=row.channel,
+                lang=row.language,
+                update=update_,
+                update_photo=self._update_photo(row),
             )
             self._message_cache[key] = text
         if row.channel is ChannelKind.WHATSAPP and not self._in_whatsapp_window(row):
@@ -744,7 +763,9 @@ class Dispatcher:
                 template_variables=variables,
             )
         photo = None
-        if action.has_photo and row.kind is DeliveryKind.ALERT and row.channel in PHOTO_CHANNELS:
+        if row.channel in PHOTO_CHANNELS and (
+            (action.has_photo and row.kind is DeliveryKind.ALERT) or self._update_photo(row)
+        ):
             photo = self._texts.photo_url(action.code)
         return OutgoingMessage(
             channel=row.channel,

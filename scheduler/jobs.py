@@ -585,7 +585,8 @@ def widen_rings(ctx: JobContext) -> JobResult:
         try:
             # One transaction per ring: the new area and its alerts go together.
             with transaction(ctx.sessions) as session:
-                action = session.get(Action, action_id)
+                # Locked while we decide: an operator who stops the rings meanwhile waits, or is waited for.
+                action = session.get(Action, action_id, with_for_update=True, populate_existing=True)
                 ring = next_ring(action) if action is not None else None
                 if action is None or ring is None or ring.due_at > now:
                     continue

@@ -1,10 +1,10 @@
 """Store functions for an action's photo: one row per action, the re-encoded bytes encrypted.
 
-The photo is written while the action is a draft (or with an update), and deleted in the transaction
-that closes, cancels or expires the action: a missing person's picture must not stay online after the
-search. `Action.has_photo` follows the row, so the alert texts know to link to the public page without
-loading the bytes. Like the other store functions these take the caller's session and keyword-only
-arguments and never commit.
+The photo is written while the action is a draft, or with an update (it replaces the one before), and
+deleted in the transaction that closes, cancels or expires the action: a missing person's picture must
+not stay online after the search. `Action.has_photo` follows the row, so the alert texts know to link
+to the public page without loading the bytes. Like the other store functions these take the caller's
+session and keyword-only arguments and never commit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col
 
 from storage.crypto import DataVault
-from storage.models import Action, ActionPhoto
+from storage.models import Action, ActionPhoto, ActionUpdate
 
 
 class PhotoNotFound(LookupError):
@@ -130,3 +130,19 @@ def photo_file(session: Session, *, action_id: int, vault: DataVault) -> PhotoFi
     """The action's photo, decrypted (for the page, and for channels that send it). Raises PhotoNotFound."""
     stored = stored_photo(session, action_id=action_id)
     return PhotoFile(data=vault.decrypt_bytes(stored.data_enc), content_type=stored.info.content_type)
+
+
+def update_brought_photo(session: Session, *, action_id: int, number: int) -> bool:
+    """Whether the action's photo came with this update: the update and its photo are written in one
+    transaction with one reading of the clock, so their times are the same. An update whose photo a
+    later one replaced no longer has its own (the page shows the newest), so it sends none."""
+    found = session.execute(
+        core_select(col(ActionPhoto.action_id))
+        .join_from(ActionPhoto, ActionUpdate, col(ActionUpdate.action_id) == col(ActionPhoto.action_id))
+        .where(
+            col(ActionPhoto.action_id) == action_id,
+            col(ActionUpdate.number) == number,
+            col(ActionUpdate.created_at) == col(ActionPhoto.created_at),
+        )
+    ).first()
+    return found is not None

@@ -154,6 +154,7 @@ def update_draft(session: Session, *, action: Action, draft: ActionDraft) -> Act
             area=dict(draft.area),
             expires_at=draft.expires_at,
             exercise=draft.exercise,
+            rings=dict(draft.rings) if draft.rings is not None else None,
         )
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -545,10 +546,40 @@ class Ring:
     due_at: datetime
 
 
-def next_ring(action: Action) -> Ring | None:
-    """The ring the action widens to next, or None (no rings, not a running circle, all rings done)."""
+@dataclass(frozen=True)
+class RingStep:
+    """One ring of an action's automatic widening as the live page lists it: its number (from 1), radius,
+    when it is (or was) due, and whether the circle reached it."""
+
+    number: int
+    radius_m: float
+    due_at: datetime
+    done: bool
+
+
+def rings_stopped(action: Action) -> bool:
+    """Whether an operator stopped the action's rings (the rings stay stored, for the schedule's sake)."""
+    return bool(action.rings and action.rings.get("stopped_at"))
+
+
+def ring_schedule(action: Action) -> list[RingStep]:
+    """Every ring of a launched action with rings, in order; empty before the launch or without rings."""
+    if not action.rings or action.launched_at is None:
+        return []
     circle = action.area.get("circle")
-    if not action.rings or circle is None or action.launched_at is None:
+    # A widening to a polygon or a larger circle by hand passes rings: those count as done.
+    reached = float(circle["radius_m"]) if circle is not None else float("inf")
+    every = timedelta(minutes=int(action.rings["every_minutes"]))
+    return [
+        RingStep(n, float(r), action.launched_at + every * n, float(r) <= reached)
+        for n, r in enumerate(action.rings.get("radii_m", []), start=1)
+    ]
+
+
+def next_ring(action: Action) -> Ring | None:
+    """The ring the action widens to next, or None (no rings, stopped, not a running circle, all done)."""
+    circle = action.area.get("circle")
+    if not action.rings or circle is None or action.launched_at is None or rings_stopped(action):
         return None
     if action.status is not ActionStatus.ACTIVE:
         return None
@@ -559,6 +590,27 @@ def next_ring(action: Action) -> Ring | None:
         return None
     every = timedelta(minutes=int(action.rings["every_minutes"]))
     return Ring(done + 1, radii[done], action.launched_at + every * (done + 1))
+
+
+def stop_rings(session: Session, *, action: Action, now: datetime) -> None:
+    """Stop an active action's automatic widening: no ring is widened to after this; the rings stay
+    stored with when they were stopped (`stopped_at`). Raises ActionStateError (not active, no rings to
+    stop, or stopped already)."""
+    if action.status is not ActionStatus.ACTIVE:
+        raise ActionStateError(f"action {action.code} is {action.status.value}, only an active one has rings")
+    if not action.rings or rings_stopped(action):
+        raise ActionStateError(f"action {action.code} has no rings to stop")
+    rings = {**action.rings, "stopped_at": now.isoformat()}
+    # Claim the row as a widening does: a ring the scheduler widens to at this moment waits, then sees
+    # the rings stopped.
+    claimed = session.execute(
+        update(Action)
+        .where(col(Action.id) == action.id, col(Action.status) == ActionStatus.ACTIVE.value)
+        .values(rings=rings)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ActionStateError(f"action {action.code} was closed meanwhile")
+    action.rings = rings
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,114 @@ def parse_polygon(area: Mapping[str, Any]) -> Polygon:
     raise InvalidArea("geojson must be a GeoJSON Polygon or MultiPolygon with coordinates")
 
 
+# How far (in degrees, about a tenth of a millimetre) a point may lie from a polygon's edge and still count
+# as on it: a corner the operator kept from the old polygon must not fall outside by a rounding error.
+_ON_EDGE_DEG = 1e-9
+
+
+def _segment_distance(p: LatLon, a: LatLon, b: LatLon) -> float:
+    """The distance from p to the segment a-b, in the plane of the coordinates given."""
+    dy, dx = b[0] - a[0], b[1] - a[1]
+    length = dy * dy + dx * dx
+    t = 0.0 if length == 0 else max(0.0, min(1.0, ((p[0] - a[0]) * dy + (p[1] - a[1]) * dx) / length))
+    return math.hypot(p[0] - (a[0] + t * dy), p[1] - (a[1] + t * dx))
+
+
+def _edges(polygon: Polygon, *, holes: bool = True) -> list[tuple[LatLon, LatLon]]:
+    return [
+        (ring[i], ring[i + 1])
+        for rings in polygon.parts
+        for ring in (rings if holes else rings[:1])
+        for i in range(len(ring) - 1)
+    ]
+
+
+def _covers(polygon: Polygon, point: LatLon) -> bool:
+    """Inside the polygon or on its boundary (within `_ON_EDGE_DEG`)."""
+    if polygon.contains(*point):
+        return True
+    return any(_segment_distance(point, a, b) <= _ON_EDGE_DEG for a, b in _edges(polygon))
+
+
+def _cuts(p: LatLon, q: LatLon, a: LatLon, b: LatLon) -> list[float]:
+    """Where along p-q (0..1) the segment a-b meets it: a crossing, a touch, or both ends of an overlap."""
+    r = (q[0] - p[0], q[1] - p[1])
+    s = (b[0] - a[0], b[1] - a[1])
+    denominator = r[0] * s[1] - r[1] * s[0]
+    ap = (a[0] - p[0], a[1] - p[1])
+    length = r[0] * r[0] + r[1] * r[1]
+    if length == 0:
+        return []
+    if abs(denominator) <= 1e-12 * math.sqrt(length * (s[0] * s[0] + s[1] * s[1])):
+        # Parallel: only a collinear overlap matters, cut where a and b lie along p-q.
+        if abs(ap[0] * r[1] - ap[1] * r[0]) / math.sqrt(length) > _ON_EDGE_DEG:
+            return []
+        ends = ((a[0] - p[0]) * r[0] + (a[1] - p[1]) * r[1], (b[0] - p[0]) * r[0] + (b[1] - p[1]) * r[1])
+        return [e / length for e in ends if 0 < e / length < 1]
+    t = (ap[0] * s[1] - ap[1] * s[0]) / denominator
+    u = (ap[0] * r[1] - ap[1] * r[0]) / denominator
+    return [t] if 0 < t < 1 and -1e-12 <= u <= 1 + 1e-12 else []
+
+
+def polygon_contains_polygon(outer: Polygon, inner: Polygon) -> bool:
+    """Whether `inner` lies wholly inside `outer` (a shared edge or corner counts as inside).
+
+    Each edge of inner is cut where it meets an edge of outer; between two cuts a piece is wholly in or
+    wholly out, so its midpoint decides. A hole of outer must not lie inside inner. Inner's own holes are
+    not subtracted (its outer rings are checked whole): a refusal may be too strict, never too lenient."""
+    outer_edges = _edges(outer)
+    for ring in (rings[0] for rings in inner.parts):
+        for p, q in zip(ring, ring[1:], strict=False):
+            if not _covers(outer, p):
+                return False
+            lat_lo, lat_hi = min(p[0], q[0]), max(p[0], q[0])
+            lon_lo, lon_hi = min(p[1], q[1]), max(p[1], q[1])
+            cuts = {0.0, 1.0}
+            for a, b in outer_edges:
+                if max(a[0], b[0]) < lat_lo or min(a[0], b[0]) > lat_hi:
+                    continue
+                if max(a[1], b[1]) < lon_lo or min(a[1], b[1]) > lon_hi:
+                    continue
+                cuts.update(_cuts(p, q, a, b))
+            ordered = sorted(cuts)
+            for t0, t1 in zip(ordered, ordered[1:], strict=False):
+                mid = (t0 + t1) / 2
+                if not _covers(outer, (p[0] + mid * (q[0] - p[0]), p[1] + mid * (q[1] - p[1]))):
+                    return False
+    inner_whole = Polygon(tuple(rings[:1] for rings in inner.parts), inner.centre)
+    for rings in outer.parts:
+        for hole in rings[1:]:
+            if any(inner_whole.contains(*corner) for corner in hole):
+                return False
+    return True
+
+
+def polygon_contains_circle(polygon: Polygon, circle: Circle, *, slack_m: float = 1.0) -> bool:
+    """Whether the circle lies inside the polygon: its centre inside, and every edge (holes' too) at
+    least its radius away (`slack_m` forgives a centre given again with fewer decimals)."""
+    if not polygon.contains(circle.lat, circle.lon):
+        return False
+    # Metres in a plane tangent at the centre: at the scale of an alert area it errs by centimetres.
+    east = METRES_PER_DEGREE_LAT * math.cos(math.radians(circle.lat))
+
+    def flat(pt: LatLon) -> LatLon:
+        return ((pt[0] - circle.lat) * METRES_PER_DEGREE_LAT, (pt[1] - circle.lon) * east)
+
+    centre = (0.0, 0.0)
+    return all(
+        _segment_distance(centre, flat(a), flat(b)) + slack_m >= circle.radius_m for a, b in _edges(polygon)
+    )
+
+
+def circle_contains_polygon(circle: Circle, polygon: Polygon, *, slack_m: float = 1.0) -> bool:
+    """Whether the polygon lies inside the circle: a circle is convex, so every corner inside will do."""
+    return all(
+        distance_m(circle.lat, circle.lon, lat, lon) <= circle.radius_m + slack_m
+        for rings in polygon.parts
+        for lat, lon in rings[0]
+    )
+
+
 # Named tuples, not dataclasses: selection makes tens of thousands at a time and a frozen dataclass
 # costs several times as much to build.
 class Reach(NamedTuple):

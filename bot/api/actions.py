@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -192,7 +193,8 @@ class ActionIn(BaseModel):
     """An exercise: only participants who opted in to exercises (and test participants) get it, every
     message starts with OEFENING/EXERCISE, it never counts in the figures."""
     rings: RingsIn | None = None
-    """Widen the circle by itself while the action runs: only the newly inside get the alert."""
+    """Widen the circle by itself while the action runs: only the newly inside get the alert.
+    `POST /api/v1/actions/{id}/rings/stop` stops it."""
 
     @field_validator("headline")
     @classmethod
@@ -223,6 +225,12 @@ class UpdateIn(BaseModel):
 
     text: str = Field(max_length=MAX_DESCRIPTION)
     instruction: str = Field(default="", max_length=MAX_INSTRUCTION)
+    photo: str | None = Field(
+        default=None,
+        description="A new photo, as at creation: JPEG or PNG, base64 (a `data:image/...;base64,` URL "
+        "too), stored without EXIF. It replaces the action's photo on its public page; Telegram and "
+        "WhatsApp send it with the update, an SMS links to the page, a call leaves it out.",
+    )
 
     @field_validator("text")
     @classmethod
@@ -344,6 +352,23 @@ def _invalid(loc: list[str | int], message: str) -> dict[str, Any]:
     return {"loc": ["body", *loc], "msg": message, "type": "value_error"}
 
 
+@contextmanager
+def answered(action_id: int | None = None) -> Iterator[None]:
+    """The service's domain errors as every route answers them: no such action 404, a state that does
+    not allow it 409, fields that make no valid action 422 (one entry per problem)."""
+    try:
+        yield
+    except ActionNotFound as exc:
+        detail = f"no action {action_id}" if action_id is not None else str(exc)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail) from exc
+    except ActionStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    except InvalidAction as exc:
+        raise HTTPException(
+            UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
+        ) from exc
+
+
 PHOTO_PROBLEMS = {
     "too_large": "the photo is larger than {max_bytes} bytes",
     "type": "the photo must be a JPEG or PNG image (its content counts, not its name)",
@@ -443,9 +468,6 @@ def actions_router(
         else None
     )
 
-    def not_found(action_id: int) -> HTTPException:
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no action {action_id}")
-
     def wired() -> ActionPhotos:
         if photos is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="photos are not wired")
@@ -460,6 +482,16 @@ def actions_router(
             return wired().prepare(data)
         except PhotoRefused as exc:
             raise refused(exc, loc) from exc
+
+    def from_body(photo: str | None) -> NewPhoto | None:
+        """A body's base64 photo, checked and prepared (422 at `photo` when refused); None without one."""
+        if photo is None:
+            return None
+        try:
+            data = photo_bytes(photo, max_bytes=max_bytes)
+        except PhotoRefused as exc:
+            raise refused(exc, ["photo"]) from exc
+        return prepared(data, ["photo"])
 
     def info_of(action: Action) -> PhotoInfo | None:
         if not action.has_photo:
@@ -487,19 +519,8 @@ def actions_router(
             exercise=body.exercise,
             rings=body.rings.model_dump() if body.rings is not None else None,
         )
-        photo = None
-        if body.photo is not None:
-            try:
-                data = photo_bytes(body.photo, max_bytes=max_bytes)
-            except PhotoRefused as exc:
-                raise refused(exc, ["photo"]) from exc
-            photo = prepared(data, ["photo"])
-        try:
-            action = service.create(draft, actor="api", created_by="api", photo=photo)
-        except InvalidAction as exc:
-            raise HTTPException(
-                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
-            ) from exc
+        with answered():
+            action = service.create(draft, actor="api", created_by="api", photo=from_body(body.photo))
         return _out(action, DeliveryCounts({}), info_of(action))
 
     @router.get("/actions")
@@ -516,10 +537,8 @@ def actions_router(
     def show(action_id: ActionId) -> ActionOut:
         """One action with its deliveries counted per kind, status and channel."""
         with sessions() as session:
-            try:
+            with answered(action_id):
                 action = get_action(session, action_id=action_id)
-            except ActionNotFound as exc:
-                raise not_found(action_id) from exc
             out = _out(action, delivery_counts(session, action_id=action_id), info_of(action))
             out.relays = RelaysOut(**relay_figures(session, action_id=action_id).as_json())
             counts = update_delivery_counts(session, action_id=action_id)
@@ -543,7 +562,7 @@ def actions_router(
         Where four eyes are configured for the action's type and region the answer is 202 with status
         `awaiting_approval`: an operator approves it in the control room.
         """
-        try:
+        with answered(action_id):
             if dry_run:
                 preview = service.preview(action_id)
                 estimate = preview.estimate
@@ -561,10 +580,6 @@ def actions_router(
                     left_out_by_preferences=preview.left_out_by_preferences,
                 )
             result = service.request_launch(action_id, by=SYSTEM, runs_from_launch=False)
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         if result.status is ActionStatus.AWAITING_APPROVAL:
             response.status_code = status.HTTP_202_ACCEPTED
         return show(action_id)
@@ -573,11 +588,8 @@ def actions_router(
     def approve(action_id: ActionId) -> ActionOut:
         """Approve a launch an operator asked for (four eyes); the token cannot approve its own request."""
         try:
-            service.approve(action_id, by=SYSTEM)
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+            with answered(action_id):
+                service.approve(action_id, by=SYSTEM)
         except LaunchRefused as exc:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -588,66 +600,50 @@ def actions_router(
     @router.post("/actions/{action_id}/reject")
     def reject(action_id: ActionId, body: RejectIn) -> ActionOut:
         """Refuse a waiting launch (or withdraw the token's own request): the action is a draft again."""
-        try:
+        with answered(action_id):
             service.reject(action_id, by=SYSTEM, reason=body.reason)
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return show(action_id)
 
     @router.post("/actions/{action_id}/close")
     def close(action_id: ActionId, body: CloseIn) -> ActionOut:
         """End the action; everyone who got the alert gets the closing text, tipsters the result."""
-        try:
+        with answered(action_id):
             service.close(action_id, outcome=body.outcome, closing_text=body.closing_text, actor="api")
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return show(action_id)
 
     @router.post("/actions/{action_id}/updates", status_code=status.HTTP_201_CREATED)
     def post_update(action_id: ActionId, body: UpdateIn) -> ActionOut:
         """Send an update of an active action to everyone its alert reached, on the channel that reached
-        them, and to the relays that got it (same code, marked as an update)."""
-        try:
-            service.add_update(action_id, text=body.text, instruction=body.instruction, actor="api")
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-        except InvalidAction as exc:
-            raise HTTPException(
-                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
-            ) from exc
+        them, and to the relays that got it (same code, marked as an update); with a `photo`, that photo
+        replaces the action's and goes with the update."""
+        photo = from_body(body.photo)
+        with answered(action_id):
+            service.add_update(
+                action_id, text=body.text, instruction=body.instruction, actor="api", photo=photo
+            )
         return show(action_id)
 
     @router.post("/actions/{action_id}/cancel")
     def cancel(action_id: ActionId, body: CancelIn) -> ActionOut:
         """Cancel an action sent in error: who got the alert gets a correction (a draft is cancelled
         silently); its public page goes dark and its photo is deleted."""
-        try:
+        with answered(action_id):
             service.cancel(action_id, reason=body.reason, actor="api")
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return show(action_id)
 
     @router.post("/actions/{action_id}/widen")
     def widen(action_id: ActionId, body: WidenIn) -> ActionOut:
         """Give an active action a larger area containing the old one; only the newly inside are alerted."""
-        try:
+        with answered(action_id):
             service.widen(action_id, body.area.stored(), by=SYSTEM)
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-        except InvalidAction as exc:
-            raise HTTPException(
-                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
-            ) from exc
+        return show(action_id)
+
+    @router.post("/actions/{action_id}/rings/stop")
+    def stop_rings(action_id: ActionId) -> ActionOut:
+        """Stop the automatic widening of an active action: no further ring is alerted. The rings stay
+        in `rings`, with `stopped_at`; 409 when it has no rings to stop (none, or stopped already)."""
+        with answered(action_id):
+            service.stop_rings(action_id, actor="api")
         return show(action_id)
 
     @router.put("/actions/{action_id}/photo")
@@ -660,27 +656,15 @@ def actions_router(
         # One byte more than allowed is enough to know it is too large, without reading it all.
         data = await photo.read(max_bytes + 1)
         new = await run_in_threadpool(prepared, data, ["photo"])
-        try:
+        with answered(action_id):
             await run_in_threadpool(wired().attach, action_id, new, actor="api")
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-        except InvalidAction as exc:
-            raise HTTPException(
-                UNPROCESSABLE, detail=[_invalid(list(p.loc), p.message) for p in exc.problems]
-            ) from exc
         return await run_in_threadpool(show, action_id)
 
     @router.delete("/actions/{action_id}/photo", status_code=status.HTTP_204_NO_CONTENT)
     def delete_photo(action_id: ActionId) -> Response:
         """Take a draft's photo away; 204 also when it had none."""
-        try:
+        with answered(action_id):
             wired().remove(action_id, actor="api")
-        except ActionNotFound as exc:
-            raise not_found(action_id) from exc
-        except ActionStateError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get(

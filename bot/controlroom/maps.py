@@ -31,8 +31,10 @@ def map_config(
     groups: list[RecipientGroup] | None = None,
     tips: list[TipView] | None = None,
     pick: bool = False,
+    rings: list[float] | None = None,
 ) -> dict[str, Any]:
-    """The `data-map` of a page's map: where to look, what to draw, and the texts it shows."""
+    """The `data-map` of a page's map: where to look, what to draw (with a circle's rings still to come,
+    dashed), and the texts it shows."""
     t = cr.catalogue
     config: dict[str, Any] = {
         "tiles": cr.tile_url,
@@ -42,6 +44,7 @@ def map_config(
         "zoom": NL_ZOOM,
         "pick": pick,
         "circle": None,
+        "rings": list(rings or []),
         "polygons": [],
         "area_points": [],
         "groups": [{"lat": g.lat, "lon": g.lon, "count": g.count} for g in groups or []],

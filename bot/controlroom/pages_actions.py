@@ -4,8 +4,9 @@ a wider area, a cancel of an action sent in error), close."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,7 +18,7 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from bot import sse
-from bot.api.actions import MAX_CLOSING, MAX_DESCRIPTION, MAX_INSTRUCTION, ActionIn
+from bot.api.actions import MAX_CLOSING, MAX_DESCRIPTION, MAX_INSTRUCTION, ActionIn, AreaIn
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
@@ -41,6 +42,9 @@ from storage.actions import (
     delete_draft,
     get_action,
     list_actions,
+    next_ring,
+    ring_schedule,
+    rings_stopped,
     update_delivery_counts,
     update_draft,
     updates_of,
@@ -50,13 +54,14 @@ from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType
 from storage.participants import audit
 from storage.relays import relay_figures
-from storage.targeting import Area, Circle, InvalidArea, Polygon, parse_area
+from storage.targeting import Area, Circle, InvalidArea, Municipalities, Polygon, parse_area
 
 router = APIRouter()
 FORM_FIELDS = (
     *("type", "headline", "description", "instruction", "area_kind", "lat", "lon", "radius_m"),
-    *("postcode", "municipalities", "polygon", "expires_minutes", "exercise"),
+    *("postcode", "municipalities", "polygon", "expires_minutes", "exercise", "ring_radii", "ring_minutes"),
 )
+MAX_RINGS = 10
 
 
 def _load(session: Session, action_id: int) -> Action:
@@ -191,6 +196,35 @@ def _polygon_area(values: dict[str, str], t: Any) -> dict[str, Any]:
     return area
 
 
+def _rings(values: dict[str, str], t: Any) -> dict[str, Any] | None:
+    """The form's rings (radii in metres, comma-separated, and the minutes between them), checked here
+    so that each mistake gets its own Dutch sentence; None when no radii were given. Raises FormProblem."""
+    radii_text = values.get("ring_radii", "").strip()
+    if not radii_text:
+        return None
+    if values.get("area_kind", "circle") != "circle":
+        raise FormProblem(t("form.problem.rings_circle"))
+    try:
+        radii = [float(part) for part in re.split(r"[,;\s]+", radii_text) if part]
+    except ValueError:
+        raise FormProblem(t("form.problem.rings_numbers")) from None
+    if not radii or len(radii) > MAX_RINGS or any(not 0 < r <= 50_000 for r in radii):
+        raise FormProblem(t("form.problem.rings_range"))
+    try:
+        minutes = int(values.get("ring_minutes", "").strip())
+    except ValueError:
+        raise FormProblem(t("form.problem.rings_minutes")) from None
+    if not 1 <= minutes <= 24 * 60:
+        raise FormProblem(t("form.problem.rings_minutes"))
+    try:
+        radius = float(values.get("radius_m", "").replace(",", "."))
+    except ValueError:
+        return {"radii_m": radii, "every_minutes": minutes}  # the circle's own check says what is wrong
+    if any(b <= a for a, b in zip([radius, *radii], radii, strict=False)):
+        raise FormProblem(t("form.problem.rings_order", radius=f"{radius:g}"))
+    return {"radii_m": radii, "every_minutes": minutes}
+
+
 def _problem_text(exc: ValidationError, values: dict[str, str], t: Any) -> str:
     """Pydantic's English errors as one sentence per field the operator can fix, in the page's language."""
     parts: list[str] = []
@@ -239,6 +273,7 @@ async def _draft_from_form(
                 "instruction": values["instruction"],
                 "area": await _area(cr, values, lang),
                 "expires_at": now + timedelta(minutes=minutes),
+                "rings": _rings(values, t),
             }
         )
     except ValidationError as exc:
@@ -252,6 +287,7 @@ async def _draft_from_form(
         area=area,
         expires_at=body.expires_at,
         exercise=values.get("exercise") == "yes",
+        rings=body.rings.model_dump() if body.rings is not None else None,
     )
     try:
         return _service(cr).validate(draft, with_photo=with_photo)
@@ -360,6 +396,9 @@ def _draft_values(action: Action) -> dict[str, str]:
         values |= {"area_kind": "municipalities", "municipalities": ", ".join(action.area["municipalities"])}
     values["expires_minutes"] = str(max(1, round(draft_duration(action).total_seconds() / 60)))
     values["exercise"] = "yes" if action.exercise else ""
+    if action.rings:
+        values["ring_radii"] = ", ".join(f"{float(r):g}" for r in action.rings.get("radii_m", []))
+        values["ring_minutes"] = str(action.rings.get("every_minutes", ""))
     return values
 
 
@@ -571,6 +610,8 @@ def _live_page(
         progress = progress_of(session, action_id=action_id)
         relays = relay_figures(session, action_id=action_id)  # neighbourhood groups reached
         counts = update_delivery_counts(session, action_id=action_id)
+        schedule = ring_schedule(action)
+        upcoming = next_ring(action)
         updates = [
             (u, sum(sum(statuses.values()) for statuses in counts.get(u.number, {}).values()))
             for u in updates_of(session, action_id=action_id)
@@ -592,18 +633,35 @@ def _live_page(
         tips_available=cr.tips.available,
         last_tip=max((t.id for t in tips), default=0),
         map=view,
-        map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action), groups=groups, tips=tips),
+        map_config=map_config(
+            cr,
+            lang=visitor.language,
+            area=_parsed_area(action),
+            groups=groups,
+            tips=tips,
+            rings=[r.radius_m for r in schedule if not r.done] if upcoming is not None else [],
+        ),
         outcomes=list(ActionOutcome),
         close_error=close_error,
         close_values=close_values or {},
         updates=updates,
         evolve_error=evolve_error,
         evolve_values=evolve_values or {},
+        rings=schedule,
+        next_ring=upcoming,
+        rings_stopped_at=_stopped_at(action),
         max_update=MAX_DESCRIPTION,
         max_instruction=MAX_INSTRUCTION,
         flash=request.query_params.get("flash"),
         status_code=status_code,
     )
+
+
+def _stopped_at(action: Action) -> datetime | None:
+    """When an operator stopped the action's rings, if they did."""
+    if not rings_stopped(action) or action.rings is None:
+        return None
+    return datetime.fromisoformat(str(action.rings["stopped_at"]))
 
 
 @router.post("/actions/{action_id}/launch")
@@ -723,31 +781,43 @@ def _flashed(action_id: int, message: str) -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/actions/{action_id}?{urlencode({'flash': message})}", status_code=303)
 
 
+def _again(
+    request: Request, visitor: Visitor, action_id: int, form: str, values: dict[str, str], message: str
+) -> HTMLResponse:
+    """The live page once more with one of its forms (`update`, `widen`, `cancel`) refused: the
+    operator's input kept and the reason above the form."""
+    return _live_page(
+        request, visitor, action_id, evolve_error=(form, message), evolve_values=values, status_code=422
+    )
+
+
 @router.post("/actions/{action_id}/updates")
 async def send_update(request: Request, visitor: ActionPoster, action_id: int) -> Response:
-    """Send an update of the running action to everyone its alert reached (the API's use case)."""
+    """Send an update of the running action to everyone its alert reached (the API's use case), with a
+    new photo when one was chosen."""
     cr = room(request)
     form = await request.form()
     values = {name: str(form.get(name, "")).strip() for name in ("text", "instruction")}
     t = translator(cr.catalogue, visitor.language)
 
     def again(key: str) -> HTMLResponse:
-        return _live_page(
-            request,
-            visitor,
-            action_id,
-            evolve_error=("update", t(key)),
-            evolve_values=values,
-            status_code=422,
-        )
+        return _again(request, visitor, action_id, "update", values, t(key))
 
     if not values["text"]:
         return again("evolve.blank_text")
     if len(values["text"]) > MAX_DESCRIPTION or len(values["instruction"]) > MAX_INSTRUCTION:
         return again("evolve.too_long")
     try:
+        photo = await _photo_from_form(cr, form, visitor.language)
+    except FormProblem as exc:
+        return _again(request, visitor, action_id, "update", values, str(exc))
+    try:
         row, queued = _service(cr).add_update(
-            action_id, text=values["text"], instruction=values["instruction"], actor=visitor.actor
+            action_id,
+            text=values["text"],
+            instruction=values["instruction"],
+            actor=visitor.actor,
+            photo=photo,
         )
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
@@ -766,14 +836,7 @@ async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Res
     values = {"reason": str(form.get("reason", "")).strip()}
     t = translator(cr.catalogue, visitor.language)
     if not values["reason"] or form.get("confirm") != "yes" or len(values["reason"]) > MAX_CLOSING:
-        return _live_page(
-            request,
-            visitor,
-            action_id,
-            evolve_error=("cancel", t("evolve.blank_reason")),
-            evolve_values=values,
-            status_code=422,
-        )
+        return _again(request, visitor, action_id, "cancel", values, t("evolve.blank_reason"))
     try:
         queued = _service(cr).cancel(action_id, reason=values["reason"], actor=visitor.actor)
     except ActionNotFound:
@@ -783,16 +846,33 @@ async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Res
     return _flashed(action_id, t("evolve.cancelled", count=queued))
 
 
-def _widened_area(action: Action, values: dict[str, str]) -> dict[str, Any]:
-    """The form's larger area: the same circle centre with the new radius, or the listed municipalities.
-    Raises ValueError for a radius that is no number in range."""
-    circle = action.area.get("circle")
-    if circle is not None:
-        radius = float(values["radius_m"].replace(",", "."))
+WIDEN_FIELDS = ("area_kind", "radius_m", "polygon", "municipalities")
+
+
+def _widened_area(action: Action, values: dict[str, str], t: Any) -> dict[str, Any]:
+    """The form's larger area: the listed municipalities; a polygon drawn around the old area (recipients
+    ranked from the old centre); or a circle with a new radius around the old centre. Raises FormProblem
+    in the page's language."""
+    old = parse_area(action.area)
+    if isinstance(old, Municipalities):
+        return {"municipalities": [m.strip() for m in values["municipalities"].split(",") if m.strip()]}
+    centre = (old.lat, old.lon) if isinstance(old, Circle) else old.centre
+    if values["area_kind"] == "polygon":
+        area = _polygon_area({"polygon": values["polygon"]}, t)
+        # The old area lies inside the new one, so its centre does: the search still spreads from there.
+        area["centre"] = {"lat": centre[0], "lon": centre[1]}
+    else:
+        try:
+            radius = float(values["radius_m"].replace(",", "."))
+        except ValueError:
+            raise FormProblem(t("evolve.widen_problem.radius")) from None
         if not 0 < radius <= 50_000:
-            raise ValueError(radius)
-        return {"circle": {"lat": circle["lat"], "lon": circle["lon"], "radius_m": radius}}
-    return {"municipalities": [m.strip() for m in values["municipalities"].split(",") if m.strip()]}
+            raise FormProblem(t("evolve.widen_problem.radius"))
+        area = {"circle": {"lat": centre[0], "lon": centre[1], "radius_m": radius}}
+    try:
+        return AreaIn.model_validate(area).stored()
+    except ValidationError:
+        raise FormProblem(t("form.problem.polygon_outside")) from None
 
 
 @router.post("/actions/{action_id}/widen")
@@ -800,25 +880,18 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
     """Give the running action a larger area; only the newly inside are alerted (the API's use case)."""
     cr = room(request)
     form = await request.form()
-    values = {name: str(form.get(name, "")).strip() for name in ("radius_m", "municipalities")}
+    values = {name: str(form.get(name, "")).strip() for name in WIDEN_FIELDS}
     t = translator(cr.catalogue, visitor.language)
 
     def again(message: str) -> HTMLResponse:
-        return _live_page(
-            request,
-            visitor,
-            action_id,
-            evolve_error=("widen", message),
-            evolve_values=values,
-            status_code=422,
-        )
+        return _again(request, visitor, action_id, "widen", values, message)
 
     with cr.sessions() as session:
         action = _load(session, action_id)
     try:
-        area = _widened_area(action, values)
-    except ValueError:
-        return again(t("evolve.widen_problem.radius"))
+        area = _widened_area(action, values, t)
+    except FormProblem as exc:
+        return again(str(exc))
     try:
         queued = _service(cr).widen(action_id, area, by=launcher(visitor))
     except ActionNotFound:
@@ -833,6 +906,20 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
             return again(t("evolve.widen_problem.municipality", name=problem.name))
         return again(t(f"evolve.widen_problem.{problem.name if problem.kind == 'widen' else 'shape'}"))
     return _flashed(action_id, t("evolve.widened", count=queued))
+
+
+@router.post("/actions/{action_id}/rings/stop")
+async def stop_rings(request: Request, visitor: ActionPoster, action_id: int) -> Response:
+    """Stop the action's rings: the area no longer grows by itself (the API's use case)."""
+    cr = room(request)
+    t = translator(cr.catalogue, visitor.language)
+    try:
+        _service(cr).stop_rings(action_id, actor=visitor.actor)
+    except ActionNotFound:
+        raise HTTPException(status_code=404, detail="no such action") from None
+    except ActionStateError:
+        return _flashed(action_id, t("evolve.rings_nothing"))
+    return _flashed(action_id, t("evolve.rings_stopped"))
 
 
 @router.get("/actions/{action_id}/stream")

@@ -34,6 +34,7 @@ from storage.actions import (
     record_approval,
     reject_approval,
     request_approval,
+    stop_rings,
     tipster_identity_ids,
     widen_to,
 )
@@ -43,7 +44,16 @@ from storage.models import Action, ActionOutcome, ActionStatus, ActionUpdate, De
 from storage.participants import audit
 from storage.preferences import Selection, select_for_alert
 from storage.regions import coverage, needs_approval, touched_by_action
-from storage.targeting import InvalidArea, Recipient, parse_area
+from storage.targeting import (
+    Circle,
+    InvalidArea,
+    Polygon,
+    Recipient,
+    circle_contains_polygon,
+    parse_area,
+    polygon_contains_circle,
+    polygon_contains_polygon,
+)
 from storage.vocabulary import ChannelKind
 
 
@@ -189,47 +199,73 @@ def draft_duration(action: Action) -> timedelta:
 
 
 def widening_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> Problem | None:
-    """Why the new area is no widening of the old (`kind` widen, `name` the reason: `circle`, `same`,
-    `municipalities` or `shape`), or None when it contains the old one.
+    """Why the new area is no widening of the old (`kind` widen, `name` the reason: `circle`, `polygon`,
+    `same`, `municipalities` or `shape`), or None when it contains the old one.
 
-    A circle widens to a circle that contains it (the same or a moved centre); municipalities widen to a
-    list with all of them. Other shapes cannot be widened here: their containment is not checked."""
-    if old.get("circle") is not None and new.get("circle") is not None:
-        before, after = old["circle"], new["circle"]
-        apart = distance_m(
-            float(before["lat"]), float(before["lon"]), float(after["lat"]), float(after["lon"])
+    A circle or polygon widens to a circle or polygon that contains it (`storage.targeting` decides
+    containment); municipalities widen to a list with all of them."""
+    if old.get("municipalities") is not None or new.get("municipalities") is not None:
+        return _municipalities_problem(old, new)
+    before, after = parse_area(old), parse_area(new)
+    if isinstance(before, Circle) and isinstance(after, Circle):
+        return _circle_problem(before, after)
+    if isinstance(after, Polygon):
+        inside = (
+            polygon_contains_circle(after, before)
+            if isinstance(before, Circle)
+            else isinstance(before, Polygon) and polygon_contains_polygon(after, before)
         )
-        needed = apart + float(before["radius_m"])
-        # A metre of slack: a centre given again with fewer decimals is still the same centre.
-        if needed > float(after["radius_m"]) + 1.0:
-            message = (
-                "the new circle must contain the old one: its radius must be at least "
-                f"{round(needed)} m from that centre"
-            )
+        if not inside:
+            what = "circle" if isinstance(before, Circle) else "polygon"
+            message = f"the new polygon must contain the old one: part of the old {what} lies outside it"
+            return Problem(("area", _shape_key(new)), message, "widen", "polygon")
+        if isinstance(before, Polygon) and before.parts == after.parts:
+            message = "the new polygon is the old one: nothing to widen"
+            return Problem(("area", _shape_key(new)), message, "widen", "same")
+        return None
+    if isinstance(before, Polygon) and isinstance(after, Circle):
+        if not circle_contains_polygon(after, before):
+            message = "the new circle must contain the old one: a corner of the old polygon lies outside it"
             return Problem(("area", "circle"), message, "widen", "circle")
-        if float(after["radius_m"]) <= float(before["radius_m"]) and apart < 1.0:
-            return Problem(
-                ("area", "circle"), "the new circle is the old one: nothing to widen", "widen", "same"
-            )
         return None
-    if old.get("municipalities") is not None and new.get("municipalities") is not None:
-        missing = sorted(set(old["municipalities"]) - set(new["municipalities"]))
-        if missing:
-            message = (
-                f"the new area must keep every municipality of the old one; missing: {', '.join(missing)}"
-            )
-            return Problem(("area", "municipalities"), message, "widen", "municipalities")
-        if set(new["municipalities"]) == set(old["municipalities"]):
-            message = "the new area is the old one: nothing to widen"
-            return Problem(("area", "municipalities"), message, "widen", "same")
-        return None
-    kind = next(
-        (k for k in ("circle", "municipalities", "polygon", "geojson") if old.get(k) is not None), "?"
-    )
-    message = (
-        f"an area of kind {kind} widens only to a larger one of the same kind (circle or municipalities)"
-    )
-    return Problem(("area",), message, "widen", "shape")
+    return Problem(("area",), "the new area cannot be compared with the old one", "widen", "shape")
+
+
+def _shape_key(area: Mapping[str, Any]) -> str:
+    return "polygon" if area.get("polygon") is not None else "geojson"
+
+
+def _circle_problem(before: Circle, after: Circle) -> Problem | None:
+    apart = distance_m(before.lat, before.lon, after.lat, after.lon)
+    needed = apart + before.radius_m
+    # A metre of slack: a centre given again with fewer decimals is still the same centre.
+    if needed > after.radius_m + 1.0:
+        message = (
+            "the new circle must contain the old one: its radius must be at least "
+            f"{round(needed)} m from that centre"
+        )
+        return Problem(("area", "circle"), message, "widen", "circle")
+    if after.radius_m <= before.radius_m and apart < 1.0:
+        return Problem(("area", "circle"), "the new circle is the old one: nothing to widen", "widen", "same")
+    return None
+
+
+def _municipalities_problem(old: Mapping[str, Any], new: Mapping[str, Any]) -> Problem | None:
+    if old.get("municipalities") is None or new.get("municipalities") is None:
+        kind = "municipalities" if old.get("municipalities") is not None else "circle or polygon"
+        message = (
+            f"an area of kind {kind} widens only to a larger one of the same kind "
+            "(municipalities to municipalities; a circle or polygon to a circle or polygon)"
+        )
+        return Problem(("area",), message, "widen", "shape")
+    missing = sorted(set(old["municipalities"]) - set(new["municipalities"]))
+    if missing:
+        message = f"the new area must keep every municipality of the old one; missing: {', '.join(missing)}"
+        return Problem(("area", "municipalities"), message, "widen", "municipalities")
+    if set(new["municipalities"]) == set(old["municipalities"]):
+        message = "the new area is the old one: nothing to widen"
+        return Problem(("area", "municipalities"), message, "widen", "same")
+    return None
 
 
 @dataclass(frozen=True)
@@ -497,11 +533,13 @@ class ActionService:
             return closing_audience_of(session, action_id=action_id)
 
     def add_update(
-        self, action_id: int, *, text: str, instruction: str, actor: str
+        self, action_id: int, *, text: str, instruction: str, actor: str, photo: NewPhoto | None = None
     ) -> tuple[ActionUpdate, int]:
         """Send an update of an active action to everyone the alert reached (on the channel that reached
         them) and to the relays that got it, stored and audited; returns it and the participants queued.
 
+        A `photo` (prepared by `ActionPhotos.prepare`) replaces the action's photo on its public page; the
+        chats send it with the update, an SMS links to the page.
         Raises ActionNotFound, ActionStateError or InvalidAction (blank, or too long for an SMS)."""
         if not text.strip():
             raise InvalidAction([Problem(("text",), "text must not be empty", "text", "text")])
@@ -516,19 +554,24 @@ class ActionService:
                 created_at=now,
                 created_by=actor,
             )
-            problems = self.texts.update_problems(action, probe)
+            problems = self.texts.update_problems(action, probe, with_photo=photo is not None)
             if problems:
                 raise InvalidAction([Problem((p.field,), p.message, "text", p.field) for p in problems])
             row, queued = add_update(
                 session, action=action, text=text, instruction=instruction, now=now, created_by=actor
             )
+            detail: dict[str, Any] = {"update": row.number, "recipients": queued}
+            if photo is not None:
+                # The same `now` as the update's: that is how its messages know it brought the photo.
+                put_photo(session, action_id=action_id, photo=photo, now=now)
+                detail["photo"] = True
             audit(
                 session,
                 now=now,
                 actor=actor,
                 event="action_updated",
                 subject=f"action:{action_id}",
-                detail={"update": row.number, "recipients": queued},
+                detail=detail,
             )
         self._woken()
         return row, queued
@@ -601,3 +644,21 @@ class ActionService:
             )
         self._woken()
         return queued
+
+    def stop_rings(self, action_id: int, *, actor: str) -> Action:
+        """Stop an active action's automatic widening (the rings not yet reached are left out), audited;
+        the action as it now is. Raises ActionNotFound or ActionStateError (not active, no rings to stop,
+        or stopped already)."""
+        now = self.clock()
+        with transaction(self.sessions) as session:
+            action = get_action(session, action_id=action_id)
+            stop_rings(session, action=action, now=now)
+            audit(
+                session,
+                now=now,
+                actor=actor,
+                event="action_rings_stopped",
+                subject=f"action:{action_id}",
+                detail={"rings": action.rings, "radius_m": action.area.get("circle", {}).get("radius_m")},
+            )
+        return action

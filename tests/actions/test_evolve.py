@@ -599,6 +599,128 @@ def test_municipalities_widen_to_a_list_that_keeps_them(client: TestClient, cloc
     assert wider.json()["area"] == {"municipalities": ["0153", "0164"]}
 
 
+def _square(half_m: float, *, lat: float = LAT, lon: float = LON) -> list[list[float]]:
+    """A closed square ring (CAP order) with sides `half_m` metres from the point."""
+    dlat = half_m / 111_195.0
+    dlon = dlat / 0.6124  # cos(52.2°): degrees of longitude are shorter here
+    ring = [
+        [lat - dlat, lon - dlon],
+        [lat - dlat, lon + dlon],
+        [lat + dlat, lon + dlon],
+        [lat + dlat, lon - dlon],
+    ]
+    return [*ring, ring[0]]
+
+
+async def test_a_circle_widens_to_a_polygon_that_contains_it_alerting_only_the_newly_inside(
+    client: TestClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    clock: FixedClock,
+    texts: AlertTexts,
+) -> None:
+    world = await _launched(client, sessions, vault, book, clock, texts, radius_m=2000)
+    # Square, 4 km from the centre to each side: the SMS person 3.3 km east is inside, the far one not.
+    nearer = seed_person(sessions, vault, clock(), channels=(ChannelKind.TELEGRAM,), at=(LAT, LON + 0.035))
+    wider = {"polygon": _square(4000)}
+    response = client.post(f"/api/v1/actions/{world.action['id']}/widen", headers=AUTH, json={"area": wider})
+    assert response.status_code == 200, response.text
+    assert response.json()["area"] == wider
+    assert response.json()["deliveries"]["alert"]["by_status"] == {"sent": 2, "failed": 1, "queued": 2}
+    await world.dispatcher.drain()
+    assert [m.recipient for m in world.channel.sent] == [
+        nearer.addresses[ChannelKind.TELEGRAM],
+        world.sms.addresses[ChannelKind.SMS],
+        # The group's area is near the centre: it had the alert already, only the new people get it.
+    ]
+    # A GeoJSON polygon containing that one widens it again: only the far person is new.
+    ring = [[b, a] for a, b in _square(25_000)]
+    geojson = {"geojson": {"type": "Polygon", "coordinates": [ring]}}
+    world.channel.sent.clear()
+    again = client.post(f"/api/v1/actions/{world.action['id']}/widen", headers=AUTH, json={"area": geojson})
+    assert again.status_code == 200, again.text
+    await world.dispatcher.drain()
+    assert [m.recipient for m in world.channel.sent] == [world.outside.addresses[ChannelKind.WHATSAPP]]
+    with sessions() as session:
+        details = list(
+            session.scalars(
+                select(col(AuditEvent.detail))
+                .where(col(AuditEvent.event) == "action_widened")
+                .order_by(col(AuditEvent.id))
+            )
+        )
+    assert [(d["from"], d["to"], d["recipients"]) for d in details] == [
+        ({"circle": {"lat": LAT, "lon": LON, "radius_m": 2000.0}}, wider, 2),
+        (wider, geojson, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        # A square 1.5 km to each side cannot hold a circle of 2 km.
+        (
+            {"circle": {"lat": LAT, "lon": LON, "radius_m": 2000}},
+            {"polygon": _square(1500)},
+            "old circle lies outside",
+        ),
+        # Large enough, but moved 3 km north.
+        (
+            {"circle": {"lat": LAT, "lon": LON, "radius_m": 2000}},
+            {"polygon": _square(4000, lat=LAT + 0.027)},
+            "old circle lies outside",
+        ),
+        ({"polygon": _square(3000)}, {"polygon": _square(2000)}, "old polygon lies outside"),
+        ({"polygon": _square(3000)}, {"polygon": _square(3000)}, "nothing to widen"),
+        (
+            {"polygon": _square(3000)},
+            {"circle": {"lat": LAT, "lon": LON, "radius_m": 3500}},
+            "a corner of the old polygon",
+        ),
+        (
+            {"polygon": _square(3000)},
+            {"municipalities": ["0153"]},
+            "widens only to a larger one of the same kind",
+        ),
+    ],
+    ids=[
+        "circle-too-large",
+        "circle-moved-out",
+        "polygon-smaller",
+        "polygon-same",
+        "circle-misses-corners",
+        "other-kind",
+    ],
+)
+def test_a_polygon_that_does_not_contain_the_old_area_is_a_422(
+    client: TestClient, clock: FixedClock, old: dict[str, Any], new: dict[str, Any], words: str
+) -> None:
+    action = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, area=old)).json()
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    response = client.post(f"/api/v1/actions/{action['id']}/widen", headers=AUTH, json={"area": new})
+    assert response.status_code == 422, response.text
+    assert any(words in p["msg"] for p in response.json()["detail"]), response.json()
+    assert _show(client, action["id"])["area"] == old
+
+
+def test_a_polygon_widens_to_a_polygon_or_circle_around_it(client: TestClient, clock: FixedClock) -> None:
+    action = client.post(
+        "/api/v1/actions", headers=AUTH, json=_body(clock, area={"polygon": _square(2000)})
+    ).json()
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    # Corners 2.83 km from the centre: a circle of 3 km holds them all.
+    circle = {"circle": {"lat": LAT, "lon": LON, "radius_m": 3000}}
+    assert (
+        client.post(f"/api/v1/actions/{action['id']}/widen", headers=AUTH, json={"area": circle}).status_code
+        == 200
+    )
+    polygon = {"polygon": _square(3100)}
+    response = client.post(f"/api/v1/actions/{action['id']}/widen", headers=AUTH, json={"area": polygon})
+    assert response.status_code == 200, response.text
+    assert _show(client, action["id"])["area"] == polygon
+
+
 def test_only_an_active_action_is_widened(client: TestClient, clock: FixedClock) -> None:
     draft = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000)).json()
     wider = {"circle": {"lat": LAT, "lon": LON, "radius_m": 5000}}
@@ -691,6 +813,49 @@ async def test_rings_stop_when_the_action_is_closed(
     )
     assert widen_rings(context).counts == {}
     assert _show(client, action["id"])["area"]["circle"]["radius_m"] == 2000
+
+
+async def test_stopped_rings_widen_no_further_and_stay_on_the_action(
+    client: TestClient, sessions: SessionFactory, vault: DataVault, clock: FixedClock
+) -> None:
+    east = seed_person(sessions, vault, clock(), channels=(ChannelKind.SMS,), at=EAST)
+    further = seed_person(sessions, vault, clock(), channels=(ChannelKind.SMS,), at=(LAT, LON + 0.065))
+    rings = {"radii_m": [4000, 6000], "every_minutes": 10}
+    action = client.post(
+        "/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000, rings=rings)
+    ).json()
+    client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH)
+    context = JobContext(
+        sessions=sessions, settings=dispatch_settings(), clock=clock, vault=vault, catalogue=Catalogue.load()
+    )
+    clock.advance(minutes=10)
+    assert widen_rings(context).counts["widened"] == 1
+    clock.advance(minutes=3)
+    stopped = client.post(f"/api/v1/actions/{action['id']}/rings/stop", headers=AUTH)
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["rings"] == {
+        **rings,
+        "radii_m": [4000.0, 6000.0],
+        "stopped_at": clock().isoformat(),
+    }
+    clock.advance(minutes=30)
+    assert widen_rings(context).counts == {}
+    shown = _show(client, action["id"])
+    assert shown["area"]["circle"]["radius_m"] == 4000
+    with sessions() as session:
+        alerted = set(
+            session.scalars(select(col(Delivery.participant_id)).where(col(Delivery.kind) == "alert"))
+        )
+        [event] = session.scalars(select(AuditEvent).where(col(AuditEvent.event) == "action_rings_stopped"))
+    assert east.participant_id in alerted and further.participant_id not in alerted
+    assert (event.actor, event.detail["radius_m"]) == ("api", 4000)
+    # Stopped already, or never had rings: nothing to stop.
+    assert client.post(f"/api/v1/actions/{action['id']}/rings/stop", headers=AUTH).status_code == 409
+    plain = client.post("/api/v1/actions", headers=AUTH, json=_body(clock, radius_m=2000)).json()
+    client.post(f"/api/v1/actions/{plain['id']}/launch", headers=AUTH)
+    refused = client.post(f"/api/v1/actions/{plain['id']}/rings/stop", headers=AUTH)
+    assert refused.status_code == 409 and "no rings to stop" in refused.json()["detail"]
+    assert client.post("/api/v1/actions/99999/rings/stop", headers=AUTH).status_code == 404
 
 
 @pytest.mark.parametrize(

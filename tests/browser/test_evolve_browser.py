@@ -118,3 +118,67 @@ def test_an_operator_updates_widens_and_cancels_a_running_action(live_room: Live
         action = session.exec(select(Action).where(Action.id == action_id)).one()
         assert action.status is ActionStatus.CANCELLED
         assert action.area["circle"]["radius_m"] == 5000
+
+
+def _click(page: Any, box: Any, fx: float, fy: float) -> None:
+    """Click the map at a fraction of its size from its middle (fx, fy in -0.5..0.5)."""
+    bounds = box.bounding_box()
+    page.mouse.click(bounds["x"] + bounds["width"] * (0.5 + fx), bounds["y"] + bounds["height"] * (0.5 + fy))
+
+
+@pytest.mark.parametrize("size", [(1280, 900), (420, 860)], ids=["desktop", "phone"])
+def test_an_operator_widens_a_circle_to_a_polygon_drawn_on_the_live_map(
+    live_room: LiveRoom, browser: Any, size: tuple[int, int]
+) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    action_id, _ = _launched(room)
+    width, height = size
+    page = browser.new_context(viewport={"width": width, "height": height}, locale="nl-NL").new_page()
+    _login(page, room.url, "olga")
+    page.goto(f"{room.url}/controlroom/actions/{action_id}")
+    box = page.locator("#action-map")
+    expect(box).to_have_attribute("data-base", "ready")
+    expect(page.locator("#w-polygon-tools")).to_be_hidden()  # only once the polygon is chosen
+    page.get_by_label("Veelhoek om het huidige gebied (tekenen op de kaart)").check()
+    expect(page.locator("#w-polygon-tools")).to_be_visible()
+    expect(page.locator("#w-circle-tools")).to_be_hidden()
+    box.scroll_into_view_if_needed()
+
+    # A small triangle inside the circle: refused, with the reason, the drawing kept.
+    for fx, fy in ((-0.05, -0.05), (0.05, -0.05), (0.0, 0.05)):
+        _click(page, box, fx, fy)
+    expect(box).to_have_attribute("data-polygon", "3")
+    page.locator("#w-polygon-tools").get_by_role("button", name="Sluiten").click()
+    expect(box).to_have_attribute("data-polygon", "closed")
+    page.get_by_role("button", name="Gebied vergroten").click()
+    expect(page.locator("#widen-error")).to_contain_text(
+        "een deel van het oude gebied valt buiten de veelhoek"
+    )
+    expect(page.get_by_label("Veelhoek om het huidige gebied (tekenen op de kaart)")).to_be_checked()
+    box = page.locator("#action-map")
+    expect(box).to_have_attribute("data-polygon", "closed")  # the drawing survives the round trip
+    shot(page, f"widen-polygon-01-refused-{width}")
+
+    # Cleared, zoomed out, and four corners well around the circle (clear of the map's controls at its
+    # edges), closed on the first one.
+    page.locator("#w-polygon-tools").get_by_role("button", name="Wissen").click()
+    expect(box).to_have_attribute("data-polygon", "0")
+    box.locator(".leaflet-control-zoom-out").click()
+    box.scroll_into_view_if_needed()
+    for fx, fy in ((-0.3, -0.3), (0.3, -0.3), (0.3, 0.3), (-0.3, 0.3)):
+        _click(page, box, fx, fy)
+    expect(box).to_have_attribute("data-polygon", "4")
+    box.locator("path.corner-0").click(force=True)
+    expect(box).to_have_attribute("data-polygon", "closed")
+    expect(page.locator("#w-polygon-state")).to_have_text("Gesloten veelhoek met 4 hoekpunten")
+    shot(page, f"widen-polygon-02-drawn-{width}")
+    page.get_by_role("button", name="Gebied vergroten").click()
+    expect(page.locator(".flash")).to_contain_text("Gebied vergroot:")
+    expect(page.locator("#action-map path.area-polygon")).to_have_count(1)
+    shot(page, f"widen-polygon-03-widened-{width}")
+    with room.runtime.sessions() as session:
+        action = session.exec(select(Action).where(Action.id == action_id)).one()
+    assert len(action.area["polygon"]) == 5
+    assert action.area["centre"] == {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1]}

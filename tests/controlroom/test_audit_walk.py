@@ -289,6 +289,24 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
                 f"{cr}/actions/{mistake}/cancel", data=form(reason="Verkeerde persoon.", confirm="yes")
             ),
         )
+        # Rings stopped, by the API and by an operator.
+        ringed = {**api_body, "rings": {"radii_m": [circle["radius_m"] + 1000], "every_minutes": 10}}
+        for template, actor, stop in [
+            (
+                "/api/v1/actions/{action_id}/rings/stop",
+                "api",
+                lambda i: http.post(f"/api/v1/actions/{i}/rings/stop", headers=API),
+            ),
+            (
+                f"{act}/rings/stop",
+                "operator:ada",
+                lambda i: http.post(f"{cr}/actions/{i}/rings/stop", data=form()),
+            ),
+        ]:
+            made_ringed = await http.post("/api/v1/actions", json=ringed, headers=API)
+            ringed_id = int(made_ringed.json()["id"])
+            assert (await http.post(f"/api/v1/actions/{ringed_id}/launch", headers=API)).status_code == 200
+            await run("POST", template, "action_rings_stopped", actor, lambda stop=stop, i=ringed_id: stop(i))
         # A photo on an API draft: added twice (PUT, POST) and removed.
         photo_draft = (await http.post("/api/v1/actions", json=api_body, headers=API)).json()["id"]
         photo_url = f"/api/v1/actions/{photo_draft}/photo"

@@ -104,3 +104,46 @@ async def test_a_follower_on_telegram_gets_the_photo_with_the_alert_as_its_capti
     served_photo = (await http.get(f"/a/{action['code']}/photo")).content
     assert photo.content == served_photo and not has_metadata(photo.content)
     assert not any(HEADLINE in text for text in fake.sent_texts(ANNA)), "the alert went once, as the caption"
+
+
+async def test_an_update_with_a_photo_reaches_telegram_as_a_photo_with_the_update_as_caption(
+    running: tuple[Runtime, httpx.AsyncClient], fake: FakeTelegramApi
+) -> None:
+    runtime, http = running
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    for n, update in enumerate([anna_says(720_001, text="VOLG 7511"), anna_says(720_002, text="ja")]):
+        assert (await http.post(WEBHOOK_PATH, json=update, headers=headers)).status_code == 200
+        await until(lambda n=n: len(fake.sent_texts(ANNA)) > n, f"reply {n + 1}")
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    created = await http.post(
+        "/api/v1/actions",
+        headers=auth,
+        json={
+            "type": "missing_person",
+            "headline": HEADLINE,
+            "description": "Lisa is sinds 15:00 vermist bij het Van Heekpark.",
+            "instruction": "Ziet u haar? Bel 112.",
+            "area": ENSCHEDE,
+            "expires_at": (runtime.clock() + timedelta(hours=2)).isoformat(),
+        },
+    )
+    action = created.json()
+    assert (await http.post(f"/api/v1/actions/{action['id']}/launch", headers=auth)).status_code == 200
+    await until(lambda: any(HEADLINE in text for text in fake.sent_texts(ANNA)), "the alert, as text")
+    assert fake.photos == []
+
+    original = jpeg_with_exif(size=(300, 400))
+    sent = await http.post(
+        f"/api/v1/actions/{action['id']}/updates",
+        headers=auth,
+        json={"text": "Een recente foto van Lisa.", "photo": base64.b64encode(original).decode()},
+    )
+    assert sent.status_code == 201, sent.text
+    await until(lambda: fake.photos, "the update's photo reached Anna")
+    [photo] = fake.photos
+    assert photo.ref == f"{runtime.settings.public_base_url}/a/{action['code']}/photo"
+    assert photo.caption.startswith(f"🔄 Aanvulling Burgernet {action['code']}")
+    assert "Een recente foto van Lisa." in photo.caption
+    served_photo = (await http.get(f"/a/{action['code']}/photo")).content
+    assert photo.content == served_photo and not has_metadata(photo.content)
+    assert not any("Een recente foto" in text for text in fake.sent_texts(ANNA)), "sent once, as the caption"

@@ -1,6 +1,7 @@
 /* Control room maps on Leaflet (vendored in static/vendor/leaflet): the base map from the configured tile
    server, or offline the country drawn from the postcode table; zoom, pan and a scale; the new-action
-   form picks its centre by a click or by the place search; the live page shows recipients and tips.
+   form picks its centre by a click or by the place search, or draws a polygon; the live page shows recipients
+   and tips, and its "widen" form draws a polygon too.
    Each map reads its settings from its element's data-map (bot/controlroom/maps.py). */
 "use strict";
 
@@ -99,6 +100,72 @@
     return div.innerHTML;
   }
 
+  /* ---- drawing a polygon: the new-action form, and the live page's "widen" form ---- */
+  // Each click on the map adds a corner; the first corner or Close closes the ring. The ring lives in the
+  // form's polygon field as CAP writes it ("lat,lon lat,lon ...", last = first), so it can also be typed
+  // or pasted, and the server checks it either way. `tools` holds the buttons and the state line.
+  function ringDrawer(map, el, tools, ringText) {
+    const state = tools.querySelector('[data-ring="state"]');
+    const shape = L.layerGroup().addTo(map);
+    let corners = [], closed = false;
+    const readRing = () => {
+      const pts = ringText.value.trim().split(/\s+/).filter(Boolean).map((p) => p.split(",").map(Number));
+      if (pts.some((p) => p.length !== 2 || !p.every(Number.isFinite))) return;
+      const last = pts[pts.length - 1];
+      closed = pts.length >= 4 && pts[0][0] === last[0] && pts[0][1] === last[1];
+      corners = closed ? pts.slice(0, -1) : pts;
+    };
+    const writeRing = () => {
+      const ring = closed ? [...corners, corners[0]] : corners;
+      ringText.value = ring.map(([a, b]) => `${a.toFixed(6)},${b.toFixed(6)}`).join(" ");
+    };
+    const drawRing = () => {
+      shape.clearLayers();
+      el.dataset.polygon = closed ? "closed" : String(corners.length);
+      if (!corners.length) { state.textContent = ""; return; }
+      if (closed) shape.addLayer(L.polygon(corners, {...AREA, interactive: false, className: "drawn-polygon"}));
+      else if (corners.length > 1) shape.addLayer(L.polyline(corners, {...AREA, dashArray: "6 4", interactive: false}));
+      corners.forEach((corner, i) => {
+        const marker = L.circleMarker(corner, {radius: i === 0 && !closed ? 8 : 5, color: "#00468b", weight: 2,
+          fillColor: "#fff", fillOpacity: 1, className: `polygon-corner corner-${i}`});
+        if (i === 0) marker.on("click", (event) => { L.DomEvent.stopPropagation(event); closeRing(); });
+        shape.addLayer(marker);
+      });
+      state.textContent = (closed ? state.dataset.closed : state.dataset.open).replace("{count}", String(corners.length));
+    };
+    const closeRing = () => {
+      if (corners.length < 3) return;
+      closed = true;
+      writeRing();
+      drawRing();
+    };
+    tools.querySelector('[data-ring="close"]').addEventListener("click", closeRing);
+    tools.querySelector('[data-ring="undo"]').addEventListener("click", () => {
+      if (closed) closed = false;
+      else corners.pop();
+      writeRing();
+      drawRing();
+    });
+    tools.querySelector('[data-ring="clear"]').addEventListener("click", () => {
+      corners = [];
+      closed = false;
+      writeRing();
+      drawRing();
+    });
+    ringText.addEventListener("input", () => { readRing(); drawRing(); });
+    readRing();
+    drawRing();
+    return {
+      add(latlng) {
+        if (closed) return;  // a closed polygon changes by Undo or Clear, not by a stray click
+        corners.push([latlng.lat, latlng.lng]);
+        writeRing();
+        drawRing();
+      },
+      corners: () => corners,
+    };
+  }
+
   /* ---- the new-action form: pick the centre by clicking or searching ---- */
   function setupPicker(el, config) {
     const form = el.closest("form");
@@ -135,74 +202,23 @@
       draw();
     };
 
-    // Polygon mode: each click on the map adds a corner; the first corner or Close closes the ring. The
-    // ring lives in the form's polygon field as CAP writes it ("lat,lon lat,lon ...", last = first), so
-    // it can also be typed or pasted, and the server checks it either way.
-    const ringText = form.elements.polygon;
     const tools = document.getElementById("polygon-tools");
-    const state = document.getElementById("polygon-state");
-    const shape = L.layerGroup().addTo(map);
-    let corners = [], closed = false;
-    const readRing = () => {
-      const pts = ringText.value.trim().split(/\s+/).filter(Boolean).map((p) => p.split(",").map(Number));
-      if (pts.some((p) => p.length !== 2 || !p.every(Number.isFinite))) return;
-      const last = pts[pts.length - 1];
-      closed = pts.length >= 4 && pts[0][0] === last[0] && pts[0][1] === last[1];
-      corners = closed ? pts.slice(0, -1) : pts;
+    const ring = ringDrawer(map, el, tools, form.elements.polygon);
+    const ringTools = document.getElementById("ring-tools");
+    const showTools = () => {
+      tools.hidden = kind() !== "polygon";
+      if (ringTools) ringTools.hidden = kind() !== "circle";  // rings widen a circle only
+      draw();
     };
-    const writeRing = () => {
-      const ring = closed ? [...corners, corners[0]] : corners;
-      ringText.value = ring.map(([a, b]) => `${a.toFixed(6)},${b.toFixed(6)}`).join(" ");
-    };
-    const drawRing = () => {
-      shape.clearLayers();
-      el.dataset.polygon = closed ? "closed" : String(corners.length);
-      if (!corners.length) { state.textContent = ""; return; }
-      if (closed) shape.addLayer(L.polygon(corners, {...AREA, interactive: false, className: "drawn-polygon"}));
-      else if (corners.length > 1) shape.addLayer(L.polyline(corners, {...AREA, dashArray: "6 4", interactive: false}));
-      corners.forEach((corner, i) => {
-        const marker = L.circleMarker(corner, {radius: i === 0 && !closed ? 8 : 5, color: "#00468b", weight: 2,
-          fillColor: "#fff", fillOpacity: 1, className: `polygon-corner corner-${i}`});
-        if (i === 0) marker.on("click", (event) => { L.DomEvent.stopPropagation(event); closeRing(); });
-        shape.addLayer(marker);
-      });
-      state.textContent = (closed ? state.dataset.closed : state.dataset.open).replace("{count}", String(corners.length));
-    };
-    const closeRing = () => {
-      if (corners.length < 3) return;
-      closed = true;
-      writeRing();
-      drawRing();
-    };
-    const showTools = () => { tools.hidden = kind() !== "polygon"; draw(); };
     map.on("click", (event) => {
-      if (kind() !== "polygon") { setPoint(event.latlng.lat, event.latlng.lng); return; }
-      if (closed) return;  // a closed polygon changes by Undo or Clear, not by a stray click
-      corners.push([event.latlng.lat, event.latlng.lng]);
-      writeRing();
-      drawRing();
+      if (kind() !== "polygon") setPoint(event.latlng.lat, event.latlng.lng);
+      else ring.add(event.latlng);
     });
-    document.getElementById("polygon-close").addEventListener("click", closeRing);
-    document.getElementById("polygon-undo").addEventListener("click", () => {
-      if (closed) closed = false;
-      else corners.pop();
-      writeRing();
-      drawRing();
-    });
-    document.getElementById("polygon-clear").addEventListener("click", () => {
-      corners = [];
-      closed = false;
-      writeRing();
-      drawRing();
-    });
-    ringText.addEventListener("input", () => { readRing(); drawRing(); });
     for (const input of form.querySelectorAll('input[name="area_kind"]')) input.addEventListener("change", showTools);
     for (const input of [lat, lon, radius]) input.addEventListener("input", draw);
-    readRing();
-    drawRing();
     showTools();
     if (circle) map.fitBounds(circle.getBounds(), {maxZoom: 15});
-    else if (corners.length > 1) map.fitBounds(L.latLngBounds(corners), {maxZoom: 15});
+    else if (ring.corners().length > 1) map.fitBounds(L.latLngBounds(ring.corners()), {maxZoom: 15});
 
     // The place search: suggestions while typing, a pick centres the map and sets the point.
     let found = [], active = -1, asked = 0;
@@ -276,6 +292,24 @@
     });
   }
 
+  /* ---- the live page's "widen" form: a larger radius, or a polygon drawn around the old area ---- */
+  function setupWiden(map, el) {
+    const form = document.getElementById("widen-form");
+    const tools = document.getElementById("w-polygon-tools");
+    if (!form || !tools) return;
+    const ring = ringDrawer(map, el, tools, form.elements.polygon);
+    const circleTools = document.getElementById("w-circle-tools");
+    const kind = () => (form.querySelector('input[name="area_kind"]:checked') || {}).value;
+    const show = () => {
+      tools.hidden = kind() !== "polygon";
+      circleTools.hidden = kind() === "polygon";
+      el.classList.toggle("drawing", kind() === "polygon");
+    };
+    for (const input of form.querySelectorAll('input[name="area_kind"]')) input.addEventListener("change", show);
+    map.on("click", (event) => { if (kind() === "polygon") ring.add(event.latlng); });
+    show();
+  }
+
   /* ---- preview and live page: the area, the recipients, the tips ---- */
   function setupView(el, config) {
     const map = makeMap(el, config);
@@ -284,6 +318,12 @@
       const c = L.circle([config.circle.lat, config.circle.lon], {...AREA, radius: config.circle.radius_m, interactive: false});
       c.addTo(map);
       bounds.extend(c.getBounds());
+      // The rings still to come: dashed, so the operator sees how far the search will spread.
+      for (const radius of config.rings || []) {
+        const ring = L.circle([config.circle.lat, config.circle.lon], {...AREA, radius, fillOpacity: 0, weight: 1.5,
+          dashArray: "6 6", interactive: false, className: "ring-circle"}).addTo(map);
+        bounds.extend(ring.getBounds());
+      }
     }
     for (const rings of config.polygons || []) {
       const p = L.polygon(rings, {...AREA, interactive: false, className: "area-polygon"});
@@ -300,7 +340,9 @@
         fillColor: "#1d6b2a", fillOpacity: 0.35, className: "group-marker"})
         .bindTooltip(`${group.count} ${config.texts.recipients}`).addTo(map);
     }
-    if (bounds.isValid()) map.fitBounds(bounds, {maxZoom: 16, padding: [12, 12]});
+    // At once, not animated: the first view is where the page starts, not a move the operator made.
+    if (bounds.isValid()) map.fitBounds(bounds, {maxZoom: 16, padding: [12, 12], animate: false});
+    setupWiden(map, el);
 
     const timeZone = el.dataset.timezone || "Europe/Amsterdam";
     const markers = new Map();
