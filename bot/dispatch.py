@@ -680,7 +680,8 @@ class Dispatcher:
     # ---- composing ----------------------------------------------------------------------------
 
     def _action(self, action_id: int, kind: DeliveryKind) -> Action:
-        # Cached per kind: closing messages are queued after the close and must see its outcome.
+        # Cached per kind: closing messages are queued after the close and must see its outcome. Each
+        # claim starts afresh (`_claim`): a live action changes (a photo added by an update, a later expiry).
         action = self._actions.get((action_id, kind))
         if action is None:
             with self._sessions() as session:
@@ -794,7 +795,7 @@ class Dispatcher:
         if limit <= 0:
             return []
         with transaction(self._sessions) as session:
-            return claim_deliveries(
+            rows = claim_deliveries(
                 session,
                 channel=kind,
                 limit=limit,
@@ -802,6 +803,9 @@ class Dispatcher:
                 now=self._clock(),
                 skip_locked=not self._is_sqlite,
             )
+        if rows:
+            self._actions.clear()
+        return rows
 
     def _release(self, ids: list[int]) -> None:
         with transaction(self._sessions) as session:

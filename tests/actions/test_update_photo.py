@@ -224,3 +224,40 @@ def test_a_bad_photo_refuses_the_whole_update(
     assert _rows(sessions) == []
     with sessions() as session:
         assert session.exec(select(ActionUpdate)).all() == []
+
+
+async def test_a_widening_after_an_update_with_a_photo_alerts_the_newly_inside_with_that_photo(
+    client: TestClient,
+    sessions: SessionFactory,
+    vault: DataVault,
+    clock: FixedClock,
+    photo_texts: AlertTexts,
+) -> None:
+    seed_person(sessions, vault, clock(), channels=[ChannelKind.TELEGRAM])
+    action = _launched(
+        client,
+        clock,
+        area={"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 1000}},
+    )
+    # The same dispatcher sends the first alert (and reads the action without a photo) and the later ones.
+    dispatcher, channel = _dispatcher(sessions, clock, vault, photo_texts)
+    await dispatcher.drain()
+    assert [m.photo_url for m in channel.sent] == [None]
+    sent = client.post(
+        f"/api/v1/actions/{action['id']}/updates",
+        headers=AUTH,
+        json={"text": "Foto van Tim erbij.", "photo": _b64(jpeg_with_exif())},
+    )
+    assert sent.status_code == 201, sent.text
+    await dispatcher.drain()
+    farther = seed_person(
+        sessions, vault, clock(), channels=[ChannelKind.TELEGRAM], at=(ENSCHEDE[0], ENSCHEDE[1] + 0.03)
+    )
+    channel.sent.clear()
+    wider = {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 3000}}
+    widened = client.post(f"/api/v1/actions/{action['id']}/widen", headers=AUTH, json={"area": wider})
+    assert widened.status_code == 200, widened.text
+    await dispatcher.drain()
+    [alert] = channel.sent
+    assert alert.recipient == farther.addresses[ChannelKind.TELEGRAM]
+    assert alert.photo_url == f"{BASE}/a/{action['code']}/photo"
