@@ -11,7 +11,9 @@ reading our own alert back gives the same fields.
 
 In: `read_alert(body)` parses without entities, DTDs or network access, validates against the OASIS
 schema and maps the first Dutch `info` (else the first) onto `CapAlert`; anything it cannot map raises
-`CapError` with a message the API answers with 422.
+`CapError` with a message the API answers with 422. `read_change(body)` reads an Update or Cancel the same
+way: its `references` as triples, the Dutch info's description and instruction (a Cancel may have no
+info); `our_message` says which of our messages (alert, update n, close or cancel) an identifier names.
 """
 
 from __future__ import annotations
