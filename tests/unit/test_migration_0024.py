@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import inspect, text
+from sqlmodel import select
 
 from storage.db import SessionFactory, downgrade, make_engine, migrate, transaction
 from storage.models import CapChange, CapChangeKind
@@ -55,5 +56,5 @@ def test_0024_down_and_up_again_with_a_waiting_change(
         engine.dispose()
     _waiting(sessions, clock, action_id, "MK-1")
     with sessions() as session:
-        [change] = session.query(CapChange).all()
+        [change] = session.exec(select(CapChange)).all()
     assert change.cap_identifier == "MK-1"
