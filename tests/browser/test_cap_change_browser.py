@@ -1,7 +1,7 @@
 """A dispatch system's CAP Update of a running action, confirmed in Debian's Chromium on the whole app: the
-waiting update stands above everything on the live page (1280×900 and 420×860), nothing is sent until the
-operator clicks "Versturen"; then the six the alert reached get it, and the public page shows it on a
-phone, newest first."""
+open live page says it came in; the waiting update stands above everything (1280×900 and 420×860),
+nothing is sent until the operator clicks "Versturen"; then the six the alert reached get it, and the
+public page shows it on a phone, newest first."""
 
 from __future__ import annotations
 
@@ -74,11 +74,16 @@ def test_an_operator_confirms_a_waiting_cap_update(live_room: LiveRoom, browser:
     everyone = [*room.sms, *(f"whatsapp:{n}" for n in room.whatsapp)]
     for to in everyone:
         room.sent(to, 1)
-    change_id = _update_from_dispatch(room, action_id)
 
+    # The operator has the live page open when the Update comes in: the page offers the reload.
     page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nl-NL").new_page()
     _login(page, room.url, "olga")
     page.goto(f"{room.url}/controlroom/actions/{action_id}")
+    expect(page.locator("#cap-arrived")).to_be_hidden()
+    change_id = _update_from_dispatch(room, action_id)
+    expect(page.locator("#cap-arrived")).to_be_visible()
+    shot(page, "cap-arrived-1280")
+    page.get_by_role("link", name="Pagina vernieuwen").click()
     card = page.locator(f"#cap-change-{change_id}")
     expect(card.get_by_role("heading")).to_have_text("Aanvulling via CAP wacht op bevestiging")
     expect(card.get_by_label("Tekst van de aanvulling")).to_have_value(NEWS)

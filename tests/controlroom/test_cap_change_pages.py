@@ -5,6 +5,7 @@ action from one sent in error."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -14,6 +15,7 @@ from sqlmodel import select
 from bot.api.cap import cap_sender
 from bot.cap.document import CapChangeMessage, CapReference
 from bot.controlroom.deps import ControlRoom
+from bot.controlroom.live import action_events
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
 from storage.actions import get_action
@@ -283,3 +285,28 @@ async def test_the_close_form_tells_withdrawn_from_sent_in_error(
     )
     assert check.status_code == 200
     assert re.search(r'id="close-outcome">Ingetrokken \(geen vergissing\)<', check.text)
+
+
+async def _never() -> bool:
+    return False
+
+
+async def _stream(cr: ControlRoom, action_id: int) -> list[str]:  # noqa: F811
+    events = action_events(cr, action_id=action_id, after=0, disconnected=_never, max_polls=1)
+    return [e for e in [e async for e in events] if "event: cap_changes" in e]
+
+
+async def test_the_live_stream_tells_the_page_which_cap_changes_wait(
+    client: httpx.AsyncClient,  # noqa: F811
+    cr: ControlRoom,  # noqa: F811
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    assert await _stream(cr, action_id) == []  # nothing waits: no event at all
+    first = _receive(cr, action_id, "Update", description="Rode pet.")
+    second = _receive(cr, action_id, "Cancel", note="Vergissing.", identifier="MK-OOST-2")
+    [event] = await _stream(cr, action_id)
+    assert json.loads(event.split("data: ", 1)[1]) == {"waiting": [first, second]}
+    page = await client.get(f"/controlroom/actions/{action_id}")
+    assert f'data-cap-waiting="{first},{second}"' in page.text
+    assert '<p class="banner notice" id="cap-arrived" role="alert" hidden>' in page.text
