@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from storage.models import Action, CapChange, CapChangeKind, CapChangeStatus
+from storage.models import Action, ActionStatus, CapChange, CapChangeKind, CapChangeStatus
 
 
 class CapChangeNotFound(LookupError):
@@ -97,6 +97,21 @@ def waiting_changes(session: Session, *, action_id: int) -> list[CapChange]:
         .order_by(col(CapChange.received_at), col(CapChange.id))
     )
     return list(session.scalars(query))
+
+
+def actions_with_waiting_changes(session: Session) -> list[Action]:
+    """Running actions with a CAP change waiting for an operator, the longest waiting first."""
+    query = (
+        select(Action, func.min(col(CapChange.received_at)))
+        .join(CapChange, col(CapChange.action_id) == col(Action.id))
+        .where(
+            col(CapChange.status) == CapChangeStatus.WAITING.value,
+            col(Action.status) == ActionStatus.ACTIVE.value,
+        )
+        .group_by(col(Action.id))
+        .order_by(func.min(col(CapChange.received_at)), col(Action.id))
+    )
+    return [action for action, _ in session.execute(query)]
 
 
 def decide_cap_change(

@@ -10,6 +10,7 @@ import re
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlmodel import select
 
 from bot.api.cap import cap_sender
@@ -19,6 +20,7 @@ from bot.controlroom.live import action_events
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
 from storage.actions import get_action
+from storage.cap_changes import actions_with_waiting_changes
 from storage.db import SessionFactory
 from storage.models import (
     ActionOutcome,
@@ -30,6 +32,8 @@ from storage.models import (
     Delivery,
     DeliveryKind,
 )
+from tests.actions.conftest import draft_over_enschede, launch_over_enschede
+from tests.conftest import FixedClock
 from tests.controlroom.conftest import app, client, cr, csrf_of, login, runtime, tips  # noqa: F401  (fixtures)
 from tests.controlroom.test_actions_pages import _launched
 
@@ -310,3 +314,67 @@ async def test_the_live_stream_tells_the_page_which_cap_changes_wait(
     page = await client.get(f"/controlroom/actions/{action_id}")
     assert f'data-cap-waiting="{first},{second}"' in page.text
     assert '<p class="banner notice" id="cap-arrived" role="alert" hidden>' in page.text
+
+
+async def test_every_page_tells_operators_that_a_cap_change_waits(
+    client: httpx.AsyncClient,  # noqa: F811
+    cr: ControlRoom,  # noqa: F811
+    sessions: SessionFactory,
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    before = await client.get("/controlroom/actions")
+    assert 'id="cap-waiting"' not in before.text
+    change_id = _receive(cr, action_id, "Update", description="Rode pet.")
+    with sessions() as session:
+        code = get_action(session, action_id=action_id).code
+    for path in ("/controlroom/actions", "/controlroom/figures"):
+        page = await client.get(path)
+        banner = page.text[
+            page.text.index('id="cap-waiting"') : page.text.index(
+                "</div>", page.text.index('id="cap-waiting"')
+            )
+        ]
+        assert "CAP-bericht wacht op bevestiging:" in banner
+        assert f'href="/controlroom/actions/{action_id}#cap-changes"' in banner and code in banner
+    page = await client.get("/controlroom/actions")
+    await client.post(
+        f"/controlroom/actions/{action_id}/cap-changes/{change_id}/discard",
+        data={"csrf_token": csrf_of(page.text)},
+    )
+    assert 'id="cap-waiting"' not in (await client.get("/controlroom/actions")).text
+
+
+async def test_a_coordinator_sees_no_cap_banner(
+    app: FastAPI,  # noqa: F811
+    client: httpx.AsyncClient,  # noqa: F811
+    cr: ControlRoom,  # noqa: F811
+) -> None:
+    await login(client, "olga")
+    action_id = await _launched(client)
+    _receive(cr, action_id, "Cancel", note="Vergissing.")
+    coordinator = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080")
+    async with coordinator:
+        await login(coordinator, "cor")
+        page = await coordinator.get("/controlroom/figures")
+    assert page.status_code == 200 and 'id="cap-waiting"' not in page.text
+
+
+def test_only_running_actions_count_as_waiting(
+    cr: ControlRoom,  # noqa: F811
+    sessions: SessionFactory,
+    clock: FixedClock,
+) -> None:
+    running = draft_over_enschede(sessions, clock)
+    launch_over_enschede(sessions, clock, running)
+    ended = draft_over_enschede(sessions, clock)
+    launch_over_enschede(sessions, clock, ended)
+    _receive(cr, ended, "Update", description="Rode pet.", identifier="MK-A")
+    clock.advance(minutes=1)
+    _receive(cr, running, "Update", description="Rode pet.", identifier="MK-B")
+    _receive(cr, running, "Cancel", note="Vergissing.", identifier="MK-C")
+    with sessions() as session:
+        assert [a.id for a in actions_with_waiting_changes(session)] == [ended, running]
+    _changes(cr).actions.close(ended, outcome=ActionOutcome.FOUND, closing_text="", actor="test")
+    with sessions() as session:
+        assert [a.id for a in actions_with_waiting_changes(session)] == [running]
