@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from storage.models import Action, ActionStatus, CapChange, CapChangeKind, CapChangeStatus
@@ -44,8 +43,9 @@ def add_cap_change(
     sent: datetime,
     now: datetime,
 ) -> CapChange:
-    """Store a waiting change of the action. Raises CapMessageSeen for a message received before."""
-    seen = _by_message(session, sender, identifier)
+    """Store a waiting change of the action. Raises CapMessageSeen for a message received before (the
+    unique constraint catches the same message stored at the same moment: an IntegrityError at commit)."""
+    seen = change_of_message(session, sender=sender, identifier=identifier)
     if seen is not None:
         raise CapMessageSeen(seen)
     change = CapChange(
@@ -58,20 +58,13 @@ def add_cap_change(
         cap_sent=sent,
         received_at=now,
     )
-    try:
-        # A savepoint: the same message posted twice at once loses the race here, not the whole transaction.
-        with session.begin_nested():
-            session.add(change)
-            session.flush()
-    except IntegrityError:
-        seen = _by_message(session, sender, identifier)
-        if seen is None:
-            raise
-        raise CapMessageSeen(seen) from None
+    session.add(change)
+    session.flush()
     return change
 
 
-def _by_message(session: Session, sender: str, identifier: str) -> CapChange | None:
+def change_of_message(session: Session, *, sender: str, identifier: str) -> CapChange | None:
+    """The change a CAP message (its sender and identifier) became, or None."""
     query = select(CapChange).where(
         col(CapChange.cap_sender) == sender, col(CapChange.cap_identifier) == identifier
     )

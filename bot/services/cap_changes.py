@@ -15,13 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.cap.document import CapChangeMessage, CapReference, cap_time, our_message
 from bot.services.actions import ActionService, InvalidAction, Problem
 from storage.actions import ActionStateError, action_with_code, get_action, updates_of
 from storage.cap_changes import (
+    CapMessageSeen,
     add_cap_change,
+    change_of_message,
     decide_cap_change,
     get_cap_change,
     waiting_changes,
@@ -114,6 +117,17 @@ class CapChanges:
 
         Raises UnknownReference, ActionStateError (the action is not active), InvalidAction (an update
         with nothing to say, or too long) or CapMessageSeen (this message came before)."""
+        try:
+            return self._receive(message)
+        except IntegrityError:
+            # The same message, posted twice at the same moment: the second loses on the unique constraint.
+            with self.actions.sessions() as session:
+                seen = change_of_message(session, sender=message.sender, identifier=message.identifier)
+            if seen is None:
+                raise
+            raise CapMessageSeen(seen) from None
+
+    def _receive(self, message: CapChangeMessage) -> CapChange:
         now = self.actions.clock()
         actor = f"cap:{message.sender}"[:120]
         with transaction(self.actions.sessions) as session:
