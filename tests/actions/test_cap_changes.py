@@ -4,6 +4,7 @@ unknown reference is a 422, an action that no longer runs a 409, invalid CAP a 4
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,10 +18,12 @@ from sqlmodel import select
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.api.cap import cap_router, cap_sender
-from bot.cap.document import NS, alert_xml, cap_time, validation_errors
-from bot.services.cap_changes import new_text
+from bot.cap.document import NS, alert_xml, cap_time, read_change, validation_errors
+from bot.services.actions import ActionService
+from bot.services.cap_changes import CapChanges, new_text
 from bot.texts import Catalogue
 from storage.actions import get_action
+from storage.cap_changes import CapMessageSeen
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import (
@@ -409,3 +412,37 @@ def test_waiting_changes_are_stored_until_decided(
         [change] = session.exec(select(CapChange)).all()
     assert change.status is CapChangeStatus.WAITING and change.decided_by is None
     assert change.received_at == clock()
+
+
+def test_the_same_message_twice_at_once_is_one_change(
+    client: TestClient,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    book: PostcodeBook,
+    texts: AlertTexts,
+) -> None:
+    action = _launched(client, clock)
+    service = ActionService(
+        sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
+    )
+    changes = CapChanges(actions=service, sender=SENDER)
+    message = read_change(_message("Update", _reference(action), description="Rode pet."))
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def post() -> None:
+        start.wait()
+        try:
+            changes.receive(message)
+            results.append("stored")
+        except CapMessageSeen:
+            results.append("seen")
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["seen", "stored"]
+    with sessions() as session:
+        assert len(session.exec(select(CapChange)).all()) == 1
