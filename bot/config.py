@@ -77,13 +77,18 @@ class TwilioSettings:
 
 @dataclass(frozen=True, slots=True)
 class WhatsAppTemplates:
-    """The approved WhatsApp templates: one per action type, the fall-back, closings and relays."""
+    """The approved WhatsApp templates: one per action type, the fall-back, closings, updates,
+    corrections and relays."""
 
     for_action: Mapping[ActionType, str | None]
     default: str | None
     closing: str | None
     relay: str | None
     reconfirm: str | None
+    update: str | None = None
+    """An update of a running action (else the alert's template)."""
+    correction: str | None = None
+    """The correction of an action sent in error (else the closing's template)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +243,10 @@ class Settings(BaseSettings):
     whatsapp_template_stolen_vehicle: str | None = None
     whatsapp_template_other: str | None = None
     whatsapp_template_closing: str | None = None
+    # An update of a running action ("Aanvulling") and the correction of one sent in error; unset: the
+    # alert's and the closing's template.
+    whatsapp_template_update: str | None = None
+    whatsapp_template_correction: str | None = None
     # A relay's alert outside the window: the alert's four variables and 5, the tip link.
     whatsapp_template_relay: str | None = None
     action_max_radius_m: float = 50_000.0
@@ -345,6 +354,8 @@ class Settings(BaseSettings):
             closing=self.whatsapp_template_closing,
             relay=self.whatsapp_template_relay,
             reconfirm=self.reconfirm_whatsapp_template,
+            update=self.whatsapp_template_update,
+            correction=self.whatsapp_template_correction,
         )
 
     @property

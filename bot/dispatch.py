@@ -200,13 +200,18 @@ def rate_for(settings: Settings, kind: ChannelKind) -> float:
 
 
 def template_for(settings: Settings, action_type: ActionType, kind: DeliveryKind) -> str | None:
-    """The WhatsApp template configured for an action type (alert) or for closing messages."""
+    """The WhatsApp template configured for an action type (alert), an update, a correction or closing
+    messages."""
     templates = settings.whatsapp_templates
     if kind in (DeliveryKind.RELAY_ALERT, DeliveryKind.RELAY_UPDATE) and templates.relay:
         return templates.relay
-    # An update fills the alert's template (its text in place of the headline).
+    if kind in UPDATE_KINDS and templates.update:
+        return templates.update
+    # Without a template of its own an update fills the alert's (its text in place of the headline).
     if kind in (DeliveryKind.ALERT, DeliveryKind.RELAY_ALERT, *UPDATE_KINDS):
         return templates.for_action.get(action_type) or templates.default
+    if kind in (DeliveryKind.CANCEL, DeliveryKind.RELAY_CANCEL) and templates.correction:
+        return templates.correction
     return templates.closing or templates.default
 
 

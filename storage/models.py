@@ -397,6 +397,49 @@ class ActionUpdate(SQLModel, table=True):
     created_by: str
 
 
+class CapChangeKind(StrEnum):
+    """What an incoming CAP message asks of one of our actions."""
+
+    UPDATE = "update"
+    CANCEL = "cancel"
+
+
+class CapChangeStatus(StrEnum):
+    """Where a CAP change stands: waiting for an operator, sent on their confirmation, or thrown away."""
+
+    WAITING = "waiting"
+    SENT = "sent"
+    DISCARDED = "discarded"
+
+
+class CapChange(SQLModel, table=True):
+    """A CAP Update or Cancel that references one of our actions, waiting until an operator confirms it
+    (then it is sent as an update or a cancel) or throws it away; nothing is sent before that."""
+
+    __tablename__ = "cap_change"
+    __table_args__ = (UniqueConstraint("cap_sender", "cap_identifier", name="uq_cap_change_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", index=True, ondelete="CASCADE")
+    kind: CapChangeKind = Field(sa_type=enum_type(CapChangeKind))
+    text: str
+    """An update's new text; a cancel's note (the reason, for the audit log)."""
+    instruction: str = ""
+    """An update's changed instruction (empty: the action's own is repeated)."""
+    cap_sender: str
+    cap_identifier: str
+    """The CAP message's sender and identifier: the same message twice is one change."""
+    cap_sent: datetime
+    received_at: datetime
+    status: CapChangeStatus = Field(
+        default=CapChangeStatus.WAITING, index=True, sa_type=enum_type(CapChangeStatus)
+    )
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    update_no: int | None = None
+    """The update it became, once sent."""
+
+
 # --------------------------------------------------------------------------------------------------
 # Scheduler (scheduler/, storage/reconfirmations.py, storage/reports.py)
 # --------------------------------------------------------------------------------------------------

@@ -2,50 +2,57 @@
 
 `GET /api/v1/actions/{id}/cap` answers `application/cap+xml`; `GET /api/v1/cap/feed` lists the active
 actions' CAP links as Atom (the form alert aggregators poll); `POST /api/v1/cap` takes a CAP 1.2 alert
-and stores a draft action from it (nothing is sent until an operator launches it). An Update or Cancel
-that references one of our actions is refused with 422 until updating and cancelling actions exist.
+and stores a draft action from it (nothing is sent until an operator launches it); an Update or Cancel
+whose `references` name one of our messages becomes a draft update or a cancel that waits for an
+operator's confirmation on the action's live page (`bot/services/cap_changes.py`).
 Like every `/api/v1` route these need the bearer `API_TOKEN`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
-from pydantic import ValidationError
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ValidationError
 
 from bot.alerts import AlertTexts
 from bot.api.actions import ActionIn, ActionOut, action_out
 from bot.api.auth import api_token_guard
 from bot.cap.document import (
     MEDIA_TYPE,
-    CapAlert,
+    CapChangeMessage,
     CapError,
     alert_xml,
     cap_time,
     describe_area,
     identifier_of,
+    message_type,
     read_alert,
+    read_change,
 )
 from bot.clock import Clock
 from bot.config import Settings
 from bot.services.actions import ActionService, InvalidAction
+from bot.services.cap_changes import CapChanges, UnknownReference
 from bot.texts import Catalogue
 from storage.actions import (
     ActionDraft,
     ActionNotFound,
+    ActionStateError,
     DeliveryCounts,
     get_action,
     list_actions,
     updates_of,
 )
+from storage.cap_changes import CapMessageSeen
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
-from storage.models import Action, ActionStatus, ActionUpdate
+from storage.models import Action, ActionStatus, ActionUpdate, CapChangeKind, CapChangeStatus
 from storage.targeting import parse_area
 
 UNPROCESSABLE = 422
@@ -146,19 +153,27 @@ def cap_router(
         )
         return Response(body.encode(), media_type=ATOM)
 
+    changes = CapChanges(actions=service, sender=sender)
+
     @router.post(
         "/cap",
         status_code=status.HTTP_201_CREATED,
+        response_model=ActionOut | CapChangeOut,
         openapi_extra={"requestBody": {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}}}},
     )
-    async def cap_in(request: Request) -> ActionOut:
-        """Store a CAP 1.2 alert as a draft action (Update and Cancel are refused for now)."""
+    async def cap_in(request: Request) -> ActionOut | CapChangeOut:
+        """Store a CAP 1.2 Alert as a draft action; an Update or Cancel that references one of our
+        actions as a draft update or a cancel for an operator to confirm in the control room."""
+        body = await request.body()
         try:
-            alert = read_alert(await request.body())
+            msg_type = message_type(body)
+            if msg_type in ("Update", "Cancel"):
+                return await run_in_threadpool(_change, read_change(body))
+            if msg_type != "Alert":
+                raise CapError(f"a CAP {msg_type} is not taken here: send an Alert, Update or Cancel")
+            alert = read_alert(body)
         except CapError as exc:
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body"], str(exc))]) from exc
-        if alert.msg_type != "Alert":
-            raise HTTPException(UNPROCESSABLE, detail=[_problem(["body", "msgType"], _not_yet(alert))])
         try:
             # The same checks as an action posted as JSON: lengths, blanks, the area inside the country.
             fields = ActionIn.model_validate(
@@ -196,16 +211,54 @@ def cap_router(
             ) from exc
         return action_out(action, DeliveryCounts({}))
 
-    def _not_yet(alert: CapAlert) -> str:
-        ours = [ref for ref in alert.references.split() if ref.split(",")[0] == sender]
-        if not ours:
-            return f"a CAP {alert.msg_type} must reference one of our alerts (sender {sender})"
-        return (
-            f"a CAP {alert.msg_type} of one of our actions is not supported yet; "
-            "change the action in the control room"
+    def _change(message: CapChangeMessage) -> CapChangeOut:
+        try:
+            change = changes.receive(message)
+        except UnknownReference as exc:
+            raise HTTPException(UNPROCESSABLE, detail=[_problem(["body", "references"], str(exc))]) from exc
+        except ActionStateError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except CapMessageSeen as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except InvalidAction as exc:
+            raise HTTPException(
+                UNPROCESSABLE, detail=[_problem(["body", *p.loc], p.message) for p in exc.problems]
+            ) from exc
+        with sessions() as session:
+            action = get_action(session, action_id=change.action_id)
+        return CapChangeOut(
+            id=change.id or 0,
+            kind=change.kind,
+            status=change.status,
+            action_id=action.id or 0,
+            action_code=action.code,
+            text=change.text,
+            instruction=change.instruction,
+            cap_sender=change.cap_sender,
+            cap_identifier=change.cap_identifier,
+            received_at=change.received_at,
+            confirm_at=f"/controlroom/actions/{action.id}",
         )
 
     return router
+
+
+class CapChangeOut(BaseModel):
+    """A CAP Update or Cancel of one of our actions, waiting for an operator: `kind` update (a draft
+    update with its text and instruction) or cancel (`text`: what the message said about it); nothing
+    is sent until an operator confirms it on the action's live page (`confirm_at`)."""
+
+    id: int
+    kind: CapChangeKind
+    status: CapChangeStatus
+    action_id: int
+    action_code: str
+    text: str
+    instruction: str
+    cap_sender: str
+    cap_identifier: str
+    received_at: datetime
+    confirm_at: str
 
 
 def _problem(loc: list[Any], message: str) -> dict[str, Any]:

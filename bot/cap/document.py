@@ -11,7 +11,9 @@ reading our own alert back gives the same fields.
 
 In: `read_alert(body)` parses without entities, DTDs or network access, validates against the OASIS
 schema and maps the first Dutch `info` (else the first) onto `CapAlert`; anything it cannot map raises
-`CapError` with a message the API answers with 422.
+`CapError` with a message the API answers with 422. `read_change(body)` reads an Update or Cancel the same
+way: its `references` as triples, the Dutch info's description and instruction (a Cancel may have no
+info); `our_message` says which of our messages (alert, update n, close or cancel) an identifier names.
 """
 
 from __future__ import annotations
@@ -70,6 +72,56 @@ class CapAlert:
     severity: Severity
     certainty: Certainty
     expires_at: datetime | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CapReference:
+    """One earlier message an alert's `references` names: its sender, identifier and sent time."""
+
+    sender: str
+    identifier: str
+    sent: datetime
+
+
+@dataclass(frozen=True)
+class OurMessage:
+    """Which of our messages an identifier names: an action's alert, its `update_no`th update, or its
+    end (`ended`: closed or cancelled)."""
+
+    code: str
+    update_no: int | None = None
+    ended: str | None = None
+
+
+# The identifiers `alert_xml` gives: the alert, an update of it, its close or cancel.
+_OUR_IDENTIFIER = re.compile(r"burgernet-(BN-[A-Z0-9]+)(?:-update-([1-9][0-9]{0,8})|-(closed|cancelled))?")
+
+
+def references_of(text: str) -> list[CapReference]:
+    """The triples of a CAP `references` ("sender,identifier,sent", separated by spaces). Raises CapError."""
+    found = []
+    for triple in text.split():
+        parts = triple.split(",")
+        if len(parts) != 3 or not all(parts):
+            raise CapError(f"references: {triple[:120]!r} is not 'sender,identifier,sent'")
+        try:
+            sent = datetime.fromisoformat(parts[2])
+        except ValueError as exc:
+            raise CapError(f"references: {parts[2][:40]!r} is not a CAP dateTime") from exc
+        if sent.tzinfo is None:
+            raise CapError(f"references: {parts[2][:40]!r} has no time zone")
+        found.append(CapReference(parts[0], parts[1], sent))
+    return found
+
+
+def our_message(identifier: str) -> OurMessage | None:
+    """Which of our messages the identifier names, or None when it is none of ours."""
+    match = _OUR_IDENTIFIER.fullmatch(identifier)
+    if match is None:
+        return None
+    code, number, ended = match.groups()
+    return OurMessage(code, int(number) if number else None, ended)
 
 
 @cache
@@ -268,18 +320,72 @@ def _read_area(info: etree._Element) -> dict[str, Any]:
     return {"municipalities": codes}
 
 
-def read_alert(document: bytes) -> CapAlert:
-    """An incoming CAP 1.2 alert, validated and mapped. Raises CapError."""
+def message_type(document: bytes) -> str:
+    """The msgType of a valid CAP 1.2 document (Alert, Update, Cancel, Ack, Error). Raises CapError."""
+    return _text(_valid_root(document), "msgType")
+
+
+def _valid_root(document: bytes) -> etree._Element:
     if len(document) > MAX_BYTES:
         raise CapError(f"the document is larger than {MAX_BYTES // 1024} KB")
     problems = validation_errors(document)
     if problems:
         raise CapError("not valid CAP 1.2: " + "; ".join(problems[:5]))
-    root = etree.fromstring(document, _parser())
+    return etree.fromstring(document, _parser())
+
+
+def _dutch_info(root: etree._Element) -> etree._Element | None:
     infos = root.findall(f"{{{NS}}}info")
-    if not infos:
+    return next(
+        (i for i in infos if _text(i, "language").lower().startswith("nl")), infos[0] if infos else None
+    )
+
+
+@dataclass(frozen=True)
+class CapChangeMessage:
+    """An incoming CAP Update or Cancel: which message it is, what it references, and what it says (the
+    Dutch info's description and instruction; a Cancel needs no info at all)."""
+
+    identifier: str
+    sender: str
+    sent: datetime
+    msg_type: str
+    references: list[CapReference]
+    description: str
+    instruction: str
+    note: str
+
+
+def read_change(document: bytes) -> CapChangeMessage:
+    """An incoming CAP 1.2 Update or Cancel, validated and mapped. Raises CapError."""
+    root = _valid_root(document)
+    msg_type = _text(root, "msgType")
+    if msg_type not in ("Update", "Cancel"):
+        raise CapError(f"msgType {msg_type} is not an Update or a Cancel")
+    info = _dutch_info(root)
+    if msg_type == "Update" and info is None:
+        raise CapError("an Update needs an info block with what changed")
+    description = ""
+    if info is not None:
+        description = _text(info, "description") or _text(info, "headline")
+    return CapChangeMessage(
+        identifier=_text(root, "identifier"),
+        sender=_text(root, "sender"),
+        sent=datetime.fromisoformat(_text(root, "sent")),
+        msg_type=msg_type,
+        references=references_of(_text(root, "references")),
+        description=description,
+        instruction=_text(info, "instruction") if info is not None else "",
+        note=_text(root, "note"),
+    )
+
+
+def read_alert(document: bytes) -> CapAlert:
+    """An incoming CAP 1.2 alert, validated and mapped. Raises CapError."""
+    root = _valid_root(document)
+    info = _dutch_info(root)
+    if info is None:
         raise CapError("the alert has no info block")
-    info = next((i for i in infos if _text(i, "language").lower().startswith("nl")), infos[0])
     codes = _pairs(info, "eventCode")
     try:
         kind = ActionType(codes[TYPE_CODE]) if TYPE_CODE in codes else None
@@ -314,6 +420,7 @@ def read_alert(document: bytes) -> CapAlert:
         severity=_enum(Severity, _text(info, "severity")),
         certainty=_enum(Certainty, _text(info, "certainty")),
         expires_at=datetime.fromisoformat(expires) if expires else None,
+        note=_text(root, "note"),
     )
 
 

@@ -26,6 +26,7 @@ from bot.controlroom.tipfeed import NoTipFeed, TipFeed, TipView
 from bot.geocoder import Geocoder, PostcodeGeocoder, municipality_label
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue, MissingText
 from storage.actions import awaiting_approval
+from storage.cap_changes import actions_with_waiting_changes
 from storage.crypto import DataVault
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
@@ -236,6 +237,14 @@ def approvals_for(cr: ControlRoom, visitor: Visitor) -> list[Action]:
     return [a for a in waiting if not regions.missing(touched_by_action(cr.book, a))]
 
 
+def cap_waiting_for(cr: ControlRoom, visitor: Visitor) -> list[Action]:
+    """Running actions with a CAP Update or Cancel waiting, for those who may send it."""
+    if visitor.role not in (OperatorRole.OPERATOR, OperatorRole.ADMIN):
+        return []
+    with cr.sessions() as session:
+        return actions_with_waiting_changes(session)
+
+
 def render(
     request: Request,
     name: str,
@@ -261,6 +270,8 @@ def render(
             "csrf": csrf if csrf is not None else (visitor.csrf if visitor else ""),
             # Every page tells an operator who may approve that a launch is waiting for them.
             "approvals": approvals_for(cr, visitor) if visitor is not None else [],
+            # And that a CAP Update or Cancel of a running action waits for someone to send it.
+            "cap_waiting": cap_waiting_for(cr, visitor) if visitor is not None else [],
             **context,
         },
         status_code=status_code,

@@ -15,6 +15,7 @@ from bot import sse
 from bot.controlroom.deps import ControlRoom
 from bot.controlroom.tipfeed import TipView
 from storage.actions import delivery_counts
+from storage.cap_changes import waiting_changes
 from storage.geo import PostcodeBook
 from storage.models import Action, Address, Delivery, DeliveryKind
 from storage.operators import SessionInvalid, find_session
@@ -114,14 +115,17 @@ def _session_alive(cr: ControlRoom, token: str) -> bool:
 
 def _poll(
     cr: ControlRoom, action_id: int, after: int, since: datetime
-) -> tuple[dict[str, Any], str, list[TipView], list[TipView]]:
+) -> tuple[dict[str, Any], str, list[int], list[TipView], list[TipView]]:
     with cr.sessions() as session:
         progress = progress_json(progress_of(session, action_id=action_id))
         action = session.get(Action, action_id)
         status = action.status.value if action is not None else "gone"
+        waiting = (
+            [c.id or 0 for c in waiting_changes(session, action_id=action_id)] if status == "active" else []
+        )
     new = cr.tips.tips(action_id=action_id, after=after)
     changed = cr.tips.changed(action_id=action_id, since=since, upto=after) if after else []
-    return progress, status, new, changed
+    return progress, status, waiting, new, changed
 
 
 async def action_events(
@@ -134,7 +138,8 @@ async def action_events(
     max_polls: int | None = None,
 ) -> AsyncIterator[str]:
     """Progress whenever it changes and every tip after `after`, each tip with its id as the event id;
-    a tip already sent that changes (a second message, an answer to an operator) comes as `tip_updated`.
+    a tip already sent that changes (a second message, an answer to an operator) comes as `tip_updated`;
+    the ids of the CAP changes waiting for an operator as `cap_changes` when they change.
 
     The store is polled, so tips stored by another worker process show up too, and a browser that
     reconnects with `Last-Event-ID` gets exactly the tips it missed. With `session_token` the stream
@@ -145,6 +150,7 @@ async def action_events(
     yield sse.opening()
     last_progress: dict[str, Any] | None = None
     last_status: str | None = None
+    last_waiting: list[int] | None = None
     polls = 0
     # Tips shown with the page may change before this stream's first poll: look a little back.
     since = cr.clock() - UPDATE_LOOKBACK
@@ -155,10 +161,14 @@ async def action_events(
         if session_token is not None and not await asyncio.to_thread(_session_alive, cr, session_token):
             yield sse.event("logout", {})
             return
-        progress, status, tips, changed = await asyncio.to_thread(_poll, cr, action_id, after, since)
+        progress, status, waiting, tips, changed = await asyncio.to_thread(_poll, cr, action_id, after, since)
         if progress != last_progress:
             last_progress = progress
             yield sse.event("progress", progress)
+        # The page compares these with the CAP changes it shows and offers a reload when they differ.
+        if waiting != last_waiting and (last_waiting is not None or waiting):
+            yield sse.event("cap_changes", {"waiting": waiting})
+        last_waiting = waiting
         if status != last_status:
             if last_status is not None:
                 yield sse.event("status", {"status": status})

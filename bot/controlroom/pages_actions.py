@@ -1,5 +1,6 @@
 """Actions: list, new-action form, preview with recipients and cost, launch, the live page (with an update,
-a wider area, a cancel of an action sent in error), close."""
+a wider area, a cancel of an action sent in error, and the CAP Update or Cancel waiting to be confirmed),
+close."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from starlette.datastructures import UploadFile
 
 from bot import sse
 from bot.api.actions import MAX_CLOSING, MAX_DESCRIPTION, MAX_INSTRUCTION, ActionIn, AreaIn
+from bot.api.cap import cap_sender
 from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
@@ -34,6 +36,7 @@ from bot.services.actions import (
     closing_audience_of,
     draft_duration,
 )
+from bot.services.cap_changes import CapChanges
 from storage.action_photos import NewPhoto, PhotoNotFound
 from storage.actions import (
     ActionDraft,
@@ -49,6 +52,7 @@ from storage.actions import (
     update_draft,
     updates_of,
 )
+from storage.cap_changes import CapChangeDecided, CapChangeNotFound, waiting_changes
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
 from storage.models import Action, ActionOutcome, ActionStatus, ActionType
@@ -600,11 +604,16 @@ def _live_page(
     close_values: dict[str, str] | None = None,
     evolve_error: tuple[str, str] | None = None,
     evolve_values: dict[str, str] | None = None,
+    cap_error: tuple[int, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     cr = room(request)
     with cr.sessions() as session:
         action = _load(session, action_id)
+        # Only a running action can still take them; once it ended they wait for nothing.
+        waiting = (
+            waiting_changes(session, action_id=action_id) if action.status is ActionStatus.ACTIVE else []
+        )
         view = _action_map(cr, session, action)
         groups = recipient_groups(session, cr.book, action_id=action_id)
         progress = progress_of(session, action_id=action_id)
@@ -650,6 +659,8 @@ def _live_page(
         rings=schedule,
         next_ring=upcoming,
         rings_stopped_at=_stopped_at(action),
+        cap_changes=waiting,
+        cap_error=cap_error,
         max_update=MAX_DESCRIPTION,
         max_instruction=MAX_INSTRUCTION,
         flash=request.query_params.get("flash"),
@@ -844,6 +855,65 @@ async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Res
     except ActionStateError:
         return _flashed(action_id, t("evolve.not_active"))
     return _flashed(action_id, t("evolve.cancelled", count=queued))
+
+
+def _cap_changes(cr: ControlRoom) -> CapChanges:
+    return CapChanges(actions=_service(cr), sender=cap_sender(cr.settings))
+
+
+@router.post("/actions/{action_id}/cap-changes/{change_id}/confirm")
+async def confirm_cap_change(
+    request: Request, visitor: ActionPoster, action_id: int, change_id: int
+) -> Response:
+    """Send a CAP Update (with the text as the operator left it) or confirm a CAP Cancel, by the same use
+    cases as the forms below it; audited with who confirmed."""
+    cr = room(request)
+    form = await request.form()
+    t = translator(cr.catalogue, visitor.language)
+    edited = {name: str(form[name]).strip() for name in ("text", "instruction") if name in form}
+
+    def again(key: str) -> HTMLResponse:
+        return _live_page(request, visitor, action_id, cap_error=(change_id, t(key)), status_code=422)
+
+    if "text" in edited and not edited["text"]:
+        return again("evolve.blank_text")
+    if len(edited.get("text", "")) > MAX_DESCRIPTION or len(edited.get("instruction", "")) > MAX_INSTRUCTION:
+        return again("evolve.too_long")
+    try:
+        change, queued = _cap_changes(cr).confirm(
+            action_id,
+            change_id,
+            actor=visitor.actor,
+            text=edited.get("text"),
+            instruction=edited.get("instruction"),
+        )
+    except (ActionNotFound, CapChangeNotFound):
+        raise HTTPException(status_code=404, detail="no such CAP change") from None
+    except CapChangeDecided:
+        return _flashed(action_id, t("cap_change.decided"))
+    except ActionStateError:
+        return _flashed(action_id, t("evolve.not_active"))
+    except InvalidAction:
+        return again("evolve.too_long")
+    if change.update_no is not None:
+        return _flashed(action_id, t("cap_change.sent", number=change.update_no, count=queued))
+    return _flashed(action_id, t("cap_change.cancelled", count=queued))
+
+
+@router.post("/actions/{action_id}/cap-changes/{change_id}/discard")
+async def discard_cap_change(
+    request: Request, visitor: ActionPoster, action_id: int, change_id: int
+) -> Response:
+    """Throw a waiting CAP Update or Cancel away: nothing is sent; audited."""
+    cr = room(request)
+    t = translator(cr.catalogue, visitor.language)
+    try:
+        _cap_changes(cr).discard(action_id, change_id, actor=visitor.actor)
+    except (ActionNotFound, CapChangeNotFound):
+        raise HTTPException(status_code=404, detail="no such CAP change") from None
+    except CapChangeDecided:
+        return _flashed(action_id, t("cap_change.decided"))
+    return _flashed(action_id, t("cap_change.discarded"))
 
 
 WIDEN_FIELDS = ("area_kind", "radius_m", "polygon", "municipalities")

@@ -3,7 +3,8 @@
 The SMS alert of an action with a photo links here; anyone may forward the link. So the page shows what
 the alert itself said and nothing more: no personal data, no cookies, no script, no caching (a closed
 action must go dark at once, also in a proxy). A draft is answered exactly like an unknown code, so a
-draft's code never leaks. Once the action is closed, cancelled or expired the page says only that it is
+draft's code never leaks. A running action's updates show below the alert, newest first, with their time
+(not who wrote them). Once the action is closed, cancelled or expired the page says only that it is
 over, with the outcome and the operator's closing text; the photo was deleted with the close and its
 URL answers 410.
 """
@@ -14,6 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -23,10 +25,10 @@ from bot.alerts import AlertTexts, thanks_already
 from bot.config import Settings
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Catalogue
 from storage.action_photos import PhotoFile, PhotoNotFound, photo_file
-from storage.actions import ActionNotFound, find_action_by_code
+from storage.actions import ActionNotFound, find_action_by_code, updates_of
 from storage.crypto import DataVault
 from storage.db import SessionFactory
-from storage.models import Action, ActionOutcome, ActionStatus, RelayPlatform
+from storage.models import Action, ActionOutcome, ActionStatus, ActionUpdate, RelayPlatform
 
 TEMPLATES = Path(__file__).parent / "templates"
 # No script at all; the page's one <style> block and images from here only.
@@ -80,13 +82,19 @@ def action_page_router(
     router = APIRouter(tags=["public"])
     templates = Jinja2Templates(directory=str(TEMPLATES))
 
-    def find(code: str) -> Action | None:
+    zone = ZoneInfo(settings.timezone)
+
+    def find(code: str) -> tuple[Action | None, list[ActionUpdate]]:
         with sessions() as session:
             try:
                 action = find_action_by_code(session, code=code[:MAX_CODE])
             except ActionNotFound:
-                return None
-        return action if action.status in (*LIVE, *OVER) else None
+                return None, []
+            if action.status not in (*LIVE, *OVER):
+                return None, []
+            # An ended action's page says only that it is over: a cancelled one was sent in error.
+            updates = updates_of(session, action_id=action.id or 0) if action.status in LIVE else []
+        return action, list(reversed(updates))
 
     def tip_ways(action: Action) -> dict[str, str]:
         links = texts.direct_tip_links(action.code)
@@ -99,7 +107,7 @@ def action_page_router(
 
     def page(request: Request, code: str, lang: str | None) -> HTMLResponse:
         language = page_language(request, lang)
-        action = find(code)
+        action, updates = find(code)
 
         def t(key: str, **params: object) -> str:
             return catalogue.render(language, f"action_page.{key}", **params)
@@ -122,6 +130,7 @@ def action_page_router(
             "type": catalogue.render(language, f"action.type.{action.type.value}"),
             "outcome": catalogue.render(language, f"action.outcome.{outcome.value}"),
             "ways": tip_ways(action),
+            "updates": [(u, u.created_at.astimezone(zone)) for u in updates],
             "whatsapp": RelayPlatform.WHATSAPP.value,
             "telegram": RelayPlatform.TELEGRAM.value,
         }

@@ -541,39 +541,61 @@ class ActionService:
         A `photo` (prepared by `ActionPhotos.prepare`) replaces the action's photo on its public page; the
         chats send it with the update, an SMS links to the page.
         Raises ActionNotFound, ActionStateError or InvalidAction (blank, or too long for an SMS)."""
-        if not text.strip():
-            raise InvalidAction([Problem(("text",), "text must not be empty", "text", "text")])
-        now = self.clock()
         with transaction(self.sessions) as session:
-            action = get_action(session, action_id=action_id)
-            probe = ActionUpdate(
-                action_id=action_id,
-                number=0,
-                text=text.strip(),
-                instruction=instruction.strip(),
-                created_at=now,
-                created_by=actor,
-            )
-            problems = self.texts.update_problems(action, probe, with_photo=photo is not None)
-            if problems:
-                raise InvalidAction([Problem((p.field,), p.message, "text", p.field) for p in problems])
-            row, queued = add_update(
-                session, action=action, text=text, instruction=instruction, now=now, created_by=actor
-            )
-            detail: dict[str, Any] = {"update": row.number, "recipients": queued}
-            if photo is not None:
-                # The same `now` as the update's: that is how its messages know it brought the photo.
-                put_photo(session, action_id=action_id, photo=photo, now=now)
-                detail["photo"] = True
-            audit(
+            row, queued = self.update_in(
                 session,
-                now=now,
+                action_id,
+                text=text,
+                instruction=instruction,
                 actor=actor,
-                event="action_updated",
-                subject=f"action:{action_id}",
-                detail=detail,
+                now=self.clock(),
+                photo=photo,
             )
         self._woken()
+        return row, queued
+
+    def update_in(
+        self,
+        session: Session,
+        action_id: int,
+        *,
+        text: str,
+        instruction: str,
+        actor: str,
+        now: datetime,
+        photo: NewPhoto | None = None,
+    ) -> tuple[ActionUpdate, int]:
+        """`add_update` in the caller's transaction (who commits wakes the dispatcher)."""
+        if not text.strip():
+            raise InvalidAction([Problem(("text",), "text must not be empty", "text", "text")])
+        action = get_action(session, action_id=action_id)
+        probe = ActionUpdate(
+            action_id=action_id,
+            number=0,
+            text=text.strip(),
+            instruction=instruction.strip(),
+            created_at=now,
+            created_by=actor,
+        )
+        problems = self.texts.update_problems(action, probe, with_photo=photo is not None)
+        if problems:
+            raise InvalidAction([Problem((p.field,), p.message, "text", p.field) for p in problems])
+        row, queued = add_update(
+            session, action=action, text=text, instruction=instruction, now=now, created_by=actor
+        )
+        detail: dict[str, Any] = {"update": row.number, "recipients": queued}
+        if photo is not None:
+            # The same `now` as the update's: that is how its messages know it brought the photo.
+            put_photo(session, action_id=action_id, photo=photo, now=now)
+            detail["photo"] = True
+        audit(
+            session,
+            now=now,
+            actor=actor,
+            event="action_updated",
+            subject=f"action:{action_id}",
+            detail=detail,
+        )
         return row, queued
 
     def cancel(self, action_id: int, *, reason: str, actor: str) -> int:
@@ -582,29 +604,37 @@ class ActionService:
         with a close; the reason goes in the audit log only. Returns how many corrections were queued.
 
         Raises ActionNotFound or ActionStateError."""
-        now = self.clock()
         with transaction(self.sessions) as session:
-            action = get_action(session, action_id=action_id)
-            queued = close_action(
-                session,
-                action=action,
-                outcome=ActionOutcome.CANCELLED,
-                # The reason is the control room's: the public page shows an action's closing text.
-                closing_text="",
-                now=now,
-                tipster_identities=tipster_identity_ids(session, action_id=action_id),
-                correction=True,
-            )
-            audit(
-                session,
-                now=now,
-                actor=actor,
-                event="action_cancelled",
-                subject=f"action:{action_id}",
-                detail={"reason": reason.strip()[:200], "corrections": queued},
-            )
+            queued = self.cancel_in(session, action_id, reason=reason, actor=actor, now=self.clock())
         self._woken()
         return queued
+
+    def cancel_in(self, session: Session, action_id: int, *, reason: str, actor: str, now: datetime) -> int:
+        """`cancel` in the caller's transaction (who commits wakes the dispatcher)."""
+        action = get_action(session, action_id=action_id)
+        queued = close_action(
+            session,
+            action=action,
+            outcome=ActionOutcome.CANCELLED,
+            # The reason is the control room's: the public page shows an action's closing text.
+            closing_text="",
+            now=now,
+            tipster_identities=tipster_identity_ids(session, action_id=action_id),
+            correction=True,
+        )
+        audit(
+            session,
+            now=now,
+            actor=actor,
+            event="action_cancelled",
+            subject=f"action:{action_id}",
+            detail={"reason": reason.strip()[:200], "corrections": queued},
+        )
+        return queued
+
+    def woken(self) -> None:
+        """Wake the dispatcher after a commit that queued messages (`update_in`, `cancel_in`)."""
+        self._woken()
 
     def widen(self, action_id: int, area: Mapping[str, Any], *, by: Launcher) -> int:
         """Give an active action a larger area that contains the old one and alert the people newly

@@ -7,6 +7,7 @@ import base64
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.http_guards import GuardHeadersMiddleware
 from bot.public.action_page import PAGE_CSP, action_page_router
+from bot.services.actions import ActionService
 from bot.texts import Catalogue
 from storage.crypto import DataVault
 from storage.db import SessionFactory
@@ -176,3 +178,74 @@ def test_codes_are_found_in_any_spelling(client: TestClient, clock: FixedClock) 
     code = _launched(client, clock)["code"]
     for spelling in (code.lower(), code.replace("-", "")):
         assert client.get(f"/a/{spelling}").status_code == 200
+
+
+def _updated(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, book: PostcodeBook
+) -> dict[str, Any]:
+    """A running action with two updates, the second by a named operator, ten and twenty minutes in."""
+    action = _launched(client, clock)
+    clock.advance(minutes=10)
+    first = {"text": "Tim is gezien bij het station.", "instruction": ""}
+    assert client.post(f"/api/v1/actions/{action['id']}/updates", headers=AUTH, json=first).status_code == 201
+    clock.advance(minutes=10)
+    service = ActionService(
+        sessions=sessions,
+        clock=clock,
+        book=book,
+        texts=AlertTexts(Catalogue.load()),
+        settings=dispatch_settings(),
+    )
+    service.add_update(
+        action["id"],
+        text="Hij draagt nu een rode pet.",
+        instruction="Volg hem op afstand en bel 112.",
+        actor="operator:olga.de.vries",
+    )
+    return action
+
+
+def test_a_running_actions_updates_show_newest_first_with_their_time(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, book: PostcodeBook
+) -> None:
+    start = clock()
+    action = _updated(client, clock, sessions, book)
+    page = client.get(f"/a/{action['code']}")
+    assert page.status_code == 200
+    _public(page)
+    html = page.text
+    assert '<h2 id="updates-h">Aanvullingen</h2>' in html
+    newest, oldest = html.index("Hij draagt nu een rode pet."), html.index("Tim is gezien bij het station.")
+    assert html.index(DESCRIPTION) < newest < oldest < html.index("Iets gezien?")
+    local = ZoneInfo("Europe/Amsterdam")
+    for number, minutes in ((2, 20), (1, 10)):
+        at = (start + timedelta(minutes=minutes)).astimezone(local)
+        assert f'<time datetime="{at.isoformat()}">Aanvulling {number} · {at:%d-%m %H:%M}</time>' in html
+    assert '<p class="instruction">Volg hem op afstand en bel 112.</p>' in html
+    # Who wrote an update is the control room's business, not the public's.
+    assert "olga" not in html and "operator" not in html
+    english = client.get(f"/a/{action['code']}?lang=en").text
+    assert '<h2 id="updates-h">Updates</h2>' in english and "Update 2 · " in english
+    assert "Hij draagt nu een rode pet." in english
+
+
+def test_an_action_without_updates_shows_no_updates_section(client: TestClient, clock: FixedClock) -> None:
+    page = client.get(f"/a/{_launched(client, clock)['code']}")
+    assert 'id="updates"' not in page.text and "Aanvulling" not in page.text
+
+
+@pytest.mark.parametrize("ending", ["cancel", "close"])
+def test_an_ended_actions_page_stays_dark_without_its_updates(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, book: PostcodeBook, ending: str
+) -> None:
+    action = _updated(client, clock, sessions, book)
+    body = (
+        {"reason": "Verkeerde persoon."}
+        if ending == "cancel"
+        else {"outcome": "found", "closing_text": CLOSING}
+    )
+    assert client.post(f"/api/v1/actions/{action['id']}/{ending}", headers=AUTH, json=body).status_code == 200
+    page = client.get(f"/a/{action['code']}")
+    assert page.status_code == 200 and 'data-state="over"' in page.text
+    for gone in ("Aanvulling", "rode pet", "Tim is gezien", "Volg hem op afstand", 'id="updates"'):
+        assert gone not in page.text

@@ -324,25 +324,6 @@ def test_invalid_cap_is_a_422_with_the_reason(client: TestClient, document: byte
     assert b"root:" not in response.content
 
 
-def test_update_and_cancel_are_not_supported_yet(client: TestClient, clock: FixedClock) -> None:
-    ours = _create(client, clock, AREAS["circle"])
-    client.post(f"/api/v1/actions/{ours['id']}/launch", headers=AUTH)
-    alert = _cap(client, ours["id"])
-    reference = ",".join(
-        [_find(alert, "c:sender")[0], _find(alert, "c:identifier")[0], _find(alert, "c:sent")[0]]
-    )
-    for msg_type in ("Update", "Cancel"):
-        response = client.post(
-            "/api/v1/cap", headers=CAP, content=_alert(msg_type, f"\n  <references>{reference}</references>")
-        )
-        assert response.status_code == 422
-        assert "not supported yet" in response.json()["detail"][0]["msg"]
-    foreign = _alert("Update", "\n  <references>other@example,X-1,2026-11-20T15:00:00+01:00</references>")
-    response = client.post("/api/v1/cap", headers=CAP, content=foreign)
-    assert response.status_code == 422
-    assert "must reference one of our alerts" in response.json()["detail"][0]["msg"]
-
-
 def test_atom_feed_lists_the_running_actions(client: TestClient, clock: FixedClock) -> None:
     running = _create(client, clock, AREAS["polygon"])
     client.post(f"/api/v1/actions/{running['id']}/launch", headers=AUTH)

@@ -340,6 +340,37 @@ async def test_every_state_changing_route_is_audited(whole: Whole, clock: FixedC
                 "/api/v1/cap", content=document, headers={**API, "Content-Type": "application/cap+xml"}
             ),
         )
+        # A CAP Update of a running action (our own, posted back) waits for an operator, who sends it;
+        # a CAP Cancel of it is thrown away.
+        evolving = await api_active()
+        await http.post(f"/api/v1/actions/{evolving}/updates", json={"text": "Rode pet."}, headers=API)
+        update_doc = (await http.get(f"/api/v1/actions/{evolving}/cap", headers=API)).content
+        cap_headers = {**API, "Content-Type": "application/cap+xml"}
+        cancel_doc = re.sub(
+            rb"<identifier>[^<]+</identifier>", b"<identifier>mk-cancel-1</identifier>", update_doc
+        ).replace(b"<msgType>Update</msgType>", b"<msgType>Cancel</msgType>")
+        changes = []
+        for document in (update_doc, cancel_doc):
+            received = await run(
+                "POST",
+                "/api/v1/cap",
+                "cap_change_received",
+                f"cap:{found.group(1).decode()}",
+                lambda document=document: http.post("/api/v1/cap", content=document, headers=cap_headers),
+            )
+            changes.append(received.json()["id"])
+        for (verb, event), change in zip(
+            [("confirm", "cap_change_confirmed"), ("discard", "cap_change_discarded")], changes, strict=True
+        ):
+            await run(
+                "POST",
+                f"{act}/cap-changes/{{change_id}}/{verb}",
+                event,
+                "operator:ada",
+                lambda verb=verb, change=change: http.post(
+                    f"{cr}/actions/{evolving}/cap-changes/{change}/{verb}", data=form()
+                ),
+            )
         # Four eyes everywhere from here on: a launch waits, another party approves or rejects it.
         with transaction(whole.runtime.sessions) as session:
             set_approval_rule(session, region_name=EVERYWHERE, action_type=ANY_TYPE, required=True)

@@ -1,5 +1,6 @@
 """The whole app as `serve` builds it (`create_app(build_runtime(settings))`), with accounts, an action, a
-draft and a tip, for the security tests; and the list of its control-room routes, read from the app."""
+draft, a tip and a CAP Update waiting on the action, for the security tests; and the list of its
+control-room routes, read from the app."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
 from bot.tips.wiring import Timings
 from storage.actions import ActionDraft, create_action
+from storage.cap_changes import add_cap_change
 from storage.crypto import new_data_key
 from storage.db import transaction
-from storage.models import ActionType, Operator, OperatorRole, Tip
+from storage.models import ActionType, CapChangeKind, Operator, OperatorRole, Tip
 from storage.operators import create_operator
 from storage.regions import grant_everywhere
 from tests.conftest import FixedClock
@@ -39,6 +41,7 @@ class Whole:
     draft_id: int
     tip_id: int
     operator_id: int
+    change_id: int
 
 
 def whole_settings(database_url: str) -> Settings:
@@ -100,7 +103,19 @@ async def build_whole(
         tip = session.exec(select(Tip).order_by(col(Tip.id))).first()
         assert tip is not None, "the simulated SMS became a tip"
         operator = session.exec(select(Operator).where(Operator.username == "olga")).one()
-    return Whole(app, runtime, action.id or 0, draft_id, tip.id or 0, operator.id or 0)
+    with transaction(runtime.sessions) as session:
+        change = add_cap_change(
+            session,
+            action=action,
+            kind=CapChangeKind.UPDATE,
+            text=f"Gezien bij het station. {headline}",
+            instruction="",
+            sender="meldkamer@politie.example",
+            identifier="MK-1",
+            sent=clock(),
+            now=clock(),
+        )
+    return Whole(app, runtime, action.id or 0, draft_id, tip.id or 0, operator.id or 0, change.id or 0)
 
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:
@@ -136,6 +151,7 @@ def concrete(path: str, whole: Whole, *, draft: bool = False) -> str:
         .replace("{tip_id}", str(whole.tip_id))
         .replace("{position}", "1")
         .replace("{operator_id}", str(whole.operator_id))
+        .replace("{change_id}", str(whole.change_id))
         .replace("{name}", "controlroom.js")
         .replace("{name:path}", "leaflet.js")
     )

@@ -20,7 +20,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         monkeypatch.delenv(f"DISPATCH_RATE_{kind.value.upper()}", raising=False)
     for action_type in ActionType:
         monkeypatch.delenv(f"WHATSAPP_TEMPLATE_{action_type.value.upper()}", raising=False)
-    for name in ("WHATSAPP_TEMPLATE_DEFAULT", "WHATSAPP_TEMPLATE_CLOSING", "WHATSAPP_TEMPLATE_RELAY"):
+    for name in (
+        *("WHATSAPP_TEMPLATE_DEFAULT", "WHATSAPP_TEMPLATE_CLOSING", "WHATSAPP_TEMPLATE_RELAY"),
+        *("WHATSAPP_TEMPLATE_UPDATE", "WHATSAPP_TEMPLATE_CORRECTION"),
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DISPATCH_RATE_LIMITS", raising=False)
     return monkeypatch
@@ -64,6 +67,23 @@ def test_templates_fall_back_to_the_default(env: pytest.MonkeyPatch) -> None:
     assert template_for(settings, ActionType.BURGLARY, DeliveryKind.ALERT) == "HXdefault"
     assert template_for(settings, ActionType.BURGLARY, DeliveryKind.RELAY_ALERT) == "HXrelay"
     assert template_for(settings, ActionType.ROBBERY, DeliveryKind.CLOSING) == "HXdefault"
+
+
+def test_update_and_correction_templates_read_their_variables(env: pytest.MonkeyPatch) -> None:
+    """WHATSAPP_TEMPLATE_UPDATE and WHATSAPP_TEMPLATE_CORRECTION (README) land in their group's fields."""
+    env.setenv("WHATSAPP_TEMPLATE_DEFAULT", "HXdefault")
+    settings = load_settings()
+    assert (settings.whatsapp_templates.update, settings.whatsapp_templates.correction) == (None, None)
+    assert template_for(settings, ActionType.ROBBERY, DeliveryKind.UPDATE) == "HXdefault"
+    env.setenv("WHATSAPP_TEMPLATE_UPDATE", "HXupdate")
+    env.setenv("WHATSAPP_TEMPLATE_CORRECTION", "HXcorrection")
+    settings = load_settings()
+    assert (settings.whatsapp_templates.update, settings.whatsapp_templates.correction) == (
+        "HXupdate",
+        "HXcorrection",
+    )
+    assert template_for(settings, ActionType.ROBBERY, DeliveryKind.UPDATE) == "HXupdate"
+    assert template_for(settings, ActionType.ROBBERY, DeliveryKind.CANCEL) == "HXcorrection"
 
 
 def test_groups_read_the_documented_variable_names(env: pytest.MonkeyPatch) -> None:

@@ -356,6 +356,13 @@ function setupLive(live) {
   source.addEventListener("error", () => { banner.hidden = false; });
   source.addEventListener("progress", (event) => updateProgress(JSON.parse(event.data)));
   source.addEventListener("status", () => { source.close(); window.location.reload(); });
+  // A CAP Update or Cancel came in (or a colleague decided one): offer the reload, never lose what is typed.
+  source.addEventListener("cap_changes", (event) => {
+    const waiting = JSON.parse(event.data).waiting.join(",");
+    if (waiting === (live.dataset.capWaiting || "")) return;
+    document.getElementById("cap-arrived").hidden = false;
+    beep();
+  });
   source.addEventListener("logout", () => { source.close(); window.location.reload(); });
   source.addEventListener("tip", (event) => {
     const tip = JSON.parse(event.data);

@@ -1,0 +1,448 @@
+"""CAP Update and Cancel in: a message that references one of our actions becomes a draft update or a
+cancel waiting for an operator (nothing sent); our own CAP out posted back in gives the same text; an
+unknown reference is a 422, an action that no longer runs a 409, invalid CAP a 422 (never a 500)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from lxml import etree
+from sqlmodel import select
+
+from bot.alerts import AlertTexts
+from bot.api.actions import actions_router
+from bot.api.cap import cap_router, cap_sender
+from bot.cap.document import NS, alert_xml, cap_time, read_change, validation_errors
+from bot.services.actions import ActionService
+from bot.services.cap_changes import CapChanges, new_text
+from bot.texts import Catalogue
+from storage.actions import get_action
+from storage.cap_changes import CapMessageSeen
+from storage.db import SessionFactory
+from storage.geo import PostcodeBook
+from storage.models import (
+    ActionOutcome,
+    ActionStatus,
+    ActionUpdate,
+    AuditEvent,
+    CapChange,
+    CapChangeStatus,
+    Delivery,
+)
+from tests.actions.conftest import ENSCHEDE, dispatch_settings
+from tests.conftest import FixedClock
+
+TOKEN = "test-token-cap-changes"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CAP = {**AUTH, "Content-Type": "application/cap+xml"}
+PUBLIC = "https://burgernet.example"
+SENDER = "burgernet@burgernet.example"
+DISPATCH = "meldkamer-oost@politie.example"
+DESCRIPTION = "Tim is sinds 14:00 vermist rond het Volkspark."
+INSTRUCTION = "Ziet u hem? Bel 112."
+
+
+@pytest.fixture
+def client(
+    sessions: SessionFactory, clock: FixedClock, book: PostcodeBook, texts: AlertTexts
+) -> Iterator[TestClient]:
+    """The actions and CAP routers on a bare app, with a fixed clock."""
+    settings = dispatch_settings(api_token=TOKEN, public_base_url=PUBLIC)
+    assert cap_sender(settings) == SENDER
+    app = FastAPI()
+    app.include_router(
+        actions_router(sessions=sessions, settings=settings, clock=clock, book=book, texts=texts)
+    )
+    app.include_router(
+        cap_router(
+            sessions=sessions,
+            settings=settings,
+            clock=clock,
+            book=book,
+            texts=texts,
+            catalogue=Catalogue.load(),
+        )
+    )
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _launched(client: TestClient, clock: FixedClock) -> dict[str, Any]:
+    body = {
+        "type": "missing_person",
+        "headline": "Vermist: jongen (8), blauwe jas",
+        "description": DESCRIPTION,
+        "instruction": INSTRUCTION,
+        "area": {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 3000}},
+        "expires_at": (clock() + timedelta(hours=2)).isoformat(),
+    }
+    created = client.post("/api/v1/actions", headers=AUTH, json=body)
+    assert created.status_code == 201, created.text
+    action = created.json()
+    assert client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH).status_code == 200
+    return client.get(f"/api/v1/actions/{action['id']}", headers=AUTH).json()  # type: ignore[no-any-return]
+
+
+def _cap(client: TestClient, action_id: int) -> bytes:
+    response = client.get(f"/api/v1/actions/{action_id}/cap", headers=AUTH)
+    assert response.status_code == 200
+    assert validation_errors(response.content) == []
+    return response.content
+
+
+def _find(document: bytes, path: str) -> list[str]:
+    return [e.text or "" for e in etree.fromstring(document).iterfind(path, {"c": NS})]
+
+
+def _reference(action: dict[str, Any]) -> str:
+    """Our alert of a launched action as a CAP reference: sender, identifier, sent."""
+    sent = cap_time(_at(action["launched_at"]))
+    return f"{SENDER},burgernet-{action['code']},{sent}"
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _message(
+    msg_type: str,
+    references: str,
+    *,
+    identifier: str = "MK-OOST-2026-0042-1",
+    description: str = "",
+    instruction: str = "",
+    info: bool = True,
+    note: str = "",
+) -> bytes:
+    """A dispatch system's CAP Update or Cancel."""
+    body = f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="{NS}">
+  <identifier>{identifier}</identifier>
+  <sender>{DISPATCH}</sender>
+  <sent>2026-11-20T15:40:00+01:00</sent>
+  <status>Actual</status>
+  <msgType>{msg_type}</msgType>
+  <scope>Public</scope>{f"<note>{note}</note>" if note else ""}
+  <references>{references}</references>"""
+    if info:
+        body += f"""
+  <info>
+    <language>nl-NL</language>
+    <category>Rescue</category>
+    <event>Vermissing</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Observed</certainty>
+    <headline>Vermist: jongen (8)</headline>
+    {f"<description>{description}</description>" if description else ""}
+    {f"<instruction>{instruction}</instruction>" if instruction else ""}
+  </info>"""
+    return (body + "\n</alert>").encode()
+
+
+def _nothing_sent(sessions: SessionFactory, action_id: int) -> None:
+    with sessions() as session:
+        kinds = {d.kind.value for d in session.exec(select(Delivery).where(Delivery.action_id == action_id))}
+        assert session.exec(select(ActionUpdate)).all() == []
+        action = get_action(session, action_id=action_id)
+    assert kinds == {"alert"} or kinds == set()
+    assert action.status is ActionStatus.ACTIVE
+
+
+def test_an_update_of_our_action_becomes_a_draft_update_and_sends_nothing(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    action = _launched(client, clock)
+    document = _message(
+        "Update",
+        _reference(action),
+        description=f"{DESCRIPTION}\n\nTim is gezien bij het station, met een rode pet.",
+        instruction="Volg hem op afstand en bel 112.",
+    )
+    response = client.post("/api/v1/cap", headers=CAP, content=document)
+    assert response.status_code == 201, response.text
+    change = response.json()
+    assert change["kind"] == "update" and change["status"] == "waiting"
+    assert (change["action_id"], change["action_code"]) == (action["id"], action["code"])
+    # Only what the Update adds to the story the action told.
+    assert change["text"] == "Tim is gezien bij het station, met een rode pet."
+    assert change["instruction"] == "Volg hem op afstand en bel 112."
+    assert (change["cap_sender"], change["cap_identifier"]) == (DISPATCH, "MK-OOST-2026-0042-1")
+    assert change["confirm_at"] == f"/controlroom/actions/{action['id']}"
+    _nothing_sent(sessions, action["id"])
+    with sessions() as session:
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.event == "cap_change_received")).all()
+    assert event.actor == f"cap:{DISPATCH}" and event.subject == f"action:{action['id']}"
+
+
+def test_a_cancel_of_our_action_waits_for_an_operator(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    action = _launched(client, clock)
+    # A Cancel may come without an info block; its note says why.
+    document = _message("Cancel", _reference(action), info=False, note="Melding ingetrokken: vergissing.")
+    response = client.post("/api/v1/cap", headers=CAP, content=document)
+    assert response.status_code == 201, response.text
+    change = response.json()
+    assert (change["kind"], change["status"], change["text"]) == (
+        "cancel",
+        "waiting",
+        "Melding ingetrokken: vergissing.",
+    )
+    _nothing_sent(sessions, action["id"])
+
+
+def test_our_cap_of_an_updated_action_posted_back_gives_a_waiting_update_with_the_same_text(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    action = _launched(client, clock)
+    clock.advance(minutes=5)
+    first = {"text": "Tim is gezien bij het station.", "instruction": ""}
+    assert client.post(f"/api/v1/actions/{action['id']}/updates", headers=AUTH, json=first).status_code == 201
+    clock.advance(minutes=5)
+    second = {"text": "Hij draagt nu een rode pet.", "instruction": "Volg hem op afstand en bel 112."}
+    assert (
+        client.post(f"/api/v1/actions/{action['id']}/updates", headers=AUTH, json=second).status_code == 201
+    )
+    document = _cap(client, action["id"])
+    assert _find(document, "c:msgType") == ["Update"]
+    response = client.post("/api/v1/cap", headers=CAP, content=document)
+    assert response.status_code == 201, response.text
+    change = response.json()
+    assert change["kind"] == "update"
+    assert (change["text"], change["instruction"]) == (second["text"], second["instruction"])
+    assert change["cap_identifier"] == _find(document, "c:identifier")[0]
+
+
+def test_our_cap_of_an_update_without_instruction_gives_none(client: TestClient, clock: FixedClock) -> None:
+    action = _launched(client, clock)
+    clock.advance(minutes=5)
+    update = {"text": "Tim is gezien bij het station."}
+    assert (
+        client.post(f"/api/v1/actions/{action['id']}/updates", headers=AUTH, json=update).status_code == 201
+    )
+    document = _cap(client, action["id"])
+    assert _find(document, "c:info/c:instruction") == [INSTRUCTION]  # the action's own, repeated
+    change = client.post("/api/v1/cap", headers=CAP, content=document).json()
+    assert (change["text"], change["instruction"]) == (update["text"], "")
+
+
+def test_our_cap_of_a_cancelled_action_posted_back_gives_a_waiting_cancel_with_the_same_text(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, texts: AlertTexts
+) -> None:
+    action = _launched(client, clock)
+    with sessions() as session:
+        running = get_action(session, action_id=action["id"])
+    clock.advance(minutes=5)
+    # Our CAP out as it reads once the action is cancelled (written by the same function as GET …/cap);
+    # the action itself still runs here, so the Cancel can wait for an operator.
+    cancelled = running.model_copy(
+        update={
+            "status": ActionStatus.CANCELLED,
+            "outcome": ActionOutcome.CANCELLED,
+            "closing_text": "",
+            "closed_at": clock(),
+        }
+    )
+    document = alert_xml(
+        cancelled,
+        sender=SENDER,
+        web=f"{PUBLIC}/a/{action['code']}",
+        event="Vermissing",
+        area_desc="Enschede",
+    )
+    assert validation_errors(document) == []
+    assert _find(document, "c:msgType") == ["Cancel"]
+    response = client.post("/api/v1/cap", headers=CAP, content=document)
+    assert response.status_code == 201, response.text
+    change = response.json()
+    assert change["kind"] == "cancel"
+    assert change["text"] == _find(document, "c:info/c:description")[0] == DESCRIPTION
+    _nothing_sent(sessions, action["id"])
+
+
+def test_the_same_message_twice_is_one_change(client: TestClient, clock: FixedClock) -> None:
+    action = _launched(client, clock)
+    document = _message("Update", _reference(action), description="Rode pet.")
+    assert client.post("/api/v1/cap", headers=CAP, content=document).status_code == 201
+    again = client.post("/api/v1/cap", headers=CAP, content=document)
+    assert again.status_code == 409
+    assert "received already" in again.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("references", "words"),
+    [
+        ("other@example,X-1,2026-11-20T15:00:00+01:00", "must reference one of our alerts"),
+        (f"{SENDER},burgernet-BN-WWWW,2026-11-20T15:00:00+01:00", "is no message of ours"),
+        (f"{SENDER},something-else,2026-11-20T15:00:00+01:00", "is no message of ours"),
+        ("{ours_wrong_time}", "is no message of ours"),
+        (f"{SENDER},burgernet-{{code}}-update-7,{{sent}}", "is no message of ours"),
+        ("garbage", "is not 'sender,identifier,sent'"),
+        (f"{SENDER},burgernet-{{code}},yesterday", "is not a CAP dateTime"),
+    ],
+    ids=["foreign", "unknown-code", "not-ours", "wrong-sent", "no-such-update", "garbage", "bad-time"],
+)
+def test_a_reference_to_no_action_of_ours_is_a_422(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, references: str, words: str
+) -> None:
+    action = _launched(client, clock)
+    sent = cap_time(_at(action["launched_at"]))
+    wrong = cap_time(_at(action["launched_at"]) + timedelta(minutes=1))
+    references = references.format(
+        code=action["code"], sent=sent, ours_wrong_time=f"{SENDER},burgernet-{action['code']},{wrong}"
+    )
+    for msg_type in ("Update", "Cancel"):
+        document = _message(msg_type, references, description="Rode pet.")
+        response = client.post("/api/v1/cap", headers=CAP, content=document)
+        assert response.status_code == 422, response.text
+        assert words in response.json()["detail"][0]["msg"]
+    with sessions() as session:
+        assert session.exec(select(CapChange)).all() == []
+
+
+@pytest.mark.parametrize("ending", ["close", "cancel"])
+def test_an_action_that_no_longer_runs_is_a_409(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, ending: str
+) -> None:
+    action = _launched(client, clock)
+    reference = _reference(action)
+    body = (
+        {"outcome": "found", "closing_text": "Tim is gevonden."} if ending == "close" else {"reason": "Fout."}
+    )
+    assert client.post(f"/api/v1/actions/{action['id']}/{ending}", headers=AUTH, json=body).status_code == 200
+    for n, msg_type in enumerate(("Update", "Cancel")):
+        document = _message(msg_type, reference, identifier=f"MK-{n}", description="Rode pet.")
+        response = client.post("/api/v1/cap", headers=CAP, content=document)
+        assert response.status_code == 409, response.text
+        assert "only an active action" in response.json()["detail"]
+    # A reference to our closing message names the action as well: still 409, not "unknown".
+    ended = _cap(client, action["id"])
+    triple = ",".join(_find(ended, f"c:{name}")[0] for name in ("sender", "identifier", "sent"))
+    response = client.post("/api/v1/cap", headers=CAP, content=_message("Update", triple, description="x"))
+    assert response.status_code == 409
+    with sessions() as session:
+        assert session.exec(select(CapChange)).all() == []
+
+
+def test_a_draft_takes_no_cap_update(client: TestClient, clock: FixedClock) -> None:
+    body = {
+        "type": "other",
+        "headline": "Inbraak",
+        "description": "Inbraak aan de Hengelosestraat.",
+        "area": {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 3000}},
+        "expires_at": (clock() + timedelta(hours=2)).isoformat(),
+    }
+    draft = client.post("/api/v1/actions", headers=AUTH, json=body).json()
+    reference = f"{SENDER},burgernet-{draft['code']},{cap_time(_at(draft['created_at']))}"
+    response = client.post("/api/v1/cap", headers=CAP, content=_message("Update", reference, description="x"))
+    assert response.status_code == 409
+    assert "is draft" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"info": False}, "an Update needs an info block"),
+        ({"description": "x" * 1300}, "longer than 1200"),
+        ({"description": "Rode pet.", "instruction": "y" * 400}, "longer than 300"),
+    ],
+    ids=["no-info", "long-text", "long-instruction"],
+)
+def test_an_update_we_cannot_use_is_a_422(
+    client: TestClient, clock: FixedClock, changes: dict[str, Any], words: str
+) -> None:
+    action = _launched(client, clock)
+    response = client.post(
+        "/api/v1/cap", headers=CAP, content=_message("Update", _reference(action), **changes)
+    )
+    assert response.status_code == 422, response.text
+    assert words in response.json()["detail"][0]["msg"]
+
+
+def test_invalid_cap_update_is_a_422_with_the_schema_error(client: TestClient, clock: FixedClock) -> None:
+    action = _launched(client, clock)
+    document = _message("Update", _reference(action), description="x").replace(b"<scope>Public</scope>", b"")
+    response = client.post("/api/v1/cap", headers=CAP, content=document)
+    assert response.status_code == 422
+    assert "scope" in response.json()["detail"][0]["msg"]
+    ack = _message("Ack", _reference(action), description="x")
+    response = client.post("/api/v1/cap", headers=CAP, content=ack)
+    assert response.status_code == 422
+    assert "Ack is not taken here" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("description", "told", "new"),
+    [
+        ("A\n\nB", ["A"], "B"),
+        ("A\n\nB\n\nC", ["A", "B"], "C"),
+        ("A\n\nB", ["A", "B"], "B"),
+        ("Iets anders.", ["A", "B"], "Iets anders."),
+        ("A  zegt\n\n  B \n\nC", ["A zegt", "B"], "C"),
+        ("A\n\nB C", ["A", "B"], "B C"),
+        ("A", ["A"], "A"),
+    ],
+    ids=[
+        "one-new",
+        "after-updates",
+        "echo-gives-last",
+        "other-story",
+        "spacing",
+        "changed-part",
+        "only-told",
+    ],
+)
+def test_new_text_is_what_the_update_adds(description: str, told: list[str], new: str) -> None:
+    assert new_text(description, told) == new
+
+
+def test_waiting_changes_are_stored_until_decided(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    action = _launched(client, clock)
+    client.post("/api/v1/cap", headers=CAP, content=_message("Update", _reference(action), description="x"))
+    with sessions() as session:
+        [change] = session.exec(select(CapChange)).all()
+    assert change.status is CapChangeStatus.WAITING and change.decided_by is None
+    assert change.received_at == clock()
+
+
+def test_the_same_message_twice_at_once_is_one_change(
+    client: TestClient,
+    clock: FixedClock,
+    sessions: SessionFactory,
+    book: PostcodeBook,
+    texts: AlertTexts,
+) -> None:
+    action = _launched(client, clock)
+    service = ActionService(
+        sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
+    )
+    changes = CapChanges(actions=service, sender=SENDER)
+    message = read_change(_message("Update", _reference(action), description="Rode pet."))
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def post() -> None:
+        start.wait()
+        try:
+            changes.receive(message)
+            results.append("stored")
+        except CapMessageSeen:
+            results.append("seen")
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["seen", "stored"]
+    with sessions() as session:
+        assert len(session.exec(select(CapChange)).all()) == 1

@@ -1,0 +1,132 @@
+"""A dispatch system's CAP Update of a running action, confirmed in Debian's Chromium on the whole app: the
+open live page says it came in; the waiting update stands above everything (1280×900 and 420×860),
+nothing is sent until the operator clicks "Versturen"; then the six the alert reached get it, and the
+public page shows it on a phone, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.api.cap import cap_sender
+from bot.cap.document import NS, read_change
+from bot.services.actions import ActionService
+from bot.services.cap_changes import CapChanges
+from storage.actions import get_action
+from storage.models import ActionUpdate, AuditEvent, CapChange, CapChangeStatus
+from tests.browser.conftest import LiveRoom, shot
+from tests.browser.test_controlroom_browser import _login
+from tests.browser.test_evolve_browser import _launched
+
+pytestmark = pytest.mark.browser
+NEWS = "Noah is gezien bij het station, met een rode pet."
+INSTRUCTION = "Volg hem op afstand en bel 112."
+
+
+def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:
+    """The dispatch system's CAP Update of our alert, as `POST /api/v1/cap` reads and stores it."""
+    runtime = room.runtime
+    service = ActionService(
+        sessions=runtime.sessions,
+        clock=runtime.clock,
+        book=runtime.book,
+        texts=runtime.texts,
+        settings=room.settings,
+    )
+    changes = CapChanges(actions=service, sender=cap_sender(room.settings))
+    with runtime.sessions() as session:
+        action = get_action(session, action_id=action_id)
+    assert action.launched_at is not None
+    sent = action.launched_at.replace(microsecond=0).isoformat()
+    document = f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="{NS}">
+  <identifier>MK-OOST-2026-0042-2</identifier>
+  <sender>meldkamer-oost@politie.example</sender>
+  <sent>{sent}</sent>
+  <status>Actual</status>
+  <msgType>Update</msgType>
+  <scope>Public</scope>
+  <references>{changes.sender},burgernet-{action.code},{sent}</references>
+  <info>
+    <language>nl-NL</language>
+    <category>Rescue</category>
+    <event>Vermissing</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Observed</certainty>
+    <headline>{action.headline}</headline>
+    <description>{action.description}\n\n{NEWS}</description>
+    <instruction>{INSTRUCTION}</instruction>
+  </info>
+</alert>""".encode()
+    change = changes.receive(read_change(document))
+    assert change.id is not None
+    return change.id
+
+
+def test_an_operator_confirms_a_waiting_cap_update(live_room: LiveRoom, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    action_id, code = _launched(room)
+    everyone = [*room.sms, *(f"whatsapp:{n}" for n in room.whatsapp)]
+    for to in everyone:
+        room.sent(to, 1)
+
+    # The operator has the live page open when the Update comes in: the page offers the reload.
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="nl-NL").new_page()
+    _login(page, room.url, "olga")
+    page.goto(f"{room.url}/controlroom/actions/{action_id}")
+    expect(page.locator("#cap-arrived")).to_be_hidden()
+    change_id = _update_from_dispatch(room, action_id)
+    expect(page.locator("#cap-arrived")).to_be_visible()
+    shot(page, "cap-arrived-1280")
+    page.get_by_role("link", name="Pagina vernieuwen").click()
+    card = page.locator(f"#cap-change-{change_id}")
+    expect(card.get_by_role("heading")).to_have_text("Aanvulling via CAP wacht op bevestiging")
+    expect(card.get_by_label("Tekst van de aanvulling")).to_have_value(NEWS)
+    expect(card.get_by_label("Nieuwe instructie")).to_have_value(INSTRUCTION)
+    # Above the tips and the map: the first thing the operator sees.
+    assert card.bounding_box()["y"] < page.locator("#tips-h").bounding_box()["y"]
+    expect(card).to_be_in_viewport()
+    shot(page, "cap-change-1280")
+
+    phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
+    _login(phone, room.url, "olga")
+    phone.goto(f"{room.url}/controlroom/actions/{action_id}")
+    expect(phone.locator(f"#cap-change-{change_id}").get_by_role("button", name="Versturen")).to_be_visible()
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the live page scrolls sideways on a phone by {overflow}px"
+    shot(phone, "cap-change-420")
+
+    # Nothing went out while it waited.
+    assert [len([m for m in room.fake.messages() if m["To"] == to]) for to in everyone] == [1] * 6
+    card.get_by_role("button", name="Versturen").click()
+    expect(page.locator(".flash")).to_have_text("Aanvulling 1 via CAP verstuurd naar 6 ontvangers.")
+    expect(page.locator("#cap-changes")).to_have_count(0)
+    expect(page.locator("#updates")).to_contain_text(NEWS)
+    update = room.sent(room.sms[0], 2)[1]["Body"]
+    assert update.startswith(f"Aanvulling Burgernet {code}: {NEWS}")
+    assert INSTRUCTION in update
+    for to in everyone:
+        room.sent(to, 2)
+    with room.runtime.sessions() as session:
+        change = session.get(CapChange, change_id)
+        [row] = session.exec(select(ActionUpdate)).all()
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.event == "cap_change_confirmed")).all()
+    assert change is not None and change.status is CapChangeStatus.SENT and change.update_no == 1
+    assert (row.text, row.created_by, event.actor) == (NEWS, "operator:olga", "operator:olga")
+
+    # The public page on a phone: the update under the alert, with its time, no name of who sent it.
+    public = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
+    public.goto(f"{room.url}/a/{code}")
+    expect(public.locator("#updates-h")).to_have_text("Aanvullingen")
+    expect(public.locator(".updates li")).to_have_count(1)
+    expect(public.locator(".updates li").first).to_contain_text("Aanvulling 1 · ")
+    expect(public.locator(".updates li").first).to_contain_text(NEWS)
+    assert "olga" not in public.content()
+    overflow = public.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the public page scrolls sideways on a phone by {overflow}px"
+    shot(public, "action-page-updates-420")
