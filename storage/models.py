@@ -672,7 +672,6 @@ class TipForward(SQLModel, table=True):
     __tablename__ = "tip_forward"
     __table_args__ = (
         sa.Index("ix_tip_forward_webhook", "webhook_state", "id"),
-        sa.Index("ix_tip_forward_chat", "chat_state", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -690,13 +689,6 @@ class TipForward(SQLModel, table=True):
     webhook_lease_until: datetime | None = None
     webhook_error: str | None = None
     webhook_sent_at: datetime | None = None
-    chat_state: str = Field(default="skipped", max_length=16)
-    """The operators' Telegram chat: `pending`, `done`, or `skipped` (no chat configured)."""
-    chat_attempts: int = 0
-    chat_next_at: datetime | None = None
-    chat_lease_until: datetime | None = None
-    chat_error: str | None = None
-    chat_sent_at: datetime | None = None
 
 
 class TipMessage(SQLModel, table=True):
@@ -704,7 +696,6 @@ class TipMessage(SQLModel, table=True):
     outbound row, `outbound_id`)."""
 
     __tablename__ = "tip_message"
-    __table_args__ = (sa.Index("ix_tip_message_queue", "state", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     tip_id: int = Field(foreign_key="tip.id", index=True, ondelete="CASCADE")
@@ -717,10 +708,6 @@ class TipMessage(SQLModel, table=True):
     """In: `done`; out: `queued` as written (its sending state is its outbound row's, `question_states`)."""
     outbound_id: int | None = None
     """Out: the `outbound_message` row that sends the question (no foreign key: that row is purged sooner)."""
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    lease_until: datetime | None = None
-    error: str | None = None
 
 
 class TipMedia(SQLModel, table=True):

@@ -1,5 +1,5 @@
-"""Store functions for the tip outbox: the forward rows (stream events; the webhook lane, strictly in
-order, leased) and the operators' questions to tipsters (each sent by its outbound row).
+"""Store functions for the tip outbox: the forward rows (stream events; the control-room webhook's queue,
+strictly in order, leased) and the operators' questions to tipsters (each sent by its outbound row).
 
 Like the other store functions these take the caller's session and keyword-only arguments and never
 commit: the forwarder commits a claim before it sends and the result after, one transaction each.
@@ -46,34 +46,29 @@ def last_forward_id(session: Session) -> int:
     return int(session.scalar(select(func.max(TipForward.id))) or 0)
 
 
-WEBHOOK = "webhook"
-"""The lane a forward row goes out on: the control-room webhook (the operators' chat is an outbound row)."""
-
-
-def _lane(lane: str, name: str) -> Any:
-    return col(getattr(TipForward, f"{lane}_{name}"))
-
-
-def claim_forward(session: Session, *, lane: str, now: datetime, lease: timedelta) -> TipForward | None:
-    """The oldest forward not yet acknowledged on a lane, leased to the caller; None when the head is not due.
+def claim_forward(session: Session, *, now: datetime, lease: timedelta) -> TipForward | None:
+    """The oldest forward the control-room webhook has not acknowledged, leased to the caller; None when the
+    head is not due.
 
     Strictly in order: a forward waits until the ones before it were acknowledged, so the control room
     receives a tip's versions in the order they were written.
     """
     head = session.exec(
-        select(TipForward).where(_lane(lane, "state") == PENDING).order_by(col(TipForward.id)).limit(1)
+        select(TipForward)
+        .where(col(TipForward.webhook_state) == PENDING)
+        .order_by(col(TipForward.id))
+        .limit(1)
     ).first()
     if head is None:
         return None
-    due = utc(getattr(head, f"{lane}_next_at"))
-    leased = utc(getattr(head, f"{lane}_lease_until"))
+    due, leased = utc(head.webhook_next_at), utc(head.webhook_lease_until)
     if (due is not None and due > now) or (leased is not None and leased > now):
         return None
+    free = col(TipForward.webhook_lease_until).is_(None) | (col(TipForward.webhook_lease_until) <= now)
     claimed = session.execute(
         update(TipForward)
-        .where(col(TipForward.id) == head.id, _lane(lane, "state") == PENDING)
-        .where(_lane(lane, "lease_until").is_(None) | (_lane(lane, "lease_until") <= now))
-        .values({f"{lane}_lease_until": now + lease})
+        .where(col(TipForward.id) == head.id, col(TipForward.webhook_state) == PENDING, free)
+        .values(webhook_lease_until=now + lease)
         .execution_options(synchronize_session=False)
     )
     if getattr(claimed, "rowcount", 0) != 1:
@@ -82,35 +77,31 @@ def claim_forward(session: Session, *, lane: str, now: datetime, lease: timedelt
     return head
 
 
-def forward_done(session: Session, *, lane: str, forward_id: int, now: datetime) -> None:
-    """The lane's receiver acknowledged the forward."""
+def forward_done(session: Session, *, forward_id: int, now: datetime) -> None:
+    """The webhook acknowledged the forward."""
     session.execute(
         update(TipForward)
         .where(col(TipForward.id) == forward_id)
         .values(
-            {
-                f"{lane}_state": DONE,
-                f"{lane}_sent_at": now,
-                f"{lane}_lease_until": None,
-                f"{lane}_error": None,
-                f"{lane}_attempts": _lane(lane, "attempts") + 1,
-            }
+            webhook_state=DONE,
+            webhook_sent_at=now,
+            webhook_lease_until=None,
+            webhook_error=None,
+            webhook_attempts=col(TipForward.webhook_attempts) + 1,
         )
     )
 
 
-def forward_failed(session: Session, *, lane: str, forward_id: int, error: str, next_at: datetime) -> None:
-    """The forward was not acknowledged on the lane: try again at `next_at`."""
+def forward_failed(session: Session, *, forward_id: int, error: str, next_at: datetime) -> None:
+    """The webhook did not acknowledge the forward: try again at `next_at`."""
     session.execute(
         update(TipForward)
         .where(col(TipForward.id) == forward_id)
         .values(
-            {
-                f"{lane}_lease_until": None,
-                f"{lane}_error": error[:200],
-                f"{lane}_next_at": next_at,
-                f"{lane}_attempts": _lane(lane, "attempts") + 1,
-            }
+            webhook_lease_until=None,
+            webhook_error=error[:200],
+            webhook_next_at=next_at,
+            webhook_attempts=col(TipForward.webhook_attempts) + 1,
         )
     )
 

@@ -85,8 +85,5 @@ def forward_point(session: Session, *, tip_id: int, now: datetime, webhook: bool
             created_at=now,
             webhook_state=PENDING if webhook else SKIPPED,
             webhook_next_at=now,
-            # The operators' chat had the tip already: a point alone is not worth another message there.
-            chat_state=SKIPPED,
-            chat_next_at=now,
         )
     )

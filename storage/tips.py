@@ -174,10 +174,6 @@ def _forward(
             "webhook_state": PENDING if webhook else SKIPPED,
             "webhook_attempts": 0,
             "webhook_next_at": now,
-            # The operators' chat is an outbound row the tip flow writes beside this one.
-            "chat_state": SKIPPED,
-            "chat_attempts": 0,
-            "chat_next_at": now,
         },
     )
 
@@ -210,7 +206,6 @@ def _message_row(tip: Tip, text: str, now: datetime) -> dict[str, Any]:
         "text": text,
         "at": now,
         "state": DONE,
-        "attempts": 0,
     }
 
 

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.tips.worker import WakeableWorker
 from storage.db import SessionFactory, transaction
 from storage.models import TipForward
-from storage.tip_outbox import WEBHOOK, claim_forward, forward_done, forward_failed
+from storage.tip_outbox import claim_forward, forward_done, forward_failed
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class TipForwarder(WakeableWorker):
         if not self._webhook:
             return 0
         sent = 0
-        while (batch := await self._lane_batch(WEBHOOK, self._batch)) > 0:
+        while (batch := await self._batch_to_webhook(self._batch)) > 0:
             sent += batch
             if batch < self._batch:
                 break
@@ -128,30 +128,28 @@ class TipForwarder(WakeableWorker):
     def _backoff(self, attempts: int) -> float:
         return float(min(self._backoff_base_s * 2 ** max(attempts - 1, 0), self._backoff_max_s))
 
-    async def _lane_batch(self, lane: str, limit: int) -> int:
-        """Send forwards from the head of a lane's queue until one fails or none is due."""
+    async def _batch_to_webhook(self, limit: int) -> int:
+        """Send forwards from the head of the webhook's queue until one fails or none is due."""
         sent = 0
         for _ in range(limit):
             now = self._clock()
             with transaction(self._sessions) as session:
-                forward = claim_forward(session, lane=lane, now=now, lease=LEASE)
+                forward = claim_forward(session, now=now, lease=LEASE)
             if forward is None:
                 return sent
             error = await self._post(forward)
             now = self._clock()
-            attempts = getattr(forward, f"{lane}_attempts") + 1
+            attempts = forward.webhook_attempts + 1
             wait = self._backoff(attempts)
             with transaction(self._sessions) as session:
                 if error is None:
-                    forward_done(session, lane=lane, forward_id=forward.id or 0, now=now)
+                    forward_done(session, forward_id=forward.id or 0, now=now)
                 else:
                     next_at = now + timedelta(seconds=wait)
-                    forward_failed(
-                        session, lane=lane, forward_id=forward.id or 0, error=error, next_at=next_at
-                    )
+                    forward_failed(session, forward_id=forward.id or 0, error=error, next_at=next_at)
             if error is not None:
                 log.warning(
-                    "tip %s: forward %s not acknowledged (%s); retry in %.0f s", lane, forward.id, error, wait
+                    "tip webhook: forward %s not acknowledged (%s); retry in %.0f s", forward.id, error, wait
                 )
                 return sent
             sent += 1

@@ -47,8 +47,8 @@ def test_downgrade_one_step_and_up_again(tmp_path: Path) -> None:
     before = _columns(url)
     downgrade(url, "-1")
     after = _columns(url)
-    # A step may add only columns to tables that were there: compare columns, not only tables.
-    assert after < before or head.down_revision is None and after == set()
+    # Compare columns, not only tables: a step may add columns to tables that were there or drop some.
+    assert after != before or head.down_revision is None and after == set()
     migrate(url)
     assert _columns(url) == before
 
