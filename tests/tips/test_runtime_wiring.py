@@ -20,6 +20,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from tests.conftest import FixedClock
+from tests.e2e.serving import outbox_settled
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.tips.conftest import launch, person
 from tests.tips.loopback import Receiver, free_port
@@ -119,6 +120,8 @@ async def test_a_tip_through_the_running_app(
         "station",
     )
 
+    # The thanks leaves through the dispatcher, which may still be sending it when the event arrives.
+    await outbox_settled(runtime.sessions)
     [reply] = fake.messages()
     assert reply["To"] == jan.sender
     assert reply["Body"] == runtime.catalogue.render("nl", "tip.thanks", code=action.code)
