@@ -114,14 +114,13 @@ def decide_cap_change(
     status: CapChangeStatus,
     actor: str,
     now: datetime,
-    update_no: int | None = None,
 ) -> None:
     """Mark a waiting change sent or discarded by this operator. Raises CapChangeDecided."""
     claimed = session.execute(
         update(CapChange)
         .where(col(CapChange.id) == change.id, col(CapChange.status) == CapChangeStatus.WAITING.value)
-        .values(status=status.value, decided_by=actor, decided_at=now, update_no=update_no)
+        .values(status=status.value, decided_by=actor, decided_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise CapChangeDecided(change.id)
-    change.status, change.decided_by, change.decided_at, change.update_no = status, actor, now, update_no
+    change.status, change.decided_by, change.decided_at = status, actor, now
