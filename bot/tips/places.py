@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -106,10 +107,10 @@ class TipPlaces(WakeableWorker):
         if centre not in self._towns:
             if len(self._towns) >= TOWNS_KEPT:
                 self._towns.clear()
-            best = min(
-                self._book, key=lambda p: (p.lat - near.lat) ** 2 + (p.lon - near.lon) ** 2, default=None
-            )
-            self._towns[centre] = best.place if best is not None else None
+            try:
+                self._towns[centre] = self._book.nearest(near.lat, near.lon, math.inf).place
+            except LookupError:
+                self._towns[centre] = None
         return self._towns[centre]
 
     def _waiting(self, after: tuple[datetime, int]) -> list[PlaceToFind]:
