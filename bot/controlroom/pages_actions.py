@@ -792,6 +792,15 @@ def _flashed(action_id: int, message: str) -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/actions/{action_id}?{urlencode({'flash': message})}", status_code=303)
 
 
+def _update_problem(text: str | None, instruction: str) -> str | None:
+    """The catalogue key of what is wrong with an update's text and instruction as typed, or None."""
+    if text is not None and not text:
+        return "evolve.blank_text"
+    if len(text or "") > MAX_DESCRIPTION or len(instruction) > MAX_INSTRUCTION:
+        return "evolve.too_long"
+    return None
+
+
 def _again(
     request: Request, visitor: Visitor, action_id: int, form: str, values: dict[str, str], message: str
 ) -> HTMLResponse:
@@ -814,10 +823,9 @@ async def send_update(request: Request, visitor: ActionPoster, action_id: int) -
     def again(key: str) -> HTMLResponse:
         return _again(request, visitor, action_id, "update", values, t(key))
 
-    if not values["text"]:
-        return again("evolve.blank_text")
-    if len(values["text"]) > MAX_DESCRIPTION or len(values["instruction"]) > MAX_INSTRUCTION:
-        return again("evolve.too_long")
+    problem = _update_problem(values["text"], values["instruction"])
+    if problem is not None:
+        return again(problem)
     try:
         photo = await _photo_from_form(cr, form, visitor.language)
     except FormProblem as exc:
@@ -875,10 +883,10 @@ async def confirm_cap_change(
     def again(key: str) -> HTMLResponse:
         return _live_page(request, visitor, action_id, cap_error=(change_id, t(key)), status_code=422)
 
-    if "text" in edited and not edited["text"]:
-        return again("evolve.blank_text")
-    if len(edited.get("text", "")) > MAX_DESCRIPTION or len(edited.get("instruction", "")) > MAX_INSTRUCTION:
-        return again("evolve.too_long")
+    # A cancel's form has no text: only what the operator sent is checked.
+    problem = _update_problem(edited.get("text"), edited.get("instruction", ""))
+    if problem is not None:
+        return again(problem)
     try:
         change, queued = _cap_changes(cr).confirm(
             action_id,
