@@ -20,23 +20,39 @@ from storage.db import SessionFactory
 from storage.models import OutboundMessage
 from storage.vocabulary import DeliveryStatus
 
+# Starting (migrations done, fakes on loopback) takes well under a second; this long means it never will.
+START_S = 30.0
+# Uvicorn waits for every running request before it stops; an event stream the test left open never ends.
+SHUTDOWN_S = 5.0
+
 
 @asynccontextmanager
-async def served(app: FastAPI, port: int = 0) -> AsyncIterator[httpx.AsyncClient]:
+async def served(app: FastAPI, port: int = 0, *, timeout_s: float = 30.0) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the running app; the server (and the app's background work) stops afterwards.
 
     `port` 0 takes a free one; a test whose public base URL must point at the app picks it first.
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_S,
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
+    deadline = asyncio.get_running_loop().time() + START_S
     while not server.started:
         if serving.done():
             serving.result()
+            # A lifespan that fails to start ends serve() quietly.
+            raise AssertionError("the app did not start (its startup failed; see the log above)")
+        assert asyncio.get_running_loop().time() < deadline, "the app did not start listening"
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as http:
             yield http
     finally:
         server.should_exit = True

@@ -105,7 +105,9 @@ def fake_rasa_server() -> Iterator[tuple[list[FakeRasa], str]]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the fake Rasa did not start"
         time.sleep(0.005)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield current, f"http://127.0.0.1:{port}"

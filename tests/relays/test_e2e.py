@@ -12,16 +12,14 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-import uvicorn
 
-from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.runtime import build_runtime
 from storage.actions import normalise_code
 from storage.crypto import new_data_key
 from storage.relays import relay_ref
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
+from tests.e2e.serving import served_runtime
 from tests.e2e.test_twilio_registration import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -66,20 +64,8 @@ def e2e_settings(database_url: str, fake: FakeTwilioApi) -> Settings:
 
 @pytest.fixture
 async def http(e2e_settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
-    runtime = build_runtime(e2e_settings, clock=clock, run_migrations=False)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    async with served_runtime(e2e_settings, clock) as (_, client):
         yield client
-    server.should_exit = True
-    await serving
 
 
 async def sent_to(fake: FakeTwilioApi, address: str, count: int) -> list[dict[str, Any]]:

@@ -16,18 +16,17 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-import uvicorn
 from sqlmodel import select
 
-from bot.app import create_app
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from storage.actions import normalise_code
 from storage.crypto import new_data_key
 from storage.models import Delivery, DeliveryKind, ProcessedEvent
 from storage.relays import relay_ref
 from tests.conftest import FixedClock
+from tests.e2e.serving import served_runtime
 from tests.fakes.telegram_api import FakeTelegramApi
 
 TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
@@ -75,22 +74,9 @@ class Running:
 
 @pytest.fixture
 async def running(e2e_settings: Settings, clock: FixedClock) -> AsyncIterator[Running]:
-    runtime = build_runtime(
-        e2e_settings, clock=clock, run_migrations=False, telegram_options={"per_chat_interval": 0}
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    options = {"per_chat_interval": 0}
+    async with served_runtime(e2e_settings, clock, telegram_options=options) as (runtime, client):
         yield Running(runtime, client)
-    server.should_exit = True
-    await serving
 
 
 def group_update(text: str, *, reply_to: int | None = None) -> dict[str, Any]:

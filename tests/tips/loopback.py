@@ -71,9 +71,11 @@ class Receiver:
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
+        deadline = asyncio.get_running_loop().time() + 30
         while not self._server.started:
             if self._task.done():
                 self._task.result()
+            assert not self._task.done() and asyncio.get_running_loop().time() < deadline, "did not start"
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:

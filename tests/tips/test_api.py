@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from bot.config import Settings, load_settings
@@ -23,8 +22,8 @@ from storage.crypto import DataVault
 from storage.db import SessionFactory, transaction
 from storage.models import Action, ActionOutcome, OutboundKind
 from tests.conftest import FixedClock
+from tests.e2e.serving import served
 from tests.tips.conftest import FakeChannel, launch, outbound, person, say, stored_tips
-from tests.tips.loopback import free_port
 
 TOKEN = "api-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,17 +52,8 @@ async def http(tips: TipServices) -> AsyncIterator[httpx.AsyncClient]:
     """The API served by uvicorn on loopback, and a client for it."""
     app = FastAPI()
     app.include_router(tips.api_router())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    async with served(app, timeout_s=10) as client:
         yield client
-    server.should_exit = True
-    await serving
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from twilio.request_validator import RequestValidator
 
 from bench.tip_bench import ACCOUNT_SID, API_TOKEN, AUTH_TOKEN, OUR_NUMBER, bench_settings, build_app
@@ -19,6 +18,7 @@ from bot.config import Settings
 from storage.crypto import DataVault, new_data_key
 from storage.vocabulary import ChannelKind
 from tests.conftest import FixedClock
+from tests.e2e.serving import served
 from tests.tips.conftest import launch, person
 from tests.tips.loopback import free_port
 from tests.tips.payloads import TESTDATA
@@ -50,19 +50,8 @@ def settings(database_url: str, port: int, data_key: str) -> Settings:
 @pytest.fixture
 async def http(settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
     app, _ = build_app(settings, clock=clock)
-    port = int(settings.public_base_url.rsplit(":", 1)[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=10) as client:
+    async with served(app, port=int(settings.public_base_url.rsplit(":", 1)[1]), timeout_s=10) as client:
         yield client
-    server.should_exit = True
-    await serving
 
 
 async def post_signed(http: httpx.AsyncClient, settings: Settings, path: str, form: dict[str, str]) -> int:

@@ -11,16 +11,14 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from tests.conftest import FixedClock
-from tests.e2e.serving import outbox_settled
+from tests.e2e.serving import outbox_settled, served_runtime
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.tips.conftest import launch, person
 from tests.tips.loopback import Receiver, free_port
@@ -67,21 +65,9 @@ def settings(database_url: str, fake: FakeTwilioApi, receiver: Receiver) -> Sett
 @pytest.fixture
 async def served(settings: Settings, clock: FixedClock) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
     timings = Timings(stream_poll_s=0.05, forwarder_poll_s=0.05)
-    runtime = build_runtime(settings, clock=clock, run_migrations=False, timings=timings)
-    app = create_app(runtime)
     port = int(settings.public_base_url.rsplit(":", 1)[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=10) as http:
+    async with served_runtime(settings, clock, port=port, timings=timings) as (runtime, http):
         yield runtime, http
-    server.should_exit = True
-    await serving
 
 
 async def test_a_tip_through_the_running_app(
