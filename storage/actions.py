@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, bindparam, delete, func, insert, or_, selec
 from sqlmodel import Session, col
 
 from storage.action_photos import delete_photo
+from storage.cap_changes import lapse_waiting_changes
 from storage.models import (
     Action,
     ActionOutcome,
@@ -382,6 +383,8 @@ def close_action(
     action.status, action.outcome, action.closing_text, action.closed_at = status, outcome, closing_text, now
     # A missing person's picture must not stay online once the search is over (closed, cancelled, expired).
     delete_photo(session, action_id=action.id or 0)
+    # A CAP update or cancel that waited for an operator has nothing left to change.
+    lapse_waiting_changes(session, action_id=action.id or 0, now=now)
     if not was_active:
         return 0
     # Relays that got the alert get the closing too, counted apart from the participants'.

@@ -20,7 +20,11 @@ class CapChangeNotFound(LookupError):
 
 
 class CapChangeDecided(Exception):
-    """The CAP change was confirmed or thrown away already."""
+    """The CAP change no longer waits: `status` says whether it was sent, thrown away, or lapsed."""
+
+    def __init__(self, change_id: int | None, status: CapChangeStatus) -> None:
+        super().__init__(f"CAP change {change_id} is {status.value}")
+        self.status = status
 
 
 class CapMessageSeen(Exception):
@@ -122,5 +126,16 @@ def decide_cap_change(
         .values(status=status.value, decided_by=actor, decided_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise CapChangeDecided(change.id)
+        now_status = session.scalar(select(col(CapChange.status)).where(col(CapChange.id) == change.id))
+        raise CapChangeDecided(change.id, now_status or CapChangeStatus.DISCARDED)
     change.status, change.decided_by, change.decided_at = status, actor, now
+
+
+def lapse_waiting_changes(session: Session, *, action_id: int, now: datetime) -> int:
+    """The action ended: its changes still waiting can no longer be sent. Returns how many lapsed."""
+    lapsed = session.execute(
+        update(CapChange)
+        .where(col(CapChange.action_id) == action_id, col(CapChange.status) == CapChangeStatus.WAITING.value)
+        .values(status=CapChangeStatus.LAPSED.value, decided_at=now)
+    )
+    return int(lapsed.rowcount)  # type: ignore[attr-defined]

@@ -405,11 +405,13 @@ class CapChangeKind(StrEnum):
 
 
 class CapChangeStatus(StrEnum):
-    """Where a CAP change stands: waiting for an operator, sent on their confirmation, or thrown away."""
+    """Where a CAP change stands: waiting for an operator, sent on their confirmation, thrown away, or
+    lapsed because the action ended while it waited."""
 
     WAITING = "waiting"
     SENT = "sent"
     DISCARDED = "discarded"
+    LAPSED = "lapsed"
 
 
 class CapChange(SQLModel, table=True):

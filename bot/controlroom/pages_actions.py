@@ -55,7 +55,7 @@ from storage.actions import (
 from storage.cap_changes import CapChangeDecided, CapChangeNotFound, waiting_changes
 from storage.db import transaction
 from storage.geo import InvalidPostcode, UnknownPostcode
-from storage.models import Action, ActionOutcome, ActionStatus, ActionType
+from storage.models import Action, ActionOutcome, ActionStatus, ActionType, CapChangeStatus
 from storage.participants import audit
 from storage.relays import relay_figures
 from storage.targeting import Area, Circle, InvalidArea, Municipalities, Polygon, parse_area
@@ -897,8 +897,8 @@ async def confirm_cap_change(
         )
     except (ActionNotFound, CapChangeNotFound):
         raise HTTPException(status_code=404, detail="no such CAP change") from None
-    except CapChangeDecided:
-        return _flashed(action_id, t("cap_change.decided"))
+    except CapChangeDecided as decided:
+        return _flashed(action_id, t(_DECIDED.get(decided.status, "cap_change.decided")))
     except ActionStateError:
         return _flashed(action_id, t("evolve.not_active"))
     except InvalidAction:
@@ -906,6 +906,10 @@ async def confirm_cap_change(
     if change.update_no is not None:
         return _flashed(action_id, t("cap_change.sent", number=change.update_no, count=queued))
     return _flashed(action_id, t("cap_change.cancelled", count=queued))
+
+
+# Why a CAP change could not be confirmed or thrown away: it no longer waits (sent or discarded otherwise).
+_DECIDED = {CapChangeStatus.LAPSED: "cap_change.lapsed"}
 
 
 @router.post("/actions/{action_id}/cap-changes/{change_id}/discard")
@@ -919,8 +923,8 @@ async def discard_cap_change(
         _cap_changes(cr).discard(action_id, change_id, actor=visitor.actor)
     except (ActionNotFound, CapChangeNotFound):
         raise HTTPException(status_code=404, detail="no such CAP change") from None
-    except CapChangeDecided:
-        return _flashed(action_id, t("cap_change.decided"))
+    except CapChangeDecided as decided:
+        return _flashed(action_id, t(_DECIDED.get(decided.status, "cap_change.decided")))
     return _flashed(action_id, t("cap_change.discarded"))
 
 

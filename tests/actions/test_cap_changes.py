@@ -23,7 +23,7 @@ from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges, new_text
 from bot.texts import Catalogue
 from storage.actions import get_action
-from storage.cap_changes import CapMessageSeen
+from storage.cap_changes import CapMessageSeen, actions_with_waiting_changes
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import (
@@ -412,6 +412,23 @@ def test_waiting_changes_are_stored_until_decided(
         [change] = session.exec(select(CapChange)).all()
     assert change.status is CapChangeStatus.WAITING and change.decided_by is None
     assert change.received_at == clock()
+
+
+@pytest.mark.parametrize("end", ["close", "cancel"])
+def test_a_change_still_waiting_when_the_action_ends_lapses(
+    client: TestClient, clock: FixedClock, sessions: SessionFactory, end: str
+) -> None:
+    action = _launched(client, clock)
+    update = _message("Update", _reference(action), description="Rode pet.")
+    assert client.post("/api/v1/cap", headers=CAP, content=update).status_code == 201
+    clock.advance(minutes=5)
+    body = {"reason": "Dubbel."} if end == "cancel" else {"outcome": "found", "closing_text": "Gevonden."}
+    assert client.post(f"/api/v1/actions/{action['id']}/{end}", headers=AUTH, json=body).status_code == 200
+    with sessions() as session:
+        [change] = session.exec(select(CapChange)).all()
+        assert actions_with_waiting_changes(session) == []
+    assert change.status is CapChangeStatus.LAPSED
+    assert change.decided_by is None and change.decided_at == clock()
 
 
 def test_the_same_message_twice_at_once_is_one_change(

@@ -261,8 +261,9 @@ async def test_confirming_needs_the_form_token_and_a_running_action(
     refused = await client.post(confirm, data={"csrf_token": csrf_of(page.text)})
     assert refused.status_code == 303
     shown = await client.get(refused.headers["location"])
-    assert "Deze actie loopt niet (meer)." in shown.text and 'id="cap-changes"' not in shown.text
-    assert _change(sessions, change_id).status is CapChangeStatus.WAITING
+    assert "De actie is afgelopen voordat dit CAP-bericht bevestigd was" in shown.text
+    assert 'id="cap-changes"' not in shown.text
+    assert _change(sessions, change_id).status is CapChangeStatus.LAPSED
     with sessions() as session:
         assert session.exec(select(ActionUpdate)).all() == []
 
