@@ -31,9 +31,7 @@ from bot.cap.document import (
     cap_time,
     describe_area,
     identifier_of,
-    message_type,
-    read_alert,
-    read_change,
+    read_cap,
 )
 from bot.clock import Clock
 from bot.config import Settings
@@ -166,14 +164,11 @@ def cap_router(
         actions as a draft update or a cancel for an operator to confirm in the control room."""
         body = await request.body()
         try:
-            msg_type = message_type(body)
-            if msg_type in ("Update", "Cancel"):
-                return await run_in_threadpool(_change, read_change(body))
-            if msg_type != "Alert":
-                raise CapError(f"a CAP {msg_type} is not taken here: send an Alert, Update or Cancel")
-            alert = read_alert(body)
+            alert = read_cap(body)
         except CapError as exc:
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body"], str(exc))]) from exc
+        if isinstance(alert, CapChangeMessage):
+            return await run_in_threadpool(_change, alert)
         try:
             # The same checks as an action posted as JSON: lengths, blanks, the area inside the country.
             fields = ActionIn.model_validate(

@@ -9,11 +9,12 @@ closed; CAP has no holes, so a GeoJSON hole is left out), or the municipalities 
 Our action type travels as an `eventCode` and the operator's ranking point as a `parameter`, so that
 reading our own alert back gives the same fields.
 
-In: `read_alert(body)` parses without entities, DTDs or network access, validates against the OASIS
-schema and maps the first Dutch `info` (else the first) onto `CapAlert`; anything it cannot map raises
-`CapError` with a message the API answers with 422. `read_change(body)` reads an Update or Cancel the same
-way: its `references` as triples, the Dutch info's description and instruction (a Cancel may have no
-info); `our_message` says which of our messages (alert, update n, close or cancel) an identifier names.
+In: `read_cap(body)` parses without entities, DTDs or network access and validates against the OASIS
+schema, once. An Alert maps the first Dutch `info` (else the first) onto `CapAlert`; anything it cannot
+map raises `CapError` with a message the API answers with 422. An Update or Cancel becomes a
+`CapChangeMessage`: its `references` as triples, the Dutch info's description and instruction (a Cancel
+may have no info); `our_message` says which of our messages (alert, update n, close or cancel) an
+identifier names.
 """
 
 from __future__ import annotations
@@ -245,16 +246,21 @@ def alert_xml(
 
 def validation_errors(document: bytes) -> list[str]:
     """What makes a document invalid CAP 1.2 (empty when it is valid)."""
+    return _checked(document)[1]
+
+
+def _checked(document: bytes) -> tuple[etree._Element | None, list[str]]:
+    """The parsed document and what makes it invalid CAP 1.2: parsed and validated once."""
     try:
         tree = etree.fromstring(document, _parser())
     except etree.XMLSyntaxError as exc:
-        return [f"not well-formed XML: {exc}"]
+        return None, [f"not well-formed XML: {exc}"]
     if tree.getroottree().docinfo.doctype:
         # CAP needs no DTD; one here can only be meant to declare entities.
-        return ["a DOCTYPE (DTD) is not allowed in CAP"]
+        return None, ["a DOCTYPE (DTD) is not allowed in CAP"]
     if schema().validate(tree):
-        return []
-    return [f"line {e.line}: {e.message}" for e in schema().error_log]
+        return tree, []
+    return None, [f"line {e.line}: {e.message}" for e in schema().error_log]
 
 
 def _text(parent: etree._Element, name: str) -> str:
@@ -320,18 +326,13 @@ def _read_area(info: etree._Element) -> dict[str, Any]:
     return {"municipalities": codes}
 
 
-def message_type(document: bytes) -> str:
-    """The msgType of a valid CAP 1.2 document (Alert, Update, Cancel, Ack, Error). Raises CapError."""
-    return _text(_valid_root(document), "msgType")
-
-
 def _valid_root(document: bytes) -> etree._Element:
     if len(document) > MAX_BYTES:
         raise CapError(f"the document is larger than {MAX_BYTES // 1024} KB")
-    problems = validation_errors(document)
-    if problems:
+    root, problems = _checked(document)
+    if root is None:
         raise CapError("not valid CAP 1.2: " + "; ".join(problems[:5]))
-    return etree.fromstring(document, _parser())
+    return root
 
 
 def _dutch_info(root: etree._Element) -> etree._Element | None:
@@ -356,12 +357,19 @@ class CapChangeMessage:
     note: str
 
 
-def read_change(document: bytes) -> CapChangeMessage:
-    """An incoming CAP 1.2 Update or Cancel, validated and mapped. Raises CapError."""
+def read_cap(document: bytes) -> CapAlert | CapChangeMessage:
+    """An incoming CAP 1.2 Alert, or an Update or Cancel, validated and mapped. Raises CapError (also for
+    the message types taken nowhere: Ack and Error)."""
     root = _valid_root(document)
     msg_type = _text(root, "msgType")
-    if msg_type not in ("Update", "Cancel"):
-        raise CapError(f"msgType {msg_type} is not an Update or a Cancel")
+    if msg_type in ("Update", "Cancel"):
+        return _change_of(root, msg_type)
+    if msg_type == "Alert":
+        return _alert_of(root)
+    raise CapError(f"a CAP {msg_type} is not taken here: send an Alert, Update or Cancel")
+
+
+def _change_of(root: etree._Element, msg_type: str) -> CapChangeMessage:
     info = _dutch_info(root)
     if msg_type == "Update" and info is None:
         raise CapError("an Update needs an info block with what changed")
@@ -380,9 +388,7 @@ def read_change(document: bytes) -> CapChangeMessage:
     )
 
 
-def read_alert(document: bytes) -> CapAlert:
-    """An incoming CAP 1.2 alert, validated and mapped. Raises CapError."""
-    root = _valid_root(document)
+def _alert_of(root: etree._Element) -> CapAlert:
     info = _dutch_info(root)
     if info is None:
         raise CapError("the alert has no info block")

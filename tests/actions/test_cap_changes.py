@@ -18,7 +18,7 @@ from sqlmodel import select
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.api.cap import cap_router, cap_sender
-from bot.cap.document import NS, alert_xml, cap_time, read_change, validation_errors
+from bot.cap.document import NS, CapChangeMessage, alert_xml, cap_time, read_cap, validation_errors
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges, new_text
 from bot.texts import Catalogue
@@ -443,7 +443,8 @@ def test_the_same_message_twice_at_once_is_one_change(
         sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
     )
     changes = CapChanges(actions=service, sender=SENDER)
-    message = read_change(_message("Update", _reference(action), description="Rode pet."))
+    message = read_cap(_message("Update", _reference(action), description="Rode pet."))
+    assert isinstance(message, CapChangeMessage)
     start = threading.Barrier(2)
     results: list[str] = []
 

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from bot.api.cap import cap_sender
-from bot.cap.document import NS, read_change
+from bot.cap.document import NS, CapChangeMessage, read_cap
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
 from storage.actions import get_action
@@ -61,7 +61,9 @@ def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:
     <instruction>{INSTRUCTION}</instruction>
   </info>
 </alert>""".encode()
-    change = changes.receive(read_change(document))
+    message = read_cap(document)
+    assert isinstance(message, CapChangeMessage)
+    change = changes.receive(message)
     assert change.id is not None
     return change.id
 
