@@ -184,10 +184,14 @@ class PostcodeBook:
         """The PC4 whose centre lies nearest the point, at most `max_m` away. Raises LookupError."""
         if not (math.isfinite(lat) and math.isfinite(lon)) or not in_netherlands(lat, lon):
             raise LookupError("outside the Netherlands")
-        best = min(self, key=lambda p: distance_m(lat, lon, p.lat, p.lon), default=None)
+        best = self.closest(lat, lon)
         if best is None or distance_m(lat, lon, best.lat, best.lon) > max_m:
             raise LookupError("no postcode near")
         return best
+
+    def closest(self, lat: float, lon: float) -> Place | None:
+        """The PC4 whose centre lies nearest the point, however far (None only for an empty book)."""
+        return min(self, key=lambda p: distance_m(lat, lon, p.lat, p.lon), default=None)
 
     def within(self, lat: float, lon: float, radius_m: float) -> list[Place]:
         """Every PC4 whose centre lies within the radius, nearest first."""

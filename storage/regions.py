@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from storage.geo import PostcodeBook, distance_m
+from storage.geo import PostcodeBook
 from storage.models import Action, ApprovalRule, Operator, OperatorRegion, Region
 from storage.targeting import Area, Municipalities, Polygon, parse_area
 
@@ -60,7 +60,7 @@ def touched_municipalities(book: PostcodeBook, area: Area) -> set[str]:
     else:
         lat, lon = area.lat, area.lon
         inside = {place.municipality_code for place in book.within(lat, lon, area.radius_m)}
-    nearest = min(book, key=lambda p: distance_m(lat, lon, p.lat, p.lon), default=None)
+    nearest = book.closest(lat, lon)
     if nearest is not None:
         inside.add(nearest.municipality_code)
     return inside

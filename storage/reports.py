@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from storage.geo import PostcodeBook, distance_m
+from storage.geo import PostcodeBook
 from storage.models import (
     Action,
     ActionOutcome,
@@ -30,6 +30,7 @@ from storage.models import (
     Participant,
     ParticipantStatus,
 )
+from storage.targeting import InvalidArea, Municipalities, Polygon, parse_area
 from storage.vocabulary import DeliveryStatus
 
 UNKNOWN = "onbekend"
@@ -78,18 +79,17 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def action_municipalities(action: Action, *, book: PostcodeBook | None) -> list[str]:
-    """The municipalities an action is counted in: those it names, or the one at its circle's centre."""
-    area = action.area or {}
-    named = area.get("municipalities")
-    if named:
-        return sorted({str(code) for code in named})
-    circle = area.get("circle")
-    if circle and book is not None:
-        lat, lon = float(circle["lat"]), float(circle["lon"])
-        nearest = min(book, key=lambda p: distance_m(lat, lon, p.lat, p.lon), default=None)
-        if nearest is not None:
-            return [nearest.municipality_code]
-    return [UNKNOWN]
+    """The municipalities an action is counted in: those it names, or the one at its circle's or its
+    polygon's centre."""
+    try:
+        area = parse_area(action.area or {})
+    except InvalidArea:
+        return [UNKNOWN]
+    if isinstance(area, Municipalities):
+        return sorted({str(code) for code in area.codes})
+    lat, lon = area.centre if isinstance(area, Polygon) else (area.lat, area.lon)
+    nearest = book.closest(lat, lon) if book is not None else None
+    return [nearest.municipality_code] if nearest is not None else [UNKNOWN]
 
 
 def compute(

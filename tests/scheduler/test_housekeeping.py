@@ -271,3 +271,28 @@ def test_retention_purges_used_and_expired_export_links(
             )
     assert jobs.purge_retention(job_context).counts["purged.data_export"] == 2
     assert [row.token_hash for row in rows(sessions, DataExport)] == ["hash-2"]
+
+
+@pytest.mark.parametrize(
+    ("area", "counted_in"),
+    [
+        pytest.param({"municipalities": ["0363", "0153", "0363"]}, ["0153", "0363"], id="named"),
+        pytest.param({"circle": {"lat": 52.372, "lon": 4.893, "radius_m": 2000}}, ["0363"], id="circle"),
+        pytest.param(
+            {"polygon": [[52.23, 6.88], [52.23, 6.91], [52.21, 6.91], [52.21, 6.88], [52.23, 6.88]]},
+            ["0153"],
+            id="polygon-centre",
+        ),
+        pytest.param({}, [reports.UNKNOWN], id="no-area"),
+    ],
+)
+def test_an_action_counts_in_the_municipality_of_its_area(
+    book: Any, area: dict[str, Any], counted_in: list[str]
+) -> None:
+    from storage.models import Action
+
+    action = Action(type=ActionType.MISSING_PERSON, code="BN-TEST", headline="Vermist", area=area)
+    assert reports.action_municipalities(action, book=book) == counted_in
+    assert reports.action_municipalities(action, book=None) == (
+        counted_in if "municipalities" in area else [reports.UNKNOWN]
+    )
