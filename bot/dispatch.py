@@ -87,7 +87,7 @@ Sleep = Callable[[float], Awaitable[None]]
 RESTART_MIN_S = 0.5
 RESTART_MAX_S = 30.0
 # How long a result may wait for others to share its commit; the consumers keep sending meanwhile.
-FLUSH_DELAY_S = 0.005
+FLUSH_DELAY_S = 0.02
 # The chats show an action's photo with the alert; an SMS links to the page that shows it, and a
 # WhatsApp template (outside the 24-hour window) has no room for one.
 PHOTO_CHANNELS = frozenset({ChannelKind.TELEGRAM, ChannelKind.WHATSAPP})
@@ -168,13 +168,9 @@ class DrainReport:
     messages: int = 0
 
 
-@dataclass(order=True, frozen=True)
-class _Item:
-    """A claimed row in a lane's queue, ordered by its priority lane, then by when it was claimed."""
-
-    lane: int
-    seq: int
-    row: ClaimedDelivery | ClaimedOutbound = field(compare=False)
+# A claimed row in a lane's queue: its priority lane, when it was claimed (unique, so the row itself is never
+# compared), the row. A plain tuple: the queue compares items at every put and get, in C.
+_Item = tuple[int, int, "ClaimedDelivery | ClaimedOutbound"]
 
 
 @dataclass
@@ -384,7 +380,7 @@ class Dispatcher:
                 left.append(row.id)
                 continue
             self._held[row.id] = row.identity_id
-            lane.queue.put_nowait(_Item(row.lane, next(self._seq), row))
+            lane.queue.put_nowait((row.lane, next(self._seq), row))
             lane.outstanding += 1
         if left:
             self._release_messages(left)
@@ -456,7 +452,7 @@ class Dispatcher:
                     rows = self._claim(lane.kind, room)
                     lane.exhausted = len(rows) < room
                     for row in rows:
-                        lane.queue.put_nowait(_Item(LANE_OF.get(row.kind, 2), next(self._seq), row))
+                        lane.queue.put_nowait((LANE_OF.get(row.kind, 2), next(self._seq), row))
                     lane.outstanding += len(rows)
                     claimed += len(rows)
                 self._raise_if_consumer_died(consumers)
@@ -475,7 +471,7 @@ class Dispatcher:
             unsent_messages: list[int] = []
             for lane in lanes:
                 while not lane.queue.empty():
-                    unsent = lane.queue.get_nowait().row
+                    unsent = lane.queue.get_nowait()[2]
                     lane.outstanding -= 1
                     if isinstance(unsent, ClaimedOutbound):
                         unsent_messages.append(unsent.id)
@@ -541,7 +537,7 @@ class Dispatcher:
                 self._dirty = True
             for row in rows:
                 self._held[row.id] = row.identity_id
-                lane.queue.put_nowait(_Item(row.lane, next(self._seq), row))
+                lane.queue.put_nowait((row.lane, next(self._seq), row))
             lane.outstanding += len(rows)
             claimed += len(rows)
         return claimed
@@ -612,11 +608,13 @@ class Dispatcher:
         unrecorded: deque[asyncio.Future[None]] = deque()
         while True:
             item = await lane.queue.get()
-            # The send slot first, then the most urgent row: a reply claimed while this consumer waited
-            # for its slot goes before the alerts claimed earlier.
-            await lane.bucket.acquire()
-            lane.queue.put_nowait(item)
-            row = lane.queue.get_nowait().row
+            if lane.bucket.rate > 0:
+                # The send slot first, then the most urgent row: a reply claimed while this consumer
+                # waited for its slot goes before the alerts claimed earlier.
+                await lane.bucket.acquire()
+                lane.queue.put_nowait(item)
+                item = lane.queue.get_nowait()
+            row = item[2]
             if isinstance(row, ClaimedOutbound):
                 self._held.pop(row.id, None)
                 if row.id in self._dropped:
