@@ -231,6 +231,8 @@ class Dispatcher:
         self._senders = dict(senders)
         self._clock = clock
         self._settings = settings
+        # Built from the flat settings at each access: read once, the lanes ask per message.
+        self._dispatch = settings.dispatch
         self.worker_id = worker_id or default_worker_id()
         self._vault = vault
         self._texts = texts
@@ -361,7 +363,7 @@ class Dispatcher:
         `stale_only=False` takes back every claim (SQLite: this process is the only worker).
         """
         now = self._clock()
-        cutoff = now - timedelta(seconds=self._settings.dispatch.claim_timeout_s)
+        cutoff = now - timedelta(seconds=self._dispatch.claim_timeout_s)
         with transaction(self._sessions) as session:
             count = requeue_stale_deliveries(session, cutoff=cutoff if stale_only else None, now=now)
             count += requeue_stale_outbound(session, cutoff=cutoff if stale_only else None)
@@ -420,14 +422,14 @@ class Dispatcher:
         lanes = [_Lane(kind, sender, self._bucket(kind)) for kind, sender in self._senders.items()]
         if not until_idle:
             self._takers = {lane.kind: lane for lane in lanes}
-        per_lane = max(1, self._settings.dispatch.concurrency)
+        per_lane = max(1, self._dispatch.concurrency)
         consumers = [
             asyncio.create_task(self._consume(lane), name=f"dispatch-{lane.kind.value}-{n}")
             for lane in lanes
             for n in range(per_lane)
         ]
         try:
-            poll = self._settings.dispatch.poll_interval_s
+            poll = self._dispatch.poll_interval_s
             last_poll = self._monotonic()
             first_round = True
             while not self._stopping:
@@ -513,11 +515,11 @@ class Dispatcher:
     def _alert_batch(self, lane: _Lane) -> int:
         """How many deliveries a lane holds claimed: a few seconds of its rate, so none waits claimed for
         long while a reply goes ahead, and a claim never nears the claim timeout."""
-        batch = max(1, self._settings.dispatch.batch_size)
+        batch = max(1, self._dispatch.batch_size)
         rate = lane.bucket.rate
         if rate <= 0:
             return batch
-        return max(2, min(batch, int(rate * ALERT_BATCH_S), self._settings.dispatch.concurrency * 2 + 2))
+        return max(2, min(batch, int(rate * ALERT_BATCH_S), self._dispatch.concurrency * 2 + 2))
 
     def _claim_messages(self, lanes: list[_Lane]) -> int:
         """Claim the due messages out (replies, questions, reconfirmations) into each lane's queue."""
@@ -580,7 +582,7 @@ class Dispatcher:
                 now = self._clock()
                 attempts = code.attempts + 1
                 retry = (
-                    error is not None and error.retryable and attempts < self._settings.dispatch.max_attempts
+                    error is not None and error.retryable and attempts < self._dispatch.max_attempts
                 )
                 with transaction(self._sessions) as session:
                     if isinstance(error, RecipientOptedOut):
@@ -653,7 +655,7 @@ class Dispatcher:
         lane.outstanding -= 1
         if not future.cancelled() and future.exception() is not None and self._failure is None:
             self._failure = future.exception()
-        low = lane.queue.qsize() <= self._settings.dispatch.batch_size // 2
+        low = lane.queue.qsize() <= self._dispatch.batch_size // 2
         if self._wake is not None and ((low and not lane.exhausted) or lane.outstanding == 0):
             self._wake.set()
 
@@ -936,7 +938,7 @@ class Dispatcher:
                     continue
                 attempts = o.row.attempts + 1
                 code = o.error.code or type(o.error).__name__
-                if o.error.retryable and attempts < self._settings.dispatch.max_attempts:
+                if o.error.retryable and attempts < self._dispatch.max_attempts:
                     next_at = now + timedelta(seconds=self._backoff(attempts, o.error.retry_after))
                     retry.append(DeliveryRetry(o.row.id, attempts, next_at, code))
                     continue
@@ -970,7 +972,7 @@ class Dispatcher:
     ) -> None:
         """A message out that did not go: queued again with a backoff, or failed (wiped)."""
         attempts = row.attempts + 1
-        retry = error.retryable and attempts < self._settings.dispatch.max_attempts
+        retry = error.retryable and attempts < self._dispatch.max_attempts
         if isinstance(error, RecipientOptedOut) and row.identity_id is not None:
             opt_out_identity(session, identity_id=row.identity_id, now=now)
         outbound_result(
@@ -987,8 +989,8 @@ class Dispatcher:
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before try `attempts + 1`: exponential, capped, at least what the provider asked."""
-        base = self._settings.dispatch.backoff_base_s * 2 ** (attempts - 1)
-        return max(min(base, self._settings.dispatch.backoff_max_s), retry_after or 0.0)
+        base = self._dispatch.backoff_base_s * 2 ** (attempts - 1)
+        return max(min(base, self._dispatch.backoff_max_s), retry_after or 0.0)
 
 
 def apply_status(sessions: SessionFactory, update_: StatusUpdate, *, clock: Clock) -> bool:

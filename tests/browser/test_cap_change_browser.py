@@ -15,7 +15,7 @@ from bot.cap.document import NS, CapChangeMessage, read_cap
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
 from storage.actions import get_action
-from storage.models import ActionUpdate, AuditEvent, CapChange, CapChangeStatus
+from storage.models import ActionOutcome, ActionUpdate, AuditEvent, CapChange, CapChangeStatus
 from tests.browser.conftest import LiveRoom, shot
 from tests.browser.test_controlroom_browser import _login
 from tests.browser.test_evolve_browser import _launched
@@ -25,8 +25,8 @@ NEWS = "Noah is gezien bij het station, met een rode pet."
 INSTRUCTION = "Volg hem op afstand en bel 112."
 
 
-def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:
-    """The dispatch system's CAP Update of our alert, as `POST /api/v1/cap` reads and stores it."""
+def _changes(room: LiveRoom) -> CapChanges:
+    """The CAP changes' use cases on the running app's storage, as the API builds them."""
     runtime = room.runtime
     service = ActionService(
         sessions=runtime.sessions,
@@ -35,7 +35,13 @@ def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:
         texts=runtime.texts,
         settings=room.settings,
     )
-    changes = CapChanges(actions=service, sender=cap_sender(room.settings))
+    return CapChanges(actions=service, sender=cap_sender(room.settings))
+
+
+def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:
+    """The dispatch system's CAP Update of our alert, as `POST /api/v1/cap` reads and stores it."""
+    runtime = room.runtime
+    changes = _changes(room)
     with runtime.sessions() as session:
         action = get_action(session, action_id=action_id)
     assert action.launched_at is not None
@@ -132,3 +138,39 @@ def test_an_operator_confirms_a_waiting_cap_update(live_room: LiveRoom, browser:
     overflow = public.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the public page scrolls sideways on a phone by {overflow}px"
     shot(public, "action-page-updates-420")
+
+
+def test_an_update_still_open_on_a_phone_after_a_colleague_closed_the_action_is_not_sent(
+    live_room: LiveRoom, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    action_id, _ = _launched(room)
+    everyone = [*room.sms, *(f"whatsapp:{n}" for n in room.whatsapp)]
+    for to in everyone:
+        room.sent(to, 1)
+    change_id = _update_from_dispatch(room, action_id)
+    phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
+    _login(phone, room.url, "olga")
+    phone.goto(f"{room.url}/controlroom/actions/{action_id}")
+    card = phone.locator(f"#cap-change-{change_id}")
+    expect(card.get_by_role("button", name="Versturen")).to_be_visible()
+
+    # A colleague closes the action while the page is open: the waiting update lapses with it.
+    _changes(room).actions.close(
+        action_id, outcome=ActionOutcome.FOUND, closing_text="", actor="operator:cor"
+    )
+    for to in everyone:
+        room.sent(to, 2)  # the closing
+    card.get_by_role("button", name="Versturen").click()
+    expect(phone.locator(".flash")).to_have_text(
+        "De actie is afgelopen voordat dit CAP-bericht bevestigd was; er is niets verstuurd."
+    )
+    expect(phone.locator("#cap-changes")).to_have_count(0)
+    shot(phone, "cap-change-lapsed-420")
+    assert [len([m for m in room.fake.messages() if m["To"] == to]) for to in everyone] == [2] * 6
+    with room.runtime.sessions() as session:
+        change = session.get(CapChange, change_id)
+        assert session.exec(select(ActionUpdate)).all() == []
+    assert change is not None and change.status is CapChangeStatus.LAPSED
