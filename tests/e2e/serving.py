@@ -42,14 +42,7 @@ async def served(app: FastAPI, port: int = 0, *, timeout_s: float = 30.0) -> Asy
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + START_S
-    while not server.started:
-        if serving.done():
-            serving.result()
-            # A lifespan that fails to start ends serve() quietly.
-            raise AssertionError("the app did not start (its startup failed; see the log above)")
-        assert asyncio.get_running_loop().time() < deadline, "the app did not start listening"
-        await asyncio.sleep(0.01)
+    await until_listening(server, serving)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as http:
@@ -57,6 +50,18 @@ async def served(app: FastAPI, port: int = 0, *, timeout_s: float = 30.0) -> Asy
     finally:
         server.should_exit = True
         await serving
+
+
+async def until_listening(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """Until uvicorn listens; fails (with its error, if any) when `serve()` ended first or after START_S."""
+    deadline = asyncio.get_running_loop().time() + START_S
+    while not server.started:
+        if serving.done():
+            serving.result()
+            # A lifespan that fails to start ends serve() quietly.
+            raise AssertionError("the server did not start (its startup failed; see the log above)")
+        assert asyncio.get_running_loop().time() < deadline, "the server did not start listening"
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

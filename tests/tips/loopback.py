@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.e2e.serving import until_listening
+
 
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
@@ -71,12 +73,7 @@ class Receiver:
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        deadline = asyncio.get_running_loop().time() + 30
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            assert not self._task.done() and asyncio.get_running_loop().time() < deadline, "did not start"
-            await asyncio.sleep(0.01)
+        await until_listening(self._server, self._task)
 
     async def stop(self) -> None:
         """Stop listening."""
