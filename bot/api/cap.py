@@ -164,11 +164,12 @@ def cap_router(
         actions as a draft update or a cancel for an operator to confirm in the control room."""
         body = await request.body()
         try:
-            alert = read_cap(body)
+            message = read_cap(body)
         except CapError as exc:
             raise HTTPException(UNPROCESSABLE, detail=[_problem(["body"], str(exc))]) from exc
-        if isinstance(alert, CapChangeMessage):
-            return await run_in_threadpool(_change, alert)
+        if isinstance(message, CapChangeMessage):
+            return await run_in_threadpool(_change, message)
+        alert = message
         try:
             # The same checks as an action posted as JSON: lengths, blanks, the area inside the country.
             fields = ActionIn.model_validate(
