@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
-from storage.models import Action, ActionStatus, CapChange, CapChangeKind, CapChangeStatus
+from storage.models import Action, ActionStatus, CapAlertIn, CapChange, CapChangeKind, CapChangeStatus
 
 
 class CapChangeNotFound(LookupError):
@@ -33,6 +33,38 @@ class CapMessageSeen(Exception):
     def __init__(self, change: CapChange) -> None:
         super().__init__(f"CAP message {change.cap_identifier} of {change.cap_sender} was received already")
         self.change = change
+
+
+class CapAlertSeen(Exception):
+    """This CAP Alert (sender and identifier) was received already; `action_id` is the action it became."""
+
+    def __init__(self, alert: CapAlertIn) -> None:
+        super().__init__(f"CAP alert {alert.cap_identifier} of {alert.cap_sender} was received already")
+        self.action_id = alert.action_id
+
+
+def add_cap_alert(
+    session: Session, *, action: Action, sender: str, identifier: str, sent: datetime, now: datetime
+) -> CapAlertIn:
+    """Remember which action a dispatch system's CAP Alert became. Raises CapAlertSeen for an Alert
+    received before (the same Alert stored at the same moment: an IntegrityError at commit)."""
+    seen = cap_alert_of(session, sender=sender, identifier=identifier)
+    if seen is not None:
+        raise CapAlertSeen(seen)
+    alert = CapAlertIn(
+        action_id=action.id or 0, cap_sender=sender, cap_identifier=identifier, cap_sent=sent, received_at=now
+    )
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def cap_alert_of(session: Session, *, sender: str, identifier: str) -> CapAlertIn | None:
+    """The record of a CAP Alert received here (its sender and identifier), or None."""
+    query = select(CapAlertIn).where(
+        col(CapAlertIn.cap_sender) == sender, col(CapAlertIn.cap_identifier) == identifier
+    )
+    return session.scalars(query).first()
 
 
 def add_cap_change(

@@ -414,6 +414,21 @@ class CapChangeStatus(StrEnum):
     LAPSED = "lapsed"
 
 
+class CapAlertIn(SQLModel, table=True):
+    """A CAP Alert a dispatch system posted, and the draft action it became: its later Update or Cancel
+    references this Alert, and the same Alert posted again is the same action."""
+
+    __tablename__ = "cap_alert_in"
+    __table_args__ = (UniqueConstraint("cap_sender", "cap_identifier", name="uq_cap_alert_in_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", index=True, ondelete="CASCADE")
+    cap_sender: str
+    cap_identifier: str
+    cap_sent: datetime
+    received_at: datetime
+
+
 class CapChange(SQLModel, table=True):
     """A CAP Update or Cancel that references one of our actions, waiting until an operator confirms it
     (then it is sent as an update or a cancel) or throws it away; nothing is sent before that."""
@@ -672,9 +687,7 @@ class TipForward(SQLModel, table=True):
     """One version of a tip to forward: the SSE stream's event (its id) and the webhook's outbox row."""
 
     __tablename__ = "tip_forward"
-    __table_args__ = (
-        sa.Index("ix_tip_forward_webhook", "webhook_state", "id"),
-    )
+    __table_args__ = (sa.Index("ix_tip_forward_webhook", "webhook_state", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     tip_id: int = Field(foreign_key="tip.id", index=True, ondelete="CASCADE")

@@ -27,6 +27,7 @@ from bot.cap.document import (
     MEDIA_TYPE,
     CapChangeMessage,
     CapError,
+    CapReference,
     alert_xml,
     cap_time,
     describe_area,
@@ -47,7 +48,7 @@ from storage.actions import (
     list_actions,
     updates_of,
 )
-from storage.cap_changes import CapMessageSeen
+from storage.cap_changes import CapAlertSeen, CapMessageSeen
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import Action, ActionStatus, ActionUpdate, CapChangeKind, CapChangeStatus
@@ -199,13 +200,26 @@ def cap_router(
             severity=fields.severity,
             certainty=fields.certainty,
         )
+        source = CapReference(sender=alert.sender, identifier=alert.identifier, sent=alert.sent)
+        action = await run_in_threadpool(_create, draft, source)
+        return action_out(action, DeliveryCounts({}))
+
+    def _create(draft: ActionDraft, source: CapReference) -> Action:
         try:
-            action = service.create(draft, actor=f"cap:{alert.sender}"[:120], created_by="cap")
+            return service.create(
+                draft, actor=f"cap:{source.sender}"[:120], created_by="cap", cap_alert=source
+            )
         except InvalidAction as exc:
             raise HTTPException(
                 UNPROCESSABLE, detail=[_problem(["body", *p.loc], p.message) for p in exc.problems]
             ) from exc
-        return action_out(action, DeliveryCounts({}))
+        except CapAlertSeen as exc:
+            with sessions() as session:
+                action = get_action(session, action_id=exc.action_id)
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"{exc}: it is action {action.code} (/api/v1/actions/{action.id})",
+            ) from exc
 
     def _change(message: CapChangeMessage) -> CapChangeOut:
         try:

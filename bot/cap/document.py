@@ -61,6 +61,7 @@ class CapAlert:
 
     identifier: str
     sender: str
+    sent: datetime
     status: str
     msg_type: str
     references: str
@@ -414,6 +415,7 @@ def _alert_of(root: etree._Element) -> CapAlert:
     return CapAlert(
         identifier=_text(root, "identifier"),
         sender=_text(root, "sender"),
+        sent=datetime.fromisoformat(_text(root, "sent")),
         status=_text(root, "status"),
         msg_type=_text(root, "msgType"),
         references=_text(root, "references"),

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.alerts import AlertTexts, CostEstimate, estimate_cost
+from bot.cap.document import CapReference
 from bot.clock import Clock
 from bot.config import Settings
 from storage.action_photos import NewPhoto, put_photo
@@ -38,6 +40,7 @@ from storage.actions import (
     tipster_identity_ids,
     widen_to,
 )
+from storage.cap_changes import CapAlertSeen, add_cap_alert, cap_alert_of
 from storage.db import SessionFactory, transaction
 from storage.geo import PostcodeBook, distance_m
 from storage.models import Action, ActionOutcome, ActionStatus, ActionUpdate, DeliveryKind
@@ -336,16 +339,53 @@ class ActionService:
         return checked
 
     def create(
-        self, draft: ActionDraft, *, actor: str, created_by: str, photo: NewPhoto | None = None
+        self,
+        draft: ActionDraft,
+        *,
+        actor: str,
+        created_by: str,
+        photo: NewPhoto | None = None,
+        cap_alert: CapReference | None = None,
     ) -> Action:
-        """Validate and store a draft action (with its photo, prepared by `ActionPhotos.prepare`),
-        audited; nothing is sent. Raises InvalidAction."""
+        """Validate and store a draft action (with its photo, prepared by `ActionPhotos.prepare`, or the
+        CAP Alert it came from), audited; nothing is sent. Raises InvalidAction, or CapAlertSeen for a
+        CAP Alert received before."""
         checked = self.validate(draft, with_photo=photo is not None)
+        try:
+            return self._create(checked, actor=actor, created_by=created_by, photo=photo, cap_alert=cap_alert)
+        except IntegrityError:
+            # The same CAP Alert, posted twice at the same moment: the second loses on the unique constraint.
+            if cap_alert is None:
+                raise
+            with self.sessions() as session:
+                seen = cap_alert_of(session, sender=cap_alert.sender, identifier=cap_alert.identifier)
+            if seen is None:
+                raise
+            raise CapAlertSeen(seen) from None
+
+    def _create(
+        self,
+        checked: ActionDraft,
+        *,
+        actor: str,
+        created_by: str,
+        photo: NewPhoto | None,
+        cap_alert: CapReference | None,
+    ) -> Action:
         now = self.clock()
         with transaction(self.sessions) as session:
             action = create_action(session, draft=checked, now=now, created_by=created_by)
             if photo is not None:
                 put_photo(session, action_id=action.id or 0, photo=photo, now=now)
+            if cap_alert is not None:
+                add_cap_alert(
+                    session,
+                    action=action,
+                    sender=cap_alert.sender,
+                    identifier=cap_alert.identifier,
+                    sent=cap_alert.sent,
+                    now=now,
+                )
             audit(session, now=now, actor=actor, event="action_created", subject=f"action:{action.id}")
         return action
 

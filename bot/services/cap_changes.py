@@ -1,8 +1,9 @@
 """CAP Update and Cancel of our actions: stored as a waiting change, sent only when an operator confirms.
 
 A dispatch system that received our CAP (`GET /api/v1/actions/{id}/cap`) answers with an Update or a
-Cancel whose `references` name our message by its sender, identifier and sent time. `receive` finds the
-action those name and stores a draft update (its text is what the Update's description adds to what the
+Cancel whose `references` name our message by its sender, identifier and sent time; one whose own CAP
+Alert became a draft here (`POST /api/v1/cap`) references that Alert. `receive` finds the action those
+name and stores a draft update (its text is what the Update's description adds to what the
 action already told) or a cancel to confirm. In the control room an operator sends it (`confirm`: the
 very update or cancel of `ActionService`, in one transaction with the claim, so a double click sends it
 once) or throws it away (`discard`); both are audited with the operator's name.
@@ -24,6 +25,7 @@ from storage.actions import ActionStateError, action_with_code, get_action, upda
 from storage.cap_changes import (
     CapMessageSeen,
     add_cap_change,
+    cap_alert_of,
     change_of_message,
     decide_cap_change,
     get_cap_change,
@@ -75,16 +77,31 @@ class CapChanges:
     """Our CAP sender: a reference to one of our messages names it."""
 
     def _referenced(self, session: Session, references: Sequence[CapReference]) -> Action:
-        ours = [r for r in references if r.sender == self.sender]
-        if not ours:
-            raise UnknownReference(f"the message must reference one of our alerts (sender {self.sender})")
         found: dict[int, Action] = {}
-        for reference in ours:
-            action = self._action_of(session, reference)
-            found[action.id or 0] = action
+        for reference in references:
+            action = (
+                self._action_of(session, reference)
+                if reference.sender == self.sender
+                else self._action_of_alert_in(session, reference)
+            )
+            if action is not None:
+                found[action.id or 0] = action
+        if not found:
+            raise UnknownReference(
+                f"the message must reference one of our alerts (sender {self.sender}) or a CAP Alert "
+                "received here"
+            )
         if len(found) > 1:
             raise UnknownReference("the message references more than one of our actions")
         return next(iter(found.values()))
+
+    def _action_of_alert_in(self, session: Session, reference: CapReference) -> Action | None:
+        """The action a CAP Alert received here became (None: the reference names none, such as the
+        sender's earlier Updates, which CAP also lists)."""
+        alert = cap_alert_of(session, sender=reference.sender, identifier=reference.identifier)
+        if alert is None or not _same_moment(reference.sent, alert.cap_sent):
+            return None
+        return session.get(Action, alert.action_id)
 
     def _action_of(self, session: Session, reference: CapReference) -> Action:
         unknown = UnknownReference(

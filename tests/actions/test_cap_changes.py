@@ -18,15 +18,25 @@ from sqlmodel import select
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
 from bot.api.cap import cap_router, cap_sender
-from bot.cap.document import NS, CapChangeMessage, alert_xml, cap_time, read_cap, validation_errors
+from bot.cap.document import (
+    NS,
+    CapAlert,
+    CapChangeMessage,
+    CapReference,
+    alert_xml,
+    cap_time,
+    read_cap,
+    validation_errors,
+)
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges, new_text
 from bot.texts import Catalogue
-from storage.actions import get_action
-from storage.cap_changes import CapMessageSeen, actions_with_waiting_changes
+from storage.actions import ActionDraft, get_action
+from storage.cap_changes import CapAlertSeen, CapMessageSeen, actions_with_waiting_changes
 from storage.db import SessionFactory
 from storage.geo import PostcodeBook
 from storage.models import (
+    Action,
     ActionOutcome,
     ActionStatus,
     ActionUpdate,
@@ -464,3 +474,156 @@ def test_the_same_message_twice_at_once_is_one_change(
     assert sorted(results) == ["seen", "stored"]
     with sessions() as session:
         assert len(session.exec(select(CapChange)).all()) == 1
+
+
+ALERT_ID = "MK-OOST-2026-0042"
+ALERT_SENT = "2026-11-20T15:25:00+01:00"
+ALERT_REFERENCE = f"{DISPATCH},{ALERT_ID},{ALERT_SENT}"
+
+
+def _dispatch_alert(identifier: str = ALERT_ID) -> bytes:
+    """A dispatch system's own CAP Alert, as it posts it to become a draft here."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="{NS}">
+  <identifier>{identifier}</identifier>
+  <sender>{DISPATCH}</sender>
+  <sent>{ALERT_SENT}</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <language>nl-NL</language>
+    <category>Rescue</category>
+    <event>Vermissing</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Observed</certainty>
+    <headline>Vermist: jongen (8), blauwe jas</headline>
+    <description>{DESCRIPTION}</description>
+    <instruction>{INSTRUCTION}</instruction>
+    <area><areaDesc>Enschede</areaDesc><circle>{ENSCHEDE[0]},{ENSCHEDE[1]} 3</circle></area>
+  </info>
+</alert>""".encode()
+
+
+def _launched_from_cap(client: TestClient) -> dict[str, Any]:
+    created = client.post("/api/v1/cap", headers=CAP, content=_dispatch_alert())
+    assert created.status_code == 201, created.text
+    action = created.json()
+    assert action["status"] == "draft"
+    assert client.post(f"/api/v1/actions/{action['id']}/launch", headers=AUTH).status_code == 200
+    return action  # type: ignore[no-any-return]
+
+
+def test_an_update_and_a_cancel_of_a_dispatch_systems_own_alert_wait_for_an_operator(
+    client: TestClient, sessions: SessionFactory
+) -> None:
+    action = _launched_from_cap(client)
+    update = _message(
+        "Update",
+        ALERT_REFERENCE,
+        identifier=f"{ALERT_ID}-1",
+        description=f"{DESCRIPTION}\n\nTim is gezien bij het station, met een rode pet.",
+    )
+    response = client.post("/api/v1/cap", headers=CAP, content=update)
+    assert response.status_code == 201, response.text
+    change = response.json()
+    assert (change["kind"], change["status"], change["action_id"]) == ("update", "waiting", action["id"])
+    assert change["text"] == "Tim is gezien bij het station, met een rode pet."
+    _nothing_sent(sessions, action["id"])
+    # CAP lists every earlier message of the exchange: the Alert and the first Update.
+    cancel = _message(
+        "Cancel",
+        f"{ALERT_REFERENCE} {DISPATCH},{ALERT_ID}-1,2026-11-20T15:40:00+01:00",
+        identifier=f"{ALERT_ID}-2",
+        info=False,
+        note="Tim is thuis.",
+    )
+    response = client.post("/api/v1/cap", headers=CAP, content=cancel)
+    assert response.status_code == 201, response.text
+    assert (response.json()["kind"], response.json()["action_id"]) == ("cancel", action["id"])
+    with sessions() as session:
+        assert len(session.exec(select(CapChange)).all()) == 2
+
+
+def test_the_same_alert_twice_is_one_draft(client: TestClient, sessions: SessionFactory) -> None:
+    first = client.post("/api/v1/cap", headers=CAP, content=_dispatch_alert())
+    assert first.status_code == 201, first.text
+    again = client.post("/api/v1/cap", headers=CAP, content=_dispatch_alert())
+    assert again.status_code == 409, again.text
+    assert "received already" in again.json()["detail"]
+    assert f"/api/v1/actions/{first.json()['id']}" in again.json()["detail"]
+    # Another Alert of the same dispatch system is another draft.
+    other = client.post("/api/v1/cap", headers=CAP, content=_dispatch_alert(f"{ALERT_ID}-B"))
+    assert other.status_code == 201, other.text
+    with sessions() as session:
+        assert len(session.exec(select(Action)).all()) == 2
+
+
+@pytest.mark.parametrize(
+    "references",
+    [
+        f"{DISPATCH},{ALERT_ID},2026-11-20T15:26:00+01:00",
+        f"{DISPATCH},MK-OOST-2026-0099,{ALERT_SENT}",
+        f"other@politie.example,{ALERT_ID},{ALERT_SENT}",
+    ],
+    ids=["other-sent", "other-identifier", "other-sender"],
+)
+def test_a_reference_to_no_alert_received_here_is_a_422(
+    client: TestClient, sessions: SessionFactory, references: str
+) -> None:
+    _launched_from_cap(client)
+    response = client.post(
+        "/api/v1/cap", headers=CAP, content=_message("Update", references, description="Rode pet.")
+    )
+    assert response.status_code == 422, response.text
+    assert "or a CAP Alert received here" in response.json()["detail"][0]["msg"]
+    with sessions() as session:
+        assert session.exec(select(CapChange)).all() == []
+
+
+def test_an_update_of_an_alert_still_a_draft_is_a_409(client: TestClient) -> None:
+    assert client.post("/api/v1/cap", headers=CAP, content=_dispatch_alert()).status_code == 201
+    response = client.post(
+        "/api/v1/cap", headers=CAP, content=_message("Update", ALERT_REFERENCE, description="Rode pet.")
+    )
+    assert response.status_code == 409, response.text
+    assert "only an active action" in response.json()["detail"]
+
+
+def test_the_same_alert_twice_at_once_is_one_draft(
+    sessions: SessionFactory, clock: FixedClock, book: PostcodeBook, texts: AlertTexts
+) -> None:
+    service = ActionService(
+        sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
+    )
+    alert = read_cap(_dispatch_alert())
+    assert isinstance(alert, CapAlert)
+    draft = ActionDraft(
+        type=alert.type,
+        headline=alert.headline,
+        description=alert.description,
+        instruction=alert.instruction,
+        area=alert.area,
+        expires_at=clock() + timedelta(hours=2),
+    )
+    source = CapReference(sender=alert.sender, identifier=alert.identifier, sent=alert.sent)
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def post() -> None:
+        start.wait()
+        try:
+            service.create(draft, actor="cap:test", created_by="cap", cap_alert=source)
+            results.append("stored")
+        except CapAlertSeen:
+            results.append("seen")
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["seen", "stored"]
+    with sessions() as session:
+        assert len(session.exec(select(Action)).all()) == 1
