@@ -36,6 +36,8 @@ from storage.models import Action, ActionStatus, CapChange, CapChangeKind, CapCh
 from storage.participants import audit
 
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+# An action in these states has sent nothing: a CAP Cancel of it needs no operator to confirm.
+NOT_SENT_YET = (ActionStatus.DRAFT, ActionStatus.AWAITING_APPROVAL)
 MAX_TEXT = 1200
 MAX_INSTRUCTION = 300
 
@@ -149,6 +151,8 @@ class CapChanges:
         actor = f"cap:{message.sender}"[:120]
         with transaction(self.actions.sessions) as session:
             action = self._referenced(session, message.references)
+            if message.msg_type == "Cancel" and action.status in NOT_SENT_YET:
+                return self._cancel_unsent(session, action, message, actor=actor, now=now)
             if action.status is not ActionStatus.ACTIVE:
                 raise ActionStateError(
                     f"action {action.code} is {action.status.value}: only an active action takes "
@@ -186,6 +190,40 @@ class CapChanges:
                 subject=f"action:{action.id}",
                 detail={"change": change.id, "kind": kind.value, "identifier": message.identifier[:120]},
             )
+        return change
+
+    def _cancel_unsent(
+        self, session: Session, action: Action, message: CapChangeMessage, *, actor: str, now: datetime
+    ) -> CapChange:
+        """A Cancel of a draft (or one awaiting approval) takes effect at once: nothing went out, nobody
+        gets a message, and an operator can no longer launch what its source has withdrawn."""
+        reason = (message.note or message.description)[:MAX_TEXT]
+        self.actions.cancel_in(session, action.id or 0, reason=reason, actor=actor, now=now)
+        change = add_cap_change(
+            session,
+            action=action,
+            kind=CapChangeKind.CANCEL,
+            text=reason,
+            instruction="",
+            sender=message.sender,
+            identifier=message.identifier,
+            sent=message.sent,
+            now=now,
+        )
+        decide_cap_change(session, change=change, status=CapChangeStatus.SENT, actor=actor, now=now)
+        audit(
+            session,
+            now=now,
+            actor=actor,
+            event="cap_change_received",
+            subject=f"action:{action.id}",
+            detail={
+                "change": change.id,
+                "kind": "cancel",
+                "identifier": message.identifier[:120],
+                "unsent": True,
+            },
+        )
         return change
 
     def waiting(self, action_id: int) -> list[CapChange]:

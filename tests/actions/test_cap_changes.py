@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from lxml import etree
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.alerts import AlertTexts
 from bot.api.actions import actions_router
@@ -627,3 +627,43 @@ def test_the_same_alert_twice_at_once_is_one_draft(
     assert sorted(results) == ["seen", "stored"]
     with sessions() as session:
         assert len(session.exec(select(Action)).all()) == 1
+
+
+def test_a_cancel_of_an_alert_still_a_draft_cancels_it_at_once_and_sends_nothing(
+    client: TestClient, sessions: SessionFactory
+) -> None:
+    draft = client.post("/api/v1/cap", headers=CAP, content=_dispatch_alert()).json()
+    cancel = _message("Cancel", ALERT_REFERENCE, identifier=f"{ALERT_ID}-1", info=False, note="Vergissing.")
+    response = client.post("/api/v1/cap", headers=CAP, content=cancel)
+    assert response.status_code == 201, response.text
+    change = response.json()
+    assert (change["kind"], change["status"], change["action_id"]) == ("cancel", "sent", draft["id"])
+    shown = client.get(f"/api/v1/actions/{draft['id']}", headers=AUTH).json()
+    assert shown["status"] == "cancelled"
+    # What its source withdrew can no longer be launched.
+    assert client.post(f"/api/v1/actions/{draft['id']}/launch", headers=AUTH).status_code == 409
+    with sessions() as session:
+        assert session.exec(select(Delivery)).all() == []
+        [stored] = session.exec(select(CapChange)).all()
+        events = [e.event for e in session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()]
+    assert (stored.status, stored.decided_by) == (CapChangeStatus.SENT, f"cap:{DISPATCH}")
+    assert events[-2:] == ["action_cancelled", "cap_change_received"]
+    # The same Cancel again is the same change, not a second cancel.
+    again = client.post("/api/v1/cap", headers=CAP, content=cancel)
+    assert again.status_code == 409, again.text
+
+
+def test_a_cancel_of_our_own_draft_cancels_it(client: TestClient, clock: FixedClock) -> None:
+    body = {
+        "type": "other",
+        "headline": "Inbraak",
+        "description": "Inbraak aan de Hengelosestraat.",
+        "area": {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 3000}},
+        "expires_at": (clock() + timedelta(hours=2)).isoformat(),
+    }
+    draft = client.post("/api/v1/actions", headers=AUTH, json=body).json()
+    reference = f"{SENDER},burgernet-{draft['code']},{cap_time(_at(draft['created_at']))}"
+    response = client.post("/api/v1/cap", headers=CAP, content=_message("Cancel", reference, info=False))
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "sent"
+    assert client.get(f"/api/v1/actions/{draft['id']}", headers=AUTH).json()["status"] == "cancelled"
