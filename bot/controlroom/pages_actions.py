@@ -687,9 +687,9 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
         result = _service(cr).request_launch(action_id, by=launcher(visitor), runs_from_launch=True)
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
-    except ActionStateError as exc:
-        message = translator(cr.catalogue, visitor.language)("preview.already")
-        raise HTTPException(status_code=409, detail=message) from exc
+    except ActionStateError:
+        # A colleague (or the dispatch system's CAP Cancel) got there first: say so on the action's page.
+        return _flashed(action_id, translator(cr.catalogue, visitor.language)("preview.already"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     if result.status is ActionStatus.AWAITING_APPROVAL:
@@ -708,9 +708,8 @@ async def approve(request: Request, visitor: ActionPoster, action_id: int) -> Re
         _service(cr).approve(action_id, by=launcher(visitor))
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
-    except ActionStateError as exc:
-        message = translator(cr.catalogue, visitor.language)("approval.not_waiting")
-        raise HTTPException(status_code=409, detail=message) from exc
+    except ActionStateError:
+        return _flashed(action_id, translator(cr.catalogue, visitor.language)("approval.not_waiting"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
@@ -725,9 +724,8 @@ async def reject(request: Request, visitor: ActionPoster, action_id: int) -> Res
         _service(cr).reject(action_id, by=launcher(visitor), reason=str(form.get("reason", "")))
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
-    except ActionStateError as exc:
-        message = translator(cr.catalogue, visitor.language)("approval.not_waiting")
-        raise HTTPException(status_code=409, detail=message) from exc
+    except ActionStateError:
+        return _flashed(action_id, translator(cr.catalogue, visitor.language)("approval.not_waiting"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)

@@ -1,20 +1,23 @@
 """A dispatch system's CAP Update of a running action, confirmed in Debian's Chromium on the whole app: the
 open live page says it came in; the waiting update stands above everything (1280×900 and 420×860),
 nothing is sent until the operator clicks "Versturen"; then the six the alert reached get it, and the
-public page shows it on a phone, newest first."""
+public page shows it on a phone, newest first. A dispatch system's Cancel of its own Alert, still a draft
+here, withdraws it from under an operator's open preview: starting it then sends nothing."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from bot.api.cap import cap_sender
-from bot.cap.document import NS, CapChangeMessage, read_cap
+from bot.cap.document import NS, CapAlert, CapChangeMessage, CapReference, read_cap
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
-from storage.actions import get_action
+from storage.actions import ActionDraft, get_action
 from storage.models import ActionOutcome, ActionUpdate, AuditEvent, CapChange, CapChangeStatus
 from tests.browser.conftest import LiveRoom, shot
 from tests.browser.test_controlroom_browser import _login
@@ -174,3 +177,72 @@ def test_an_update_still_open_on_a_phone_after_a_colleague_closed_the_action_is_
         change = session.get(CapChange, change_id)
         assert session.exec(select(ActionUpdate)).all() == []
     assert change is not None and change.status is CapChangeStatus.LAPSED
+
+
+DISPATCH_ALERT = f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="{NS}">
+  <identifier>MK-OOST-2026-0077</identifier>
+  <sender>meldkamer-oost@politie.example</sender>
+  <sent>2026-11-20T15:25:00+01:00</sent>
+  <status>Actual</status>
+  <msgType>{{msg_type}}</msgType>
+  <scope>Public</scope>{{references}}
+  <info>
+    <language>nl-NL</language>
+    <category>Rescue</category>
+    <event>Vermissing</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Observed</certainty>
+    <headline>Vermist: Noah (8), blauwe jas</headline>
+    <description>Noah is sinds 15:00 weg bij het Volkspark.</description>
+    <instruction>Ziet u hem? Bel 112.</instruction>
+    <area><areaDesc>Enschede</areaDesc><circle>52.2215,6.8937 2</circle></area>
+  </info>
+</alert>"""
+
+
+def test_a_dispatch_systems_cancel_withdraws_its_draft_from_under_an_operators_open_preview(
+    live_room: LiveRoom, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    room = live_room
+    changes = _changes(room)
+    alert = read_cap(DISPATCH_ALERT.format(msg_type="Alert", references="").encode())
+    assert isinstance(alert, CapAlert)
+    source = CapReference(sender=alert.sender, identifier=alert.identifier, sent=alert.sent)
+    draft = ActionDraft(
+        type=alert.type,
+        headline=alert.headline,
+        description=alert.description,
+        instruction=alert.instruction,
+        area=alert.area,
+        expires_at=room.runtime.clock() + timedelta(hours=2),
+    )
+    action = changes.actions.create(draft, actor=f"cap:{alert.sender}", created_by="cap", cap_alert=source)
+
+    # An operator on a phone has the draft's preview open, ready to start it.
+    phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
+    _login(phone, room.url, "olga")
+    phone.goto(f"{room.url}/controlroom/actions/{action.id}")
+    expect(phone.get_by_role("button", name="Start de actie")).to_be_visible()
+
+    # The dispatch system withdraws its Alert: the draft is cancelled at once, no operator needed.
+    cancel = DISPATCH_ALERT.format(
+        msg_type="Cancel",
+        references="<references>meldkamer-oost@politie.example,MK-OOST-2026-0077,2026-11-20T15:25:00+01:00"
+        "</references>",
+    ).replace("<identifier>MK-OOST-2026-0077</identifier>", "<identifier>MK-OOST-2026-0077-C</identifier>")
+    message = read_cap(cancel.encode())
+    assert isinstance(message, CapChangeMessage)
+    assert changes.receive(message).status is CapChangeStatus.SENT
+
+    phone.get_by_label(re.compile("Ik heb de tekst en het gebied gecontroleerd")).check()
+    phone.get_by_role("button", name="Start de actie").click()
+    # Back on the action's page, which says why and shows it withdrawn.
+    expect(phone.locator(".flash")).to_have_text("Deze actie is al gestart, afgesloten of ingetrokken.")
+    expect(phone.locator("#action-status")).to_have_text("ingetrokken")
+    expect(phone.get_by_role("button", name="Start de actie")).to_have_count(0)
+    shot(phone, "cap-cancelled-draft-420")
+    assert room.fake.messages() == []
