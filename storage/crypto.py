@@ -46,10 +46,10 @@ class DataVault:
         """Encrypt a value for storage."""
         return self._fernet.encrypt(value.encode()).decode()
 
-    def decrypt(self, token: str) -> str:
-        """Decrypt a stored value."""
+    def decrypt(self, token: str, *, ttl: int | None = None) -> str:
+        """Decrypt a stored value (`ttl`: refused when encrypted more than that many seconds ago)."""
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return self._fernet.decrypt(token.encode(), ttl=ttl).decode()
         except InvalidToken as exc:
             raise DataKeyError("stored value cannot be decrypted with DATA_KEY") from exc
 

@@ -9,7 +9,6 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -25,6 +24,7 @@ from bot.controlroom.auth import ActionPoster, ActionVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room, translator
 from bot.controlroom.live import action_events, progress_of, recipient_groups
 from bot.controlroom.maps import map_config
+from bot.controlroom.notices import sealed, unsealed
 from bot.controlroom.svgmap import NL_CENTRE, NL_ZOOM, MapView, outline_path, view_for
 from bot.controlroom.tipfeed import TipNotFound, TipsUnavailable, media_response
 from bot.services.action_photos import ActionPhotos, PhotoRefused
@@ -97,7 +97,7 @@ async def actions(request: Request, visitor: ActionVisitor) -> HTMLResponse:
         active=active,
         waiting=waiting,
         others=others,
-        flash=request.query_params.get("flash"),
+        flash=unsealed(cr, request, "flash"),
     )
 
 
@@ -406,19 +406,24 @@ def _draft_values(action: Action) -> dict[str, str]:
     return values
 
 
-def _draft_or_409(cr: ControlRoom, session: Session, action_id: int, lang: str) -> Action:
+def _draft_or_none(session: Session, action_id: int) -> Action | None:
     action = _load(session, action_id)
-    if action.status is not ActionStatus.DRAFT:
-        raise HTTPException(status_code=409, detail=translator(cr.catalogue, lang)("draft.not_draft"))
-    return action
+    return action if action.status is ActionStatus.DRAFT else None
+
+
+def _not_a_draft(cr: ControlRoom, action_id: int, lang: str) -> RedirectResponse:
+    """Back to the action's page, which says it was launched (or ended) meanwhile."""
+    return _flashed(cr, action_id, translator(cr.catalogue, lang)("draft.not_draft"))
 
 
 @router.get("/actions/{action_id}/edit", response_class=HTMLResponse)
-async def edit_draft(request: Request, visitor: ActionVisitor, action_id: int) -> HTMLResponse:
+async def edit_draft(request: Request, visitor: ActionVisitor, action_id: int) -> Response:
     """The form again, filled in from the draft; a launched action cannot be edited here."""
     cr = room(request)
     with cr.sessions() as session:
-        action = _draft_or_409(cr, session, action_id, visitor.language)
+        action = _draft_or_none(session, action_id)
+    if action is None:
+        return _not_a_draft(cr, action_id, visitor.language)
     return _form_page(request, visitor, _draft_values(action), draft=action)
 
 
@@ -430,7 +435,9 @@ async def save_draft(request: Request, visitor: ActionPoster, action_id: int) ->
     values = _form_values(form)
     remove_photo = form.get("remove_photo") == "yes"
     with cr.sessions() as session:
-        action = _draft_or_409(cr, session, action_id, visitor.language)
+        action = _draft_or_none(session, action_id)
+    if action is None:
+        return _not_a_draft(cr, action_id, visitor.language)
     try:
         photo = await _photo_from_form(cr, form, visitor.language)
         with_photo = photo is not None or (action.has_photo and not remove_photo)
@@ -439,7 +446,6 @@ async def save_draft(request: Request, visitor: ActionPoster, action_id: int) ->
         message = cr.catalogue.render(visitor.language, "controlroom.form.invalid", problem=str(exc))
         return _form_page(request, visitor, values, error=message, status_code=422, draft=action)
     now = cr.clock()
-    refused = translator(cr.catalogue, visitor.language)("draft.not_draft")
     with transaction(cr.sessions) as session:
         stored = _load(session, action_id)
         # The duration counts from the launch: keep it measured from the draft's start, as the form made it.
@@ -448,7 +454,7 @@ async def save_draft(request: Request, visitor: ActionPoster, action_id: int) ->
         try:
             update_draft(session, action=stored, draft=draft)
         except ActionStateError:
-            raise HTTPException(status_code=409, detail=refused) from None
+            return _not_a_draft(cr, action_id, visitor.language)
         audit(session, now=now, actor=visitor.actor, event="action_edited", subject=f"action:{action_id}")
     try:
         if photo is not None:
@@ -456,7 +462,7 @@ async def save_draft(request: Request, visitor: ActionPoster, action_id: int) ->
         elif remove_photo:
             await asyncio.to_thread(_photos(cr).remove, action_id, actor=visitor.actor)
     except ActionStateError:
-        raise HTTPException(status_code=409, detail=refused) from None
+        return _not_a_draft(cr, action_id, visitor.language)
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 
 
@@ -485,12 +491,14 @@ async def remove_draft(request: Request, visitor: ActionPoster, action_id: int) 
     t = translator(cr.catalogue, visitor.language)
     now = cr.clock()
     with transaction(cr.sessions) as session:
-        action = _draft_or_409(cr, session, action_id, visitor.language)
+        action = _draft_or_none(session, action_id)
+        if action is None:
+            return _not_a_draft(cr, action_id, visitor.language)
         code = action.code
         try:
             delete_draft(session, action=action)
         except ActionStateError:
-            raise HTTPException(status_code=409, detail=t("draft.not_draft")) from None
+            return _not_a_draft(cr, action_id, visitor.language)
         audit(
             session,
             now=now,
@@ -499,7 +507,7 @@ async def remove_draft(request: Request, visitor: ActionPoster, action_id: int) 
             subject=f"action:{action_id}",
             detail={"code": code},
         )
-    flash = urlencode({"flash": t("draft.deleted", code=code)})
+    flash = sealed(cr, flash=t("draft.deleted", code=code))
     return RedirectResponse(f"{PREFIX}/actions?{flash}", status_code=303)
 
 
@@ -569,7 +577,7 @@ async def show(request: Request, visitor: ActionVisitor, action_id: int) -> HTML
             map_config=map_config(cr, lang=visitor.language, area=_parsed_area(action)),
             error=request.query_params.get("error"),
             missing=_municipality_names(cr, missing),
-            flash=request.query_params.get("flash"),
+            flash=unsealed(cr, request, "flash"),
             own_request=preview.action.approval_requested_by == visitor.actor,
         )
     return _live_page(request, visitor, action_id)
@@ -663,7 +671,7 @@ def _live_page(
         cap_error=cap_error,
         max_update=MAX_DESCRIPTION,
         max_instruction=MAX_INSTRUCTION,
-        flash=request.query_params.get("flash"),
+        flash=unsealed(cr, request, "flash"),
         status_code=status_code,
     )
 
@@ -689,14 +697,12 @@ async def launch(request: Request, visitor: ActionPoster, action_id: int) -> Res
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
         # A colleague (or the dispatch system's CAP Cancel) got there first: say so on the action's page.
-        return _flashed(action_id, translator(cr.catalogue, visitor.language)("preview.already"))
+        return _flashed(cr, action_id, translator(cr.catalogue, visitor.language)("preview.already"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     if result.status is ActionStatus.AWAITING_APPROVAL:
         flash = translator(cr.catalogue, visitor.language)("approval.requested")
-        return RedirectResponse(
-            f"{PREFIX}/actions/{action_id}?{urlencode({'flash': flash})}", status_code=303
-        )
+        return RedirectResponse(f"{PREFIX}/actions/{action_id}?{sealed(cr, flash=flash)}", status_code=303)
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 
 
@@ -709,7 +715,7 @@ async def approve(request: Request, visitor: ActionPoster, action_id: int) -> Re
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
-        return _flashed(action_id, translator(cr.catalogue, visitor.language)("approval.not_waiting"))
+        return _flashed(cr, action_id, translator(cr.catalogue, visitor.language)("approval.not_waiting"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
@@ -725,7 +731,7 @@ async def reject(request: Request, visitor: ActionPoster, action_id: int) -> Res
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
-        return _flashed(action_id, translator(cr.catalogue, visitor.language)("approval.not_waiting"))
+        return _flashed(cr, action_id, translator(cr.catalogue, visitor.language)("approval.not_waiting"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
@@ -781,13 +787,13 @@ async def close(request: Request, visitor: ActionPoster, action_id: int) -> Resp
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
         # A second click, or a colleague who closed it first: show the action as it now stands.
-        flash = urlencode({"flash": t("close.already")})
+        flash = sealed(cr, flash=t("close.already"))
         return RedirectResponse(f"{PREFIX}/actions/{action_id}?{flash}", status_code=303)
     return RedirectResponse(f"{PREFIX}/actions/{action_id}", status_code=303)
 
 
-def _flashed(action_id: int, message: str) -> RedirectResponse:
-    return RedirectResponse(f"{PREFIX}/actions/{action_id}?{urlencode({'flash': message})}", status_code=303)
+def _flashed(cr: ControlRoom, action_id: int, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/actions/{action_id}?{sealed(cr, flash=message)}", status_code=303)
 
 
 def _update_problem(text: str | None, instruction: str) -> str | None:
@@ -839,10 +845,10 @@ async def send_update(request: Request, visitor: ActionPoster, action_id: int) -
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
-        return _flashed(action_id, t("evolve.not_active"))
+        return _flashed(cr, action_id, t("evolve.not_active"))
     except InvalidAction:
         return again("evolve.too_long")
-    return _flashed(action_id, t("evolve.update_sent", number=row.number, count=queued))
+    return _flashed(cr, action_id, t("evolve.update_sent", number=row.number, count=queued))
 
 
 @router.post("/actions/{action_id}/cancel")
@@ -859,8 +865,8 @@ async def cancel(request: Request, visitor: ActionPoster, action_id: int) -> Res
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
-        return _flashed(action_id, t("evolve.not_active"))
-    return _flashed(action_id, t("evolve.cancelled", count=queued))
+        return _flashed(cr, action_id, t("evolve.not_active"))
+    return _flashed(cr, action_id, t("evolve.cancelled", count=queued))
 
 
 def _cap_changes(cr: ControlRoom) -> CapChanges:
@@ -896,14 +902,14 @@ async def confirm_cap_change(
     except (ActionNotFound, CapChangeNotFound):
         raise HTTPException(status_code=404, detail="no such CAP change") from None
     except CapChangeDecided as decided:
-        return _flashed(action_id, t(_DECIDED.get(decided.status, "cap_change.decided")))
+        return _flashed(cr, action_id, t(_DECIDED.get(decided.status, "cap_change.decided")))
     except ActionStateError:
-        return _flashed(action_id, t("evolve.not_active"))
+        return _flashed(cr, action_id, t("evolve.not_active"))
     except InvalidAction:
         return again("evolve.too_long")
     if change.update_no is not None:
-        return _flashed(action_id, t("cap_change.sent", number=change.update_no, count=queued))
-    return _flashed(action_id, t("cap_change.cancelled", count=queued))
+        return _flashed(cr, action_id, t("cap_change.sent", number=change.update_no, count=queued))
+    return _flashed(cr, action_id, t("cap_change.cancelled", count=queued))
 
 
 # Why a CAP change could not be confirmed or thrown away: it no longer waits (sent or discarded otherwise).
@@ -922,8 +928,8 @@ async def discard_cap_change(
     except (ActionNotFound, CapChangeNotFound):
         raise HTTPException(status_code=404, detail="no such CAP change") from None
     except CapChangeDecided as decided:
-        return _flashed(action_id, t(_DECIDED.get(decided.status, "cap_change.decided")))
-    return _flashed(action_id, t("cap_change.discarded"))
+        return _flashed(cr, action_id, t(_DECIDED.get(decided.status, "cap_change.decided")))
+    return _flashed(cr, action_id, t("cap_change.discarded"))
 
 
 WIDEN_FIELDS = ("area_kind", "radius_m", "polygon", "municipalities")
@@ -977,7 +983,7 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
-        return _flashed(action_id, t("evolve.not_active"))
+        return _flashed(cr, action_id, t("evolve.not_active"))
     except LaunchRefused as refused:
         raise _refused(cr, visitor, refused) from None
     except InvalidAction as exc:
@@ -985,7 +991,7 @@ async def widen(request: Request, visitor: ActionPoster, action_id: int) -> Resp
         if problem.kind == "municipality":
             return again(t("evolve.widen_problem.municipality", name=problem.name))
         return again(t(f"evolve.widen_problem.{problem.name if problem.kind == 'widen' else 'shape'}"))
-    return _flashed(action_id, t("evolve.widened", count=queued))
+    return _flashed(cr, action_id, t("evolve.widened", count=queued))
 
 
 @router.post("/actions/{action_id}/rings/stop")
@@ -998,8 +1004,8 @@ async def stop_rings(request: Request, visitor: ActionPoster, action_id: int) ->
     except ActionNotFound:
         raise HTTPException(status_code=404, detail="no such action") from None
     except ActionStateError:
-        return _flashed(action_id, t("evolve.rings_nothing"))
-    return _flashed(action_id, t("evolve.rings_stopped"))
+        return _flashed(cr, action_id, t("evolve.rings_nothing"))
+    return _flashed(cr, action_id, t("evolve.rings_stopped"))
 
 
 @router.get("/actions/{action_id}/stream")

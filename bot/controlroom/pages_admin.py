@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +18,7 @@ from sqlmodel import col, select
 from bot.config import Settings
 from bot.controlroom.auth import AdminPoster, AdminVisitor
 from bot.controlroom.deps import PREFIX, ControlRoom, Visitor, render, room
+from bot.controlroom.notices import sealed, unsealed
 from bot.texts import MissingText
 from storage.db import transaction
 from storage.models import ActionType, AuditEvent, Operator, OperatorRole
@@ -91,10 +91,17 @@ async def audit_log(
 
 
 @router.get("/operators", response_class=HTMLResponse)
-async def operators(
-    request: Request, visitor: AdminVisitor, flash: str = "", error: str = "", status_code: int = 200
-) -> HTMLResponse:
+async def operators(request: Request, visitor: AdminVisitor) -> HTMLResponse:
     """The accounts with their open sessions and what an admin can do to each, and a form for a new one."""
+    cr = room(request)
+    return _operators_page(
+        request, visitor, flash=unsealed(cr, request, "flash"), error=unsealed(cr, request, "error")
+    )
+
+
+def _operators_page(
+    request: Request, visitor: Visitor, *, flash: str = "", error: str = "", status_code: int = 200
+) -> HTMLResponse:
     cr = room(request)
     with cr.sessions() as session:
         accounts = list_operators(session)
@@ -148,7 +155,7 @@ async def add_operator(
     except LookupError as unknown:
         name = str(unknown.args[0]).strip()[:60]
         problem = cr.catalogue.render(visitor.language, "controlroom.form.problem.municipality", name=name)
-        return await operators(request, visitor, error=problem)
+        return _operators_page(request, visitor, error=problem)
     try:
         check_new_password(password, username=username.strip())
         password_hash = await cr.passwords.hash(password)
@@ -172,14 +179,14 @@ async def add_operator(
                 detail={"role": role.value},
             )
     except (OperatorExists, InvalidOperator) as problem:
-        return await operators(request, visitor, error=_problem(cr, visitor, problem), status_code=422)
+        return _operators_page(request, visitor, error=_problem(cr, visitor, problem), status_code=422)
     flash = cr.catalogue.render(visitor.language, "controlroom.operators.created", username=operator.username)
-    return await operators(request, visitor, flash=flash)
+    return _operators_page(request, visitor, flash=flash)
 
 
 def _done(cr: ControlRoom, visitor: Visitor, key: str, username: str, **params: object) -> Response:
     flash = cr.catalogue.render(visitor.language, f"controlroom.operators.{key}", username=username, **params)
-    return RedirectResponse(f"{PREFIX}/operators?{urlencode({'flash': flash})}", status_code=303)
+    return RedirectResponse(f"{PREFIX}/operators?{sealed(cr, flash=flash)}", status_code=303)
 
 
 def _load(session: object, operator_id: int) -> Operator:
@@ -252,7 +259,7 @@ async def reset_password(
     try:
         check_new_password(password, username=name)
     except InvalidOperator as problem:
-        return await operators(request, visitor, error=_problem(cr, visitor, problem), status_code=422)
+        return _operators_page(request, visitor, error=_problem(cr, visitor, problem), status_code=422)
     password_hash = await cr.passwords.hash(password)
     now = cr.clock()
     with transaction(cr.sessions) as session:

@@ -4,13 +4,13 @@ four-eyes rules (a launch of a type in a region needs a second operator). Shown 
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bot.controlroom.auth import AdminPoster
 from bot.controlroom.deps import PREFIX, Visitor, room, translator
+from bot.controlroom.notices import sealed
 from storage.db import transaction
 from storage.models import ActionType, Operator
 from storage.participants import audit
@@ -28,9 +28,10 @@ router = APIRouter()
 
 
 def _back(request: Request, visitor: Visitor, key: str, **params: object) -> Response:
-    message = translator(room(request).catalogue, visitor.language)(f"regions.{key}", **params)
+    cr = room(request)
+    message = translator(cr.catalogue, visitor.language)(f"regions.{key}", **params)
     field = "flash" if key.startswith("done") else "error"
-    return RedirectResponse(f"{PREFIX}/operators?{urlencode({field: message})}#regions", status_code=303)
+    return RedirectResponse(f"{PREFIX}/operators?{sealed(cr, **{field: message})}#regions", status_code=303)
 
 
 @router.post("/regions")

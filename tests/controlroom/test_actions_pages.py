@@ -607,7 +607,10 @@ async def test_a_launched_action_cannot_be_edited_or_deleted(
     else:
         data = {"csrf_token": csrf_of(page.text), "confirm": "yes", "headline": "Anders", "type": "other"}
         response = await client.post(f"{base}/{route}", data=data)
-    assert response.status_code == 409 and "al gestart" in response.text
+    # Back to the action's page, which says why.
+    assert response.status_code == 303
+    shown = await client.get(response.headers["location"])
+    assert "geen concept meer (gestart, afgesloten of ingetrokken)" in shown.text
     with sessions() as session:
         action = session.get(Action, action_id)
     assert action is not None and action.status == ActionStatus.ACTIVE

@@ -344,10 +344,14 @@ async def test_markup_is_shown_as_text_on_every_page(whole: Whole) -> None:
             pages[path] = await http.get(concrete(path, whole))
             if "{action_id}" in path:
                 pages[path + " (draft)"] = await http.get(concrete(path, whole, draft=True))
-        # Messages the pages take from their query string (after a redirect) are reflected as text too.
-        reflected = {"flash": SCRIPT, "error": IMG}
+        # Notices the pages take from their query string (after a redirect) are reflected as text too.
+        vault = whole.runtime.vault
+        reflected = {"flash": vault.encrypt(SCRIPT), "error": vault.encrypt(IMG)}
+        # A link with notices the app did not seal shows none of them.
+        forged = {"flash": SCRIPT, "error": IMG}
         for path in ("/controlroom/actions/{action_id}", "/controlroom/operators"):
             pages[path + " (reflected)"] = await http.get(concrete(path, whole), params=reflected)
+            pages[path + " (forged)"] = await http.get(concrete(path, whole), params=forged)
         draft = concrete("/controlroom/actions/{action_id}", whole, draft=True)
         pages["preview (reflected)"] = await http.get(draft, params=reflected)
     async with client_for(whole.app) as http:
@@ -372,6 +376,9 @@ async def test_markup_is_shown_as_text_on_every_page(whole: Whole) -> None:
     ):
         assert escaped in shown[name], name
     assert "&#34;&gt;&lt;img" in shown["/controlroom/actions/{action_id}"]
+    assert "&#34;&gt;&lt;img" in shown["/controlroom/operators (reflected)"]
+    for name in ("/controlroom/actions/{action_id} (forged)", "/controlroom/operators (forged)"):
+        assert 'class="flash"' not in shown[name] and 'class="error"' not in shown[name], name
 
 
 def test_the_page_script_builds_tips_with_text_nodes_only() -> None:
