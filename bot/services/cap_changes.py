@@ -151,9 +151,10 @@ class CapChanges:
         actor = f"cap:{message.sender}"[:120]
         with transaction(self.actions.sessions) as session:
             action = self._referenced(session, message.references)
-            if message.msg_type == "Cancel" and action.status in NOT_SENT_YET:
-                return self._cancel_unsent(session, action, message, actor=actor, now=now)
-            if action.status is not ActionStatus.ACTIVE:
+            # A Cancel of a draft (or one awaiting approval) takes effect at once: nothing went out, nobody
+            # gets a message, and an operator can no longer launch what its source has withdrawn.
+            at_once = message.msg_type == "Cancel" and action.status in NOT_SENT_YET
+            if action.status is not ActionStatus.ACTIVE and not at_once:
                 raise ActionStateError(
                     f"action {action.code} is {action.status.value}: only an active action takes "
                     f"a CAP {message.msg_type}"
@@ -171,6 +172,9 @@ class CapChanges:
                 kind = CapChangeKind.CANCEL
                 text = message.note or message.description
                 instruction = ""
+            if at_once:
+                # Before the change is stored: cancelling lapses the action's changes still waiting.
+                self.actions.cancel_in(session, action.id or 0, reason=text[:MAX_TEXT], actor=actor, now=now)
             change = add_cap_change(
                 session,
                 action=action,
@@ -182,48 +186,22 @@ class CapChanges:
                 sent=message.sent,
                 now=now,
             )
+            detail: dict[str, object] = {
+                "change": change.id,
+                "kind": kind.value,
+                "identifier": message.identifier[:120],
+            }
+            if at_once:
+                decide_cap_change(session, change=change, status=CapChangeStatus.SENT, actor=actor, now=now)
+                detail["at_once"] = True
             audit(
                 session,
                 now=now,
                 actor=actor,
                 event="cap_change_received",
                 subject=f"action:{action.id}",
-                detail={"change": change.id, "kind": kind.value, "identifier": message.identifier[:120]},
+                detail=detail,
             )
-        return change
-
-    def _cancel_unsent(
-        self, session: Session, action: Action, message: CapChangeMessage, *, actor: str, now: datetime
-    ) -> CapChange:
-        """A Cancel of a draft (or one awaiting approval) takes effect at once: nothing went out, nobody
-        gets a message, and an operator can no longer launch what its source has withdrawn."""
-        reason = (message.note or message.description)[:MAX_TEXT]
-        self.actions.cancel_in(session, action.id or 0, reason=reason, actor=actor, now=now)
-        change = add_cap_change(
-            session,
-            action=action,
-            kind=CapChangeKind.CANCEL,
-            text=reason,
-            instruction="",
-            sender=message.sender,
-            identifier=message.identifier,
-            sent=message.sent,
-            now=now,
-        )
-        decide_cap_change(session, change=change, status=CapChangeStatus.SENT, actor=actor, now=now)
-        audit(
-            session,
-            now=now,
-            actor=actor,
-            event="cap_change_received",
-            subject=f"action:{action.id}",
-            detail={
-                "change": change.id,
-                "kind": "cancel",
-                "identifier": message.identifier[:120],
-                "unsent": True,
-            },
-        )
         return change
 
     def waiting(self, action_id: int) -> list[CapChange]:

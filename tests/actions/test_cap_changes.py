@@ -5,7 +5,7 @@ unknown reference is a 422, an action that no longer runs a 409, invalid CAP a 4
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -341,7 +341,9 @@ def test_an_action_that_no_longer_runs_is_a_409(
         assert session.exec(select(CapChange)).all() == []
 
 
-def test_a_draft_takes_no_cap_update(client: TestClient, clock: FixedClock) -> None:
+def test_our_own_draft_takes_no_cap_update_but_a_cancel_withdraws_it(
+    client: TestClient, clock: FixedClock
+) -> None:
     body = {
         "type": "other",
         "headline": "Inbraak",
@@ -354,6 +356,10 @@ def test_a_draft_takes_no_cap_update(client: TestClient, clock: FixedClock) -> N
     response = client.post("/api/v1/cap", headers=CAP, content=_message("Update", reference, description="x"))
     assert response.status_code == 409
     assert "is draft" in response.json()["detail"]
+    response = client.post("/api/v1/cap", headers=CAP, content=_message("Cancel", reference, info=False))
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "sent"
+    assert client.get(f"/api/v1/actions/{draft['id']}", headers=AUTH).json()["status"] == "cancelled"
 
 
 @pytest.mark.parametrize(
@@ -455,25 +461,30 @@ def test_the_same_message_twice_at_once_is_one_change(
     changes = CapChanges(actions=service, sender=SENDER)
     message = read_cap(_message("Update", _reference(action), description="Rode pet."))
     assert isinstance(message, CapChangeMessage)
+    assert _twice_at_once(lambda: changes.receive(message), CapMessageSeen) == ["seen", "stored"]
+    with sessions() as session:
+        assert len(session.exec(select(CapChange)).all()) == 1
+
+
+def _twice_at_once(post: Callable[[], object], seen: type[Exception]) -> list[str]:
+    """Run `post` in two threads let go at the same moment; what each came to, sorted."""
     start = threading.Barrier(2)
     results: list[str] = []
 
-    def post() -> None:
+    def run() -> None:
         start.wait()
         try:
-            changes.receive(message)
+            post()
             results.append("stored")
-        except CapMessageSeen:
+        except seen:
             results.append("seen")
 
-    threads = [threading.Thread(target=post) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(results) == ["seen", "stored"]
-    with sessions() as session:
-        assert len(session.exec(select(CapChange)).all()) == 1
+    return sorted(results)
 
 
 ALERT_ID = "MK-OOST-2026-0042"
@@ -504,6 +515,21 @@ def _dispatch_alert(identifier: str = ALERT_ID) -> bytes:
     <area><areaDesc>Enschede</areaDesc><circle>{ENSCHEDE[0]},{ENSCHEDE[1]} 3</circle></area>
   </info>
 </alert>""".encode()
+
+
+def draft_of_dispatch_alert(expires_at: datetime) -> tuple[ActionDraft, CapReference]:
+    """The draft `POST /api/v1/cap` makes of the dispatch system's Alert, and the Alert it came from."""
+    alert = read_cap(_dispatch_alert())
+    assert isinstance(alert, CapAlert)
+    draft = ActionDraft(
+        type=alert.type,
+        headline=alert.headline,
+        description=alert.description,
+        instruction=alert.instruction,
+        area=alert.area,
+        expires_at=expires_at,
+    )
+    return draft, CapReference(sender=alert.sender, identifier=alert.identifier, sent=alert.sent)
 
 
 def _launched_from_cap(client: TestClient) -> dict[str, Any]:
@@ -597,34 +623,12 @@ def test_the_same_alert_twice_at_once_is_one_draft(
     service = ActionService(
         sessions=sessions, clock=clock, book=book, texts=texts, settings=dispatch_settings()
     )
-    alert = read_cap(_dispatch_alert())
-    assert isinstance(alert, CapAlert)
-    draft = ActionDraft(
-        type=alert.type,
-        headline=alert.headline,
-        description=alert.description,
-        instruction=alert.instruction,
-        area=alert.area,
-        expires_at=clock() + timedelta(hours=2),
-    )
-    source = CapReference(sender=alert.sender, identifier=alert.identifier, sent=alert.sent)
-    start = threading.Barrier(2)
-    results: list[str] = []
+    draft, source = draft_of_dispatch_alert(clock() + timedelta(hours=2))
 
     def post() -> None:
-        start.wait()
-        try:
-            service.create(draft, actor="cap:test", created_by="cap", cap_alert=source)
-            results.append("stored")
-        except CapAlertSeen:
-            results.append("seen")
+        service.create(draft, actor="cap:test", created_by="cap", cap_alert=source)
 
-    threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sorted(results) == ["seen", "stored"]
+    assert _twice_at_once(post, CapAlertSeen) == ["seen", "stored"]
     with sessions() as session:
         assert len(session.exec(select(Action)).all()) == 1
 
@@ -651,19 +655,3 @@ def test_a_cancel_of_an_alert_still_a_draft_cancels_it_at_once_and_sends_nothing
     # The same Cancel again is the same change, not a second cancel.
     again = client.post("/api/v1/cap", headers=CAP, content=cancel)
     assert again.status_code == 409, again.text
-
-
-def test_a_cancel_of_our_own_draft_cancels_it(client: TestClient, clock: FixedClock) -> None:
-    body = {
-        "type": "other",
-        "headline": "Inbraak",
-        "description": "Inbraak aan de Hengelosestraat.",
-        "area": {"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 3000}},
-        "expires_at": (clock() + timedelta(hours=2)).isoformat(),
-    }
-    draft = client.post("/api/v1/actions", headers=AUTH, json=body).json()
-    reference = f"{SENDER},burgernet-{draft['code']},{cap_time(_at(draft['created_at']))}"
-    response = client.post("/api/v1/cap", headers=CAP, content=_message("Cancel", reference, info=False))
-    assert response.status_code == 201, response.text
-    assert response.json()["status"] == "sent"
-    assert client.get(f"/api/v1/actions/{draft['id']}", headers=AUTH).json()["status"] == "cancelled"

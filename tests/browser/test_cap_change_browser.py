@@ -14,11 +14,12 @@ import pytest
 from sqlmodel import select
 
 from bot.api.cap import cap_sender
-from bot.cap.document import NS, CapAlert, CapChangeMessage, CapReference, read_cap
+from bot.cap.document import NS, CapChangeMessage, read_cap
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
-from storage.actions import ActionDraft, get_action
+from storage.actions import get_action
 from storage.models import ActionOutcome, ActionUpdate, AuditEvent, CapChange, CapChangeStatus
+from tests.actions.test_cap_changes import ALERT_REFERENCE, _message, draft_of_dispatch_alert
 from tests.browser.conftest import LiveRoom, shot
 from tests.browser.test_controlroom_browser import _login
 from tests.browser.test_evolve_browser import _launched
@@ -179,29 +180,6 @@ def test_an_update_still_open_on_a_phone_after_a_colleague_closed_the_action_is_
     assert change is not None and change.status is CapChangeStatus.LAPSED
 
 
-DISPATCH_ALERT = f"""<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="{NS}">
-  <identifier>MK-OOST-2026-0077</identifier>
-  <sender>meldkamer-oost@politie.example</sender>
-  <sent>2026-11-20T15:25:00+01:00</sent>
-  <status>Actual</status>
-  <msgType>{{msg_type}}</msgType>
-  <scope>Public</scope>{{references}}
-  <info>
-    <language>nl-NL</language>
-    <category>Rescue</category>
-    <event>Vermissing</event>
-    <urgency>Immediate</urgency>
-    <severity>Severe</severity>
-    <certainty>Observed</certainty>
-    <headline>Vermist: Noah (8), blauwe jas</headline>
-    <description>Noah is sinds 15:00 weg bij het Volkspark.</description>
-    <instruction>Ziet u hem? Bel 112.</instruction>
-    <area><areaDesc>Enschede</areaDesc><circle>52.2215,6.8937 2</circle></area>
-  </info>
-</alert>"""
-
-
 def test_a_dispatch_systems_cancel_withdraws_its_draft_from_under_an_operators_open_preview(
     live_room: LiveRoom, browser: Any
 ) -> None:
@@ -209,18 +187,8 @@ def test_a_dispatch_systems_cancel_withdraws_its_draft_from_under_an_operators_o
 
     room = live_room
     changes = _changes(room)
-    alert = read_cap(DISPATCH_ALERT.format(msg_type="Alert", references="").encode())
-    assert isinstance(alert, CapAlert)
-    source = CapReference(sender=alert.sender, identifier=alert.identifier, sent=alert.sent)
-    draft = ActionDraft(
-        type=alert.type,
-        headline=alert.headline,
-        description=alert.description,
-        instruction=alert.instruction,
-        area=alert.area,
-        expires_at=room.runtime.clock() + timedelta(hours=2),
-    )
-    action = changes.actions.create(draft, actor=f"cap:{alert.sender}", created_by="cap", cap_alert=source)
+    draft, source = draft_of_dispatch_alert(room.runtime.clock() + timedelta(hours=2))
+    action = changes.actions.create(draft, actor=f"cap:{source.sender}", created_by="cap", cap_alert=source)
 
     # An operator on a phone has the draft's preview open, ready to start it.
     phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
@@ -229,12 +197,10 @@ def test_a_dispatch_systems_cancel_withdraws_its_draft_from_under_an_operators_o
     expect(phone.get_by_role("button", name="Start de actie")).to_be_visible()
 
     # The dispatch system withdraws its Alert: the draft is cancelled at once, no operator needed.
-    cancel = DISPATCH_ALERT.format(
-        msg_type="Cancel",
-        references="<references>meldkamer-oost@politie.example,MK-OOST-2026-0077,2026-11-20T15:25:00+01:00"
-        "</references>",
-    ).replace("<identifier>MK-OOST-2026-0077</identifier>", "<identifier>MK-OOST-2026-0077-C</identifier>")
-    message = read_cap(cancel.encode())
+    cancel = _message(
+        "Cancel", ALERT_REFERENCE, identifier="MK-OOST-2026-0042-C", info=False, note="Vergissing."
+    )
+    message = read_cap(cancel)
     assert isinstance(message, CapChangeMessage)
     assert changes.receive(message).status is CapChangeStatus.SENT
 
