@@ -125,21 +125,24 @@ def _message(
     references: str,
     *,
     identifier: str = "MK-OOST-2026-0042-1",
+    sent: str = "2026-11-20T15:40:00+01:00",
+    headline: str = "Vermist: jongen (8)",
     description: str = "",
     instruction: str = "",
     info: bool = True,
     note: str = "",
+    area: str = "",
 ) -> bytes:
-    """A dispatch system's CAP Update or Cancel."""
+    """A dispatch system's CAP message: an Update or Cancel (with `references`), or its own Alert."""
     body = f"""<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="{NS}">
   <identifier>{identifier}</identifier>
   <sender>{DISPATCH}</sender>
-  <sent>2026-11-20T15:40:00+01:00</sent>
+  <sent>{sent}</sent>
   <status>Actual</status>
   <msgType>{msg_type}</msgType>
   <scope>Public</scope>{f"<note>{note}</note>" if note else ""}
-  <references>{references}</references>"""
+  {f"<references>{references}</references>" if references else ""}"""
     if info:
         body += f"""
   <info>
@@ -149,9 +152,10 @@ def _message(
     <urgency>Immediate</urgency>
     <severity>Severe</severity>
     <certainty>Observed</certainty>
-    <headline>Vermist: jongen (8)</headline>
+    <headline>{headline}</headline>
     {f"<description>{description}</description>" if description else ""}
     {f"<instruction>{instruction}</instruction>" if instruction else ""}
+    {area}
   </info>"""
     return (body + "\n</alert>").encode()
 
@@ -494,27 +498,16 @@ ALERT_REFERENCE = f"{DISPATCH},{ALERT_ID},{ALERT_SENT}"
 
 def _dispatch_alert(identifier: str = ALERT_ID) -> bytes:
     """A dispatch system's own CAP Alert, as it posts it to become a draft here."""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="{NS}">
-  <identifier>{identifier}</identifier>
-  <sender>{DISPATCH}</sender>
-  <sent>{ALERT_SENT}</sent>
-  <status>Actual</status>
-  <msgType>Alert</msgType>
-  <scope>Public</scope>
-  <info>
-    <language>nl-NL</language>
-    <category>Rescue</category>
-    <event>Vermissing</event>
-    <urgency>Immediate</urgency>
-    <severity>Severe</severity>
-    <certainty>Observed</certainty>
-    <headline>Vermist: jongen (8), blauwe jas</headline>
-    <description>{DESCRIPTION}</description>
-    <instruction>{INSTRUCTION}</instruction>
-    <area><areaDesc>Enschede</areaDesc><circle>{ENSCHEDE[0]},{ENSCHEDE[1]} 3</circle></area>
-  </info>
-</alert>""".encode()
+    return _message(
+        "Alert",
+        "",
+        identifier=identifier,
+        sent=ALERT_SENT,
+        headline="Vermist: jongen (8), blauwe jas",
+        description=DESCRIPTION,
+        instruction=INSTRUCTION,
+        area=f"<area><areaDesc>Enschede</areaDesc><circle>{ENSCHEDE[0]},{ENSCHEDE[1]} 3</circle></area>",
+    )
 
 
 def draft_of_dispatch_alert(expires_at: datetime) -> tuple[ActionDraft, CapReference]:

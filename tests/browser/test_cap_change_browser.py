@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 from bot.api.cap import cap_sender
-from bot.cap.document import NS, CapChangeMessage, read_cap
+from bot.cap.document import CapChangeMessage, read_cap
 from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
 from storage.actions import get_action
@@ -50,27 +50,15 @@ def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:
         action = get_action(session, action_id=action_id)
     assert action.launched_at is not None
     sent = action.launched_at.replace(microsecond=0).isoformat()
-    document = f"""<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="{NS}">
-  <identifier>MK-OOST-2026-0042-2</identifier>
-  <sender>meldkamer-oost@politie.example</sender>
-  <sent>{sent}</sent>
-  <status>Actual</status>
-  <msgType>Update</msgType>
-  <scope>Public</scope>
-  <references>{changes.sender},burgernet-{action.code},{sent}</references>
-  <info>
-    <language>nl-NL</language>
-    <category>Rescue</category>
-    <event>Vermissing</event>
-    <urgency>Immediate</urgency>
-    <severity>Severe</severity>
-    <certainty>Observed</certainty>
-    <headline>{action.headline}</headline>
-    <description>{action.description}\n\n{NEWS}</description>
-    <instruction>{INSTRUCTION}</instruction>
-  </info>
-</alert>""".encode()
+    document = _message(
+        "Update",
+        f"{changes.sender},burgernet-{action.code},{sent}",
+        identifier="MK-OOST-2026-0042-2",
+        sent=sent,
+        headline=action.headline,
+        description=f"{action.description}\n\n{NEWS}",
+        instruction=INSTRUCTION,
+    )
     message = read_cap(document)
     assert isinstance(message, CapChangeMessage)
     change = changes.receive(message)
