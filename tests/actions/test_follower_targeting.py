@@ -165,3 +165,38 @@ def test_only_active_reachable_followers(
             participant.status = ParticipantStatus.UNSUBSCRIBED
         session.add_all([row, participant])
     assert (follower in ids(sessions, Municipalities(("0153",)), clock())) is gets_it
+
+
+def test_an_area_nobody_follows_costs_no_join(
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed_follower(sessions, vault, book, clock(), "7511")
+
+    def no_join() -> None:
+        raise AssertionError("the followers' join was built for an area nobody follows")
+
+    monkeypatch.setattr("storage.targeting._followers_query", no_join)
+    centre = book.lookup("1012")
+    assert ids(sessions, Circle(centre.lat, centre.lon, 5_000), clock()) == []
+
+
+@pytest.mark.parametrize("by_id", [True, False], ids=["few-by-id", "many-by-box"])
+def test_followers_found_by_id_or_by_the_whole_join_are_the_same(
+    sessions: SessionFactory,
+    vault: DataVault,
+    book: PostcodeBook,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    by_id: bool,
+) -> None:
+    near = seed_follower(sessions, vault, book, clock(), "7511")
+    far = seed_follower(sessions, vault, book, clock(), "7522", "7511")
+    seed_follower(sessions, vault, book, clock(), "1012")
+    if not by_id:
+        monkeypatch.setattr("storage.targeting.FOLLOWED_BY_ID", 1)
+    centre = book.lookup("7511")
+    assert sorted(ids(sessions, Circle(centre.lat, centre.lon, 10_000), clock())) == sorted([near, far])
