@@ -156,6 +156,36 @@ def test_a_conversation_survives_reload_and_shows_times_and_parts(
     context.close()
 
 
+def test_a_message_typed_while_wissen_is_under_way_waits_for_it(
+    simulator_app: SimulatorApp, browser: Any
+) -> None:
+    from playwright.sync_api import Route, expect
+
+    context = browser.new_context(viewport=PHONE_SIZE, locale="nl-NL", timezone_id="Europe/Amsterdam")
+    page = context.new_page()
+    page.goto(f"{simulator_app.url}/simulator")
+    _answered(page, "hallo")
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route("**/simulator/reset", hold)
+    page.get_by_role("button", name="Wissen").click()
+    _say(page, "AANMELDEN")
+    # The reset is still on its way while the message is typed (a slow server): the page must not post
+    # the message first, or the reset that follows wipes it.
+    page.wait_for_timeout(500)
+    assert len(held) == 1
+    held[0].continue_()
+    log = page.get_by_role("log")
+    expect(log.locator(".msg.me")).to_have_count(1)
+    expect(log.locator(".msg.me").first).to_contain_text("AANMELDEN")
+    expect(log.locator(".msg.bot")).to_have_count(1)
+    expect(log.locator(".msg.bot").first).to_contain_text("16+")
+    context.close()
+
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE_SIZE], ids=["desktop", "phone"])
 def test_telegram_shares_a_phone_number_in_its_own_look(
     simulator_app: SimulatorApp, browser: Any, size: dict[str, int]
@@ -209,6 +239,7 @@ def test_docs_screenshots(simulator_app: SimulatorApp, browser: Any) -> None:
         page.goto(f"{app.url}/simulator")
         page.get_by_role("button", name="Wissen").click()
         expect(page.get_by_role("log").locator(".msg")).to_have_count(0)
+        # Sent at once: the page holds it until the reset has answered, or the reset would wipe it.
         for text in ["AANMELDEN", "JA", "Sanne", "7511 AB 12", "JA"]:
             _answered(page, text)
         tip = "Ik zag een man in een rode jas richting het station lopen"
