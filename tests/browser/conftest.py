@@ -26,6 +26,7 @@ from twilio.request_validator import RequestValidator
 from bot.app import create_app
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
+from bot.services.actions import ActionService
 from bot.tips.wiring import Timings
 from storage.crypto import new_data_key
 from storage.db import transaction
@@ -226,6 +227,17 @@ class LiveRoom:
                 return got
             assert time.monotonic() < deadline, f"only {len(got)} of {count} messages reached {to}"
             time.sleep(0.05)
+
+    def actions(self) -> ActionService:
+        """The actions' use cases on the running app's storage, as the API builds them."""
+        runtime = self.runtime
+        return ActionService(
+            sessions=runtime.sessions,
+            clock=runtime.clock,
+            book=runtime.book,
+            texts=runtime.texts,
+            settings=self.settings,
+        )
 
     def sids(self, to: str) -> list[str]:
         """The sids fake Twilio gave the messages to an address, oldest first."""

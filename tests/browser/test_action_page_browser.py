@@ -16,7 +16,6 @@ import pytest
 from PIL import Image, ImageDraw
 from sqlmodel import select
 
-from bot.services.actions import ActionService
 from storage.models import ActionOutcome, ActionPhoto
 from tests.browser.conftest import WAIT_S, LiveRoom, shot
 from tests.controlroom.conftest import PASSWORD
@@ -121,14 +120,7 @@ def test_the_public_page_shows_the_photo_and_goes_dark_after_close(
     # Closing the action: the page says only that it is over; the photo is gone.
     with room.runtime.sessions() as session:
         assert len(session.exec(select(ActionPhoto)).all()) == 1
-    service = ActionService(
-        sessions=room.runtime.sessions,
-        clock=room.runtime.clock,
-        book=room.runtime.book,
-        texts=room.runtime.texts,
-        settings=room.settings,
-    )
-    service.close(action_id, outcome=ActionOutcome.FOUND, closing_text=CLOSING, actor="test")
+    room.actions().close(action_id, outcome=ActionOutcome.FOUND, closing_text=CLOSING, actor="test")
     phone = browser.new_context(viewport=views["phone"], locale="nl-NL")
     reader = watch(phone.new_page())
     reader.goto(link)

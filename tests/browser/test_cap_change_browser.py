@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from bot.api.cap import cap_sender
 from bot.cap.document import CapChangeMessage, read_cap
-from bot.services.actions import ActionService
 from bot.services.cap_changes import CapChanges
 from storage.actions import get_action
 from storage.models import ActionOutcome, ActionUpdate, AuditEvent, CapChange, CapChangeStatus
@@ -31,15 +30,7 @@ INSTRUCTION = "Volg hem op afstand en bel 112."
 
 def _changes(room: LiveRoom) -> CapChanges:
     """The CAP changes' use cases on the running app's storage, as the API builds them."""
-    runtime = room.runtime
-    service = ActionService(
-        sessions=runtime.sessions,
-        clock=runtime.clock,
-        book=runtime.book,
-        texts=runtime.texts,
-        settings=room.settings,
-    )
-    return CapChanges(actions=service, sender=cap_sender(room.settings))
+    return CapChanges(actions=room.actions(), sender=cap_sender(room.settings))
 
 
 def _update_from_dispatch(room: LiveRoom, action_id: int) -> int:

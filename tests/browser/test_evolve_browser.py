@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.services.actions import ActionService
 from storage.actions import ActionDraft
 from storage.models import Action, ActionStatus, ActionType
 from storage.vocabulary import ChannelKind
@@ -26,14 +25,7 @@ EAST = (ENSCHEDE[0], ENSCHEDE[1] + 0.049)
 
 
 def _launched(room: LiveRoom) -> tuple[int, str]:
-    runtime = room.runtime
-    service = ActionService(
-        sessions=runtime.sessions,
-        clock=runtime.clock,
-        book=runtime.book,
-        texts=runtime.texts,
-        settings=room.settings,
-    )
+    service = room.actions()
     action = service.create(
         ActionDraft(
             type=ActionType.MISSING_PERSON,
@@ -41,7 +33,7 @@ def _launched(room: LiveRoom) -> tuple[int, str]:
             description="Noah is sinds 15:00 weg bij het Volkspark.",
             instruction="Ziet u hem? Bel 112.",
             area={"circle": {"lat": ENSCHEDE[0], "lon": ENSCHEDE[1], "radius_m": 2000}},
-            expires_at=runtime.clock() + timedelta(hours=2),
+            expires_at=room.runtime.clock() + timedelta(hours=2),
         ),
         actor="test",
         created_by="api",
