@@ -136,6 +136,9 @@ def test_an_update_still_open_on_a_phone_after_a_colleague_closed_the_action_is_
     change_id = _update_from_dispatch(room, action_id)
     phone = browser.new_context(viewport={"width": 420, "height": 860}, locale="nl-NL").new_page()
     _login(phone, room.url, "olga")
+    # The page's live stream is cut, as on a phone that lost its connection: with it, the page reloads on
+    # the close and the click below races that reload; without it, the page stays as the operator saw it.
+    phone.route(f"**/controlroom/actions/{action_id}/stream*", lambda route: route.abort())
     phone.goto(f"{room.url}/controlroom/actions/{action_id}")
     card = phone.locator(f"#cap-change-{change_id}")
     expect(card.get_by_role("button", name="Versturen")).to_be_visible()
